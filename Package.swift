@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+// The native core of subinterpreter_parallelism.
+//
+// Built by setup.py (`swift build -c release -Xcc -I<python include dir>`); the product
+// `libSubinterpreterParallelism.so` is copied into the Python package as `_native<EXT_SUFFIX>`.
+import PackageDescription
+
+let package = Package(
+    name: "SubinterpreterParallelism",
+    products: [
+        .library(name: "SubinterpreterParallelism", type: .dynamic, targets: ["NativeExtension"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        // Only what Swift cannot import from <Python.h>: macros, object layouts, constants.
+        .target(name: "CPythonShim"),
+        // Threads, queues, parking, cancellation and statistics: no Python in here,
+        // so `swift test` covers it on its own.
+        .target(
+            name: "ParallelRuntime",
+            dependencies: [.product(name: "DequeModule", package: "swift-collections")]
+        ),
+        // The `_native` extension module: worker interpreters and the Python-facing types.
+        .target(
+            name: "NativeExtension",
+            dependencies: ["CPythonShim", "ParallelRuntime"],
+            linkerSettings: [
+                .unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=Sources/NativeExtension/exports.map"]),
+            ]
+        ),
+        .testTarget(name: "ParallelRuntimeTests", dependencies: ["ParallelRuntime"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,90 @@
+// The C shim: only what Swift cannot import from <Python.h> on its own
+// (macros, the object header layout, `Py_None`), plus the POSIX semaphore that
+// Swift's Glibc overlay hides behind an opaque union. No logic lives here.
+#ifndef CPYTHON_SHIM_H
+#define CPYTHON_SHIM_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <semaphore.h>
+#include <signal.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#error "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL interpreters, PEP 684)"
+#endif
+
+/// The instance layout of every type the extension defines: a Python object header
+/// followed by one retained pointer to the Swift object that does the work.
+typedef struct {
+    PyObject_HEAD
+    void *swift_object;
+} sp_BoxObject;
+
+/// Per-module state (one per interpreter that imports `_native`): the heap types and the
+/// objects the native code needs from Python, all owned by that interpreter.
+typedef struct {
+    PyObject *pool_type;
+    PyObject *queue_type;
+    PyObject *result_buffer_type;
+    PyObject *queue_closed;   /* QueueClosed exception class */
+    PyObject *queue_empty;    /* queue.Empty */
+    PyObject *queue_full;     /* queue.Full */
+    PyObject *dumps;          /* subinterpreter_parallelism._pickling.dumps, imported on first use */
+    PyObject *loads;          /* subinterpreter_parallelism._pickling.loads */
+} sp_ModuleState;
+
+/// Number of PyObject* fields in sp_ModuleState (for traverse/clear).
+#define SP_MODULE_STATE_FIELDS 8
+_Static_assert(sizeof(sp_ModuleState) == SP_MODULE_STATE_FIELDS * sizeof(PyObject *),
+               "sp_ModuleState must hold only PyObject pointers");
+
+static inline PyObject **sp_ModuleState_Fields(sp_ModuleState *state) { return (PyObject **)state; }
+static inline int sp_ModuleState_FieldCount(void) { return SP_MODULE_STATE_FIELDS; }
+static inline const char *sp_CompiledPythonVersion(void) { return PY_VERSION; }
+
+static inline PyObject *sp_None(void) { return Py_None; }
+static inline PyObject *sp_True(void) { return Py_True; }
+static inline PyObject *sp_False(void) { return Py_False; }
+static inline PyObject *sp_NewNone(void) { return Py_NewRef(Py_None); }
+static inline PyObject *sp_NewBool(int value) { return PyBool_FromLong(value); }
+
+static inline int sp_Bytes_Check(PyObject *o) { return PyBytes_Check(o); }
+static inline int sp_Unicode_Check(PyObject *o) { return PyUnicode_Check(o); }
+static inline int sp_Long_Check(PyObject *o) { return PyLong_Check(o); }
+static inline int sp_Float_Check(PyObject *o) { return PyFloat_Check(o); }
+static inline int sp_List_Check(PyObject *o) { return PyList_Check(o); }
+static inline int sp_Tuple_Check(PyObject *o) { return PyTuple_Check(o); }
+static inline int sp_Dict_Check(PyObject *o) { return PyDict_Check(o); }
+
+static inline PyObject *sp_Tuple_GET_ITEM(PyObject *t, Py_ssize_t i) { return PyTuple_GET_ITEM(t, i); }
+static inline PyObject *sp_List_GET_ITEM(PyObject *l, Py_ssize_t i) { return PyList_GET_ITEM(l, i); }
+static inline char *sp_Bytes_AS_STRING(PyObject *b) { return PyBytes_AS_STRING(b); }
+static inline Py_ssize_t sp_Bytes_GET_SIZE(PyObject *b) { return PyBytes_GET_SIZE(b); }
+
+static inline PyModuleDef_Base sp_ModuleDef_HEAD_INIT(void) {
+    PyModuleDef_Base base = PyModuleDef_HEAD_INIT;
+    return base;
+}
+static inline void *sp_MOD_PER_INTERPRETER_GIL_SUPPORTED(void) {
+    return Py_MOD_PER_INTERPRETER_GIL_SUPPORTED;
+}
+static inline void *sp_MOD_MULTIPLE_INTERPRETERS_SUPPORTED(void) {
+    return Py_MOD_MULTIPLE_INTERPRETERS_SUPPORTED;
+}
+
+/// An own-GIL, fully isolated interpreter configuration (the fields of
+/// `_PyInterpreterConfig_INIT`, which is a macro).
+static inline PyInterpreterConfig sp_IsolatedInterpreterConfig(void) {
+    PyInterpreterConfig config = {
+        .use_main_obmalloc = 0,
+        .allow_fork = 0,
+        .allow_exec = 0,
+        .allow_threads = 1,
+        .allow_daemon_threads = 0,
+        .check_multi_interp_extensions = 1,
+        .gil = PyInterpreterConfig_OWN_GIL,
+    };
+    return config;
+}
+
+#endif

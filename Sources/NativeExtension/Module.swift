@@ -1,0 +1,237 @@
+// The `_native` extension module: multi-phase initialisation, per-interpreter state, and the
+// module-level functions. Loadable in own-GIL sub-interpreters (PEP 684): no static PyObject*,
+// every Python object lives in the state of the interpreter that imported the module.
+@preconcurrency import CPythonShim
+import Glibc
+import ParallelRuntime
+
+/// CPython calls this when `subinterpreter_parallelism._native` is imported (must be public:
+/// the release build exports only public symbols, and the version script keeps just this one).
+@_cdecl("PyInit__native")
+public func PyInit__native() -> UnsafeMutablePointer<PyObject>? {
+    PyModuleDef_Init(NativeModule.definition)
+}
+
+enum NativeModule {
+    nonisolated(unsafe) static let definition: UnsafeMutablePointer<PyModuleDef> = {
+        let slots = UnsafeMutablePointer<PyModuleDef_Slot>.allocate(capacity: 3)
+        slots[0] = PyModuleDef_Slot(slot: Py_mod_exec, value: unsafeBitCast(exec, to: UnsafeMutableRawPointer.self))
+        slots[1] = PyModuleDef_Slot(slot: Py_mod_multiple_interpreters, value: sp_MOD_PER_INTERPRETER_GIL_SUPPORTED())
+        slots[2] = PyModuleDef_Slot(slot: 0, value: nil)
+        let definition = UnsafeMutablePointer<PyModuleDef>.allocate(capacity: 1)
+        definition.initialize(to: PyModuleDef(
+            m_base: sp_ModuleDef_HEAD_INIT(),
+            m_name: ("_native" as StaticString).cString,
+            m_doc: ("The Swift core of subinterpreter_parallelism: worker pools of own-GIL interpreters, the shared Queue, and native helpers." as StaticString).cString,
+            m_size: MemoryLayout<sp_ModuleState>.size,
+            m_methods: NativeTables.methods(functions),
+            m_slots: slots,
+            m_traverse: traverse,
+            m_clear: clear,
+            m_free: free))
+        return definition
+    }()
+
+    static let exec: @convention(c) (PyObjectPointer?) -> Int32 = { module in
+        guard let module, let state = ModuleState.of(module: module) else { return -1 }
+        func addType(_ spec: UnsafeMutablePointer<PyType_Spec>, _ slot: WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>) -> Bool {
+            guard let type = PyType_FromModuleAndSpec(module, spec, nil) else { return false }
+            state.pointee[keyPath: slot] = type
+            return PyModule_AddType(module, UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self)) == 0
+        }
+        guard addType(NativePool.spec, \.pool_type),
+              addType(SharedQueue.spec, \.queue_type),
+              addType(ResultBufferType.spec, \.result_buffer_type)
+        else { return -1 }
+
+        guard let queueModule = PyImport_ImportModule("queue") else { return -1 }
+        defer { Py_DecRef(queueModule) }
+        state.pointee.queue_empty = PyObject_GetAttrString(queueModule, "Empty")
+        state.pointee.queue_full = PyObject_GetAttrString(queueModule, "Full")
+        guard state.pointee.queue_empty != nil, state.pointee.queue_full != nil else { return -1 }
+        // On 3.13+, QueueClosed is also a queue.ShutDown, the stdlib's name for the same event.
+        let shutDown = PyObject_GetAttrString(queueModule, "ShutDown")
+        if shutDown == nil { PyErr_Clear() }
+        defer { Py_DecRef(shutDown) }
+        state.pointee.queue_closed = PyErr_NewExceptionWithDoc(
+            "subinterpreter_parallelism._native.QueueClosed",
+            "Raised by Queue.put/get once the queue is closed (and, for get, drained).",
+            shutDown ?? PyExc_Exception, nil)
+        guard let closedType = state.pointee.queue_closed,
+              PyModule_AddObjectRef(module, "QueueClosed", closedType) == 0
+        else { return -1 }
+
+        let constants: [(String, Int)] = [
+            ("EVENT_COMPLETED", Int(PoolEvent.Kind.completed.rawValue)),
+            ("EVENT_SKIPPED", Int(PoolEvent.Kind.skipped.rawValue)),
+            ("EVENT_INTERRUPTED", Int(PoolEvent.Kind.interrupted.rawValue)),
+            ("EVENT_WORKER_FAILED", Int(PoolEvent.Kind.workerFailed.rawValue)),
+            ("EVENT_MESSAGE", Int(PoolEvent.Kind.message.rawValue)),
+            ("EVENT_INTERNAL_ERROR", Int(PoolEvent.Kind.internalError.rawValue)),
+            ("PHASE_PENDING", Int(TaskPhase.pending.rawValue)),
+            ("PHASE_RUNNING", Int(TaskPhase.running.rawValue)),
+            ("PHASE_INTERRUPTING", Int(TaskPhase.interrupting.rawValue)),
+            ("PHASE_CANCELLED", Int(TaskPhase.cancelled.rawValue)),
+            ("PHASE_FINISHED", Int(TaskPhase.finished.rawValue)),
+            ("WORKER_STACK_SIZE", NativePool.workerStackSize),
+        ]
+        for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
+        return 0
+    }
+
+    static let traverse: @convention(c) (PyObjectPointer?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
+        module, visit, argument in
+        guard let module, let state = ModuleState.of(module: module), let visit else { return 0 }
+        let fields = sp_ModuleState_Fields(state)!
+        for i in 0..<Int(sp_ModuleState_FieldCount()) {
+            if let field = fields[i] {
+                let result = visit(field, argument)
+                if result != 0 { return result }
+            }
+        }
+        return 0
+    }
+
+    static let clear: @convention(c) (PyObjectPointer?) -> Int32 = { module in
+        guard let module, let state = ModuleState.of(module: module) else { return 0 }
+        let fields = sp_ModuleState_Fields(state)!
+        for i in 0..<Int(sp_ModuleState_FieldCount()) {
+            let field = fields[i]
+            fields[i] = nil
+            Py_DecRef(field)
+        }
+        return 0
+    }
+
+    static let free: @convention(c) (UnsafeMutableRawPointer?) -> Void = { module in
+        guard let module else { return }
+        _ = clear(module.assumingMemoryBound(to: PyObject.self))
+    }
+
+    // MARK: - Module functions
+
+    static let functions: [MethodEntry] = [
+        .fast("factorial_mod", "factorial_mod(n) -> n! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row).") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("factorial_mod", 1...1), let value = Py.int64(arguments[0]) else { return nil }
+            guard value >= 0 else { return Py.fail(PyExc_ValueError, "factorial_mod() needs n >= 0") }
+            let result = Py.withoutGIL { factorialModulo(UInt64(value)) }
+            return Py.int(result)
+        },
+        .fast("sleep", "sleep(seconds): like time.sleep, but interrupting the task (cancel, timeout, Ctrl-C) ends it at once.") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("sleep", 1...1), let seconds = Py.double(arguments[0]) else { return nil }
+            guard seconds >= 0, !seconds.isNaN else { return Py.fail(PyExc_ValueError, "sleep length must be non-negative") }
+            return BlockingCall.sleep(seconds: seconds)
+        },
+        .fast("post_message", "post_message(tag, data): from a task, send bytes to the pool's owner (delivered in order with the task's result).") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("post_message", 2...2), let tag = Py.int64(arguments[0]) else { return nil }
+            guard sp_Bytes_Check(arguments[1]) != 0 else { return Py.fail(PyExc_TypeError, "data must be bytes") }
+            guard let worker = WorkerInterpreter.current, let pool = worker.pool else {
+                return Py.fail(PyExc_RuntimeError, "post_message() works only inside a pool worker")
+            }
+            pool.post(PoolEvent(kind: .message, id: tag, task: nil,
+                                payload: ByteBuffer(copying: Py.contents(ofBytes: arguments[1])), text: nil,
+                                worker: worker.index, postedAt: MonotonicClock.now()))
+            return Py.none()
+        },
+        .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in
+            guard let worker = WorkerInterpreter.current else { return Py.none() }
+            return Py.int(Int64(worker.index))
+        },
+        .fast("_attach_queue", "_attach_queue(id): a handle to the live Queue with this id (used by unpickling).") { module, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_attach_queue", 1...1) else { return nil }
+            return SharedQueue.attach(module!, arguments[0])
+        },
+        .noArgs("build_info", "How this extension was built: Swift compiler, the Python it was compiled for.") { _, _ in
+            guard let info = PyDict_New() else { return nil }
+            let entries: [(String, String)] = [
+                ("swift", swiftCompilerVersion),
+                ("python_compiled", String(cString: sp_CompiledPythonVersion())),
+                ("stdlib", "static"),
+            ]
+            for (key, value) in entries {
+                if let text = Py.string(value) { PyDict_SetItemString(info, key, text); Py_DecRef(text) }
+            }
+            return info
+        },
+    ]
+
+    static var swiftCompilerVersion: String {
+        #if compiler(>=6.4)
+        return ">=6.4"
+        #elseif compiler(>=6.3)
+        return "6.3"
+        #elseif compiler(>=6.2)
+        return "6.2"
+        #elseif compiler(>=6.1)
+        return "6.1"
+        #else
+        return "6.0"
+        #endif
+    }
+
+    /// `k = 1; for i in range(n, 1, -1): k = k * i % 1_000_000_007`, as the demo's Python.
+    static func factorialModulo(_ n: UInt64) -> UInt64 {
+        let modulus: UInt64 = 1_000_000_007
+        var k: UInt64 = 1
+        var i = n
+        while i > 1 {
+            k = k &* (i % modulus) % modulus
+            i -= 1
+        }
+        return k
+    }
+}
+
+/// Access to the per-interpreter module state.
+enum ModuleState {
+    static func of(module: PyObjectPointer) -> UnsafeMutablePointer<sp_ModuleState>? {
+        PyModule_GetState(module)?.assumingMemoryBound(to: sp_ModuleState.self)
+    }
+
+    static func of(type: UnsafeMutablePointer<PyTypeObject>) -> UnsafeMutablePointer<sp_ModuleState>? {
+        PyType_GetModuleState(type)?.assumingMemoryBound(to: sp_ModuleState.self)
+    }
+
+    static func of(instance: PyObjectPointer) -> UnsafeMutablePointer<sp_ModuleState>? {
+        of(type: Py_TYPE(instance))
+    }
+
+    /// `_pickling.dumps`/`loads` of the instance's interpreter (borrowed), imported on first use
+    /// so that importing `_native` never imports the rest of the package.
+    static func pickling(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
+        guard let state = of(instance: instance) else {
+            return Py.fail(PyExc_RuntimeError, "_native module state is missing")
+        }
+        if state.pointee.dumps == nil || state.pointee.loads == nil {
+            guard let module = PyImport_ImportModule("subinterpreter_parallelism._pickling") else { return nil }
+            defer { Py_DecRef(module) }
+            guard let dumps = PyObject_GetAttrString(module, "dumps") else { return nil }
+            guard let loads = PyObject_GetAttrString(module, "loads") else { Py_DecRef(dumps); return nil }
+            Py_DecRef(state.pointee.dumps)
+            Py_DecRef(state.pointee.loads)
+            state.pointee.dumps = dumps
+            state.pointee.loads = loads
+        }
+        return name == "dumps" ? state.pointee.dumps : state.pointee.loads
+    }
+
+    /// `Empty`, `Full` or `QueueClosed` of the instance's interpreter (borrowed).
+    static func exception(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
+        guard let state = of(instance: instance) else { return nil }
+        switch name {
+        case "Empty": return state.pointee.queue_empty
+        case "Full": return state.pointee.queue_full
+        default: return state.pointee.queue_closed
+        }
+    }
+
+    /// A module-level function of the instance's `_native` module (new reference).
+    static func function(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
+        guard let module = PyType_GetModule(Py_TYPE(instance)) else { return nil }
+        return PyObject_GetAttrString(module, name)
+    }
+}

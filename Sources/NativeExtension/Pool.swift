@@ -1,0 +1,166 @@
+// The worker pool: how one task travels.
+//
+//   caller's interpreter (main)                 worker thread k (its own interpreter and GIL)
+//   ───────────────────────────                 ─────────────────────────────────────────────
+//   Pool.submit(id, fn, args, kwargs)
+//     encoder(fn, args, kwargs) -> bytes         (pickle / cloudpickle, timed: encode_call)
+//     Task{id, bytes kept alive}  ──► tasks: BlockingQueue<Task> ──►  lifecycle.start()
+//                                                                    memoryview over the caller's
+//                                                                    bytes (no copy)
+//                                                                    decode_call -> invoke ->
+//                                                                    encode_result / encode_error
+//                                                                    (timed: decode_call, call,
+//                                                                     encode_result)
+//   completion thread: Pool.deliver(cb) ◄── events: BlockingQueue<PoolEvent> ◄── result bytes
+//     cb(kind, id, ResultBuffer, worker)           copied into a Swift-owned ByteBuffer
+//     -> unpickle, Future.set_result (timed: result_wait, deliver); the task's bytes released
+//
+// Only bytes and Swift values cross between interpreters; a PyObject pointer never does
+// (the caller's bytes are read by the worker through a raw pointer while the caller keeps them
+// alive, and they are released by the caller's interpreter on delivery).
+// Every submitted task yields exactly one event, so nothing is lost and nothing is leaked:
+// completed, skipped (cancelled before it started) or interrupted.
+@preconcurrency import CPythonShim
+import ParallelRuntime
+import Synchronization
+
+/// One call travelling through the pool.
+final class Task: @unchecked Sendable {
+    let id: Int64
+    let lifecycle = TaskLifecycle()
+    /// The pickled call: the contents of `inputObject`.
+    let input: UnsafeRawBufferPointer
+    /// A `bytes` object owned by the submitting interpreter; released there on delivery.
+    let inputObject: PyObjectPointer
+    let submittedAt: UInt64
+
+    init(id: Int64, inputObject: PyObjectPointer, submittedAt: UInt64) {
+        self.id = id
+        self.inputObject = inputObject
+        self.input = Py.contents(ofBytes: inputObject)
+        self.submittedAt = submittedAt
+    }
+}
+
+/// Something a worker tells the submitting interpreter.
+struct PoolEvent: Sendable {
+    /// The kinds, as the Python layer sees them (`kind` argument of the delivery callback).
+    enum Kind: Int64, Sendable {
+        /// The task ran; the payload is the pickled outcome.
+        case completed = 0
+        /// The task was cancelled before a worker started it.
+        case skipped = 1
+        /// The task was interrupted while it ran.
+        case interrupted = 2
+        /// A worker could not start (interpreter, imports or initializer); payload is text.
+        case workerFailed = 3
+        /// A message a task posted with `_native.post_message`; `id` is its tag.
+        case message = 4
+        /// The runner itself failed for a task; payload is text.
+        case internalError = 5
+    }
+
+    let kind: Kind
+    let id: Int64
+    let task: Task?
+    let payload: ByteBuffer?
+    let text: String?
+    let worker: Int
+    let postedAt: UInt64
+}
+
+/// A byte buffer owned by Swift, handed between interpreters.
+final class ByteBuffer: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(copying source: UnsafeRawBufferPointer) {
+        bytes = .allocate(byteCount: max(source.count, 1), alignment: 16)
+        if let base = source.baseAddress, source.count > 0 {
+            bytes.baseAddress!.copyMemory(from: base, byteCount: source.count)
+        }
+        count = source.count
+    }
+
+    let count: Int
+
+    var contents: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes.baseAddress, count: count) }
+
+    deinit { bytes.deallocate() }
+}
+
+/// What every worker of a pool needs to start.
+struct WorkerConfiguration: Sendable {
+    /// The caller's `sys.path` at pool creation.
+    let sysPath: [String]
+    /// Pickled `(initializer, initargs, options)` for the runner's `bootstrap`, or nil.
+    let bootstrapPayload: ByteBuffer?
+    /// Stack size of worker threads: deep enough that Python's recursion limit trips first.
+    let stackSize: Int
+}
+
+/// The Python-independent heart of a pool: queues, workers, statistics.
+final class PoolCore: @unchecked Sendable {
+    let tasks = BlockingQueue<Task>()
+    let events = BlockingQueue<PoolEvent>()
+    let stats = StepStatistics()
+    let configuration: WorkerConfiguration
+    private(set) var workers: [WorkerInterpreter] = []
+    private let liveWorkers: Atomic<Int>
+    private let running = Mutex<[Int64: Task]>([:])
+
+    init(workerCount: Int, configuration: WorkerConfiguration) {
+        self.configuration = configuration
+        liveWorkers = Atomic(workerCount)
+        workers = (0..<workerCount).map { WorkerInterpreter(index: $0) }
+    }
+
+    /// Starts the worker threads. Returns false if the system refused a thread; the workers that
+    /// could not start count as exited.
+    func start() -> Bool {
+        var ok = true
+        for worker in workers where !worker.start(pool: self) {
+            ok = false
+            post(PoolEvent(kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
+                           text: "RuntimeError: could not start worker thread \(worker.index)",
+                           worker: worker.index, postedAt: MonotonicClock.now()))
+            workerExited()
+        }
+        return ok
+    }
+
+    func register(_ task: Task) {
+        running.withLock { $0[task.id] = task }
+    }
+
+    func task(withID id: Int64) -> Task? {
+        running.withLock { $0[id] }
+    }
+
+    func forget(_ task: Task) {
+        _ = running.withLock { $0.removeValue(forKey: task.id) }
+    }
+
+    func post(_ event: PoolEvent) {
+        // The event queue is unbounded and closed only after the last worker exits.
+        try? events.put(event)
+    }
+
+    /// Called by each worker thread as its very last step; the last one closes the event queue
+    /// so that the completion thread drains it and stops.
+    func workerExited() {
+        if liveWorkers.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            events.close()
+        }
+    }
+
+    var aliveWorkerCount: Int { liveWorkers.load(ordering: .acquiring) }
+
+    /// The worker running `task` now, if any.
+    func worker(running task: Task) -> WorkerInterpreter? {
+        workers.first { $0.isRunning(task) }
+    }
+
+    func joinWorkers() {
+        for worker in workers { worker.join() }
+    }
+}

@@ -1,0 +1,294 @@
+// `_native.Pool`: the Python face of `PoolCore`, used by the executor in
+// python/subinterpreter_parallelism/executor.py (never by users directly).
+@preconcurrency import CPythonShim
+import ParallelRuntime
+
+final class NativePool: NativeBacked {
+    let core: PoolCore
+    /// `encoder(fn, args, kwargs) -> bytes`, in the creating interpreter.
+    private var encoder: PyObjectPointer?
+    /// The `ResultBuffer` type of the creating interpreter's module.
+    private var resultBufferType: UnsafeMutablePointer<PyTypeObject>?
+    private var closed = false
+    /// The completion thread's parker (only that thread calls `deliver`).
+    private let deliveryParker = Parker()
+
+    init(core: PoolCore, encoder: PyObjectPointer, resultBufferType: UnsafeMutablePointer<PyTypeObject>) {
+        self.core = core
+        self.encoder = encoder
+        self.resultBufferType = resultBufferType
+        Py_IncRef(encoder)
+        Py_IncRef(UnsafeMutableRawPointer(resultBufferType).assumingMemoryBound(to: PyObject.self))
+    }
+
+    func releasePythonReferences() {
+        Py_DecRef(encoder)
+        encoder = nil
+        Py_DecRef(resultBufferType.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: PyObject.self) })
+        resultBufferType = nil
+        core.tasks.close()
+        // Inputs of tasks still queued can be released only once no worker can read them.
+        if core.aliveWorkerCount == 0 {
+            for task in core.tasks.drain() { Py_DecRef(task.inputObject) }
+            for event in core.events.drain() { if let task = event.task { Py_DecRef(task.inputObject) } }
+        }
+    }
+
+    // MARK: - Methods
+
+    /// Pool(workers, sys_path, bootstrap_payload, encoder)
+    static let new: @convention(c) (
+        UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
+    ) -> PyObjectPointer? = { type, args, kwargs in
+        guard let type, let args, PyTuple_Size(args) == 4 else {
+            return Py.fail(PyExc_TypeError, "Pool(workers, sys_path, bootstrap_payload, encoder)")
+        }
+        guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
+        guard workers >= 1 && workers <= 4096 else { return Py.fail(PyExc_ValueError, "workers must be 1..4096") }
+        let pathList = sp_Tuple_GET_ITEM(args, 1)!
+        guard sp_List_Check(pathList) != 0 else { return Py.fail(PyExc_TypeError, "sys_path must be a list of str") }
+        var sysPath: [String] = []
+        for i in 0..<PyList_Size(pathList) {
+            guard let entry = Py.swiftString(sp_List_GET_ITEM(pathList, i)) else { return nil }
+            sysPath.append(entry)
+        }
+        let payload = sp_Tuple_GET_ITEM(args, 2)!
+        var bootstrap: ByteBuffer?
+        if payload != sp_None() {
+            guard sp_Bytes_Check(payload) != 0 else { return Py.fail(PyExc_TypeError, "bootstrap_payload must be bytes") }
+            bootstrap = ByteBuffer(copying: Py.contents(ofBytes: payload))
+        }
+        let encoder = sp_Tuple_GET_ITEM(args, 3)!
+        guard PyCallable_Check(encoder) != 0 else { return Py.fail(PyExc_TypeError, "encoder must be callable") }
+        guard let state = ModuleState.of(type: type), let bufferType = state.pointee.result_buffer_type else {
+            return Py.fail(PyExc_RuntimeError, "_native module state is missing")
+        }
+        let core = PoolCore(
+            workerCount: Int(workers),
+            configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize))
+        let pool = NativePool(
+            core: core, encoder: encoder,
+            resultBufferType: UnsafeMutableRawPointer(bufferType).assumingMemoryBound(to: PyTypeObject.self))
+        guard let instance = Box.wrap(pool, as: type) else { return nil }
+        _ = core.start()  // a refused thread is reported as a workerFailed event
+        return instance
+    }
+
+    /// Worker threads get 32 MiB of stack (only touched pages cost memory), so that deep
+    /// C recursion hits Python's recursion limit long before the end of the stack.
+    static let workerStackSize = 32 << 20
+
+    static let methods: [MethodEntry] = [
+        .fast("submit", "submit(task_id, fn, args, kwargs): encode the call and queue it.") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("submit", 4...4) else { return nil }
+            return Box.unwrap(me, as: NativePool.self).submit(arguments)
+        },
+        .fast("cancel", "cancel(task_id, interrupt=True) -> 0 (too late), 1 (cancelled before it started), 2 (running task interrupted)") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("cancel", 1...2), let id = Py.int64(arguments[0]) else { return nil }
+            var interrupt = true
+            if let flag = arguments.optional(1) {
+                let truth = PyObject_IsTrue(flag)
+                if truth < 0 { return nil }
+                interrupt = truth == 1
+            }
+            return Py.int(Int64(Box.unwrap(me, as: NativePool.self).cancel(id, interrupt: interrupt)))
+        },
+        .fast("phase", "phase(task_id) -> the TaskPhase value, or -1 once delivered") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("phase", 1...1), let id = Py.int64(arguments[0]) else { return nil }
+            let task = Box.unwrap(me, as: NativePool.self).core.task(withID: id)
+            return Py.int(Int64(task.map { Int($0.lifecycle.current.rawValue) } ?? -1))
+        },
+        .noArgs("interrupt_all", "Interrupt every running task; returns how many were interrupted.") { me, _ in
+            Py.int(Int64(Box.unwrap(me, as: NativePool.self).interruptAll()))
+        },
+        .fast("deliver", "deliver(callback) -> bool: wait for events, call callback(kind, id, payload, worker) for each; False once the pool has ended.") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("deliver", 1...1) else { return nil }
+            return Box.unwrap(me, as: NativePool.self).deliver(to: arguments[0])
+        },
+        .noArgs("close", "Refuse new tasks; workers finish the queued ones and end their interpreters.") { me, _ in
+            let pool = Box.unwrap(me, as: NativePool.self)
+            pool.closed = true
+            pool.core.tasks.close()
+            return Py.none()
+        },
+        .noArgs("join", "Wait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran.") { me, _ in
+            let pool = Box.unwrap(me, as: NativePool.self)
+            Py.withoutGIL { pool.core.joinWorkers() }
+            return pool.releaseUnrunTasks()
+        },
+        .noArgs("alive_workers", "Worker threads that have not ended yet.") { me, _ in
+            Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.aliveWorkerCount))
+        },
+        .noArgs("queued", "Tasks waiting for a worker.") { me, _ in
+            Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.tasks.count))
+        },
+        .noArgs("stats", "Counters and per-step times measured by the runtime.") { me, _ in
+            Box.unwrap(me, as: NativePool.self).statsDictionary()
+        },
+    ]
+
+    nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
+        name: "subinterpreter_parallelism._native.Pool",
+        doc: "Pool(workers, sys_path, bootstrap_payload, encoder): worker threads that each own an own-GIL interpreter.",
+        methods: methods,
+        extraSlots: [PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self))])
+
+    private func submit(_ arguments: Arguments) -> PyObjectPointer? {
+        guard let id = Py.int64(arguments[0]) else { return nil }
+        guard !closed else { return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown") }
+        let start = MonotonicClock.now()
+        var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
+        guard let encoded = callArguments.withUnsafeMutableBufferPointer({
+            PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
+        }) else { return nil }
+        guard sp_Bytes_Check(encoded) != 0 else {
+            Py_DecRef(encoded)
+            return Py.fail(PyExc_TypeError, "the encoder must return bytes")
+        }
+        let task = Task(id: id, inputObject: encoded, submittedAt: MonotonicClock.now())
+        core.stats.add(.encodeCall, nanoseconds: task.submittedAt &- start)
+        core.register(task)
+        do {
+            try core.tasks.put(task)
+        } catch {
+            core.forget(task)
+            Py_DecRef(encoded)
+            return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown")
+        }
+        core.stats.count { $0.tasksSubmitted += 1 }
+        return Py.none()
+    }
+
+    private func cancel(_ id: Int64, interrupt: Bool) -> Int {
+        guard let task = core.task(withID: id) else { return 0 }
+        if task.lifecycle.cancelPending() {
+            core.stats.count { $0.tasksCancelled += 1 }
+            return 1
+        }
+        guard interrupt, task.lifecycle.requestInterrupt() else { return 0 }
+        // The worker may finish at any moment; then there is nothing left to stop, and the
+        // finished task reports itself as interrupted with its outcome attached.
+        _ = core.worker(running: task)?.interrupt(task)
+        return 2
+    }
+
+    /// After the workers have ended: releases the inputs of tasks left in the queue (no worker
+    /// can read them any more) and returns their ids as a list.
+    private func releaseUnrunTasks() -> PyObjectPointer? {
+        guard let ids = PyList_New(0) else { return nil }
+        guard core.aliveWorkerCount == 0 else { return ids }
+        core.tasks.close()
+        for task in core.tasks.drain() {
+            core.forget(task)
+            Py_DecRef(task.inputObject)
+            if let id = Py.int(task.id) {
+                PyList_Append(ids, id)
+                Py_DecRef(id)
+            }
+        }
+        return ids
+    }
+
+    private func interruptAll() -> Int {
+        var count = 0
+        for worker in core.workers {
+            guard let task = worker.currentTask, task.lifecycle.requestInterrupt() else { continue }
+            if worker.interrupt(task) { count += 1 }
+        }
+        return count
+    }
+
+    private func deliver(to callback: PyObjectPointer) -> PyObjectPointer? {
+        let parker = deliveryParker
+        let batch = Py.withoutGIL { try? core.events.getAll(parker: parker) }
+        guard let batch else { return Py.bool(false) }
+        for event in batch {
+            let start = MonotonicClock.now()
+            if event.task != nil { core.stats.add(.resultWait, nanoseconds: start &- event.postedAt) }
+            let payload: PyObjectPointer?
+            if let buffer = event.payload, let type = resultBufferType {
+                payload = Box.wrap(buffer, as: type)
+            } else if let text = event.text {
+                payload = Py.string(text)
+            } else {
+                payload = Py.none()
+            }
+            var arguments: [PyObjectPointer?] = [
+                Py.int(event.kind.rawValue), Py.int(event.id), payload, Py.int(Int64(event.worker)),
+            ]
+            let result: PyObjectPointer?
+            if arguments.contains(where: { $0 == nil }) {
+                result = nil
+            } else {
+                result = arguments.withUnsafeMutableBufferPointer {
+                    PyObject_Vectorcall(callback, $0.baseAddress, 4, nil)
+                }
+            }
+            for argument in arguments { Py_DecRef(argument) }
+            if let task = event.task {
+                core.forget(task)
+                Py_DecRef(task.inputObject)
+            }
+            if let result { Py_DecRef(result) } else { PyErr_WriteUnraisable(callback) }
+            if event.task != nil { core.stats.addSince(start, to: .deliver) }
+        }
+        return Py.bool(true)
+    }
+
+    private func statsDictionary() -> PyObjectPointer? {
+        let snapshot = core.stats.snapshot()
+        guard let result = PyDict_New(), let steps = PyDict_New() else { return nil }
+        func set(_ dict: PyObjectPointer, _ key: String, _ value: PyObjectPointer?) {
+            guard let value else { return }
+            PyDict_SetItemString(dict, key, value)
+            Py_DecRef(value)
+        }
+        set(result, "workers", Py.int(Int64(core.workers.count)))
+        set(result, "alive_workers", Py.int(Int64(core.aliveWorkerCount)))
+        set(result, "tasks_submitted", Py.int(Int64(snapshot.tasksSubmitted)))
+        set(result, "tasks_completed", Py.int(Int64(snapshot.tasksCompleted)))
+        set(result, "tasks_failed", Py.int(Int64(snapshot.tasksFailed)))
+        set(result, "tasks_cancelled", Py.int(Int64(snapshot.tasksCancelled)))
+        set(result, "tasks_interrupted", Py.int(Int64(snapshot.tasksInterrupted)))
+        set(result, "tasks_queued", Py.int(Int64(core.tasks.count)))
+        for step in Step.allCases {
+            guard let entry = PyDict_New() else { continue }
+            set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))
+            set(entry, "count", Py.int(Int64(snapshot.counts[step.rawValue])))
+            set(steps, step.name, entry)
+        }
+        set(result, "steps", steps)
+        return result
+    }
+}
+
+// MARK: - ResultBuffer
+
+extension ByteBuffer: NativeBacked {}
+
+/// `_native.ResultBuffer`: a read-only buffer over a worker's encoded outcome, so that the
+/// caller unpickles it without another copy.
+enum ResultBufferType {
+    static let getBuffer: @convention(c) (PyObjectPointer?, UnsafeMutablePointer<Py_buffer>?, Int32) -> Int32 = {
+        instance, view, flags in
+        let buffer = Box.unwrap(instance, as: ByteBuffer.self)
+        return PyBuffer_FillInfo(view, instance, buffer.bytes.baseAddress, Py_ssize_t(buffer.count), 1, flags)
+    }
+
+    static let length: @convention(c) (PyObjectPointer?) -> Py_ssize_t = { instance in
+        Py_ssize_t(Box.unwrap(instance, as: ByteBuffer.self).count)
+    }
+
+    nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
+        name: "subinterpreter_parallelism._native.ResultBuffer",
+        doc: "Read-only bytes of a task's encoded outcome (supports the buffer protocol).",
+        methods: [],
+        extraSlots: [
+            PyType_Slot(slot: Py_bf_getbuffer, pfunc: unsafeBitCast(getBuffer, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(slot: Py_sq_length, pfunc: unsafeBitCast(length, to: UnsafeMutableRawPointer.self)),
+        ])
+}

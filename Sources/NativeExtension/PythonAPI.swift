@@ -1,0 +1,109 @@
+// The one funnel for the CPython C API: small wrappers that make reference ownership explicit.
+// Every other file calls these instead of juggling PyObject pointers on its own.
+@preconcurrency import CPythonShim
+
+/// A pointer to a Python object. Which interpreter it belongs to is the caller's business:
+/// such a pointer never crosses from one interpreter to another.
+typealias PyObjectPointer = UnsafeMutablePointer<PyObject>
+
+/// A new (owned) reference, or nil with a Python exception set.
+typealias NewReference = PyObjectPointer?
+
+enum Py {
+    /// A new reference to `None`.
+    static func none() -> PyObjectPointer { sp_NewNone() }
+
+    static func bool(_ value: Bool) -> PyObjectPointer { sp_NewBool(value ? 1 : 0) }
+
+    static func int(_ value: Int64) -> NewReference { PyLong_FromLongLong(value) }
+
+    static func int(_ value: UInt64) -> NewReference { PyLong_FromUnsignedLongLong(value) }
+
+    static func float(_ value: Double) -> NewReference { PyFloat_FromDouble(value) }
+
+    static func string(_ value: String) -> NewReference {
+        var copy = value
+        return copy.withUTF8 { buffer in
+            PyUnicode_FromStringAndSize(
+                UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self),
+                Py_ssize_t(buffer.count))
+        }
+    }
+
+    static func bytes(_ buffer: UnsafeRawBufferPointer) -> NewReference {
+        PyBytes_FromStringAndSize(
+            buffer.baseAddress?.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count))
+    }
+
+    /// A new tuple holding new references to `items` (which stay owned by the caller).
+    static func tuple(_ items: [PyObjectPointer]) -> NewReference {
+        guard let tuple = PyTuple_New(Py_ssize_t(items.count)) else { return nil }
+        for (i, item) in items.enumerated() {
+            Py_IncRef(item)
+            PyTuple_SetItem(tuple, Py_ssize_t(i), item)  // steals the new reference
+        }
+        return tuple
+    }
+
+    /// Sets `type` (a `PyExc_*` class) with `message` and returns nil, for `return Py.fail(...)`.
+    static func fail(_ type: PyObjectPointer?, _ message: String) -> PyObjectPointer? {
+        PyErr_SetString(type, message)
+        return nil
+    }
+
+    /// The Swift string of a Python `str`, or nil with TypeError set.
+    static func swiftString(_ object: PyObjectPointer) -> String? {
+        guard sp_Unicode_Check(object) != 0 else {
+            PyErr_SetString(PyExc_TypeError, "expected str")
+            return nil
+        }
+        var size: Py_ssize_t = 0
+        guard let utf8 = PyUnicode_AsUTF8AndSize(object, &size) else { return nil }
+        return String(
+            decoding: UnsafeRawBufferPointer(start: utf8, count: Int(size)), as: UTF8.self)
+    }
+
+    /// `int` -> Int64, or nil with an exception set.
+    static func int64(_ object: PyObjectPointer) -> Int64? {
+        let value = PyLong_AsLongLong(object)
+        if value == -1 && PyErr_Occurred() != nil { return nil }
+        return value
+    }
+
+    /// `float` or `int` -> Double, or nil with an exception set.
+    static func double(_ object: PyObjectPointer) -> Double? {
+        let value = PyFloat_AsDouble(object)
+        if value == -1 && PyErr_Occurred() != nil { return nil }
+        return value
+    }
+
+    /// `str(exception)` prefixed with its type name, for messages that must cross interpreters
+    /// as plain text. Consumes nothing; clears any error it causes.
+    static func describe(_ exception: PyObjectPointer) -> String {
+        var text = "exception"
+        if let name = PyType_GetName(Py_TYPE(exception)) {
+            text = swiftString(name) ?? text
+            Py_DecRef(name)
+        }
+        if let message = PyObject_Str(exception) {
+            if let swift = swiftString(message), !swift.isEmpty { text += ": " + swift }
+            Py_DecRef(message)
+        }
+        PyErr_Clear()
+        return text
+    }
+
+    /// Runs `body` with this thread's interpreter lock released (`Py_BEGIN_ALLOW_THREADS`).
+    @inline(__always)
+    static func withoutGIL<T>(_ body: () throws -> T) rethrows -> T {
+        let state = PyEval_SaveThread()
+        defer { PyEval_RestoreThread(state) }
+        return try body()
+    }
+
+    /// The bytes a `bytes` object holds, valid while the object lives.
+    static func contents(ofBytes object: PyObjectPointer) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(
+            start: sp_Bytes_AS_STRING(object), count: Int(sp_Bytes_GET_SIZE(object)))
+    }
+}

@@ -1,0 +1,330 @@
+// One worker: a native thread that owns one own-GIL sub-interpreter for its whole life.
+//
+// The thread-state sequence (see ARCHITECTURE.md):
+//   ts0 = PyThreadState_New(main); PyEval_RestoreThread(ts0)
+//   Py_NewInterpreterFromConfig(&sub, own GIL)   -- releases the main GIL, holds the new one
+//   ... bootstrap, then per task: PyEval_RestoreThread(sub) ... PyEval_SaveThread() ...
+//   Py_EndInterpreter(sub); PyEval_RestoreThread(ts0); PyThreadState_Clear; DeleteCurrent
+@preconcurrency import CPythonShim
+import Glibc
+import ParallelRuntime
+import Synchronization
+
+/// A worker thread and the sub-interpreter it owns.
+final class WorkerInterpreter: @unchecked Sendable {
+    let index: Int
+    /// The worker's own wake-up line, for waits inside tasks (`Queue.get`, `sleep`).
+    let parker = Parker()
+    /// Set by `interrupt` while a task runs; cleared when the next task starts.
+    let interruptRequested = Atomic<Bool>(false)
+
+    /// What an interrupter must see consistently: guarded by `state`.
+    private struct State: @unchecked Sendable {
+        var task: Task?
+        var interpreter: OpaquePointer?
+        var threadIdent: UInt = 0
+        /// The worker interpreter's `TaskInterrupted` class (a reference owned by that
+        /// interpreter; used only with its GIL held).
+        var interruptType: PyObjectPointer?
+    }
+
+    private let state = Mutex(State())
+    private var thread: NativeThread?
+    /// The pool this worker serves, while its thread runs (for `post_message`).
+    private(set) var pool: PoolCore?
+
+    // Runner functions: references owned by the worker interpreter, used only on its thread.
+    private var decodeCall: PyObjectPointer?
+    private var invoke: PyObjectPointer?
+    private var encodeResult: PyObjectPointer?
+    private var encodeError: PyObjectPointer?
+
+    init(index: Int) {
+        self.index = index
+    }
+
+    func start(pool: PoolCore) -> Bool {
+        self.pool = pool
+        thread = NativeThread(stackSize: pool.configuration.stackSize) {
+            self.main(pool)
+        }
+        return thread != nil
+    }
+
+    func join() {
+        thread?.join()
+    }
+
+    /// The task this worker runs now, if any.
+    var currentTask: Task? { state.withLock { $0.task } }
+
+    func isRunning(_ task: Task) -> Bool {
+        state.withLock { $0.task === task }
+    }
+
+    // MARK: - The worker thread
+
+    private func main(_ pool: PoolCore) {
+        WorkerInterpreter.setCurrent(self)
+        defer {
+            WorkerInterpreter.setCurrent(nil)
+            self.pool = nil
+            pool.workerExited()
+        }
+        let startedAt = MonotonicClock.now()
+        let mainState = PyThreadState_New(PyInterpreterState_Main())
+        PyEval_RestoreThread(mainState)
+        var config = sp_IsolatedInterpreterConfig()
+        var sub: UnsafeMutablePointer<PyThreadState>?
+        let status = Py_NewInterpreterFromConfig(&sub, &config)
+        if PyStatus_Exception(status) != 0 || sub == nil {
+            // Still on the main interpreter's thread state, holding its GIL.
+            let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
+            pool.post(failure("could not create a sub-interpreter: \(reason)"))
+            PyThreadState_Clear(mainState)
+            PyThreadState_DeleteCurrent()
+            return
+        }
+        let subState = sub!
+        let bootError = bootstrap(pool.configuration)
+        pool.stats.addSince(startedAt, to: .interpreterStartup)
+        if let bootError {
+            pool.post(failure(bootError))
+        } else {
+            nonisolated(unsafe) let interpreter = PyThreadState_GetInterpreter(subState)
+            let ident = UInt(PyThread_get_thread_ident())
+            state.withLock {
+                $0.interpreter = interpreter
+                $0.threadIdent = ident
+            }
+            _ = PyEval_SaveThread()
+            serve(pool, subState)
+            PyEval_RestoreThread(subState)
+        }
+        state.withLock { $0.interpreter = nil }
+        let endingAt = MonotonicClock.now()
+        releaseRunner()
+        Py_EndInterpreter(subState)
+        PyEval_RestoreThread(mainState)
+        PyThreadState_Clear(mainState)
+        PyThreadState_DeleteCurrent()
+        pool.stats.addSince(endingAt, to: .interpreterShutdown)
+    }
+
+    private func failure(_ text: String) -> PoolEvent {
+        PoolEvent(kind: .workerFailed, id: Int64(index), task: nil, payload: nil, text: text,
+                  worker: index, postedAt: MonotonicClock.now())
+    }
+
+    /// Sets `sys.path`, imports the runner and runs the pool's initializer.
+    /// Returns nil on success or the error text (with the GIL of the new interpreter held).
+    private func bootstrap(_ configuration: WorkerConfiguration) -> String? {
+        guard let path = PyList_New(0) else { return takeErrorText("building sys.path") }
+        for entry in configuration.sysPath {
+            guard let item = Py.string(entry) else { Py_DecRef(path); return takeErrorText("building sys.path") }
+            PyList_Append(path, item)
+            Py_DecRef(item)
+        }
+        let setPath = PySys_SetObject("path", path)
+        Py_DecRef(path)
+        if setPath != 0 { return takeErrorText("setting sys.path") }
+
+        guard let runner = PyImport_ImportModule("subinterpreter_parallelism._worker") else {
+            return takeErrorText("importing subinterpreter_parallelism._worker")
+        }
+        defer { Py_DecRef(runner) }
+        decodeCall = PyObject_GetAttrString(runner, "decode_call")
+        invoke = PyObject_GetAttrString(runner, "invoke")
+        encodeResult = PyObject_GetAttrString(runner, "encode_result")
+        encodeError = PyObject_GetAttrString(runner, "encode_error")
+        let interruptType = PyObject_GetAttrString(runner, "TaskInterrupted")
+        guard decodeCall != nil, invoke != nil, encodeResult != nil, encodeError != nil,
+              let interruptType, let bootstrap = PyObject_GetAttrString(runner, "bootstrap")
+        else { return takeErrorText("reading the runner") }
+        nonisolated(unsafe) let sharedType = interruptType
+        state.withLock { $0.interruptType = sharedType }
+        defer { Py_DecRef(bootstrap) }
+
+        let payload: PyObjectPointer
+        if let buffer = configuration.bootstrapPayload {
+            guard let view = Py.bytes(buffer.contents) else { return takeErrorText("bootstrap") }
+            payload = view
+        } else {
+            payload = Py.none()
+        }
+        defer { Py_DecRef(payload) }
+        guard let outcome = PyObject_CallOneArg(bootstrap, payload) else {
+            return takeErrorText("running the worker bootstrap")
+        }
+        defer { Py_DecRef(outcome) }
+        if outcome == sp_None() { return nil }
+        return Py.swiftString(outcome) ?? takeErrorText("worker bootstrap")
+    }
+
+    private func releaseRunner() {
+        for object in [decodeCall, invoke, encodeResult, encodeError] { Py_DecRef(object) }
+        decodeCall = nil; invoke = nil; encodeResult = nil; encodeError = nil
+        let type = state.withLock { state -> PyObjectPointer? in
+            defer { state.interruptType = nil }
+            return state.interruptType
+        }
+        Py_DecRef(type)
+    }
+
+    /// The text of the pending exception (cleared), prefixed with what we were doing.
+    private func takeErrorText(_ doing: String) -> String {
+        guard let exception = PyErr_GetRaisedException() else { return "\(doing) failed" }
+        defer { Py_DecRef(exception) }
+        return "\(doing) failed: \(Py.describe(exception))"
+    }
+
+    /// Takes tasks until the task queue is closed and empty. Runs without the GIL between tasks.
+    private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>) {
+        while let task = try? pool.tasks.get(parker: parker) {
+            let takenAt = MonotonicClock.now()
+            guard task.lifecycle.start() else {
+                pool.post(PoolEvent(kind: .skipped, id: task.id, task: task, payload: nil, text: nil,
+                                    worker: index, postedAt: takenAt))
+                continue
+            }
+            pool.stats.add(.queueWait, nanoseconds: takenAt &- task.submittedAt)
+            interruptRequested.store(false, ordering: .releasing)
+            state.withLock { $0.task = task }
+            PyEval_RestoreThread(subState)
+            var (payload, failure) = run(task, pool.stats)
+            _ = PyEval_SaveThread()
+            state.withLock { $0.task = nil }
+            let wasInterrupted = task.lifecycle.finish()
+            if wasInterrupted {
+                // The interrupter may have set the async exception after the task's Python code
+                // ended; clear it so that it cannot hit the next task.
+                PyEval_RestoreThread(subState)
+                PyThreadState_SetAsyncExc(UInt(PyThread_get_thread_ident()), nil)
+                _ = PyEval_SaveThread()
+            }
+            let kind: PoolEvent.Kind
+            if wasInterrupted {
+                kind = .interrupted
+            } else if payload != nil {
+                kind = .completed
+            } else {
+                kind = .internalError
+                failure = failure ?? "the task runner failed"
+            }
+            pool.stats.count {
+                switch kind {
+                case .completed:
+                    if payload!.count > 0 && payload!.contents[0] == 0x80 { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
+                case .interrupted: $0.tasksInterrupted += 1
+                default: $0.tasksFailed += 1
+                }
+            }
+            pool.post(PoolEvent(kind: kind, id: task.id, task: task, payload: payload, text: failure,
+                                worker: index, postedAt: MonotonicClock.now()))
+        }
+    }
+
+    /// Decodes, calls and encodes one task in this worker's interpreter (GIL held).
+    /// Returns the encoded outcome, or nil and the text of an internal failure.
+    private func run(_ task: Task, _ stats: StepStatistics) -> (ByteBuffer?, String?) {
+        let view = PyMemoryView_FromMemory(
+            UnsafeMutablePointer(mutating: task.input.baseAddress?.assumingMemoryBound(to: CChar.self))
+                ?? UnsafeMutablePointer(mutating: ""),
+            Py_ssize_t(task.input.count), PyBUF_READ)
+        guard let view else { return (nil, takeErrorText("wrapping the task")) }
+        let t0 = MonotonicClock.now()
+        var encoded: PyObjectPointer?
+        if let call = PyObject_CallOneArg(decodeCall, view) {
+            let t1 = stats.addSince(t0, to: .decodeCall)
+            let result = PyObject_CallOneArg(invoke, call)
+            Py_DecRef(call)
+            let t2 = stats.addSince(t1, to: .call)
+            if let result {
+                encoded = PyObject_CallOneArg(encodeResult, result)
+                Py_DecRef(result)
+            } else {
+                encoded = encodeRaisedException()
+            }
+            stats.addSince(t2, to: .encodeResult)
+        } else {
+            stats.addSince(t0, to: .decodeCall)
+            encoded = encodeRaisedException()
+        }
+        // The view points into the caller's bytes; release it before the caller may free them.
+        releaseView(view)
+        guard let encoded else { return (nil, takeErrorText("encoding the outcome")) }
+        defer { Py_DecRef(encoded) }
+        guard sp_Bytes_Check(encoded) != 0 else { return (nil, "the runner returned a non-bytes outcome") }
+        return (ByteBuffer(copying: Py.contents(ofBytes: encoded)), nil)
+    }
+
+    private func encodeRaisedException() -> PyObjectPointer? {
+        guard let exception = PyErr_GetRaisedException() else { return nil }
+        defer { Py_DecRef(exception) }
+        return PyObject_CallOneArg(encodeError, exception)
+    }
+
+    /// Releases a memoryview made over foreign memory. If Python code kept the view (or a
+    /// buffer exported from it), `release()` fails and the view stays usable, which would let
+    /// it outlive the memory; we do not hand the view to user code, so this does not happen.
+    private func releaseView(_ view: PyObjectPointer) {
+        if let release = PyObject_GetAttrString(view, "release"), let done = PyObject_CallNoArgs(release) {
+            Py_DecRef(done)
+            Py_DecRef(release)
+        } else {
+            PyErr_Clear()
+        }
+        Py_DecRef(view)
+    }
+
+    // MARK: - Interrupting
+
+    /// Raises the worker interpreter's `TaskInterrupted` inside `task` if it is still running
+    /// here: at its next Python instruction, or at once if it waits in `Queue.get`/`sleep`.
+    /// Call with the caller's GIL held; it is released while the worker's GIL is taken.
+    func interrupt(_ task: Task) -> Bool {
+        Py.withoutGIL {
+            state.withLock { state in
+                guard state.task === task, let interpreter = state.interpreter,
+                      let interruptType = state.interruptType else { return false }
+                // Taking the worker's GIL may wait up to one switch interval (5 ms) while it
+                // runs Python code; the worker never waits for `state` while holding its GIL.
+                let visitor = PyThreadState_New(interpreter)
+                PyEval_RestoreThread(visitor)
+                PyThreadState_SetAsyncExc(state.threadIdent, interruptType)
+                interruptRequested.store(true, ordering: .releasing)
+                parker.unpark()
+                PyThreadState_Clear(visitor)
+                PyThreadState_DeleteCurrent()
+                return true
+            }
+        }
+    }
+
+    // MARK: - The current worker of this thread
+
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// The worker whose thread is calling, or nil on any other thread.
+    static var current: WorkerInterpreter? {
+        guard let raw = pthread_getspecific(currentKey) else { return nil }
+        return Unmanaged<WorkerInterpreter>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    private static func setCurrent(_ worker: WorkerInterpreter?) {
+        pthread_setspecific(currentKey, worker.map { Unmanaged.passUnretained($0).toOpaque() })
+    }
+
+    /// With this worker's GIL held, after a wait ended because of `interrupt`: drops the pending
+    /// asynchronous exception and raises `TaskInterrupted` now instead. Returns nil.
+    func raiseInterruption() -> PyObjectPointer? {
+        PyThreadState_SetAsyncExc(UInt(PyThread_get_thread_ident()), nil)
+        let type = state.withLock { $0.interruptType }
+        PyErr_SetString(type ?? PyExc_KeyboardInterrupt, "the task was interrupted")
+        return nil
+    }
+}

@@ -1,0 +1,69 @@
+import Glibc
+import Synchronization
+
+/// Why a parked thread woke up.
+public enum WakeReason: Sendable, Equatable {
+    /// Another thread called `unpark()` (a hand-off, a close, or an interrupt).
+    case unparked
+    /// The deadline passed.
+    case timedOut
+    /// A signal handler ran on this thread (`sem_timedwait` returned `EINTR`); the caller
+    /// decides whether to keep waiting. This is how Ctrl-C reaches a blocked main thread.
+    case signalled
+}
+
+/// One blocked thread's private wake-up line: a POSIX semaphore.
+///
+/// Each waiter parks on its own semaphore, so a hand-off wakes exactly the thread it is for
+/// (no thundering herd, no polling), and a signal interrupts the wait (`sem_timedwait` is
+/// never restarted after a signal handler), unlike `pthread_cond_wait`.
+/// The corresponding C functions are `sem_init`, `sem_post` and `sem_timedwait`.
+public final class Parker: @unchecked Sendable {
+    private let semaphore: UnsafeMutablePointer<sem_t>
+
+    public init() {
+        semaphore = .allocate(capacity: 1)
+        sem_init(semaphore, 0, 0)
+    }
+
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+
+    /// Wakes the parked thread, or makes its next `park` return at once.
+    public func unpark() {
+        sem_post(semaphore)
+    }
+
+    /// Blocks until `unpark()`, the monotonic `deadline` (nil: none) or a signal.
+    public func park(until deadline: UInt64?) -> WakeReason {
+        guard let deadline else {
+            while true {
+                if sem_wait(semaphore) == 0 { return .unparked }
+                if errno == EINTR { return .signalled }
+            }
+        }
+        while true {
+            let now = MonotonicClock.now()
+            if now >= deadline {
+                // A post may have raced with the deadline: take it rather than lose it.
+                return sem_trywait(semaphore) == 0 ? .unparked : .timedOut
+            }
+            // sem_timedwait takes CLOCK_REALTIME; translate the remaining monotonic time.
+            var wall = timespec()
+            clock_gettime(CLOCK_REALTIME, &wall)
+            let remaining = deadline - now
+            var total = UInt64(wall.tv_nsec) + remaining % 1_000_000_000
+            var seconds = UInt64(wall.tv_sec) + remaining / 1_000_000_000
+            if total >= 1_000_000_000 { seconds += 1; total -= 1_000_000_000 }
+            var absolute = timespec(tv_sec: Int(seconds), tv_nsec: Int(total))
+            if sem_timedwait(semaphore, &absolute) == 0 { return .unparked }
+            switch errno {
+            case EINTR: return .signalled
+            case ETIMEDOUT: continue  // re-check against the monotonic deadline
+            default: continue
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+"""True parallelism for pure-Python functions inside one process.
+
+Each worker is a native thread that owns a CPython sub-interpreter with its own GIL
+(PEP 684). The native core is written in Swift.
+
+    >>> import subinterpreter_parallelism as sp
+    >>> sp.parallel(["math", "factorial", (10,)], ["math", "gcd", (12, 18)])
+    [3628800, 6]
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if sys.version_info < (3, 12):  # pragma: no cover - guarded by requires-python too
+    raise ImportError(
+        "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL sub-interpreters, "
+        f"PEP 684); this is Python {sys.version.split()[0]}")
+
+from ._native import Queue, QueueClosed
+from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback, TaskInterrupted
+
+if TYPE_CHECKING:
+    from .executor import InterpreterPoolExecutor, default_worker_count
+    from .parallel import CallOutcome, parallel
+
+# The executor and parallel() load on first use: worker interpreters import this package
+# for their runner and should not pay for what only the caller needs.
+_LAZY = {
+    "InterpreterPoolExecutor": "executor",
+    "default_worker_count": "executor",
+    "CallOutcome": "parallel",
+    "parallel": "parallel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+__all__ = [
+    "BrokenInterpreterPool",
+    "CallOutcome",
+    "ExecutionFailed",
+    "InterpreterPoolExecutor",
+    "Queue",
+    "QueueClosed",
+    "RemoteTraceback",
+    "TaskInterrupted",
+    "default_worker_count",
+    "parallel",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""The encoding of a task's outcome, made in the worker and read in the caller.
+
+A returned value is its pickle (which always starts with the PROTO opcode, 0x80); a raised
+exception is ``b"E"`` followed by the pickle of ``(type name, message, traceback text,
+pickled exception or None)``, so that the caller can rebuild an ``ExecutionFailed`` when
+the exception itself cannot travel.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from typing import Any
+
+from . import _pickling
+from .errors import ExecutionFailed, RemoteTraceback
+
+_VALUE_MARK = 0x80  # pickle's PROTO opcode: every protocol-5 pickle starts with it
+_ERROR_MARK = b"E"
+
+
+def encode_value(value: Any) -> bytes:
+    """Worker side: the outcome of a call that returned ``value``."""
+    try:
+        return _pickling.dumps(value)
+    except BaseException as exc:  # the result cannot be pickled: the task fails with that error
+        exc.add_note(
+            f"while pickling the result ({type(value).__module__}.{type(value).__qualname__}) "
+            "to send it back from the worker interpreter"
+        )
+        return encode_exception(exc)
+
+
+def encode_exception(exc: BaseException, skip_frames: int = 0) -> bytes:
+    """Worker side: the outcome of a call that raised ``exc``. Never raises."""
+    try:
+        tb = exc.__traceback__
+        for _ in range(skip_frames):
+            if tb is not None:
+                tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        if type_name.startswith("builtins."):
+            type_name = type_name[len("builtins."):]
+        try:
+            message = str(exc)
+        except Exception:
+            message = "<str() failed>"
+        try:
+            pickled: bytes | None = _pickling.dumps(exc)
+        except BaseException:
+            pickled = None
+        return _ERROR_MARK + pickle.dumps((type_name, message, text, pickled), _pickling.PROTOCOL)
+    except BaseException:
+        return _ERROR_MARK + pickle.dumps(
+            ("RuntimeError", "the worker could not encode the task's exception", "", None),
+            _pickling.PROTOCOL,
+        )
+
+
+def decode(buffer: Any) -> tuple[bool, Any]:
+    """Caller side: ``(True, value)`` or ``(False, exception)`` from an encoded outcome.
+
+    The exception keeps its original type and args, with a ``RemoteTraceback`` as its
+    ``__cause__``; one that cannot be rebuilt here becomes ``ExecutionFailed``.
+    Raises only if the value itself cannot be unpickled here.
+    """
+    view = memoryview(buffer)
+    if view[0] == _VALUE_MARK:
+        return True, _pickling.loads(view)
+    type_name, message, text, pickled = pickle.loads(view[1:])
+    exc: Any = None
+    if pickled is not None:
+        try:
+            exc = _pickling.loads(pickled)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = ExecutionFailed(type_name, message, text)
+    exc.__cause__ = RemoteTraceback(text)
+    return False, exc
+
+
+def failure_from_unpickling(error: BaseException) -> BaseException:
+    """Caller side: the exception for a value that came back but cannot be unpickled here."""
+    failed = ExecutionFailed(
+        f"{type(error).__module__}.{type(error).__qualname__}",
+        f"the task's result could not be unpickled in the caller: {error}",
+        "".join(traceback.format_exception(error)),
+    )
+    failed.__cause__ = error
+    return failed

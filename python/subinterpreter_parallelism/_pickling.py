@@ -1,0 +1,72 @@
+"""How calls, results and queue items become bytes and back.
+
+Plain ``pickle`` (protocol 5) is tried first because it is fast; ``cloudpickle`` takes over
+when plain pickle fails (lambdas, closures, local classes) or when the pickle refers to
+``__main__``: the worker's ``__main__`` is not the caller's, so functions and classes
+defined in a script, in ``python -c`` or in a REPL travel by value.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+PROTOCOL = 5
+_MAIN_MARKER = b"__main__"
+
+
+def dumps(obj: Any) -> bytes:
+    """Pickles ``obj`` for another interpreter of this process.
+
+    Raises the error pickle raised (``TypeError``, ``pickle.PicklingError``, ...) when the
+    object cannot be pickled at all, e.g. a lock or an open file.
+    """
+    try:
+        data = pickle.dumps(obj, PROTOCOL)
+    except Exception:
+        return _cloudpickle_dumps(obj)
+    # A by-reference pickle of something in __main__ would not load in a worker.
+    if _MAIN_MARKER in data:
+        return _cloudpickle_dumps(obj)
+    return data
+
+
+def loads(data: Any) -> Any:
+    """Unpickles bytes (or any buffer) made by :func:`dumps`."""
+    return pickle.loads(data)
+
+
+def _cloudpickle_dumps(obj: Any) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(obj, PROTOCOL)
+
+
+def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit."""
+    try:
+        return dumps((fn, args, kwargs))
+    except Exception as exc:
+        exc.add_note(_culprit(fn, args, kwargs))
+        raise
+
+
+def _culprit(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Finds which part of a call cannot be pickled (run only after a failure)."""
+    parts: list[tuple[str, Any]] = [(f"the function {_describe(fn)}", fn)]
+    parts += [(f"argument {i}", value) for i, value in enumerate(args)]
+    parts += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
+    for label, value in parts:
+        try:
+            dumps(value)
+        except Exception:
+            return (
+                f"{label} ({type(value).__module__}.{type(value).__qualname__}) cannot be "
+                "pickled, so it cannot be sent to a worker interpreter"
+            )
+    return "the call cannot be pickled, so it cannot be sent to a worker interpreter"
+
+
+def _describe(fn: Any) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return f"{name!s}" if name else repr(fn)

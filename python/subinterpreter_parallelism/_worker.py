@@ -1,0 +1,79 @@
+"""The runner inside every worker interpreter.
+
+The Swift worker (Sources/NativeExtension/WorkerInterpreter.swift) imports this module once
+per interpreter, then for each task calls ``decode_call``, ``invoke`` and ``encode_result``
+or ``encode_error``, timing each step. Keep it small: its imports are part of every
+worker's start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+from . import _native, _outcome, _pickling
+from .errors import TaskInterrupted
+
+__all__ = ["TaskInterrupted", "bootstrap", "call_by_name", "decode_call", "encode_error",
+           "encode_result", "invoke", "run_chunk"]
+
+decode_call = _pickling.loads
+encode_result = _outcome.encode_value
+
+
+def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
+    """Runs one decoded call."""
+    fn, args, kwargs = call
+    return fn(*args, **kwargs)
+
+
+def encode_error(exc: BaseException) -> bytes:
+    """Encodes an exception raised by ``decode_call`` or ``invoke``, hiding ``invoke``'s frame."""
+    tb = exc.__traceback__
+    own = tb is not None and tb.tb_frame.f_code is invoke.__code__
+    return _outcome.encode_exception(exc, skip_frames=1 if own else 0)
+
+
+def bootstrap(payload: bytes | None) -> str | None:
+    """Prepares the interpreter: interruptible ``time.sleep``, then the pool's initializer.
+
+    Returns None on success, or the traceback text of the failure.
+    """
+    try:
+        config: dict[str, Any] = _pickling.loads(payload) if payload is not None else {}
+        if config.get("interruptible_sleep", True):
+            # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
+            time.sleep = _native.sleep
+        initializer = config.get("initializer")
+        if initializer is not None:
+            initializer(*config.get("initargs", ()))
+    except BaseException as exc:
+        import traceback
+
+        return "".join(traceback.format_exception(exc))
+    return None
+
+
+def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The seed's call: ``module.function(*args, **kwargs)`` by name (dotted names allowed)."""
+    target: Any = importlib.import_module(module)
+    for part in function.split("."):
+        target = getattr(target, part)
+    return target(*args, **kwargs)
+
+
+def run_chunk(fn: Any, chunk: list[tuple[Any, ...]]) -> list[Any]:
+    """Runs ``fn(*args)`` for each item of a ``map`` chunk.
+
+    If an item raises, the results computed before it ride along on the exception
+    (``__sp_partial__``) so that ``map`` still yields them before raising.
+    """
+    results: list[Any] = []
+    try:
+        for args in chunk:
+            results.append(fn(*args))
+    except Exception as exc:
+        exc.__sp_partial__ = results  # type: ignore[attr-defined]
+        raise
+    return results

@@ -1,0 +1,509 @@
+"""InterpreterPoolExecutor: a ``concurrent.futures`` executor on persistent own-GIL interpreters.
+
+The Swift core runs the workers (see the picture in Sources/NativeExtension/Pool.swift);
+this module adds what users touch: futures, ``map``, ``asyncio``, shutdown, and the
+completion thread that turns worker events into finished futures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, InvalidStateError
+from concurrent.futures._base import (  # the stdlib's own state names
+    CANCELLED,
+    CANCELLED_AND_NOTIFIED,
+    FINISHED,
+    PENDING,
+)
+from typing import Any, ParamSpec, TypeVar
+
+from . import _native, _outcome, _pickling, _worker
+from .errors import BrokenInterpreterPool, ExecutionFailed
+
+__all__ = ["InterpreterPoolExecutor", "default_worker_count"]
+
+logger = logging.getLogger("subinterpreter_parallelism")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Chunks of map(): enough per worker to balance uneven items, few enough to amortise the
+# per-task cost (about 10 us) over many tiny items.
+_CHUNKS_PER_WORKER = 16
+_MAX_AUTO_CHUNK = 4096
+
+
+def default_worker_count() -> int:
+    """The CPUs this process may use: ``os.process_cpu_count()`` on 3.13+, else the affinity mask."""
+    counter = getattr(os, "process_cpu_count", None)
+    if counter is not None:
+        count = counter()
+    else:
+        try:
+            count = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            count = os.cpu_count()
+    return max(1, count or 1)
+
+
+class _TaskFuture(Future):  # type: ignore[type-arg]
+    """A Future whose ``cancel()`` also stops the task when it is already running."""
+
+    def __init__(self, pool: _PoolState, task_id: int) -> None:
+        super().__init__()
+        self._sp_pool = pool
+        self._sp_task_id = task_id
+        self._sp_timed_out = False
+
+    def cancel(self) -> bool:
+        """Cancels the task; a running task is interrupted inside its worker interpreter.
+
+        Returns False only when the task has already finished. Unlike the stdlib, a running
+        task can be cancelled: ``TaskInterrupted`` is raised in it at its next Python
+        instruction (code blocked inside C sees it when it returns to Python).
+        """
+        return self._sp_cancel(interrupt=True)
+
+    def _sp_cancel(self, interrupt: bool) -> bool:
+        with self._condition:
+            if self._state == FINISHED:
+                return False
+            if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED):
+                return True
+            verdict = self._sp_pool.native.cancel(self._sp_task_id, interrupt)
+            if verdict == 0:
+                return False
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()
+        return True
+
+    def running(self) -> bool:
+        """Whether a worker is running the task now."""
+        with self._condition:
+            if self._state != PENDING:
+                return False
+            phase = self._sp_pool.native.phase(self._sp_task_id)
+        return phase in (_native.PHASE_RUNNING, _native.PHASE_INTERRUPTING)
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        except KeyboardInterrupt:
+            self.cancel()  # Ctrl-C while waiting stops the task too
+            raise
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        try:
+            return super().exception(timeout)
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+
+    def _sp_expire(self) -> None:
+        """``task_timeout`` elapsed: interrupt the task and fail it with TimeoutError."""
+        self._sp_timed_out = True
+        with self._condition:
+            if self._state != PENDING:
+                return
+            self._sp_pool.native.cancel(self._sp_task_id, True)
+        self._sp_fail(TimeoutError(f"the task did not finish within {self._sp_pool.task_timeout} s"))
+
+    def _sp_fail(self, error: BaseException) -> None:
+        try:
+            self.set_exception(error)
+        except InvalidStateError:
+            pass
+
+
+class _PoolState:
+    """What the executor and its completion thread share (no reference to the executor, so
+    that an executor dropped without ``shutdown()`` can still be collected)."""
+
+    def __init__(self, native: Any, task_timeout: float | None) -> None:
+        self.native = native
+        self.task_timeout = task_timeout
+        self.futures: dict[int, _TaskFuture] = {}
+        self.broken: str | None = None
+        self.closed = False
+        self.lock = threading.Lock()
+        self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
+        self.timers: _Deadlines | None = None
+
+    def on_event(self, kind: int, task_id: int, payload: Any, worker: int) -> None:
+        """Called by ``native.deliver`` on the completion thread, once per worker event."""
+        if kind == _native.EVENT_MESSAGE:
+            handler = self.message_handlers.get(task_id)
+            if handler is not None:
+                handler(payload, worker)
+            return
+        if kind == _native.EVENT_WORKER_FAILED:
+            self.mark_broken(f"worker {worker} failed to start:\n{payload}")
+            return
+        future = self.futures.pop(task_id, None)
+        if future is None or future.done():
+            return
+        if kind == _native.EVENT_SKIPPED:
+            # Skipped without a cancel from the user: the pool broke or shut down meanwhile.
+            future._sp_fail(BrokenInterpreterPool(self.broken) if self.broken else
+                             RuntimeError("the task was dropped at pool shutdown"))
+            return
+        if kind == _native.EVENT_INTERNAL_ERROR:
+            future._sp_fail(ExecutionFailed("RuntimeError", str(payload)))
+            return
+        if kind == _native.EVENT_INTERRUPTED and payload is None:
+            future._sp_fail(TimeoutError("the task timed out") if future._sp_timed_out
+                            else RuntimeError("the task was interrupted"))
+            return
+        if kind == _native.EVENT_INTERRUPTED and future._sp_timed_out:
+            return
+        try:
+            ok, value = _outcome.decode(payload)
+        except Exception as error:
+            ok, value = False, _outcome.failure_from_unpickling(error)
+        try:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        except InvalidStateError:
+            pass  # cancelled meanwhile
+
+    def mark_broken(self, reason: str) -> None:
+        """A worker could not start: fail every pending task and refuse new ones."""
+        with self.lock:
+            first = self.broken is None
+            if first:
+                self.broken = reason
+        if not first:
+            return
+        logger.error("interpreter pool is broken: %s", reason)
+        self.native.close()
+        error = BrokenInterpreterPool(
+            "a worker interpreter failed to start, so the pool is no longer usable:\n" + reason)
+        for future in list(self.futures.values()):
+            if self.native.cancel(future._sp_task_id, False) == 1:
+                future._sp_fail(error)
+
+    def deliver_forever(self) -> None:
+        """The completion thread: deliver events until the last worker has ended."""
+        try:
+            while self.native.deliver(self.on_event):
+                pass
+        finally:
+            never_ran = self.native.join()
+            error: BaseException = BrokenInterpreterPool(self.broken) if self.broken else \
+                RuntimeError("the pool ended before the task could run")
+            for task_id in never_ran:
+                future = self.futures.pop(task_id, None)
+                if future is not None and not future.done():
+                    future._sp_fail(error)
+            for future in list(self.futures.values()):
+                if not future.done():
+                    future._sp_fail(error)
+            self.futures.clear()
+            if self.timers is not None:
+                self.timers.stop()
+
+
+class _Deadlines:
+    """One thread that expires ``task_timeout`` futures (started only when a pool has one)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._entries: list[tuple[float, int, weakref.ref[_TaskFuture]]] = []
+        self._counter = itertools.count()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="sp-task-timeouts", daemon=True)
+        self._thread.start()
+
+    def add(self, future: _TaskFuture, seconds: float) -> None:
+        import heapq
+        import time
+
+        with self._condition:
+            heapq.heappush(self._entries, (time.monotonic() + seconds, next(self._counter), weakref.ref(future)))
+            self._condition.notify()
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify()
+
+    def _run(self) -> None:
+        import heapq
+        import time
+
+        while True:
+            with self._condition:
+                while not self._stopped and (not self._entries or self._entries[0][0] > time.monotonic()):
+                    wait = self._entries[0][0] - time.monotonic() if self._entries else None
+                    self._condition.wait(wait)
+                if self._stopped:
+                    return
+                _, _, ref = heapq.heappop(self._entries)
+            future = ref()
+            if future is not None and not future.done():
+                future._sp_expire()
+
+
+_live_pools: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+class InterpreterPoolExecutor(Executor):
+    """An executor whose workers are native threads, each owning an own-GIL sub-interpreter.
+
+    A drop-in for ``concurrent.futures`` executors (and for Python 3.14's stdlib class of the
+    same name): ``submit``, ``map``, ``shutdown``, context manager, ``as_completed``/``wait``,
+    ``loop.run_in_executor``, plus ``await pool.run(...)`` and ``pool.stats()``.
+
+    Args:
+        max_workers: number of worker interpreters; default: the CPUs this process may use.
+        initializer: called as ``initializer(*initargs)`` once in each worker interpreter.
+            If it raises, the pool is broken: pending and later tasks fail with
+            ``BrokenInterpreterPool``.
+        initargs: arguments for ``initializer``.
+        task_timeout: seconds a task may run (from submission); then it is interrupted and its
+            future fails with ``TimeoutError``.
+
+    Raises:
+        TypeError: ``max_workers`` is not an int, or ``initializer`` is not callable.
+        ValueError: ``max_workers`` < 1, or ``task_timeout`` <= 0.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        task_timeout: float | None = None,
+    ) -> None:
+        if max_workers is None:
+            max_workers = default_worker_count()
+        elif isinstance(max_workers, bool) or not isinstance(max_workers, int):
+            raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
+        elif max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if task_timeout is not None:
+            if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
+                raise TypeError("task_timeout must be a number of seconds or None")
+            if not task_timeout > 0:
+                raise ValueError("task_timeout must be greater than 0")
+        self._max_workers = max_workers
+        config = {"initializer": initializer, "initargs": tuple(initargs), "interruptible_sleep": True}
+        try:
+            bootstrap = _pickling.dumps(config)
+        except Exception as exc:
+            exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
+            raise
+        native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call)
+        self._state = _PoolState(native, task_timeout)
+        self._ids = itertools.count()
+        self._shutdown_lock = threading.Lock()
+        self._shutdown = False
+        if task_timeout is not None:
+            self._state.timers = _Deadlines()
+        self._completion = threading.Thread(
+            target=self._state.deliver_forever, name=f"sp-completion-{id(self):x}", daemon=False)
+        self._completion.start()
+        weakref.finalize(self, _close_native, native)
+        with _live_lock:
+            _live_pools.add(self)
+
+    # -- submitting ----------------------------------------------------------------
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedules ``fn(*args, **kwargs)`` in a worker interpreter; returns its Future.
+
+        ``fn`` may be a module-level function, a function or class from ``__main__`` (a script,
+        ``python -c`` or a REPL), a lambda, a closure, a ``functools.partial`` or a bound method
+        of a picklable object.
+
+        Raises:
+            RuntimeError: after ``shutdown()``.
+            BrokenInterpreterPool: a worker failed to start.
+            TypeError / pickle.PicklingError: the call cannot be pickled; a note names the
+                part that cannot.
+        """
+        if not callable(fn):
+            raise TypeError(f"{fn!r} is not callable")
+        state = self._state
+        if state.broken is not None:
+            raise BrokenInterpreterPool(state.broken)
+        task_id = next(self._ids)
+        future = _TaskFuture(state, task_id)
+        state.futures[task_id] = future
+        try:
+            state.native.submit(task_id, fn, args, kwargs)
+        except BaseException:
+            state.futures.pop(task_id, None)
+            if state.broken is not None:
+                raise BrokenInterpreterPool(state.broken) from None
+            raise
+        if state.timers is not None and state.task_timeout is not None:
+            state.timers.add(future, state.task_timeout)
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> Iterator[T]:
+        """Like ``concurrent.futures.Executor.map``, with automatic batching.
+
+        ``chunksize=None`` sends items in chunks (about 16 per worker, at most 4096 items),
+        so that many tiny items cost little each; ``chunksize=1`` sends each item alone.
+        When ``timeout`` expires, the tasks still running are interrupted and ``TimeoutError``
+        is raised. Closing the iterator early (or Ctrl-C) cancels what is left.
+        """
+        if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int)):
+            raise TypeError("chunksize must be an int or None")
+        if chunksize is not None and chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        items = list(zip(*iterables))
+        if chunksize is None:
+            chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
+        if chunksize == 1:
+            futures = [self.submit(fn, *args) for args in items]
+            return _yield_results(futures, deadline, chunked=False)
+        chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
+        futures = [self.submit(_worker.run_chunk, fn, chunk) for chunk in chunks]
+        return _yield_results(futures, deadline, chunked=True)
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``await pool.run(fn, *args, **kwargs)``: submit and await the result in asyncio.
+
+        Cancelling the awaiting asyncio task also interrupts the running call.
+        """
+        import asyncio
+
+        return await asyncio.wrap_future(self.submit(fn, *args, **kwargs))
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stops accepting tasks; with ``wait``, returns once every worker interpreter has ended.
+
+        ``cancel_futures=True`` cancels the tasks that have not started. Ctrl-C while waiting
+        interrupts the running tasks too. Calling it again is harmless.
+        """
+        with self._shutdown_lock:
+            self._shutdown = True
+        state = self._state
+        if cancel_futures:
+            for future in list(state.futures.values()):
+                future._sp_cancel(interrupt=False)
+        state.native.close()
+        if wait and self._completion is not threading.current_thread():
+            try:
+                self._completion.join()
+            except KeyboardInterrupt:
+                self._interrupt_everything()
+                raise
+
+    def _interrupt_everything(self) -> None:
+        state = self._state
+        for future in list(state.futures.values()):
+            future._sp_cancel(interrupt=True)
+        state.native.close()
+        state.native.interrupt_all()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and per-step times measured by the Swift core.
+
+        Keys: ``workers``, ``alive_workers``, ``tasks_submitted``, ``tasks_completed``,
+        ``tasks_failed``, ``tasks_cancelled``, ``tasks_interrupted``, ``tasks_queued`` and
+        ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
+        ``decode_call``, ``call``, ``encode_result``, ``result_wait``, ``deliver`` and
+        ``interpreter_shutdown``, ``{"total_s": float, "count": int}``.
+        """
+        return self._state.native.stats()
+
+    @property
+    def max_workers(self) -> int:
+        """Number of worker interpreters."""
+        return self._max_workers
+
+    def __repr__(self) -> str:
+        status = "broken" if self._state.broken else "shut down" if self._shutdown else "running"
+        return f"<InterpreterPoolExecutor max_workers={self._max_workers} {status}>"
+
+
+def _close_native(native: Any) -> None:
+    """Finalizer of an executor dropped without shutdown: let its workers end."""
+    native.close()
+
+
+def _yield_results(futures: list[_TaskFuture], deadline: float | None, chunked: bool) -> Iterator[Any]:
+    """Yields results in order; on timeout, error, early close or Ctrl-C cancels the rest."""
+    import time
+
+    futures.reverse()  # pop() from the end is cheap
+    try:
+        while futures:
+            future = futures[-1]
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0 and not future.done():
+                raise TimeoutError("map() did not finish within its timeout")
+            try:
+                value = future.result(remaining)
+            except TimeoutError:
+                if future.done():
+                    raise  # the task itself raised TimeoutError
+                raise TimeoutError("map() did not finish within its timeout") from None
+            except BaseException as exc:
+                partial = getattr(exc, "__sp_partial__", None) if chunked else None
+                if partial:
+                    del exc.__sp_partial__
+                    futures.pop()
+                    yield from partial
+                raise
+            futures.pop()
+            if chunked:
+                yield from value
+            else:
+                yield value
+            del value
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _shutdown_all_at_exit() -> None:
+    """Before the interpreter joins threads at exit: end every live pool's interpreters.
+
+    Pools wait for their tasks as the stdlib executors do; when the program is exiting
+    because of Ctrl-C (or Ctrl-C hits during this wait), running tasks are interrupted.
+    """
+    with _live_lock:
+        pools = list(_live_pools)
+    interrupted = isinstance(getattr(sys, "last_exc", None), KeyboardInterrupt)
+    for pool in pools:
+        if interrupted:
+            pool._interrupt_everything()
+        try:
+            pool.shutdown(wait=True)
+        except KeyboardInterrupt:
+            interrupted = True
+            pool._interrupt_everything()
+            pool._completion.join()
+
+
+threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]

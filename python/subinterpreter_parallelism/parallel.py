@@ -1,0 +1,156 @@
+"""The seed's interface: ``parallel(["module", "function", (args,)], ...)``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from dataclasses import dataclass
+from typing import Any
+
+from . import _worker
+from .executor import InterpreterPoolExecutor
+
+__all__ = ["CallOutcome", "parallel"]
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What happened to one call of ``parallel()``.
+
+    Attached as ``exc.parallel_outcomes`` (a list in call order) to the exception that
+    ``parallel()`` raises, so that the other calls' results are not lost.
+    """
+
+    index: int
+    """Position of the call in the arguments of ``parallel()``."""
+    target: str
+    """``"module.function"``."""
+    ok: bool
+    """True if the call returned."""
+    value: Any = None
+    """The return value, when ``ok``."""
+    exception: BaseException | None = None
+    """The exception, when not ``ok`` (``CancelledError`` if it never ran)."""
+
+
+_default_pool: InterpreterPoolExecutor | None = None
+_default_lock = threading.Lock()
+
+
+def _shared_pool() -> InterpreterPoolExecutor:
+    """The process-wide pool behind ``parallel()``, created on first use (and again if broken)."""
+    global _default_pool
+    with _default_lock:
+        pool = _default_pool
+        if pool is None or pool._shutdown or pool._state.broken is not None:
+            pool = _default_pool = InterpreterPoolExecutor()
+        return pool
+
+
+def _check_call(index: int, call: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
+    if not isinstance(call, (list, tuple)):
+        raise TypeError(
+            f"call {index}: expected a list or tuple [module, function, (args,)], "
+            f"got {type(call).__name__}")
+    if len(call) not in (3, 4):
+        raise ValueError(
+            f"call {index}: expected [module, function, (args,)] or "
+            f"[module, function, (args,), {{kwargs}}], got {len(call)} elements")
+    module, function, args = call[0], call[1], call[2]
+    kwargs = call[3] if len(call) == 4 else {}
+    if not isinstance(module, str) or not module:
+        raise TypeError(f"call {index}: the module name must be a non-empty str, got {module!r}")
+    if not isinstance(function, str) or not function:
+        raise TypeError(f"call {index}: the function name must be a non-empty str, got {function!r}")
+    if not isinstance(args, tuple):
+        raise TypeError(
+            f"call {index}: the arguments must be a tuple, got {type(args).__name__} "
+            "(write (x,) for one argument)")
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"call {index}: the keyword arguments must be a dict, got {type(kwargs).__name__}")
+    for key in kwargs:
+        if not isinstance(key, str):
+            raise TypeError(f"call {index}: keyword argument names must be str, got {key!r}")
+    return module, function, args, kwargs
+
+
+def parallel(
+    *calls: Sequence[Any],
+    timeout: float | None = None,
+    executor: InterpreterPoolExecutor | None = None,
+) -> list[Any]:
+    """Runs ``module.function(*args, **kwargs)`` for each call in parallel; returns the results in order.
+
+    Each call is ``["module", "function", (arg, ...)]`` with an optional fourth element, a
+    dict of keyword arguments. The calls run on a shared pool of own-GIL interpreters (one per
+    CPU), or on ``executor`` when given.
+
+    Args:
+        timeout: seconds to wait for all calls; when it expires, the calls still running are
+            interrupted and ``TimeoutError`` is raised.
+
+    Raises:
+        TypeError, ValueError: a call is malformed (checked before anything runs).
+        The exception of the lowest-index failing call, with its original type and args, its
+        remote traceback as ``__cause__``, a note naming the call, and
+        ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
+    """
+    checked = [_check_call(i, call) for i, call in enumerate(calls)]
+    if timeout is not None and not timeout >= 0:
+        raise ValueError("timeout must be None or >= 0")
+    if not checked:
+        return []
+    pool = executor if executor is not None else _shared_pool()
+    futures: list[Future[Any]] = []
+    for module, function, args, kwargs in checked:
+        try:
+            futures.append(pool.submit(_worker.call_by_name, module, function, args, kwargs))
+        except (RuntimeError, MemoryError):
+            for future in futures:
+                future.cancel()
+            raise
+        except Exception as exc:  # this call cannot be sent (e.g. an argument does not pickle)
+            failed: Future[Any] = Future()
+            failed.set_exception(exc)
+            futures.append(failed)
+    try:
+        done, not_done = wait(futures, timeout)
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        raise
+    if not_done:
+        for future in not_done:
+            future.cancel()  # interrupts the calls still running
+        error = TimeoutError(f"parallel() did not finish within {timeout} s; "
+                             f"{len(not_done)} of {len(futures)} calls were stopped")
+        error.parallel_outcomes = _outcomes(checked, futures)  # type: ignore[attr-defined]
+        raise error
+    outcomes = _outcomes(checked, futures)
+    for outcome in outcomes:
+        if not outcome.ok:
+            exc = outcome.exception
+            assert exc is not None
+            exc.add_note(f"raised by call {outcome.index}: {outcome.target}")
+            exc.parallel_outcomes = outcomes  # type: ignore[attr-defined]
+            raise exc
+    return [outcome.value for outcome in outcomes]
+
+
+def _outcomes(checked: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]],
+              futures: list[Future[Any]]) -> list[CallOutcome]:
+    from concurrent.futures import CancelledError
+
+    outcomes = []
+    for index, ((module, function, _, _), future) in enumerate(zip(checked, futures)):
+        target = f"{module}.{function}"
+        if future.cancelled():
+            outcomes.append(CallOutcome(index, target, False, exception=CancelledError()))
+        elif not future.done():
+            outcomes.append(CallOutcome(index, target, False, exception=CancelledError()))
+        elif future.exception() is not None:
+            outcomes.append(CallOutcome(index, target, False, exception=future.exception()))
+        else:
+            outcomes.append(CallOutcome(index, target, True, value=future.result()))
+    return outcomes
