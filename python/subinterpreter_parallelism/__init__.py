@@ -23,15 +23,15 @@ from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback, Tas
 
 if TYPE_CHECKING:
     from .executor import InterpreterPoolExecutor, default_worker_count
-    from .parallel import CallOutcome, parallel
+    from .parallel_calls import CallOutcome, parallel
 
 # The executor and parallel() load on first use: worker interpreters import this package
 # for their runner and should not pay for what only the caller needs.
 _LAZY = {
     "InterpreterPoolExecutor": "executor",
     "default_worker_count": "executor",
-    "CallOutcome": "parallel",
-    "parallel": "parallel",
+    "CallOutcome": "parallel_calls",
+    "parallel": "parallel_calls",
 }
 
 

@@ -29,10 +29,17 @@ def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
 
 
 def encode_error(exc: BaseException) -> bytes:
-    """Encodes an exception raised by ``decode_call`` or ``invoke``, hiding ``invoke``'s frame."""
+    """Encodes an exception raised by ``decode_call`` or ``invoke``.
+
+    The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``) are left
+    out of the traceback: the user's code starts the story.
+    """
+    skip = 0
     tb = exc.__traceback__
-    own = tb is not None and tb.tb_frame.f_code is invoke.__code__
-    return _outcome.encode_exception(exc, skip_frames=1 if own else 0)
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+        skip += 1
+        tb = tb.tb_next
+    return _outcome.encode_exception(exc, skip_frames=skip)
 
 
 def bootstrap(payload: bytes | None) -> str | None:

@@ -1,0 +1,79 @@
+"""Shared fixtures: every test must leave no worker threads and no sub-interpreters behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # so workers (which copy sys.path) import the helper modules
+
+
+def interpreter_count() -> int:
+    """Interpreters alive in this process, the main one included."""
+    try:
+        import _interpreters  # 3.13
+
+        return len(_interpreters.list_all())
+    except ImportError:
+        import _xxsubinterpreters  # 3.12
+
+        return len(_xxsubinterpreters.list_all())
+
+
+def os_thread_count() -> int:
+    """Native threads of this process (worker threads are not in threading.enumerate())."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def reset_shared_pool() -> None:
+    from subinterpreter_parallelism import parallel_calls as parallel_module
+
+    with parallel_module._default_lock:
+        pool, parallel_module._default_pool = parallel_module._default_pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    """Fails a test that leaves pool threads or sub-interpreters alive after it ends."""
+    threads_before = set(threading.enumerate())
+    os_threads_before = os_thread_count()
+    interpreters_before = interpreter_count()
+    yield
+    reset_shared_pool()
+    deadline = time.monotonic() + 10
+    while True:
+        extra = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()
+                 and not t.daemon]
+        interpreters = interpreter_count()
+        os_threads = os_thread_count()
+        clean = not extra and interpreters <= interpreters_before and os_threads <= os_threads_before
+        if clean or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not extra, f"threads left behind: {extra}"
+    assert interpreters <= interpreters_before, (
+        f"sub-interpreters left behind: {interpreters} alive, {interpreters_before} before")
+    assert os_threads <= os_threads_before, (
+        f"native threads left behind: {os_threads} alive, {os_threads_before} before")
+
+
+def run_python(code: str, *args: str, timeout: float = 60, stdin: str | None = None,
+               env: dict[str, str] | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs ``python -c code`` in a fresh process with this interpreter."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS), full_env.get("PYTHONPATH", "")])
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, *args, "-c", textwrap.dedent(code)] if code else [sys.executable, *args],
+        capture_output=True, text=True, timeout=timeout, input=stdin, env=full_env, cwd=cwd)

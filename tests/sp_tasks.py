@@ -1,0 +1,141 @@
+"""Module-level functions that tests run inside worker interpreters."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+
+def add(a, b=0):
+    return a + b
+
+
+def echo(value):
+    return value
+
+
+def fail(kind, message):
+    raise {"value": ValueError, "key": KeyError, "type": TypeError, "runtime": RuntimeError}[kind](message)
+
+
+def fail_deep():
+    def inner():
+        raise ZeroDivisionError("deep inside")
+    return inner()
+
+
+def identify():
+    """Which interpreter and thread ran this."""
+    try:
+        import _interpreters
+
+        interp = _interpreters.get_current()
+    except ImportError:
+        import _xxsubinterpreters
+
+        interp = _xxsubinterpreters.get_current()
+    return int(interp[0] if isinstance(interp, tuple) else interp), threading.get_ident()
+
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def sleep_then(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def py_factorial(n):
+    k = 1
+    for i in range(n, 1, -1):
+        k *= i
+        k %= 1_000_000_007
+    return k
+
+
+def raise_system_exit(code):
+    sys.exit(code)
+
+
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt("from a task")
+
+
+def getcwd():
+    return os.getcwd()
+
+
+def sys_path():
+    return list(sys.path)
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("Unpicklable refuses to be pickled")
+
+
+def return_unpicklable():
+    return threading.Lock()
+
+
+class BadInitError(Exception):
+    """An exception whose __init__ signature breaks unpickling."""
+
+    def __init__(self, a, b):
+        super().__init__(f"{a}-{b}")
+
+
+def raise_bad_init():
+    raise BadInitError(1, 2)
+
+
+class LockCarrier(Exception):
+    pass
+
+
+def raise_unpicklable_payload():
+    raise LockCarrier(threading.Lock())
+
+
+COUNTER = []
+
+
+def record_init(value):
+    COUNTER.append(value)
+
+
+def init_count():
+    return list(COUNTER)
+
+
+def init_fails():
+    raise RuntimeError("initializer exploded")
+
+
+def square(x):
+    return x * x
+
+
+class Accumulator:
+    def __init__(self, base):
+        self.base = base
+
+    def add(self, x):
+        return self.base + x
+
+
+def put_all(queue, items):
+    for item in items:
+        queue.put(item)
+    return len(items)
+
+
+def get_n(queue, n):
+    return [queue.get() for _ in range(n)]
