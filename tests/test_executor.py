@@ -1,0 +1,353 @@
+"""InterpreterPoolExecutor: a drop-in concurrent.futures executor."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import pickle
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, CancelledError, as_completed, wait
+
+import pytest
+
+import sp_tasks
+import subinterpreter_parallelism as sp
+from conftest import interpreter_count, os_thread_count, run_python
+
+
+@pytest.fixture
+def pool():
+    with sp.InterpreterPoolExecutor(2) as executor:
+        yield executor
+
+
+def test_submit_and_result(pool):
+    assert pool.submit(sp_tasks.add, 2, b=3).result(timeout=30) == 5
+    assert pool.submit(pow, 2, 100).result(timeout=30) == 2 ** 100
+
+
+def test_runs_in_worker_interpreters(pool):
+    main_interp, main_thread = sp_tasks.identify()
+    interp, thread = pool.submit(sp_tasks.identify).result(timeout=30)
+    assert interp != main_interp and thread != main_thread
+
+
+def test_persistent_interpreters_are_reused(pool):
+    seen = {pool.submit(sp_tasks.identify).result(timeout=30)[0] for _ in range(20)}
+    assert 1 <= len(seen) <= 2
+
+
+def test_map_keeps_order_with_and_without_chunks(pool):
+    data = list(range(1000))
+    assert list(pool.map(sp_tasks.square, data)) == [x * x for x in data]
+    assert list(pool.map(sp_tasks.square, data, chunksize=1)[:0] if False else pool.map(sp_tasks.square, data[:50], chunksize=1)) == [x * x for x in data[:50]]
+    assert list(pool.map(sp_tasks.add, [1, 2, 3], [10, 20, 30], chunksize=2)) == [11, 22, 33]
+    assert list(pool.map(sp_tasks.square, [])) == []
+
+
+def test_map_raises_in_order_after_yielding_earlier_results(pool):
+    def gen():
+        yield from [(1, 1), (2, 2), ("x", 3), (4, 4)]
+
+    results = pool.map(sp_tasks.add, [1, 2, "x", 4], [1, 2, 3, 4], chunksize=2)
+    assert next(results) == 2
+    assert next(results) == 4
+    with pytest.raises(TypeError):
+        next(results)
+
+
+def test_map_timeout_interrupts(pool):
+    results = pool.map(sp_tasks.spin, [30, 30], timeout=0.5, chunksize=1)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        list(results)
+    assert time.monotonic() - start < 10
+    assert pool.submit(sp_tasks.add, 1, 1).result(timeout=30) == 2  # workers reused
+
+
+def test_map_rejects_bad_chunksize(pool):
+    with pytest.raises(ValueError):
+        pool.map(sp_tasks.square, [1], chunksize=0)
+    with pytest.raises(TypeError):
+        pool.map(sp_tasks.square, [1], chunksize="3")
+
+
+def test_as_completed_and_wait(pool):
+    futures = [pool.submit(sp_tasks.sleep_then, 0.2 - 0.05 * i, i) for i in range(4)]
+    assert sorted(f.result() for f in as_completed(futures, timeout=30)) == [0, 1, 2, 3]
+    done, not_done = wait([pool.submit(sp_tasks.sleep_then, 0.01, 1)], timeout=30)
+    assert len(done) == 1 and not not_done
+    slow = pool.submit(sp_tasks.sleep_then, 5)
+    fast = pool.submit(sp_tasks.echo, 7)
+    done, _ = wait([slow, fast], timeout=30, return_when=FIRST_COMPLETED)
+    assert fast in done
+    slow.cancel()
+
+
+def test_asyncio_run_in_executor_and_run(pool):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a = await loop.run_in_executor(pool, sp_tasks.add, 1, 2)
+        b = await pool.run(sp_tasks.add, 3, b=4)
+        c = await asyncio.gather(*(pool.run(sp_tasks.square, i) for i in range(10)))
+        return a, b, c
+
+    assert asyncio.run(main()) == (3, 7, [i * i for i in range(10)])
+
+
+def test_asyncio_cancel_interrupts_running_task(pool):
+    async def main():
+        task = asyncio.ensure_future(pool.run(sp_tasks.spin, 60))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    start = time.monotonic()
+    asyncio.run(main())
+    assert pool.submit(sp_tasks.add, 2, 2).result(timeout=10) == 4
+    assert time.monotonic() - start < 10
+
+
+def test_lambdas_closures_partials_bound_methods(pool):
+    offset = 10
+
+    def closure(x):
+        return x + offset
+
+    class Local:
+        def __init__(self, v):
+            self.v = v
+
+    assert pool.submit(lambda x: x * 3, 4).result(timeout=30) == 12
+    assert pool.submit(closure, 5).result(timeout=30) == 15
+    assert pool.submit(functools.partial(sp_tasks.add, 100), 1).result(timeout=30) == 101
+    assert pool.submit(sp_tasks.Accumulator(1000).add, 1).result(timeout=30) == 1001
+    assert pool.submit(lambda: Local(3)).result(timeout=30).v == 3
+
+
+def test_unpicklable_submit_fails_at_submit_naming_the_culprit(pool, tmp_path):
+    lock = threading.Lock()
+    with pytest.raises(TypeError, match="lock") as info:
+        pool.submit(sp_tasks.echo, lock)
+    assert any("argument 0" in note and "_thread.lock" in note for note in info.value.__notes__)
+    with open(tmp_path / "out.txt", "w") as handle:
+        with pytest.raises((TypeError, pickle.PicklingError)) as info:
+            pool.submit(sp_tasks.echo, value=handle)
+        assert any("'value'" in note for note in info.value.__notes__)
+    with pytest.raises(TypeError):
+        pool.submit(42)
+    assert pool.submit(sp_tasks.add, 1, 1).result(timeout=30) == 2
+
+
+def test_exceptions_keep_type_args_and_remote_traceback(pool):
+    future = pool.submit(sp_tasks.fail, "value", "boom")
+    with pytest.raises(ValueError, match="boom") as info:
+        future.result(timeout=30)
+    assert isinstance(info.value.__cause__, sp.RemoteTraceback)
+    assert "sp_tasks.py" in str(info.value.__cause__)
+
+
+def test_unpicklable_exception_becomes_execution_failed(pool):
+    with pytest.raises(sp.ExecutionFailed) as info:
+        pool.submit(sp_tasks.raise_unpicklable_payload).result(timeout=30)
+    assert info.value.type_name == "sp_tasks.LockCarrier"
+    assert "raise_unpicklable_payload" in info.value.traceback
+    with pytest.raises(sp.ExecutionFailed, match="BadInitError"):
+        pool.submit(sp_tasks.raise_bad_init).result(timeout=30)
+
+
+def test_system_exit_and_keyboard_interrupt_stay_in_the_future(pool):
+    with pytest.raises(SystemExit) as info:
+        pool.submit(sp_tasks.raise_system_exit, 3).result(timeout=30)
+    assert info.value.code == 3
+    future = pool.submit(sp_tasks.raise_keyboard_interrupt)
+    assert isinstance(future.exception(timeout=30), KeyboardInterrupt)
+    assert pool.submit(sp_tasks.add, 1, 2).result(timeout=30) == 3
+
+
+def test_initializer_runs_once_per_worker():
+    with sp.InterpreterPoolExecutor(2, initializer=sp_tasks.record_init, initargs=("hi",)) as pool:
+        results = [pool.submit(sp_tasks.init_count).result(timeout=30) for _ in range(10)]
+    assert all(r == ["hi"] for r in results)
+
+
+def test_initializer_failure_breaks_pool(caplog):
+    caplog.set_level(logging.ERROR, logger="subinterpreter_parallelism")
+    pool = sp.InterpreterPoolExecutor(2, initializer=sp_tasks.init_fails)
+    try:
+        future = pool.submit(sp_tasks.add, 1, 1)
+        with pytest.raises(sp.BrokenInterpreterPool, match="initializer exploded"):
+            future.result(timeout=30)
+        with pytest.raises(sp.BrokenInterpreterPool):
+            pool.submit(sp_tasks.add, 1, 1)
+    finally:
+        pool.shutdown()
+    assert "initializer exploded" in caplog.text
+
+
+def test_bad_constructor_arguments():
+    for bad in (0, -1):
+        with pytest.raises(ValueError):
+            sp.InterpreterPoolExecutor(bad)
+    for bad in ("2", 2.0, True):
+        with pytest.raises(TypeError):
+            sp.InterpreterPoolExecutor(bad)
+    with pytest.raises(TypeError):
+        sp.InterpreterPoolExecutor(1, initializer=42)
+    with pytest.raises(ValueError):
+        sp.InterpreterPoolExecutor(1, task_timeout=0)
+
+
+def test_submit_after_shutdown_raises():
+    pool = sp.InterpreterPoolExecutor(1)
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(sp_tasks.add, 1, 1)
+    pool.shutdown()  # twice is harmless
+
+
+def test_shutdown_without_wait_cancels_promptly():
+    pool = sp.InterpreterPoolExecutor(1)
+    running = pool.submit(sp_tasks.spin, 1.0)
+    queued = [pool.submit(sp_tasks.spin, 1.0) for _ in range(5)]
+    time.sleep(0.1)
+    start = time.monotonic()
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert time.monotonic() - start < 0.5
+    assert all(f.cancelled() for f in queued)
+    assert running.result(timeout=30) > 0
+    pool.shutdown(wait=True)
+
+
+def test_shutdown_waits_for_queued_tasks():
+    pool = sp.InterpreterPoolExecutor(2)
+    futures = [pool.submit(sp_tasks.sleep_then, 0.05, i) for i in range(6)]
+    pool.shutdown(wait=True)
+    assert [f.result(timeout=0) for f in futures] == list(range(6))
+
+
+def test_hundred_pools_leave_nothing_behind():
+    threads, interps = os_thread_count(), interpreter_count()
+    for _ in range(100):
+        with sp.InterpreterPoolExecutor(2) as pool:
+            pool.submit(sp_tasks.add, 1, 1).result(timeout=30)
+    assert os_thread_count() <= threads
+    assert interpreter_count() <= interps
+
+
+def test_workers_see_callers_sys_path_and_cwd(tmp_path, monkeypatch):
+    module = tmp_path / "callers_own_module.py"
+    module.write_text("def where():\n    return __file__\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with sp.InterpreterPoolExecutor(1) as pool:
+        assert str(tmp_path) in pool.submit(sp_tasks.sys_path).result(timeout=30)
+        assert pool.submit(sp_tasks.getcwd).result(timeout=30) == str(tmp_path)
+        import callers_own_module
+
+        assert pool.submit(callers_own_module.where).result(timeout=30) == str(module)
+
+
+def test_stats_counts_and_steps(pool):
+    for f in [pool.submit(sp_tasks.add, i, i) for i in range(10)]:
+        f.result(timeout=30)
+    with pytest.raises(ValueError):
+        pool.submit(sp_tasks.fail, "value", "x").result(timeout=30)
+    stats = pool.stats()
+    assert stats["tasks_submitted"] == 11
+    assert stats["tasks_completed"] == 10 and stats["tasks_failed"] == 1
+    steps = stats["steps"]
+    assert steps["interpreter_startup"]["count"] >= 1
+    for step in ("encode_call", "queue_wait", "decode_call", "call", "encode_result", "deliver"):
+        assert steps[step]["count"] == 11 and steps[step]["total_s"] > 0, step
+
+
+def test_future_running_and_cancel_pending(pool):
+    blocker = [pool.submit(sp_tasks.spin, 0.5) for _ in range(2)]
+    queued = pool.submit(sp_tasks.add, 1, 1)
+    time.sleep(0.2)
+    assert blocker[0].running() or blocker[1].running()
+    assert not queued.running()
+    assert queued.cancel()
+    assert queued.cancelled()
+    with pytest.raises(CancelledError):
+        queued.result()
+    for f in blocker:
+        f.result(timeout=30)
+
+
+SCRIPT = """
+import subinterpreter_parallelism as sp
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+def norm2(p):
+    return p.x * p.x + p.y * p.y
+
+def make_point(x):
+    return Point(x, x + 1)
+
+if __name__ == "__main__":
+    with sp.InterpreterPoolExecutor(2) as pool:
+        print("norm", pool.submit(norm2, Point(3, 4)).result())
+        p = pool.submit(make_point, 5).result()
+        print("point", type(p) is Point, p.x, p.y)
+        print("lambda", pool.submit(lambda: 6 * 7).result())
+"""
+
+
+def test_functions_and_classes_from_a_script(tmp_path):
+    script = tmp_path / "user_script.py"
+    script.write_text(SCRIPT)
+    result = run_python("", str(script))
+    assert result.returncode == 0, result.stderr
+    assert "norm 25" in result.stdout
+    assert "point True 5 6" in result.stdout
+    assert "lambda 42" in result.stdout
+
+
+def test_functions_from_python_dash_c():
+    code = SCRIPT.replace('if __name__ == "__main__":', "if True:")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "norm 25" in result.stdout and "point True 5 6" in result.stdout
+
+
+def test_functions_from_an_interactive_session():
+    session = "\n".join([
+        "import subinterpreter_parallelism as sp",
+        "def triple(x):",
+        "    return 3 * x",
+        "",
+        "class Box:",
+        "    def __init__(self, v): self.v = v",
+        "",
+        "pool = sp.InterpreterPoolExecutor(1)",
+        "print('REPL', pool.submit(triple, 14).result(), pool.submit(lambda b: b.v, Box(9)).result())",
+        "pool.shutdown()",
+        "",
+    ])
+    result = run_python("", "-i", stdin=session, env={"PYTHONSTARTUP": ""})
+    assert result.returncode == 0, result.stderr
+    assert "REPL 42 9" in result.stdout
+
+
+def test_exit_with_a_live_pool_is_clean():
+    code = """
+    import subinterpreter_parallelism as sp, sp_tasks
+    pool = sp.InterpreterPoolExecutor(2)
+    print(pool.submit(sp_tasks.add, 20, 22).result())
+    f = pool.submit(sp_tasks.sleep_then, 0.3, "late")
+    raise SystemExit(5)
+    """
+    result = run_python(code)
+    assert result.returncode == 5, result.stderr
+    assert "42" in result.stdout
+    assert "Fatal Python error" not in result.stderr
