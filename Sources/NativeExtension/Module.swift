@@ -44,21 +44,19 @@ enum NativeModule {
               addType(ResultBufferType.spec, \.result_buffer_type)
         else { return -1 }
 
-        guard let queueModule = PyImport_ImportModule("queue") else { return -1 }
-        defer { Py_DecRef(queueModule) }
-        state.pointee.queue_empty = PyObject_GetAttrString(queueModule, "Empty")
-        state.pointee.queue_full = PyObject_GetAttrString(queueModule, "Full")
-        guard state.pointee.queue_empty != nil, state.pointee.queue_full != nil else { return -1 }
-        // On 3.13+, QueueClosed is also a queue.ShutDown, the stdlib's name for the same event.
-        let shutDown = PyObject_GetAttrString(queueModule, "ShutDown")
-        if shutDown == nil { PyErr_Clear() }
-        defer { Py_DecRef(shutDown) }
+        // `queue` (for Empty and Full) is imported on first use: a worker interpreter's start-up
+        // should not pay for it.
         state.pointee.queue_closed = PyErr_NewExceptionWithDoc(
             "subinterpreter_parallelism._native.QueueClosed",
             "Raised by Queue.put/get once the queue is closed (and, for get, drained).",
-            shutDown ?? PyExc_Exception, nil)
-        guard let closedType = state.pointee.queue_closed,
-              PyModule_AddObjectRef(module, "QueueClosed", closedType) == 0
+            PyExc_Exception, nil)
+        state.pointee.task_interrupted = PyErr_NewExceptionWithDoc(
+            "subinterpreter_parallelism._native.TaskInterrupted",
+            "Raised inside a task when it is stopped (cancel, timeout, Ctrl-C, shutdown). A BaseException, so that `except Exception` in task code does not swallow it; the caller sees CancelledError or TimeoutError instead.",
+            PyExc_BaseException, nil)
+        guard let closedType = state.pointee.queue_closed, let interruptedType = state.pointee.task_interrupted,
+              PyModule_AddObjectRef(module, "QueueClosed", closedType) == 0,
+              PyModule_AddObjectRef(module, "TaskInterrupted", interruptedType) == 0
         else { return -1 }
 
         let constants: [(String, Int)] = [
@@ -222,6 +220,16 @@ enum ModuleState {
     /// `Empty`, `Full` or `QueueClosed` of the instance's interpreter (borrowed).
     static func exception(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
         guard let state = of(instance: instance) else { return nil }
+        if state.pointee.queue_empty == nil || state.pointee.queue_full == nil {
+            guard let queueModule = PyImport_ImportModule("queue") else { return nil }
+            defer { Py_DecRef(queueModule) }
+            guard let empty = PyObject_GetAttrString(queueModule, "Empty") else { return nil }
+            guard let full = PyObject_GetAttrString(queueModule, "Full") else { Py_DecRef(empty); return nil }
+            Py_DecRef(state.pointee.queue_empty)
+            Py_DecRef(state.pointee.queue_full)
+            state.pointee.queue_empty = empty
+            state.pointee.queue_full = full
+        }
         switch name {
         case "Empty": return state.pointee.queue_empty
         case "Full": return state.pointee.queue_full

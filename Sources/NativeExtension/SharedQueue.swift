@@ -134,7 +134,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         case .closed, .stopped: name = "QueueClosed"
         }
         let message = failure == .closed || failure == .stopped ? "the queue is closed" : ""
-        PyErr_SetString(ModuleState.exception(for: me, name) ?? PyExc_RuntimeError, message)
+        guard let type = ModuleState.exception(for: me, name) else { return nil }
+        PyErr_SetString(type, message)
         return nil
     }
 

@@ -11,23 +11,29 @@ Each worker is a native thread that owns a CPython sub-interpreter with its own 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
 
 if sys.version_info < (3, 12):  # pragma: no cover - guarded by requires-python too
     raise ImportError(
         "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL sub-interpreters, "
         f"PEP 684); this is Python {sys.version.split()[0]}")
 
-from ._native import Queue, QueueClosed
-from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback, TaskInterrupted
+from ._native import Queue, QueueClosed, TaskInterrupted
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback
     from .executor import InterpreterPoolExecutor, default_worker_count
     from .parallel_calls import CallOutcome, parallel
 
 # The executor and parallel() load on first use: worker interpreters import this package
 # for their runner and should not pay for what only the caller needs.
 _LAZY = {
+    "BrokenInterpreterPool": "errors",
+    "ExecutionFailed": "errors",
+    "RemoteTraceback": "errors",
     "InterpreterPoolExecutor": "executor",
     "default_worker_count": "executor",
     "CallOutcome": "parallel_calls",

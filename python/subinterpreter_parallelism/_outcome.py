@@ -8,12 +8,12 @@ the exception itself cannot travel.
 
 from __future__ import annotations
 
-import pickle
-import traceback
-from typing import Any
+TYPE_CHECKING = False
 
 from . import _pickling
-from .errors import ExecutionFailed, RemoteTraceback
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _VALUE_MARK = 0x80  # pickle's PROTO opcode: every protocol-5 pickle starts with it
 _ERROR_MARK = b"E"
@@ -34,6 +34,8 @@ def encode_value(value: Any) -> bytes:
 def encode_exception(exc: BaseException, skip_frames: int = 0) -> bytes:
     """Worker side: the outcome of a call that raised ``exc``. Never raises."""
     try:
+        import traceback  # only on failures: it is a noticeable part of a worker's start-up
+
         tb = exc.__traceback__
         for _ in range(skip_frames):
             if tb is not None:
@@ -50,9 +52,9 @@ def encode_exception(exc: BaseException, skip_frames: int = 0) -> bytes:
             pickled: bytes | None = _pickling.dumps(exc)
         except BaseException:
             pickled = None
-        return _ERROR_MARK + pickle.dumps((type_name, message, text, pickled), _pickling.PROTOCOL)
+        return _ERROR_MARK + _pickling._dumps((type_name, message, text, pickled), _pickling.PROTOCOL)
     except BaseException:
-        return _ERROR_MARK + pickle.dumps(
+        return _ERROR_MARK + _pickling._dumps(
             ("RuntimeError", "the worker could not encode the task's exception", "", None),
             _pickling.PROTOCOL,
         )
@@ -68,7 +70,9 @@ def decode(buffer: Any) -> tuple[bool, Any]:
     view = memoryview(buffer)
     if view[0] == _VALUE_MARK:
         return True, _pickling.loads(view)
-    type_name, message, text, pickled = pickle.loads(view[1:])
+    from .errors import ExecutionFailed, RemoteTraceback
+
+    type_name, message, text, pickled = _pickling.loads(view[1:])
     exc: Any = None
     if pickled is not None:
         try:
@@ -83,6 +87,10 @@ def decode(buffer: Any) -> tuple[bool, Any]:
 
 def failure_from_unpickling(error: BaseException) -> BaseException:
     """Caller side: the exception for a value that came back but cannot be unpickled here."""
+    import traceback
+
+    from .errors import ExecutionFailed
+
     failed = ExecutionFailed(
         f"{type(error).__module__}.{type(error).__qualname__}",
         f"the task's result could not be unpickled in the caller: {error}",

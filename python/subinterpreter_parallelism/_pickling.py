@@ -8,8 +8,14 @@ defined in a script, in ``python -c`` or in a REPL travel by value.
 
 from __future__ import annotations
 
-import pickle
-from typing import Any
+# The C pickler directly: `import pickle` would add `re` and `enum` to every worker's start-up.
+from _pickle import dumps as _dumps
+from _pickle import loads as _loads
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOCOL = 5
 _MAIN_MARKER = b"__main__"
@@ -22,7 +28,7 @@ def dumps(obj: Any) -> bytes:
     object cannot be pickled at all, e.g. a lock or an open file.
     """
     try:
-        data = pickle.dumps(obj, PROTOCOL)
+        data = _dumps(obj, PROTOCOL)
     except Exception:
         return _cloudpickle_dumps(obj)
     # A by-reference pickle of something in __main__ would not load in a worker.
@@ -33,7 +39,7 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: Any) -> Any:
     """Unpickles bytes (or any buffer) made by :func:`dumps`."""
-    return pickle.loads(data)
+    return _loads(data)
 
 
 def _cloudpickle_dumps(obj: Any) -> bytes:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Any
+TYPE_CHECKING = False
 
 from . import _native, _outcome, _pickling
-from .errors import TaskInterrupted
+from ._native import TaskInterrupted
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["TaskInterrupted", "bootstrap", "call_by_name", "decode_call", "encode_error",
            "encode_result", "invoke", "run_chunk"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from concurrent.futures import BrokenExecutor
 
+from ._native import TaskInterrupted
+
 __all__ = [
     "BrokenInterpreterPool",
     "ExecutionFailed",
@@ -45,6 +47,11 @@ class ExecutionFailed(Exception):
         return f"{self.type_name}: {self.message}" if self.message else self.type_name
 
 
+# TaskInterrupted is defined by the native module (so that worker interpreters have it without
+# importing anything else): a BaseException raised inside a task when it is stopped (cancel,
+# timeout, Ctrl-C, shutdown); `except Exception` in task code does not swallow it.
+
+
 class RemoteTraceback(Exception):
     """Carries the traceback text of an exception raised inside a worker interpreter.
 
@@ -58,12 +65,3 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return "\n\n" + self.traceback.rstrip("\n") + "\n"
-
-
-class TaskInterrupted(BaseException):
-    """Raised inside a worker when its task is stopped (cancel, timeout, Ctrl-C, shutdown).
-
-    It derives from ``BaseException`` so that ``except Exception`` in task code does not
-    swallow it. The caller never sees it: the task's future ends cancelled, or with
-    ``TimeoutError`` for timeouts.
-    """

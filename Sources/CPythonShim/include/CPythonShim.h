@@ -27,14 +27,15 @@ typedef struct {
     PyObject *queue_type;
     PyObject *result_buffer_type;
     PyObject *queue_closed;   /* QueueClosed exception class */
-    PyObject *queue_empty;    /* queue.Empty */
-    PyObject *queue_full;     /* queue.Full */
+    PyObject *task_interrupted; /* TaskInterrupted exception class */
+    PyObject *queue_empty;    /* queue.Empty, imported on first use */
+    PyObject *queue_full;     /* queue.Full, imported on first use */
     PyObject *dumps;          /* subinterpreter_parallelism._pickling.dumps, imported on first use */
     PyObject *loads;          /* subinterpreter_parallelism._pickling.loads */
 } sp_ModuleState;
 
 /// Number of PyObject* fields in sp_ModuleState (for traverse/clear).
-#define SP_MODULE_STATE_FIELDS 8
+#define SP_MODULE_STATE_FIELDS 9
 _Static_assert(sizeof(sp_ModuleState) == SP_MODULE_STATE_FIELDS * sizeof(PyObject *),
                "sp_ModuleState must hold only PyObject pointers");
 
