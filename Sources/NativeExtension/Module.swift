@@ -217,6 +217,23 @@ enum ModuleState {
         return name == "dumps" ? state.pointee.dumps : state.pointee.loads
     }
 
+    /// `_pickle.dumps` and `_pickle.loads` of the interpreter owning `type` (borrowed), imported
+    /// on first use; nil with an exception set if that fails.
+    static func cPickle(for type: UnsafeMutablePointer<PyTypeObject>) -> (dumps: PyObjectPointer, loads: PyObjectPointer)? {
+        guard let state = of(type: type) else { return nil }
+        if state.pointee.c_dumps == nil || state.pointee.c_loads == nil {
+            guard let module = PyImport_ImportModule("_pickle") else { return nil }
+            defer { Py_DecRef(module) }
+            guard let dumps = PyObject_GetAttrString(module, "dumps") else { return nil }
+            guard let loads = PyObject_GetAttrString(module, "loads") else { Py_DecRef(dumps); return nil }
+            Py_DecRef(state.pointee.c_dumps)
+            Py_DecRef(state.pointee.c_loads)
+            state.pointee.c_dumps = dumps
+            state.pointee.c_loads = loads
+        }
+        return (state.pointee.c_dumps!, state.pointee.c_loads!)
+    }
+
     /// `Empty`, `Full` or `QueueClosed` of the instance's interpreter (borrowed).
     static func exception(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
         guard let state = of(instance: instance) else { return nil }

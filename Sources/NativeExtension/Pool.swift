@@ -100,6 +100,11 @@ struct WorkerConfiguration: Sendable {
 
 /// The Python-independent heart of a pool: queues, workers, statistics.
 final class PoolCore: @unchecked Sendable {
+    /// How long a worker or the completion thread watches for the next item before parking.
+    /// A few tens of microseconds covers the gap between tiny tasks, where a futex wake-up per
+    /// task would otherwise cost more than the task.
+    static let spinNanoseconds: UInt64 = 50_000
+
     let tasks = BlockingQueue<Task>()
     let events = BlockingQueue<PoolEvent>()
     let stats = StepStatistics()

@@ -1,6 +1,7 @@
 // `_native.Pool`: the Python face of `PoolCore`, used by the executor in
 // python/subinterpreter_parallelism/executor.py (never by users directly).
 @preconcurrency import CPythonShim
+import Glibc
 import ParallelRuntime
 
 final class NativePool: NativeBacked {
@@ -12,11 +13,19 @@ final class NativePool: NativeBacked {
     private var closed = false
     /// The completion thread's parker (only that thread calls `deliver`).
     private let deliveryParker = Parker()
+    /// `_pickle.dumps`/`loads` (borrowed from the module state, which outlives the pool), for
+    /// the fast paths: a call that plain pickle handles without `__main__`, and a returned value.
+    private let cPickle: (dumps: PyObjectPointer, loads: PyObjectPointer)?
+    /// The protocol number, 5, as a Python int (kept to avoid making it per call).
+    private var protocolNumber: PyObjectPointer?
 
-    init(core: PoolCore, encoder: PyObjectPointer, resultBufferType: UnsafeMutablePointer<PyTypeObject>) {
+    init(core: PoolCore, encoder: PyObjectPointer, resultBufferType: UnsafeMutablePointer<PyTypeObject>,
+         cPickle: (dumps: PyObjectPointer, loads: PyObjectPointer)?) {
         self.core = core
         self.encoder = encoder
         self.resultBufferType = resultBufferType
+        self.cPickle = cPickle
+        protocolNumber = Py.int(Int64(5))
         Py_IncRef(encoder)
         Py_IncRef(UnsafeMutableRawPointer(resultBufferType).assumingMemoryBound(to: PyObject.self))
     }
@@ -24,6 +33,8 @@ final class NativePool: NativeBacked {
     func releasePythonReferences() {
         Py_DecRef(encoder)
         encoder = nil
+        Py_DecRef(protocolNumber)
+        protocolNumber = nil
         Py_DecRef(resultBufferType.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: PyObject.self) })
         resultBufferType = nil
         core.tasks.close()
@@ -66,9 +77,12 @@ final class NativePool: NativeBacked {
         let core = PoolCore(
             workerCount: Int(workers),
             configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize))
+        let cPickle = ModuleState.cPickle(for: type)
+        if cPickle == nil { PyErr_Clear() }  // the fast paths are optional
         let pool = NativePool(
             core: core, encoder: encoder,
-            resultBufferType: UnsafeMutableRawPointer(bufferType).assumingMemoryBound(to: PyTypeObject.self))
+            resultBufferType: UnsafeMutableRawPointer(bufferType).assumingMemoryBound(to: PyTypeObject.self),
+            cPickle: cPickle)
         guard let instance = Box.wrap(pool, as: type) else { return nil }
         _ = core.start()  // a refused thread is reported as a workerFailed event
         return instance
@@ -104,10 +118,10 @@ final class NativePool: NativeBacked {
         .noArgs("interrupt_all", "Interrupt every running task; returns how many were interrupted.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).interruptAll()))
         },
-        .fast("deliver", "deliver(callback) -> bool: wait for events, call callback(kind, id, payload, worker) for each; False once the pool has ended.") { me, args, n in
+        .fast("deliver", "deliver(on_result, on_event) -> bool: wait for events; call on_result(id, value) for each returned value and on_event(kind, id, payload, worker) for anything else; False once the pool has ended.") { me, args, n in
             let arguments = Arguments(args, n)
-            guard arguments.expect("deliver", 1...1) else { return nil }
-            return Box.unwrap(me, as: NativePool.self).deliver(to: arguments[0])
+            guard arguments.expect("deliver", 2...2) else { return nil }
+            return Box.unwrap(me, as: NativePool.self).deliver(onResult: arguments[0], onEvent: arguments[1])
         },
         .noArgs("close", "Refuse new tasks; workers finish the queued ones and end their interpreters.") { me, _ in
             let pool = Box.unwrap(me, as: NativePool.self)
@@ -141,10 +155,12 @@ final class NativePool: NativeBacked {
         guard let id = Py.int64(arguments[0]) else { return nil }
         guard !closed else { return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown") }
         let start = MonotonicClock.now()
-        var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
-        guard let encoded = callArguments.withUnsafeMutableBufferPointer({
-            PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
-        }) else { return nil }
+        guard let encoded = quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
+            var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
+            return callArguments.withUnsafeMutableBufferPointer {
+                PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
+            }
+        }() else { return nil }
         guard sp_Bytes_Check(encoded) != 0 else {
             Py_DecRef(encoded)
             return Py.fail(PyExc_TypeError, "the encoder must return bytes")
@@ -161,6 +177,57 @@ final class NativePool: NativeBacked {
         }
         core.stats.count { $0.tasksSubmitted += 1 }
         return Py.none()
+    }
+
+    /// `_pickle.dumps((fn, args, kwargs), 5)` when that works and mentions no `__main__`
+    /// (which the worker could not resolve); else nil, and the Python encoder takes over
+    /// (cloudpickle, and a note naming what cannot be pickled).
+    private func quickEncode(_ fn: PyObjectPointer, _ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> PyObjectPointer? {
+        guard let dumps = cPickle?.dumps, let protocolNumber, let call = Py.tuple([fn, args, kwargs]) else {
+            PyErr_Clear()
+            return nil
+        }
+        defer { Py_DecRef(call) }
+        var dumpsArguments: [PyObjectPointer?] = [call, protocolNumber]
+        guard let data = dumpsArguments.withUnsafeMutableBufferPointer({
+            PyObject_Vectorcall(dumps, $0.baseAddress, 2, nil)
+        }) else {
+            PyErr_Clear()
+            return nil
+        }
+        let contents = Py.contents(ofBytes: data)
+        let mentionsMain = "__main__".withCString { marker in
+            memmem(contents.baseAddress!, contents.count, marker, 8) != nil
+        }
+        if mentionsMain {
+            Py_DecRef(data)
+            return nil
+        }
+        return data
+    }
+
+    /// The fast path of delivery: a task that returned a value, unpickled here and handed to
+    /// `onResult(id, value)`. Returns false (nothing called, no error set) when the event needs
+    /// the general path.
+    private func deliverValue(_ event: PoolEvent, to onResult: PyObjectPointer) -> Bool {
+        guard event.kind == .completed, let buffer = event.payload, buffer.count > 0,
+              buffer.contents[0] == 0x80, let loads = cPickle?.loads,
+              let view = PyMemoryView_FromMemory(
+                  buffer.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count), PyBUF_READ)
+        else { return false }
+        let value = PyObject_CallOneArg(loads, view)
+        Py_DecRef(view)
+        guard let value else {
+            PyErr_Clear()  // the general path reports why it cannot be unpickled here
+            return false
+        }
+        defer { Py_DecRef(value) }
+        guard let id = Py.int(event.id) else { PyErr_Clear(); return false }
+        defer { Py_DecRef(id) }
+        var arguments: [PyObjectPointer?] = [id, value]
+        let result = arguments.withUnsafeMutableBufferPointer { PyObject_Vectorcall(onResult, $0.baseAddress, 2, nil) }
+        if let result { Py_DecRef(result) } else { PyErr_WriteUnraisable(onResult) }
+        return true
     }
 
     private func cancel(_ id: Int64, interrupt: Bool) -> Int {
@@ -202,13 +269,21 @@ final class NativePool: NativeBacked {
         return count
     }
 
-    private func deliver(to callback: PyObjectPointer) -> PyObjectPointer? {
+    private func deliver(onResult: PyObjectPointer, onEvent callback: PyObjectPointer) -> PyObjectPointer? {
         let parker = deliveryParker
-        let batch = Py.withoutGIL { try? core.events.getAll(parker: parker) }
+        let batch = Py.withoutGIL { try? core.events.getAll(parker: parker, spinFor: PoolCore.spinNanoseconds) }
         guard let batch else { return Py.bool(false) }
         for event in batch {
             let start = MonotonicClock.now()
             if event.task != nil { core.stats.add(.resultWait, nanoseconds: start &- event.postedAt) }
+            if deliverValue(event, to: onResult) {
+                if let task = event.task {
+                    core.forget(task)
+                    Py_DecRef(task.inputObject)
+                }
+                core.stats.addSince(start, to: .deliver)
+                continue
+            }
             let payload: PyObjectPointer?
             if let buffer = event.payload, let type = resultBufferType {
                 payload = Box.wrap(buffer, as: type)

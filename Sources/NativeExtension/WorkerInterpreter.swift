@@ -180,7 +180,7 @@ final class WorkerInterpreter: @unchecked Sendable {
 
     /// Takes tasks until the task queue is closed and empty. Runs without the GIL between tasks.
     private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>) {
-        while let task = try? pool.tasks.get(parker: parker) {
+        while let task = try? pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) {
             let takenAt = MonotonicClock.now()
             guard task.lifecycle.start() else {
                 pool.post(PoolEvent(kind: .skipped, id: task.id, task: task, payload: nil, text: nil,

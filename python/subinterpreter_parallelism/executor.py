@@ -53,13 +53,15 @@ def default_worker_count() -> int:
 
 
 class _TaskFuture(Future):  # type: ignore[type-arg]
-    """A Future whose ``cancel()`` also stops the task when it is already running."""
+    """A Future whose ``cancel()`` also stops the task when it is already running.
 
-    def __init__(self, pool: _PoolState, task_id: int) -> None:
-        super().__init__()
-        self._sp_pool = pool
-        self._sp_task_id = task_id
-        self._sp_timed_out = False
+    ``submit`` sets ``_sp_pool`` and ``_sp_task_id`` right after creating it (no ``__init__``
+    of its own: one Python frame less per task).
+    """
+
+    _sp_pool: _PoolState
+    _sp_task_id: int
+    _sp_timed_out = False
 
     def cancel(self) -> bool:
         """Cancels the task; a running task is interrupted inside its worker interpreter.
@@ -138,6 +140,15 @@ class _PoolState:
         self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
         self.timers: _Deadlines | None = None
 
+    def on_result(self, task_id: int, value: Any) -> None:
+        """Called by ``native.deliver`` on the completion thread for a task that returned."""
+        future = self.futures.pop(task_id, None)
+        if future is not None:
+            try:
+                future.set_result(value)
+            except InvalidStateError:
+                pass  # cancelled or timed out meanwhile
+
     def on_event(self, kind: int, task_id: int, payload: Any, worker: int) -> None:
         """Called by ``native.deliver`` on the completion thread, once per worker event."""
         if kind == _native.EVENT_MESSAGE:
@@ -149,7 +160,7 @@ class _PoolState:
             self.mark_broken(f"worker {worker} failed to start:\n{payload}")
             return
         future = self.futures.pop(task_id, None)
-        if future is None or future.done():
+        if future is None:
             return
         if kind == _native.EVENT_SKIPPED:
             # Skipped without a cancel from the user: the pool broke or shut down meanwhile.
@@ -196,7 +207,7 @@ class _PoolState:
     def deliver_forever(self) -> None:
         """The completion thread: deliver events until the last worker has ended."""
         try:
-            while self.native.deliver(self.on_event):
+            while self.native.deliver(self.on_result, self.on_event):
                 pass
         finally:
             never_ran = self.native.join()
@@ -343,7 +354,9 @@ class InterpreterPoolExecutor(Executor):
         if state.broken is not None:
             raise BrokenInterpreterPool(state.broken)
         task_id = next(self._ids)
-        future = _TaskFuture(state, task_id)
+        future = _TaskFuture()
+        future._sp_pool = state
+        future._sp_task_id = task_id
         state.futures[task_id] = future
         try:
             state.native.submit(task_id, fn, args, kwargs)

@@ -32,10 +32,12 @@ typedef struct {
     PyObject *queue_full;     /* queue.Full, imported on first use */
     PyObject *dumps;          /* subinterpreter_parallelism._pickling.dumps, imported on first use */
     PyObject *loads;          /* subinterpreter_parallelism._pickling.loads */
+    PyObject *c_dumps;        /* _pickle.dumps, for the pool's fast paths, imported on first use */
+    PyObject *c_loads;        /* _pickle.loads */
 } sp_ModuleState;
 
 /// Number of PyObject* fields in sp_ModuleState (for traverse/clear).
-#define SP_MODULE_STATE_FIELDS 9
+#define SP_MODULE_STATE_FIELDS 11
 _Static_assert(sizeof(sp_ModuleState) == SP_MODULE_STATE_FIELDS * sizeof(PyObject *),
                "sp_ModuleState must hold only PyObject pointers");
 
