@@ -1,0 +1,5 @@
+"""``python -m subinterpreter_parallelism``: see :mod:`subinterpreter_parallelism.cli`."""
+
+from subinterpreter_parallelism.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The command line: ``python -m subinterpreter_parallelism COMMAND [options]``.
+
+Each command lives in its own module and takes its own ``--help``:
+
+    demo    the seed's comparison (subinterpreter_parallelism.demo)
+    bench   the benchmark suite (benchmarks/ in the source tree)
+    check   can these modules load in an own-GIL interpreter? (subinterpreter_parallelism.compat)
+    info    Python, own-GIL support, worker count, build (subinterpreter_parallelism.compat)
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# command -> (module, function, one-line help); each function takes argv and returns an exit code.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("subinterpreter_parallelism.demo", "main", "run the seed's comparison (py_factorial, several ways)"),
+    "bench": ("subinterpreter_parallelism.bench", "main", "run the benchmarks against the alternatives"),
+    "check": ("subinterpreter_parallelism.compat", "check_main", "check whether modules load in an own-GIL interpreter"),
+    "info": ("subinterpreter_parallelism.compat", "info_main", "show Python, own-GIL support, worker count and build"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m subinterpreter_parallelism COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<7} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
+    lines += ["", "Run `python -m subinterpreter_parallelism COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatches to a command; returns its exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name, _ = COMMANDS[command]
+    function: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), function_name)
+    return int(function(rest) or 0)
