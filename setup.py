@@ -57,8 +57,12 @@ class BuildSwift(build_ext):
         built = scratch / "release" / f"lib{PRODUCT}.so"
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built, target)
-        target.chmod(0o755)
+        # Copy then rename: a process that has the old library mapped keeps its inode intact
+        # (overwriting it in place would crash such processes).
+        staging = target.with_name(target.name + ".tmp")
+        shutil.copyfile(built, staging)
+        staging.chmod(0o755)
+        os.replace(staging, target)
 
 
 setup(
