@@ -77,7 +77,7 @@ def decode(buffer: Any) -> tuple[bool, Any]:
     if pickled is not None:
         try:
             exc = _pickling.loads(pickled)
-        except Exception:
+        except BaseException:  # even SystemExit from a __reduce__: the future must still fail
             exc = None
     if not isinstance(exc, BaseException):
         exc = ExecutionFailed(type_name, message, text)

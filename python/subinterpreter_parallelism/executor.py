@@ -178,7 +178,7 @@ class _PoolState:
             return
         try:
             ok, value = _outcome.decode(payload)
-        except Exception as error:
+        except BaseException as error:  # SystemExit from a __reduce__ too, or the future hangs
             ok, value = False, _outcome.failure_from_unpickling(error)
         try:
             if ok:
