@@ -1,0 +1,227 @@
+"""Module-level helpers that the reliability tests run inside worker interpreters.
+
+Everything here must be importable by name in a worker (tests/reliability is on the
+caller's sys.path, which every worker copies at pool creation).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+
+def echo(value):
+    return value
+
+
+def add(a, b=0):
+    return a + b
+
+
+def interpreter_id():
+    """The id of the interpreter running this code."""
+    try:
+        import _interpreters  # 3.13
+
+        current = _interpreters.get_current()
+    except ImportError:
+        import _xxsubinterpreters  # 3.12
+
+        current = _xxsubinterpreters.get_current()
+    return int(current[0] if isinstance(current, tuple) else current)
+
+
+def where():
+    """(interpreter id, native thread ident): who ran this task."""
+    return interpreter_id(), threading.get_ident()
+
+
+def nap_then(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+# -- pickling failures -----------------------------------------------------------------
+
+
+def _refuse(kind, message):
+    raise {"value": ValueError, "exit": SystemExit, "interrupt": KeyboardInterrupt}[kind](message)
+
+
+class FailsToPickle:
+    """Refuses to be pickled (in whichever interpreter tries)."""
+
+    def __reduce__(self):
+        raise ValueError("FailsToPickle refuses to be pickled")
+
+
+class ExitsAtPickle:
+    """Raises SystemExit while being pickled."""
+
+    def __reduce__(self):
+        raise SystemExit("ExitsAtPickle")
+
+
+class FailsToUnpickle:
+    """Pickles fine; unpickling it raises ValueError."""
+
+    def __reduce__(self):
+        return _refuse, ("value", "FailsToUnpickle refuses to be unpickled")
+
+
+class ExitsAtUnpickle:
+    """Pickles fine; unpickling it raises SystemExit (must not escape as a real exit)."""
+
+    def __reduce__(self):
+        return _refuse, ("exit", "ExitsAtUnpickle")
+
+
+class InterruptsAtUnpickle:
+    """Pickles fine; unpickling it raises KeyboardInterrupt."""
+
+    def __reduce__(self):
+        return _refuse, ("interrupt", "InterruptsAtUnpickle")
+
+
+def make(name, *args):
+    """Builds one of this module's classes inside the worker and returns it."""
+    return globals()[name](*args)
+
+
+def make_lock():
+    return threading.Lock()
+
+
+def return_generator():
+    return (i for i in range(3))
+
+
+# -- exceptions that cannot travel -----------------------------------------------------
+
+
+class LockCarrier(Exception):
+    """Its payload (a lock) cannot be pickled."""
+
+
+def raise_lock_payload(message):
+    raise LockCarrier(message, threading.Lock())
+
+
+class RebuildFails(Exception):
+    """Pickles in the worker; rebuilding it in the caller raises ValueError."""
+
+    def __reduce__(self):
+        return _refuse, ("value", "RebuildFails cannot be rebuilt")
+
+
+class RebuildExits(Exception):
+    """Pickles in the worker; rebuilding it in the caller raises SystemExit."""
+
+    def __reduce__(self):
+        return _refuse, ("exit", "RebuildExits")
+
+
+class StrFails(Exception):
+    def __str__(self):
+        raise RuntimeError("str() of StrFails fails")
+
+
+def raise_named(name, message):
+    raise globals()[name](message)
+
+
+def raise_worker_only(message):
+    """Raises an exception whose class lives in a module that exists only in this worker."""
+    import types
+
+    module = types.ModuleType("only_in_a_worker")
+    exec("class WorkerOnlyError(Exception):\n    pass\n", module.__dict__)
+    sys.modules["only_in_a_worker"] = module
+    raise module.WorkerOnlyError(message)
+
+
+def return_worker_only():
+    """Returns an instance of a class that the caller cannot import."""
+    import types
+
+    module = types.ModuleType("only_in_a_worker_values")
+    exec("class Thing:\n    pass\n", module.__dict__)
+    sys.modules["only_in_a_worker_values"] = module
+    return module.Thing()
+
+
+def raise_chained(message):
+    try:
+        raise LockCarrier("inner", threading.Lock())
+    except LockCarrier as inner:
+        raise ValueError(message) from inner
+
+
+def raise_group():
+    raise ExceptionGroup("several", [ValueError("one"), LockCarrier("two", threading.Lock())])
+
+
+# -- outcomes for property tests -------------------------------------------------------
+
+
+class PlannedError(Exception):
+    """Raised on purpose by `planned`; carries the call's tag."""
+
+
+def planned(kind, tag, seconds=0.0):
+    """One call of a random plan: returns tag, raises PlannedError(tag)/KeyError(tag), or sleeps."""
+    if kind == "ok":
+        return tag
+    if kind == "slow":
+        time.sleep(seconds)
+        return tag
+    if kind == "raise":
+        raise PlannedError(tag)
+    if kind == "key":
+        raise KeyError(tag)
+    if kind == "slow_raise":
+        time.sleep(seconds)
+        raise PlannedError(tag)
+    raise AssertionError(kind)
+
+
+def fail_at(values, bad):
+    """For map(): returns the value, or raises PlannedError for the value `bad`."""
+    if values == bad:
+        raise PlannedError(values)
+    return values * 2
+
+
+# -- leak checks -----------------------------------------------------------------------
+
+
+class Payload:
+    """A weak-referenceable, picklable value."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __eq__(self, other):
+        return isinstance(other, Payload) and other.n == self.n
+
+    __hash__ = None
+
+    def bump(self, k):
+        return Payload(self.n + k)
+
+
+def bump(payload, k=1):
+    return Payload(payload.n + k)
+
+
+def raise_payload(n):
+    raise PlannedError(Payload(n))
