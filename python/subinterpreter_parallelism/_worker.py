@@ -19,16 +19,34 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["TaskInterrupted", "bootstrap", "call_by_name", "decode_call", "encode_error",
-           "encode_result", "invoke", "run_chunk"]
+           "encode_result", "flush_unflushed", "invoke", "run_chunk"]
 
 decode_call = _pickling.loads
 encode_result = _outcome.encode_value
 
 
+# Forwarded output a call left without a newline (see forwarding.py): flushed when the call
+# ends, so that it reaches the caller before the result.
+unflushed: list[Any] = []
+
+
 def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
     """Runs one decoded call."""
     fn, args, kwargs = call
-    return fn(*args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if unflushed:
+            flush_unflushed()
+
+
+def flush_unflushed() -> None:
+    """Sends what forwarded streams still hold (end of a task or of the bootstrap)."""
+    while unflushed:
+        try:
+            unflushed.pop().flush()
+        except Exception:
+            pass
 
 
 def encode_error(exc: BaseException) -> bytes:
@@ -55,6 +73,15 @@ def bootstrap(payload: bytes | None) -> str | None:
         if config.get("interruptible_sleep", True):
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
+        forwarding_options = config.get("forwarding")
+        preload = config.get("preload")
+        if forwarding_options is not None or preload:
+            from . import forwarding
+
+            if forwarding_options is not None:
+                forwarding.install(forwarding_options)
+            if preload and not forwarding.preload(preload):
+                return None  # the failure went to the pool's constructor, which reports it
         initializer = config.get("initializer")
         if initializer is not None:
             initializer(*config.get("initargs", ()))
@@ -62,6 +89,8 @@ def bootstrap(payload: bytes | None) -> str | None:
         import traceback
 
         return "".join(traceback.format_exception(exc))
+    finally:
+        flush_unflushed()
     return None
 
 

@@ -285,10 +285,32 @@ class InterpreterPoolExecutor(Executor):
         initargs: arguments for ``initializer``.
         task_timeout: seconds a task may run (from submission); then it is interrupted and its
             future fails with ``TimeoutError``.
+        preload: module names (or one name) that every worker imports at start; the
+            constructor returns once all workers have imported them, so first tasks do not
+            pay for the imports. A module that fails to import is reported here.
+        forward_logging: records logged in tasks go to this interpreter's loggers of the same
+            names (``record.sp_worker`` is the worker's index, ``threadName`` is
+            ``sp-worker-N``). Workers skip records below the levels configured when the pool
+            is created; an int (a level) makes them forward everything from that level up.
+            False: tasks' records are dropped, as in a bare interpreter.
+        forward_warnings: warnings raised in tasks are issued again here, with the task's
+            file and line, through this interpreter's filters at that time. Filters that
+            turn warnings into errors when the pool is created (``-W error``) raise inside the
+            task instead, which then fails with that exception.
+        output: ``"forward"``: what tasks print or write to ``sys.stdout``/``sys.stderr``
+            goes, in whole lines, to this interpreter's current ``sys.stdout``/``sys.stderr``
+            (before the task's result). ``"fd"``: straight to file descriptors 1 and 2,
+            line-buffered.
 
     Raises:
         TypeError: ``max_workers`` is not an int, or ``initializer`` is not callable.
         ValueError: ``max_workers`` < 1, or ``task_timeout`` <= 0.
+        ValueError: ``output`` is not ``"forward"`` or ``"fd"``.
+        ImportError (or what the import raised): a ``preload`` module cannot be imported in
+            the worker interpreters; a module that refuses own-GIL interpreters gives the
+            message of ``python -m subinterpreter_parallelism check``.
+        TimeoutError: the workers did not finish the ``preload`` imports within
+            ``forwarding.PRELOAD_TIMEOUT`` seconds.
     """
 
     def __init__(
@@ -298,6 +320,10 @@ class InterpreterPoolExecutor(Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         task_timeout: float | None = None,
+        preload: str | Iterable[str] = (),
+        forward_logging: bool | int = True,
+        forward_warnings: bool = True,
+        output: str = "forward",
     ) -> None:
         if max_workers is None:
             max_workers = default_worker_count()
@@ -313,7 +339,12 @@ class InterpreterPoolExecutor(Executor):
             if not task_timeout > 0:
                 raise ValueError("task_timeout must be greater than 0")
         self._max_workers = max_workers
-        config = {"initializer": initializer, "initargs": tuple(initargs), "interruptible_sleep": True}
+        from . import forwarding
+
+        preload_modules = forwarding.check_preload(preload)
+        config = {"initializer": initializer, "initargs": tuple(initargs), "interruptible_sleep": True,
+                  "forwarding": forwarding.worker_options(forward_logging, forward_warnings, output),
+                  "preload": preload_modules}
         try:
             bootstrap = _pickling.dumps(config)
         except Exception as exc:
@@ -321,6 +352,11 @@ class InterpreterPoolExecutor(Executor):
             raise
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call)
         self._state = _PoolState(native, task_timeout)
+        self._state.message_handlers.update(forwarding.CallerSide().handlers())
+        preload_watch = None
+        if preload_modules:
+            preload_watch = forwarding.PreloadWatch(max_workers)
+            self._state.message_handlers[forwarding.TAG_PRELOAD] = preload_watch.on_message
         self._ids = itertools.count()
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
@@ -332,6 +368,15 @@ class InterpreterPoolExecutor(Executor):
         weakref.finalize(self, _close_native, native)
         with _live_lock:
             _live_pools.add(self)
+        if preload_watch is not None:
+            try:
+                error = preload_watch.wait(lambda: self._state.broken)
+            except BaseException:
+                self.shutdown(wait=False)
+                raise
+            if error is not None:
+                self.shutdown(wait=not isinstance(error, TimeoutError))
+                raise error
 
     # -- submitting ----------------------------------------------------------------
 

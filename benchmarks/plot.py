@@ -1,0 +1,87 @@
+"""The PNG: CPU-bound throughput against workers, and round-trip time against payload size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .report import Results, machine_line
+
+__all__ = ["plot"]
+
+# One colour per competitor, the same in both panels; this project drawn thicker.
+_STYLE: dict[str, dict[str, Any]] = {
+    "serial": {"color": "#7f7f7f", "linestyle": "--"},
+    "threads": {"color": "#bcbd22"},
+    "fork": {"color": "#1f77b4"},
+    "forkserver": {"color": "#17becf"},
+    "spawn": {"color": "#17becf"},
+    "loky": {"color": "#9467bd"},
+    "backport": {"color": "#ff7f0e"},
+    "seed": {"color": "#8c564b"},
+    "this": {"color": "#d62728", "linewidth": 2.8},
+}
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Writes the two-panel figure to ``path`` (PNG). Needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = Results(results)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), dpi=90)
+
+    cases = r.cases("scaling")
+    workers = [int(c.split()[0]) for c in cases]
+    for key in r.keys:
+        style = {"linewidth": 1.6, "marker": "o", "markersize": 4, **_STYLE.get(key, {})}
+        if key == "serial":
+            value = r.median("scaling", "1 workers", key)
+            if value is not None and workers:
+                left.plot([min(workers), max(workers)], [value, value], label=key, **style)
+            continue
+        points = [(w, r.median("scaling", c, key)) for w, c in zip(workers, cases)]
+        points = [(w, v) for w, v in points if v is not None]
+        if points:
+            left.plot(*zip(*points), label=key, **style)
+    cores = results["machine"]["usable_cpus"]
+    left.axvline(cores, color="#cccccc", linewidth=1, zorder=0)
+    left.set_xlabel(f"workers ({cores} usable CPUs: grey line)")
+    left.set_ylabel("tasks per second (higher is better)")
+    left.set_title("CPU-bound py_factorial throughput")
+    if workers:
+        left.set_xticks(workers)
+    left.set_ylim(bottom=0)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+
+    sizes = r.cases("data")
+    nbytes = [_bytes_of(r, case) for case in sizes]
+    for key in r.keys:
+        points = [(b, r.median("data", c, key)) for b, c in zip(nbytes, sizes)]
+        points = [(b, v) for b, v in points if b is not None and v is not None]
+        if points:
+            style = {"linewidth": 1.6, "marker": "o", "markersize": 4, **_STYLE.get(key, {})}
+            right.plot(*zip(*points), label=key, **style)
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("bytes sent to the task and returned")
+    right.set_ylabel("round-trip time per task, s (lower is better)")
+    right.set_title("Per-task overhead against payload size")
+    right.grid(alpha=0.3, which="both")
+    right.legend(fontsize=8)
+
+    fig.suptitle(machine_line(results), fontsize=7, y=0.995)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def _bytes_of(r: Results, case: str) -> int | None:
+    for key in r.keys:
+        record = r.record("data", case, key) or {}
+        if "extra" in record:
+            return int(record["extra"]["bytes"])
+    return None

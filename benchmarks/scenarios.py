@@ -1,0 +1,490 @@
+"""What is measured: one function per workload, run for one competitor in a fresh process.
+
+Every scenario takes a competitor key and a parameter dict (sizes, repeats; chosen by
+``benchmarks.suite``) and returns a list of *records*, plain dicts that go to the JSON file
+as they are:
+
+    {"workload": "tiny", "case": "submit", "competitor": "fork", "unit": "s",
+     "better": "lower", "samples": [...], "cpu_percent": [...], "extra": {...}}
+
+A record has ``"na": reason`` instead of samples when the competitor cannot do the case,
+or ``"error": text`` when it tried and failed. ``unit`` is "s" (seconds, per run or per
+item as the case says), "tasks/s" or "B" (bytes).
+"""
+
+from __future__ import annotations
+
+import gc
+import queue
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from subinterpreter_parallelism.demo import py_factorial
+
+from . import workloads
+from .competitors import make_executor
+from .measure import Timing, timed, tree_memory
+
+__all__ = ["SCENARIOS", "run_scenario"]
+
+Record = dict[str, Any]
+PROCESS_POOLS = ("fork", "forkserver", "spawn", "loky")
+
+
+def _record(workload: str, case: str, key: str, unit: str, samples: Sequence[float], *,
+            better: str = "lower", cpu: Sequence[float] | None = None,
+            extra: dict[str, Any] | None = None) -> Record:
+    record: Record = {"workload": workload, "case": case, "competitor": key, "unit": unit,
+                      "better": better, "samples": list(samples)}
+    if cpu is not None:
+        record["cpu_percent"] = list(cpu)
+    if extra:
+        record["extra"] = extra
+    return record
+
+
+def _na(workload: str, case: str, key: str, reason: str) -> Record:
+    return {"workload": workload, "case": case, "competitor": key, "na": reason}
+
+
+def _error(workload: str, case: str, key: str, exc: BaseException) -> Record:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+    return {"workload": workload, "case": case, "competitor": key, "error": text}
+
+
+def _run_batch(executor: Executor, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Submits every call, then waits for all results in order."""
+    futures = [executor.submit(fn, *args) for args in calls]
+    return [future.result() for future in futures]
+
+
+def _start_all(executor: Executor, key: str, workers: int, seconds: float = 0.1) -> list[int]:
+    """Makes every worker start and import the task modules (one held task per worker)."""
+    if key in ("serial", "seed"):
+        return []
+    return _run_batch(executor, workloads.start_worker, [(seconds,)] * workers)
+
+
+def _check(results: Sequence[Any], expected: Sequence[Any], what: str) -> None:
+    if list(results) != list(expected):
+        raise AssertionError(f"{what}: wrong results")
+
+
+def _repeat(run: Callable[[], Any], warmups: int, repeats: int) -> list[Timing]:
+    for _ in range(warmups):
+        run()
+    return [timed(run)[1] for _ in range(repeats)]
+
+
+# -- (a) the seed's factorial, CPU-bound ------------------------------------------------------
+
+def scenario_cpu(key: str, p: dict[str, Any]) -> list[Record]:
+    """``tasks`` calls of ``py_factorial(n)`` at once: first with pool start, then warm."""
+    tasks, n, workers = p["tasks"], p["n"], p["workers"]
+    calls = [(n,)] * tasks
+    expected = [p["expected"]] * tasks
+    # The seed started one thread per call, all at once; the pools get `workers` workers.
+    size = None if key == "seed" else workers
+    holder: list[Executor] = []
+
+    def cold() -> list[Any]:
+        holder.append(make_executor(key, size))
+        return _run_batch(holder[0], py_factorial, calls)
+
+    results, first = timed(cold)
+    executor = holder[0]
+    try:
+        _check(results, expected, "py_factorial")
+        runs = _repeat(lambda: _check(_run_batch(executor, py_factorial, calls), expected,
+                                      "py_factorial"), p["warmups"], p["repeats"])
+    finally:
+        executor.shutdown(wait=True)
+    extra = {"tasks": tasks, "n": n, "workers": size}
+    return [
+        _record("cpu", "warm", key, "s", [t.wall_s for t in runs],
+                cpu=[t.cpu_percent for t in runs], extra=extra),
+        _record("cpu", "cold", key, "s", [first.wall_s], cpu=[first.cpu_percent], extra=extra),
+    ]
+
+
+# -- (b) CPU-bound scaling with the number of workers -----------------------------------------
+
+def scenario_scaling(key: str, p: dict[str, Any]) -> list[Record]:
+    """Throughput (tasks/s) of ``tasks_per_worker * w`` factorial tasks with ``w`` workers."""
+    records = []
+    counts = [1] if key == "serial" else p["worker_counts"]
+    for workers in counts:
+        tasks = p["tasks_per_worker"] * workers
+        calls = [(p["n"],)] * tasks
+        expected = [p["expected"]] * tasks
+        executor = make_executor(key, workers)
+        try:
+            _start_all(executor, key, workers, p["start_s"])
+            runs = _repeat(lambda: _check(_run_batch(executor, py_factorial, calls), expected,
+                                          "py_factorial"), p["warmups"], p["repeats"])
+        finally:
+            executor.shutdown(wait=True)
+        records.append(_record("scaling", f"{workers} workers", key, "tasks/s",
+                               [tasks / t.wall_s for t in runs], better="higher",
+                               cpu=[t.cpu_percent for t in runs],
+                               extra={"workers": workers, "tasks": tasks, "n": p["n"]}))
+    return records
+
+
+# -- (c) tiny tasks through submit and map ----------------------------------------------------
+
+def _main_function() -> Callable[[int], int] | None:
+    """``tiny_in_main`` from the ``__main__`` module (benchmarks.cell defines it there)."""
+    return getattr(sys.modules.get("__main__"), "tiny_in_main", None)
+
+
+def _submit_per_task(executor: Executor, fn: Callable[[int], int], count: int, repeats: int) -> list[Timing]:
+    """Runs of ``count`` tiny tasks submitted one by one, after a warm-up of a tenth of that."""
+    expected = list(range(1, count + 1))
+
+    def run() -> None:
+        futures = [executor.submit(fn, i) for i in range(count)]
+        _check([f.result() for f in futures], expected, "tiny")
+
+    _run_batch(executor, fn, [(i,) for i in range(max(1, count // 10))])
+    return _repeat(run, 0, repeats)
+
+
+def _per_item(runs: Sequence[Timing], count: int) -> list[float]:
+    return [t.wall_s / count for t in runs]
+
+
+def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
+    """Per-task cost of tiny tasks through ``submit`` (module and ``__main__`` function) and ``map``."""
+    workers = p["workers"]
+    records: list[Record] = []
+    if key == "serial":
+        count = p["submit_count"]
+        runs = _repeat(lambda: [workloads.tiny(i) for i in range(count)], 1, p["repeats"])
+        records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
+                               cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "plain loop"}))
+        records.append(_na("tiny", "submit __main__", key, "nothing to ship"))
+        count = p["map_count"]
+        runs = _repeat(lambda: list(map(workloads.tiny, range(count))), 1, p["repeats"])
+        records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
+                               cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "builtin map"}))
+        records.append(_na("tiny", "map chunked", key, "same as map"))
+        return records
+
+    executor = make_executor(key, None if key == "seed" else workers)
+    usable = True
+    try:
+        # submit, module-level function
+        count = p["seed_count"] if key == "seed" else p["submit_count"]
+        runs = _submit_per_task(executor, workloads.tiny, count, p["repeats"])
+        records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
+                               cpu=[t.cpu_percent for t in runs], extra={"items": count}))
+
+        # map: each executor's default chunking, then the chunks this project picks
+        if key == "seed":
+            records.append(_na("tiny", "map", key, "no map of its own"))
+            records.append(_na("tiny", "map chunked", key, "no map of its own"))
+        else:
+            count = p["map_count"] if key == "this" else p["map_count_per_item"]
+            runs = _repeat(_mapper(executor, count, None), 0, p["repeats"])
+            records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
+                                   cpu=[t.cpu_percent for t in runs], extra={"items": count}))
+            if key == "this" or key in PROCESS_POOLS:
+                count = p["map_count"]
+                chunk = max(1, min(4096, count // (workers * 16)))
+                runs = _repeat(_mapper(executor, count, chunk), 0, p["repeats"])
+                records.append(_record("tiny", "map chunked", key, "s", _per_item(runs, count),
+                                       cpu=[t.cpu_percent for t in runs],
+                                       extra={"items": count, "chunksize": chunk}))
+            else:
+                records.append(_na("tiny", "map chunked", key, "map() ignores chunksize"))
+
+        # submit, a function defined in __main__ (last: a pool may hang on it)
+        main_fn = _main_function()
+        if key == "seed":
+            records.append(_na("tiny", "submit __main__", key, "calls functions by module and name"))
+        elif main_fn is None:
+            records.append(_na("tiny", "submit __main__", key, "run through benchmarks.cell"))
+        else:
+            probe = executor.submit(main_fn, 0)
+            try:
+                probe.result(timeout=p["main_probe_timeout_s"])
+            except TimeoutError:
+                usable = False
+                records.append({"workload": "tiny", "case": "submit __main__", "competitor": key,
+                                "error": f"hangs: no result after {p['main_probe_timeout_s']} s"})
+            except Exception as exc:
+                records.append(_error("tiny", "submit __main__", key, exc))
+            else:
+                count = p["main_count"]
+                runs = _submit_per_task(executor, main_fn, count, p["repeats"])
+                records.append(_record("tiny", "submit __main__", key, "s", _per_item(runs, count),
+                                       cpu=[t.cpu_percent for t in runs], extra={"items": count}))
+    finally:
+        if usable:
+            executor.shutdown(wait=True)
+        else:
+            executor.shutdown(wait=False)  # the cell process ends with os._exit
+    return records
+
+
+def _mapper(executor: Executor, count: int, chunksize: int | None) -> Callable[[], None]:
+    """A run of ``executor.map(tiny, range(count))`` that checks the last result."""
+    def run() -> None:
+        items = range(count)
+        out = executor.map(workloads.tiny, items) if chunksize is None else \
+            executor.map(workloads.tiny, items, chunksize=chunksize)
+        last = -1
+        for last in out:
+            pass
+        if last != count:
+            raise AssertionError("map: wrong results")
+    return run
+
+
+# -- (d) data transfer ------------------------------------------------------------------------
+
+def scenario_data(key: str, p: dict[str, Any]) -> list[Record]:
+    """Round trip of a ``bytes`` argument returned as the result, one task at a time, per size."""
+    if key == "serial":
+        return [_na("data", _size_case(size), key, "nothing crosses") for size in p["sizes"]]
+    records = []
+    executor = make_executor(key, p["workers"])
+    try:
+        _start_all(executor, key, p["workers"])
+        for size, trips in zip(p["sizes"], p["trips"]):
+            data = workloads.make_payload(size)
+            samples = []
+            for trip in range(trips + 1):  # the first trip warms up
+                t0 = time.perf_counter()
+                back = executor.submit(workloads.echo, data).result()
+                elapsed = time.perf_counter() - t0
+                if len(back) != size or back != data:
+                    raise AssertionError(f"echo of {size} bytes came back wrong")
+                del back
+                if trip:
+                    samples.append(elapsed)
+            records.append(_record("data", _size_case(size), key, "s", samples,
+                                   extra={"bytes": size, "trips": trips}))
+            del data
+    finally:
+        executor.shutdown(wait=True)
+    return records
+
+
+def _size_case(size: int) -> str:
+    for unit, scale in (("MB", 1_000_000), ("KB", 1_000)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} B"
+
+
+# -- (e) pool start-up to first result --------------------------------------------------------
+
+def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
+    """From creating a pool of ``workers`` to the first task's result; shutdown timed apart."""
+    if key == "serial":
+        return [_na("startup", "first result", key, "no pool")]
+    workers = p["workers"]
+    starts, stops = [], []
+    for attempt in range(p["repeats"] + 1):  # the first one warms up imports and caches
+        t0 = time.perf_counter()
+        executor = make_executor(key, workers)
+        if executor.submit(workloads.tiny, 1).result() != 2:
+            raise AssertionError("tiny: wrong result")
+        t1 = time.perf_counter()
+        executor.shutdown(wait=True)
+        t2 = time.perf_counter()
+        if attempt:
+            starts.append(t1 - t0)
+            stops.append(t2 - t1)
+    return [_record("startup", "first result", key, "s", starts,
+                    extra={"workers": workers, "shutdown_s": stops})]
+
+
+# -- (f) memory per worker --------------------------------------------------------------------
+
+def scenario_memory(key: str, p: dict[str, Any]) -> list[Record]:
+    """RSS and PSS added per worker: process tree before the pool and with ``workers`` warm workers."""
+    if key in ("serial", "seed"):
+        reason = "no workers" if key == "serial" else "no persistent workers"
+        return [_na("memory", "pss", key, reason), _na("memory", "rss", key, reason)]
+    workers = p["workers"]
+    gc.collect()
+    before = tree_memory()
+    executor = make_executor(key, workers)
+    try:
+        # Every worker holds a task at the same time, so each one starts and imports.
+        pids = _start_all(executor, key, workers, p["hold_s"])
+        gc.collect()
+        time.sleep(0.2)
+        after = tree_memory()
+    finally:
+        executor.shutdown(wait=True)
+    extra = {"workers": workers, "before": before, "after": after, "worker_pids": len(set(pids))}
+    return [_record("memory", kind, key, "B", [(after[kind] - before[kind]) / workers], extra=extra)
+            for kind in ("pss", "rss")]
+
+
+# -- (g) Queue hand-off ------------------------------------------------------------------------
+
+def _make_queues(key: str) -> tuple[Any, Any, Any]:
+    """Two queues a worker of competitor ``key`` can use, and what must stay alive with them."""
+    if key == "this":
+        import subinterpreter_parallelism as sp
+
+        return sp.Queue(), sp.Queue(), None
+    if key == "threads":
+        return queue.Queue(), queue.Queue(), None
+    if key in ("fork", "forkserver", "spawn", "loky"):
+        import multiprocessing
+
+        method = "fork" if key == "loky" else key
+        manager = multiprocessing.get_context(method).Manager()
+        return manager.Queue(), manager.Queue(), manager
+    if key == "backport":
+        if sys.version_info >= (3, 14):
+            from concurrent import interpreters  # type: ignore[attr-defined]
+        else:
+            from interpreters_backport import interpreters
+        return interpreters.create_queue(), interpreters.create_queue(), None
+    raise KeyError(key)
+
+
+def _queue_kind(key: str) -> str:
+    return {"this": "subinterpreter_parallelism.Queue", "threads": "queue.Queue",
+            "backport": "interpreters Queue"}.get(key, "multiprocessing Manager().Queue()")
+
+
+def scenario_queue(key: str, p: dict[str, Any]) -> list[Record]:
+    """Hand-off to a task blocked in ``get()``, and a put/get pair within the caller."""
+    if key in ("serial", "seed"):
+        reason = "no second party" if key == "serial" else "no queue"
+        return [_na("queue", "hand-off", key, reason), _na("queue", "put+get", key, reason)]
+    records: list[Record] = []
+    inbox, outbox, keep = _make_queues(key)
+    executor = make_executor(key, 1)
+    try:
+        _start_all(executor, key, 1, 0.0)
+        total = p["handoffs"] + p["handoff_warmups"]
+        task = executor.submit(workloads.queue_echo, inbox, outbox, total)
+        latencies = []
+        deadline = time.perf_counter() + p["handoff_budget_s"]
+        sent = 0
+        while sent < total:
+            time.sleep(p["pause_s"])  # let the worker park in get()
+            t0 = time.perf_counter()
+            inbox.put(sent)
+            seen = outbox.get(timeout=30)
+            sent += 1
+            if sent > p["handoff_warmups"]:
+                latencies.append(seen - t0)
+            if time.perf_counter() > deadline and len(latencies) >= p["handoff_min"]:
+                break
+        for rest in range(sent, total):  # a slow queue: finish the task's loop untimed
+            inbox.put(rest)
+            outbox.get(timeout=30)
+        task.result(timeout=60)
+        records.append(_record("queue", "hand-off", key, "s", latencies,
+                               extra={"queue": _queue_kind(key), "pause_s": p["pause_s"]}))
+    except Exception as exc:
+        records.append(_error("queue", "hand-off", key, exc))
+    finally:
+        executor.shutdown(wait=True)
+
+    try:
+        records.append(_pair_record(key, inbox, p))
+    except Exception as exc:
+        records.append(_error("queue", "put+get", key, exc))
+    finally:
+        if keep is not None:
+            keep.shutdown()
+    return records
+
+
+def _pair_record(key: str, q: Any, p: dict[str, Any]) -> Record:
+    """``q.put(i); q.get()`` in the caller, batched; sized so a batch takes ~``pair_batch_s``."""
+    probe = 50
+    t0 = time.perf_counter()
+    for i in range(probe):
+        q.put(i)
+        q.get()
+    per_pair = (time.perf_counter() - t0) / probe
+    count = max(probe, min(p["pairs"], int(p["pair_batch_s"] / per_pair)))
+
+    def batch() -> None:
+        for i in range(count):
+            q.put(i)
+            q.get()
+
+    runs = _repeat(batch, 1, p["repeats"])
+    return _record("queue", "put+get", key, "s", _per_item(runs, count),
+                   extra={"queue": _queue_kind(key), "pairs": count})
+
+
+# -- (h) cancel a running task ----------------------------------------------------------------
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.0002)
+    return True
+
+
+def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
+    """``future.cancel()`` on a running pure-Python task until ``cancelled()``, and until the worker is free."""
+    if key == "serial":
+        return [_na("cancel", "cancelled", key, "no pool"), _na("cancel", "worker free", key, "no pool")]
+    executor = make_executor(key, 1)
+    try:
+        _start_all(executor, key, 1, 0.0)
+        to_cancelled, to_free = [], []
+        # Long enough never to finish here; short enough to wait out where cancel cannot stop it.
+        spin_s = p["spin_s"] if key == "this" else 3 * p["running_s"]
+        for _ in range(p["repeats"]):
+            future = executor.submit(workloads.spin, spin_s)
+            if key == "this":
+                _wait_until(future.running, 10)  # phase reported by the worker itself
+            time.sleep(p["running_s"])
+            t0 = time.perf_counter()
+            cancelled = future.cancel()
+            if not cancelled:
+                future.result()
+                reason = "cannot stop a running task: cancel() returned False"
+                return [_na("cancel", "cancelled", key, reason), _na("cancel", "worker free", key, reason)]
+            if not _wait_until(future.cancelled, 30):
+                raise AssertionError("cancel() returned True but the future never became cancelled")
+            t1 = time.perf_counter()
+            executor.submit(workloads.tiny, 1).result(timeout=60)
+            t2 = time.perf_counter()
+            to_cancelled.append(t1 - t0)
+            to_free.append(t2 - t0)
+    finally:
+        executor.shutdown(wait=True)
+    return [_record("cancel", "cancelled", key, "s", to_cancelled),
+            _record("cancel", "worker free", key, "s", to_free)]
+
+
+SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
+    "cpu": scenario_cpu,
+    "scaling": scenario_scaling,
+    "tiny": scenario_tiny,
+    "data": scenario_data,
+    "startup": scenario_startup,
+    "memory": scenario_memory,
+    "queue": scenario_queue,
+    "cancel": scenario_cancel,
+}
+
+
+def run_scenario(workload: str, key: str, params: dict[str, Any]) -> list[Record]:
+    """Runs one workload for one competitor; an exception becomes an error record."""
+    try:
+        return SCENARIOS[workload](key, params)
+    except Exception as exc:
+        return [_error(workload, "*", key, exc)]

@@ -1,0 +1,235 @@
+"""The benchmark suite: plans the cells, runs each in a fresh process, reports.
+
+``python -m subinterpreter_parallelism bench [--quick] [--json FILE] [--plot FILE.png]``
+(or ``make bench``). Progress goes to stderr, the Markdown report to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .competitors import COMPETITORS, by_key, unavailable_reason
+from .measure import machine_facts
+
+__all__ = ["WORKLOADS", "build_params", "main", "run_suite"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# workload -> what it measures (the report's section titles)
+WORKLOADS: dict[str, str] = {
+    "cpu": "(a) the seed's py_factorial: 8 CPU-bound tasks",
+    "scaling": "(b) CPU-bound throughput against the number of workers",
+    "tiny": "(c) tiny tasks through submit and map: time per task",
+    "data": "(d) data transfer: round trip of a bytes argument returned as the result",
+    "startup": "(e) pool start-up to the first result (2 workers)",
+    "memory": "(f) memory added per worker",
+    "queue": "(g) Queue hand-off latency",
+    "cancel": "(h) cancel a running pure-Python task",
+}
+
+
+def _factorial_cost() -> float:
+    """Seconds per unit of ``n`` of ``py_factorial(n)`` on this machine, now (best of 5)."""
+    from subinterpreter_parallelism.demo import py_factorial
+
+    probe = 20_000
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        py_factorial(probe)
+        best = min(best, time.perf_counter() - t0)
+    return best / probe
+
+
+def _worker_counts(cores: int) -> list[int]:
+    """1, 2, ... 2 x cores; on big machines powers of two plus the core counts."""
+    top = 2 * cores
+    if top <= 8:
+        return list(range(1, top + 1))
+    counts = {1, cores, top}
+    power = 2
+    while power < top:
+        counts.add(power)
+        power *= 2
+    return sorted(counts)
+
+
+def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[str, Any]]:
+    """Sizes and repeats of every workload; ``unit_cost`` calibrates the CPU-bound tasks."""
+    from subinterpreter_parallelism import _native
+
+    def factorial_of(seconds: float) -> dict[str, int]:
+        n = max(1_000, int(seconds / unit_cost))
+        return {"n": n, "expected": _native.factorial_mod(n)}
+
+    q = quick
+    return {
+        "cpu": {"tasks": 8, "workers": cores, "warmups": 0, "repeats": 1 if q else 3,
+                "target_task_s": 0.04 if q else 0.3, **factorial_of(0.04 if q else 0.3)},
+        "scaling": {"worker_counts": _worker_counts(cores), "tasks_per_worker": 2 if q else 4,
+                    "start_s": 0.05 if q else 0.2, "warmups": 0, "repeats": 1 if q else 3, **factorial_of(0.01 if q else 0.05)},
+        "tiny": {"workers": cores, "submit_count": 2_000 if q else 20_000,
+                 "main_count": 500 if q else 5_000, "seed_count": 4 if q else 20,
+                 "map_count": 100_000 if q else 1_000_000, "map_count_per_item": 1_000 if q else 5_000,
+                 "repeats": 1 if q else 3, "main_probe_timeout_s": 3 if q else 10},
+        "data": {"workers": cores,
+                 "sizes": [1_000, 100_000, 10_000_000] if q else
+                          [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
+                 "trips": [20, 10, 2] if q else [100, 100, 50, 20, 5, 3]},
+        "startup": {"workers": 2, "repeats": 2 if q else 5},
+        "memory": {"workers": 2 if q else 4, "hold_s": 0.3},
+        "queue": {"handoffs": 50 if q else 300, "handoff_warmups": 5 if q else 10, "handoff_min": 20,
+                  "handoff_budget_s": 0.5 if q else 3.0, "pause_s": 0.002, "pairs": 100_000,
+                  "pair_batch_s": 0.05 if q else 0.2, "repeats": 2 if q else 5},
+        "cancel": {"repeats": 3 if q else 10, "spin_s": 60.0, "running_s": 0.05},
+    }
+
+
+def run_cell(workload: str, key: str, params: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], str]:
+    """Runs one workload for one competitor in a fresh interpreter process.
+
+    Returns the records and the process's stderr (warnings, tracebacks).
+    """
+    with tempfile.TemporaryDirectory(prefix="sp-bench-") as tmp:
+        spec, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec.write_text(json.dumps({"workload": workload, "competitor": key, "params": params}))
+        env = dict(os.environ)
+        # Workers that do not inherit sys.path (new interpreters, spawned processes) find
+        # `benchmarks` through PYTHONPATH.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        try:
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.cell", str(spec), str(out)],
+                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            return [{"workload": workload, "case": "*", "competitor": key,
+                     "error": f"timed out after {timeout:.0f} s"}], stderr
+        if proc.returncode != 0 or not out.exists():
+            last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            return [{"workload": workload, "case": "*", "competitor": key,
+                     "error": f"the cell process failed (exit {proc.returncode}): {last[:300]}"}], proc.stderr
+        return json.loads(out.read_text()), proc.stderr
+
+
+def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float | None = None,
+              log: Any = sys.stderr) -> dict[str, Any]:
+    """Runs the chosen workloads for the chosen competitors; returns everything for the JSON file."""
+    started = time.perf_counter()
+    facts = machine_facts(ROOT)
+    cores = facts["usable_cpus"]
+    unit_cost = _factorial_cost()
+    params = build_params(quick, cores, unit_cost)
+    skipped: dict[str, str] = {}
+    runnable: list[str] = []
+    for key in keys:
+        reason = unavailable_reason(key)
+        if reason is None:
+            runnable.append(key)
+        else:
+            skipped[by_key(key).label] = reason
+            print(f"skipped: {by_key(key).label}: {reason}", file=log)
+    if "memory" in workloads:
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            workloads = [w for w in workloads if w != "memory"]
+            skipped["memory per worker"] = "psutil is not installed (the `bench` extra has it)"
+            print("skipped: memory per worker: psutil is not installed", file=log)
+    cell_timeout = timeout or (90.0 if quick else 300.0)
+    cells = [(w, k) for w in workloads for k in runnable]
+    print(f"{len(cells)} cells ({'quick' if quick else 'full'}), {cores} usable CPUs, "
+          f"load {facts['load_average'][0]:.2f}", file=log)
+    records: list[dict[str, Any]] = []
+    warnings: list[dict[str, str]] = []
+    for index, (workload, key) in enumerate(cells, 1):
+        t0 = time.perf_counter()
+        cell_records, stderr = run_cell(workload, key, params[workload], cell_timeout)
+        for record in cell_records:
+            record["cell_s"] = round(time.perf_counter() - t0, 3)
+        records += cell_records
+        errors = [r["error"] for r in cell_records if "error" in r]
+        if stderr.strip():
+            warnings.append({"workload": workload, "competitor": key, "stderr": stderr[-2000:]})
+        status = f"error: {errors[0]}" if errors else "ok"
+        print(f"[{index:>2}/{len(cells)}] {workload:<8} {key:<10} {time.perf_counter() - t0:6.1f} s  {status}",
+              file=log, flush=True)
+    facts["load_average_end"] = list(os.getloadavg())
+    return {
+        "schema": 1,
+        "mode": "quick" if quick else "full",
+        "machine": facts,
+        "competitors": {c.key: c.label for c in COMPETITORS if c.key in keys},
+        "skipped": skipped,
+        "params": params,
+        "factorial_seconds_per_n": unit_cost,
+        "records": records,
+        "stderr": warnings,
+        "duration_s": time.perf_counter() - started,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m subinterpreter_parallelism bench``; returns the exit status."""
+    from . import report
+
+    keys = [c.key for c in COMPETITORS]
+    parser = argparse.ArgumentParser(
+        prog="python -m subinterpreter_parallelism bench",
+        description="Benchmarks this project against serial code, threads, process pools, loky, "
+                    "the stdlib interpreter pool and the seed's design, each in a fresh process.")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: under a minute")
+    parser.add_argument("--json", metavar="FILE", help="write every sample and the machine facts here")
+    parser.add_argument("--plot", metavar="FILE.png", help="write the plot here (needs matplotlib)")
+    parser.add_argument("--readme", metavar="FILE",
+                        help="replace the text between the bench markers in this file with the summary")
+    parser.add_argument("--only", metavar="W,W", help=f"workloads to run (default all: {','.join(WORKLOADS)})")
+    parser.add_argument("--competitors", metavar="K,K", help=f"competitors to run (default all: {','.join(keys)})")
+    parser.add_argument("--timeout", type=float, help="seconds before a cell is stopped (default 300, quick 90)")
+    args = parser.parse_args(argv)
+
+    workloads = _pick(parser, args.only, list(WORKLOADS), "workload")
+    chosen = _pick(parser, args.competitors, keys, "competitor")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install matplotlib (or the `bench` extra)")
+    results = run_suite(args.quick, workloads, chosen, args.timeout)
+    results["targets"] = report.evaluate_targets(results)
+    print(report.render(results))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=1))
+        print(f"wrote {path}", file=sys.stderr)
+    if args.plot:
+        from .plot import plot
+
+        path = Path(args.plot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot(results, path)
+        print(f"wrote {path}", file=sys.stderr)
+    if args.readme:
+        image = os.path.relpath(Path(args.plot).resolve(), Path(args.readme).resolve().parent) if args.plot else None
+        report.update_readme(Path(args.readme), results, image)
+        print(f"updated {args.readme}", file=sys.stderr)
+    print(f"total {results['duration_s']:.0f} s", file=sys.stderr)
+    return 0
+
+
+def _pick(parser: argparse.ArgumentParser, value: str | None, allowed: list[str], what: str) -> list[str]:
+    if value is None:
+        return allowed
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in allowed]
+    if unknown:
+        parser.error(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return [v for v in allowed if v in chosen]

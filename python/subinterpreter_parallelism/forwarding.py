@@ -1,0 +1,658 @@
+"""Workers that behave like the caller's program: logging, warnings, output, preloaded modules.
+
+A worker interpreter starts with nothing configured: no logging handlers, its own warning
+filters, and ``sys.stdout``/``sys.stderr`` of its own on the process's file descriptors.
+This module makes what a task logs, warns and prints reach the caller's interpreter:
+
+    worker interpreter k                                   caller's interpreter
+    ────────────────────                                   ────────────────────
+    print(...)     -> ForwardingStream (whole lines)  ─┐
+    logger.info()  -> handler on the worker's root    ─┼─ _native.post_message(tag, bytes)
+    warnings.warn()-> showwarning hook                ─┘   (in order with k's task results)
+                                                           completion thread: CallerSide
+                                                             sys.stdout.write(lines)
+                                                             getLogger(name).handle(record)
+                                                             warnings.warn_explicit(...)
+
+Worker side (``install``, ``preload``): run by ``_worker.bootstrap``. The worker does not import
+``logging`` or ``warnings`` at start-up (they are a noticeable part of it); a ``sys.meta_path``
+watcher hooks each one the moment something in the worker first imports it.
+
+Caller side (``worker_options``, ``CallerSide``, ``PreloadWatch``): used by
+``InterpreterPoolExecutor``. Message handlers run on the pool's completion thread; they never
+raise, and a task's messages are handled before its future is resolved, so output and
+records are there when ``result()`` returns.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+
+TYPE_CHECKING = False
+
+from . import _native, _pickling
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+__all__ = [
+    "TAG_LOG",
+    "TAG_PRELOAD",
+    "TAG_STDERR",
+    "TAG_STDOUT",
+    "TAG_WARNING",
+    "CallerSide",
+    "ForwardingStream",
+    "PreloadWatch",
+    "check_preload",
+    "install",
+    "preload",
+    "worker_options",
+]
+
+# Message tags (the ``tag`` of ``_native.post_message``). Far from small numbers so that
+# other features of the pool can pick tags of their own without clashing.
+TAG_STDOUT = 0x46570001
+TAG_STDERR = 0x46570002
+TAG_LOG = 0x46570003
+TAG_WARNING = 0x46570004
+TAG_PRELOAD = 0x46570005
+
+# A line longer than this is sent in pieces (a progress bar that never ends its line, say).
+_MAX_PENDING = 8192
+
+# How long the pool's constructor waits for its workers to import ``preload`` modules.
+PRELOAD_TIMEOUT = 300.0
+
+_PRELOAD_OK = b"ok"
+
+
+# ─── worker side ────────────────────────────────────────────────────────────────────────────
+
+# Messages posted from a thread the task started: post_message works only on the worker's own
+# thread, so they wait here until the worker thread ends its task.
+_deferred: list[tuple[int, bytes]] = []
+
+
+def _post(tag: int, data: bytes) -> None:
+    try:
+        _native.post_message(tag, data)
+    except RuntimeError:
+        _deferred.append((tag, data))
+        _register(_DeferredMessages)
+
+
+def _register(flushable: Any) -> None:
+    """Asks the runner to flush ``flushable`` when the current task (or bootstrap) ends."""
+    global _unflushed
+    if _unflushed is None:
+        from . import _worker
+
+        _unflushed = _worker.unflushed
+    _unflushed.append(flushable)
+
+
+_unflushed: list[Any] | None = None
+
+
+class _DeferredMessages:
+    """Posts the messages that other threads of the worker left in ``_deferred``."""
+
+    @staticmethod
+    def flush() -> None:
+        while _deferred:
+            tag, data = _deferred.pop(0)
+            try:
+                _native.post_message(tag, data)
+            except RuntimeError:  # still not on the worker thread: try again later
+                _deferred.insert(0, (tag, data))
+                return
+
+
+class ForwardingStream(io.TextIOBase):
+    """A worker's ``sys.stdout``/``sys.stderr`` that sends whole lines to the caller.
+
+    Text is kept until a newline, ``flush()``, or the end of the task (so a task's last
+    partial line is written before its result arrives); each message holds whole lines, so
+    lines from different workers never mix. The caller writes them to its *current*
+    ``sys.stdout``/``sys.stderr`` (whatever pytest, a notebook or the program put there).
+    """
+
+    encoding = "utf-8"
+    errors = "surrogatepass"
+    newlines = None
+
+    def __init__(self, tag: int, original: Any, isatty: bool) -> None:
+        super().__init__()
+        self._tag = tag
+        self._original = original
+        self._isatty = isatty
+        self._pending: list[str] = []
+        self._size = 0
+        self._registered = False
+        import _thread
+
+        self._lock = _thread.allocate_lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        """What the caller's stream answered when the pool was created."""
+        return self._isatty
+
+    def fileno(self) -> int:
+        """The descriptor of the worker's original stream (writing there bypasses forwarding)."""
+        return self._original.fileno()
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if not text:
+            return 0
+        with self._lock:
+            cut = text.rfind("\n")
+            if cut < 0:
+                self._pending.append(text)
+                self._size += len(text)
+                if self._size < _MAX_PENDING:
+                    if not self._registered:
+                        self._registered = True
+                        _register(self)
+                    return len(text)
+                out = "".join(self._pending)
+                self._pending.clear()
+                self._size = 0
+            else:
+                out = text[:cut + 1]
+                if self._pending:
+                    out = "".join(self._pending) + out
+                    self._pending.clear()
+                tail = text[cut + 1:]
+                self._size = len(tail)
+                if tail:
+                    self._pending.append(tail)
+                    if not self._registered:
+                        self._registered = True
+                        _register(self)
+            _post(self._tag, out.encode("utf-8", "surrogatepass"))
+        return len(text)
+
+    def flush(self) -> None:
+        """Sends the partial line kept so far."""
+        with self._lock:
+            self._registered = False
+            if not self._pending:
+                return
+            out = "".join(self._pending)
+            self._pending.clear()
+            self._size = 0
+            _post(self._tag, out.encode("utf-8", "surrogatepass"))
+
+
+class _ImportWatcher:
+    """A ``sys.meta_path`` entry that runs a hook right after a module is first imported.
+
+    It finds the module with the finders after it and wraps the loader, so the module loads as
+    usual; it costs one dictionary look-up per import.
+    """
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, Callable[[Any], None]] = {}
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        hook = self.hooks.get(name)
+        if hook is None:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        del self.hooks[name]
+        spec.loader = _HookedLoader(spec.loader, hook)
+        return spec
+
+    def watch(self, name: str, hook: Callable[[Any], None]) -> None:
+        """Runs ``hook(module)`` now if ``name`` is imported already, else right after its import."""
+        module = sys.modules.get(name)
+        if module is not None:
+            _run_hook(hook, module)
+            return
+        self.hooks[name] = hook
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+
+class _HookedLoader:
+    """Wraps a loader: after the module runs, restores the real loader and runs the hook."""
+
+    def __init__(self, loader: Any, hook: Callable[[Any], None]) -> None:
+        self._loader = loader
+        self._hook = hook
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        module.__loader__ = self._loader
+        if getattr(module, "__spec__", None) is not None:
+            module.__spec__.loader = self._loader
+        _run_hook(self._hook, module)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+
+def _run_hook(hook: Callable[[Any], None], module: Any) -> None:
+    # A failing hook must not break the user's `import logging`: say so and go on.
+    try:
+        hook(module)
+    except Exception as exc:
+        try:
+            sys.__stderr__.write(f"subinterpreter_parallelism: could not hook {module.__name__}: {exc!r}\n")
+        except Exception:
+            pass
+
+
+_watcher = _ImportWatcher()
+
+
+def install(options: dict[str, Any]) -> None:
+    """Worker side, once per worker interpreter: sets up what ``worker_options`` asked for."""
+    import atexit
+
+    atexit.register(_at_interpreter_exit)
+    output = options.get("output")
+    if output == "forward":
+        sys.stdout = ForwardingStream(TAG_STDOUT, sys.stdout, options.get("stdout_isatty", False))
+        sys.stderr = ForwardingStream(TAG_STDERR, sys.stderr, options.get("stderr_isatty", False))
+    elif output == "fd":
+        for stream in (sys.stdout, sys.stderr):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(line_buffering=True)
+    logging_options = options.get("logging")
+    if logging_options is not None:
+        _watcher.watch("logging", lambda module: _install_logging(module, logging_options))
+    warning_filters = options.get("warnings")
+    if warning_filters is not None:
+        _watcher.watch("warnings", lambda module: _install_warnings(module, warning_filters))
+
+
+def _at_interpreter_exit() -> None:
+    """Sends what is left, and lets go of the worker thread's ``threading`` stand-in.
+
+    On 3.13, ``threading.current_thread()`` (which every log record calls) makes a
+    ``_DummyThread`` for the worker thread whose clean-up, left to the interpreter's teardown,
+    runs after ``threading`` is gone and prints "Exception ignored ... _DeleteDummyThreadOnDel".
+    Dropping it here, while ``threading`` still works, avoids that.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, ForwardingStream):
+            stream.flush()
+    _DeferredMessages.flush()
+    threading = sys.modules.get("threading")
+    local = getattr(threading, "_thread_local_info", None)
+    if local is not None and hasattr(local, "_track_dummy_thread_ref"):
+        try:
+            del local._track_dummy_thread_ref
+        except Exception:
+            pass
+
+
+def _install_logging(logging: Any, options: dict[str, Any]) -> None:
+    """Hooks the worker's ``logging``: levels as in the caller, one handler that forwards."""
+    formatter = logging.Formatter()
+
+    class ForwardingHandler(logging.Handler):
+        """Sends each record to the caller's interpreter (in the manner of ``QueueHandler``)."""
+
+        def emit(self, record: Any) -> None:
+            try:
+                _post(TAG_LOG, _encode_record(record, formatter))
+            except Exception:
+                self.handleError(record)
+
+    root = logging.getLogger()
+    for name, level in options.get("levels", {}).items():
+        (logging.getLogger(name) if name else root).setLevel(level)
+    if options.get("disable"):
+        logging.disable(options["disable"])
+    root.addHandler(ForwardingHandler())
+
+
+def _encode_record(record: Any, formatter: Any) -> bytes:
+    """The record's attributes, made picklable: message formatted, exception as text."""
+    attributes = dict(record.__dict__)
+    message = record.getMessage()
+    attributes["msg"] = message
+    attributes["message"] = message
+    attributes["args"] = None
+    if record.exc_info:
+        attributes["exc_text"] = record.exc_text or formatter.formatException(record.exc_info)
+    attributes["exc_info"] = None
+    try:
+        return _pickling._dumps(attributes, _pickling.PROTOCOL)
+    except Exception:
+        pass
+    for key, value in attributes.items():  # an `extra=` value that cannot travel: its repr
+        try:
+            _pickling._dumps(value, _pickling.PROTOCOL)
+        except Exception:
+            try:
+                attributes[key] = repr(value)
+            except Exception:
+                attributes[key] = f"<{type(value).__qualname__}>"
+    return _pickling._dumps(attributes, _pickling.PROTOCOL)
+
+
+def _install_warnings(warnings: Any, filters: list[tuple[Any, ...]]) -> None:
+    """Hooks the worker's ``warnings``: the caller's error filters, everything else forwarded."""
+    warnings.resetwarnings()
+    warnings.simplefilter("always")
+    for action, message, category, module, lineno in reversed(filters):
+        warnings.filterwarnings(action, message, category, module, lineno)
+    warnings.showwarning = _forward_warning
+
+
+def _forward_warning(message: Any, category: Any, filename: str, lineno: int,
+                     file: Any = None, line: str | None = None) -> None:
+    """The worker's ``warnings.showwarning``: sends the warning to the caller."""
+    try:
+        text = str(message)
+        module = _module_at(filename, lineno)
+        try:
+            data = _pickling.dumps((category, text, filename, lineno, module))
+        except Exception:  # a category that cannot travel: a UserWarning naming it
+            name = f"{category.__module__}.{category.__qualname__}"
+            data = _pickling.dumps((None, f"{name}: {text}", filename, lineno, module))
+        _post(TAG_WARNING, data)
+    except Exception as exc:
+        try:
+            sys.__stderr__.write(f"{filename}:{lineno}: {category.__name__}: {message}"
+                                 f" (not forwarded: {exc!r})\n")
+        except Exception:
+            pass
+
+
+def _module_at(filename: str, lineno: int) -> str | None:
+    """The ``__name__`` of the frame that the warning points at (for module filters)."""
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        if frame.f_lineno == lineno and frame.f_code.co_filename == filename:
+            name = frame.f_globals.get("__name__")
+            return name if isinstance(name, str) else None
+        frame = frame.f_back
+    return None
+
+
+def preload(modules: Iterable[str]) -> bool:
+    """Worker side: imports ``modules``; tells the caller it is ready, or what failed.
+
+    Returns False on failure (after posting it).
+    """
+    import importlib
+
+    from . import _outcome
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:
+            _post(TAG_PRELOAD, _pickling._dumps((name, _outcome.encode_exception(exc)), _pickling.PROTOCOL))
+            return False
+    _post(TAG_PRELOAD, _PRELOAD_OK)
+    return True
+
+
+# ─── caller side ────────────────────────────────────────────────────────────────────────────
+
+def worker_options(forward_logging: bool | int, forward_warnings: bool, output: str) -> dict[str, Any]:
+    """Caller side: what ``install`` needs, with the caller's configuration as it is now.
+
+    Raises:
+        TypeError, ValueError: an option has the wrong type or value.
+    """
+    if output not in ("forward", "fd"):
+        raise ValueError(f"output must be 'forward' or 'fd', not {output!r}")
+    if not isinstance(forward_warnings, bool):
+        raise TypeError("forward_warnings must be True or False")
+    options: dict[str, Any] = {"output": output}
+    if output == "forward":
+        options["stdout_isatty"] = _isatty(sys.stdout)
+        options["stderr_isatty"] = _isatty(sys.stderr)
+    if isinstance(forward_logging, bool):
+        if forward_logging:
+            options["logging"] = _logging_levels()
+    elif isinstance(forward_logging, int):
+        options["logging"] = {"levels": {"": forward_logging}}
+    else:
+        raise TypeError("forward_logging must be True, False or a logging level (int)")
+    if forward_warnings:
+        options["warnings"] = _error_filters()
+    return options
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except Exception:
+        return False
+
+
+def _logging_levels() -> dict[str, Any]:
+    """The caller's logger levels, so that workers skip what the caller would skip."""
+    import logging
+
+    levels = {"": logging.root.level}
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
+            levels[name] = logger.level
+    return {"levels": levels, "disable": logging.root.manager.disable}
+
+
+def _error_filters() -> list[tuple[Any, ...]]:
+    """The caller's warning filters up to its last "error" one, for the workers.
+
+    In a worker, an "error" filter raises in the task (as in the caller's program); every other
+    action becomes "always" so that the warning reaches the caller, whose filters decide then.
+    """
+    import warnings
+
+    filters = list(warnings.filters)
+    last = max((i for i, f in enumerate(filters) if f[0] == "error"), default=-1)
+    result: list[tuple[Any, ...]] = []
+    for action, message, category, module, lineno in filters[:last + 1]:
+        entry = ("error" if action == "error" else "always",
+                 message.pattern if message is not None else "", category,
+                 module.pattern if module is not None else "", lineno)
+        try:
+            _pickling.dumps(entry)
+        except Exception:
+            continue  # a category that cannot reach the workers: only the caller applies it
+        result.append(entry)
+    return result
+
+
+class CallerSide:
+    """Caller side, one per pool: the message handlers that replay what workers sent."""
+
+    def __init__(self) -> None:
+        # warn_explicit's per-module registries, shared by all workers: "default" and
+        # "module" actions show a warning once per pool, as in one program.
+        self._registries: dict[str, dict[Any, Any]] = {}
+        # Per stream, the worker whose last text did not end its line (a task that ended on
+        # print(..., end="")): another worker's text then starts on a new line.
+        self._open_line: dict[int, int | None] = {TAG_STDOUT: None, TAG_STDERR: None}
+
+    def handlers(self) -> dict[int, Callable[[Any, int], None]]:
+        """The handlers to add to the pool's ``message_handlers``."""
+        return {
+            TAG_STDOUT: self.on_stdout,
+            TAG_STDERR: self.on_stderr,
+            TAG_LOG: self.on_log,
+            TAG_WARNING: self.on_warning,
+        }
+
+    def on_stdout(self, payload: Any, worker: int) -> None:
+        """Whole lines a task printed: written to the caller's current ``sys.stdout``."""
+        self._write(TAG_STDOUT, sys.stdout, payload, worker)
+
+    def on_stderr(self, payload: Any, worker: int) -> None:
+        """Whole lines a task wrote to ``sys.stderr``: written to the caller's current one."""
+        self._write(TAG_STDERR, sys.stderr, payload, worker)
+
+    def _write(self, tag: int, stream: Any, payload: Any, worker: int) -> None:
+        if stream is None:
+            return
+        text = str(memoryview(payload), "utf-8", "surrogatepass")
+        if not text:
+            return
+        open_by = self._open_line[tag]
+        if open_by is not None and open_by != worker:
+            text = "\n" + text
+        self._open_line[tag] = None if text[-1] == "\n" else worker
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            try:
+                stream.write(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
+            except Exception:
+                pass
+        except Exception:
+            pass  # a closed or broken stream: as print() to it would fail, the text is lost
+
+    @staticmethod
+    def on_log(payload: Any, worker: int) -> None:
+        """A record logged in a task: handled by the caller's logger of the same name."""
+        try:
+            import logging
+
+            record = logging.makeLogRecord(_pickling.loads(memoryview(payload)))
+            record.sp_worker = worker
+            if record.threadName == "MainThread" or str(record.threadName).startswith("Dummy-"):
+                record.threadName = f"sp-worker-{worker}"
+            start = getattr(logging, "_startTime", None)
+            if isinstance(start, (int, float)):
+                record.relativeCreated = (record.created - start) * 1000
+            logger = logging.getLogger(record.name)
+            if logger.isEnabledFor(record.levelno):
+                logger.handle(record)
+        except Exception:
+            _report("a log record", worker)
+
+    def on_warning(self, payload: Any, worker: int) -> None:
+        """A warning raised in a task: re-issued here, through the caller's current filters."""
+        try:
+            import warnings
+
+            category, text, filename, lineno, module = _pickling.loads(memoryview(payload))
+            registry = self._registries.setdefault(module or filename, {})
+            try:
+                warnings.warn_explicit(text, category or UserWarning, filename, lineno,
+                                       module=module, registry=registry)
+            except Warning:
+                # An "error" filter added after the pool started: the task has already run
+                # on, so the error can only be reported here.
+                from .executor import logger
+
+                logger.exception("a warning raised by a task in worker %d matches an \"error\" "
+                                 "filter added after the pool started", worker)
+        except Exception:
+            _report("a warning", worker)
+
+
+def _report(what: str, worker: int) -> None:
+    try:
+        from .executor import logger
+
+        logger.exception("could not replay %s sent by worker %d", what, worker)
+    except Exception:
+        pass
+
+
+def check_preload(preload: str | Iterable[str]) -> tuple[str, ...]:
+    """Caller side: ``preload`` as a tuple of module names (one name alone is allowed).
+
+    Raises:
+        TypeError: an entry is not a non-empty str.
+    """
+    modules = (preload,) if isinstance(preload, str) else tuple(preload)
+    for name in modules:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"preload must hold module names (non-empty str), got {name!r}")
+    return modules
+
+
+class PreloadWatch:
+    """Caller side: waits until every worker has imported the ``preload`` modules."""
+
+    def __init__(self, workers: int) -> None:
+        import threading
+
+        self._left = workers
+        self._failure: bytes | None = None
+        self._done = threading.Event()
+
+    def on_message(self, payload: Any, worker: int) -> None:
+        """The handler for ``TAG_PRELOAD``: one worker is ready, or it failed."""
+        data = bytes(memoryview(payload))
+        if data == _PRELOAD_OK:
+            self._left -= 1
+            if self._left <= 0:
+                self._done.set()
+        elif self._failure is None:
+            self._failure = data
+            self._done.set()
+
+    def wait(self, broken: Callable[[], str | None], timeout: float | None = None) -> BaseException | None:
+        """Returns None once all workers are ready, else the error the constructor raises.
+
+        ``broken()`` gives the pool's failure text when a worker could not start at all.
+        """
+        import time
+
+        deadline = time.monotonic() + (PRELOAD_TIMEOUT if timeout is None else timeout)
+        while not self._done.wait(0.05):
+            reason = broken()
+            if reason is not None:
+                from .errors import BrokenInterpreterPool
+
+                return BrokenInterpreterPool(reason)
+            if time.monotonic() > deadline:
+                return TimeoutError(
+                    f"the worker interpreters did not finish importing the preload modules within "
+                    f"{PRELOAD_TIMEOUT if timeout is None else timeout:g} s")
+        if self._failure is None:
+            return None
+        return _preload_error(self._failure)
+
+
+def _preload_error(data: bytes) -> BaseException:
+    from . import _outcome, compat
+
+    module, encoded = _pickling.loads(data)
+    try:
+        _, error = _outcome.decode(encoded)
+    except Exception as exc:
+        error = _outcome.failure_from_unpickling(exc)
+    if compat.is_refusal(error):
+        refused = compat.refused_module(error) or module
+        refusal = ImportError(compat.refusal_message(refused, str(error)), name=refused)
+        if refused != module:
+            refusal.add_note(f"(while importing preload module {module!r})")
+        refusal.__cause__ = error
+        return refusal
+    error.add_note(f"raised in a worker interpreter while importing preload module {module!r}")
+    return error
