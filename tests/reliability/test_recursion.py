@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import pickle
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 import rel_tasks
 import subinterpreter_parallelism as sp
-from conftest import run_python
+from rel_support import assert_clean_exit, run_python
 from subinterpreter_parallelism import _native
 
 pytestmark = pytest.mark.timeout(180)
@@ -29,16 +28,13 @@ HERE = Path(__file__).resolve().parent
 
 def run_deep(case: str, where: str, limit: str = "high"):
     """Runs rel_deep.py's ``case`` in a new process; returns (completed process, JSON or None)."""
-    result = run_python("", str(HERE / "rel_deep.py"), case, where, limit, timeout=150,
-                        env={"PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])})
+    result = run_python("", str(HERE / "rel_deep.py"), case, where, limit, timeout=150)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     return result, (json.loads(lines[-1]) if lines else None)
 
 
 def assert_no_crash(result, line):
-    assert "Fatal Python error" not in result.stderr, result.stderr[-3000:]
-    assert result.returncode == 0, (
-        f"the process died (exit status {result.returncode}):\n{result.stderr[-3000:]}")
+    assert_clean_exit(result)
     assert line is not None, result.stdout + result.stderr
 
 

@@ -1,0 +1,211 @@
+"""What isolated worker interpreters refuse: fork, exec, daemon threads, signals (item 5).
+
+Worker interpreters are created with CPython's isolated configuration (``allow_fork=0``,
+``allow_exec=0``, ``allow_daemon_threads=0``): these must fail as ``RuntimeError`` inside the
+task, and the worker must go on. What is allowed (subprocesses, ordinary threads) must work.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import rel_tasks
+import subinterpreter_parallelism as sp
+from rel_support import assert_clean_exit, run_python
+
+pytestmark = pytest.mark.timeout(60)
+
+WAIT = 30
+
+
+@pytest.fixture
+def pool():
+    with sp.InterpreterPoolExecutor(1) as executor:
+        yield executor
+
+
+def do_fork():
+    import os
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - must never happen in a worker
+        os._exit(0)
+    return pid
+
+
+def do_forkpty():
+    import os
+
+    pid, fd = os.forkpty()
+    if pid == 0:  # pragma: no cover
+        os._exit(0)
+    return pid
+
+
+def do_exec(which):
+    import os
+
+    if which == "execv":
+        os.execv("/bin/true", ["/bin/true"])
+    elif which == "execve":
+        os.execve("/bin/true", ["/bin/true"], {})
+    elif which == "execvp":
+        os.execvp("true", ["true"])
+
+
+def do_daemon_thread(how):
+    import threading
+
+    if how == "daemon=True":
+        thread = threading.Thread(target=lambda: None, daemon=True)
+    else:
+        thread = threading.Thread(target=lambda: None)
+        thread.daemon = True
+    thread.start()
+    thread.join()
+
+
+def do_multiprocessing_fork():
+    import multiprocessing
+
+    process = multiprocessing.get_context("fork").Process(target=print)
+    process.start()
+    process.join()
+
+
+def do_signal():
+    import signal
+
+    signal.signal(signal.SIGUSR1, lambda *a: None)
+
+
+def do_threads():
+    """Ordinary (non-daemon) threads work inside a task, and so does a thread pool."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    threading.current_thread()  # (3.13.0 once printed "Exception ignored" for this at pool exit)
+    results = []
+    threads = [threading.Thread(target=results.append, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with ThreadPoolExecutor(2) as inner:
+        squares = list(inner.map(lambda x: x * x, range(5)))
+    return sorted(results), squares
+
+
+def do_subprocess():
+    import subprocess
+
+    return subprocess.run(["/bin/echo", "from a worker"], capture_output=True, text=True, check=True).stdout
+
+
+def assert_same_worker(pool, interpreter):
+    assert pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT) == interpreter
+    assert pool.submit(rel_tasks.add, 2, 3).result(timeout=WAIT) == 5
+
+
+@pytest.mark.parametrize("fn", [do_fork, do_forkpty])
+def test_fork_raises_runtime_error(pool, fn):
+    interpreter = pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT)
+    with pytest.raises(RuntimeError, match="fork not supported"):
+        pool.submit(fn).result(timeout=WAIT)
+    assert_same_worker(pool, interpreter)
+
+
+@pytest.mark.parametrize("which", ["execv", "execve", "execvp"])
+def test_exec_raises_runtime_error(pool, which):
+    interpreter = pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT)
+    with pytest.raises(RuntimeError, match="exec not supported"):
+        pool.submit(do_exec, which).result(timeout=WAIT)
+    assert_same_worker(pool, interpreter)
+
+
+@pytest.mark.parametrize("how", ["daemon=True", "thread.daemon = True"])
+def test_daemon_threads_raise_runtime_error(pool, how):
+    interpreter = pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT)
+    with pytest.raises(RuntimeError, match="daemon threads are disabled"):
+        pool.submit(do_daemon_thread, how).result(timeout=WAIT)
+    assert_same_worker(pool, interpreter)
+
+
+def test_multiprocessing_fork_raises_runtime_error(pool):
+    with pytest.raises(RuntimeError, match="fork"):
+        pool.submit(do_multiprocessing_fork).result(timeout=WAIT)
+    assert pool.submit(rel_tasks.add, 1, 1).result(timeout=WAIT) == 2
+
+
+def test_signal_handlers_cannot_be_set_in_a_worker(pool):
+    with pytest.raises(ValueError, match="main thread"):
+        pool.submit(do_signal).result(timeout=WAIT)
+    assert pool.submit(rel_tasks.add, 1, 1).result(timeout=WAIT) == 2
+
+
+def test_ordinary_threads_and_subprocesses_work(pool):
+    assert pool.submit(do_threads).result(timeout=WAIT) == ([0, 1, 2, 3], [0, 1, 4, 9, 16])
+    assert pool.submit(do_subprocess).result(timeout=WAIT) == "from a worker\n"
+
+
+def test_fork_exec_and_threads_in_a_fresh_process_leave_clean_output():
+    """The same refusals end to end: nothing on stderr, no crash at exit."""
+    code = """
+    import subinterpreter_parallelism as sp
+    import test_process_and_threads as t
+
+    with sp.InterpreterPoolExecutor(2) as pool:
+        for fn, args in [(t.do_fork, ()), (t.do_exec, ("execv",)), (t.do_daemon_thread, ("daemon=True",))]:
+            error = pool.submit(fn, *args).exception(timeout=30)
+            print(fn.__name__, type(error).__name__)
+        print("threads", pool.submit(t.do_threads).result(timeout=30))
+    print("done")
+    """
+    result = run_python(code)
+    assert_clean_exit(result)
+    assert result.stdout.splitlines() == [
+        "do_fork RuntimeError", "do_exec RuntimeError", "do_daemon_thread RuntimeError",
+        "threads ([0, 1, 2, 3], [0, 1, 4, 9, 16])", "done"]
+    assert result.stderr == "", result.stderr
+
+
+def test_os_exit_in_a_task_ends_the_whole_process():
+    """No isolation from deliberate exits: os._exit in a task ends the process, as documented."""
+    code = """
+    import subinterpreter_parallelism as sp
+
+    def leave():
+        import os
+        os._exit(17)
+
+    pool = sp.InterpreterPoolExecutor(1)
+    print("before", flush=True)
+    pool.submit(leave).result(timeout=30)
+    print("never printed")
+    """
+    result = run_python(code)
+    assert result.returncode == 17
+    assert result.stdout == "before\n"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux signals")
+def test_abort_in_a_task_ends_the_whole_process():
+    """A crash in any interpreter ends the process: the one guarantee a process pool has and
+    an interpreter pool does not (README, "Guarantees and caveats")."""
+    code = """
+    import subinterpreter_parallelism as sp
+
+    def crash():
+        import os
+        os.abort()
+
+    pool = sp.InterpreterPoolExecutor(1)
+    print("before", flush=True)
+    pool.submit(crash).result(timeout=30)
+    print("never printed")
+    """
+    result = run_python(code)
+    assert result.returncode == -6  # SIGABRT
+    assert result.stdout == "before\n"
