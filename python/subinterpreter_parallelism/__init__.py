@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback
+    from .compat import ProcessFallbackWarning
     from .executor import InterpreterPoolExecutor, default_worker_count
     from .parallel_calls import CallOutcome, parallel
 
@@ -36,6 +37,7 @@ _LAZY = {
     "RemoteTraceback": "errors",
     "InterpreterPoolExecutor": "executor",
     "default_worker_count": "executor",
+    "ProcessFallbackWarning": "compat",
     "CallOutcome": "parallel_calls",
     "parallel": "parallel_calls",
 }
@@ -59,6 +61,7 @@ __all__ = [
     "CallOutcome",
     "ExecutionFailed",
     "InterpreterPoolExecutor",
+    "ProcessFallbackWarning",
     "Queue",
     "QueueClosed",
     "RemoteTraceback",

@@ -82,6 +82,10 @@ def decode(buffer: Any) -> tuple[bool, Any]:
     if not isinstance(exc, BaseException):
         exc = ExecutionFailed(type_name, message, text)
     exc.__cause__ = RemoteTraceback(text)
+    if "does not support loading in subinterpreters" in text:
+        from .compat import note_refusal  # names the module, points to `check` and fallback
+
+        note_refusal(exc)
     return False, exc
 
 

@@ -62,6 +62,8 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
     _sp_pool: _PoolState
     _sp_task_id: int
     _sp_timed_out = False
+    _sp_call: tuple[Any, tuple[Any, ...], dict[str, Any]] | None = None  # kept for fallback="process"
+    _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
 
     def cancel(self) -> bool:
         """Cancels the task; a running task is interrupted inside its worker interpreter.
@@ -73,6 +75,8 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
         return self._sp_cancel(interrupt=True)
 
     def _sp_cancel(self, interrupt: bool) -> bool:
+        if self._sp_moved is not None:  # runs in a process now; compat._settle cancels this one
+            return self._sp_moved.cancel()
         with self._condition:
             if self._state == FINISHED:
                 return False
@@ -139,6 +143,7 @@ class _PoolState:
         self.lock = threading.Lock()
         self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
         self.timers: _Deadlines | None = None
+        self.fallback: Any = None  # compat.ProcessFallback: fallback="process" or parallel(fallback=...)
 
     def on_result(self, task_id: int, value: Any) -> None:
         """Called by ``native.deliver`` on the completion thread for a task that returned."""
@@ -183,7 +188,7 @@ class _PoolState:
         try:
             if ok:
                 future.set_result(value)
-            else:
+            elif future._sp_call is None or not self.fallback.take_over(future, value):
                 future.set_exception(value)
         except InvalidStateError:
             pass  # cancelled meanwhile
@@ -285,6 +290,11 @@ class InterpreterPoolExecutor(Executor):
         initargs: arguments for ``initializer``.
         task_timeout: seconds a task may run (from submission); then it is interrupted and its
             future fails with ``TimeoutError``.
+        fallback: ``"process"``: a task that fails because a module refuses to load in an
+            own-GIL interpreter (numpy, ...) runs again, from its start, in a process pool
+            (created on first need, shut down with this pool), with one
+            ``ProcessFallbackWarning`` per module. None: such a task fails with the
+            ``ImportError``, with a note naming the module.
         preload: module names (or one name) that every worker imports at start; the
             constructor returns once all workers have imported them, so first tasks do not
             pay for the imports. A module that fails to import is reported here.
@@ -304,7 +314,8 @@ class InterpreterPoolExecutor(Executor):
 
     Raises:
         TypeError: ``max_workers`` is not an int, or ``initializer`` is not callable.
-        ValueError: ``max_workers`` < 1, or ``task_timeout`` <= 0.
+        ValueError: ``max_workers`` < 1, ``task_timeout`` <= 0, or ``fallback`` is not
+            None or ``"process"``.
         ValueError: ``output`` is not ``"forward"`` or ``"fd"``.
         ImportError (or what the import raised): a ``preload`` module cannot be imported in
             the worker interpreters; a module that refuses own-GIL interpreters gives the
@@ -320,6 +331,7 @@ class InterpreterPoolExecutor(Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         task_timeout: float | None = None,
+        fallback: str | None = None,
         preload: str | Iterable[str] = (),
         forward_logging: bool | int = True,
         forward_warnings: bool = True,
@@ -338,6 +350,10 @@ class InterpreterPoolExecutor(Executor):
                 raise TypeError("task_timeout must be a number of seconds or None")
             if not task_timeout > 0:
                 raise ValueError("task_timeout must be greater than 0")
+        if fallback is not None:
+            from .compat import check_fallback
+
+            check_fallback(fallback)
         self._max_workers = max_workers
         from . import forwarding
 
@@ -357,6 +373,10 @@ class InterpreterPoolExecutor(Executor):
         if preload_modules:
             preload_watch = forwarding.PreloadWatch(max_workers)
             self._state.message_handlers[forwarding.TAG_PRELOAD] = preload_watch.on_message
+        if fallback is not None:
+            from .compat import ProcessFallback
+
+            self._state.fallback = ProcessFallback(max_workers, automatic=True)
         self._ids = itertools.count()
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
@@ -403,6 +423,8 @@ class InterpreterPoolExecutor(Executor):
         future._sp_pool = state
         future._sp_task_id = task_id
         state.futures[task_id] = future
+        if state.fallback is not None and state.fallback.covers():
+            future._sp_call = (fn, args, kwargs)
         try:
             state.native.submit(task_id, fn, args, kwargs)
         except BaseException:
@@ -420,6 +442,7 @@ class InterpreterPoolExecutor(Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
+        progress: bool | Callable[[int, int], object] | None = None,
     ) -> Iterator[T]:
         """Like ``concurrent.futures.Executor.map``, with automatic batching.
 
@@ -427,7 +450,14 @@ class InterpreterPoolExecutor(Executor):
         so that many tiny items cost little each; ``chunksize=1`` sends each item alone.
         When ``timeout`` expires, the tasks still running are interrupted and ``TimeoutError``
         is raised. Closing the iterator early (or Ctrl-C) cancels what is left.
+        ``progress=True`` shows a progress bar (tqdm when installed, else a plain one on
+        stderr); ``progress=callable`` is called as ``callable(done, total)`` from the
+        completion thread (see ``subinterpreter_parallelism.progress``).
         """
+        if progress is not None:
+            from . import progress as _progress
+
+            _progress.check_progress(progress)
         if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int)):
             raise TypeError("chunksize must be an int or None")
         if chunksize is not None and chunksize < 1:
@@ -440,9 +470,13 @@ class InterpreterPoolExecutor(Executor):
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
         if chunksize == 1:
             futures = [self.submit(fn, *args) for args in items]
+            if progress is not None:
+                _progress.track(futures, None, progress, f"map({_name_of(fn)})")
             return _yield_results(futures, deadline, chunked=False)
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
         futures = [self.submit(_worker.run_chunk, fn, chunk) for chunk in chunks]
+        if progress is not None:
+            _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
         return _yield_results(futures, deadline, chunked=True)
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -475,6 +509,8 @@ class InterpreterPoolExecutor(Executor):
             except KeyboardInterrupt:
                 self._interrupt_everything()
                 raise
+        if state.fallback is not None:
+            state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def _interrupt_everything(self) -> None:
         state = self._state
@@ -502,6 +538,10 @@ class InterpreterPoolExecutor(Executor):
     def __repr__(self) -> str:
         status = "broken" if self._state.broken else "shut down" if self._shutdown else "running"
         return f"<InterpreterPoolExecutor max_workers={self._max_workers} {status}>"
+
+
+def _name_of(fn: Any) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
 
 
 def _close_native(native: Any) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from . import _worker
+from . import _worker, compat
 from .executor import InterpreterPoolExecutor
+from .progress import check_progress, track
 
 __all__ = ["CallOutcome", "parallel"]
 
@@ -79,6 +81,8 @@ def parallel(
     *calls: Sequence[Any],
     timeout: float | None = None,
     executor: InterpreterPoolExecutor | None = None,
+    fallback: str | None = None,
+    progress: bool | Callable[[int, int], object] | None = None,
 ) -> list[Any]:
     """Runs ``module.function(*args, **kwargs)`` for each call in parallel; returns the results in order.
 
@@ -89,9 +93,15 @@ def parallel(
     Args:
         timeout: seconds to wait for all calls; when it expires, the calls still running are
             interrupted and ``TimeoutError`` is raised.
+        fallback: ``"process"``: a call that fails because a module refuses to load in an
+            own-GIL interpreter (numpy, ...) runs again in a process pool, with one
+            ``ProcessFallbackWarning`` per module.
+        progress: True: a progress bar (tqdm when installed, else a plain one on stderr);
+            a callable: called as ``progress(done, total)`` as calls finish.
 
     Raises:
-        TypeError, ValueError: a call is malformed (checked before anything runs).
+        TypeError, ValueError: a call is malformed, or ``fallback`` or ``progress`` is
+            invalid (checked before anything runs).
         The exception of the lowest-index failing call, with its original type and args, its
         remote traceback as ``__cause__``, a note naming the call, and
         ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
@@ -99,21 +109,25 @@ def parallel(
     checked = [_check_call(i, call) for i, call in enumerate(calls)]
     if timeout is not None and not timeout >= 0:
         raise ValueError("timeout must be None or >= 0")
+    compat.check_fallback(fallback)
+    check_progress(progress)
     if not checked:
         return []
     pool = executor if executor is not None else _shared_pool()
     futures: list[Future[Any]] = []
-    for module, function, args, kwargs in checked:
-        try:
-            futures.append(pool.submit(_worker.call_by_name, module, function, args, kwargs))
-        except (RuntimeError, MemoryError):
-            for future in futures:
-                future.cancel()
-            raise
-        except Exception as exc:  # this call cannot be sent (e.g. an argument does not pickle)
-            failed: Future[Any] = Future()
-            failed.set_exception(exc)
-            futures.append(failed)
+    with compat.fallback_for(pool).covering() if fallback is not None else nullcontext():
+        for module, function, args, kwargs in checked:
+            try:
+                futures.append(pool.submit(_worker.call_by_name, module, function, args, kwargs))
+            except (RuntimeError, MemoryError):
+                for future in futures:
+                    future.cancel()
+                raise
+            except Exception as exc:  # this call cannot be sent (e.g. an argument does not pickle)
+                failed: Future[Any] = Future()
+                failed.set_exception(exc)
+                futures.append(failed)
+    track(futures, None, progress, "parallel")
     try:
         done, not_done = wait(futures, timeout)
     except KeyboardInterrupt:

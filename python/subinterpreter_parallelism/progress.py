@@ -1,0 +1,178 @@
+"""Progress of ``map(..., progress=...)`` and ``parallel(..., progress=...)``.
+
+``progress=True`` shows a bar: tqdm's when tqdm is installed (the ``progress`` extra), else a
+plain one on stderr. ``progress=callable`` calls ``callable(done, total)``: once with
+``(0, total)`` at the start, then each time tasks finish. Progress counts finished items
+(a ``map`` chunk counts for its items), in completion order, and is reported from the pool's
+completion thread, so a callable should be quick. A bar closes by itself once every task has
+finished or been cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, TextIO, Union
+
+__all__ = ["Progress", "check_progress", "track"]
+
+Progress = Union[bool, Callable[[int, int], object], None]
+"""What ``progress=`` accepts: None/False (nothing), True (a bar) or ``callable(done, total)``."""
+
+logger = logging.getLogger("subinterpreter_parallelism")
+
+
+def check_progress(progress: object) -> None:
+    """Validates a ``progress=`` argument.
+
+    Raises:
+        TypeError: not None, a bool or a callable.
+    """
+    if progress is None or isinstance(progress, bool) or callable(progress):
+        return
+    raise TypeError(f"progress must be True, False, None or a callable(done, total), "
+                    f"not {type(progress).__name__}")
+
+
+def track(futures: Sequence[Future[Any]], sizes: Sequence[int] | None, progress: Progress,
+          description: str) -> None:
+    """Reports the progress of ``futures`` (each standing for ``sizes[i]`` items, default 1).
+
+    Does nothing when ``progress`` is None or False.
+    """
+    check_progress(progress)
+    if progress is None or progress is False:
+        return
+    weights = list(sizes) if sizes is not None else [1] * len(futures)
+    total = sum(weights)
+    if progress is True:
+        sink: _Sink = _tqdm_sink(total, description) or _StderrBar(total, description)
+    else:
+        sink = _CallbackSink(progress)  # type: ignore[arg-type]
+    tracker = _Tracker(total, len(futures), sink)
+    for future, weight in zip(futures, weights):
+        future.add_done_callback(lambda done, weight=weight: tracker.finished(done, weight))
+
+
+class _Sink:
+    def update(self, done: int, total: int) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _Tracker:
+    """Counts finished futures; closes the sink when the last one has finished."""
+
+    def __init__(self, total: int, count: int, sink: _Sink) -> None:
+        self._lock = threading.Lock()
+        self._total = total
+        self._done = 0
+        self._remaining = count
+        self._sink = sink
+        sink.update(0, total)
+        if count == 0:
+            sink.close()
+
+    def finished(self, future: Future[Any], weight: int) -> None:
+        with self._lock:
+            if not future.cancelled():
+                self._done += weight
+            self._remaining -= 1
+            self._sink.update(self._done, self._total)
+            if self._remaining == 0:
+                self._sink.close()
+
+
+class _CallbackSink(_Sink):
+    """Calls the user's ``callable(done, total)``; stops calling it after it raises once."""
+
+    def __init__(self, callback: Callable[[int, int], object]) -> None:
+        self._callback: Callable[[int, int], object] | None = callback
+
+    def update(self, done: int, total: int) -> None:
+        if self._callback is None:
+            return
+        try:
+            self._callback(done, total)
+        except Exception:
+            logger.exception("the progress callable %r raised; it will not be called again",
+                             self._callback)
+            self._callback = None
+
+
+def _tqdm_sink(total: int, description: str) -> _Sink | None:
+    """A tqdm bar, or None when tqdm is not installed."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return _TqdmSink(tqdm(total=total, desc=description, unit="item"))
+
+
+class _TqdmSink(_Sink):
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+        self._shown = 0
+
+    def update(self, done: int, total: int) -> None:
+        if done > self._shown:
+            self._bar.update(done - self._shown)
+            self._shown = done
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class _StderrBar(_Sink):
+    """A plain text bar on stderr: redrawn in place on a terminal, a line now and then otherwise."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, description: str, stream: TextIO | None = None) -> None:
+        self._total = total
+        self._description = description
+        self._stream = stream if stream is not None else sys.stderr
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._interval = 0.1 if self._tty else 2.0
+        self._start = time.monotonic()
+        self._last_draw = float("-inf")
+        self._last = (0, total)
+        self._closed = False
+
+    def update(self, done: int, total: int) -> None:
+        self._last = (done, total)
+        now = time.monotonic()
+        if now - self._last_draw >= self._interval:
+            self._last_draw = now
+            self._draw(final=False)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._draw(final=True)
+
+    def render(self) -> str:
+        """The bar's text for the last update."""
+        done, total = self._last
+        fraction = done / total if total else 1.0
+        filled = int(self.WIDTH * fraction)
+        elapsed = time.monotonic() - self._start
+        return (f"{self._description}: [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+                f"{done}/{total} {fraction:4.0%} {elapsed:.1f}s")
+
+    def _draw(self, final: bool) -> None:
+        text = self.render()
+        try:
+            if self._tty:
+                self._stream.write("\r" + text + ("\n" if final else ""))
+            else:
+                self._stream.write(text + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # the stream was closed meanwhile
+            pass

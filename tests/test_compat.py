@@ -1,0 +1,390 @@
+"""Modules that refuse own-GIL interpreters: recognising the refusal, ``check``, fallback to processes.
+
+``_testsinglephase`` (a single-phase module shipped with CPython 3.12 and 3.13) and numpy
+(the ``test`` extra) are the real refusing modules used throughout.
+"""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from concurrent.futures import CancelledError, wait
+from pathlib import Path
+
+import pytest
+
+import subinterpreter_parallelism as sp
+from conftest import reset_shared_pool
+from subinterpreter_parallelism import _worker, compat
+from subinterpreter_parallelism.errors import ExecutionFailed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A worker's refused numpy import still dlopens numpy's extension, whose BLAS starts its native
+# threads in this process; importing numpy here first keeps them out of the leftover check.
+numpy = pytest.importorskip("numpy")
+
+# Task functions live in a module written for this test session (and on sys.path), so that
+# worker interpreters and fallback processes import it by name.
+HELPERS = '''
+import os
+import time
+
+
+def singlephase_sum(a, b):
+    import _testsinglephase
+    return _testsinglephase.sum(a, b), os.getpid()
+
+
+def singlephase_sleep(seconds):
+    import _testsinglephase
+    time.sleep(seconds)
+    return seconds
+
+
+def singlephase_then_fail(message):
+    import _testsinglephase
+    raise ValueError(message)
+
+
+def numpy_double(x):
+    import numpy
+    return int(numpy.int64(x) * 2)
+
+
+def array_total(array):
+    return int(array.sum())
+
+
+def plain_fail(message):
+    raise ValueError(message)
+
+
+def pid():
+    return os.getpid()
+'''
+
+# Modules for `check`, beyond the real ones.
+CHECK_MODULES = {
+    "spc_aborts": "import os\nos.abort()\n",
+    "spc_sleeps": "import time\ntime.sleep(60)\n",
+    "spc_noisy": "print('noise on stdout while importing')\nVALUE = 1\n",
+    "spc_not_in_subinterpreters": textwrap.dedent("""\
+        import sys
+        try:
+            import _interpreters as _i
+        except ImportError:
+            import _xxsubinterpreters as _i
+        if _i.get_current() != _i.get_main():
+            raise RuntimeError("this module works only in the main interpreter")
+        """),
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def helper_modules(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compat_helpers")
+    (folder / "spc_helpers.py").write_text(HELPERS)
+    for name, source in CHECK_MODULES.items():
+        (folder / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    yield folder
+    sys.path.remove(str(folder))
+
+
+@pytest.fixture
+def helpers():
+    import spc_helpers
+
+    return spc_helpers
+
+
+def _no_children_left() -> None:
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert multiprocessing.active_children() == []
+
+
+# -- recognising a refusal ---------------------------------------------------------------
+
+
+def test_find_refusal_in_message_chain_and_remote_traceback():
+    direct = ImportError("module numpy._core._multiarray_umath does not support loading in subinterpreters")
+    found = compat.find_refusal(direct)
+    assert found == compat.Refusal("numpy", "numpy._core._multiarray_umath",
+                                   "module numpy._core._multiarray_umath does not support loading in subinterpreters")
+    assert compat.is_refusal(direct) and compat.refused_module(direct) == "numpy._core._multiarray_umath"
+
+    wrapper = ImportError("the C extension failed")
+    wrapper.__cause__ = ImportError("module _foo does not support loading in subinterpreters")
+    assert compat.find_refusal(wrapper).extension == "_foo"
+
+    # Chained exceptions do not survive pickling; the remote traceback text does.
+    remote = ImportError("pkg failed to import")
+    remote.__cause__ = sp.RemoteTraceback("Traceback...\nImportError: module pkg._speedups does not "
+                                          "support loading in subinterpreters\n")
+    assert compat.find_refusal(remote).module == "pkg"
+
+    failed = ExecutionFailed("ImportError", "x", "ImportError: module _bar does not support loading in subinterpreters")
+    assert compat.find_refusal(failed).extension == "_bar"
+
+
+def test_find_refusal_ignores_other_errors():
+    assert compat.find_refusal(ImportError("No module named 'x'")) is None
+    not_import = RuntimeError("module _foo does not support loading in subinterpreters")
+    assert compat.find_refusal(not_import) is None and not compat.is_refusal(not_import)
+    assert compat.find_refusal(ExecutionFailed("ValueError", "module _foo does not support loading in subinterpreters")) is None
+
+
+def test_refusal_message_names_module_check_and_fallback():
+    text = compat.refusal_message("numpy", "module numpy._core._multiarray_umath does not support loading in subinterpreters")
+    assert text.startswith("numpy cannot be imported in an own-GIL sub-interpreter")
+    assert "python -m subinterpreter_parallelism check numpy" in text
+    assert 'fallback="process"' in text
+
+
+# -- check -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(180)
+def test_check_modules_verdicts():
+    results = compat.check_modules(
+        ["_testsinglephase", "numpy", "json", "decimal", "no_such_module_xyz", "spc_noisy",
+         "spc_not_in_subinterpreters", "not a name"], timeout=90)
+    by_name = {r.module: r for r in results}
+    assert [r.module for r in results][:3] == ["_testsinglephase", "numpy", "json"]
+
+    single = by_name["_testsinglephase"]
+    assert single.result == "refused" and not single.ok
+    assert single.reason == "module _testsinglephase does not support loading in subinterpreters"
+    assert single.refused_module == "_testsinglephase"
+
+    numpy_check = by_name["numpy"]
+    assert numpy_check.result == "refused"
+    assert numpy_check.refused_module.startswith("numpy.")
+    assert "does not support loading in subinterpreters" in numpy_check.reason
+
+    for name in ("json", "decimal", "spc_noisy"):
+        assert by_name[name].result == "works" and by_name[name].ok and by_name[name].reason == ""
+        assert 0 <= by_name[name].import_time_s < 30
+
+    missing = by_name["no_such_module_xyz"]
+    assert missing.result == "import error"
+    assert "ModuleNotFoundError" in missing.reason and "no_such_module_xyz" in missing.reason
+
+    # Fails only in sub-interpreters, without CPython's refusal: still "refused".
+    only_main = by_name["spc_not_in_subinterpreters"]
+    assert only_main.result == "refused"
+    assert "works only in the main interpreter" in only_main.reason
+
+    assert by_name["not a name"].result == "import error"
+
+
+@pytest.mark.timeout(120)
+def test_check_survives_a_crash_and_a_hang():
+    started = time.monotonic()
+    crashed, hung, fine = compat.check_modules(["spc_aborts", "spc_sleeps", "json"], timeout=5)
+    assert crashed.result == "crashed" and "SIGABRT" in crashed.reason
+    assert hung.result == "timed out" and "5 s" in hung.reason
+    assert fine.result == "works"
+    assert time.monotonic() - started < 60
+
+
+def test_check_modules_rejects_bad_arguments():
+    with pytest.raises(TypeError):
+        compat.check_modules([42])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        compat.check_modules(["json"], timeout=0)
+    with pytest.raises(ValueError):
+        compat.check_modules(["json"], jobs=0)
+    assert compat.check_modules([]) == []
+
+
+def test_format_table_has_one_row_per_module():
+    rows = [compat.ModuleCheck("json", "works", "", 0.0123),
+            compat.ModuleCheck("numpy", "refused", "module numpy.x does not support loading in subinterpreters", 0.02, "numpy.x")]
+    lines = compat.format_table(rows).splitlines()
+    assert lines[0].split() == ["module", "result", "import", "time", "reason"]
+    assert lines[2].split()[:4] == ["json", "works", "12.3", "ms"]
+    assert lines[3].startswith("numpy") and "refused" in lines[3] and "numpy.x" in lines[3]
+
+
+# -- fallback="process" ----------------------------------------------------------------------
+
+
+def test_fallback_argument_is_checked():
+    with pytest.raises(ValueError, match="fallback"):
+        sp.InterpreterPoolExecutor(1, fallback="bogus")
+    with pytest.raises(TypeError, match="fallback"):
+        sp.InterpreterPoolExecutor(1, fallback=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fallback"):
+        sp.parallel(["math", "gcd", (4, 6)], fallback="threads")
+
+
+@pytest.mark.timeout(120)
+def test_without_fallback_the_error_names_the_module(helpers):
+    with sp.InterpreterPoolExecutor(1) as pool:
+        with pytest.raises(ImportError) as info:
+            pool.submit(helpers.singlephase_sum, 1, 2).result(timeout=60)
+        notes = "\n".join(getattr(info.value, "__notes__", []))
+        assert "_testsinglephase cannot be imported in an own-GIL sub-interpreter" in notes
+        assert "python -m subinterpreter_parallelism check _testsinglephase" in notes
+        assert 'fallback="process"' in notes
+
+        with pytest.raises(ImportError) as info:
+            pool.submit(helpers.numpy_double, 2).result(timeout=60)
+        notes = "\n".join(getattr(info.value, "__notes__", []))
+        assert "numpy cannot be imported" in notes and "check numpy" in notes
+
+
+@pytest.mark.timeout(180)
+def test_fallback_runs_refused_tasks_in_a_process_with_one_warning(helpers):
+    main_pid = os.getpid()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with sp.InterpreterPoolExecutor(2, fallback="process") as pool:
+            futures = [pool.submit(helpers.singlephase_sum, i, 10) for i in range(4)]
+            results = [f.result(timeout=120) for f in futures]
+            assert [total for total, _ in results] == [10, 11, 12, 13]
+            assert all(pid != main_pid for _, pid in results)  # ran in another process
+            # Tasks that work in sub-interpreters stay there.
+            assert pool.submit(helpers.pid).result(timeout=60) == main_pid
+            assert pool._state.fallback.started
+    fallback_warnings = [w for w in caught if issubclass(w.category, sp.ProcessFallbackWarning)]
+    assert len(fallback_warnings) == 1
+    assert "_testsinglephase" in str(fallback_warnings[0].message)
+    _no_children_left()
+
+
+@pytest.mark.timeout(180)
+def test_fallback_with_numpy_calls_arguments_and_map(helpers):
+    with pytest.warns(sp.ProcessFallbackWarning, match="numpy"):
+        with sp.InterpreterPoolExecutor(2, fallback="process") as pool:
+            assert pool.submit(helpers.numpy_double, 21).result(timeout=120) == 42
+            # The argument itself cannot be unpickled in a worker interpreter.
+            assert pool.submit(helpers.array_total, numpy.arange(10)).result(timeout=120) == 45
+            assert list(pool.map(helpers.numpy_double, range(40))) == [2 * x for x in range(40)]
+            assert list(pool.map(helpers.numpy_double, range(5), chunksize=1)) == [0, 2, 4, 6, 8]
+    _no_children_left()
+
+
+@pytest.mark.timeout(120)
+def test_fallback_keeps_other_errors_and_the_process_errors(helpers):
+    with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+        with pytest.raises(ValueError, match="plain"):
+            pool.submit(helpers.plain_fail, "plain").result(timeout=60)
+        assert not pool._state.fallback.started  # not a refusal: no process pool
+        with pytest.warns(sp.ProcessFallbackWarning):
+            future = pool.submit(helpers.singlephase_then_fail, "from the process")
+            with pytest.raises(ValueError, match="from the process"):
+                future.result(timeout=120)
+    _no_children_left()
+
+
+@pytest.mark.timeout(120)
+def test_cancel_a_task_waiting_in_the_process_pool(helpers):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sp.ProcessFallbackWarning)
+        with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+            futures = [pool.submit(helpers.singlephase_sleep, 0.5) for _ in range(4)]
+            deadline = time.monotonic() + 60
+            while futures[-1]._sp_moved is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            last = futures[-1]
+            assert last._sp_moved is not None
+            assert last.cancel()  # still queued in the one-process pool
+            assert last.cancelled()
+            done, not_done = wait(futures, timeout=90)
+            assert not not_done
+            with pytest.raises(CancelledError):
+                last.result()
+            assert [f.result() for f in futures[:-1]] == [0.5] * 3
+    _no_children_left()
+
+
+@pytest.mark.timeout(180)
+def test_parallel_fallback(helpers):
+    with pytest.warns(sp.ProcessFallbackWarning, match="_testsinglephase"):
+        results = sp.parallel(["_testsinglephase", "sum", (2, 3)], ["math", "gcd", (12, 18)],
+                              fallback="process")
+    assert results == [5, 6]
+    # The shared pool's fallback covers only the calls that asked for it.
+    with pytest.raises(ImportError) as info:
+        sp.parallel(["_testsinglephase", "sum", (2, 3)], ["math", "gcd", (12, 18)])
+    notes = "\n".join(info.value.__notes__)
+    assert "raised by call 0: _testsinglephase.sum" in notes
+    assert "check _testsinglephase" in notes
+    # With an executor of one's own.
+    with sp.InterpreterPoolExecutor(1) as pool:
+        with pytest.warns(sp.ProcessFallbackWarning):
+            assert sp.parallel(["_testsinglephase", "sum", (4, 5)], executor=pool, fallback="process") == [9]
+        with pytest.raises(ImportError):
+            pool.submit(_worker.call_by_name, "_testsinglephase", "sum", (1, 1), {}).result(timeout=60)
+    reset_shared_pool()  # the shared pool's shutdown ends its process pool too
+    _no_children_left()
+
+
+def test_fallback_error_becomes_a_note_when_warnings_are_errors(helpers):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sp.ProcessFallbackWarning)
+        with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+            with pytest.raises(ImportError) as info:
+                pool.submit(helpers.singlephase_sum, 1, 1).result(timeout=60)
+            assert not pool._state.fallback.started
+    assert any("did not run the task in a process" in note for note in info.value.__notes__)
+
+
+@pytest.mark.timeout(120)
+def test_check_cli_numpy_json_decimal():
+    done = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "check", "numpy", "json", "decimal"],
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 1, done.stderr
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[2:5]}
+    assert rows == {"numpy": "refused", "json": "works", "decimal": "works"}
+    assert 'fallback="process"' in done.stdout
+
+
+# -- Python < 3.12 -----------------------------------------------------------------------
+
+
+def _python311() -> str | None:
+    for candidate in [shutil.which("python3.11"), *sorted(glob.glob("/root/.pyenv/versions/3.11*/bin/python3.11"))]:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.mark.timeout(240)
+def test_python_311_gets_a_clear_error(tmp_path):
+    python311 = _python311()
+    if python311 is None:
+        pytest.skip("no Python 3.11 interpreter found")
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    # Importing the package source.
+    imported = subprocess.run([python311, "-c", "import subinterpreter_parallelism"], capture_output=True, text=True,
+                              timeout=60, env={**clean_env, "PYTHONPATH": str(ROOT / "python")})
+    assert imported.returncode != 0
+    assert "ImportError: subinterpreter_parallelism needs Python 3.12 or newer" in imported.stderr
+    # pip install . into a throwaway 3.11 venv (a copy of the source: no build output in the tree).
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "python", source / "python", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([python311, "-m", "venv", str(venv)], check=True, timeout=120, env=clean_env)
+    installed = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-build-isolation", "--no-index", str(source)],
+        capture_output=True, text=True, timeout=120, env=clean_env)
+    output = installed.stdout + installed.stderr
+    assert installed.returncode != 0
+    assert "needs Python 3.12 or newer" in output
+    assert "swift" not in output.lower() and "linker" not in output.lower()
