@@ -24,6 +24,9 @@ __all__ = ["TaskInterrupted", "bootstrap", "call_by_name", "decode_call", "encod
 decode_call = _pickling.loads
 encode_result = _outcome.encode_value
 
+# Modules whose frames lead into the user's code (left out of task tracebacks).
+_RUNNER_MODULES = frozenset({__name__, f"{__package__}.dask_support"})
+
 
 # Forwarded output a call left without a newline (see forwarding.py): flushed when the call
 # ends, so that it reaches the caller before the result.
@@ -52,12 +55,12 @@ def flush_unflushed() -> None:
 def encode_error(exc: BaseException) -> bytes:
     """Encodes an exception raised by ``decode_call`` or ``invoke``.
 
-    The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``) are left
-    out of the traceback: the user's code starts the story.
+    The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``, and
+    dask_support's ``evaluate``) are left out of the traceback: the user's code starts the story.
     """
     skip = 0
     tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") in _RUNNER_MODULES:
         skip += 1
         tb = tb.tb_next
     return _outcome.encode_exception(exc, skip_frames=skip)

@@ -38,6 +38,11 @@ T = TypeVar("T")
 _CHUNKS_PER_WORKER = 16
 _MAX_AUTO_CHUNK = 4096
 
+# Modules of the callables that Dask's schedulers submit to an executor
+# (dask.local.batch_execute_tasks, distributed.worker._run_task_simple); dask_support unwraps
+# those calls so that worker interpreters never import dask (see dask_support.py).
+_DASK_WRAPPER_MODULES = frozenset({"dask.local", "distributed.worker"})
+
 
 def default_worker_count() -> int:
     """The CPUs this process may use: ``os.process_cpu_count()`` on 3.13+, else the affinity mask."""
@@ -415,6 +420,13 @@ class InterpreterPoolExecutor(Executor):
         """
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
+        if getattr(fn, "__module__", None) in _DASK_WRAPPER_MODULES:
+            # Dask's own task wrappers: run only the user's functions in the interpreters.
+            from . import dask_support
+
+            adapted = dask_support.adapt_call(self, fn, args, kwargs)
+            if adapted is not None:
+                return adapted
         state = self._state
         if state.broken is not None:
             raise BrokenInterpreterPool(state.broken)
