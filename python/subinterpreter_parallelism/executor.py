@@ -278,6 +278,9 @@ class _Deadlines:
 
 _live_pools: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
 _live_lock = threading.Lock()
+# Set once the exit hook has shut the pools down: a pool started later (from an atexit
+# function) would still be running while the main interpreter is torn down, which can crash.
+_exiting = False
 
 
 class InterpreterPoolExecutor(Executor):
@@ -327,6 +330,7 @@ class InterpreterPoolExecutor(Executor):
             message of ``python -m subinterpreter_parallelism check``.
         TimeoutError: the workers did not finish the ``preload`` imports within
             ``forwarding.PRELOAD_TIMEOUT`` seconds.
+        RuntimeError: the interpreter is exiting (called from an ``atexit`` function).
     """
 
     def __init__(
@@ -342,6 +346,8 @@ class InterpreterPoolExecutor(Executor):
         forward_warnings: bool = True,
         output: str = "forward",
     ) -> None:
+        if _exiting:
+            raise RuntimeError("cannot start an interpreter pool after interpreter shutdown")
         if max_workers is None:
             max_workers = default_worker_count()
         elif isinstance(max_workers, bool) or not isinstance(max_workers, int):
@@ -602,7 +608,9 @@ def _shutdown_all_at_exit() -> None:
     Pools wait for their tasks as the stdlib executors do; when the program is exiting
     because of Ctrl-C (or Ctrl-C hits during this wait), running tasks are interrupted.
     """
+    global _exiting
     with _live_lock:
+        _exiting = True
         pools = list(_live_pools)
     interrupted = isinstance(getattr(sys, "last_exc", None), KeyboardInterrupt)
     for pool in pools:
