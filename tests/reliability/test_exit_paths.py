@@ -1,0 +1,269 @@
+"""How a program ends while pools are alive (item 11 of issue 7).
+
+Each case runs in a fresh process with stdout on a pipe (block-buffered, so that output lost
+at exit shows). None may print a CPython fatal error, crash or hang; output must be flushed;
+the exit status must be the program's. Modelled on CPython's test_concurrent_futures
+test_shutdown.py (interpreter shutdown with live executors, submit after shutdown from atexit).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rel_support import assert_clean_exit, run_python
+
+pytestmark = pytest.mark.timeout(120)
+
+PRELUDE = """
+import atexit, os, sys, threading, time
+import subinterpreter_parallelism as sp
+import rel_tasks
+"""
+
+
+def run_program(body: str, timeout: float = 90):
+    import textwrap
+
+    return run_python(PRELUDE + textwrap.dedent(body), timeout=timeout)
+
+
+def test_exit_with_an_idle_pool_alive():
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(2)
+    print("answer", pool.submit(rel_tasks.add, 40, 2).result())
+    print("end of main")
+    """)
+    assert_clean_exit(result)
+    assert result.stdout == "answer 42\nend of main\n"
+    assert result.stderr == ""
+
+
+def test_exit_waits_for_queued_and_running_tasks(tmp_path):
+    """As with the stdlib executors, tasks submitted before exit still run."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    result = run_program(f"""
+    def work(i):
+        import time
+        time.sleep(0.2)
+        open(os.path.join({str(marks)!r}, str(i)), "w").close()
+
+    pool = sp.InterpreterPoolExecutor(2)
+    for i in range(6):
+        pool.submit(work, i)
+    print("submitted")
+    """)
+    assert_clean_exit(result)
+    assert result.stdout == "submitted\n"
+    assert sorted(p.name for p in marks.iterdir()) == [str(i) for i in range(6)]
+
+
+def test_sys_exit_while_a_task_runs():
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(1)
+    future = pool.submit(rel_tasks.spin, 0.5)
+    time.sleep(0.1)
+    print("exiting with 3")
+    sys.exit(3)
+    """)
+    assert_clean_exit(result, 3)
+    assert result.stdout == "exiting with 3\n"
+    assert result.stderr == ""
+
+
+def test_exception_in_the_main_thread_with_a_pool_alive():
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(2)
+    print("result", pool.submit(rel_tasks.add, 1, 2).result())
+    pool.submit(rel_tasks.spin, 0.3)
+    print("unflushed line before the error")
+    raise LookupError("raised in main")
+    """)
+    assert_clean_exit(result, 1)
+    assert result.stdout == "result 3\nunflushed line before the error\n"
+    assert result.stderr.rstrip().endswith("LookupError: raised in main")
+    assert "Traceback (most recent call last)" in result.stderr
+
+
+def test_exception_in_main_while_a_failed_task_is_pending():
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(1)
+    future = pool.submit(rel_tasks.planned, "slow_raise", "from a task", 0.2)
+    raise KeyError("main fails first")
+    """)
+    assert_clean_exit(result, 1)
+    assert "KeyError: 'main fails first'" in result.stderr
+    assert "PlannedError" not in result.stderr  # an exception nobody asked for stays silent
+
+
+def test_sys_exit_in_a_done_callback_on_the_completion_thread():
+    """The callback runs on the pool's completion thread: its SystemExit is reported as
+    unraisable (like an exception in a thread), the pool keeps working, the program goes on."""
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(1)
+    seen = []
+    future = pool.submit(rel_tasks.nap_then, 0.2, "value")
+    future.add_done_callback(lambda f: sys.exit(4))
+    print("result", future.result(timeout=30))
+    print("later", pool.submit(rel_tasks.add, 2, 2).result(timeout=30))
+    print("end of main")
+    """)
+    assert_clean_exit(result, 0)
+    assert result.stdout == "result value\nlater 4\nend of main\n"
+    assert "SystemExit: 4" in result.stderr
+
+
+def test_sys_exit_in_a_done_callback_on_the_main_thread():
+    """A callback added to a finished future runs at once, in the caller: its exit is real."""
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(2)
+    future = pool.submit(rel_tasks.add, 1, 1)
+    future.result(timeout=30)
+    pool.submit(rel_tasks.spin, 0.3)
+    print("before the callback")
+    future.add_done_callback(lambda f: sys.exit(6))
+    print("never printed")
+    """)
+    assert_clean_exit(result, 6)
+    assert result.stdout == "before the callback\n"
+
+
+def test_submit_from_atexit_is_refused_cleanly():
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(1)
+    print("in main", pool.submit(rel_tasks.add, 1, 1).result())
+
+    def late():
+        try:
+            pool.submit(rel_tasks.add, 1, 2)
+        except RuntimeError as exc:
+            print("atexit submit refused:", exc)
+
+    atexit.register(late)
+    """)
+    assert_clean_exit(result)
+    assert result.stdout.splitlines() == ["in main 2", "atexit submit refused: cannot schedule new futures after shutdown"]
+
+
+@pytest.mark.parametrize("how", ["pool", "parallel"])
+def test_new_pools_from_atexit_are_refused_cleanly(how):
+    """At atexit time the pools have been shut down and the interpreter is finalizing: a new
+    pool started then would still run while the main interpreter is torn down (this crashed
+    with "free(): invalid pointer" about one run in twenty before it was refused)."""
+    body = """
+    import subinterpreter_parallelism.executor  # already imported, as in any program using pools
+    sp.parallel(["rel_tasks", "add", (1, 1)])
+
+    def late():
+        try:
+            if HOW == "pool":
+                pool = sp.InterpreterPoolExecutor(2)
+                pool.submit(rel_tasks.spin, 0.5)
+                print("started a pool at exit")
+            else:
+                print("parallel at exit:", sp.parallel(["rel_tasks", "spin", (0.2,)], ["rel_tasks", "add", (1, 2)]))
+        except RuntimeError as exc:
+            print("refused:", exc)
+
+    atexit.register(late)
+    """.replace("HOW", repr(how))
+    for _ in range(3):
+        result = run_program(body)
+        assert_clean_exit(result)
+        assert result.stdout.startswith("refused: ") and "shutdown" in result.stdout, result.stdout
+
+
+def test_exit_after_dropping_a_pool_with_a_running_task(tmp_path):
+    mark = tmp_path / "done"
+    result = run_program(f"""
+    def work():
+        import time
+        time.sleep(0.3)
+        open({str(mark)!r}, "w").close()
+
+    def drop():
+        pool = sp.InterpreterPoolExecutor(1)
+        pool.submit(work)
+
+    drop()
+    import gc
+    gc.collect()
+    print("dropped")
+    """)
+    assert_clean_exit(result)
+    assert result.stdout == "dropped\n"
+    assert mark.exists(), "the task of a dropped pool did not finish before exit"
+
+
+def test_exit_with_pools_made_in_other_threads_and_a_broken_pool():
+    result = run_program("""
+    pools = []
+    def make():
+        pool = sp.InterpreterPoolExecutor(1, task_timeout=30)
+        pool.submit(rel_tasks.spin, 0.2)
+        pools.append(pool)
+
+    threads = [threading.Thread(target=make) for _ in range(3)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    broken = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.planned, initargs=("raise", "init"))
+    try:
+        broken.submit(rel_tasks.add, 1, 1).result(timeout=30)
+    except sp.BrokenInterpreterPool:
+        print("broken as expected")
+    print("pools", len(pools))
+    """)
+    assert_clean_exit(result)
+    assert result.stdout == "broken as expected\npools 3\n"
+
+
+def test_exit_while_a_daemon_thread_keeps_submitting():
+    result = run_program("""
+    pool = sp.InterpreterPoolExecutor(2)
+    count = [0]
+
+    def keep_submitting():
+        while True:
+            try:
+                pool.submit(rel_tasks.add, 1, 1).result()
+                count[0] += 1
+            except RuntimeError:
+                time.sleep(0.001)
+
+    threading.Thread(target=keep_submitting, daemon=True).start()
+    while count[0] < 100:
+        time.sleep(0.01)
+    print("exiting")
+    """)
+    assert_clean_exit(result)
+    assert result.stdout == "exiting\n"
+
+
+def test_exit_while_a_task_is_blocked_in_c():
+    """A task blocked inside C (here select()) cannot be interrupted: exit waits for it."""
+    result = run_program("""
+    def blocked():
+        import select
+        select.select([], [], [], 0.5)
+        return "unblocked"
+
+    pool = sp.InterpreterPoolExecutor(1)
+    future = pool.submit(blocked)
+    time.sleep(0.1)
+    print("exiting")
+    """)
+    assert_clean_exit(result)
+    assert result.stdout == "exiting\n"
+
+
+def test_exit_from_an_interactive_session_with_a_live_pool():
+    session = "\n".join([
+        "import subinterpreter_parallelism as sp, rel_tasks",
+        "pool = sp.InterpreterPoolExecutor(2)",
+        "print('REPL', pool.submit(rel_tasks.add, 20, 22).result())",
+        "f = pool.submit(rel_tasks.spin, 0.2)",
+        "",
+    ])
+    result = run_python("", "-i", stdin=session, env={"PYTHONSTARTUP": ""})
+    assert_clean_exit(result)
+    assert "REPL 42" in result.stdout
