@@ -640,19 +640,23 @@ class PreloadWatch:
 
 
 def _preload_error(data: bytes) -> BaseException:
+    """The exception the constructor raises for a preload module that failed in a worker."""
     from . import _outcome, compat
+    from .errors import RemoteTraceback
 
     module, encoded = _pickling.loads(data)
     try:
         _, error = _outcome.decode(encoded)
     except Exception as exc:
         error = _outcome.failure_from_unpickling(exc)
-    if compat.is_refusal(error):
-        refused = compat.refused_module(error) or module
-        refusal = ImportError(compat.refusal_message(refused, str(error)), name=refused)
-        if refused != module:
-            refusal.add_note(f"(while importing preload module {module!r})")
-        refusal.__cause__ = error
-        return refusal
-    error.add_note(f"raised in a worker interpreter while importing preload module {module!r}")
-    return error
+    refusal = compat.find_refusal(error)
+    if refusal is None:
+        error.add_note(f"raised in a worker interpreter while importing preload module {module!r}")
+        return error
+    # The message of `check`; the worker's traceback (numpy's long text included) as the cause.
+    refused = ImportError(compat.refusal_message(refusal.module, refusal.reason), name=refusal.module)
+    if refusal.module != module:
+        refused.add_note(f"(while importing preload module {module!r})")
+    cause = error.__cause__
+    refused.__cause__ = cause if isinstance(cause, RemoteTraceback) else error
+    return refused
