@@ -164,7 +164,11 @@ class ProcessFallback:
     Owned by one interpreter pool; its ``ProcessPoolExecutor`` (start method ``spawn``: the
     caller has worker threads, so ``fork`` could deadlock) is created on the first refusal
     and shut down with the interpreter pool. A refused task runs again from its start in a
-    process, so whatever it did before the failing import happens twice.
+    process, so whatever it did before the failing import happens twice. As with any
+    ``spawn`` pool, a script's main module is imported again in the processes (keep the
+    ``if __name__ == "__main__":`` guard), and a task already running in a process cannot be
+    interrupted: its ``cancel()`` returns False, and ``task_timeout`` fails its future
+    without stopping it.
 
     Args:
         max_workers: size of the process pool.
