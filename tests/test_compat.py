@@ -189,6 +189,17 @@ def test_check_modules_verdicts():
 
 
 @pytest.mark.timeout(120)
+def test_check_datetime_differs_between_312_and_313():
+    """_datetime became isolated in 3.13; 3.12 refuses it (and zoneinfo, which needs it)."""
+    (result,) = compat.check_modules(["_datetime"])
+    if sys.version_info >= (3, 13):
+        assert result.result == "works"
+    else:
+        assert result.result == "refused"
+        assert result.reason == "module _datetime does not support loading in subinterpreters"
+
+
+@pytest.mark.timeout(120)
 def test_check_survives_a_crash_and_a_hang():
     started = time.monotonic()
     crashed, hung, fine = compat.check_modules(["spc_aborts", "spc_sleeps", "json"], timeout=5)
@@ -271,7 +282,12 @@ def test_fallback_with_numpy_calls_arguments_and_map(helpers):
             assert pool.submit(helpers.numpy_double, 21).result(timeout=120) == 42
             # The argument itself cannot be unpickled in a worker interpreter.
             assert pool.submit(helpers.array_total, numpy.arange(10)).result(timeout=120) == 45
-            assert list(pool.map(helpers.numpy_double, range(40))) == [2 * x for x in range(40)]
+            # The function itself lives in numpy: unpickling it in a worker fails.
+            assert pool.submit(numpy.sum, [1, 2, 3]).result(timeout=120) == 6
+            seen = []
+            assert list(pool.map(helpers.numpy_double, range(40), progress=lambda done, total: seen.append((done, total)))) \
+                == [2 * x for x in range(40)]
+            assert seen[0] == (0, 40) and seen[-1] == (40, 40)
             assert list(pool.map(helpers.numpy_double, range(5), chunksize=1)) == [0, 2, 4, 6, 8]
     _no_children_left()
 

@@ -139,9 +139,6 @@ class ProcessFallbackWarning(RuntimeWarning):
     """A module cannot load in a sub-interpreter, so its tasks now run in a process pool."""
 
 
-FALLBACK_CHOICES = (None, "process")
-
-
 def check_fallback(fallback: object) -> str | None:
     """Validates a ``fallback=`` argument; returns it.
 

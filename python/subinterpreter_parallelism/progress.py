@@ -174,5 +174,5 @@ class _StderrBar(_Sink):
             else:
                 self._stream.write(text + "\n")
             self._stream.flush()
-        except (OSError, ValueError):  # the stream was closed meanwhile
+        except (OSError, ValueError, AttributeError):  # closed meanwhile, or no stderr at all
             pass
