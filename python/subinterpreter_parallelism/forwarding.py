@@ -137,6 +137,7 @@ class ForwardingStream(io.TextIOBase):
         self._lock = _thread.allocate_lock()
 
     def writable(self) -> bool:
+        """Always True."""
         return True
 
     def isatty(self) -> bool:
@@ -148,6 +149,11 @@ class ForwardingStream(io.TextIOBase):
         return self._original.fileno()
 
     def write(self, text: str) -> int:
+        """Keeps ``text``; sends the lines it completes. Returns ``len(text)``.
+
+        Raises:
+            TypeError: ``text`` is not a str.
+        """
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if not text:
@@ -473,15 +479,21 @@ def _error_filters() -> list[tuple[Any, ...]]:
     last = max((i for i, f in enumerate(filters) if f[0] == "error"), default=-1)
     result: list[tuple[Any, ...]] = []
     for action, message, category, module, lineno in filters[:last + 1]:
-        entry = ("error" if action == "error" else "always",
-                 message.pattern if message is not None else "", category,
-                 module.pattern if module is not None else "", lineno)
+        entry = ("error" if action == "error" else "always", _pattern(message), category,
+                 _pattern(module), lineno)
         try:
             _pickling.dumps(entry)
         except Exception:
             continue  # a category that cannot reach the workers: only the caller applies it
         result.append(entry)
     return result
+
+
+def _pattern(regex: Any) -> str:
+    """A filter's message or module regex as the text ``filterwarnings`` takes ("" for any)."""
+    if regex is None:
+        return ""
+    return regex if isinstance(regex, str) else regex.pattern
 
 
 class CallerSide:
@@ -539,14 +551,18 @@ class CallerSide:
         try:
             import logging
 
-            record = logging.makeLogRecord(_pickling.loads(memoryview(payload)))
+            # logging.makeLogRecord without the dummy LogRecord.__init__ (half of its cost).
+            record = logging.LogRecord.__new__(logging.LogRecord)
+            record.__dict__.update(_pickling.loads(memoryview(payload)))
             record.sp_worker = worker
             if record.threadName == "MainThread" or str(record.threadName).startswith("Dummy-"):
                 record.threadName = f"sp-worker-{worker}"
             start = getattr(logging, "_startTime", None)
             if isinstance(start, (int, float)):
                 record.relativeCreated = (record.created - start) * 1000
-            logger = logging.getLogger(record.name)
+            logger = logging.Logger.manager.loggerDict.get(record.name)
+            if not isinstance(logger, logging.Logger):
+                logger = logging.getLogger(record.name)
             if logger.isEnabledFor(record.levelno):
                 logger.handle(record)
         except Exception:
