@@ -18,7 +18,7 @@ EXTRAS ?= test,progress
 PYTEST_ARGS ?= -m "not slow"
 NATIVE_SOURCES := $(shell find Sources -type f) Package.swift setup.py pyproject.toml
 
-.PHONY: all install demo demo-quick test pytest swift-test bench bench-quick clean
+.PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean
 
 all: test
 
@@ -48,15 +48,24 @@ pytest: install
 swift-test:
 	$(SWIFT) test --scratch-path .build-py$(PYTAG) -Xcc -I$(INCLUDE)
 
-$(VENV)/.bench-extras: $(STAMP)
-	$(VPY) -m pip install -q -e ".[$(EXTRAS),bench]" --no-build-isolation
+# The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
+BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
+
+$(VENV)/.bench-extras: $(STAMP) pyproject.toml
+	$(BENCH_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
 	@touch $@
 
+# Every competitor, each workload in a fresh process: under 10 minutes on 2 cores.
 bench: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot bench-results/latest.png
 
+# Small sizes, one repeat: under a minute.
 bench-quick: $(VENV)/.bench-extras
-	$(VPY) -m subinterpreter_parallelism bench --quick
+	$(VPY) -m subinterpreter_parallelism bench --quick --json bench-results/quick.json --plot bench-results/quick.png
+
+# `make bench`, then the README's table and docs/bench-latest.png from its results.
+bench-readme: $(VENV)/.bench-extras
+	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot docs/bench-latest.png --readme README.md
 
 clean:
 	rm -rf .build .build-py* build python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info

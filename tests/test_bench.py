@@ -1,0 +1,196 @@
+"""Smoke tests of the benchmark suite's plumbing (benchmarks/), with tiny sizes.
+
+They check that cells run in fresh processes and return well-formed records, that the report,
+the targets, the README section and the plot are produced from them, and that the command
+line finds the suite. They do not check any speed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import report, suite  # noqa: E402
+from benchmarks.seed_design import SeedDesignExecutor, unavailable_reason  # noqa: E402
+from benchmarks.workloads import make_payload, tiny  # noqa: E402
+
+
+def _params(workload: str) -> dict[str, Any]:
+    params = suite.build_params(quick=True, cores=2, unit_cost=1e-7)[workload]
+    if workload == "tiny":
+        params.update(submit_count=50, main_count=20, map_count=2_000, map_count_per_item=50, seed_count=2)
+    if workload == "data":
+        params.update(sizes=[1_000, 100_000], trips=[2, 1])
+    if workload == "queue":
+        params.update(handoffs=5, handoff_warmups=1, handoff_min=2, pairs=200, repeats=1)
+    if workload == "cancel":
+        params.update(repeats=1)
+    return params
+
+
+def _valid(record: dict[str, Any]) -> bool:
+    base = {"workload", "case", "competitor"} <= record.keys()
+    outcome = ("samples" in record and record["samples"] and "unit" in record) or "na" in record
+    return bool(base and outcome)
+
+
+@pytest.mark.parametrize("workload", ["tiny", "data", "queue", "cancel", "startup"])
+def test_this_project_cell_returns_records(workload: str) -> None:
+    records, stderr = suite.run_cell(workload, "this", _params(workload), timeout=60)
+    assert records, stderr
+    assert all(_valid(r) for r in records), (records, stderr)
+    assert all("error" not in r for r in records), records
+
+
+def test_tiny_cell_measures_a_main_function() -> None:
+    records, _ = suite.run_cell("tiny", "this", _params("tiny"), timeout=60)
+    cases = {r["case"]: r for r in records}
+    assert set(cases) == {"submit", "submit __main__", "map", "map chunked"}
+    assert cases["map"]["extra"]["items"] == 2_000
+
+
+def test_process_pool_cell_and_not_applicable_cases() -> None:
+    records, stderr = suite.run_cell("cancel", "fork", _params("cancel"), timeout=60)
+    assert [r.get("na", "") for r in records] == ["cannot stop a running task: cancel() returned False"] * 2
+    assert "DeprecationWarning" not in stderr  # the fork happened before any thread existed
+
+
+def test_failing_cell_becomes_an_error_record() -> None:
+    records, _ = suite.run_cell("startup", "no-such-competitor", {"workers": 1, "repeats": 1}, timeout=60)
+    assert len(records) == 1 and "KeyError" in records[0]["error"]
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason="no private interpreter modules")
+def test_seed_design_runs_calls_in_new_interpreters() -> None:
+    executor = SeedDesignExecutor(2)
+    try:
+        assert [f.result(timeout=30) for f in [executor.submit(tiny, i) for i in range(3)]] == [1, 2, 3]
+        assert executor.submit(len, make_payload(300)).result(timeout=30) == 300
+        with pytest.raises(TypeError):
+            executor.submit(lambda: 1)
+    finally:
+        executor.shutdown()
+
+
+def _fake_results() -> dict[str, Any]:
+    """Results shaped like a run's, with made-up samples, to test the rendering alone."""
+    params = suite.build_params(quick=False, cores=2, unit_cost=1e-7)
+    records: list[dict[str, Any]] = []
+
+    def add(workload: str, case: str, key: str, value: float, unit: str = "s", better: str = "lower") -> None:
+        records.append({"workload": workload, "case": case, "competitor": key, "unit": unit,
+                        "better": better, "samples": [value, value * 1.1], "cpu_percent": [190.0, None],
+                        "extra": {"bytes": 100_000_000} if workload == "data" else {}})
+
+    for key, factor in (("serial", 2.0), ("fork", 1.1), ("backport", 1.2), ("this", 1.0)):
+        add("cpu", "warm", key, 1.2 * factor)
+        add("scaling", "1 workers", key, 3.0, "tasks/s", "higher")
+        if key != "serial":
+            add("scaling", "2 workers", key, 6.0 / factor, "tasks/s", "higher")
+            add("data", "100 MB", key, 0.1 * factor * 4)
+    for key, value in (("serial", 1e-7), ("fork", 1e-4), ("backport", 5e-5), ("this", 5e-6)):
+        add("tiny", "submit", key, value)
+        add("tiny", "map", key, value / 10)
+    add("startup", "first result", "this", 0.02)
+    add("queue", "hand-off", "this", 30e-6)
+    add("queue", "put+get", "this", 1.5e-6)
+    add("cancel", "cancelled", "this", 0.004)
+    records.append({"workload": "cancel", "case": "cancelled", "competitor": "fork", "na": "cannot"})
+    records.append({"workload": "memory", "case": "*", "competitor": "fork", "error": "timed out after 9 s"})
+    return {"mode": "full", "duration_s": 1.0, "params": params, "records": records,
+            "competitors": {"serial": "serial", "fork": "fork", "backport": "backport", "this": "this"},
+            "skipped": {"loky": "not installed"},
+            "machine": {"cpu_model": "Test CPU", "cpu_count": 2, "usable_cpus": 2, "python": "3.13.0",
+                        "build": {"swift": "6"}, "load_average": [0.1, 0, 0], "date": "today"}}
+
+
+def test_report_targets_and_readme(tmp_path: Path) -> None:
+    results = _fake_results()
+    results["targets"] = report.evaluate_targets(results)
+    met = {t["target"]: t["met"] for t in results["targets"]}
+    assert met["8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput"] is True
+    assert met["8 CPU-bound tasks: faster than ProcessPool (fork)"] is True
+    assert met["20,000 tiny tasks via submit: >= 7x faster than the backport"] is True
+    assert met["100 MB bytes argument + result: >= 3x faster than ProcessPool"] is False
+    assert met["Queue hand-off median < 50 us"] is True
+    text = report.render(results)
+    assert "Test CPU" in text and "| 8 × py_factorial" in text and "skipped: loky" in text
+    assert "1.1x faster than fork" in text
+    assert "timeout" in text and "n/a" in text
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_BEGIN}\nold\n{report.README_END}\nrest\n")
+    report.update_readme(readme, results, "docs/plot.png")
+    updated = readme.read_text()
+    assert "old" not in updated and "intro" in updated and "rest" in updated
+    assert "![" in updated and "Test CPU" in updated
+    bare = tmp_path / "bare.md"
+    bare.write_text("no markers")
+    with pytest.raises(ValueError):
+        report.update_readme(bare, results, None)
+
+
+def test_plot_is_written(tmp_path: Path) -> None:
+    if importlib.util.find_spec("matplotlib") is None:
+        pytest.skip("matplotlib is not installed")
+    # In a fresh process: matplotlib leaves a native thread behind, which the leak check forbids.
+    data, path = tmp_path / "r.json", tmp_path / "plot.png"
+    data.write_text(json.dumps(_fake_results()))
+    code = ("import json, pathlib, sys; from benchmarks.plot import plot; "
+            "plot(json.loads(pathlib.Path(sys.argv[1]).read_text()), pathlib.Path(sys.argv[2]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(data), str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_command_line_runs_a_small_suite(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--quick", "--only", "startup,cancel",
+         "--competitors", "serial,threads,this", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "## Summary (medians)" in proc.stdout and "| new pool of 2 workers" in proc.stdout
+    results = json.loads(out.read_text())
+    assert results["machine"]["build"] and results["targets"]
+    assert {r["competitor"] for r in results["records"]} == {"serial", "threads", "this"}
+
+
+def test_command_line_rejects_unknown_names() -> None:
+    proc = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "bench", "--only", "nope"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "unknown workload" in proc.stderr
+
+
+def test_bench_command_explains_a_missing_suite(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from subinterpreter_parallelism import bench
+
+    assert bench.find_suite_root() == ROOT
+    monkeypatch.setattr(bench, "find_suite_root", lambda: None)
+    assert bench.main(["--quick"]) == 2
+    assert "not in the installed package" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_suite_end_to_end(tmp_path: Path) -> None:
+    """The whole --quick suite, every competitor (about a minute on 2 cores)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--quick", "--json", str(tmp_path / "r.json"),
+         "--plot", str(tmp_path / "r.png")], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "r.json").read_text())
+    errors = [r for r in results["records"] if "error" in r and not r["error"].startswith("hangs")]
+    assert not errors, errors
+    assert (tmp_path / "r.png").stat().st_size > 10_000
