@@ -225,3 +225,7 @@ def bump(payload, k=1):
 
 def raise_payload(n):
     raise PlannedError(Payload(n))
+
+
+def loaded_modules():
+    return sorted(sys.modules)
