@@ -535,6 +535,7 @@ def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_
 
     if name in worker.executors and name != "default":
         raise ValueError(f"the worker already has an executor named {name!r}")
+    _stop_frame_sampling(worker)
     pool = InterpreterPoolExecutor(max_workers or worker.state.nthreads)
     if _executing is None:
         _executing = weakref.WeakKeyDictionary()
@@ -543,6 +544,35 @@ def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_
     if default and name != "default":
         _replace_default(worker, pool)
     return pool
+
+
+def _stop_frame_sampling(worker: Any) -> None:
+    """Turns off distributed's profiler in this process, before any interpreter runs here.
+
+    ``sys._current_frames()``, which the profiler calls every few milliseconds, walks the
+    threads of every interpreter in the process and makes frame objects for them with the
+    calling interpreter's allocator, while they run under their own GIL (a CPython bug, still
+    in 3.14): the process aborts ("free(): invalid pointer") once such a frame is freed. The
+    per-task profiler is a periodic callback of the worker: removed. The event loop's sampling
+    thread started with the worker: it takes ``distributed.profile.lock`` around each call, so
+    holding that lock for the life of the process parks it for good. Later workers of this
+    process start without either (config ``distributed.worker.profile.enabled``).
+    """
+    global _profile_lock_held
+    import dask
+    from distributed import profile
+
+    dask.config.set({"distributed.worker.profile.enabled": False})
+    for name in ("profile", "profile-cycle"):
+        callback = worker.periodic_callbacks.pop(name, None)
+        if callback is not None:
+            callback.stop()
+    if not _profile_lock_held:
+        profile.lock.acquire()
+        _profile_lock_held = True
+
+
+_profile_lock_held = False
 
 
 def _replace_default(worker: Any, pool: InterpreterPoolExecutor) -> None:
