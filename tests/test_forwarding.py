@@ -75,6 +75,20 @@ def log(name, level, message, *args, **extra):
     return "logged"
 
 
+def log_from_thread(name, count):
+    import logging
+    import threading
+
+    def chatter():
+        for i in range(count):
+            logging.getLogger(name).warning("from a thread %d", i)
+
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    thread.join()
+    return "joined"
+
+
 def log_exception(name):
     import logging
 
@@ -199,6 +213,13 @@ def test_print_from_a_thread_inside_a_task(capsys):
     assert capsys.readouterr().out == "from a thread\n"
 
 
+def test_initializer_output_arrives(capsys):
+    with sp.InterpreterPoolExecutor(2, initializer=print, initargs=("initializer says hi",)) as pool:
+        assert pool.submit(helper.say, "task").result(timeout=30) == 1
+    out = capsys.readouterr().out
+    assert sorted(out.splitlines()) == ["initializer says hi", "initializer says hi", "task"]
+
+
 def test_output_reaches_a_redirected_stdout(capsys):
     import contextlib
     import io
@@ -271,6 +292,14 @@ def test_records_reach_caplog_with_levels_and_worker(caplog):
         assert record.threadName == f"sp-worker-{record.sp_worker}"
         assert record.pathname == HELPER_FILE and record.funcName == "log"
         assert record.thread != threading.get_ident()
+
+
+def test_records_from_a_thread_inside_a_task(caplog):
+    with sp.InterpreterPoolExecutor(1) as pool:
+        assert pool.submit(helper.log_from_thread, "forwarding.thread", 5).result(timeout=30) == "joined"
+    records = [r for r in caplog.records if r.name == "forwarding.thread"]
+    assert [r.getMessage() for r in records] == [f"from a thread {i}" for i in range(5)]
+    assert all(r.threadName.startswith("Thread-") for r in records)  # the task's own thread
 
 
 def test_main_side_levels_apply_at_delivery(caplog):

@@ -81,7 +81,8 @@ def _post(tag: int, data: bytes) -> None:
         _native.post_message(tag, data)
     except RuntimeError:
         _deferred.append((tag, data))
-        _register(_DeferredMessages)
+        if len(_deferred) == 1:
+            _register(_DeferredMessages)
 
 
 def _register(flushable: Any) -> None:
