@@ -68,12 +68,14 @@ def no_leftovers():
 
 
 def run_python(code: str, *args: str, timeout: float = 60, stdin: str | None = None,
-               env: dict[str, str] | None = None, cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Runs ``python -c code`` in a fresh process with this interpreter."""
+               env: dict[str, str] | None = None, cwd: str | Path | None = None,
+               argv: tuple[str, ...] | list[str] = ()) -> subprocess.CompletedProcess[str]:
+    """Runs ``python *args -c code *argv`` in a fresh process with this interpreter
+    (``python *args`` when ``code`` is empty, e.g. a script path or ``-i``)."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS), full_env.get("PYTHONPATH", "")])
     if env:
         full_env.update(env)
     return subprocess.run(
-        [sys.executable, *args, "-c", textwrap.dedent(code)] if code else [sys.executable, *args],
+        [sys.executable, *args, "-c", textwrap.dedent(code), *argv] if code else [sys.executable, *args, *argv],
         capture_output=True, text=True, timeout=timeout, input=stdin, env=full_env, cwd=cwd)

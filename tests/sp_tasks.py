@@ -139,3 +139,54 @@ def put_all(queue, items):
 
 def get_n(queue, n):
     return [queue.get() for _ in range(n)]
+
+
+def relay(q_in, q_out, n):
+    """Moves n items from one queue to another (blocking gets)."""
+    for _ in range(n):
+        q_out.put(q_in.get())
+    return n
+
+
+def produce(queue, producer, count):
+    for i in range(count):
+        queue.put((producer, i))
+    return count
+
+
+def consume(queue, stop_marker):
+    items = []
+    while True:
+        item = queue.get()
+        if item == stop_marker:
+            return items
+        items.append(item)
+
+
+def wait_on_queue(queue):
+    return queue.get()
+
+
+def spin_until_interrupted(report):
+    """Spins until interrupted; reports through a queue that it saw the interruption."""
+    import subinterpreter_parallelism as sp
+
+    report.put("started")
+    try:
+        while True:
+            pass
+    except sp.TaskInterrupted:
+        report.put("interrupted")
+        raise
+
+
+def sleep_until_interrupted(report, seconds):
+    import subinterpreter_parallelism as sp
+
+    report.put("started")
+    try:
+        time.sleep(seconds)
+    except sp.TaskInterrupted:
+        report.put("interrupted")
+        raise
+    report.put("slept")

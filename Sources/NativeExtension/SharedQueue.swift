@@ -107,11 +107,12 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 
     private func get(_ me: PyObjectPointer, block: Bool, deadline: UInt64?) -> PyObjectPointer? {
+        // A task that was asked to stop must not take items: they would be lost with it.
+        if let worker = BlockingCall.interruptPending { return worker.raiseInterruption() }
         let buffer: ByteBuffer
         do {
             buffer = try items.get(block: false)
         } catch .empty where block {
-            if let worker = BlockingCall.interruptPending { return worker.raiseInterruption() }
             let outcome: BlockingCall.Outcome<ByteBuffer> = BlockingCall.run { parker, keepWaiting throws(QueueFailure) in
                 try items.get(deadline: deadline, parker: parker, keepWaiting: keepWaiting)
             }
@@ -122,6 +123,12 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             }
         } catch {
             return SharedQueue.raise(error, me)
+        }
+        // The interrupt may have raced with taking the item (a hand-off wakes the getter before
+        // it notices the interrupt): give the item back rather than let the stopping task lose it.
+        if let worker = BlockingCall.interruptPending {
+            items.putBack(buffer)
+            return worker.raiseInterruption()
         }
         return SharedQueue.decode(buffer, me)
     }

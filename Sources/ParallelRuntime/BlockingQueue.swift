@@ -174,6 +174,23 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
         return items
     }
 
+    /// Returns `item` to the front of the queue (or straight to the longest-waiting getter):
+    /// for a getter that took an item and then learned it must not consume it. Works on a
+    /// closed queue too, and may exceed the capacity by this one item.
+    public func putBack(_ item: Element) {
+        let getter: Slot? = state.withLock { state in
+            if let getter = state.getters.popFirst() {
+                getter.item = item
+                getter.settled = true
+                return getter
+            }
+            state.items.prepend(item)
+            visibleCount.store(state.items.count, ordering: .releasing)
+            return nil
+        }
+        getter?.parker.unpark()
+    }
+
     /// Refuses further puts and wakes every waiter: waiting gets and puts fail with `.closed`.
     /// Items already queued stay gettable. Closing twice is harmless.
     public func close() {

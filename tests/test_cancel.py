@@ -1,0 +1,185 @@
+"""Stopping running tasks: cancel(), timeouts and Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import CancelledError, as_completed
+
+import pytest
+
+import sp_tasks
+import subinterpreter_parallelism as sp
+from conftest import run_python
+
+
+@pytest.fixture
+def pool():
+    with sp.InterpreterPoolExecutor(2) as executor:
+        yield executor
+
+
+def wait_running(future, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not future.running():
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.002)
+
+
+def test_cancel_running_task_interrupts_it(pool):
+    report = sp.Queue()
+    future = pool.submit(sp_tasks.spin_until_interrupted, report)
+    assert report.get(timeout=10) == "started"
+    start = time.monotonic()
+    assert future.cancel()
+    assert future.cancelled() and future.done()
+    assert time.monotonic() - start < 2
+    with pytest.raises(CancelledError):
+        future.result(timeout=1)
+    # The interruption really reached the task's Python code.
+    assert report.get(timeout=10) == "interrupted"
+    # The worker takes the next task.
+    assert pool.submit(sp_tasks.add, 2, 3).result(timeout=10) == 5
+
+
+def test_cancel_wakes_a_waiting_caller(pool):
+    import threading
+
+    future = pool.submit(sp_tasks.spin, 60)
+    wait_running(future)
+    outcome = []
+
+    def waiter():
+        try:
+            future.result()
+        except CancelledError:
+            outcome.append("cancelled")
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.1)
+    future.cancel()
+    thread.join(10)
+    assert outcome == ["cancelled"]
+    assert list(as_completed([future], timeout=1)) == [future]
+
+
+def test_cancel_pending_and_finished(pool):
+    blockers = [pool.submit(sp_tasks.spin, 0.3) for _ in range(2)]
+    pending = pool.submit(sp_tasks.add, 1, 1)
+    assert pending.cancel() and pending.cancelled()
+    for b in blockers:
+        b.result(timeout=10)
+    done = pool.submit(sp_tasks.add, 1, 1)
+    assert done.result(timeout=10) == 2
+    assert not done.cancel()
+    assert done.result() == 2
+
+
+def test_sleep_in_a_task_is_interruptible(pool):
+    report = sp.Queue()
+    future = pool.submit(sp_tasks.sleep_until_interrupted, report, 60)
+    assert report.get(timeout=10) == "started"
+    time.sleep(0.05)
+    start = time.monotonic()
+    future.cancel()
+    assert report.get(timeout=5) == "interrupted"
+    assert time.monotonic() - start < 1
+
+
+def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):
+    queue = sp.Queue()
+    future = pool.submit(sp_tasks.wait_on_queue, queue)
+    wait_running(future)
+    time.sleep(0.05)
+    assert future.cancel()
+    # The worker is free again, and the queue lost nothing: a later item goes to a later get.
+    queue.put("for the next task")
+    assert pool.submit(sp_tasks.wait_on_queue, queue).result(timeout=10) == "for the next task"
+
+
+def test_task_timeout_stops_running_tasks():
+    with sp.InterpreterPoolExecutor(1, task_timeout=0.5) as pool:
+        slow = pool.submit(sp_tasks.spin, 60)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            slow.result(timeout=30)
+        assert time.monotonic() - start < 10
+        assert pool.submit(sp_tasks.add, 1, 2).result(timeout=10) == 3  # worker reused
+        assert pool.stats()["tasks_interrupted"] >= 1
+
+
+def test_task_timeout_on_a_sleeping_task():
+    with sp.InterpreterPoolExecutor(1, task_timeout=0.3) as pool:
+        with pytest.raises(TimeoutError):
+            pool.submit(sp_tasks.sleep_then, 60).result(timeout=30)
+        assert pool.submit(sp_tasks.sleep_then, 0.01, "ok").result(timeout=10) == "ok"
+
+
+def test_interrupted_task_can_clean_up_and_see_the_exception(pool):
+    report = sp.Queue()
+    future = pool.submit(sp_tasks.spin_until_interrupted, report)
+    assert report.get(timeout=10) == "started"
+    future.cancel()
+    assert report.get(timeout=10) == "interrupted"
+    assert issubclass(sp.TaskInterrupted, BaseException)
+    assert not issubclass(sp.TaskInterrupted, Exception)
+
+
+CTRL_C = """
+import os, signal, sys, threading, time
+import subinterpreter_parallelism as sp, sp_tasks
+
+mode = sys.argv[1]
+pool = sp.InterpreterPoolExecutor(2)
+report = sp.Queue()
+fired = []
+
+def fire():
+    fired.append(time.monotonic())
+    os.kill(os.getpid(), signal.SIGINT)
+
+def arm(delay):
+    threading.Timer(delay, fire).start()
+
+tasks = 2 if mode in ("parallel", "map") else 1
+try:
+    if mode in ("result", "shutdown", "uncaught"):
+        future = pool.submit(sp_tasks.spin_until_interrupted, report)
+        assert report.get(timeout=30) == "started"
+        arm(0.3)
+        if mode == "shutdown":
+            pool.shutdown(wait=True)
+        else:
+            future.result()
+    elif mode == "parallel":
+        arm(1.0)
+        call = ["sp_tasks", "spin_until_interrupted", (report,)]
+        sp.parallel(call, call, executor=pool)
+    elif mode == "map":
+        arm(1.0)
+        list(pool.map(sp_tasks.spin_until_interrupted, [report, report], chunksize=1))
+except KeyboardInterrupt:
+    print(f"KeyboardInterrupt after {time.monotonic() - fired[0]:.2f} s", flush=True)
+remaining = 2 * tasks if mode in ("parallel", "map") else 1  # "started" was read already
+seen = sorted(report.get(timeout=10) for _ in range(remaining))
+print("tasks saw", seen, flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["result", "parallel", "map", "shutdown"])
+def test_ctrl_c_while_waiting(mode):
+    result = run_python(CTRL_C, argv=[mode], timeout=60)
+    assert "Fatal Python error" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    line = next(l for l in result.stdout.splitlines() if l.startswith("KeyboardInterrupt"))
+    assert float(line.split()[2]) < 1.0, line
+    expected = ["interrupted"] * 2 + ["started"] * 2 if mode in ("parallel", "map") else ["interrupted"]
+    assert f"tasks saw {expected}" in result.stdout, result.stdout
+
+
+def test_uncaught_ctrl_c_exits_cleanly():
+    code = CTRL_C.replace("except KeyboardInterrupt:", "except ZeroDivisionError:")
+    result = run_python(code, argv=["result"], timeout=60)
+    assert "Fatal Python error" not in result.stderr, result.stderr
+    assert "KeyboardInterrupt" in result.stderr
+    assert result.returncode in (-2, 130, 1), result.returncode
