@@ -1,0 +1,184 @@
+"""subinterpreter_parallelism.Queue: one FIFO shared by every interpreter of the process."""
+
+from __future__ import annotations
+
+import pickle
+import queue as stdlib_queue
+import threading
+import time
+
+import pytest
+
+import sp_tasks
+import subinterpreter_parallelism as sp
+
+
+@pytest.fixture
+def pool():
+    with sp.InterpreterPoolExecutor(2) as executor:
+        yield executor
+
+
+def test_fifo_and_stdlib_exceptions():
+    q = sp.Queue()
+    assert q.empty() and q.qsize() == 0 and not q.full()
+    for item in [1, "two", (3,), {"four": [4]}, None, b"\x00six"]:
+        q.put(item)
+    assert q.qsize() == 6
+    assert [q.get() for _ in range(6)] == [1, "two", (3,), {"four": [4]}, None, b"\x00six"]
+    with pytest.raises(stdlib_queue.Empty):
+        q.get_nowait()
+    with pytest.raises(stdlib_queue.Empty):
+        q.get(block=False)
+    start = time.monotonic()
+    with pytest.raises(stdlib_queue.Empty):
+        q.get(timeout=0.1)
+    assert time.monotonic() - start >= 0.09
+
+
+def test_maxsize_and_full():
+    q = sp.Queue(maxsize=2)
+    assert q.maxsize() == 2
+    q.put(1)
+    q.put_nowait(2)
+    assert q.full()
+    with pytest.raises(stdlib_queue.Full):
+        q.put_nowait(3)
+    with pytest.raises(stdlib_queue.Full):
+        q.put(3, timeout=0.05)
+    assert q.get() == 1
+    q.put(3, block=True, timeout=1)
+    assert [q.get(), q.get()] == [2, 3]
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError):
+        sp.Queue("big")
+    with pytest.raises(TypeError):
+        sp.Queue(maxsize=1, other=2)
+    q = sp.Queue()
+    with pytest.raises(ValueError, match="non-negative"):
+        q.get(timeout=-1)
+    with pytest.raises(TypeError):
+        q.put()
+    with pytest.raises(TypeError, match="pickle"):
+        q.put(threading.Lock())
+    assert q.empty()  # nothing half-put
+
+
+def test_blocking_get_releases_the_gil_and_wakes_on_put():
+    q = sp.Queue()
+    got = []
+    thread = threading.Thread(target=lambda: got.append(q.get(timeout=10)))
+    thread.start()
+    # While the thread waits in q.get(), this thread keeps running Python code.
+    spins = sp_tasks.spin(0.2)
+    assert spins > 1000
+    q.put("wake up")
+    thread.join(10)
+    assert got == ["wake up"]
+
+
+def test_close_wakes_every_waiter():
+    q = sp.Queue(maxsize=1)
+    q.put("kept")
+    errors = []
+
+    def putter():
+        try:
+            q.put("never")
+        except sp.QueueClosed as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=putter) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    q.close()
+    for t in threads:
+        t.join(10)
+    assert len(errors) == 3 and all("closed" in str(e) for e in errors)
+    assert q.is_closed()
+    assert q.get() == "kept"  # items put before close can still be taken
+    with pytest.raises(sp.QueueClosed):
+        q.get(timeout=5)
+    with pytest.raises(sp.QueueClosed):
+        q.put(1)
+
+
+def test_close_wakes_a_worker_blocked_in_get(pool):
+    q = sp.Queue()
+    future = pool.submit(sp_tasks.wait_on_queue, q)
+    time.sleep(0.1)
+    q.close()
+    with pytest.raises(sp.QueueClosed):
+        future.result(timeout=10)
+
+
+def test_a_queue_passed_to_a_task_is_the_same_queue(pool):
+    q = sp.Queue()
+    assert pool.submit(sp_tasks.put_all, q, [1, 2, 3]).result(timeout=10) == 3
+    assert [q.get(timeout=5) for _ in range(3)] == [1, 2, 3]
+    for i in range(5):
+        q.put(i)
+    assert pool.submit(sp_tasks.get_n, q, 5).result(timeout=10) == [0, 1, 2, 3, 4]
+    # through parallel() too
+    assert sp.parallel(["sp_tasks", "put_all", (q, ["x"])]) == [1]
+    assert q.get(timeout=5) == "x"
+
+
+def test_hand_off_between_workers_and_caller(pool):
+    inbox, outbox = sp.Queue(), sp.Queue()
+    relay = pool.submit(sp_tasks.relay, inbox, outbox, 500)
+    for i in range(500):
+        inbox.put(i)
+        assert outbox.get(timeout=10) == i
+    assert relay.result(timeout=10) == 500
+
+
+def test_pickled_handle_outside_tasks():
+    q = sp.Queue()
+    copy = pickle.loads(pickle.dumps(q))
+    copy.put("via copy")
+    assert q.get(timeout=1) == "via copy"
+    assert copy._id() == q._id()
+
+
+def test_queue_dies_with_its_last_handle():
+    q = sp.Queue()
+    data = pickle.dumps(q)
+    del q
+    with pytest.raises(LookupError, match="no longer exists"):
+        pickle.loads(data)
+
+
+def test_timeout_of_parallel_interrupts_a_task_blocked_in_get():
+    q = sp.Queue()
+    start = time.monotonic()
+    with pytest.raises(TimeoutError):
+        sp.parallel(["sp_tasks", "wait_on_queue", (q,)], timeout=0.3)
+    assert time.monotonic() - start < 5
+    q.put("later")
+    assert sp.parallel(["sp_tasks", "wait_on_queue", (q,)], timeout=10) == ["later"]
+
+
+@pytest.mark.timeout(300)
+def test_two_producers_two_consumers_move_100k_items_exactly():
+    count = 50_000
+    stop = ("stop", -1)
+    q = sp.Queue(maxsize=1000)
+    with sp.InterpreterPoolExecutor(4) as pool:
+        consumers = [pool.submit(sp_tasks.consume, q, stop) for _ in range(2)]
+        producers = [pool.submit(sp_tasks.produce, q, p, count) for p in range(2)]
+        assert [f.result(timeout=240) for f in producers] == [count, count]
+        for _ in consumers:
+            q.put(stop)
+        received = [f.result(timeout=240) for f in consumers]
+    items = [tuple(item) for chunk in received for item in chunk]
+    assert len(items) == 2 * count
+    assert len(set(items)) == 2 * count  # none duplicated
+    assert set(items) == {(p, i) for p in range(2) for i in range(count)}  # none lost
+    for chunk in received:  # order kept per producer, as each consumer saw it
+        for producer in range(2):
+            seq = [i for p, i in chunk if p == producer]
+            assert seq == sorted(seq)
