@@ -38,7 +38,7 @@ def test_fifo_and_stdlib_exceptions():
 
 def test_maxsize_and_full():
     q = sp.Queue(maxsize=2)
-    assert q.maxsize() == 2
+    assert q.maxsize == 2 and sp.Queue().maxsize == 0
     q.put(1)
     q.put_nowait(2)
     assert q.full()

@@ -188,9 +188,6 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         .noArgs("_id", "The process-wide id of the queue.") { me, _ in
             Py.int(Box.unwrap(me, as: SharedQueue.self).id)
         },
-        .noArgs("maxsize", "The capacity given at creation (0: unbounded).") { me, _ in
-            Py.int(Int64(Box.unwrap(me, as: SharedQueue.self).items.capacity))
-        },
         .noArgs("__reduce__", "Pickles the handle as the queue's id; unpickling attaches to the same queue.") { me, _ in
             let queue = Box.unwrap(me, as: SharedQueue.self)
             guard let attach = ModuleState.function(for: me!, "_attach_queue"), let id = Py.int(queue.id) else { return nil }
@@ -211,7 +208,23 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         polling); interrupting the task or Ctrl-C on the main thread ends them.
         """,
         methods: methods,
-        extraSlots: [PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self))])
+        extraSlots: [
+            PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(slot: Py_tp_getset, pfunc: UnsafeMutableRawPointer(attributes)),
+        ])
+
+    /// Read-only attributes: `maxsize`, as on `queue.Queue`.
+    nonisolated(unsafe) static let attributes: UnsafeMutablePointer<PyGetSetDef> = {
+        let getMaxsize: getter = { me, _ in
+            Py.int(Int64(Box.unwrap(me, as: SharedQueue.self).items.capacity))
+        }
+        let table = UnsafeMutablePointer<PyGetSetDef>.allocate(capacity: 2)
+        table[0] = PyGetSetDef(
+            name: ("maxsize" as StaticString).cString, get: getMaxsize, set: nil,
+            doc: ("The capacity given at creation (0: unbounded)." as StaticString).cString, closure: nil)
+        table[1] = PyGetSetDef(name: nil, get: nil, set: nil, doc: nil, closure: nil)
+        return table
+    }()
 
     /// `_attach_queue(id)`: a new handle in this interpreter for the live queue `id`.
     static func attach(_ module: PyObjectPointer, _ idObject: PyObjectPointer) -> PyObjectPointer? {
