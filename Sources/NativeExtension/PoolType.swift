@@ -16,8 +16,6 @@ final class NativePool: NativeBacked {
     /// `_pickle.dumps`/`loads` (borrowed from the module state, which outlives the pool), for
     /// the fast paths: a call that plain pickle handles without `__main__`, and a returned value.
     private let cPickle: (dumps: PyObjectPointer, loads: PyObjectPointer)?
-    /// The protocol number, 5, as a Python int (kept to avoid making it per call).
-    private var protocolNumber: PyObjectPointer?
 
     init(core: PoolCore, encoder: PyObjectPointer, resultBufferType: UnsafeMutablePointer<PyTypeObject>,
          cPickle: (dumps: PyObjectPointer, loads: PyObjectPointer)?) {
@@ -25,7 +23,6 @@ final class NativePool: NativeBacked {
         self.encoder = encoder
         self.resultBufferType = resultBufferType
         self.cPickle = cPickle
-        protocolNumber = Py.int(Int64(5))
         Py_IncRef(encoder)
         Py_IncRef(UnsafeMutableRawPointer(resultBufferType).assumingMemoryBound(to: PyObject.self))
     }
@@ -33,8 +30,6 @@ final class NativePool: NativeBacked {
     func releasePythonReferences() {
         Py_DecRef(encoder)
         encoder = nil
-        Py_DecRef(protocolNumber)
-        protocolNumber = nil
         Py_DecRef(resultBufferType.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: PyObject.self) })
         resultBufferType = nil
         core.tasks.close()
@@ -183,27 +178,12 @@ final class NativePool: NativeBacked {
     /// (which the worker could not resolve); else nil, and the Python encoder takes over
     /// (cloudpickle, and a note naming what cannot be pickled).
     private func quickEncode(_ fn: PyObjectPointer, _ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> PyObjectPointer? {
-        guard let dumps = cPickle?.dumps, let protocolNumber, let call = Py.tuple([fn, args, kwargs]) else {
+        guard let dumps = cPickle?.dumps, let call = Py.tuple([fn, args, kwargs]) else {
             PyErr_Clear()
             return nil
         }
         defer { Py_DecRef(call) }
-        var dumpsArguments: [PyObjectPointer?] = [call, protocolNumber]
-        guard let data = dumpsArguments.withUnsafeMutableBufferPointer({
-            PyObject_Vectorcall(dumps, $0.baseAddress, 2, nil)
-        }) else {
-            PyErr_Clear()
-            return nil
-        }
-        let contents = Py.contents(ofBytes: data)
-        let mentionsMain = "__main__".withCString { marker in
-            memmem(contents.baseAddress!, contents.count, marker, 8) != nil
-        }
-        if mentionsMain {
-            Py_DecRef(data)
-            return nil
-        }
-        return data
+        return Pickling.quickDumps(call, with: dumps)
     }
 
     /// The fast path of delivery: a task that returned a value, unpickled here and handed to
@@ -211,12 +191,9 @@ final class NativePool: NativeBacked {
     /// the general path.
     private func deliverValue(_ event: PoolEvent, to onResult: PyObjectPointer) -> Bool {
         guard event.kind == .completed, let buffer = event.payload, buffer.count > 0,
-              buffer.contents[0] == 0x80, let loads = cPickle?.loads,
-              let view = PyMemoryView_FromMemory(
-                  buffer.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count), PyBUF_READ)
+              buffer.contents[0] == 0x80, let loads = cPickle?.loads
         else { return false }
-        let value = PyObject_CallOneArg(loads, view)
-        Py_DecRef(view)
+        let value = Pickling.loads(buffer, with: loads)
         guard let value else {
             PyErr_Clear()  // the general path reports why it cannot be unpickled here
             return false

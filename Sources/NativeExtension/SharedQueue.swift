@@ -51,6 +51,11 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
 
     /// Pickles `item` with the package's encoder (`_pickling.dumps`) into a Swift buffer.
     private static func encode(_ item: PyObjectPointer, _ me: PyObjectPointer) -> ByteBuffer? {
+        if let fast = ModuleState.cPickle(for: Py_TYPE(me)), let data = Pickling.quickDumps(item, with: fast.dumps) {
+            defer { Py_DecRef(data) }
+            return ByteBuffer(copying: Py.contents(ofBytes: data))
+        }
+        PyErr_Clear()
         guard let dumps = ModuleState.pickling(for: me, "dumps") else { return nil }
         guard let data = PyObject_CallOneArg(dumps, item) else { return nil }
         defer { Py_DecRef(data) }
@@ -59,12 +64,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 
     private static func decode(_ buffer: ByteBuffer, _ me: PyObjectPointer) -> PyObjectPointer? {
-        guard let loads = ModuleState.pickling(for: me, "loads") else { return nil }
-        guard let view = PyMemoryView_FromMemory(
-            buffer.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count), PyBUF_READ)
-        else { return nil }
-        defer { Py_DecRef(view) }
-        return PyObject_CallOneArg(loads, view)
+        guard let loads = ModuleState.cPickle(for: Py_TYPE(me))?.loads else { return nil }
+        return Pickling.loads(buffer, with: loads)
     }
 
     /// Reads `(block, timeout)` like `queue.Queue`: returns (block, deadline) or nil with an error.
