@@ -249,7 +249,7 @@ def _dependency_order(graph: Mapping[Hashable, Any]) -> list[Hashable]:
 
 
 def _future_type() -> type:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, InvalidStateError
 
     class _DaskFuture(Future):  # type: ignore[type-arg]
         """What Dask waits on: done when Dask's own wrapper would have returned.
@@ -281,25 +281,19 @@ def _future_type() -> type:
             """Sets the result to ``outcome()``, or the exception it raises (if still pending)."""
             if self.done():
                 return
+            error: BaseException | None = None
             try:
                 value = outcome()
             except _TaskFailed as failed:
-                exc = failed.error.with_traceback(None)  # its story is in its RemoteTraceback
-                try:
-                    self.set_exception(exc)
-                except Exception:  # cancelled meanwhile
-                    pass
-                return
+                error = failed.error.with_traceback(None)  # its story is in its RemoteTraceback
             except BaseException as exc:
-                if not self.done():
-                    try:
-                        self.set_exception(exc)
-                    except Exception:  # cancelled meanwhile
-                        pass
-                return
+                error = exc
             try:
-                self.set_result(value)
-            except Exception:  # cancelled meanwhile
+                if error is None:
+                    self.set_result(value)
+                else:
+                    self.set_exception(error)
+            except InvalidStateError:  # cancelled meanwhile
                 pass
 
     return _DaskFuture
@@ -670,6 +664,8 @@ def _dask_setup_command() -> Any:
                   help="Run tasks without an executor annotation on the interpreters too.")
     async def dask_setup(worker: Any, interpreters: int | None, executor_name: str, as_default: bool) -> None:
         """Preload entry point: ``dask worker ... --preload subinterpreter_parallelism.dask_support``."""
+        if not hasattr(worker, "executors"):
+            raise TypeError(f"{__name__} is a preload for dask workers, not for {type(worker).__name__}")
         plugin = __getattr__("InterpreterPoolPlugin")(interpreters, name=executor_name, default=as_default)
         await worker.plugin_add(plugin, name=plugin.name, catch_errors=False)
 
