@@ -73,10 +73,25 @@ def _check(results: Sequence[Any], expected: Sequence[Any], what: str) -> None:
         raise AssertionError(f"{what}: wrong results")
 
 
+# When the cell's time budget ends (``params["budget_s"]``): later repeats are dropped, but every
+# case still gets one sample. Keeps the suite's length bounded on a slow or busy machine.
+_deadline = float("inf")
+
+
+def _over_budget() -> bool:
+    return time.perf_counter() > _deadline
+
+
 def _repeat(run: Callable[[], Any], warmups: int, repeats: int) -> list[Timing]:
+    """``warmups`` untimed runs, then up to ``repeats`` timed ones (at least one)."""
     for _ in range(warmups):
+        if _over_budget():
+            break
         run()
-    return [timed(run)[1] for _ in range(repeats)]
+    timings = [timed(run)[1]]
+    while len(timings) < repeats and not _over_budget():
+        timings.append(timed(run)[1])
+    return timings
 
 
 # -- (a) the seed's factorial, CPU-bound ------------------------------------------------------
@@ -259,6 +274,8 @@ def scenario_data(key: str, p: dict[str, Any]) -> list[Record]:
             data = workloads.make_payload(size)
             samples = []
             for trip in range(trips + 1):  # the first trip warms up
+                if trip > 1 and _over_budget():
+                    break
                 t0 = time.perf_counter()
                 back = executor.submit(workloads.echo, data).result()
                 elapsed = time.perf_counter() - t0
@@ -291,6 +308,8 @@ def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
     workers = p["workers"]
     starts, stops = [], []
     for attempt in range(p["repeats"] + 1):  # the first one warms up imports and caches
+        if attempt > 1 and _over_budget():
+            break
         t0 = time.perf_counter()
         executor = make_executor(key, workers)
         if executor.submit(workloads.tiny, 1).result() != 2:
@@ -446,7 +465,9 @@ def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
         to_cancelled, to_free = [], []
         # Long enough never to finish here; short enough to wait out where cancel cannot stop it.
         spin_s = p["spin_s"] if key == "this" else 3 * p["running_s"]
-        for _ in range(p["repeats"]):
+        for attempt in range(p["repeats"]):
+            if attempt and _over_budget():
+                break
             future = executor.submit(workloads.spin, spin_s)
             if key == "this":
                 _wait_until(future.running, 10)  # phase reported by the worker itself
@@ -484,6 +505,8 @@ SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
 
 def run_scenario(workload: str, key: str, params: dict[str, Any]) -> list[Record]:
     """Runs one workload for one competitor; an exception becomes an error record."""
+    global _deadline
+    _deadline = time.perf_counter() + params.get("budget_s", float("inf"))
     try:
         return SCENARIOS[workload](key, params)
     except Exception as exc:

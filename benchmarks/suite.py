@@ -71,7 +71,7 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
         return {"n": n, "expected": _native.factorial_mod(n)}
 
     q = quick
-    return {
+    params: dict[str, dict[str, Any]] = {
         "cpu": {"tasks": 8, "workers": cores, "warmups": 0, "repeats": 1 if q else 3,
                 "target_task_s": 0.04 if q else 0.3, **factorial_of(0.04 if q else 0.3)},
         "scaling": {"worker_counts": _worker_counts(cores), "tasks_per_worker": 2 if q else 4,
@@ -91,6 +91,11 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
                   "pair_batch_s": 0.05 if q else 0.2, "repeats": 2 if q else 5},
         "cancel": {"repeats": 3 if q else 10, "spin_s": 60.0, "running_s": 0.05},
     }
+    # Seconds after which a cell stops repeating (each case keeps at least one sample).
+    budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40}
+    for workload, values in params.items():
+        values["budget_s"] = 10.0 if q else float(budgets.get(workload, 20))
+    return params
 
 
 def run_cell(workload: str, key: str, params: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], str]:
@@ -143,7 +148,7 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
             workloads = [w for w in workloads if w != "memory"]
             skipped["memory per worker"] = "psutil is not installed (the `bench` extra has it)"
             print("skipped: memory per worker: psutil is not installed", file=log)
-    cell_timeout = timeout or (90.0 if quick else 300.0)
+    cell_timeout = timeout or (90.0 if quick else 240.0)
     cells = [(w, k) for w in workloads for k in runnable]
     print(f"{len(cells)} cells ({'quick' if quick else 'full'}), {cores} usable CPUs, "
           f"load {facts['load_average'][0]:.2f}", file=log)
@@ -192,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace the text between the bench markers in this file with the summary")
     parser.add_argument("--only", metavar="W,W", help=f"workloads to run (default all: {','.join(WORKLOADS)})")
     parser.add_argument("--competitors", metavar="K,K", help=f"competitors to run (default all: {','.join(keys)})")
-    parser.add_argument("--timeout", type=float, help="seconds before a cell is stopped (default 300, quick 90)")
+    parser.add_argument("--timeout", type=float, help="seconds before a cell is stopped (default 240, quick 90)")
+    parser.add_argument("--load", metavar="FILE",
+                        help="measure nothing: report, plot and --readme from a JSON file an earlier run wrote")
     args = parser.parse_args(argv)
 
     workloads = _pick(parser, args.only, list(WORKLOADS), "workload")
@@ -202,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             parser.error("--plot needs matplotlib: pip install matplotlib (or the `bench` extra)")
-    results = run_suite(args.quick, workloads, chosen, args.timeout)
+    if args.load:
+        results = json.loads(Path(args.load).read_text())
+    else:
+        results = run_suite(args.quick, workloads, chosen, args.timeout)
     results["targets"] = report.evaluate_targets(results)
     print(report.render(results))
-    if args.json:
+    if args.json and not args.load:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1))
@@ -221,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         image = os.path.relpath(Path(args.plot).resolve(), Path(args.readme).resolve().parent) if args.plot else None
         report.update_readme(Path(args.readme), results, image)
         print(f"updated {args.readme}", file=sys.stderr)
-    print(f"total {results['duration_s']:.0f} s", file=sys.stderr)
+    if not args.load:
+        print(f"total {results['duration_s']:.0f} s", file=sys.stderr)
     return 0
 
 
