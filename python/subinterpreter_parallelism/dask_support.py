@@ -521,11 +521,17 @@ def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_
 
     Raises:
         ValueError: an executor called ``name`` exists already (other than "default").
+        RuntimeError: distributed is older than 2025.1 (it hands executors other wrappers).
     """
     global _executing
     import weakref
 
+    import distributed.worker
+
     from .executor import InterpreterPoolExecutor
+
+    if not hasattr(distributed.worker, "_run_task_simple"):
+        raise RuntimeError(f"{__name__} needs distributed >= 2025.1, not {distributed.__version__}")
 
     if name in worker.executors and name != "default":
         raise ValueError(f"the worker already has an executor named {name!r}")
