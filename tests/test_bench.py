@@ -167,6 +167,16 @@ def test_command_line_runs_a_small_suite(tmp_path: Path) -> None:
     assert {r["competitor"] for r in results["records"]} == {"serial", "threads", "this"}
 
 
+def test_command_line_renders_a_saved_run(tmp_path: Path) -> None:
+    saved, readme = tmp_path / "r.json", tmp_path / "README.md"
+    saved.write_text(json.dumps(_fake_results()))
+    readme.write_text(f"# x\n{report.README_BEGIN}\n{report.README_END}\n")
+    proc = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "bench", "--load", str(saved),
+                           "--readme", str(readme)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Test CPU" in proc.stdout and "| 8 × py_factorial" in readme.read_text()
+
+
 def test_command_line_rejects_unknown_names() -> None:
     proc = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "bench", "--only", "nope"],
                           capture_output=True, text=True, timeout=60)
