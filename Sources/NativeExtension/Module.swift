@@ -72,6 +72,7 @@ enum NativeModule {
             ("PHASE_CANCELLED", Int(TaskPhase.cancelled.rawValue)),
             ("PHASE_FINISHED", Int(TaskPhase.finished.rawValue)),
             ("WORKER_STACK_SIZE", NativePool.workerStackSize),
+            ("OUT_OF_BAND_MIN", outOfBandMinimum),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
         return 0
@@ -130,7 +131,7 @@ enum NativeModule {
                 return Py.fail(PyExc_RuntimeError, "post_message() works only inside a pool worker")
             }
             pool.post(PoolEvent(kind: .message, id: tag, task: nil,
-                                payload: ByteBuffer(copying: Py.contents(ofBytes: arguments[1])), text: nil,
+                                payload: .encoded(ByteBuffer(copying: Py.contents(ofBytes: arguments[1]))), text: nil,
                                 worker: worker.index, postedAt: MonotonicClock.now()))
             return Py.none()
         },

@@ -32,14 +32,50 @@ final class Task: @unchecked Sendable {
     let input: UnsafeRawBufferPointer
     /// A `bytes` object owned by the submitting interpreter; released there on delivery.
     let inputObject: PyObjectPointer
+    /// Large `bytes` arguments sent out of band (owned like `inputObject`): the worker copies
+    /// each once, straight from the caller's memory, instead of through the pickle.
+    let extraObjects: [PyObjectPointer]
     let submittedAt: UInt64
 
-    init(id: Int64, inputObject: PyObjectPointer, submittedAt: UInt64) {
+    init(id: Int64, inputObject: PyObjectPointer, extraObjects: [PyObjectPointer], submittedAt: UInt64) {
         self.id = id
         self.inputObject = inputObject
         self.input = Py.contents(ofBytes: inputObject)
+        self.extraObjects = extraObjects
         self.submittedAt = submittedAt
     }
+
+    /// Releases the caller-owned objects (with the caller's GIL held).
+    func releaseInputs() {
+        Py_DecRef(inputObject)
+        for object in extraObjects { Py_DecRef(object) }
+    }
+}
+
+/// A task's outcome (or a message) on its way to the caller.
+enum Payload: Sendable {
+    /// Encoded bytes (a pickle, an encoded exception, a message) copied into Swift memory.
+    case encoded(ByteBuffer)
+    /// A large `bytes` result still owned by the worker's interpreter: the caller copies it
+    /// once into its own `bytes` object, then hands it back.
+    case lent(LentBytes)
+}
+
+/// A `bytes` object of a worker interpreter, lent to the caller until it has copied it.
+final class LentBytes: @unchecked Sendable {
+    let contents: UnsafeRawBufferPointer
+    private let object: PyObjectPointer
+    private let owner: WorkerInterpreter
+
+    /// Takes over one reference to `object` (a `bytes` of `owner`'s interpreter).
+    init(_ object: PyObjectPointer, owner: WorkerInterpreter) {
+        self.object = object
+        self.owner = owner
+        contents = Py.contents(ofBytes: object)
+        owner.lend()
+    }
+
+    deinit { owner.giveBack(object) }
 }
 
 /// Something a worker tells the submitting interpreter.
@@ -63,7 +99,7 @@ struct PoolEvent: Sendable {
     let kind: Kind
     let id: Int64
     let task: Task?
-    let payload: ByteBuffer?
+    let payload: Payload?
     let text: String?
     let worker: Int
     let postedAt: UInt64
@@ -97,6 +133,10 @@ struct WorkerConfiguration: Sendable {
     /// Stack size of worker threads: deep enough that Python's recursion limit trips first.
     let stackSize: Int
 }
+
+/// `bytes` arguments and results at least this large travel out of band (see `Task` and
+/// `LentBytes`): one copy each way instead of three.
+let outOfBandMinimum = 1 << 20
 
 /// The Python-independent heart of a pool: queues, workers, statistics.
 final class PoolCore: @unchecked Sendable {

@@ -35,8 +35,8 @@ final class NativePool: NativeBacked {
         core.tasks.close()
         // Inputs of tasks still queued can be released only once no worker can read them.
         if core.aliveWorkerCount == 0 {
-            for task in core.tasks.drain() { Py_DecRef(task.inputObject) }
-            for event in core.events.drain() { if let task = event.task { Py_DecRef(task.inputObject) } }
+            for task in core.tasks.drain() { task.releaseInputs() }
+            for event in core.events.drain() { event.task?.releaseInputs() }
         }
     }
 
@@ -156,18 +156,19 @@ final class NativePool: NativeBacked {
                 PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
             }
         }() else { return nil }
-        guard sp_Bytes_Check(encoded) != 0 else {
+        guard let (payload, extras) = NativePool.split(encoded) else {
             Py_DecRef(encoded)
-            return Py.fail(PyExc_TypeError, "the encoder must return bytes")
+            return Py.fail(PyExc_TypeError, "the encoder must return bytes or (bytes, [bytes, ...])")
         }
-        let task = Task(id: id, inputObject: encoded, submittedAt: MonotonicClock.now())
+        Py_DecRef(encoded)
+        let task = Task(id: id, inputObject: payload, extraObjects: extras, submittedAt: MonotonicClock.now())
         core.stats.add(.encodeCall, nanoseconds: task.submittedAt &- start)
         core.register(task)
         do {
             try core.tasks.put(task)
         } catch {
             core.forget(task)
-            Py_DecRef(encoded)
+            task.releaseInputs()
             return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown")
         }
         core.stats.count { $0.tasksSubmitted += 1 }
@@ -178,6 +179,8 @@ final class NativePool: NativeBacked {
     /// (which the worker could not resolve); else nil, and the Python encoder takes over
     /// (cloudpickle, and a note naming what cannot be pickled).
     private func quickEncode(_ fn: PyObjectPointer, _ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> PyObjectPointer? {
+        // Large bytes arguments go out of band: the Python encoder handles them.
+        if NativePool.hasLargeBytes(args, kwargs) { return nil }
         guard let dumps = cPickle?.dumps, let call = Py.tuple([fn, args, kwargs]) else {
             PyErr_Clear()
             return nil
@@ -186,14 +189,60 @@ final class NativePool: NativeBacked {
         return Pickling.quickDumps(call, with: dumps)
     }
 
+    /// Whether a top-level argument is a `bytes` of at least `outOfBandMinimum` bytes.
+    private static func hasLargeBytes(_ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> Bool {
+        func large(_ object: PyObjectPointer?) -> Bool {
+            guard let object, sp_Bytes_Check(object) != 0 else { return false }
+            return sp_Bytes_GET_SIZE(object) >= outOfBandMinimum
+        }
+        if sp_Tuple_Check(args) != 0 {
+            for i in 0..<PyTuple_Size(args) where large(sp_Tuple_GET_ITEM(args, i)) { return true }
+        }
+        if sp_Dict_Check(kwargs) != 0 {
+            var position: Py_ssize_t = 0
+            var key: PyObjectPointer?
+            var value: PyObjectPointer?
+            while PyDict_Next(kwargs, &position, &key, &value) != 0 {
+                if large(value) { return true }
+            }
+        }
+        return false
+    }
+
+    /// The encoder's output: `bytes`, or `(bytes, [bytes, ...])` with out-of-band arguments.
+    /// Returns new references, or nil when the shape is wrong.
+    private static func split(_ encoded: PyObjectPointer) -> (PyObjectPointer, [PyObjectPointer])? {
+        if sp_Bytes_Check(encoded) != 0 {
+            Py_IncRef(encoded)
+            return (encoded, [])
+        }
+        guard sp_Tuple_Check(encoded) != 0, PyTuple_Size(encoded) == 2,
+              let payload = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(payload) != 0,
+              let list = sp_Tuple_GET_ITEM(encoded, 1), sp_List_Check(list) != 0
+        else { return nil }
+        var extras: [PyObjectPointer] = []
+        for i in 0..<PyList_Size(list) {
+            guard let item = sp_List_GET_ITEM(list, i), sp_Bytes_Check(item) != 0 else { return nil }
+            extras.append(item)
+        }
+        Py_IncRef(payload)
+        extras.forEach { Py_IncRef($0) }
+        return (payload, extras)
+    }
+
     /// The fast path of delivery: a task that returned a value, unpickled here and handed to
     /// `onResult(id, value)`. Returns false (nothing called, no error set) when the event needs
     /// the general path.
     private func deliverValue(_ event: PoolEvent, to onResult: PyObjectPointer) -> Bool {
-        guard event.kind == .completed, let buffer = event.payload, buffer.count > 0,
-              buffer.contents[0] == 0x80, let loads = cPickle?.loads
-        else { return false }
-        let value = Pickling.loads(buffer, with: loads)
+        guard event.kind == .completed, let payload = event.payload else { return false }
+        let value: PyObjectPointer?
+        switch payload {
+        case .lent(let lent):
+            value = Py.bytes(lent.contents)  // the one copy; `lent` goes back to the worker after this
+        case .encoded(let buffer):
+            guard buffer.count > 0, buffer.contents[0] == 0x80, let loads = cPickle?.loads else { return false }
+            value = Pickling.loads(buffer, with: loads)
+        }
         guard let value else {
             PyErr_Clear()  // the general path reports why it cannot be unpickled here
             return false
@@ -228,7 +277,7 @@ final class NativePool: NativeBacked {
         core.tasks.close()
         for task in core.tasks.drain() {
             core.forget(task)
-            Py_DecRef(task.inputObject)
+            task.releaseInputs()
             if let id = Py.int(task.id) {
                 PyList_Append(ids, id)
                 Py_DecRef(id)
@@ -256,13 +305,13 @@ final class NativePool: NativeBacked {
             if deliverValue(event, to: onResult) {
                 if let task = event.task {
                     core.forget(task)
-                    Py_DecRef(task.inputObject)
+                    task.releaseInputs()
                 }
                 core.stats.addSince(start, to: .deliver)
                 continue
             }
             let payload: PyObjectPointer?
-            if let buffer = event.payload, let type = resultBufferType {
+            if case .encoded(let buffer)? = event.payload, let type = resultBufferType {
                 payload = Box.wrap(buffer, as: type)
             } else if let text = event.text {
                 payload = Py.string(text)
@@ -283,7 +332,7 @@ final class NativePool: NativeBacked {
             for argument in arguments { Py_DecRef(argument) }
             if let task = event.task {
                 core.forget(task)
-                Py_DecRef(task.inputObject)
+                task.releaseInputs()
             }
             if let result { Py_DecRef(result) } else { PyErr_WriteUnraisable(callback) }
             if event.task != nil { core.stats.addSince(start, to: .deliver) }

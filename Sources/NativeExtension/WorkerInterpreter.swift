@@ -33,6 +33,14 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// The pool this worker serves, while its thread runs (for `post_message`).
     private(set) var pool: PoolCore?
 
+    /// Results lent to the caller (`LentBytes`) and not yet handed back. The interpreter may
+    /// end only once this is zero.
+    private let lentCount = Atomic<Int>(0)
+    /// Objects handed back, to be released with this interpreter's GIL.
+    private let handedBack = Mutex<[SendableObject]>([])
+
+    private struct SendableObject: @unchecked Sendable { let pointer: PyObjectPointer }
+
     // Runner functions: references owned by the worker interpreter, used only on its thread.
     private var decodeCall: PyObjectPointer?
     private var invoke: PyObjectPointer?
@@ -99,7 +107,10 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
             _ = PyEval_SaveThread()
             serve(pool, subState)
+            // Lent results point into this interpreter: wait until the caller has copied them.
+            while lentCount.load(ordering: .acquiring) > 0 { _ = parker.park(until: nil) }
             PyEval_RestoreThread(subState)
+            releaseHandedBack()
         }
         state.withLock { $0.interpreter = nil }
         let endingAt = MonotonicClock.now()
@@ -191,6 +202,7 @@ final class WorkerInterpreter: @unchecked Sendable {
             interruptRequested.store(false, ordering: .releasing)
             state.withLock { $0.task = task }
             PyEval_RestoreThread(subState)
+            releaseHandedBack()
             var (payload, failure) = run(task, pool.stats)
             _ = PyEval_SaveThread()
             state.withLock { $0.task = nil }
@@ -212,10 +224,13 @@ final class WorkerInterpreter: @unchecked Sendable {
                 failure = failure ?? "the task runner failed"
             }
             pool.stats.count {
-                switch kind {
-                case .completed:
-                    if payload!.count > 0 && payload!.contents[0] == 0x80 { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
-                case .interrupted: $0.tasksInterrupted += 1
+                switch (kind, payload) {
+                case (.completed, .lent?):
+                    $0.tasksCompleted += 1
+                case (.completed, .encoded(let buffer)?):
+                    // A returned value is a pickle, whose first byte is PROTO (0x80).
+                    if buffer.count > 0 && buffer.contents[0] == 0x80 { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
+                case (.interrupted, _): $0.tasksInterrupted += 1
                 default: $0.tasksFailed += 1
                 }
             }
@@ -226,15 +241,29 @@ final class WorkerInterpreter: @unchecked Sendable {
 
     /// Decodes, calls and encodes one task in this worker's interpreter (GIL held).
     /// Returns the encoded outcome, or nil and the text of an internal failure.
-    private func run(_ task: Task, _ stats: StepStatistics) -> (ByteBuffer?, String?) {
-        let view = PyMemoryView_FromMemory(
-            UnsafeMutablePointer(mutating: task.input.baseAddress?.assumingMemoryBound(to: CChar.self))
-                ?? UnsafeMutablePointer(mutating: ""),
-            Py_ssize_t(task.input.count), PyBUF_READ)
-        guard let view else { return (nil, takeErrorText("wrapping the task")) }
+    private func run(_ task: Task, _ stats: StepStatistics) -> (Payload?, String?) {
+        guard let view = WorkerInterpreter.view(of: task.input) else { return (nil, takeErrorText("wrapping the task")) }
+        var extraViews: [PyObjectPointer] = []
+        for object in task.extraObjects {
+            guard let extra = WorkerInterpreter.view(of: Py.contents(ofBytes: object)) else {
+                extraViews.forEach(releaseView)
+                releaseView(view)
+                return (nil, takeErrorText("wrapping the task"))
+            }
+            extraViews.append(extra)
+        }
+        let extras = extraViews.isEmpty ? Py.none() : PyList_New(0)
+        for extra in extraViews { PyList_Append(extras, extra) }
         let t0 = MonotonicClock.now()
         var encoded: PyObjectPointer?
-        if let call = PyObject_CallOneArg(decodeCall, view) {
+        var decodeArguments: [PyObjectPointer?] = [view, extras]
+        let decoded = decodeArguments.withUnsafeMutableBufferPointer {
+            PyObject_Vectorcall(decodeCall, $0.baseAddress, 2, nil)
+        }
+        // The caller's large arguments are copied by now; the views must not outlive the call.
+        Py_DecRef(extras)
+        extraViews.forEach(releaseView)
+        if let call = decoded {
             let t1 = stats.addSince(t0, to: .decodeCall)
             let result = PyObject_CallOneArg(invoke, call)
             Py_DecRef(call)
@@ -254,8 +283,51 @@ final class WorkerInterpreter: @unchecked Sendable {
         releaseView(view)
         guard let encoded else { return (nil, takeErrorText("encoding the outcome")) }
         defer { Py_DecRef(encoded) }
-        guard sp_Bytes_Check(encoded) != 0 else { return (nil, "the runner returned a non-bytes outcome") }
-        return (ByteBuffer(copying: Py.contents(ofBytes: encoded)), nil)
+        if sp_Bytes_Check(encoded) != 0 {
+            return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: encoded))), nil)
+        }
+        // `(value,)`: a large bytes result, lent to the caller instead of pickled and copied.
+        if sp_Tuple_Check(encoded) != 0, PyTuple_Size(encoded) == 1,
+           let value = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(value) != 0 {
+            Py_IncRef(value)
+            return (.lent(LentBytes(value, owner: self)), nil)
+        }
+        return (nil, "the runner returned an outcome that is neither bytes nor (bytes,)")
+    }
+
+    /// A read-only memoryview over memory this interpreter does not own.
+    private static func view(of buffer: UnsafeRawBufferPointer) -> PyObjectPointer? {
+        // An empty buffer may have no address; any valid pointer does for zero bytes.
+        let start = buffer.baseAddress ?? UnsafeRawPointer(emptyByte)
+        return PyMemoryView_FromMemory(
+            UnsafeMutablePointer(mutating: start.assumingMemoryBound(to: CChar.self)),
+            Py_ssize_t(buffer.count), PyBUF_READ)
+    }
+
+    nonisolated(unsafe) private static let emptyByte = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+
+    // MARK: - Lending results
+
+    /// A result of this interpreter was lent to the caller (see `LentBytes`).
+    func lend() {
+        lentCount.add(1, ordering: .acquiringAndReleasing)
+    }
+
+    /// The caller is done with a lent object: queue it for release by this interpreter.
+    /// Any thread may call this; the worker releases it at its next task or before it ends.
+    func giveBack(_ object: PyObjectPointer) {
+        handedBack.withLock { $0.append(SendableObject(pointer: object)) }
+        lentCount.subtract(1, ordering: .acquiringAndReleasing)
+        parker.unpark()  // in case the worker waits for it to end its interpreter
+    }
+
+    /// Releases the objects handed back (this worker's GIL held).
+    private func releaseHandedBack() {
+        let objects = handedBack.withLock { list -> [SendableObject] in
+            defer { list.removeAll() }
+            return list
+        }
+        for object in objects { Py_DecRef(object.pointer) }
     }
 
     private func encodeRaisedException() -> PyObjectPointer? {

@@ -19,8 +19,14 @@ _VALUE_MARK = 0x80  # pickle's PROTO opcode: every protocol-5 pickle starts with
 _ERROR_MARK = b"E"
 
 
-def encode_value(value: Any) -> bytes:
-    """Worker side: the outcome of a call that returned ``value``."""
+def encode_value(value: Any) -> bytes | tuple[bytes]:
+    """Worker side: the outcome of a call that returned ``value``.
+
+    A large ``bytes`` result is not pickled: ``(value,)`` tells the Swift core to lend the
+    object to the caller, which copies it once (see ``LentBytes`` in Pool.swift).
+    """
+    if type(value) is bytes and len(value) >= _pickling.OUT_OF_BAND_MIN:
+        return (value,)
     try:
         return _pickling.dumps(value)
     except BaseException as exc:  # the result cannot be pickled: the task fails with that error

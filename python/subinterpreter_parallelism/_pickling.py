@@ -12,6 +12,10 @@ from __future__ import annotations
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
 
+# `bytes` arguments and results at least this large travel out of band (copied once, straight
+# from the other interpreter's memory); the Swift core owns the number.
+from ._native import OUT_OF_BAND_MIN
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -19,6 +23,18 @@ if TYPE_CHECKING:
 
 PROTOCOL = 5
 _MAIN_MARKER = b"__main__"
+
+
+class OutOfBand:
+    """Stands in a pickled call for a large ``bytes`` argument sent beside the pickle."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[type[OutOfBand], tuple[int]]:
+        return OutOfBand, (self.index,)
 
 
 def dumps(obj: Any) -> bytes:
@@ -48,13 +64,28 @@ def _cloudpickle_dumps(obj: Any) -> bytes:
     return cloudpickle.dumps(obj, PROTOCOL)
 
 
-def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit."""
+def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | tuple[bytes, list[bytes]]:
+    """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
+
+    Large ``bytes`` arguments are not pickled: the result is then ``(pickle, [those bytes])``,
+    the pickle holding ``OutOfBand(i)`` in their places (see ``_worker.decode_call``).
+    """
+    extras: list[bytes] = []
+
+    def out_of_band(value: Any) -> Any:
+        if type(value) is bytes and len(value) >= OUT_OF_BAND_MIN:
+            extras.append(value)
+            return OutOfBand(len(extras) - 1)
+        return value
+
+    call_args = tuple(out_of_band(value) for value in args)
+    call_kwargs = {key: out_of_band(value) for key, value in kwargs.items()}
     try:
-        return dumps((fn, args, kwargs))
+        data = dumps((fn, call_args, call_kwargs))
     except Exception as exc:
         exc.add_note(_culprit(fn, args, kwargs))
         raise
+    return (data, extras) if extras else data
 
 
 def _culprit(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
