@@ -97,15 +97,19 @@ def cell_text(results: Results, workload: str, case: str, key: str, with_min: bo
     return text
 
 
-def comparison(results: Results, workload: str, case: str, *, baseline: str | None = None) -> str:
-    """This project against the best other competitor (or ``baseline``), e.g. "1.9x faster than fork"."""
+PROCESS_POOLS = ("fork", "forkserver", "spawn", "loky")
+
+
+def comparison(results: Results, workload: str, case: str, *, among: tuple[str, ...] | None = None) -> str:
+    """This project against the best other competitor (or the best of ``among``),
+    e.g. "1.9x faster than fork"."""
     ours = results.median(workload, case, THIS)
     record = results.record(workload, case, THIS)
     if ours is None or record is None or ours <= 0:
         return "—"
     higher = record.get("better") == "higher"
     others = [(results.median(workload, _case_for(workload, case, k), k), k)
-              for k in results.keys if k != THIS and (baseline is None or k == baseline)]
+              for k in results.keys if k != THIS and (among is None or k in among)]
     others = [(v, k) for v, k in others if v is not None and v > 0]
     if not others:
         return "—"
@@ -113,8 +117,12 @@ def comparison(results: Results, workload: str, case: str, *, baseline: str | No
     ratio = ours / value if higher else value / ours
     word = {"B": ("less", "more")}.get(record["unit"], ("higher", "lower") if higher else ("faster", "slower"))
     if ratio >= 1:
-        return f"{ratio:.3g}x {word[0]} than {key}"
-    return f"{1 / ratio:.3g}x {word[1]} than {key}"
+        return f"{_times(ratio)} {word[0]} than {key}"
+    return f"{_times(1 / ratio)} {word[1]} than {key}"
+
+
+def _times(ratio: float) -> str:
+    return f"{ratio:.3g}x" if ratio < 1000 else f"{ratio:,.0f}x"
 
 
 def _case_for(workload: str, case: str, key: str) -> str:
@@ -180,11 +188,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def summary_table(results: Results) -> list[str]:
     """One row per headline measurement, one column per competitor, medians."""
-    header = ["workload", *results.keys, "this vs best other"]
+    header = ["workload", *results.keys, "this vs best other", "this vs best process pool"]
     rows = []
     for row in summary_rows(results):
         cells = [cell_text(results, row.workload, _case_for(row.workload, row.case, k), k) for k in results.keys]
-        rows.append([row.label, *cells, comparison(results, row.workload, row.case)])
+        rows.append([row.label, *cells, comparison(results, row.workload, row.case),
+                     comparison(results, row.workload, row.case, among=PROCESS_POOLS)])
     lines = _table(header, rows)
     tiny = results.params.get("tiny")
     if tiny:
@@ -342,8 +351,9 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
         return []
     lines = [f"### {title}", ""]
     rows = [[case, *[cell_text(results, workload, _case_for(workload, case, k), k, with_min=True)
-                     for k in results.keys], comparison(results, workload, case)] for case in cases or ["*"]]
-    lines += _table(["case", *results.keys, "this vs best other"], rows)
+                     for k in results.keys], comparison(results, workload, case),
+             comparison(results, workload, case, among=PROCESS_POOLS)] for case in cases or ["*"]]
+    lines += _table(["case", *results.keys, "this vs best other", "this vs best process pool"], rows)
     cpu_rows = []
     for case in cases:
         cells = []
