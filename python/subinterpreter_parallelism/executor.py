@@ -148,6 +148,10 @@ class _PoolState:
         self.lock = threading.Lock()
         self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
         self.timers: _Deadlines | None = None
+        # Set when every worker interpreter has ended and every future is settled. Waiting on
+        # it (not on Thread.join) matters on 3.12, where Ctrl-C inside Thread.join() marks a
+        # still-running thread as stopped, so a later join() would return too early.
+        self.ended = threading.Event()
         self.fallback: Any = None  # compat.ProcessFallback: fallback="process" or parallel(fallback=...)
 
     def on_result(self, task_id: int, value: Any) -> None:
@@ -233,6 +237,7 @@ class _PoolState:
             self.futures.clear()
             if self.timers is not None:
                 self.timers.stop()
+            self.ended.set()
 
 
 class _Deadlines:
@@ -377,6 +382,8 @@ class InterpreterPoolExecutor(Executor):
         except Exception as exc:
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
+        if sys.version_info < (3, 13):
+            _import_first_on_312()
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call)
         self._state = _PoolState(native, task_timeout)
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
@@ -523,10 +530,11 @@ class InterpreterPoolExecutor(Executor):
         state.native.close()
         if wait and self._completion is not threading.current_thread():
             try:
-                self._completion.join()
+                state.ended.wait()
             except KeyboardInterrupt:
                 self._interrupt_everything()
                 raise
+            self._completion.join()
         if state.fallback is not None:
             state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures)
 
@@ -560,6 +568,23 @@ class InterpreterPoolExecutor(Executor):
 
 def _name_of(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
+
+
+# CPython 3.12 (seen on 3.12.1): when a worker interpreter is the first in the process to import
+# one of these, the process crashes later ("free(): invalid pointer" at exit, or "double free"
+# when a second interpreter imports it; python/cpython#116510, #119450). Imported here first,
+# they are safe in workers (tests/reliability/test_imports.py).
+_IMPORT_FIRST_ON_312 = ("_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
+
+
+def _import_first_on_312() -> None:
+    import importlib
+
+    for name in _IMPORT_FIRST_ON_312:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 
 
 def _close_native(native: Any) -> None:
@@ -621,7 +646,7 @@ def _shutdown_all_at_exit() -> None:
         except KeyboardInterrupt:
             interrupted = True
             pool._interrupt_everything()
-            pool._completion.join()
+            pool._state.ended.wait()
 
 
 threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
