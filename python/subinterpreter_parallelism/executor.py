@@ -382,8 +382,7 @@ class InterpreterPoolExecutor(Executor):
         except Exception as exc:
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
-        if sys.version_info < (3, 13):
-            _import_first_on_312()
+        _import_in_caller_first()
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call)
         self._state = _PoolState(native, task_timeout)
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
@@ -570,21 +569,23 @@ def _name_of(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
 
 
-# CPython 3.12 (seen on 3.12.1): when a worker interpreter is the first in the process to import
-# one of these, the process crashes later ("free(): invalid pointer" at exit, or "double free"
-# when a second interpreter imports it; python/cpython#116510, #119450). Imported here first,
-# they are safe in workers (tests/reliability/test_imports.py).
-_IMPORT_FIRST_ON_312 = ("_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
+# CPython bugs crash the process when a worker interpreter is the first in the process to import
+# some extension modules: later, when another interpreter imports them too, or at exit ("double
+# free", "free(): invalid pointer"; python/cpython#116510, #119450, #136423). Imported in the
+# caller's interpreter first, they are safe in workers (tests/reliability/test_imports.py).
+_IMPORT_IN_CALLER_FIRST = ("_datetime",) if sys.version_info >= (3, 13) else (
+    "_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
 
 
-def _import_first_on_312() -> None:
+def _import_in_caller_first() -> None:
     import importlib
 
-    for name in _IMPORT_FIRST_ON_312:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+    for name in _IMPORT_IN_CALLER_FIRST:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
 
 
 def _close_native(native: Any) -> None:
@@ -649,4 +650,23 @@ def _shutdown_all_at_exit() -> None:
             pool._state.ended.wait()
 
 
+def _forget_pools_after_fork() -> None:
+    """In a forked child: the worker threads did not survive the fork, so every pool inherited
+    from the parent is broken there (and the exit hook must not wait for it).
+
+    CPython 3.12.1 and 3.13.0 crash a child forked while any own-GIL interpreter exists (even
+    an idle one made by the stdlib), before this hook runs; it serves Pythons that survive it.
+    Use the "spawn" or "forkserver" start methods with a pool alive.
+    """
+    global _live_lock
+    _live_lock = threading.Lock()  # the parent may have held it while forking
+    for pool in list(_live_pools):
+        pool._state.broken = "this process was forked from the one that created the pool; " \
+            "interpreter pools do not survive fork: create a new pool in the child"
+        pool._state.ended.set()
+        pool._shutdown = True
+    _live_pools.clear()
+
+
 threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
