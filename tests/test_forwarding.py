@@ -337,9 +337,11 @@ def test_forward_logging_off(caplog):
 
 
 def test_workers_do_not_import_logging_or_warnings_until_used(caplog):
+    with sp.InterpreterPoolExecutor(1, forward_logging=False, forward_warnings=False) as pool:
+        bare = pool.submit(helper.loaded, "logging", "warnings").result(timeout=30)
+    assert bare["logging"] is False  # (3.12 workers start with warnings imported, 3.13 without)
     with sp.InterpreterPoolExecutor(1) as pool:
-        assert pool.submit(helper.loaded, "logging", "warnings").result(timeout=30) == {
-            "logging": False, "warnings": False}
+        assert pool.submit(helper.loaded, "logging", "warnings").result(timeout=30) == bare
         pool.submit(helper.log, "forwarding.lazy", logging.WARNING, "hooked late").result(timeout=30)
     assert [r.getMessage() for r in caplog.records if r.name == "forwarding.lazy"] == ["hooked late"]
 
@@ -514,6 +516,29 @@ def test_preload_numpy_gives_the_message_of_check():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout == compat.refusal_message("numpy", verdict.reason) + "|None\n"
+
+
+@pytest.mark.parametrize("one_first", [False, True])
+def test_preload_with_one_worker_first(module_dir, monkeypatch, capsys, one_first):
+    """3.12 needs one worker to try first (a refusal seen by two interpreters crashes it)."""
+    monkeypatch.setattr(forwarding, "_ONE_WORKER_FIRST", one_first)
+    (module_dir / "_forwarding_counted.py").write_text(
+        "from subinterpreter_parallelism import _native\nprint('imported by', _native.worker_index())\n")
+    with sp.InterpreterPoolExecutor(3, preload=["_forwarding_counted"]) as pool:
+        importers = sorted(capsys.readouterr().out.split())
+        assert importers.count("imported") == 3
+        assert pool.submit(helper.loaded, "_forwarding_counted").result(timeout=30)
+    (module_dir / "_forwarding_fails_once.py").write_text(
+        "from subinterpreter_parallelism import _native\n"
+        "print('tried by', _native.worker_index())\n"
+        "raise ImportError('no, thanks')\n")
+    with pytest.raises(ImportError, match="no, thanks"):
+        sp.InterpreterPoolExecutor(3, preload=["_forwarding_fails_once"])
+    tried = capsys.readouterr().out.splitlines()
+    if one_first:
+        assert tried == ["tried by 0"]
+    else:
+        assert len(tried) >= 1
 
 
 def test_preload_failures_keep_their_type(module_dir):

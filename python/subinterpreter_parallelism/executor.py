@@ -373,10 +373,11 @@ class InterpreterPoolExecutor(Executor):
         self._max_workers = max_workers
         from . import forwarding
 
-        preload_modules = forwarding.check_preload(preload)
+        preload_watch: forwarding.PreloadWatch | None = forwarding.PreloadWatch(
+            max_workers, forwarding.check_preload(preload))
         config = {"initializer": initializer, "initargs": tuple(initargs), "interruptible_sleep": True,
                   "forwarding": forwarding.worker_options(forward_logging, forward_warnings, output),
-                  "preload": preload_modules}
+                  "preload": preload_watch.worker_config()}
         try:
             bootstrap = _pickling.dumps(config)
         except Exception as exc:
@@ -386,10 +387,10 @@ class InterpreterPoolExecutor(Executor):
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call)
         self._state = _PoolState(native, task_timeout)
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
-        preload_watch = None
-        if preload_modules:
-            preload_watch = forwarding.PreloadWatch(max_workers)
+        if preload_watch.modules:
             self._state.message_handlers[forwarding.TAG_PRELOAD] = preload_watch.on_message
+        else:
+            preload_watch = None
         if fallback is not None:
             from .compat import ProcessFallback
 

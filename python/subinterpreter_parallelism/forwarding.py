@@ -403,16 +403,26 @@ def _module_at(filename: str, lineno: int) -> str | None:
     return None
 
 
-def preload(modules: Iterable[str]) -> bool:
-    """Worker side: imports ``modules``; tells the caller it is ready, or what failed.
+def preload(spec: dict[str, Any]) -> bool:
+    """Worker side: imports ``spec["modules"]``; tells the caller it is ready, or what failed.
 
-    Returns False on failure (after posting it).
+    With a ``spec["gate"]`` (a Queue), worker 0 imports first and the others wait for its
+    verdict: they import only once it succeeded. Returns False on failure or when told not to
+    import (the caller reports the failure).
     """
     import importlib
 
     from . import _outcome
 
-    for name in modules:
+    gate = spec.get("gate")
+    if gate is not None and _native.worker_index() != 0:
+        try:
+            go = gate.get()
+        except Exception:  # closed: worker 0 failed, or the pool is going away
+            go = False
+        if not go:
+            return False
+    for name in spec["modules"]:
         try:
             importlib.import_module(name)
         except BaseException as exc:
@@ -612,26 +622,53 @@ def check_preload(preload: str | Iterable[str]) -> tuple[str, ...]:
     return modules
 
 
+# On CPython 3.12, once a worker interpreter has been refused a single-phase extension module
+# (numpy, _testsinglephase), another interpreter importing it crashes the process ("double
+# free"; python/cpython#116510, #119450). So there one worker tries the preload modules first;
+# the others import them only if it succeeded. 3.13 refuses cleanly, and all import at once.
+_ONE_WORKER_FIRST = sys.version_info < (3, 13)
+
+
 class PreloadWatch:
     """Caller side: waits until every worker has imported the ``preload`` modules."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, modules: tuple[str, ...] = ()) -> None:
         import threading
 
+        self.modules = modules
+        """The modules to preload (from ``check_preload``); empty: nothing to wait for."""
+        self._workers = workers
         self._left = workers
         self._failure: bytes | None = None
         self._done = threading.Event()
+        self._gate: Any = None
+        if modules and workers > 1 and _ONE_WORKER_FIRST:
+            self._gate = _native.Queue()
+
+    def worker_config(self) -> dict[str, Any] | None:
+        """What ``_worker.bootstrap`` hands to ``preload`` (None: nothing to preload)."""
+        if not self.modules:
+            return None
+        return {"modules": self.modules, "gate": self._gate}
 
     def on_message(self, payload: Any, worker: int) -> None:
         """The handler for ``TAG_PRELOAD``: one worker is ready, or it failed."""
         data = bytes(memoryview(payload))
         if data == _PRELOAD_OK:
+            if self._left == self._workers and self._gate is not None:
+                for _ in range(self._workers - 1):  # worker 0 succeeded: the others may go
+                    self._gate.put(True)
             self._left -= 1
             if self._left <= 0:
                 self._done.set()
         elif self._failure is None:
             self._failure = data
+            self._close_gate()
             self._done.set()
+
+    def _close_gate(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
 
     def wait(self, broken: Callable[[], str | None], timeout: float | None = None) -> BaseException | None:
         """Returns None once all workers are ready, else the error the constructor raises.
@@ -641,16 +678,19 @@ class PreloadWatch:
         import time
 
         deadline = time.monotonic() + (PRELOAD_TIMEOUT if timeout is None else timeout)
-        while not self._done.wait(0.05):
-            reason = broken()
-            if reason is not None:
-                from .errors import BrokenInterpreterPool
+        try:
+            while not self._done.wait(0.05):
+                reason = broken()
+                if reason is not None:
+                    from .errors import BrokenInterpreterPool
 
-                return BrokenInterpreterPool(reason)
-            if time.monotonic() > deadline:
-                return TimeoutError(
-                    f"the worker interpreters did not finish importing the preload modules within "
-                    f"{PRELOAD_TIMEOUT if timeout is None else timeout:g} s")
+                    return BrokenInterpreterPool(reason)
+                if time.monotonic() > deadline:
+                    return TimeoutError(
+                        f"the worker interpreters did not finish importing the preload modules "
+                        f"within {PRELOAD_TIMEOUT if timeout is None else timeout:g} s")
+        finally:
+            self._close_gate()  # every worker has its token by now, or must stop waiting
         if self._failure is None:
             return None
         return _preload_error(self._failure)
