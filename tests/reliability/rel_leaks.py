@@ -58,24 +58,35 @@ def _worker_modules() -> list[str]:
 
 
 def pools(count: int, warm_up: int, workers: int) -> dict:
-    """RSS growth over ``count`` pools created, used and shut down, and, for comparison, over
-    ``count * workers`` bare interpreters (CPython's own API) that import the same modules."""
-    try:
-        import _interpreters as interpreters  # 3.13
-    except ImportError:
-        import _xxsubinterpreters as interpreters  # 3.12
-
+    """RSS growth over ``count`` pools of ``workers`` created, used and shut down."""
     import rel_tasks
     import subinterpreter_parallelism as sp
-
-    modules = [m for m in _worker_modules() if m not in ("__main__", "builtins", "sys")]
-    script = "import sys\nsys.path[:] = %r\n" % sys.path + "".join(
-        f"import {name}\n" for name in modules)
 
     def one_pool():
         with sp.InterpreterPoolExecutor(workers) as pool:
             assert [f.result(timeout=60) for f in [pool.submit(rel_tasks.add, n, 1) for n in range(20)]] == \
                 list(range(1, 21))
+
+    for _ in range(warm_up):
+        one_pool()
+    gc.collect()
+    start = rss()
+    for _ in range(count):
+        one_pool()
+    gc.collect()
+    return {"growth": rss() - start, "interpreters": count * workers}
+
+
+def bare(count: int, warm_up: int) -> dict:
+    """For comparison: RSS growth over ``count`` interpreters made with CPython's own API that
+    import the modules a worker has loaded after an ordinary task (as a pool's worker does)."""
+    try:
+        import _interpreters as interpreters  # 3.13
+    except ImportError:
+        import _xxsubinterpreters as interpreters  # 3.12
+
+    modules = [m for m in _worker_modules() if m not in ("__main__", "builtins", "sys")]
+    script = "import sys\nsys.path[:] = %r\n" % sys.path + "".join(f"import {name}\n" for name in modules)
 
     def one_interpreter():
         interp = interpreters.create()
@@ -85,21 +96,13 @@ def pools(count: int, warm_up: int, workers: int) -> dict:
             interpreters.destroy(interp)
 
     for _ in range(warm_up):
-        one_pool()
-        for _ in range(workers):
-            one_interpreter()
+        one_interpreter()
     gc.collect()
     start = rss()
     for _ in range(count):
-        one_pool()
-    gc.collect()
-    after_pools = rss()
-    for _ in range(count * workers):
         one_interpreter()
     gc.collect()
-    after_bare = rss()
-    return {"pool_growth": after_pools - start, "bare_growth": after_bare - after_pools,
-            "pools": count, "workers": workers, "modules": len(modules)}
+    return {"growth": rss() - start, "interpreters": count, "modules": len(modules)}
 
 
 def main(argv):
@@ -110,6 +113,8 @@ def main(argv):
         result = tasks(total=int(argv[1]), warm_up=int(argv[2]), payload=4096)
     elif mode == "pools":
         result = pools(count=int(argv[1]), warm_up=int(argv[2]), workers=int(argv[3]))
+    elif mode == "bare":
+        result = bare(count=int(argv[1]), warm_up=int(argv[2]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(result), flush=True)

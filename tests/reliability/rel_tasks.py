@@ -229,3 +229,129 @@ def raise_payload(n):
 
 def loaded_modules():
     return sorted(sys.modules)
+
+
+# -- imports -----------------------------------------------------------------------------
+
+
+def import_module(name):
+    import importlib
+
+    return importlib.import_module(name).__name__
+
+
+def try_import(name, times=1):
+    """Imports ``name`` ``times`` times; returns what happened each time: the module's name,
+    "refused" (CPython's refusal of a single-phase module), or the exception type."""
+    import importlib
+
+    outcomes = []
+    for _ in range(times):
+        try:
+            outcomes.append(importlib.import_module(name).__name__)
+        except ImportError as exc:
+            outcomes.append("refused" if "does not support loading in subinterpreters" in str(exc)
+                            else type(exc).__name__)
+        except BaseException as exc:  # noqa: BLE001 - reported
+            outcomes.append(type(exc).__name__)
+    return outcomes
+
+
+# -- refused in isolated interpreters ------------------------------------------------------
+
+
+def do_fork():
+    import os
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - must never happen in a worker
+        os._exit(0)
+    return pid
+
+
+def do_forkpty():
+    import os
+
+    pid, _ = os.forkpty()
+    if pid == 0:  # pragma: no cover
+        os._exit(0)
+    return pid
+
+
+def do_exec(which):
+    import os
+
+    if which == "execv":
+        os.execv("/bin/true", ["/bin/true"])
+    elif which == "execve":
+        os.execve("/bin/true", ["/bin/true"], {})
+    elif which == "execvp":
+        os.execvp("true", ["true"])
+
+
+def do_daemon_thread(how):
+    if how == "daemon=True":
+        thread = threading.Thread(target=lambda: None, daemon=True)
+    else:
+        thread = threading.Thread(target=lambda: None)
+        thread.daemon = True
+    thread.start()
+    thread.join()
+
+
+def do_multiprocessing_fork():
+    import multiprocessing
+
+    process = multiprocessing.get_context("fork").Process(target=print)
+    process.start()
+    process.join()
+
+
+def do_signal():
+    import signal
+
+    signal.signal(signal.SIGUSR1, lambda *a: None)
+
+
+def do_threads():
+    """Ordinary (non-daemon) threads work inside a task, and so does a thread pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threading.current_thread()  # (3.13.0 once printed "Exception ignored" for this at pool exit)
+    results = []
+    threads = [threading.Thread(target=results.append, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with ThreadPoolExecutor(2) as inner:
+        squares = list(inner.map(lambda x: x * x, range(5)))
+    return sorted(results), squares
+
+
+def start_thread_that_outlives_the_task(path, seconds):
+    """Starts a (non-daemon) thread that writes ``path`` after ``seconds``, and returns."""
+    def later():
+        time.sleep(seconds)
+        with open(path, "w") as out:
+            out.write("written by a thread of a finished task")
+
+    threading.Thread(target=later).start()
+
+
+def do_subprocess():
+    import subprocess
+
+    return subprocess.run(["/bin/echo", "from a worker"], capture_output=True, text=True, check=True).stdout
+
+
+def do_plain_threads():
+    """Ordinary (non-daemon) threads started and joined inside a task."""
+    threading.current_thread()  # (3.13.0 once printed "Exception ignored" for this at pool exit)
+    results = []
+    threads = [threading.Thread(target=results.append, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(results)

@@ -61,13 +61,23 @@ def test_rss_is_flat_over_a_hundred_thousand_tasks_with_4k_payloads():
 
 @pytest.mark.slow
 def test_two_hundred_pools_leak_no_more_than_cpython_itself():
-    result = measure("pools", "200", "10", "1")
-    interpreters = result["pools"] * result["workers"]
-    per_worker = result["pool_growth"] / interpreters
-    per_bare_interpreter = result["bare_growth"] / interpreters
+    pools = measure("pools", "200", "10", "1")
+    bare = measure_bare()
+    per_worker = pools["growth"] / pools["interpreters"]
+    per_bare_interpreter = bare["growth"] / bare["interpreters"]
     assert per_worker <= per_bare_interpreter + 512 * 1024, (
         f"{per_worker / MiB:.2f} MiB per worker vs {per_bare_interpreter / MiB:.2f} MiB per bare "
-        f"interpreter: {result}")
+        f"interpreter: {pools} {bare}")
+
+
+def measure_bare() -> dict:
+    """CPython's own leak per interpreter. On 3.12.1 the process that measured it may abort at
+    exit (a CPython bug when interpreters are the first to import some modules): the numbers,
+    printed before, still count."""
+    result = run_python("", str(HERE / "rel_leaks.py"), "bare", "200", "10", timeout=280)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, result.stderr[-3000:]
+    return json.loads(lines[-1])
 
 
 # -- objects are freed once their future is done ---------------------------------------

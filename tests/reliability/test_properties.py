@@ -3,7 +3,9 @@ succeeding, raising and slow calls each get exactly their own outcome."""
 
 from __future__ import annotations
 
+import datetime
 import math
+import sys
 from concurrent.futures import as_completed
 
 import pytest
@@ -25,9 +27,10 @@ scalars = (
     st.none() | st.booleans() | st.integers() | st.integers(min_value=-(2 ** 300), max_value=2 ** 300)
     | st.floats(allow_nan=True, allow_infinity=True) | st.complex_numbers(allow_nan=True)
     | st.text() | st.binary() | st.binary().map(bytearray)
-    | st.decimals(allow_nan=False) | st.fractions() | st.datetimes() | st.dates() | st.timedeltas()
-    | st.uuids()
+    | st.decimals(allow_nan=False) | st.fractions() | st.uuids()
 )
+if sys.version_info >= (3, 13):  # on 3.12: test_datetime_values_keep_their_type (xfail)
+    scalars |= st.datetimes() | st.dates() | st.timedeltas()
 hashables = st.none() | st.booleans() | st.integers() | st.text() | st.binary() | st.tuples(st.integers(), st.text())
 values = st.recursive(
     scalars,
@@ -85,6 +88,18 @@ def test_values_round_trip_through_submit_and_map(pool, batch):
     assert all(same(f.result(timeout=WAIT), v) for f, v in zip(futures, batch))
     mapped = list(pool.map(rel_tasks.echo, batch, chunksize=3))
     assert all(same(m, v) for m, v in zip(mapped, batch))
+
+
+@pytest.mark.xfail(sys.version_info < (3, 13), strict=True,
+                   reason="Python 3.12 refuses the C _datetime in sub-interpreters, so workers use "
+                          "_pydatetime, whose objects pickle as _pydatetime.* and come back as "
+                          "types that never compare equal to the caller's datetime objects")
+def test_datetime_values_keep_their_type():
+    values = [datetime.date(2000, 1, 2), datetime.datetime(2020, 5, 6, 7, 8, 9, 10),
+              datetime.timedelta(days=3, seconds=4), datetime.time(1, 2, 3), datetime.timezone.utc]
+    back = sp.parallel(*[["rel_tasks", "echo", (value,)] for value in values])
+    assert [type(b) for b in back] == [type(v) for v in values]
+    assert back == values
 
 
 # -- outcomes -------------------------------------------------------------------------

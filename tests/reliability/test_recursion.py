@@ -114,7 +114,15 @@ DEEP_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(DEEP_CASES))
+CPYTHON_312_EXIT_ABORT = pytest.mark.xfail(
+    sys.version_info < (3, 13), strict=True,
+    reason="CPython 3.12.1 bug: after cloudpickle failed on a deeply nested value inside a "
+           "sub-interpreter and the error was pickled, the process aborts at exit "
+           "(munmap_chunk(): invalid pointer); reproduced with _xxsubinterpreters alone")
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, marks=CPYTHON_312_EXIT_ABORT) if case == "return_nested"
+                                  else case for case in sorted(DEEP_CASES)])
 def test_deep_recursion_with_a_raised_limit_never_crashes(case):
     result, line = run_deep(case, "worker", "high")
     assert_no_crash(result, line)
