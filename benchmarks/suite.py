@@ -72,10 +72,13 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
 
     q = quick
     params: dict[str, dict[str, Any]] = {
-        "cpu": {"tasks": 8, "workers": cores, "warmups": 0, "repeats": 1 if q else 3,
+        # CPU-bound cells run in 3 interleaved rounds (one repeat each), so that a busy spell of
+        # the machine spreads over every competitor instead of hitting one.
+        "cpu": {"tasks": 8, "workers": cores, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
                 "target_task_s": 0.04 if q else 0.3, **factorial_of(0.04 if q else 0.3)},
         "scaling": {"worker_counts": _worker_counts(cores), "tasks_per_worker": 2 if q else 4,
-                    "start_s": 0.05 if q else 0.2, "warmups": 0, "repeats": 1 if q else 3, **factorial_of(0.01 if q else 0.05)},
+                    "start_s": 0.05 if q else 0.2, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
+                    **factorial_of(0.01 if q else 0.05)},
         "tiny": {"workers": cores, "submit_count": 2_000 if q else 20_000,
                  "main_count": 500 if q else 5_000, "seed_count": 4 if q else 20,
                  "map_count": 100_000 if q else 1_000_000, "map_count_per_item": 1_000 if q else 5_000,
@@ -124,6 +127,34 @@ def run_cell(workload: str, key: str, params: dict[str, Any], timeout: float) ->
         return json.loads(out.read_text()), proc.stderr
 
 
+def _cpu_list(record: dict[str, Any]) -> list[float | None]:
+    return list(record.get("cpu_percent") or [None] * len(record["samples"]))
+
+
+def merge_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (workload, case, competitor): the samples of every round together.
+
+    A round that failed where another measured leaves its error in ``round_errors``.
+    """
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in records:
+        key = (record["workload"], record["case"], record["competitor"])
+        first = merged.get(key)
+        if first is None:
+            merged[key] = record
+        elif "samples" in record and "samples" in first:
+            if "cpu_percent" in first or "cpu_percent" in record:
+                first["cpu_percent"] = _cpu_list(first) + _cpu_list(record)
+            first["samples"] = first["samples"] + record["samples"]
+            first["rounds"] = first.get("rounds", 1) + 1
+        elif "samples" in record:
+            record["round_errors"] = [first.get("error") or first.get("na")]
+            merged[key] = record
+        elif "error" in record:
+            first.setdefault("round_errors", []).append(record["error"])
+    return list(merged.values())
+
+
 def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float | None = None,
               log: Any = sys.stderr) -> dict[str, Any]:
     """Runs the chosen workloads for the chosen competitors; returns everything for the JSON file."""
@@ -149,7 +180,7 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
             skipped["memory per worker"] = "psutil is not installed (the `bench` extra has it)"
             print("skipped: memory per worker: psutil is not installed", file=log)
     cell_timeout = timeout or (90.0 if quick else 240.0)
-    cells = [(w, k) for w in workloads for k in runnable]
+    cells = [(w, k) for w in workloads for _ in range(params[w].get("rounds", 1)) for k in runnable]
     print(f"{len(cells)} cells ({'quick' if quick else 'full'}), {cores} usable CPUs, "
           f"load {facts['load_average'][0]:.2f}", file=log)
     records: list[dict[str, Any]] = []
@@ -175,7 +206,7 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
         "skipped": skipped,
         "params": params,
         "factorial_seconds_per_n": unit_cost,
-        "records": records,
+        "records": merge_rounds(records),
         "stderr": warnings,
         "duration_s": time.perf_counter() - started,
     }

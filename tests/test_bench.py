@@ -70,6 +70,18 @@ def test_failing_cell_becomes_an_error_record() -> None:
     assert len(records) == 1 and "KeyError" in records[0]["error"]
 
 
+def test_rounds_merge_into_one_record_per_case() -> None:
+    def rec(key: str, **fields: Any) -> dict[str, Any]:
+        return {"workload": "cpu", "case": "warm", "competitor": key, **fields}
+
+    merged = suite.merge_rounds([rec("a", samples=[1.0], cpu_percent=[150.0]), rec("b", error="boom"),
+                                 rec("a", samples=[2.0]), rec("b", samples=[3.0]), rec("a", error="late")])
+    a, b = merged
+    assert a["samples"] == [1.0, 2.0] and a["cpu_percent"] == [150.0, None] and a["rounds"] == 2
+    assert a["round_errors"] == ["late"]
+    assert b["samples"] == [3.0] and b["round_errors"] == ["boom"]
+
+
 @pytest.mark.skipif(unavailable_reason() is not None, reason="no private interpreter modules")
 def test_seed_design_runs_calls_in_new_interpreters() -> None:
     executor = SeedDesignExecutor(2)
