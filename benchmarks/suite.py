@@ -49,10 +49,10 @@ def _factorial_cost() -> float:
     return best / probe
 
 
-def _worker_counts(cores: int) -> list[int]:
-    """1, 2, ... 2 x cores; on big machines powers of two plus the core counts."""
+def _worker_counts(cores: int, quick: bool = False) -> list[int]:
+    """1, 2, ... 2 x cores; on big machines (or quick runs) powers of two plus the core counts."""
     top = 2 * cores
-    if top <= 8:
+    if top <= 8 and not quick:
         return list(range(1, top + 1))
     counts = {1, cores, top}
     power = 2
@@ -76,22 +76,22 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
         # the machine spreads over every competitor instead of hitting one.
         "cpu": {"tasks": 8, "workers": cores, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
                 "target_task_s": 0.04 if q else 0.3, **factorial_of(0.04 if q else 0.3)},
-        "scaling": {"worker_counts": _worker_counts(cores), "tasks_per_worker": 2 if q else 4,
+        "scaling": {"worker_counts": _worker_counts(cores, quick), "tasks_per_worker": 2 if q else 4,
                     "start_s": 0.05 if q else 0.2, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
                     **factorial_of(0.01 if q else 0.05)},
         "tiny": {"workers": cores, "submit_count": 2_000 if q else 20_000,
                  "main_count": 500 if q else 5_000, "seed_count": 4 if q else 20,
                  "map_count": 100_000 if q else 1_000_000, "map_count_per_item": 1_000 if q else 5_000,
-                 "repeats": 1 if q else 3, "main_probe_timeout_s": 3 if q else 10},
+                 "repeats": 1 if q else 3, "main_probe_timeout_s": 1 if q else 10},
         "data": {"workers": cores,
-                 "sizes": [1_000, 100_000, 10_000_000] if q else
+                 "sizes": [1_000, 1_000_000] if q else
                           [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
-                 "trips": [20, 10, 2] if q else [100, 100, 50, 20, 5, 3]},
-        "startup": {"workers": 2, "repeats": 2 if q else 5},
-        "memory": {"workers": 2 if q else 4, "hold_s": 0.3},
+                 "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3]},
+        "startup": {"workers": 2, "repeats": 1 if q else 5},
+        "memory": {"workers": 2 if q else 4, "hold_s": 0.1 if q else 0.3},
         "queue": {"handoffs": 50 if q else 300, "handoff_warmups": 5 if q else 10, "handoff_min": 20,
-                  "handoff_budget_s": 0.5 if q else 3.0, "pause_s": 0.002, "pairs": 100_000,
-                  "pair_batch_s": 0.05 if q else 0.2, "repeats": 2 if q else 5},
+                  "handoff_budget_s": 0.3 if q else 3.0, "pause_s": 0.002, "pairs": 100_000,
+                  "pair_batch_s": 0.02 if q else 0.2, "repeats": 2 if q else 5},
         "cancel": {"repeats": 3 if q else 10, "spin_s": 60.0, "running_s": 0.05},
     }
     # Seconds after which a cell stops repeating (each case keeps at least one sample).
