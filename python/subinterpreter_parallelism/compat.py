@@ -387,9 +387,10 @@ def _check_one(name: str, paths: list[str], timeout: float) -> ModuleCheck:
     if not _MODULE_NAME.fullmatch(name):
         return ModuleCheck(name, "import error", f"{name!r} is not a module name", None)
     try:
-        sub, crash, stderr = _run_probe(name, paths, timeout, "sub")
+        records, crash, stderr = _run_probe(name, paths, timeout, "sub")
     except subprocess.TimeoutExpired:
         return ModuleCheck(name, "timed out", f"the import did not finish within {timeout:g} s", None)
+    sub = records.get("sub")
     if sub is None:
         detail = _last_line(stderr)
         return ModuleCheck(name, "crashed", f"{crash} while importing it" + (f": {detail}" if detail else ""), None)
@@ -400,12 +401,18 @@ def _check_one(name: str, paths: list[str], timeout: float) -> ModuleCheck:
                                "interpreter was destroyed", elapsed)
         return ModuleCheck(name, "works", "", elapsed)
     if sub.get("refusal"):
+        if crash and "again" not in records:  # 3.12: see _probe_main
+            return ModuleCheck(
+                name, "crashed", f"{sub['refusal']}; then a second interpreter that tried it crashed "
+                "the process (CPython 3.12, gh-117953): a pool whose workers try it crashes, "
+                "fallback=\"process\" or not, unless the main interpreter imported it first",
+                elapsed, sub.get("refused_module"))
         return ModuleCheck(name, "refused", sub["refusal"], elapsed, sub.get("refused_module"))
     reason = f"{sub['error_type']}: {sub['error']}".strip()
     # Failed without CPython's refusal: does it import at all? Asked in another fresh process,
     # because a failed import in a sub-interpreter can corrupt the process (3.12: _datetime).
     try:
-        main, _, _ = _run_probe(name, paths, timeout, "main")
+        main = _run_probe(name, paths, timeout, "main")[0].get("main")
     except subprocess.TimeoutExpired:
         main = None
     if main is not None and main.get("ok"):
@@ -414,8 +421,8 @@ def _check_one(name: str, paths: list[str], timeout: float) -> ModuleCheck:
 
 
 def _run_probe(name: str, paths: list[str], timeout: float,
-               mode: str) -> tuple[dict[str, Any] | None, str, str]:
-    """Runs one probe process; returns (its report or None, why it crashed or "", its stderr).
+               mode: str) -> tuple[dict[str, dict[str, Any]], str, str]:
+    """Runs one probe process; returns (its reports by stage, why it crashed or "", its stderr).
 
     Raises:
         subprocess.TimeoutExpired: it ran past ``timeout`` (it is killed).
@@ -427,14 +434,14 @@ def _run_probe(name: str, paths: list[str], timeout: float,
     command = [sys.executable, "-X", "faulthandler", os.path.abspath(__file__), "--probe"]
     done = subprocess.run(command, input=request, capture_output=True, text=True,
                           timeout=timeout, cwd=os.getcwd())
-    record = None
+    records: dict[str, dict[str, Any]] = {}
     for line in done.stdout.splitlines():
         try:
             candidate = json.loads(line)
         except ValueError:
             continue
-        if isinstance(candidate, dict) and candidate.get("stage") == mode:
-            record = candidate
+        if isinstance(candidate, dict) and isinstance(candidate.get("stage"), str):
+            records[candidate["stage"]] = candidate
     crash = ""
     if done.returncode < 0:
         try:
@@ -444,7 +451,7 @@ def _run_probe(name: str, paths: list[str], timeout: float,
         crash = f"the probe process crashed ({signame})"
     elif done.returncode != 0:
         crash = f"the probe process failed (exit status {done.returncode})"
-    return record, crash, done.stderr
+    return records, crash, done.stderr
 
 
 def _last_line(text: str) -> str:
@@ -525,6 +532,11 @@ def _probe_main() -> int:
                   "error": f"the probe could not run in a sub-interpreter: {failure}",
                   "refusal": None, "refused_module": None}
     report(record)
+    if record.get("refusal") and sys.version_info < (3, 13):
+        # CPython 3.12 ran the refused module's init in that interpreter (gh-117953); for some
+        # modules a second interpreter trying it crashes the process, as a second worker would.
+        _run_in_fresh_interpreter(f"try:\n    __import__({request['module']!r})\nexcept ImportError:\n    pass\n")
+        report({"stage": "again", "ok": True})
     return 0
 
 
