@@ -9,6 +9,7 @@ worker's start-up.
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 TYPE_CHECKING = False
 
@@ -86,6 +87,10 @@ def bootstrap(payload: bytes | None) -> str | None:
         if config.get("interruptible_sleep", True):
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
+        if sys.version_info < (3, 13):
+            from . import _import_hooks
+
+            _import_hooks.watch("_pydatetime", _present_as_datetime)
         forwarding_options = config.get("forwarding")
         preload = config.get("preload")
         if forwarding_options is not None or preload:
@@ -105,6 +110,22 @@ def bootstrap(payload: bytes | None) -> str | None:
     finally:
         flush_unflushed()
     return None
+
+
+def _present_as_datetime(module: Any) -> None:
+    """Python 3.12 refuses the C ``_datetime`` in own-GIL interpreters, so ``datetime`` there is
+    ``_pydatetime``. Naming its classes ``datetime.*`` (which they are, in this interpreter)
+    makes their pickles load as the caller's own ``datetime`` types instead of ``_pydatetime``
+    ones that never compare equal to them."""
+    for name in ("date", "datetime", "time", "timedelta", "timezone"):
+        cls = getattr(module, name, None)
+        if cls is not None:
+            cls.__module__ = "datetime"
+    timezone = getattr(module, "timezone", None)
+    if timezone is not None:
+        # The pure-Python timezone pickles its slots as state, which the C type cannot take;
+        # its constructor arguments are all it needs.
+        timezone.__reduce__ = lambda self: (timezone, self.__getinitargs__())
 
 
 def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
