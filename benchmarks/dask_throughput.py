@@ -164,7 +164,7 @@ def run(configs: list[str], n: int, tasks: int, size: int, repeats: int) -> tupl
             serial: list[float] = []
             for r in range(repeats):
                 serial.append(1 / _timed(count_primes, size))
-                for cluster in clusters:
+                for cluster in clusters[r % len(clusters):] + clusters[:r % len(clusters)]:  # rotate the order
                     cluster.rates.append(cluster.round(size, tasks))
                 print(f"[dask bench] round {r + 1}/{repeats}: serial {serial[-1]:.2f}, " + ", ".join(
                     f"{c.config} {c.rates[-1]:.2f}" for c in clusters) + " tasks/s", file=sys.stderr, flush=True)

@@ -383,6 +383,9 @@ def _submit_local_batch(pool: InterpreterPoolExecutor, batch: list[tuple[Any, ..
 def _when_all_done(parts: list[Future], callback: Callable[[], None]) -> None:  # type: ignore[type-arg]
     import threading
 
+    if not parts:
+        callback()
+        return
     remaining = [len(parts)]
     lock = threading.Lock()
 
@@ -439,8 +442,6 @@ def _submit_distributed_task(pool: InterpreterPoolExecutor, task: Any, data: dic
         running[key] = future
 
     def outcome() -> dict[str, Any]:
-        if running is not None and running.get(key) is future:
-            del running[key]
         if part.cancelled():
             from distributed.exceptions import Reschedule
 
@@ -455,7 +456,12 @@ def _submit_distributed_task(pool: InterpreterPoolExecutor, task: Any, data: dic
             return _task_finished(value, start + time_delay, stop + time_delay, thread)
         return _task_erred(error, submitted + time_delay, time.time() + time_delay)
 
-    part.add_done_callback(lambda _: future.settle(outcome))
+    def finished(_: Any) -> None:
+        if running is not None and running.get(key) is future:
+            del running[key]
+        future.settle(outcome)
+
+    part.add_done_callback(finished)
     return future
 
 
