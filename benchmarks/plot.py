@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,21 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     fig.suptitle(machine_line(results), fontsize=7, y=0.995)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
+    _write_small_png(buffer.getvalue(), path)
+
+
+def _write_small_png(data: bytes, path: Path) -> None:
+    """Writes the PNG with a 64-colour palette (a third of the size; it goes into the repository)."""
+    try:
+        from PIL import Image  # matplotlib depends on Pillow
+    except ImportError:
+        path.write_bytes(data)
+        return
+    with Image.open(io.BytesIO(data)) as image:
+        image.convert("RGB").quantize(colors=64).save(path, format="PNG", optimize=True)
 
 
 def _bytes_of(r: Results, case: str) -> int | None:

@@ -402,7 +402,9 @@ def render_readme(results: dict[str, Any], image: str | None) -> str:
     """The README's benchmark section body: machine, summary, targets, plot, how to run."""
     r = Results(results)
     lines = [f"Measured on {machine_line(results)}.", ""]
-    lines += summary_table(r) + [""] + legend(r) + [""] + targets_table(results) + [""]
+    lines += summary_table(r) + [""]
+    lines += ["Columns: " + "; ".join(f"**{k}**: {r.labels[k]}" for k in r.keys) + ".", ""]
+    lines += targets_table(results) + [""]
     if image:
         lines += [f"![throughput against workers, and round-trip time against payload size]({image})", ""]
     return "\n".join(lines)
