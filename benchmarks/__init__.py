@@ -11,4 +11,6 @@ Run it with ``make bench`` or ``python -m subinterpreter_parallelism bench [--qu
     suite.py        plans and runs the cells; the command line
     report.py       Markdown tables, targets, the README section
     plot.py         the PNG
+
+forwarding_cost.py and dask_throughput.py are separate scripts for those features.
 """

@@ -76,12 +76,12 @@ class SerialExecutor(Executor):
         return map(fn, *iterables)
 
 
-def _backport_class() -> type[Executor]:
+def _backport_class() -> Any:
     if sys.version_info >= (3, 14):
         from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
     else:
         from interpreters_backport.concurrent.futures import InterpreterPoolExecutor
-    return InterpreterPoolExecutor  # type: ignore[no-any-return]
+    return InterpreterPoolExecutor
 
 
 def unavailable_reason(key: str) -> str | None:

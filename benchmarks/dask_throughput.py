@@ -14,7 +14,8 @@ same CPU-bound pure-Python tasks (``count_primes``, defined in this script's ``_
 All three clusters are up at once; after a warm-up, R rounds of M tasks (submit all, gather
 all) go to each in turn, so that a change in the machine's load hits them alike; tasks per
 second are reported as the median and range over the rounds, next to a serial run of one task
-in this process between rounds. Then the memory of each set-up's worker processes, warm and
+in this process between rounds, with the CPUs the worker processes used meanwhile (their CPU
+time over the round's wall time: on a machine shared with other work, what each set-up got). Then the memory of each set-up's worker processes, warm and
 idle: sums of RSS, PSS and USS (PSS splits shared pages between the processes sharing them).
 The Markdown report goes to stdout, progress to stderr.
 """
@@ -112,6 +113,7 @@ class Cluster:
 
         self.config = config
         self.rates: list[float] = []
+        self.cpus: list[float] = []  # CPUs the worker processes used during each round
         self.log_path = os.path.join(directory, f"{config}.log")
         self._log = open(self.log_path, "w")
         scheduler_file = os.path.join(directory, f"{config}-scheduler.json")
@@ -131,15 +133,24 @@ class Cluster:
         self.slots = sum(self.client.nthreads().values())
 
     def round(self, size: int, tasks: int) -> float:
-        """Runs ``tasks`` tasks; returns tasks per second."""
+        """Runs ``tasks`` tasks; returns tasks per second (and notes the CPUs the workers used)."""
+        cpu = self._cpu_seconds()
         start = time.perf_counter()
         self.client.gather(self.client.map(count_primes, [size] * tasks, pure=False))
-        return tasks / (time.perf_counter() - start)
+        wall = time.perf_counter() - start
+        self.cpus.append((self._cpu_seconds() - cpu) / wall)
+        return tasks / wall
+
+    def _cpu_seconds(self) -> float:
+        import psutil
+
+        return sum(sum(psutil.Process(w.pid).cpu_times()[:2]) for w in self.workers)
 
     def result(self) -> dict[str, Any]:
         text = Path(self.log_path).read_text()
         return {"config": self.config, "worker_processes": len(self.workers), "slots": self.slots,
                 "rates": self.rates, "median_rate": statistics.median(self.rates),
+                "cpus": self.cpus, "median_cpus": statistics.median(self.cpus),
                 "memory_mib": memory([w.pid for w in self.workers]),
                 "restarts": text.count("Fatal Python error") + text.count("Restarting worker")}
 
@@ -161,13 +172,16 @@ def run(configs: list[str], n: int, tasks: int, size: int, repeats: int) -> tupl
                 clusters.append(Cluster(config, n, directory))
             for cluster in clusters:
                 cluster.round(size, 2 * cluster.slots)  # warm-up
+                cluster.rates.clear()
+                cluster.cpus.clear()
             serial: list[float] = []
             for r in range(repeats):
                 serial.append(1 / _timed(count_primes, size))
                 for cluster in clusters[r % len(clusters):] + clusters[:r % len(clusters)]:  # rotate the order
                     cluster.rates.append(cluster.round(size, tasks))
-                print(f"[dask bench] round {r + 1}/{repeats}: serial {serial[-1]:.2f}, " + ", ".join(
-                    f"{c.config} {c.rates[-1]:.2f}" for c in clusters) + " tasks/s", file=sys.stderr, flush=True)
+                print(f"[dask bench] round {r + 1}/{repeats} (load {os.getloadavg()[0]:.2f}): serial "
+                      f"{serial[-1]:.2f}, " + ", ".join(f"{c.config} {c.rates[-1]:.2f} ({c.cpus[-1]:.2f} CPUs)"
+                                                        for c in clusters) + " tasks/s", file=sys.stderr, flush=True)
             return [c.result() for c in clusters], serial
         finally:
             for cluster in clusters:
@@ -183,8 +197,8 @@ def report(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         f"serial) per round, {facts['repeats']} rounds after a warm-up; serial: "
         f"{facts['serial_rate']:.2f} tasks/s.",
         "",
-        "| set-up | worker processes | tasks/s (median) | min-max | vs serial | RSS MiB | PSS MiB | USS MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| set-up | worker processes | tasks/s (median) | min-max | vs serial | CPUs used | tasks per CPU-second | RSS MiB | PSS MiB | USS MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {"interpreters": f"1 worker, {facts['n']} interpreters",
               "processes": f"{facts['n']} workers x 1 thread",
@@ -194,6 +208,7 @@ def report(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         lines.append(
             f"| {labels[r['config']]} | {r['worker_processes']} | {r['median_rate']:.2f} | "
             f"{min(r['rates']):.2f}-{max(r['rates']):.2f} | {r['median_rate'] / facts['serial_rate']:.2f}x | "
+            f"{r['median_cpus']:.2f} | {statistics.median(x / c for x, c in zip(r['rates'], r['cpus'])):.2f} | "
             f"{m['rss']:.0f} | {m['pss']:.0f} | {m['uss']:.0f} |")
     by = {r["config"]: r for r in results}
     if "interpreters" in by and "processes" in by:

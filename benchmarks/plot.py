@@ -43,8 +43,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             if value is not None and workers:
                 left.plot([min(workers), max(workers)], [value, value], label=key, **style)
             continue
-        points = [(w, r.median("scaling", c, key)) for w, c in zip(workers, cases)]
-        points = [(w, v) for w, v in points if v is not None]
+        points = [(w, v) for w, c in zip(workers, cases) for v, _ in r.medians("scaling", c, [key])]
         if points:
             left.plot(*zip(*points), label=key, **style)
     cores = results["machine"]["usable_cpus"]
@@ -61,8 +60,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     sizes = r.cases("data")
     nbytes = [_bytes_of(r, case) for case in sizes]
     for key in r.keys:
-        points = [(b, r.median("data", c, key)) for b, c in zip(nbytes, sizes)]
-        points = [(b, v) for b, v in points if b is not None and v is not None]
+        points = [(b, v) for b, c in zip(nbytes, sizes) if b is not None
+                  for v, _ in r.medians("data", c, [key])]
         if points:
             style = {"linewidth": 1.6, "marker": "o", "markersize": 4, **_STYLE.get(key, {})}
             right.plot(*zip(*points), label=key, **style)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,15 @@ class Results:
         if record is None or not record.get("samples"):
             return None
         return float(statistics.median(record["samples"]))
+
+    def medians(self, workload: str, case: str, keys: Iterable[str]) -> list[tuple[float, str]]:
+        """(median, competitor) for each of ``keys`` that has samples in this case."""
+        found = []
+        for key in keys:
+            value = self.median(workload, _case_for(workload, case, key), key)
+            if value is not None:
+                found.append((value, key))
+        return found
 
     def cases(self, workload: str) -> list[str]:
         """The cases of a workload, in the order they were first recorded."""
@@ -108,9 +117,8 @@ def comparison(results: Results, workload: str, case: str, *, among: tuple[str, 
     if ours is None or record is None or ours <= 0:
         return "—"
     higher = record.get("better") == "higher"
-    others = [(results.median(workload, _case_for(workload, case, k), k), k)
-              for k in results.keys if k != THIS and (among is None or k in among)]
-    others = [(v, k) for v, k in others if v is not None and v > 0]
+    others = [(v, k) for v, k in results.medians(
+        workload, case, [k for k in results.keys if k != THIS and (among is None or k in among)]) if v > 0]
     if not others:
         return "—"
     value, key = max(others) if higher else min(others)
@@ -222,9 +230,11 @@ def _ratio_text(a: float, b: float) -> str:
 
 
 def _best_process_pool(results: Results, workload: str, case: str) -> tuple[float | None, str]:
-    values = [(results.median(workload, case, k), k) for k in ("fork", "forkserver", "spawn")]
-    values = [(v, k) for v, k in values if v is not None]
-    return min(values) if values else (None, "ProcessPool")
+    values = results.medians(workload, case, ("fork", "forkserver", "spawn"))
+    if not values:
+        return None, "ProcessPool"
+    value, key = min(values)
+    return value, key
 
 
 def _missing(*names: str) -> tuple[str, None]:
@@ -251,8 +261,7 @@ def _cpu_faster_than(key: str) -> Callable[[Results], tuple[str, bool | None]]:
 def _tiny_vs(keys: tuple[str, ...], factor: float | None) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
         ours = r.median("tiny", "submit", THIS)
-        values = [(r.median("tiny", "submit", k), k) for k in keys]
-        values = [(v, k) for v, k in values if v is not None]
+        values = r.medians("tiny", "submit", keys)
         if ours is None or not values:
             return _missing("this project" if ours is None else "/".join(keys))
         other, key = min(values)
@@ -368,11 +377,11 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
         lines += _table(["case", *results.keys], cpu_rows)
     notes = []
     for k in results.keys:
-        reasons = {}
+        reasons: dict[str, list[str]] = {}
         for case in cases or ["*"]:
             record = results.record(workload, case, k) or {}
             if "na" in record or "error" in record:
-                reasons.setdefault(record.get("na") or record.get("error"), []).append(case)
+                reasons.setdefault(str(record.get("na") or record.get("error")), []).append(case)
         for reason, where in reasons.items():
             notes.append(f"- {k}: {reason}" + ("" if len(where) == len(cases) else f" ({', '.join(where)})"))
     if notes:

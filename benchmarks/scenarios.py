@@ -35,7 +35,7 @@ PROCESS_POOLS = ("fork", "forkserver", "spawn", "loky")
 
 
 def _record(workload: str, case: str, key: str, unit: str, samples: Sequence[float], *,
-            better: str = "lower", cpu: Sequence[float] | None = None,
+            better: str = "lower", cpu: Sequence[float | None] | None = None,
             extra: dict[str, Any] | None = None) -> Record:
     record: Record = {"workload": workload, "case": case, "competitor": key, "unit": unit,
                       "better": better, "samples": list(samples)}
