@@ -3,15 +3,16 @@
     .venv/bin/python benchmarks/dask_throughput.py [--workers N] [--tasks M] [--task-ms T]
                                                    [--repeats R] [--json FILE]
 
-Three clusters, each a scheduler and ``dask worker --no-nanny`` processes on 127.0.0.1, run the
+Four clusters, each a scheduler and ``dask worker --no-nanny`` processes on 127.0.0.1, run the
 same CPU-bound pure-Python tasks (``count_primes``, defined in this script's ``__main__``):
 
 * ``interpreters``: 1 worker process, ``--nthreads N`` and this project's preload, so that
   every task runs on one of its N own-GIL interpreters (``--as-default``);
+* ``pinned``: the same with ``--pin``: each interpreter bound to its own CPU;
 * ``processes``: N worker processes, ``--nthreads 1`` each (the usual answer to the GIL);
 * ``threads``: 1 worker process, ``--nthreads N`` on its thread pool (one GIL).
 
-All three clusters are up at once; after a warm-up, R rounds of M tasks (submit all, gather
+All the clusters are up at once; after a warm-up, R rounds of M tasks (submit all, gather
 all) go to each in turn, so that a change in the machine's load hits them alike; tasks per
 second are reported as the median and range over the rounds, next to a serial run of one task
 in this process between rounds, with the CPUs the worker processes used meanwhile (their CPU
@@ -34,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CONFIGS = ("interpreters", "processes", "threads")
+CONFIGS = ("interpreters", "pinned", "processes", "threads")
 PRELOAD = "subinterpreter_parallelism.dask_support"
 
 
@@ -73,6 +74,8 @@ def worker_commands(config: str, n: int, scheduler_file: str, directory: str) ->
               "--no-dashboard", "--local-directory", directory, "--memory-limit", "0"]
     if config == "interpreters":
         return [_dask(*common, "--nthreads", str(n), "--preload", PRELOAD, "--as-default")]
+    if config == "pinned":
+        return [_dask(*common, "--nthreads", str(n), "--preload", PRELOAD, "--as-default", "--pin")]
     if config == "processes":
         return [_dask(*common, "--nthreads", "1") for _ in range(n)]
     if config == "threads":
@@ -201,6 +204,7 @@ def report(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {"interpreters": f"1 worker, {facts['n']} interpreters",
+              "pinned": f"1 worker, {facts['n']} interpreters, --pin",
               "processes": f"{facts['n']} workers x 1 thread",
               "threads": f"1 worker, {facts['n']} threads"}
     for r in results:
@@ -211,11 +215,13 @@ def report(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
             f"{r['median_cpus']:.2f} | {statistics.median(x / c for x, c in zip(r['rates'], r['cpus'])):.2f} | "
             f"{m['rss']:.0f} | {m['pss']:.0f} | {m['uss']:.0f} |")
     by = {r["config"]: r for r in results}
-    if "interpreters" in by and "processes" in by:
-        i, p = by["interpreters"], by["processes"]
-        lines += ["", f"interpreters / processes: throughput {i['median_rate'] / p['median_rate']:.2f}x, "
-                      f"PSS {i['memory_mib']['pss'] / p['memory_mib']['pss']:.2f}x, "
-                      f"RSS {i['memory_mib']['rss'] / p['memory_mib']['rss']:.2f}x"]
+    for name in ("interpreters", "pinned"):
+        if name in by and "processes" in by:
+            i, p = by[name], by["processes"]
+            lines += ["", f"{labels[name]} / {labels['processes']}: throughput "
+                          f"{i['median_rate'] / p['median_rate']:.2f}x, "
+                          f"PSS {i['memory_mib']['pss'] / p['memory_mib']['pss']:.2f}x, "
+                          f"RSS {i['memory_mib']['rss'] / p['memory_mib']['rss']:.2f}x"]
     if any(r["restarts"] for r in results):
         lines += ["", "WARNING: a worker crashed or restarted: " +
                   ", ".join(f"{r['config']}: {r['restarts']}" for r in results if r["restarts"])]
