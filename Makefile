@@ -63,9 +63,10 @@ bench: $(VENV)/.bench-extras
 bench-quick: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --quick --json bench-results/quick.json --plot bench-results/quick.png
 
-# `make bench`, then the README's table and docs/bench-latest.png from its results.
+# The README's figures and docs/bench-latest.png from the last `make bench` (nothing is re-measured).
 bench-readme: $(VENV)/.bench-extras
-	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot docs/bench-latest.png --readme README.md
+	@test -f bench-results/latest.json || { echo "no bench-results/latest.json: run make bench first"; exit 1; }
+	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png --readme README.md
 
 clean:
 	rm -rf .build .build-py* build python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
