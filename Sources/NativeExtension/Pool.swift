@@ -135,8 +135,10 @@ struct WorkerConfiguration: Sendable {
 }
 
 /// `bytes` arguments and results at least this large travel out of band (see `Task` and
-/// `LentBytes`): one copy each way instead of three.
-let outOfBandMinimum = 1 << 20
+/// `LentBytes`): one copy each way instead of three. Measured: in-band round trips jump from
+/// 0.07 ms at 64 KiB to 0.24 ms at 100 KiB (pickle frames and fresh pages); out of band,
+/// 128 KiB takes 0.05 ms.
+let outOfBandMinimum = 64 << 10
 
 /// The Python-independent heart of a pool: queues, workers, statistics.
 final class PoolCore: @unchecked Sendable {
