@@ -68,9 +68,13 @@ def _dask(*args: str) -> list[str]:
     return [sys.executable, "-m", module, *args[1:]]
 
 
-def worker_commands(config: str, n: int, scheduler_file: str, directory: str) -> list[list[str]]:
-    """The ``dask worker`` command lines of one configuration."""
-    common = ["worker", "--scheduler-file", scheduler_file, "--host", "127.0.0.1", "--no-nanny",
+def worker_commands(config: str, n: int, address: str, directory: str) -> list[list[str]]:
+    """The ``dask worker`` command lines of one configuration.
+
+    The scheduler's address comes first: options after a preload need it there (with
+    ``--scheduler-file`` instead, the first of them would be taken for the address).
+    """
+    common = ["worker", address, "--host", "127.0.0.1", "--no-nanny",
               "--no-dashboard", "--local-directory", directory, "--memory-limit", "0"]
     if config == "interpreters":
         return [_dask(*common, "--nthreads", str(n), "--preload", PRELOAD, "--as-default")]
@@ -81,6 +85,10 @@ def worker_commands(config: str, n: int, scheduler_file: str, directory: str) ->
     if config == "threads":
         return [_dask(*common, "--nthreads", str(n))]
     raise ValueError(config)
+
+
+def _default_executor(dask_worker: Any) -> str:
+    return type(dask_worker.executors["default"]).__name__
 
 
 def memory(pids: list[int]) -> dict[str, float]:
@@ -124,16 +132,24 @@ class Cluster:
             _dask("scheduler", "--scheduler-file", scheduler_file, "--host", "127.0.0.1",
                   "--port", "0", "--no-dashboard"), stdout=self._log, stderr=subprocess.STDOUT)]
         deadline = time.monotonic() + 60
-        while not os.path.exists(scheduler_file):
+        address = None
+        while address is None:
             if time.monotonic() > deadline or self.processes[0].poll() is not None:
                 raise RuntimeError(f"the scheduler of {config} did not start")
-            time.sleep(0.1)
+            try:
+                address = json.loads(Path(scheduler_file).read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
         self.workers = [subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-                        for cmd in worker_commands(config, n, scheduler_file, directory)]
+                        for cmd in worker_commands(config, n, address, directory)]
         self.processes += self.workers
-        self.client = Client(scheduler_file=scheduler_file, timeout=60)
+        self.client = Client(address, timeout=60)
         self.client.wait_for_workers(len(self.workers), timeout=120)
         self.slots = sum(self.client.nthreads().values())
+        executors = set(self.client.run(_default_executor).values())
+        expected = "InterpreterPoolExecutor" if config in ("interpreters", "pinned") else "ThreadPoolExecutor"
+        if executors != {expected}:
+            raise RuntimeError(f"{config}: the workers run tasks on {executors}, not {expected}")
 
     def round(self, size: int, tasks: int) -> float:
         """Runs ``tasks`` tasks; returns tasks per second (and notes the CPUs the workers used)."""

@@ -229,6 +229,9 @@ def affinity(seconds):
 def executors(dask_worker):
     return {name: type(e).__name__ for name, e in dask_worker.executors.items()}
 
+def pool_size(dask_worker):
+    return dask_worker.executors["interpreters"].max_workers
+
 def interrupted(dask_worker):
     return dask_worker.executors["interpreters"].stats()["tasks_interrupted"]
 
@@ -239,6 +242,9 @@ report = {}
 with Client(scheduler_file=sys.argv[1], timeout=60) as client:
     client.wait_for_workers(2, timeout=120)
     report["executors"] = sorted(client.run(executors).values(), key=lambda e: e["default"])
+    kinds = client.run(executors)
+    sizes = client.run(pool_size)
+    report["pool_sizes"] = sorted((kinds[w]["default"], sizes[w]) for w in sizes)
 
     with dask.annotate(executor="interpreters"):
         futures = client.map(count_primes, [2000 + i for i in range(40)])
@@ -333,8 +339,7 @@ def test_cluster_end_to_end(tmp_path):
         pytest.skip("distributed is not installed")
     scheduler_file = tmp_path / "scheduler.json"
     common = ["--host", "127.0.0.1", "--no-dashboard"]
-    worker = ["worker", "--scheduler-file", str(scheduler_file), *common, "--nthreads", "2",
-              "--local-directory", str(tmp_path / "work"),
+    worker = [*common, "--nthreads", "2", "--local-directory", str(tmp_path / "work"),
               "--preload", "subinterpreter_parallelism.dask_support"]
     logs = [open(tmp_path / name, "w") for name in ("scheduler.log", "worker-1.log", "worker-2.log")]
     processes: list[subprocess.Popen] = []
@@ -343,12 +348,23 @@ def test_cluster_end_to_end(tmp_path):
             _dask_command("scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *common),
             stdout=logs[0], stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
+        address = None
+        while address is None:
             assert processes[0].poll() is None, (tmp_path / "scheduler.log").read_text()
-            time.sleep(0.1)
-        processes.append(subprocess.Popen(_dask_command(*worker), stdout=logs[1], stderr=subprocess.STDOUT))
-        processes.append(subprocess.Popen(_dask_command(*worker, "--interpreters=2", "--as-default", "--pin"),
-                                          stdout=logs[2], stderr=subprocess.STDOUT))
+            assert time.monotonic() < deadline, "the scheduler did not write its file"
+            try:
+                address = json.loads(scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        # Worker 1: settings from the environment (dask config), the scheduler from its file.
+        processes.append(subprocess.Popen(
+            _dask_command("worker", "--scheduler-file", str(scheduler_file), *worker),
+            env={**os.environ, "DASK_SUBINTERPRETER_PARALLELISM__INTERPRETERS": "3"},
+            stdout=logs[1], stderr=subprocess.STDOUT))
+        # Worker 2: options after the preload, which need the scheduler's address first.
+        processes.append(subprocess.Popen(
+            _dask_command("worker", address, *worker, "--interpreters=2", "--as-default", "--pin"),
+            stdout=logs[2], stderr=subprocess.STDOUT))
         client = subprocess.run([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(scheduler_file)],
                                 capture_output=True, text=True, timeout=400)
     finally:
@@ -366,6 +382,7 @@ def test_cluster_end_to_end(tmp_path):
         {"actor": "ThreadPoolExecutor", "default": "ThreadPoolExecutor",
          "interpreters": "InterpreterPoolExecutor", "offload": "ThreadPoolExecutor"},
     ]
+    assert report["pool_sizes"] == [["InterpreterPoolExecutor", 2], ["ThreadPoolExecutor", 3]]
     assert report["results"] == report["expected"]
     assert report["workers_used"] == 2
     assert report["modules_in_interpreter"] == []

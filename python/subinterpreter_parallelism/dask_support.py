@@ -690,27 +690,56 @@ def _plugin_class() -> type:
     return InterpreterPoolPlugin
 
 
+#: The dask config section read by the preload (also from environment variables, e.g.
+#: ``DASK_SUBINTERPRETER_PARALLELISM__AS_DEFAULT=True``); options after the preload win.
+CONFIG_SECTION = "subinterpreter-parallelism"
+
+
 def _dask_setup_command() -> Any:
     import click
 
     @click.command()
     @click.option("--interpreters", type=int, default=None,
                   help="Interpreters in the worker's pool (default: the worker's --nthreads).")
-    @click.option("--executor-name", default=DEFAULT_EXECUTOR_NAME, show_default=True,
-                  help="Executor name that tasks are annotated with.")
+    @click.option("--executor-name", default=None,
+                  help=f"Executor name that tasks are annotated with (default: {DEFAULT_EXECUTOR_NAME}).")
     @click.option("--as-default", is_flag=True,
                   help="Run tasks without an executor annotation on the interpreters too.")
     @click.option("--pin", is_flag=True, help="Bind each interpreter to its own CPU.")
-    async def dask_setup(worker: Any, interpreters: int | None, executor_name: str, as_default: bool,
+    async def dask_setup(worker: Any, interpreters: int | None, executor_name: str | None, as_default: bool,
                          pin: bool) -> None:
-        """Preload entry point: ``dask worker ... --preload subinterpreter_parallelism.dask_support``."""
+        """Preload entry point: ``dask worker ... --preload subinterpreter_parallelism.dask_support``.
+
+        Each option may also come from the dask config section ``subinterpreter-parallelism``
+        (keys ``interpreters``, ``executor-name``, ``as-default``, ``pin``), e.g. set through
+        environment variables: ``dask worker --scheduler-file F`` takes the first word after
+        it for the scheduler's address, so options after the preload need an address before.
+        """
+        import dask
+
         if not hasattr(worker, "executors"):
             raise TypeError(f"{__name__} is a preload for dask workers, not for {type(worker).__name__}")
-        plugin = __getattr__("InterpreterPoolPlugin")(interpreters, name=executor_name, default=as_default,
-                                                      pin=pin)
+
+        def setting(key: str, given: Any, default: Any) -> Any:
+            if given:
+                return given
+            return dask.config.get(f"{CONFIG_SECTION}.{key}", default)
+
+        interpreters = setting("interpreters", interpreters, None)
+        plugin = __getattr__("InterpreterPoolPlugin")(
+            int(interpreters) if interpreters else None,
+            name=setting("executor-name", executor_name, DEFAULT_EXECUTOR_NAME),
+            default=_truthy(setting("as-default", as_default, False)),
+            pin=_truthy(setting("pin", pin, False)))
         await worker.plugin_add(plugin, name=plugin.name, catch_errors=False)
 
     return dask_setup
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 # Built on first use: worker interpreters import this module without dask, distributed or click.
