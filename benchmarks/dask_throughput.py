@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", default=",".join(CONFIGS), help="which set-ups, comma-separated")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so that the clusters are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     n = args.workers
     tasks = args.tasks or 16 * n
     load_before = os.getloadavg()
