@@ -14,8 +14,9 @@ A cluster: start each worker with this module as a preload; tasks annotated with
     with dask.annotate(executor="interpreters"):
         future = client.submit(count_primes, 10**6)
 
-(``--as-default`` after the preload runs every task there; ``client.register_plugin(
-InterpreterPoolPlugin())`` installs the pool on running workers.)
+(``--as-default`` after the preload runs every task there; options after the preload need the
+scheduler's address before them, or come from the dask config section ``subinterpreter-parallelism``;
+``client.register_plugin(InterpreterPoolPlugin())`` installs the pool on running workers.)
 
 How a task travels. Dask hands an executor its own wrapper around each task
 (``dask.local.batch_execute_tasks``, ``distributed.worker._run_task_simple``). Unpickling those
@@ -537,10 +538,8 @@ def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_
     The worker shuts the pool down when it closes. Prefer the preload or
     :class:`InterpreterPoolPlugin`, which call this.
 
-    ``pin=True`` binds interpreter k to the k-th CPU this process may use (round-robin): for a
-    machine given to this worker. When other programs keep the CPUs busy, Linux tends to
-    wake all the interpreter threads on the CPU of the one thread that hands them work, where
-    they then share that CPU; pinned, they each keep their own.
+    ``pin=True`` binds interpreter k to the k-th CPU this process may use (round-robin), for a
+    machine given to this worker: no two interpreters then share a CPU while others are idle.
 
     Raises:
         ValueError: an executor called ``name`` exists already (other than "default").
