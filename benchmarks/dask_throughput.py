@@ -3,12 +3,11 @@
     .venv/bin/python benchmarks/dask_throughput.py [--workers N] [--tasks M] [--task-ms T]
                                                    [--repeats R] [--json FILE]
 
-Four clusters, each a scheduler and ``dask worker --no-nanny`` processes on 127.0.0.1, run the
+Three clusters, each a scheduler and ``dask worker --no-nanny`` processes on 127.0.0.1, run the
 same CPU-bound pure-Python tasks (``count_primes``, defined in this script's ``__main__``):
 
 * ``interpreters``: 1 worker process, ``--nthreads N`` and this project's preload, so that
   every task runs on one of its N own-GIL interpreters (``--as-default``);
-* ``pinned``: the same with ``--pin``: each interpreter bound to its own CPU;
 * ``processes``: N worker processes, ``--nthreads 1`` each (the usual answer to the GIL);
 * ``threads``: 1 worker process, ``--nthreads N`` on its thread pool (one GIL).
 
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CONFIGS = ("interpreters", "pinned", "processes", "threads")
+CONFIGS = ("interpreters", "processes", "threads")
 PRELOAD = "subinterpreter_parallelism.dask_support"
 
 
@@ -78,8 +77,6 @@ def worker_commands(config: str, n: int, address: str, directory: str) -> list[l
               "--no-dashboard", "--local-directory", directory, "--memory-limit", "0"]
     if config == "interpreters":
         return [_dask(*common, "--nthreads", str(n), "--preload", PRELOAD, "--as-default")]
-    if config == "pinned":
-        return [_dask(*common, "--nthreads", str(n), "--preload", PRELOAD, "--as-default", "--pin")]
     if config == "processes":
         return [_dask(*common, "--nthreads", "1") for _ in range(n)]
     if config == "threads":
@@ -147,7 +144,7 @@ class Cluster:
         self.client.wait_for_workers(len(self.workers), timeout=120)
         self.slots = sum(self.client.nthreads().values())
         executors = set(self.client.run(_default_executor).values())
-        expected = "InterpreterPoolExecutor" if config in ("interpreters", "pinned") else "ThreadPoolExecutor"
+        expected = "InterpreterPoolExecutor" if config == "interpreters" else "ThreadPoolExecutor"
         if executors != {expected}:
             raise RuntimeError(f"{config}: the workers run tasks on {executors}, not {expected}")
 
@@ -220,7 +217,6 @@ def report(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {"interpreters": f"1 worker, {facts['n']} interpreters",
-              "pinned": f"1 worker, {facts['n']} interpreters, --pin",
               "processes": f"{facts['n']} workers x 1 thread",
               "threads": f"1 worker, {facts['n']} threads"}
     for r in results:
@@ -231,13 +227,12 @@ def report(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
             f"{r['median_cpus']:.2f} | {statistics.median(x / c for x, c in zip(r['rates'], r['cpus'])):.2f} | "
             f"{m['rss']:.0f} | {m['pss']:.0f} | {m['uss']:.0f} |")
     by = {r["config"]: r for r in results}
-    for name in ("interpreters", "pinned"):
-        if name in by and "processes" in by:
-            i, p = by[name], by["processes"]
-            lines += ["", f"{labels[name]} / {labels['processes']}: throughput "
-                          f"{i['median_rate'] / p['median_rate']:.2f}x, "
-                          f"PSS {i['memory_mib']['pss'] / p['memory_mib']['pss']:.2f}x, "
-                          f"RSS {i['memory_mib']['rss'] / p['memory_mib']['rss']:.2f}x"]
+    if "interpreters" in by and "processes" in by:
+        i, p = by["interpreters"], by["processes"]
+        lines += ["", f"{labels['interpreters']} / {labels['processes']}: throughput "
+                      f"{i['median_rate'] / p['median_rate']:.2f}x, "
+                      f"PSS {i['memory_mib']['pss'] / p['memory_mib']['pss']:.2f}x, "
+                      f"RSS {i['memory_mib']['rss'] / p['memory_mib']['rss']:.2f}x"]
     if any(r["restarts"] for r in results):
         lines += ["", "WARNING: a worker crashed or restarted: " +
                   ", ".join(f"{r['config']}: {r['restarts']}" for r in results if r["restarts"])]

@@ -221,11 +221,6 @@ def busy(seconds):
         pass
     return seconds
 
-def affinity(seconds):
-    import os, time
-    time.sleep(seconds)  # two at once: one per interpreter
-    return sorted(os.sched_getaffinity(0))
-
 def executors(dask_worker):
     return {name: type(e).__name__ for name, e in dask_worker.executors.items()}
 
@@ -291,15 +286,6 @@ with Client(scheduler_file=sys.argv[1], timeout=60) as client:
         time.sleep(0.1)
     report["interrupted"] = sum(client.run(interrupted).values()) - before
 
-    # The worker started with --pin binds each interpreter to its own CPU; the other does not.
-    kinds = client.run(executors)
-    pinned = [w for w, e in kinds.items() if e["default"] == "InterpreterPoolExecutor"]
-    free = [w for w in kinds if w not in pinned]
-    with dask.annotate(executor="interpreters"):
-        report["pinned"] = sorted(client.gather([client.submit(affinity, 0.5, workers=pinned, pure=False)
-                                                 for _ in range(2)]))
-        report["not_pinned"] = client.submit(affinity, 0, workers=free, pure=False).result()
-
     # A worker plugin installs a pool on running workers, under another name.
     client.register_plugin(InterpreterPoolPlugin(1, name="plugged"))
     with dask.annotate(executor="plugged"):
@@ -363,7 +349,7 @@ def test_cluster_end_to_end(tmp_path):
             stdout=logs[1], stderr=subprocess.STDOUT))
         # Worker 2: options after the preload, which need the scheduler's address first.
         processes.append(subprocess.Popen(
-            _dask_command("worker", address, *worker, "--interpreters=2", "--as-default", "--pin"),
+            _dask_command("worker", address, *worker, "--interpreters=2", "--as-default"),
             stdout=logs[2], stderr=subprocess.STDOUT))
         client = subprocess.run([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(scheduler_file)],
                                 capture_output=True, text=True, timeout=400)
@@ -396,10 +382,6 @@ def test_cluster_end_to_end(tmp_path):
                                           for k in range(2, n)) for n in range(100, 106)]
     assert report["executing_before_cancel"] == 4
     assert report["interrupted"] == 4
-    cpus = sorted(os.sched_getaffinity(0))
-    assert report["not_pinned"] == cpus
-    if len(cpus) >= 2:
-        assert report["pinned"] == [[cpus[0]], [cpus[1]]]
     assert report["plugged"] == []
     assert report["after_unregister"] == ["actor", "default", "interpreters", "offload"]
     # No worker process died or restarted along the way.

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from .executor import InterpreterPoolExecutor
 
 __all__ = ["InterpreterPoolPlugin", "adapt_call", "dask_setup", "evaluate", "evaluate_timed", "get",
-           "install", "lower", "pin_to_cpu", "uninstall"]
+           "install", "lower", "uninstall"]
 
 #: The name of the worker executor that :func:`install` and the preload register.
 DEFAULT_EXECUTOR_NAME = "interpreters"
@@ -149,17 +149,6 @@ def evaluate_timed(expr: Any) -> tuple[float, float, int, Any]:
     start = time.time()
     value = _evaluate(expr, {})
     return start, time.time(), get_ident(), value
-
-
-def pin_to_cpu(cpus: tuple[int, ...]) -> None:
-    """Worker side, as a pool initializer: binds this interpreter's thread to one of ``cpus``,
-    chosen by the worker's index (round-robin)."""
-    import os
-
-    from . import _native
-
-    index = _native.worker_index() or 0
-    os.sched_setaffinity(0, {cpus[index % len(cpus)]})  # 0: the calling thread
 
 
 def _make_list(*items: Any) -> list[Any]:
@@ -528,7 +517,7 @@ def _traceback_from_cause(error: BaseException) -> Any:
 
 
 def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME,
-            default: bool = False, pin: bool = False) -> InterpreterPoolExecutor:
+            default: bool = False) -> InterpreterPoolExecutor:
     """Gives a ``distributed.Worker`` an interpreter pool as its executor ``name``.
 
     Tasks annotated ``dask.annotate(executor=name)`` then run in the pool's interpreters;
@@ -537,9 +526,6 @@ def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_
     that is running (cancelled by the client, or no longer needed), the task is interrupted.
     The worker shuts the pool down when it closes. Prefer the preload or
     :class:`InterpreterPoolPlugin`, which call this.
-
-    ``pin=True`` binds interpreter k to the k-th CPU this process may use (round-robin), for a
-    machine given to this worker: no two interpreters then share a CPU while others are idle.
 
     Raises:
         ValueError: an executor called ``name`` exists already (other than "default").
@@ -558,13 +544,7 @@ def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_
     if name in worker.executors and name != "default":
         raise ValueError(f"the worker already has an executor named {name!r}")
     _stop_frame_sampling(worker)
-    if pin:
-        import os
-
-        pool = InterpreterPoolExecutor(max_workers or worker.state.nthreads, initializer=pin_to_cpu,
-                                       initargs=(tuple(sorted(os.sched_getaffinity(0))),))
-    else:
-        pool = InterpreterPoolExecutor(max_workers or worker.state.nthreads)
+    pool = InterpreterPoolExecutor(max_workers or worker.state.nthreads)
     if _executing is None:
         _executing = weakref.WeakKeyDictionary()
     _executing[pool] = {}
@@ -655,21 +635,18 @@ def _plugin_class() -> type:
             max_workers: interpreters per worker; default: the worker's ``nthreads``.
             name: the executor name to annotate tasks with.
             default: also run un-annotated tasks on the interpreters.
-            pin: bind each interpreter to its own CPU (see :func:`install`).
         """
 
         def __init__(self, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME,
-                     default: bool = False, pin: bool = False) -> None:
+                     default: bool = False) -> None:
             self.max_workers = max_workers
             self.executor_name = name
             self.default = default
-            self.pin = pin
             self.name = f"subinterpreter-parallelism-{name}"
             self.pool: InterpreterPoolExecutor | None = None
 
         def setup(self, worker: Any) -> None:
-            self.pool = install(worker, self.max_workers, name=self.executor_name, default=self.default,
-                                pin=getattr(self, "pin", False))
+            self.pool = install(worker, self.max_workers, name=self.executor_name, default=self.default)
 
         def teardown(self, worker: Any) -> None:
             from distributed.worker import WORKER_ANY_RUNNING
@@ -704,13 +681,12 @@ def _dask_setup_command() -> Any:
                   help=f"Executor name that tasks are annotated with (default: {DEFAULT_EXECUTOR_NAME}).")
     @click.option("--as-default", is_flag=True,
                   help="Run tasks without an executor annotation on the interpreters too.")
-    @click.option("--pin", is_flag=True, help="Bind each interpreter to its own CPU.")
-    async def dask_setup(worker: Any, interpreters: int | None, executor_name: str | None, as_default: bool,
-                         pin: bool) -> None:
+    async def dask_setup(worker: Any, interpreters: int | None, executor_name: str | None,
+                         as_default: bool) -> None:
         """Preload entry point: ``dask worker ... --preload subinterpreter_parallelism.dask_support``.
 
         Each option may also come from the dask config section ``subinterpreter-parallelism``
-        (keys ``interpreters``, ``executor-name``, ``as-default``, ``pin``), e.g. set through
+        (keys ``interpreters``, ``executor-name``, ``as-default``), e.g. set through
         environment variables: ``dask worker --scheduler-file F`` takes the first word after
         it for the scheduler's address, so options after the preload need an address before.
         """
@@ -728,8 +704,7 @@ def _dask_setup_command() -> Any:
         plugin = __getattr__("InterpreterPoolPlugin")(
             int(interpreters) if interpreters else None,
             name=setting("executor-name", executor_name, DEFAULT_EXECUTOR_NAME),
-            default=_truthy(setting("as-default", as_default, False)),
-            pin=_truthy(setting("pin", pin, False)))
+            default=_truthy(setting("as-default", as_default, False)))
         await worker.plugin_add(plugin, name=plugin.name, catch_errors=False)
 
     return dask_setup
