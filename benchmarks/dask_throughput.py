@@ -117,36 +117,45 @@ class Cluster:
     """A scheduler and the worker processes of one set-up, with a client connected to it."""
 
     def __init__(self, config: str, n: int, directory: str) -> None:
-        from distributed import Client
-
         self.config = config
         self.rates: list[float] = []
         self.cpus: list[float] = []  # CPUs the worker processes used during each round
         self.log_path = os.path.join(directory, f"{config}.log")
         self._log = open(self.log_path, "w")
-        scheduler_file = os.path.join(directory, f"{config}-scheduler.json")
-        self.processes = [subprocess.Popen(
+        self.processes: list[subprocess.Popen] = []
+        self.client: Any = None
+        try:
+            self._start(n, directory)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, n: int, directory: str) -> None:
+        from distributed import Client
+
+        scheduler_file = os.path.join(directory, f"{self.config}-scheduler.json")
+        self.processes.append(subprocess.Popen(
             _dask("scheduler", "--scheduler-file", scheduler_file, "--host", "127.0.0.1",
-                  "--port", "0", "--no-dashboard"), stdout=self._log, stderr=subprocess.STDOUT)]
+                  "--port", "0", "--no-dashboard"), stdout=self._log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 60
         address = None
         while address is None:
             if time.monotonic() > deadline or self.processes[0].poll() is not None:
-                raise RuntimeError(f"the scheduler of {config} did not start")
+                raise RuntimeError(f"the scheduler of {self.config} did not start")
             try:
                 address = json.loads(Path(scheduler_file).read_text())["address"]
             except (OSError, ValueError, KeyError):
                 time.sleep(0.1)
         self.workers = [subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-                        for cmd in worker_commands(config, n, address, directory)]
+                        for cmd in worker_commands(self.config, n, address, directory)]
         self.processes += self.workers
         self.client = Client(address, timeout=60)
         self.client.wait_for_workers(len(self.workers), timeout=120)
         self.slots = sum(self.client.nthreads().values())
         executors = set(self.client.run(_default_executor).values())
-        expected = "InterpreterPoolExecutor" if config == "interpreters" else "ThreadPoolExecutor"
+        expected = "InterpreterPoolExecutor" if self.config == "interpreters" else "ThreadPoolExecutor"
         if executors != {expected}:
-            raise RuntimeError(f"{config}: the workers run tasks on {executors}, not {expected}")
+            raise RuntimeError(f"{self.config}: the workers run tasks on {executors}, not {expected}")
 
     def round(self, size: int, tasks: int) -> float:
         """Runs ``tasks`` tasks; returns tasks per second (and notes the CPUs the workers used)."""
@@ -172,7 +181,8 @@ class Cluster:
 
     def close(self) -> None:
         try:
-            self.client.close()
+            if self.client is not None:
+                self.client.close()
         finally:
             stop(self.processes)
             self._log.close()
