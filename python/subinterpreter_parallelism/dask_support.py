@@ -557,10 +557,10 @@ def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_
 def _stop_frame_sampling(worker: Any) -> None:
     """Turns off distributed's profiler in this process, before any interpreter runs here.
 
-    ``sys._current_frames()``, which the profiler calls every few milliseconds, walks the
-    threads of every interpreter in the process and makes frame objects for them with the
-    calling interpreter's allocator, while they run under their own GIL (a CPython bug, still
-    in 3.14): the process aborts ("free(): invalid pointer") once such a frame is freed. The
+    ``sys._current_frames()``, which the profiler calls periodically, walks the threads of
+    every interpreter in the process and makes frame objects for them with the calling
+    interpreter's allocator, while they run under their own GIL (a CPython bug): the process
+    aborts ("free(): invalid pointer") once such a frame is freed. The
     per-task profiler is a periodic callback of the worker: removed. The event loop's sampling
     thread started with the worker: it takes ``distributed.profile.lock`` around each call, so
     holding that lock for the life of the process parks it for good. Later workers of this
