@@ -45,8 +45,11 @@ test: pytest swift-test
 pytest: install
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
+# Builds only the test bundle (the runtime and its tests): the extension target needs
+# Python's headers, and its debug build clashes with Glibc's module over fd_set.
 swift-test:
-	$(SWIFT) test --scratch-path .build-py$(PYTAG) -Xcc -I$(INCLUDE)
+	$(SWIFT) build --scratch-path .build-swift-test --product SubinterpreterParallelismPackageTests
+	$(SWIFT) test --skip-build --scratch-path .build-swift-test
 
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'

@@ -29,8 +29,9 @@ let package = Package(
         .target(
             name: "NativeExtension",
             dependencies: ["CPythonShim", "ParallelRuntime"],
+            exclude: ["exports.map"],  // the linker version script, passed by setup.py
             linkerSettings: [
-                .unsafeFlags(["-static-stdlib", "-Xlinker", "--version-script=Sources/NativeExtension/exports.map"]),
+                .unsafeFlags(["-static-stdlib"]),
             ]
         ),
         .testTarget(name: "ParallelRuntimeTests", dependencies: ["ParallelRuntime"]),
