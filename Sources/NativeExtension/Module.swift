@@ -199,55 +199,51 @@ enum ModuleState {
         of(type: Py_TYPE(instance))
     }
 
+    /// Fills two state fields with attributes of `module` (imported now) unless both are set.
+    /// Returns false with an exception set if the import or a look-up fails.
+    private static func load(
+        _ state: UnsafeMutablePointer<sp_ModuleState>, from module: String,
+        _ first: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>),
+        _ second: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>)
+    ) -> Bool {
+        if state.pointee[keyPath: first.1] != nil && state.pointee[keyPath: second.1] != nil { return true }
+        guard let imported = PyImport_ImportModule(module) else { return false }
+        defer { Py_DecRef(imported) }
+        guard let a = PyObject_GetAttrString(imported, first.0) else { return false }
+        guard let b = PyObject_GetAttrString(imported, second.0) else { Py_DecRef(a); return false }
+        Py_DecRef(state.pointee[keyPath: first.1])
+        Py_DecRef(state.pointee[keyPath: second.1])
+        state.pointee[keyPath: first.1] = a
+        state.pointee[keyPath: second.1] = b
+        return true
+    }
+
     /// `_pickling.dumps`/`loads` of the instance's interpreter (borrowed), imported on first use
     /// so that importing `_native` never imports the rest of the package.
     static func pickling(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
         guard let state = of(instance: instance) else {
             return Py.fail(PyExc_RuntimeError, "_native module state is missing")
         }
-        if state.pointee.dumps == nil || state.pointee.loads == nil {
-            guard let module = PyImport_ImportModule("subinterpreter_parallelism._pickling") else { return nil }
-            defer { Py_DecRef(module) }
-            guard let dumps = PyObject_GetAttrString(module, "dumps") else { return nil }
-            guard let loads = PyObject_GetAttrString(module, "loads") else { Py_DecRef(dumps); return nil }
-            Py_DecRef(state.pointee.dumps)
-            Py_DecRef(state.pointee.loads)
-            state.pointee.dumps = dumps
-            state.pointee.loads = loads
-        }
+        guard load(state, from: "subinterpreter_parallelism._pickling", ("dumps", \.dumps), ("loads", \.loads))
+        else { return nil }
         return name == "dumps" ? state.pointee.dumps : state.pointee.loads
     }
 
     /// `_pickle.dumps` and `_pickle.loads` of the interpreter owning `type` (borrowed), imported
     /// on first use; nil with an exception set if that fails.
     static func cPickle(for type: UnsafeMutablePointer<PyTypeObject>) -> (dumps: PyObjectPointer, loads: PyObjectPointer)? {
-        guard let state = of(type: type) else { return nil }
-        if state.pointee.c_dumps == nil || state.pointee.c_loads == nil {
-            guard let module = PyImport_ImportModule("_pickle") else { return nil }
-            defer { Py_DecRef(module) }
-            guard let dumps = PyObject_GetAttrString(module, "dumps") else { return nil }
-            guard let loads = PyObject_GetAttrString(module, "loads") else { Py_DecRef(dumps); return nil }
-            Py_DecRef(state.pointee.c_dumps)
-            Py_DecRef(state.pointee.c_loads)
-            state.pointee.c_dumps = dumps
-            state.pointee.c_loads = loads
-        }
+        guard let state = of(type: type),
+              load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
+        else { return nil }
         return (state.pointee.c_dumps!, state.pointee.c_loads!)
     }
 
-    /// `Empty`, `Full` or `QueueClosed` of the instance's interpreter (borrowed).
+    /// `Empty`, `Full` or `QueueClosed` of the instance's interpreter (borrowed); `queue` is
+    /// imported on first use (a worker's start-up should not pay for it).
     static func exception(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
-        guard let state = of(instance: instance) else { return nil }
-        if state.pointee.queue_empty == nil || state.pointee.queue_full == nil {
-            guard let queueModule = PyImport_ImportModule("queue") else { return nil }
-            defer { Py_DecRef(queueModule) }
-            guard let empty = PyObject_GetAttrString(queueModule, "Empty") else { return nil }
-            guard let full = PyObject_GetAttrString(queueModule, "Full") else { Py_DecRef(empty); return nil }
-            Py_DecRef(state.pointee.queue_empty)
-            Py_DecRef(state.pointee.queue_full)
-            state.pointee.queue_empty = empty
-            state.pointee.queue_full = full
-        }
+        guard let state = of(instance: instance),
+              load(state, from: "queue", ("Empty", \.queue_empty), ("Full", \.queue_full))
+        else { return nil }
         switch name {
         case "Empty": return state.pointee.queue_empty
         case "Full": return state.pointee.queue_full
