@@ -184,16 +184,8 @@ enum Keywords {
         for i in 0..<positional { values[i] = args![i] }
         guard let keywords else { return true }
         for k in 0..<Int(PyTuple_Size(keywords)) {
-            guard let key = Py.swiftString(sp_Tuple_GET_ITEM(keywords, k)) else { return false }
-            guard let slot = names.firstIndex(of: key) else {
-                PyErr_SetString(PyExc_TypeError, "\(function)() got an unexpected keyword argument '\(key)'")
-                return false
-            }
-            guard values[slot] == nil else {
-                PyErr_SetString(PyExc_TypeError, "\(function)() got multiple values for argument '\(key)'")
-                return false
-            }
-            values[slot] = args![positional + k]
+            guard assign(sp_Tuple_GET_ITEM(keywords, k)!, args![positional + k], function, names, &values)
+            else { return false }
         }
         return true
     }
@@ -214,17 +206,26 @@ enum Keywords {
         var key: PyObjectPointer?
         var value: PyObjectPointer?
         while PyDict_Next(dict, &position, &key, &value) != 0 {
-            guard let name = Py.swiftString(key!) else { return false }
-            guard let slot = names.firstIndex(of: name) else {
-                PyErr_SetString(PyExc_TypeError, "\(function)() got an unexpected keyword argument '\(name)'")
-                return false
-            }
-            guard values[slot] == nil else {
-                PyErr_SetString(PyExc_TypeError, "\(function)() got multiple values for argument '\(name)'")
-                return false
-            }
-            values[slot] = value
+            guard assign(key!, value, function, names, &values) else { return false }
         }
+        return true
+    }
+
+    /// Puts the keyword argument `key=value` in its slot; TypeError for unknown or repeated names.
+    private static func assign(
+        _ key: PyObjectPointer, _ value: PyObjectPointer?, _ function: String, _ names: [String],
+        _ values: inout [PyObjectPointer?]
+    ) -> Bool {
+        guard let name = Py.swiftString(key) else { return false }
+        guard let slot = names.firstIndex(of: name) else {
+            PyErr_SetString(PyExc_TypeError, "\(function)() got an unexpected keyword argument '\(name)'")
+            return false
+        }
+        guard values[slot] == nil else {
+            PyErr_SetString(PyExc_TypeError, "\(function)() got multiple values for argument '\(name)'")
+            return false
+        }
+        values[slot] = value
         return true
     }
 }
