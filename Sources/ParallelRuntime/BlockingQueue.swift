@@ -196,12 +196,14 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     public func close() {
         let woken: [Slot] = state.withLock { state in
             state.isClosed = true
-            var woken = Array(state.getters) + Array(state.putters)
+            let woken = Array(state.getters) + Array(state.putters)
             state.getters.removeAll()
             state.putters.removeAll()
-            for slot in woken { slot.closed = true }
             // A closed queue keeps no waiting items: the putters' items are not added.
-            woken = woken.map { slot in slot.item = nil; return slot }
+            for slot in woken {
+                slot.closed = true
+                slot.item = nil
+            }
             return woken
         }
         for slot in woken { slot.parker.unpark() }

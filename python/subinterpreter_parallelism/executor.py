@@ -7,11 +7,13 @@ completion thread that turns worker events into finished futures.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
@@ -252,8 +254,6 @@ class _Deadlines:
         self._thread.start()
 
     def add(self, future: _TaskFuture, seconds: float) -> None:
-        import heapq
-        import time
 
         with self._condition:
             heapq.heappush(self._entries, (time.monotonic() + seconds, next(self._counter), weakref.ref(future)))
@@ -265,8 +265,6 @@ class _Deadlines:
             self._condition.notify()
 
     def _run(self) -> None:
-        import heapq
-        import time
 
         while True:
             with self._condition:
@@ -487,8 +485,6 @@ class InterpreterPoolExecutor(Executor):
             raise TypeError("chunksize must be an int or None")
         if chunksize is not None and chunksize < 1:
             raise ValueError("chunksize must be >= 1")
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         items = list(zip(*iterables))
         if chunksize is None:
@@ -596,7 +592,6 @@ def _close_native(native: Any) -> None:
 
 def _yield_results(futures: list[_TaskFuture], deadline: float | None, chunked: bool) -> Iterator[Any]:
     """Yields results in order; on timeout, error, early close or Ctrl-C cancels the rest."""
-    import time
 
     futures.reverse()  # pop() from the end is cheap
     try:

@@ -159,9 +159,7 @@ def _outcomes(checked: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]],
     outcomes = []
     for index, ((module, function, _, _), future) in enumerate(zip(checked, futures)):
         target = f"{module}.{function}"
-        if future.cancelled():
-            outcomes.append(CallOutcome(index, target, False, exception=CancelledError()))
-        elif not future.done():
+        if future.cancelled() or not future.done():  # stopped, or never ran
             outcomes.append(CallOutcome(index, target, False, exception=CancelledError()))
         elif future.exception() is not None:
             outcomes.append(CallOutcome(index, target, False, exception=future.exception()))
