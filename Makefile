@@ -1,22 +1,34 @@
 # Two commands on a fresh machine:
 #   make demo   creates .venv from the newest Python >= 3.12, builds the Swift core, runs the demo
 #   make test   the same set-up, then pytest and `swift test`
-# PY=python3.12 make test picks another interpreter; VENV=... another virtual environment.
+# PY=3.12 (or PY=python3.12, or a path) picks another interpreter; VENV=... another virtual
+# environment. PY=3.14 and PY=3.15 use this machine's python3.14/3.15 when it has them, else
+# a Debian root that scripts/debian-root creates once (cached outside the work tree): the
+# host's Swift builds the extension against the root's headers, and the venv, pip and pytest
+# run inside the root.
 
 PY ?=
-PYTHON := $(shell scripts/find-python $(PY))
-ifeq ($(PYTHON),)
+PYNAME := $(if $(filter 3.%,$(PY)),python$(PY),$(PY))
+PYTHON := $(shell scripts/find-python $(PYNAME) 2>/dev/null)
+ifneq ($(PYTHON),)
+IN :=
+PYTAG := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
+VENV ?= .venv
+else ifneq ($(filter python3.14 python3.15,$(PYNAME)),)
+ROOT_VERSION := $(PYNAME:python%=%)
+IN := scripts/debian-root run
+PYTHON := /usr/bin/$(PYNAME)
+PYTAG := $(subst .,,$(ROOT_VERSION))
+VENV ?= .venv-py$(PYTAG)
+else
 $(error no Python >= 3.12 found (PY=$(PY)); own-GIL interpreters need 3.12+)
 endif
-PYTAG := $(shell $(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
-INCLUDE := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("include"))')
-VENV ?= .venv
-VPY := $(VENV)/bin/python
+VPY := $(IN) $(VENV)/bin/python
 STAMP := $(VENV)/.installed-py$(PYTAG)
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 EXTRAS ?= test,progress
 PYTEST_ARGS ?= -m "not slow"
-NATIVE_SOURCES := $(shell find Sources -type f) Package.swift setup.py pyproject.toml
+NATIVE_SOURCES := $(shell find Sources -type f) Package.swift setup.py pyproject.toml scripts/build-native
 
 .PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean
 
@@ -25,13 +37,20 @@ all: test
 install: $(STAMP)
 
 # A venv made by another Python is rebuilt; the editable install keeps Python edits live,
-# and any change to the Swift sources rebuilds the extension.
+# and any change to the Swift sources rebuilds the extension. In a Debian root, the host's
+# Swift builds the library first and pip takes it as it is (SP_PREBUILT_NATIVE, setup.py).
 $(STAMP): $(NATIVE_SOURCES)
-	@if [ -x $(VPY) ] && [ ! -f $(STAMP) ] && ls $(VENV)/.installed-py* >/dev/null 2>&1; then \
+	@if $(IN) test -x $(VENV)/bin/python && [ ! -f $(STAMP) ] && ls $(VENV)/.installed-py* >/dev/null 2>&1; then \
 		echo "recreating $(VENV) for Python $(PYTAG)"; rm -rf $(VENV); fi
-	@[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
+	@$(IN) test -x $(VENV)/bin/python || $(IN) $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+ifeq ($(IN),)
 	SWIFT=$(SWIFT) $(VPY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
+else
+	SWIFT=$(SWIFT) scripts/debian-root build-native $(ROOT_VERSION) >/dev/null
+	SP_PREBUILT_NATIVE=$(CURDIR)/.build-py$(PYTAG)/release/libSubinterpreterParallelism.so \
+		$(VPY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
+endif
 	@touch $(STAMP)
 
 demo: install

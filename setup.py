@@ -1,8 +1,9 @@
 """Builds the Swift core as the extension module ``subinterpreter_parallelism._native``.
 
-``build_ext`` runs ``swift build -c release`` for the very interpreter running pip: that
-interpreter's headers, the static Swift standard library (no Swift runtime needed at run
-time), and a linker version script that exports only ``PyInit__native``.
+``build_ext`` runs ``scripts/build-native`` (``swift build -c release``) for the very
+interpreter running pip: that interpreter's headers, the static Swift standard library (no
+Swift runtime needed at run time), and a linker version script that exports only
+``PyInit__native``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,6 @@ if sys.version_info < (3, 12):
         f"PEP 684); this is Python {sys.version.split()[0]}.")
 
 ROOT = Path(__file__).resolve().parent
-PRODUCT = "SubinterpreterParallelism"
-
-
-def find_swift() -> str:
-    """The `swift` driver: $SWIFT, then PATH, then the usual install location."""
-    for candidate in (os.environ.get("SWIFT"), shutil.which("swift"), "/opt/swift/usr/bin/swift"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    sys.exit("subinterpreter_parallelism: the Swift toolchain (swift 6.0+) is needed to build "
-             "the native core; install it or set SWIFT=/path/to/swift.")
 
 
 class SwiftExtension(Extension):
@@ -41,20 +32,21 @@ class SwiftExtension(Extension):
 
 
 class BuildSwift(build_ext):
+    """Runs scripts/build-native for this interpreter's headers, or takes the library named by
+    $SP_PREBUILT_NATIVE (built by the host's Swift for a Python that lives in a Debian root,
+    where no Swift is installed: see scripts/debian-root)."""
+
     def build_extension(self, ext: Extension) -> None:
-        include = sysconfig.get_path("include")
-        scratch = ROOT / f".build-py{sys.version_info.major}{sys.version_info.minor}"
-        command = [
-            find_swift(), "build", "-c", "release",
-            "--package-path", str(ROOT),
-            "--scratch-path", str(scratch),
-            "--product", PRODUCT,
-            "-Xcc", f"-I{include}",
-            "-Xlinker", f"--version-script={ROOT / 'Sources/NativeExtension/exports.map'}",
-        ]
-        print("building the Swift core:", " ".join(command), flush=True)
-        subprocess.run(command, check=True, cwd=ROOT)
-        built = scratch / "release" / f"lib{PRODUCT}.so"
+        if sysconfig.get_config_var("Py_GIL_DISABLED"):
+            sys.exit("subinterpreter_parallelism needs a Python build with a GIL; on a "
+                     "free-threaded build (python3.13t, 3.14t) use threads instead.")
+        built = os.environ.get("SP_PREBUILT_NATIVE")
+        if not built:
+            scratch = ROOT / f".build-py{sys.version_info.major}{sys.version_info.minor}"
+            includes = dict.fromkeys(sysconfig.get_path(key) for key in ("include", "platinclude"))
+            result = subprocess.run(["bash", str(ROOT / "scripts" / "build-native"), str(scratch), *includes],
+                                    check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            built = result.stdout.strip().splitlines()[-1]
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         # Copy then rename: a process that has the old library mapped keeps its inode intact

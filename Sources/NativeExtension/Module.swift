@@ -15,8 +15,8 @@ public func PyInit__native() -> UnsafeMutablePointer<PyObject>? {
 enum NativeModule {
     nonisolated(unsafe) static let definition: UnsafeMutablePointer<PyModuleDef> = {
         let slots = UnsafeMutablePointer<PyModuleDef_Slot>.allocate(capacity: 3)
-        slots[0] = PyModuleDef_Slot(slot: Py_mod_exec, value: unsafeBitCast(exec, to: UnsafeMutableRawPointer.self))
-        slots[1] = PyModuleDef_Slot(slot: Py_mod_multiple_interpreters, value: sp_MOD_PER_INTERPRETER_GIL_SUPPORTED())
+        slots[0] = PyModuleDef_Slot(slot: sp_slot_mod_exec, value: unsafeBitCast(exec, to: UnsafeMutableRawPointer.self))
+        slots[1] = PyModuleDef_Slot(slot: sp_slot_mod_multiple_interpreters, value: sp_MOD_PER_INTERPRETER_GIL_SUPPORTED())
         slots[2] = PyModuleDef_Slot(slot: 0, value: nil)
         let definition = UnsafeMutablePointer<PyModuleDef>.allocate(capacity: 1)
         definition.initialize(to: PyModuleDef(

@@ -58,7 +58,7 @@ enum Box {
             object.release()
         }
         let type = Py_TYPE(instance)!
-        let free = unsafeBitCast(PyType_GetSlot(type, Py_tp_free), to: freefunc.self)
+        let free = unsafeBitCast(PyType_GetSlot(type, sp_slot_tp_free), to: freefunc.self)
         free(UnsafeMutableRawPointer(instance))
         Py_DecRef(UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyObject.self))
     }
@@ -122,9 +122,9 @@ enum NativeTables {
         extraSlots: [PyType_Slot] = []
     ) -> UnsafeMutablePointer<PyType_Spec> {
         var slots: [PyType_Slot] = [
-            PyType_Slot(slot: Py_tp_dealloc, pfunc: unsafeBitCast(Box.dealloc, to: UnsafeMutableRawPointer.self)),
-            PyType_Slot(slot: Py_tp_doc, pfunc: UnsafeMutableRawPointer(mutating: doc.cString)),
-            PyType_Slot(slot: Py_tp_methods, pfunc: UnsafeMutableRawPointer(self.methods(methods))),
+            PyType_Slot(slot: sp_slot_tp_dealloc, pfunc: unsafeBitCast(Box.dealloc, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(slot: sp_slot_tp_doc, pfunc: UnsafeMutableRawPointer(mutating: doc.cString)),
+            PyType_Slot(slot: sp_slot_tp_methods, pfunc: UnsafeMutableRawPointer(self.methods(methods))),
         ]
         slots += extraSlots
         slots.append(PyType_Slot(slot: 0, pfunc: nil))

@@ -144,7 +144,7 @@ final class NativePool: NativeBacked {
         name: "subinterpreter_parallelism._native.Pool",
         doc: "Pool(workers, sys_path, bootstrap_payload, encoder): worker threads that each own an own-GIL interpreter.",
         methods: methods,
-        extraSlots: [PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self))])
+        extraSlots: [PyType_Slot(slot: sp_slot_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self))])
 
     private func submit(_ arguments: Arguments) -> PyObjectPointer? {
         guard let id = Py.int64(arguments[0]) else { return nil }
@@ -389,7 +389,7 @@ enum ResultBufferType {
         doc: "Read-only bytes of a task's encoded outcome (supports the buffer protocol).",
         methods: [],
         extraSlots: [
-            PyType_Slot(slot: Py_bf_getbuffer, pfunc: unsafeBitCast(getBuffer, to: UnsafeMutableRawPointer.self)),
-            PyType_Slot(slot: Py_sq_length, pfunc: unsafeBitCast(length, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(slot: sp_slot_bf_getbuffer, pfunc: unsafeBitCast(getBuffer, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(slot: sp_slot_sq_length, pfunc: unsafeBitCast(length, to: UnsafeMutableRawPointer.self)),
         ])
 }

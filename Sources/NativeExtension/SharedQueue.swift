@@ -210,8 +210,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         """,
         methods: methods,
         extraSlots: [
-            PyType_Slot(slot: Py_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self)),
-            PyType_Slot(slot: Py_tp_getset, pfunc: UnsafeMutableRawPointer(attributes)),
+            PyType_Slot(slot: sp_slot_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(slot: sp_slot_tp_getset, pfunc: UnsafeMutableRawPointer(attributes)),
         ])
 
     /// Read-only attributes: `maxsize`, as on `queue.Queue`.

@@ -12,6 +12,9 @@
 #if PY_VERSION_HEX < 0x030C0000
 #error "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL interpreters, PEP 684)"
 #endif
+#ifdef Py_GIL_DISABLED
+#error "subinterpreter_parallelism is for builds with a GIL; on a free-threaded build use threads"
+#endif
 
 /// The instance layout of every type the extension defines: a Python object header
 /// followed by one retained pointer to the Swift object that does the work.
@@ -63,6 +66,20 @@ static inline PyObject *sp_Tuple_GET_ITEM(PyObject *t, Py_ssize_t i) { return Py
 static inline PyObject *sp_List_GET_ITEM(PyObject *l, Py_ssize_t i) { return PyList_GET_ITEM(l, i); }
 static inline char *sp_Bytes_AS_STRING(PyObject *b) { return PyBytes_AS_STRING(b); }
 static inline Py_ssize_t sp_Bytes_GET_SIZE(PyObject *b) { return PyBytes_GET_SIZE(b); }
+
+/// Slot ids. Python 3.15 turned some of them into function-like macros
+/// (`_Py_SLOT_COMPAT_VALUE(old, new)`) that Swift cannot import, so every slot the extension
+/// uses is spelled here once, for all versions.
+static const int sp_slot_mod_exec = Py_mod_exec;
+static const int sp_slot_mod_multiple_interpreters = Py_mod_multiple_interpreters;
+static const int sp_slot_tp_dealloc = Py_tp_dealloc;
+static const int sp_slot_tp_doc = Py_tp_doc;
+static const int sp_slot_tp_methods = Py_tp_methods;
+static const int sp_slot_tp_free = Py_tp_free;
+static const int sp_slot_tp_new = Py_tp_new;
+static const int sp_slot_tp_getset = Py_tp_getset;
+static const int sp_slot_bf_getbuffer = Py_bf_getbuffer;
+static const int sp_slot_sq_length = Py_sq_length;
 
 static inline PyModuleDef_Base sp_ModuleDef_HEAD_INIT(void) {
     PyModuleDef_Base base = PyModuleDef_HEAD_INIT;
