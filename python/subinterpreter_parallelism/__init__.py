@@ -19,6 +19,14 @@ if sys.version_info < (3, 12):  # pragma: no cover - guarded by requires-python 
         "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL sub-interpreters, "
         f"PEP 684); this is Python {sys.version.split()[0]}")
 
+from . import _versions
+
+if _versions.FREE_THREADED:
+    raise ImportError(
+        "subinterpreter_parallelism runs each worker in an interpreter with its own GIL; this is a "
+        "free-threaded Python build (no GIL), where plain threads already run Python code in "
+        "parallel: use concurrent.futures.ThreadPoolExecutor there instead")
+
 from ._native import Queue, QueueClosed, TaskInterrupted
 
 if TYPE_CHECKING:

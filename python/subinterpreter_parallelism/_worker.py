@@ -13,7 +13,7 @@ import sys
 import time
 TYPE_CHECKING = False
 
-from . import _native, _outcome, _pickling
+from . import _native, _outcome, _pickling, _versions
 from ._native import TaskInterrupted
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def bootstrap(payload: bytes | None) -> str | None:
         if config.get("interruptible_sleep", True):
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
-        if sys.version_info < (3, 13):
+        if _versions.PYDATETIME_IN_WORKERS:
             from . import _import_hooks
 
             _import_hooks.watch("_pydatetime", _present_as_datetime)

@@ -13,8 +13,8 @@ This module
   ``fallback="process"``);
 - describes this Python and this build (``python -m subinterpreter_parallelism info``).
 
-It is also run as a script (``python compat.py --probe``) in the probe processes of
-``check``, so it has no package-relative imports at module level.
+It is also run as a module (``python -m subinterpreter_parallelism.compat --probe``) in the
+probe processes of ``check``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from . import _versions
 
 __all__ = [
     "ModuleCheck",
@@ -431,9 +433,14 @@ def _run_probe(name: str, paths: list[str], timeout: float,
     import subprocess
 
     request = json.dumps({"module": name, "paths": paths, "pattern": _REFUSAL_TEXT, "mode": mode})
-    command = [sys.executable, "-X", "faulthandler", os.path.abspath(__file__), "--probe"]
+    # Run as a module of the package (found where this copy of it lives), so that it reads
+    # the same version facts (_versions) as everything else.
+    command = [sys.executable, "-X", "faulthandler", "-m", f"{__package__}.compat", "--probe"]
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [package_parent] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     done = subprocess.run(command, input=request, capture_output=True, text=True,
-                          timeout=timeout, cwd=os.getcwd())
+                          timeout=timeout, cwd=os.getcwd(), env=env)
     records: dict[str, dict[str, Any]] = {}
     for line in done.stdout.splitlines():
         try:
@@ -519,7 +526,7 @@ def _probe_main() -> int:
     read_end, write_end = os.pipe()
     code = _SUB_CODE.format(paths=request["paths"], module=request["module"],
                             pattern=request["pattern"], fd=write_end)
-    failure = _run_in_fresh_interpreter(code)
+    failure = _versions.run_in_fresh_interpreter(code)
     os.close(write_end)
     chunks = []
     while chunk := os.read(read_end, 65536):
@@ -532,40 +539,14 @@ def _probe_main() -> int:
                   "error": f"the probe could not run in a sub-interpreter: {failure}",
                   "refusal": None, "refused_module": None}
     report(record)
-    if record.get("refusal") and sys.version_info < (3, 13):
+    if record.get("refusal") and _versions.REFUSED_MODULE_CRASHES_OTHERS:
         # CPython 3.12 ran the refused module's init in that interpreter (gh-117953); for some
         # modules a second interpreter trying it crashes the process, as a second worker would.
-        _run_in_fresh_interpreter(f"try:\n    __import__({request['module']!r})\nexcept ImportError:\n    pass\n")
+        _versions.run_in_fresh_interpreter(f"try:\n    __import__({request['module']!r})\nexcept ImportError:\n    pass\n")
         report({"stage": "again", "ok": True})
     return 0
 
 
-def _run_in_fresh_interpreter(code: str) -> str | None:
-    """Runs ``code`` in a new isolated (own-GIL) interpreter, then destroys it.
-
-    Returns None, or a description of an exception that escaped ``code``.
-    """
-    try:
-        import _interpreters  # 3.13
-
-        interp = _interpreters.create("isolated")
-        try:
-            excinfo = _interpreters.exec(interp, code)
-        finally:
-            _interpreters.destroy(interp)
-        return None if excinfo is None else str(getattr(excinfo, "formatted", excinfo))
-    except ImportError:
-        pass
-    import _xxsubinterpreters  # 3.12
-
-    interp = _xxsubinterpreters.create(isolated=True)
-    try:
-        _xxsubinterpreters.run_string(interp, code)
-    except Exception as exc:
-        return str(exc)
-    finally:
-        _xxsubinterpreters.destroy(interp)
-    return None
 
 
 def _format_seconds(seconds: float | None) -> str:
@@ -651,7 +632,7 @@ def info() -> dict[str, Any]:
     }
     start = time.perf_counter()
     try:
-        failure = _run_in_fresh_interpreter("pass")
+        failure = _versions.run_in_fresh_interpreter("pass")
         report["own_gil"] = failure is None
         report["own_gil_detail"] = (
             f"created, ran and destroyed an isolated interpreter in "

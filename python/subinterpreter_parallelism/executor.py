@@ -25,7 +25,7 @@ from concurrent.futures._base import (  # the stdlib's own state names
 )
 from typing import Any, ParamSpec, TypeVar
 
-from . import _native, _outcome, _pickling, _worker
+from . import _native, _outcome, _pickling, _versions, _worker
 from .errors import BrokenInterpreterPool, ExecutionFailed
 
 __all__ = ["InterpreterPoolExecutor", "default_worker_count"]
@@ -566,18 +566,10 @@ def _name_of(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
 
 
-# CPython bugs crash the process when a worker interpreter is the first in the process to import
-# some extension modules: later, when another interpreter imports them too, or at exit ("double
-# free", "free(): invalid pointer"; python/cpython#116510, #119450, #136423). Imported in the
-# caller's interpreter first, they are safe in workers (tests/reliability/test_imports.py).
-_IMPORT_IN_CALLER_FIRST = ("_datetime",) if sys.version_info >= (3, 13) else (
-    "_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
-
-
 def _import_in_caller_first() -> None:
     import importlib
 
-    for name in _IMPORT_IN_CALLER_FIRST:
+    for name in _versions.IMPORT_IN_CALLER_FIRST:
         if name not in sys.modules:
             try:
                 importlib.import_module(name)

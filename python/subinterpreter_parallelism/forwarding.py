@@ -32,7 +32,7 @@ import sys
 TYPE_CHECKING = False
 
 from . import _import_hooks as import_hooks
-from . import _native, _pickling
+from . import _native, _pickling, _versions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -550,11 +550,6 @@ def check_preload(preload: str | Iterable[str]) -> tuple[str, ...]:
     return modules
 
 
-# On CPython 3.12, once a worker interpreter has been refused a single-phase extension module
-# (numpy, _testsinglephase), another interpreter importing it crashes the process ("double
-# free"; python/cpython#116510, #119450). So there one worker tries the preload modules first;
-# the others import them only if it succeeded. 3.13 refuses cleanly, and all import at once.
-_ONE_WORKER_FIRST = sys.version_info < (3, 13)
 
 
 class PreloadWatch:
@@ -570,7 +565,7 @@ class PreloadWatch:
         self._failure: bytes | None = None
         self._done = threading.Event()
         self._gate: Any = None
-        if modules and workers > 1 and _ONE_WORKER_FIRST:
+        if modules and workers > 1 and _versions.ONE_WORKER_FIRST:
             self._gate = _native.Queue()
 
     def worker_config(self) -> dict[str, Any] | None:

@@ -1,0 +1,109 @@
+"""What differs between the CPython versions this package supports (3.12 to 3.15), in one place.
+
+Every other module asks here instead of testing ``sys.version_info`` itself, so that a new
+CPython release means reading one file. Imports nothing beyond ``sys`` and ``sysconfig``:
+worker interpreters load it during their start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+
+__all__ = [
+    "FREE_THREADED",
+    "IMPORT_IN_CALLER_FIRST",
+    "ONE_WORKER_FIRST",
+    "PYDATETIME_IN_WORKERS",
+    "REFUSED_MODULE_CRASHES_OTHERS",
+    "STACK_BASED_RECURSION_LIMIT",
+    "STDLIB_INTERPRETER_POOL",
+    "DEFAULT_START_METHOD_FORKS",
+    "current_interpreter_id",
+    "interpreter_count",
+    "run_in_fresh_interpreter",
+]
+
+VERSION = sys.version_info[:2]
+
+#: A free-threaded build (``python3.13t``, ``3.14t``): no GIL to own, so own-GIL interpreters
+#: bring nothing that plain threads do not; the package refuses to load there.
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+#: CPython bugs crash the process when a worker interpreter is the first in the process to
+#: import some extension modules: later, when another interpreter imports them too, or at exit
+#: ("double free", "free(): invalid pointer"; python/cpython#116510, #119450, #136423).
+#: Imported in the caller's interpreter first, they are safe in workers
+#: (tests/reliability/test_imports.py).
+IMPORT_IN_CALLER_FIRST: tuple[str, ...] = ("_datetime",) if VERSION >= (3, 13) else (
+    "_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
+
+#: 3.12 only: once a worker interpreter has been refused a single-phase extension module
+#: (numpy, _testsinglephase), another interpreter importing it can crash the process
+#: (python/cpython#116510, #119450, gh-117953). 3.13+ refuse cleanly.
+REFUSED_MODULE_CRASHES_OTHERS = VERSION < (3, 13)
+
+#: So on 3.12, one worker tries the ``preload`` modules first, the others only if it succeeded.
+ONE_WORKER_FIRST = REFUSED_MODULE_CRASHES_OTHERS
+
+#: 3.12's ``_datetime`` cannot load in an isolated interpreter, so workers get the pure-Python
+#: ``_pydatetime``; values made there are converted to the caller's datetime types.
+PYDATETIME_IN_WORKERS = VERSION < (3, 13)
+
+#: 3.14+ guard C recursion by the thread's real stack size instead of a fixed depth, so deep
+#: ``repr``/``json``/comparisons of nested data may succeed in a worker's 32 MiB stack where
+#: 3.12/3.13 raise RecursionError.
+STACK_BASED_RECURSION_LIMIT = VERSION >= (3, 14)
+
+#: 3.14+ ship ``concurrent.futures.InterpreterPoolExecutor`` and ``concurrent.interpreters``.
+STDLIB_INTERPRETER_POOL = VERSION >= (3, 14)
+
+#: Up to 3.13, multiprocessing's default start method on Linux is ``fork``, which crashes a
+#: child forked while own-GIL interpreters exist; 3.14 made ``forkserver`` the default.
+DEFAULT_START_METHOD_FORKS = VERSION < (3, 14)
+
+
+def _low_level():  # type: ignore[no-untyped-def]
+    """CPython's private interpreters module: ``_interpreters`` (3.13+), ``_xxsubinterpreters``
+    (3.12)."""
+    if VERSION >= (3, 13):
+        import _interpreters
+
+        return _interpreters
+    import _xxsubinterpreters
+
+    return _xxsubinterpreters
+
+
+def interpreter_count() -> int:
+    """Interpreters alive in this process, the main one included."""
+    return len(_low_level().list_all())
+
+
+def current_interpreter_id() -> int:
+    """The id of the interpreter running this code (0 is the main interpreter)."""
+    current = _low_level().get_current()
+    return int(current[0] if isinstance(current, tuple) else current)
+
+
+def run_in_fresh_interpreter(code: str) -> str | None:
+    """Runs ``code`` in a new isolated (own-GIL) interpreter, then destroys it.
+
+    Returns None, or a description of an exception that escaped ``code``.
+    """
+    low = _low_level()
+    if VERSION >= (3, 13):
+        interp = low.create("isolated")
+        try:
+            excinfo = low.exec(interp, code)
+        finally:
+            low.destroy(interp)
+        return None if excinfo is None else str(getattr(excinfo, "formatted", excinfo))
+    interp = low.create(isolated=True)
+    try:
+        low.run_string(interp, code)
+    except Exception as exc:
+        return str(exc)
+    finally:
+        low.destroy(interp)
+    return None
