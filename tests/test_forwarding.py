@@ -521,7 +521,7 @@ def test_preload_numpy_gives_the_message_of_check():
 @pytest.mark.parametrize("one_first", [False, True])
 def test_preload_with_one_worker_first(module_dir, monkeypatch, capsys, one_first):
     """3.12 needs one worker to try first (a refusal seen by two interpreters crashes it)."""
-    monkeypatch.setattr(forwarding, "_ONE_WORKER_FIRST", one_first)
+    monkeypatch.setattr(forwarding._versions, "ONE_WORKER_FIRST", one_first)
     (module_dir / "_forwarding_counted.py").write_text(
         "from subinterpreter_parallelism import _native\nprint('imported by', _native.worker_index())\n")
     with sp.InterpreterPoolExecutor(3, preload=["_forwarding_counted"]) as pool:
