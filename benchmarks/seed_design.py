@@ -41,12 +41,20 @@ def _seed_call():
 {send}
 """
 
+# CPython's private queue module changed its signatures in every release: 3.13.0 took
+# (qid, obj, fmt), later 3.13s (qid, obj, fmt, unboundop), 3.14+ (qid, obj, unboundop).
+# 2 is the "unbound item is an error" operation.
 _SEND_313 = """
 import _interpqueues
 try:
     _interpqueues.put(CHANNEL, _seed_call(), 0, 2)
 except TypeError:
     _interpqueues.put(CHANNEL, _seed_call(), 0)
+"""
+
+_SEND_314 = """
+import _interpqueues
+_interpqueues.put(CHANNEL, _seed_call(), 2)
 """
 
 _SEND_312 = """
@@ -75,14 +83,18 @@ def _run_in_new_interpreter(module: str, name: str, payload: bytes) -> bytes:
         import _interpqueues
         import _interpreters
 
-        try:
-            channel = _interpqueues.create(0, 0, 2)
-        except TypeError:
-            channel = _interpqueues.create(0, 0)  # type: ignore[call-arg]  # 3.13.0's signature
+        if sys.version_info >= (3, 14):  # create(maxsize, unboundop, fallback)
+            channel, send = _interpqueues.create(0, 2, -1), _SEND_314
+        else:
+            try:  # create(maxsize, fmt, unboundop)
+                channel = _interpqueues.create(0, 0, 2)
+            except TypeError:
+                channel = _interpqueues.create(0, 0)  # type: ignore[call-arg]  # 3.13.0's signature
+            send = _SEND_313
         interp = _interpreters.create()  # the "isolated" config: own GIL
         try:
             shared = {"PAYLOAD": payload, "MODULE": module, "NAME": name, "CHANNEL": channel}
-            failure = _interpreters.exec(interp, _SCRIPT.format(send=_SEND_313), shared)
+            failure = _interpreters.exec(interp, _SCRIPT.format(send=send), shared)
             if failure is not None:
                 raise RuntimeError(f"the seed-design interpreter failed: {failure.formatted}")
             return _interpqueues.get(channel)[0]

@@ -85,7 +85,10 @@ def bare(count: int, warm_up: int) -> dict:
     except ImportError:
         import _xxsubinterpreters as interpreters  # 3.12
 
-    modules = [m for m in _worker_modules() if m not in ("__main__", "builtins", "sys")]
+    # Only names an import statement can spell (Debian's _sysconfigdata__linux_x86_64-linux-gnu
+    # cannot be).
+    modules = [m for m in _worker_modules()
+               if m not in ("__main__", "builtins", "sys") and all(p.isidentifier() for p in m.split("."))]
     script = "import sys\nsys.path[:] = %r\n" % sys.path + "".join(f"import {name}\n" for name in modules)
 
     def one_interpreter():
