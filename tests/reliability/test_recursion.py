@@ -19,7 +19,7 @@ import pytest
 import rel_tasks
 import subinterpreter_parallelism as sp
 from rel_support import assert_clean_exit, run_python
-from subinterpreter_parallelism import _native
+from subinterpreter_parallelism import _native, _versions
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -114,6 +114,24 @@ DEEP_CASES = {
 }
 
 
+# The type each case returns when it completes (getattr_nodes ends in AttributeError at its
+# last node). From 3.14 on, CPython guards C recursion by
+# the real stack left instead of a fixed depth, so in a worker's 32 MiB stack many cases now
+# complete correctly instead of raising: the promise is RecursionError or the right result.
+RETURNED = {
+    "python": "int", "repr_list": "int", "pickle_list": "int", "json_dumps": "int",
+    "json_loads": "bool", "compare_lists": "bool", "deepcopy": "bool", "repr_nodes": "int",
+    "compare_nodes": "bool", "getattr_nodes": "AttributeError", "map": "int", "sorted_key": "int",
+    "eval_nested": "bool", "isinstance_nested": "bool", "return_nested": "list",
+    "dealloc_chain": "str",
+}
+
+
+def allowed(case: str, expected: set[str]) -> set[str]:
+    """What may come out of ``case`` on this Python."""
+    return expected | {RETURNED[case]} if _versions.STACK_BASED_RECURSION_LIMIT else expected
+
+
 CPYTHON_312_EXIT_ABORT = pytest.mark.xfail(
     sys.version_info < (3, 13), strict=True,
     reason="CPython 3.12.1 bug: after cloudpickle failed on a deeply nested value inside a "
@@ -126,7 +144,7 @@ CPYTHON_312_EXIT_ABORT = pytest.mark.xfail(
 def test_deep_recursion_with_a_raised_limit_never_crashes(case):
     result, line = run_deep(case, "worker", "high")
     assert_no_crash(result, line)
-    assert line["type"] in DEEP_CASES[case], line
+    assert line["type"] in allowed(case, DEEP_CASES[case]), line
     assert line["same_worker"], "the worker interpreter was replaced after the failure"
 
 
@@ -134,7 +152,7 @@ def test_deep_recursion_with_a_raised_limit_never_crashes(case):
 def test_deep_recursion_with_the_default_limit(case):
     result, line = run_deep(case, "worker", "default")
     assert_no_crash(result, line)
-    assert line["type"] == "RecursionError", line
+    assert line["type"] in allowed(case, {"RecursionError"}), line
 
 
 def test_unchecked_c_recursion_fits_in_a_worker_stack():
