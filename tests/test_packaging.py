@@ -1,0 +1,80 @@
+"""The sdist carries what building the Swift core needs, and no local build output.
+
+Building the sdist compiles nothing (a few seconds, plus setuptools from PyPI for the isolated
+build); installing it runs the Swift build, which scripts/check-sdist and scripts/build-wheel
+do (`make check-dist`), not pytest.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NEEDED = [
+    "Package.swift",
+    "setup.py",
+    "pyproject.toml",
+    "scripts/build-native",
+    "Sources/NativeExtension/exports.map",
+    "Sources/CPythonShim/include/CPythonShim.h",
+    "Sources/CPythonShim/shim.c",
+    "Tests",  # Package.swift's test target: SwiftPM cannot load the manifest without it
+    "LICENSE",
+    "README.md",
+    "python/subinterpreter_parallelism/__init__.py",
+    "python/subinterpreter_parallelism/py.typed",
+    "python/subinterpreter_parallelism/_native.pyi",
+]
+
+
+def source_version() -> str:
+    text = (ROOT / "python" / "subinterpreter_parallelism" / "__init__.py").read_text()
+    match = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
+    assert match, "no __version__ = \"...\" line in __init__.py"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (ROOT / "pyproject.toml").is_file():
+        pytest.skip("not run from a source tree")
+    out = tmp_path_factory.mktemp("sdist")
+    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(ROOT)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [tarball] = out.glob("*.tar.gz")
+    return tarball
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sdist_carries_the_native_build(sdist: Path):
+    version = source_version()
+    assert sdist.name == f"subinterpreter_parallelism-{version}.tar.gz"
+    prefix = f"subinterpreter_parallelism-{version}/"
+    with tarfile.open(sdist) as tar:
+        members = {m.name.removeprefix(prefix): m for m in tar.getmembers()}
+        pkg_info = tar.extractfile(prefix + "PKG-INFO").read().decode()
+    names = set(members)
+    for needed in NEEDED:
+        assert needed in names, f"{needed} is missing from {sdist.name}"
+    assert any(name.startswith("Sources/NativeExtension/") and name.endswith(".swift") for name in names)
+    assert any(name.startswith("Sources/ParallelRuntime/") and name.endswith(".swift") for name in names)
+    assert members["scripts/build-native"].mode & 0o111, "scripts/build-native lost its exec bit"
+    local = sorted(name for name in names
+                   if any(part.startswith((".build", ".venv", ".hypothesis", ".pytest_cache", "__pycache__"))
+                          or part in ("dist", "build") for part in name.split("/"))
+                   or name.endswith((".so", ".pyc")))
+    assert not local, f"local build output in the sdist: {local[:10]}"
+    # One version: pyproject.toml reads __version__ (tool.setuptools.dynamic).
+    assert f"\nVersion: {version}\n" in pkg_info
+    assert "\nLicense-Expression: MIT\n" in pkg_info and "\nLicense-File: LICENSE\n" in pkg_info
+    [requires_python] = re.findall(r"^Requires-Python: (.*)$", pkg_info, re.MULTILINE)
+    assert set(requires_python.split(",")) == {">=3.12", "<3.16"}
