@@ -35,6 +35,15 @@ def test_every_command_has_help(command):
     assert done.stdout.startswith(f"usage: python -m subinterpreter_parallelism {command}")
 
 
+def test_version_flag():
+    import subinterpreter_parallelism
+
+    for flag in ("--version", "-V"):
+        done = run_cli(flag)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"subinterpreter_parallelism {subinterpreter_parallelism.__version__}\n"
+
+
 def test_unknown_command_fails_with_usage():
     done = run_cli("frobnicate")
     assert done.returncode == 2

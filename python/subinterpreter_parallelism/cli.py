@@ -6,6 +6,9 @@ Each command lives in its own module and takes its own ``--help``:
     bench   the benchmark suite (benchmarks/ in the source tree)
     check   can these modules load in an own-GIL interpreter? (subinterpreter_parallelism.compat)
     info    Python, own-GIL support, worker count, build (subinterpreter_parallelism.compat)
+
+``--version`` prints the package's name and version (``__version__``, which pyproject.toml
+reads too).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def _usage() -> str:
-    lines = ["usage: python -m subinterpreter_parallelism COMMAND [options]", "", "commands:"]
+    lines = ["usage: python -m subinterpreter_parallelism COMMAND [options]",
+             "       python -m subinterpreter_parallelism --version", "", "commands:"]
     lines += [f"  {name:<7} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
     lines += ["", "Run `python -m subinterpreter_parallelism COMMAND --help` for a command's options."]
     return "\n".join(lines)
@@ -35,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from subinterpreter_parallelism import __version__
+
+        print(f"subinterpreter_parallelism {__version__}")
         return 0
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
