@@ -132,6 +132,9 @@ struct WorkerConfiguration: Sendable {
     let bootstrapPayload: ByteBuffer?
     /// Stack size of worker threads: deep enough that Python's recursion limit trips first.
     let stackSize: Int
+    /// OS names of the worker threads, by worker index (Linux keeps 15 bytes); a worker
+    /// without one keeps the name it inherits.
+    var threadNames: [String] = []
 }
 
 /// `bytes` arguments and results at least this large travel out of band (see `Task` and
@@ -165,7 +168,7 @@ final class PoolCore: @unchecked Sendable {
     /// could not start count as exited.
     func start() -> Bool {
         var ok = true
-        for worker in workers where !worker.start(pool: self) {
+        for worker in workers where !startNamed(worker) {
             ok = false
             post(PoolEvent(kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
                            text: "RuntimeError: could not start worker thread \(worker.index)",
@@ -173,6 +176,13 @@ final class PoolCore: @unchecked Sendable {
             workerExited()
         }
         return ok
+    }
+
+    /// Starts `worker`'s thread under its name from the configuration, if it has one.
+    private func startNamed(_ worker: WorkerInterpreter) -> Bool {
+        let names = configuration.threadNames
+        let name = worker.index < names.count ? names[worker.index] : nil
+        return NativeThread.naming(name) { worker.start(pool: self) }
     }
 
     func register(_ task: Task) {

@@ -42,12 +42,12 @@ final class NativePool: NativeBacked {
 
     // MARK: - Methods
 
-    /// Pool(workers, sys_path, bootstrap_payload, encoder)
+    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None)
     static let new: @convention(c) (
         UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
     ) -> PyObjectPointer? = { type, args, kwargs in
-        guard let type, let args, PyTuple_Size(args) == 4 else {
-            return Py.fail(PyExc_TypeError, "Pool(workers, sys_path, bootstrap_payload, encoder)")
+        guard let type, let args, (4...5).contains(PyTuple_Size(args)) else {
+            return Py.fail(PyExc_TypeError, "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None)")
         }
         guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
         guard workers >= 1 && workers <= 4096 else { return Py.fail(PyExc_ValueError, "workers must be 1..4096") }
@@ -66,12 +66,21 @@ final class NativePool: NativeBacked {
         }
         let encoder = sp_Tuple_GET_ITEM(args, 3)!
         guard PyCallable_Check(encoder) != 0 else { return Py.fail(PyExc_TypeError, "encoder must be callable") }
+        var threadNames: [String] = []
+        if PyTuple_Size(args) == 5, let names = sp_Tuple_GET_ITEM(args, 4), names != sp_None() {
+            guard sp_List_Check(names) != 0 else { return Py.fail(PyExc_TypeError, "thread_names must be a list of str or None") }
+            for i in 0..<PyList_Size(names) {
+                guard let name = Py.swiftString(sp_List_GET_ITEM(names, i)) else { return nil }
+                threadNames.append(name)
+            }
+        }
         guard let state = ModuleState.of(type: type), let bufferType = state.pointee.result_buffer_type else {
             return Py.fail(PyExc_RuntimeError, "_native module state is missing")
         }
         let core = PoolCore(
             workerCount: Int(workers),
-            configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize))
+            configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize,
+                                               threadNames: threadNames))
         let cPickle = ModuleState.cPickle(for: type)
         if cPickle == nil { PyErr_Clear() }  // the fast paths are optional
         let pool = NativePool(
@@ -142,7 +151,7 @@ final class NativePool: NativeBacked {
 
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.Pool",
-        doc: "Pool(workers, sys_path, bootstrap_payload, encoder): worker threads that each own an own-GIL interpreter.",
+        doc: "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None): worker threads that each own an own-GIL interpreter (thread_names: their OS names, by index).",
         methods: methods,
         extraSlots: [PyType_Slot(slot: sp_slot_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self))])
 

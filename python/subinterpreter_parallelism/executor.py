@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures._base import (  # the stdlib's own state names
@@ -39,6 +40,9 @@ T = TypeVar("T")
 # per-task cost (about 10 us) over many tiny items.
 _CHUNKS_PER_WORKER = 16
 _MAX_AUTO_CHUNK = 4096
+
+# Linux keeps this many bytes of a thread's name (/proc/self/task/*/comm; 16 with the NUL).
+_OS_THREAD_NAME_BYTES = 15
 
 # Modules of the callables that Dask's schedulers submit to an executor
 # (dask.local.batch_execute_tasks, distributed.worker._run_task_simple); dask_support unwraps
@@ -290,11 +294,19 @@ class InterpreterPoolExecutor(Executor):
     """An executor whose workers are native threads, each owning an own-GIL sub-interpreter.
 
     A drop-in for ``concurrent.futures`` executors (and for Python 3.14's stdlib class of the
-    same name): ``submit``, ``map``, ``shutdown``, context manager, ``as_completed``/``wait``,
-    ``loop.run_in_executor``, plus ``await pool.run(...)`` and ``pool.stats()``.
+    same name, with the same first four parameters, in the same order): ``submit``, ``map``
+    (with ``buffersize``), ``shutdown``, context manager, ``as_completed``/``wait``,
+    ``loop.run_in_executor``, plus ``await pool.run(...)`` and ``pool.stats()``. The other
+    parameters are keyword-only.
 
     Args:
         max_workers: number of worker interpreters; default: the CPUs this process may use.
+        thread_name_prefix: names the worker threads ``f"{thread_name_prefix}_{i}"`` as the
+            stdlib executors do (default: ``sp-worker-{i}``), and the completion thread
+            ``f"{thread_name_prefix}_completion"``. The workers are native threads, absent
+            from ``threading.enumerate()``: the name is their OS thread name (``top -H``,
+            ``ps -L``, gdb, ``/proc/self/task/*/comm``), which Linux cuts to 15 bytes, so a
+            long prefix is shortened to keep the ``_{i}``. None means "".
         initializer: called as ``initializer(*initargs)`` once in each worker interpreter.
             If it raises, the pool is broken: pending and later tasks fail with
             ``BrokenInterpreterPool``.
@@ -324,7 +336,8 @@ class InterpreterPoolExecutor(Executor):
             line-buffered.
 
     Raises:
-        TypeError: ``max_workers`` is not an int, or ``initializer`` is not callable.
+        TypeError: ``max_workers`` is not an int, ``thread_name_prefix`` is not a str, or
+            ``initializer`` is not callable.
         ValueError: ``max_workers`` < 1, ``task_timeout`` <= 0, or ``fallback`` is not
             None or ``"process"``.
         ValueError: ``output`` is not ``"forward"`` or ``"fd"``.
@@ -339,9 +352,10 @@ class InterpreterPoolExecutor(Executor):
     def __init__(
         self,
         max_workers: int | None = None,
-        *,
+        thread_name_prefix: str = "",
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
+        *,
         task_timeout: float | None = None,
         fallback: str | None = None,
         preload: str | Iterable[str] = (),
@@ -357,6 +371,10 @@ class InterpreterPoolExecutor(Executor):
             raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        if thread_name_prefix is None:
+            thread_name_prefix = ""
+        elif not isinstance(thread_name_prefix, str):
+            raise TypeError(f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if task_timeout is not None:
@@ -369,6 +387,7 @@ class InterpreterPoolExecutor(Executor):
 
             check_fallback(fallback)
         self._max_workers = max_workers
+        self._thread_name_prefix = thread_name_prefix
         from . import forwarding
 
         preload_watch: forwarding.PreloadWatch | None = forwarding.PreloadWatch(
@@ -382,7 +401,8 @@ class InterpreterPoolExecutor(Executor):
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
         _import_in_caller_first()
-        native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call)
+        native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call,
+                              _worker_thread_names(thread_name_prefix, max_workers))
         self._state = _PoolState(native, task_timeout)
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
         if preload_watch.modules:
@@ -398,8 +418,10 @@ class InterpreterPoolExecutor(Executor):
         self._shutdown = False
         if task_timeout is not None:
             self._state.timers = _Deadlines()
+        completion_name = (f"{thread_name_prefix}_completion" if thread_name_prefix
+                           else f"sp-completion-{id(self):x}")
         self._completion = threading.Thread(
-            target=self._state.deliver_forever, name=f"sp-completion-{id(self):x}", daemon=False)
+            target=self._state.deliver_forever, name=completion_name, daemon=False)
         self._completion.start()
         weakref.finalize(self, _close_native, native)
         with _live_lock:
@@ -465,17 +487,33 @@ class InterpreterPoolExecutor(Executor):
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
+        buffersize: int | None = None,
         progress: bool | Callable[[int, int], object] | None = None,
     ) -> Iterator[T]:
         """Like ``concurrent.futures.Executor.map``, with automatic batching.
 
-        ``chunksize=None`` sends items in chunks (about 16 per worker, at most 4096 items),
-        so that many tiny items cost little each; ``chunksize=1`` sends each item alone.
-        When ``timeout`` expires, the tasks still running are interrupted and ``TimeoutError``
-        is raised. Closing the iterator early (or Ctrl-C) cancels what is left.
-        ``progress=True`` shows a progress bar (tqdm when installed, else a plain one on
-        stderr); ``progress=callable`` is called as ``callable(done, total)`` from the
-        completion thread (see ``subinterpreter_parallelism.progress``).
+        Results come in input order. Without ``buffersize``, the whole input is read and
+        submitted before ``map`` returns, and ``chunksize=None`` sends items in chunks (about
+        16 per worker, at most 4096 items), so that many tiny items cost little each;
+        ``chunksize=1`` sends each item alone.
+
+        ``buffersize=N`` (as in Python 3.14) reads the input lazily: at most N tasks (chunks,
+        with ``chunksize`` > 1) are submitted and not yet yielded at any time, and the next
+        one is submitted once a result has been yielded, so endless or huge inputs work in
+        bounded memory. ``chunksize`` then defaults to 1: ``buffersize`` counts items, as in
+        the stdlib; pass a ``chunksize`` to amortise the per-task cost (about 10 us).
+
+        When ``timeout`` (seconds, from this call) expires, the tasks still running are
+        interrupted and ``TimeoutError`` is raised. Closing the iterator early (or Ctrl-C)
+        cancels what is left. ``progress=True`` shows a progress bar (tqdm when installed, else
+        a plain one on stderr); ``progress=callable`` is called as ``callable(done, total)``
+        from the completion thread (see ``subinterpreter_parallelism.progress``).
+
+        Raises:
+            TypeError: ``chunksize`` or ``buffersize`` is not an int (or None).
+            ValueError: ``chunksize`` or ``buffersize`` < 1, or ``progress`` together with
+                ``buffersize`` (the total is not known up front).
+            RuntimeError: after ``shutdown()`` (also while iterating with ``buffersize``).
         """
         if progress is not None:
             from . import progress as _progress
@@ -485,20 +523,65 @@ class InterpreterPoolExecutor(Executor):
             raise TypeError("chunksize must be an int or None")
         if chunksize is not None and chunksize < 1:
             raise ValueError("chunksize must be >= 1")
+        if buffersize is not None:
+            if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+                raise TypeError("buffersize must be an int or None")
+            if buffersize < 1:
+                raise ValueError("buffersize must be None or >= 1")
+            if progress is not None and progress is not False:
+                raise ValueError("progress needs the number of items up front, which map() does not "
+                                 "read with buffersize: pass one or the other")
         deadline = None if timeout is None else time.monotonic() + timeout
+        if buffersize is not None:
+            # chunksize=None means 1 here: an automatic size would need the input's length, and
+            # a fixed chunk would make buffersize read ahead that many times more items than it
+            # says (and hold back the first result until a whole chunk is done).
+            return self._map_buffered(fn, zip(*iterables), deadline, chunksize or 1, buffersize)
         items = list(zip(*iterables))
         if chunksize is None:
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
         if chunksize == 1:
-            futures = [self.submit(fn, *args) for args in items]
+            futures = deque([self.submit(fn, *args) for args in items])
             if progress is not None:
                 _progress.track(futures, None, progress, f"map({_name_of(fn)})")
             return _yield_results(futures, deadline, chunked=False)
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
-        futures = [self.submit(_worker.run_chunk, fn, chunk) for chunk in chunks]
+        futures = deque([self.submit(_worker.run_chunk, fn, chunk) for chunk in chunks])
         if progress is not None:
             _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
         return _yield_results(futures, deadline, chunked=True)
+
+    def _map_buffered(self, fn: Callable[..., T], args_iter: Iterator[tuple[Any, ...]],
+                      deadline: float | None, chunksize: int, buffersize: int) -> Iterator[T]:
+        """``map`` with ``buffersize``: submits the first tasks now, the others as results are
+        yielded. The iterator holds the executor (unlike the stdlib's, which stops submitting
+        once the executor is collected and so may silently yield fewer results)."""
+        futures: deque[Future[Any]] = deque()
+        exhausted = False
+
+        def refill() -> None:
+            nonlocal exhausted
+            while not exhausted and len(futures) < buffersize:
+                if chunksize == 1:
+                    args = next(args_iter, None)
+                    if args is None:
+                        exhausted = True
+                    else:
+                        futures.append(self.submit(fn, *args))
+                else:
+                    chunk = list(itertools.islice(args_iter, chunksize))
+                    if not chunk:
+                        exhausted = True
+                    else:
+                        futures.append(self.submit(_worker.run_chunk, fn, chunk))
+
+        try:
+            refill()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return _yield_results(futures, deadline, chunked=chunksize != 1, refill=refill)
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await pool.run(fn, *args, **kwargs)``: submit and await the result in asyncio.
@@ -562,6 +645,24 @@ class InterpreterPoolExecutor(Executor):
         return f"<InterpreterPoolExecutor max_workers={self._max_workers} {status}>"
 
 
+def _worker_thread_names(prefix: str, count: int) -> list[str]:
+    """OS names of the worker threads: ``{prefix}_{i}`` (the stdlib executors' scheme), or
+    ``sp-worker-{i}`` (the ``threadName`` of forwarded log records) without a prefix.
+
+    Linux keeps 15 bytes of a name; cutting the end would give every worker the same name, so
+    the prefix is shortened instead (at a character boundary).
+    """
+    if not prefix:
+        return [f"sp-worker-{i}" for i in range(count)]
+    encoded = prefix.encode("utf-8", "replace")  # lone surrogates become "?"
+    names = []
+    for i in range(count):
+        suffix = f"_{i}"
+        head = encoded[:max(0, _OS_THREAD_NAME_BYTES - len(suffix))].decode("utf-8", "ignore")
+        names.append(head + suffix)
+    return names
+
+
 def _name_of(fn: Any) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
 
@@ -582,13 +683,20 @@ def _close_native(native: Any) -> None:
     native.close()
 
 
-def _yield_results(futures: list[_TaskFuture], deadline: float | None, chunked: bool) -> Iterator[Any]:
-    """Yields results in order; on timeout, error, early close or Ctrl-C cancels the rest."""
+def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
+                   refill: Callable[[], None] | None = None) -> Iterator[Any]:
+    """Yields results in order; on timeout, error, early close or Ctrl-C cancels the rest.
 
-    futures.reverse()  # pop() from the end is cheap
+    ``refill``, when given, is called before each wait (so once the previous result has been
+    yielded) to submit more tasks: ``map`` with ``buffersize``.
+    """
     try:
-        while futures:
-            future = futures[-1]
+        while True:
+            if refill is not None:
+                refill()
+            if not futures:
+                break
+            future = futures[0]
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0 and not future.done():
                 raise TimeoutError("map() did not finish within its timeout")
@@ -602,10 +710,11 @@ def _yield_results(futures: list[_TaskFuture], deadline: float | None, chunked: 
                 partial = getattr(exc, "__sp_partial__", None) if chunked else None
                 if partial:
                     del exc.__sp_partial__
-                    futures.pop()
+                    futures.popleft()
                     yield from partial
                 raise
-            futures.pop()
+            futures.popleft()
+            del future
             if chunked:
                 yield from value
             else:
