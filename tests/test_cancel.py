@@ -183,3 +183,93 @@ def test_uncaught_ctrl_c_exits_cleanly():
     assert "Fatal Python error" not in result.stderr, result.stderr
     assert "KeyboardInterrupt" in result.stderr
     assert result.returncode in (-2, 130, 1), result.returncode
+
+
+# -- Stopping only requests the interruption (issue 13, item 1) ---------------------------------
+# A task inside a C call that holds its GIL (sum(range(10**8)), a big sort, ...) sees an
+# interruption only when the call returns. cancel(), task_timeout and Ctrl-C must not wait for
+# that: `hold_gil_in_c` holds the worker's GIL until the test lets it go, and each test checks
+# that the caller got control back while the C call still ran.
+
+
+def test_cancel_returns_while_the_task_holds_its_gil_in_c(pool, tmp_path):
+    import threading
+
+    gate = sp_tasks.CGate(tmp_path)
+    future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
+    returned = threading.Event()
+    verdicts = []
+
+    def cancel():
+        verdicts.append(future.cancel())
+        returned.set()
+
+    gate.wait_started()
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    try:
+        assert returned.wait(20), "cancel() waited for the task's C call to end"
+        assert not gate.finished
+        assert verdicts == [True]
+        assert future.cancelled() and future.done()
+        with pytest.raises(CancelledError):
+            future.result(timeout=0)
+    finally:
+        gate.release()
+        canceller.join(60)
+    # Once the C call returns, the interruption reaches it and the worker is free again.
+    assert pool.submit(sp_tasks.add, 2, 3).result(timeout=60) == 5
+    assert pool.stats()["tasks_interrupted"] == 1
+
+
+def test_task_timeout_fires_while_the_task_holds_its_gil_in_c(tmp_path):
+    gate = sp_tasks.CGate(tmp_path)
+    with sp.InterpreterPoolExecutor(1, task_timeout=1.0) as pool:
+        assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
+        future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
+        guard = gate.release_after(40)  # a timeout that waits for the C call would hang here
+        try:
+            gate.wait_started()
+            error = future.exception(timeout=20)  # raises TimeoutError if the future is not done
+            assert isinstance(error, TimeoutError), error
+            assert not gate.finished
+        finally:
+            gate.release()
+            guard.cancel()
+            guard.join()
+        assert pool.submit(sp_tasks.add, 1, 2).result(timeout=60) == 3
+
+
+CTRL_C_IN_C = """
+import os, signal, sys, tempfile, threading
+import subinterpreter_parallelism as sp, sp_tasks
+
+gate = sp_tasks.CGate(tempfile.mkdtemp())
+pool = sp.InterpreterPoolExecutor(1)
+future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
+gate.wait_started()
+interrupted = threading.Event()
+
+def fire():
+    sp_tasks.signal_when_waiting(future._condition)  # the main thread waits in result()
+    if not interrupted.wait(20):
+        gate.release()  # so that a Ctrl-C stuck behind the C call still ends
+
+threading.Thread(target=fire, daemon=True).start()
+try:
+    future.result()
+except KeyboardInterrupt:
+    interrupted.set()
+    print("KeyboardInterrupt; the C call had finished:", gate.finished, flush=True)
+gate.release()
+pool.shutdown()
+print("cancelled:", future.cancelled())
+"""
+
+
+def test_ctrl_c_returns_while_the_task_holds_its_gil_in_c():
+    result = run_python(CTRL_C_IN_C, timeout=120)
+    assert "Fatal Python error" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "KeyboardInterrupt; the C call had finished: False", "cancelled: True"], result.stdout + result.stderr

@@ -7,7 +7,6 @@ completion thread that turns worker events into finished futures.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import os
@@ -72,7 +71,6 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
 
     _sp_pool: _PoolState
     _sp_task_id: int
-    _sp_timed_out = False
     _sp_call: tuple[Any, tuple[Any, ...], dict[str, Any]] | None = None  # kept for fallback="process"
     _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
 
@@ -125,15 +123,6 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
             self.cancel()
             raise
 
-    def _sp_expire(self) -> None:
-        """``task_timeout`` elapsed: interrupt the task and fail it with TimeoutError."""
-        self._sp_timed_out = True
-        with self._condition:
-            if self._state != PENDING:
-                return
-            self._sp_pool.native.cancel(self._sp_task_id, True)
-        self._sp_fail(TimeoutError(f"the task did not finish within {self._sp_pool.task_timeout} s"))
-
     def _sp_fail(self, error: BaseException) -> None:
         try:
             self.set_exception(error)
@@ -153,7 +142,6 @@ class _PoolState:
         self.closed = False
         self.lock = threading.Lock()
         self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
-        self.timers: _Deadlines | None = None
         # Set when every worker interpreter has ended and every future is settled. Waiting on
         # it (not on Thread.join) matters on 3.12, where Ctrl-C inside Thread.join() marks a
         # still-running thread as stopped, so a later join() would return too early.
@@ -182,6 +170,11 @@ class _PoolState:
         future = self.futures.pop(task_id, None)
         if future is None:
             return
+        if kind == _native.EVENT_TIMED_OUT:
+            # The Swift core cancelled or is interrupting the task; its own event follows and
+            # finds the future settled.
+            future._sp_fail(TimeoutError(f"the task did not finish within {self.task_timeout} s"))
+            return
         if kind == _native.EVENT_SKIPPED:
             # Skipped without a cancel from the user: the pool broke or shut down meanwhile.
             future._sp_fail(BrokenInterpreterPool(self.broken) if self.broken else
@@ -191,10 +184,7 @@ class _PoolState:
             future._sp_fail(ExecutionFailed("RuntimeError", str(payload)))
             return
         if kind == _native.EVENT_INTERRUPTED and payload is None:
-            future._sp_fail(TimeoutError("the task timed out") if future._sp_timed_out
-                            else RuntimeError("the task was interrupted"))
-            return
-        if kind == _native.EVENT_INTERRUPTED and future._sp_timed_out:
+            future._sp_fail(RuntimeError("the task was interrupted"))
             return
         try:
             ok, value = _outcome.decode(payload)
@@ -241,46 +231,7 @@ class _PoolState:
                 if not future.done():
                     future._sp_fail(error)
             self.futures.clear()
-            if self.timers is not None:
-                self.timers.stop()
             self.ended.set()
-
-
-class _Deadlines:
-    """One thread that expires ``task_timeout`` futures (started only when a pool has one)."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._entries: list[tuple[float, int, weakref.ref[_TaskFuture]]] = []
-        self._counter = itertools.count()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="sp-task-timeouts", daemon=True)
-        self._thread.start()
-
-    def add(self, future: _TaskFuture, seconds: float) -> None:
-
-        with self._condition:
-            heapq.heappush(self._entries, (time.monotonic() + seconds, next(self._counter), weakref.ref(future)))
-            self._condition.notify()
-
-    def stop(self) -> None:
-        with self._condition:
-            self._stopped = True
-            self._condition.notify()
-
-    def _run(self) -> None:
-
-        while True:
-            with self._condition:
-                while not self._stopped and (not self._entries or self._entries[0][0] > time.monotonic()):
-                    wait = self._entries[0][0] - time.monotonic() if self._entries else None
-                    self._condition.wait(wait)
-                if self._stopped:
-                    return
-                _, _, ref = heapq.heappop(self._entries)
-            future = ref()
-            if future is not None and not future.done():
-                future._sp_expire()
 
 
 _live_pools: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
@@ -402,7 +353,7 @@ class InterpreterPoolExecutor(Executor):
             raise
         _import_in_caller_first()
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call,
-                              _worker_thread_names(thread_name_prefix, max_workers))
+                              _worker_thread_names(thread_name_prefix, max_workers), task_timeout)
         self._state = _PoolState(native, task_timeout)
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
         if preload_watch.modules:
@@ -416,8 +367,6 @@ class InterpreterPoolExecutor(Executor):
         self._ids = itertools.count()
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
-        if task_timeout is not None:
-            self._state.timers = _Deadlines()
         completion_name = (f"{thread_name_prefix}_completion" if thread_name_prefix
                            else f"sp-completion-{id(self):x}")
         self._completion = threading.Thread(
@@ -477,8 +426,6 @@ class InterpreterPoolExecutor(Executor):
             if state.broken is not None:
                 raise BrokenInterpreterPool(state.broken) from None
             raise
-        if state.timers is not None and state.task_timeout is not None:
-            state.timers.add(future, state.task_timeout)
         return future
 
     def map(
@@ -597,8 +544,9 @@ class InterpreterPoolExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stops accepting tasks; with ``wait``, returns once every worker interpreter has ended.
 
-        ``cancel_futures=True`` cancels the tasks that have not started. Ctrl-C while waiting
-        interrupts the running tasks too. Calling it again is harmless.
+        ``cancel_futures=True`` cancels the tasks that have not started, and interrupts the
+        ``initializer`` where it still runs (no task is left for it to prepare). Ctrl-C while
+        waiting interrupts the running tasks and initializers too. Calling it again is harmless.
         """
         with self._shutdown_lock:
             self._shutdown = True
@@ -607,6 +555,8 @@ class InterpreterPoolExecutor(Executor):
             for future in list(state.futures.values()):
                 future._sp_cancel(interrupt=False)
         state.native.close()
+        if cancel_futures:
+            state.native.interrupt_initializers()
         if wait and self._completion is not threading.current_thread():
             try:
                 state.ended.wait()
@@ -618,11 +568,23 @@ class InterpreterPoolExecutor(Executor):
             state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def _interrupt_everything(self) -> None:
+        """Ctrl-C: close, cancel every task, interrupt the running ones and the initializers.
+        Only requests: returns at once (tasks inside C see it when they return to Python)."""
         state = self._state
         for future in list(state.futures.values()):
             future._sp_cancel(interrupt=True)
         state.native.close()
         state.native.interrupt_all()
+
+    def _stop_idle_initializers(self) -> None:
+        """At exit: close, and interrupt the initializers still running unless a task waits
+        for a worker (which needs them). Without this, an initializer that never returns
+        would make exit wait forever."""
+        state = self._state
+        state.native.close()
+        native = state.native
+        if not any(native.phase(f._sp_task_id) == _native.PHASE_PENDING for f in list(state.futures.values())):
+            native.interrupt_initializers()
 
     def stats(self) -> dict[str, Any]:
         """Counters and per-step times measured by the Swift core.
@@ -728,8 +690,9 @@ def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked:
 def _shutdown_all_at_exit() -> None:
     """Before the interpreter joins threads at exit: end every live pool's interpreters.
 
-    Pools wait for their tasks as the stdlib executors do; when the program is exiting
-    because of Ctrl-C (or Ctrl-C hits during this wait), running tasks are interrupted.
+    Pools wait for their tasks as the stdlib executors do, and interrupt the initializers
+    still running when no task waits for them; when the program is exiting because of Ctrl-C
+    (or Ctrl-C hits during this wait), running tasks and initializers are interrupted.
     """
     global _exiting
     with _live_lock:
@@ -739,6 +702,8 @@ def _shutdown_all_at_exit() -> None:
     for pool in pools:
         if interrupted:
             pool._interrupt_everything()
+        else:
+            pool._stop_idle_initializers()
         try:
             pool.shutdown(wait=True)
         except KeyboardInterrupt:

@@ -355,3 +355,25 @@ def do_plain_threads():
     for thread in threads:
         thread.join()
     return sorted(results)
+
+
+# -- what never ends (issue 13: exit, Ctrl-C and shutdown must still end the program) -----------
+
+
+def never_return(how, path=None):
+    """Never returns: ``"python"`` spins in Python code, ``"sleep"`` sleeps (interruptible in
+    workers), ``"c"`` blocks inside C (a lock wait, which no interruption reaches). With
+    ``path``, first writes that file (a handshake: the call has started)."""
+    if path is not None:
+        with open(path, "w") as out:
+            out.write("started")
+    if how == "python":
+        while True:
+            pass
+    if how == "sleep":
+        time.sleep(10**6)
+    if how == "c":
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()
+    raise AssertionError(how)
