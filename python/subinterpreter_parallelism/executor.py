@@ -7,6 +7,7 @@ completion thread that turns worker events into finished futures.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import os
@@ -687,29 +688,114 @@ def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked:
             future.cancel()
 
 
+# After Ctrl-C at exit: how long workers may stay in the end of their interpreters (which waits
+# for the threads their tasks started) before exit gives up on them.
+_EXIT_GRACE_SECONDS = 2.0
+
+_WORKER_ACTIVITY_TEXT = {
+    _native.WORKER_STARTING: "its initializer has not returned (code blocked inside C sees the "
+                             "interruption only when it returns to Python)",
+    _native.WORKER_IDLE: "idle",
+    _native.WORKER_RUNNING: "its task has not returned (code blocked inside C sees the "
+                            "interruption only when it returns to Python)",
+    _native.WORKER_ENDING: "its interpreter is ending",
+    _native.WORKER_ENDING_WITH_THREADS: "its interpreter waits for threads that its tasks started "
+                                        "and that have not ended (an interpreter ends only after its "
+                                        "threads)",
+}
+
+_exit_hook_ran = False
+
+
 def _shutdown_all_at_exit() -> None:
     """Before the interpreter joins threads at exit: end every live pool's interpreters.
 
-    Pools wait for their tasks as the stdlib executors do, and interrupt the initializers
-    still running when no task waits for them; when the program is exiting because of Ctrl-C
-    (or Ctrl-C hits during this wait), running tasks and initializers are interrupted.
+    Pools wait for their tasks as the stdlib executors do. Initializers still running are
+    interrupted when no task waits for them. When the program is exiting because of Ctrl-C,
+    or Ctrl-C hits during this wait, every task and initializer is interrupted, and exit
+    waits only for what can still end: workers stuck ending their interpreters (a thread their
+    tasks started never ends) are given up after ``_EXIT_GRACE_SECONDS``, and a second Ctrl-C
+    gives up on everything. Giving up prints what was left on stderr and ends the process at
+    once, as Ctrl-C would (CPython cannot finalize while a sub-interpreter still runs: 3.12
+    aborts with "remaining subinterpreters", 3.13 hangs).
     """
-    global _exiting
+    global _exiting, _exit_hook_ran
+    _exit_hook_ran = True
     with _live_lock:
         _exiting = True
         pools = list(_live_pools)
     interrupted = isinstance(getattr(sys, "last_exc", None), KeyboardInterrupt)
-    for pool in pools:
-        if interrupted:
+    try:
+        if not interrupted:
+            for pool in pools:
+                pool._stop_idle_initializers()
+            for pool in pools:
+                pool.shutdown(wait=True)
+            return
+    except KeyboardInterrupt:
+        pass
+    try:
+        for pool in pools:
             pool._interrupt_everything()
+        _wait_after_ctrl_c(pools)
+    except KeyboardInterrupt:
+        _give_up_at_exit(pools, "a second Ctrl-C")
+
+
+def _shutdown_all_at_exit_if_missed() -> None:
+    """atexit fallback: Ctrl-C inside another threading exit hook skips ours (threading's
+    ``_shutdown`` stops at the first exception); finalizing with live pools would crash."""
+    if not _exit_hook_ran:
+        _shutdown_all_at_exit()
+
+
+def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
+    """Waits until every pool has ended, or gives up on workers that can only wait for threads."""
+    stuck_since: float | None = None
+    while True:
+        remaining = [pool for pool in pools if not pool._state.ended.is_set()]
+        if not remaining:
+            return
+        activities = [activity for pool in remaining for activity in pool._state.native.worker_activities()
+                      if activity != _native.WORKER_ENDED]
+        if activities and all(a in (_native.WORKER_ENDING, _native.WORKER_ENDING_WITH_THREADS) for a in activities):
+            now = time.monotonic()
+            if stuck_since is None:
+                stuck_since = now
+            elif now - stuck_since >= _EXIT_GRACE_SECONDS:
+                _give_up_at_exit(remaining, "Ctrl-C")
         else:
-            pool._stop_idle_initializers()
-        try:
-            pool.shutdown(wait=True)
-        except KeyboardInterrupt:
-            interrupted = True
-            pool._interrupt_everything()
-            pool._state.ended.wait()
+            stuck_since = None
+        remaining[0]._state.ended.wait(0.05)  # a poll, only after Ctrl-C at exit
+
+
+def _give_up_at_exit(pools: list[InterpreterPoolExecutor], why: str) -> None:
+    """Says on stderr which workers are left and why, then ends the process as Ctrl-C does
+    (killed by SIGINT), without finalizing: never returns."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # no third KeyboardInterrupt halfway through
+        lines = []
+        for pool in pools:
+            for index, activity in enumerate(pool._state.native.worker_activities()):
+                if activity != _native.WORKER_ENDED:
+                    text = _WORKER_ACTIVITY_TEXT.get(activity, f"activity {activity}")
+                    lines.append(f"  worker {index} of {pool!r}: {text}")
+        message = (f"subinterpreter_parallelism: exit gave up on worker interpreters after {why}:\n"
+                   + "\n".join(lines)
+                   + "\nThe process ends now without finalizing (atexit functions not yet run are skipped).\n")
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is sys.stderr:
+                    stream.write(message)
+                stream.flush()
+            except Exception:
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        os._exit(130)  # if SIGINT did not end the process
 
 
 def _forget_pools_after_fork() -> None:
@@ -731,4 +817,5 @@ def _forget_pools_after_fork() -> None:
 
 
 threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
+atexit.register(_shutdown_all_at_exit_if_missed)
 os.register_at_fork(after_in_child=_forget_pools_after_fork)

@@ -377,3 +377,18 @@ def never_return(how, path=None):
         lock.acquire()
         lock.acquire()
     raise AssertionError(how)
+
+
+def leave_a_thread_that_never_ends(path=None):
+    """Starts a non-daemon thread that waits forever (inside C), and returns. A worker
+    interpreter ends only after its threads, so this one can never end."""
+    def forever():
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()
+
+    threading.Thread(target=forever, name="never-ends").start()
+    if path is not None:
+        with open(path, "w") as out:
+            out.write("started")
+    return "thread started"
