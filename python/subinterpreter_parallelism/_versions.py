@@ -13,6 +13,7 @@ import sysconfig
 __all__ = [
     "FREE_THREADED",
     "IMPORT_IN_CALLER_FIRST",
+    "KEYWORD_PARSERS_SHARED",
     "ONE_WORKER_FIRST",
     "PYDATETIME_IN_WORKERS",
     "REFUSED_MODULE_CRASHES_OTHERS",
@@ -37,6 +38,14 @@ FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 #: (tests/reliability/test_imports.py).
 IMPORT_IN_CALLER_FIRST: tuple[str, ...] = ("_datetime",) if VERSION >= (3, 13) else (
     "_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
+
+#: CPython 3.12 before 3.12.4 (python/cpython#119213): the first call with keyword arguments of
+#: a function of an extension module loaded from a shared library (``_pickle``, ``_bisect``,
+#: ``_json``, ...) caches the keyword names in static memory allocated by the calling
+#: interpreter. Made first in a worker, that cache is freed by the main interpreter at exit
+#: ("free(): invalid pointer"). The executor makes such calls to ``_pickle`` (which cloudpickle
+#: makes in workers, e.g. for a result that plain pickle refuses) in the caller first.
+KEYWORD_PARSERS_SHARED = (3, 12) <= sys.version_info[:3] < (3, 12, 4)
 
 #: 3.12 only: once a worker interpreter has been refused a single-phase extension module
 #: (numpy, _testsinglephase), another interpreter importing it can crash the process

@@ -639,6 +639,32 @@ def _import_in_caller_first() -> None:
                 importlib.import_module(name)
             except ImportError:
                 pass
+    if _versions.KEYWORD_PARSERS_SHARED:
+        _call_pickle_with_keywords()
+
+
+_pickle_called_with_keywords = False
+
+
+def _call_pickle_with_keywords() -> None:
+    """CPython < 3.12.4: calls each ``_pickle`` function once with keyword arguments here, so
+    that its cached keyword names belong to the main interpreter (python/cpython#119213; see
+    ``_versions.KEYWORD_PARSERS_SHARED``). cloudpickle, which workers use for what plain pickle
+    refuses, builds ``_pickle.Pickler(file, protocol=..., buffer_callback=...)``."""
+    global _pickle_called_with_keywords
+    if _pickle_called_with_keywords:
+        return
+    import _pickle
+    import io
+
+    data = _pickle.dumps(None, protocol=2, fix_imports=True, buffer_callback=None)
+    _pickle.dump(None, io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
+    _pickle.Pickler(io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
+    options = {"fix_imports": True, "encoding": "ASCII", "errors": "strict", "buffers": None}
+    _pickle.loads(data, **options)
+    _pickle.load(io.BytesIO(data), **options)
+    _pickle.Unpickler(io.BytesIO(data), **options)
+    _pickle_called_with_keywords = True
 
 
 def _close_native(native: Any) -> None:

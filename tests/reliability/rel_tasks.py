@@ -392,3 +392,18 @@ def leave_a_thread_that_never_ends(path=None):
         with open(path, "w") as out:
             out.write("started")
     return "thread started"
+
+
+def pickle_with_keywords():
+    """The stdlib pickle API called with keyword arguments (each C function's first such call
+    in the process caches its keyword names: python/cpython#119213)."""
+    import io
+    import pickle
+
+    data = pickle.dumps([1, 2], protocol=5)
+    buffer = io.BytesIO()
+    pickle.dump([3], buffer, protocol=5)
+    pickle.Pickler(io.BytesIO(), protocol=5).dump(4)
+    values = [pickle.loads(data, fix_imports=True), pickle.load(io.BytesIO(buffer.getvalue()), fix_imports=True),
+              pickle.Unpickler(io.BytesIO(data), fix_imports=True).load()]
+    return values
