@@ -137,9 +137,11 @@ final class WorkerInterpreter: @unchecked Sendable {
         PyEval_RestoreThread(mainState)
         var config = sp_IsolatedInterpreterConfig()
         var sub: UnsafeMutablePointer<PyThreadState>?
+        ForkGuard.liveInterpreters.add(1, ordering: .acquiringAndReleasing)
         let status = Py_NewInterpreterFromConfig(&sub, &config)
         if PyStatus_Exception(status) != 0 || sub == nil {
             // Still on the main interpreter's thread state, holding its GIL.
+            ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
             let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
             pool.post(failure("could not create a sub-interpreter: \(reason)"))
             PyThreadState_Clear(mainState)
@@ -190,6 +192,7 @@ final class WorkerInterpreter: @unchecked Sendable {
         let endingAt = MonotonicClock.now()
         releaseRunner()
         Py_EndInterpreter(subState)
+        ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
         PyEval_RestoreThread(mainState)
         PyThreadState_Clear(mainState)
         PyThreadState_DeleteCurrent()

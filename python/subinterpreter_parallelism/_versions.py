@@ -20,6 +20,7 @@ __all__ = [
     "STACK_BASED_RECURSION_LIMIT",
     "STDLIB_INTERPRETER_POOL",
     "DEFAULT_START_METHOD_FORKS",
+    "FORK_CHILD_ABORTS",
     "current_interpreter_id",
     "interpreter_count",
     "run_in_fresh_interpreter",
@@ -70,6 +71,13 @@ STDLIB_INTERPRETER_POOL = VERSION >= (3, 14)
 #: Up to 3.13, multiprocessing's default start method on Linux is ``fork``, which crashes a
 #: child forked while own-GIL interpreters exist; 3.14 made ``forkserver`` the default.
 DEFAULT_START_METHOD_FORKS = VERSION < (3, 14)
+
+#: A child forked while own-GIL interpreters exist cannot run Python: CPython's after-fork code
+#: deletes them without a thread state (python/cpython#101437, open) and the child hangs
+#: (3.12.1), aborts with "Fatal Python error: PyThreadState_Get" (3.13.0) or segfaults
+#: (3.14.10, 3.15.2). The native fork guard makes such a child print why and exit with
+#: ``_native.FORK_REFUSED_STATUS`` instead. Every supported version so far.
+FORK_CHILD_ABORTS = True
 
 
 def _low_level():  # type: ignore[no-untyped-def]

@@ -828,11 +828,11 @@ def _forget_pools_after_fork() -> None:
     """In a forked child: the worker threads did not survive the fork, so every pool inherited
     from the parent is broken there (and the exit hook must not wait for it).
 
-    CPython 3.12.1 and 3.13.0 crash a child forked while any own-GIL interpreter exists (even
-    an idle one made by the stdlib), before this hook runs; it serves Pythons that survive it.
-    Use the "spawn" or "forkserver" start methods with a pool alive.
+    Where such a child cannot run Python at all (``_versions.FORK_CHILD_ABORTS``), the native
+    fork guard has already ended it, with a message, before this hook could run.
     """
     global _live_lock
+    _native._after_fork()
     _live_lock = threading.Lock()  # the parent may have held it while forking
     for pool in list(_live_pools):
         pool._state.broken = "this process was forked from the one that created the pool; " \
@@ -844,4 +844,6 @@ def _forget_pools_after_fork() -> None:
 
 threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
 atexit.register(_shutdown_all_at_exit_if_missed)
-os.register_at_fork(after_in_child=_forget_pools_after_fork)
+_native._install_fork_guard(_versions.FORK_CHILD_ABORTS)
+os.register_at_fork(before=_native._before_fork, after_in_parent=_native._after_fork,
+                    after_in_child=_forget_pools_after_fork)
