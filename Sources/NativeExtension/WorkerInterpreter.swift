@@ -87,6 +87,8 @@ final class WorkerInterpreter: @unchecked Sendable {
     private let lentCount = Atomic<Int>(0)
     /// Objects handed back, to be released with this interpreter's GIL.
     private let handedBack = Mutex<[SendableObject]>([])
+    /// Whether `handedBack` holds anything: lets the idle worker's wait check without the lock.
+    private let handedBackPending = Atomic<Bool>(false)
 
     private struct SendableObject: @unchecked Sendable { let pointer: PyObjectPointer }
 
@@ -295,7 +297,24 @@ final class WorkerInterpreter: @unchecked Sendable {
 
     /// Takes tasks until the task queue is closed and empty. Runs without the GIL between tasks.
     private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>) {
-        while let task = try? pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) {
+        while true {
+            if handedBackPending.load(ordering: .acquiring) {
+                // Results the caller has copied: release them now rather than at the next task,
+                // which may be far off (a 400 MB result would stay alive that long).
+                PyEval_RestoreThread(subState)
+                releaseHandedBack()
+                _ = PyEval_SaveThread()
+            }
+            let task: Task
+            do {
+                task = try pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) { [self] _ in
+                    !handedBackPending.load(ordering: .acquiring)  // `giveBack` unparks this wait
+                }
+            } catch .stopped {
+                continue
+            } catch {
+                return  // closed and drained
+            }
             let takenAt = MonotonicClock.now()
             guard task.lifecycle.start() else {
                 pool.post(PoolEvent(kind: .skipped, id: task.id, task: task, payload: nil, text: nil,
@@ -425,17 +444,24 @@ final class WorkerInterpreter: @unchecked Sendable {
     }
 
     /// The caller is done with a lent object: queue it for release by this interpreter.
-    /// Any thread may call this; the worker releases it at its next task or before it ends.
+    /// Any thread may call this; the worker releases it at once when it waits for a task (the
+    /// unpark wakes that wait), else when its current task ends or before it ends.
     func giveBack(_ object: PyObjectPointer) {
-        handedBack.withLock { $0.append(SendableObject(pointer: object)) }
+        handedBack.withLock {
+            $0.append(SendableObject(pointer: object))
+            handedBackPending.store(true, ordering: .releasing)
+        }
         lentCount.subtract(1, ordering: .acquiringAndReleasing)
-        parker.unpark()  // in case the worker waits for it to end its interpreter
+        parker.unpark()
     }
 
     /// Releases the objects handed back (this worker's GIL held).
     private func releaseHandedBack() {
         let objects = handedBack.withLock { list -> [SendableObject] in
-            defer { list.removeAll() }
+            defer {
+                list.removeAll()
+                handedBackPending.store(false, ordering: .releasing)
+            }
             return list
         }
         for object in objects { Py_DecRef(object.pointer) }

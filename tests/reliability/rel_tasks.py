@@ -407,3 +407,8 @@ def pickle_with_keywords():
     values = [pickle.loads(data, fix_imports=True), pickle.load(io.BytesIO(buffer.getvalue()), fix_imports=True),
               pickle.Unpickler(io.BytesIO(data), fix_imports=True).load()]
     return values
+
+
+def big_bytes(size):
+    """A ``bytes`` result of ``size`` bytes, every page touched (counted in RSS)."""
+    return b"x" * size
