@@ -376,6 +376,14 @@ def worker_options(forward_logging: bool | int, forward_warnings: bool, output: 
     if output == "forward":
         options["stdout_isatty"] = _isatty(sys.stdout)
         options["stderr_isatty"] = _isatty(sys.stderr)
+    else:
+        # The workers will write straight to fds 1 and 2: what the caller printed before the
+        # pool started must reach them first, not sit in a block-buffered pipe until exit.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
     if isinstance(forward_logging, bool):
         if forward_logging:
             options["logging"] = _logging_levels()
