@@ -28,15 +28,9 @@ def fail_deep():
 
 def identify():
     """Which interpreter and thread ran this."""
-    try:
-        import _interpreters
+    from subinterpreter_parallelism import _versions
 
-        interp = _interpreters.get_current()
-    except ImportError:
-        import _xxsubinterpreters
-
-        interp = _xxsubinterpreters.get_current()
-    return int(interp[0] if isinstance(interp, tuple) else interp), threading.get_ident()
+    return _versions.current_interpreter_id(), threading.get_ident()
 
 
 def spin(seconds):

@@ -64,13 +64,16 @@ enum Payload: Sendable {
 /// A `bytes` object of a worker interpreter, lent to the caller until it has copied it.
 final class LentBytes: @unchecked Sendable {
     let contents: UnsafeRawBufferPointer
+    /// The caller makes a `bytearray` of it (the task returned one; the worker sent a snapshot).
+    let asByteArray: Bool
     private let object: PyObjectPointer
     private let owner: WorkerInterpreter
 
     /// Takes over one reference to `object` (a `bytes` of `owner`'s interpreter).
-    init(_ object: PyObjectPointer, owner: WorkerInterpreter) {
+    init(_ object: PyObjectPointer, owner: WorkerInterpreter, asByteArray: Bool) {
         self.object = object
         self.owner = owner
+        self.asByteArray = asByteArray
         contents = Py.contents(ofBytes: object)
         owner.lend()
     }

@@ -198,11 +198,12 @@ final class NativePool: NativeBacked {
         return Pickling.quickDumps(call, with: dumps)
     }
 
-    /// Whether a top-level argument is a `bytes` of at least `outOfBandMinimum` bytes.
+    /// Whether a top-level argument travels out of band: a `bytes` or `bytearray` of at least
+    /// `outOfBandMinimum` bytes, or any `memoryview` (pickle cannot carry those at all).
     private static func hasLargeBytes(_ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> Bool {
         func large(_ object: PyObjectPointer?) -> Bool {
-            guard let object, sp_Bytes_Check(object) != 0 else { return false }
-            return sp_Bytes_GET_SIZE(object) >= outOfBandMinimum
+            guard let object else { return false }
+            return sp_BinarySize(object) >= outOfBandMinimum || sp_MemoryView_Check(object) != 0
         }
         if sp_Tuple_Check(args) != 0 {
             for i in 0..<PyTuple_Size(args) where large(sp_Tuple_GET_ITEM(args, i)) { return true }
@@ -247,7 +248,8 @@ final class NativePool: NativeBacked {
         let value: PyObjectPointer?
         switch payload {
         case .lent(let lent):
-            value = Py.bytes(lent.contents)  // the one copy; `lent` goes back to the worker after this
+            // The one copy; `lent` goes back to the worker after this.
+            value = lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents)
         case .encoded(let buffer):
             guard buffer.count > 0, buffer.contents[0] == 0x80, let loads = cPickle?.loads else { return false }
             value = Pickling.loads(buffer, with: loads)

@@ -286,13 +286,15 @@ final class WorkerInterpreter: @unchecked Sendable {
         if sp_Bytes_Check(encoded) != 0 {
             return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: encoded))), nil)
         }
-        // `(value,)`: a large bytes result, lent to the caller instead of pickled and copied.
-        if sp_Tuple_Check(encoded) != 0, PyTuple_Size(encoded) == 1,
-           let value = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(value) != 0 {
+        // `(value,)` or `(value, True)`: a large bytes result, lent to the caller instead of
+        // pickled and copied; with True, the caller makes it a bytearray.
+        let size = sp_Tuple_Check(encoded) != 0 ? PyTuple_Size(encoded) : 0
+        if size == 1 || size == 2, let value = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(value) != 0 {
+            let asByteArray = size == 2 && sp_Tuple_GET_ITEM(encoded, 1) == sp_True()
             Py_IncRef(value)
-            return (.lent(LentBytes(value, owner: self)), nil)
+            return (.lent(LentBytes(value, owner: self, asByteArray: asByteArray)), nil)
         }
-        return (nil, "the runner returned an outcome that is neither bytes nor (bytes,)")
+        return (nil, "the runner returned an outcome that is neither bytes nor (bytes,) nor (bytes, True)")
     }
 
     /// A read-only memoryview over memory this interpreter does not own.

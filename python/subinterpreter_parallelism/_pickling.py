@@ -12,8 +12,11 @@ from __future__ import annotations
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
 
-# `bytes` arguments and results at least this large travel out of band (copied once, straight
-# from the other interpreter's memory); the Swift core owns the number.
+# `bytes`, `bytearray` and `memoryview` arguments and results at least this large travel out of
+# band, never pickled: `bytes` are copied once, straight from the other interpreter's memory;
+# the mutable kinds are first snapshotted as `bytes` (so a task sees its argument as it was at
+# submit, as with a process pool), then copied once more. A `memoryview` of any size travels so,
+# and arrives as a memoryview with its format and shape. The Swift core owns the number.
 from ._native import OUT_OF_BAND_MIN
 
 TYPE_CHECKING = False
@@ -26,15 +29,31 @@ _MAIN_MARKER = b"__main__"
 
 
 class OutOfBand:
-    """Stands in a pickled call for a large ``bytes`` argument sent beside the pickle."""
+    """Stands in a pickled call for a large binary argument sent beside the pickle as ``bytes``.
 
-    __slots__ = ("index",)
+    ``kind`` says what the worker rebuilds from those bytes: ``"bytes"``, ``"bytearray"`` or
+    ``"memoryview"`` (then ``layout`` is its ``(format, shape, readonly)``).
+    """
 
-    def __init__(self, index: int) -> None:
+    __slots__ = ("index", "kind", "layout")
+
+    def __init__(self, index: int, kind: str = "bytes", layout: tuple[Any, ...] | None = None) -> None:
         self.index = index
+        self.kind = kind
+        self.layout = layout
 
-    def __reduce__(self) -> tuple[type[OutOfBand], tuple[int]]:
-        return OutOfBand, (self.index,)
+    def __reduce__(self) -> tuple[type[OutOfBand], tuple[Any, ...]]:
+        return OutOfBand, (self.index, self.kind, self.layout)
+
+    def rebuild(self, view: memoryview) -> Any:
+        """Worker side: the argument, made from ``view`` (the caller's bytes) with one copy."""
+        if self.kind == "bytes":
+            return bytes(view)
+        if self.kind == "bytearray":
+            return bytearray(view)
+        format, shape, readonly = self.layout  # type: ignore[misc]
+        copy = memoryview(bytes(view) if readonly else bytearray(view))
+        return copy if format == "B" and len(shape) == 1 else copy.cast(format, shape)
 
 
 def dumps(obj: Any) -> bytes:
@@ -67,15 +86,27 @@ def _cloudpickle_dumps(obj: Any) -> bytes:
 def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | tuple[bytes, list[bytes]]:
     """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
 
-    Large ``bytes`` arguments are not pickled: the result is then ``(pickle, [those bytes])``,
-    the pickle holding ``OutOfBand(i)`` in their places (see ``_worker.decode_call``).
+    Large ``bytes``, ``bytearray`` and ``memoryview`` arguments are not pickled: the result is
+    then ``(pickle, [bytes, ...])``, the pickle holding ``OutOfBand`` markers in their places
+    (see ``_worker.decode_call``).
     """
     extras: list[bytes] = []
 
     def out_of_band(value: Any) -> Any:
-        if type(value) is bytes and len(value) >= OUT_OF_BAND_MIN:
+        kind = type(value)
+        if kind is bytes:
+            if len(value) < OUT_OF_BAND_MIN:
+                return value
             extras.append(value)
             return OutOfBand(len(extras) - 1)
+        if kind is bytearray:
+            if len(value) < OUT_OF_BAND_MIN:
+                return value
+            extras.append(bytes(value))
+            return OutOfBand(len(extras) - 1, "bytearray")
+        if kind is memoryview:  # any size: pickle cannot carry a memoryview at all
+            extras.append(value.tobytes())
+            return OutOfBand(len(extras) - 1, "memoryview", (value.format, value.shape, value.readonly))
         return value
 
     call_args = tuple(out_of_band(value) for value in args)

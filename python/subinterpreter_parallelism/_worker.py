@@ -26,13 +26,13 @@ encode_result = _outcome.encode_value
 
 
 def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    """Unpickles a call; ``extras`` are views of its out-of-band ``bytes`` arguments
+    """Unpickles a call; ``extras`` are views of its out-of-band binary arguments
     (in the caller's memory, valid during this call only), copied here once each."""
     fn, args, kwargs = _pickling.loads(buffer)
     if extras:
         OutOfBand = _pickling.OutOfBand
-        args = tuple(bytes(extras[a.index]) if type(a) is OutOfBand else a for a in args)
-        kwargs = {k: bytes(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
+        args = tuple(a.rebuild(extras[a.index]) if type(a) is OutOfBand else a for a in args)
+        kwargs = {k: v.rebuild(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
     return fn, args, kwargs
 
 # Modules whose frames lead into the user's code (left out of task tracebacks).

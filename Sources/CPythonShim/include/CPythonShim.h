@@ -67,6 +67,17 @@ static inline PyObject *sp_List_GET_ITEM(PyObject *l, Py_ssize_t i) { return PyL
 static inline char *sp_Bytes_AS_STRING(PyObject *b) { return PyBytes_AS_STRING(b); }
 static inline Py_ssize_t sp_Bytes_GET_SIZE(PyObject *b) { return PyBytes_GET_SIZE(b); }
 
+static inline int sp_MemoryView_Check(PyObject *o) { return PyMemoryView_Check(o); }
+
+/// The size in bytes of an exact `bytes`, `bytearray` or `memoryview`, else -1: the argument
+/// kinds that travel out of band (see _pickling.encode_call).
+static inline Py_ssize_t sp_BinarySize(PyObject *o) {
+    if (PyBytes_CheckExact(o)) return PyBytes_GET_SIZE(o);
+    if (PyByteArray_CheckExact(o)) return PyByteArray_GET_SIZE(o);
+    if (PyMemoryView_Check(o)) return PyMemoryView_GET_BUFFER(o)->len;
+    return -1;
+}
+
 /// Slot ids. Python 3.15 turned some of them into function-like macros
 /// (`_Py_SLOT_COMPAT_VALUE(old, new)`) that Swift cannot import, so every slot the extension
 /// uses is spelled here once, for all versions.
