@@ -86,7 +86,9 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
         "data": {"workers": cores,
                  "sizes": [1_000, 1_000_000] if q else
                           [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
-                 "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3]},
+                 "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3],
+                 "kinds": {kind: [1_000_000] if q else [1_000_000, 100_000_000]
+                           for kind in ("bytearray", "memoryview")}},
         "startup": {"workers": 2, "repeats": 1 if q else 5},
         "memory": {"workers": 2 if q else 4, "hold_s": 0.1 if q else 0.3},
         "queue": {"handoffs": 50 if q else 300, "handoff_warmups": 5 if q else 10, "handoff_min": 20,
