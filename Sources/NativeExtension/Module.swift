@@ -73,6 +73,7 @@ enum NativeModule {
             ("PHASE_FINISHED", Int(TaskPhase.finished.rawValue)),
             ("WORKER_STACK_SIZE", NativePool.workerStackSize),
             ("OUT_OF_BAND_MIN", outOfBandMinimum),
+            ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
         return 0

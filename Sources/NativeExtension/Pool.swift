@@ -146,6 +146,10 @@ struct WorkerConfiguration: Sendable {
 /// 128 KiB takes 0.05 ms.
 let outOfBandMinimum = 64 << 10
 
+/// The most workers one pool may have (`_native.MAX_WORKERS`): far beyond any machine, low
+/// enough that a mistyped count fails at once instead of exhausting memory and threads.
+let maxWorkers = 4096
+
 /// The Python-independent heart of a pool: queues, workers, statistics.
 final class PoolCore: @unchecked Sendable {
     /// How long a worker or the completion thread watches for the next item before parking.

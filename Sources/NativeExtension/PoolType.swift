@@ -50,7 +50,7 @@ final class NativePool: NativeBacked {
             return Py.fail(PyExc_TypeError, "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None)")
         }
         guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
-        guard workers >= 1 && workers <= 4096 else { return Py.fail(PyExc_ValueError, "workers must be 1..4096") }
+        guard workers >= 1 && workers <= maxWorkers else { return Py.fail(PyExc_ValueError, "workers must be 1..\(maxWorkers)") }
         let pathList = sp_Tuple_GET_ITEM(args, 1)!
         guard sp_List_Check(pathList) != 0 else { return Py.fail(PyExc_TypeError, "sys_path must be a list of str") }
         var sysPath: [String] = []

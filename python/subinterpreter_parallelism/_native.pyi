@@ -15,6 +15,8 @@ PHASE_INTERRUPTING: Final[int]
 PHASE_CANCELLED: Final[int]
 PHASE_FINISHED: Final[int]
 WORKER_STACK_SIZE: Final[int]
+OUT_OF_BAND_MIN: Final[int]
+MAX_WORKERS: Final[int]
 
 class QueueClosed(Exception):
     """Raised by Queue.put/get once the queue is closed (and, for get, drained)."""

@@ -371,6 +371,8 @@ class InterpreterPoolExecutor(Executor):
             raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        elif max_workers > _native.MAX_WORKERS:  # before anything is sized by it
+            raise ValueError(f"max_workers must be at most {_native.MAX_WORKERS}, not {max_workers}")
         if thread_name_prefix is None:
             thread_name_prefix = ""
         elif not isinstance(thread_name_prefix, str):
