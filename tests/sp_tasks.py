@@ -184,3 +184,13 @@ def sleep_until_interrupted(report, seconds):
         report.put("interrupted")
         raise
     report.put("slept")
+
+
+def make_queue(items):
+    """Creates a Queue in the worker, fills it and returns it (its only handle)."""
+    import subinterpreter_parallelism as sp
+
+    queue = sp.Queue()
+    for item in items:
+        queue.put(item)
+    return queue

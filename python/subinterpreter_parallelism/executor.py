@@ -159,6 +159,9 @@ class _PoolState:
         # still-running thread as stopped, so a later join() would return too early.
         self.ended = threading.Event()
         self.fallback: Any = None  # compat.ProcessFallback: fallback="process" or parallel(fallback=...)
+        # The initializer's arguments, kept while workers may still start: a Queue among them is
+        # pickled as its id, which attaches only while some handle keeps the queue alive.
+        self.initargs: tuple[Any, ...] = ()
 
     def on_result(self, task_id: int, value: Any) -> None:
         """Called by ``native.deliver`` on the completion thread for a task that returned."""
@@ -406,6 +409,7 @@ class InterpreterPoolExecutor(Executor):
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call,
                               _worker_thread_names(thread_name_prefix, max_workers))
         self._state = _PoolState(native, task_timeout)
+        self._state.initargs = config["initargs"]
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
         if preload_watch.modules:
             self._state.message_handlers[forwarding.TAG_PRELOAD] = preload_watch.on_message
