@@ -198,6 +198,23 @@ def test_a_queue_passed_to_a_task_outlives_the_callers_handle():
         assert future.result(timeout=30) == "inside"
 
 
+def test_none_timeout_means_no_limit_as_in_queue_Queue():
+    q = sp.Queue(maxsize=2)
+    q.put(1, timeout=None)
+    q.put(2, True, None)
+    assert q.get(timeout=None) == 1
+    assert q.get(True, None) == 2
+    q.put(3, block=True, timeout=None)
+    assert q.get(block=True, timeout=None) == 3
+    # A blocking get without a limit is woken by a put from another thread.
+    got = []
+    getter = threading.Thread(target=lambda: got.append(q.get(timeout=None)))
+    getter.start()
+    q.put("woken")
+    getter.join(30)
+    assert got == ["woken"]
+
+
 def test_timeout_of_parallel_interrupts_a_task_blocked_in_get():
     q = sp.Queue()
     start = time.monotonic()

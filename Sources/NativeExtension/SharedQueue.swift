@@ -92,7 +92,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             if truth < 0 { return nil }
             blocking = truth == 1
         }
-        guard blocking, let timeout else { return (blocking, nil) }
+        // timeout=None waits without limit, as in queue.Queue (so does an infinite timeout).
+        guard blocking, let timeout, timeout != sp_None() else { return (blocking, nil) }
         guard let seconds = Py.double(timeout) else { return nil }
         guard seconds >= 0, !seconds.isNaN else {
             PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number")
