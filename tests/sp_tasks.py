@@ -194,3 +194,12 @@ def make_queue(items):
     for item in items:
         queue.put(item)
     return queue
+
+
+def sleep_error(seconds):
+    """What ``time.sleep(seconds)`` raises here: ``(type name, message)``, or None."""
+    try:
+        time.sleep(seconds)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return None

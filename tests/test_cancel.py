@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import CancelledError, as_completed
 
@@ -84,6 +85,27 @@ def test_sleep_in_a_task_is_interruptible(pool):
     future.cancel()
     assert report.get(timeout=5) == "interrupted"
     assert time.monotonic() - start < 1
+
+
+# Values time.sleep refuses at once: a worker's interruptible sleep must refuse them the same way
+# (inf slept forever there).
+BAD_SLEEPS = [math.inf, -math.inf, math.nan, -1, -0.5, 1e300, 2 ** 70, -(2 ** 70), "1", None]
+
+
+def test_sleep_in_a_task_refuses_what_time_sleep_refuses():
+    import time as stdlib_time
+
+    expected = []
+    for value in BAD_SLEEPS:
+        with pytest.raises((ValueError, OverflowError, TypeError)) as info:
+            stdlib_time.sleep(value)
+        expected.append((type(info.value).__name__, str(info.value)))
+    # task_timeout ends a sleep that would never end, so that a regression fails instead of hanging.
+    with sp.InterpreterPoolExecutor(2, task_timeout=60) as pool:
+        futures = [pool.submit(sp_tasks.sleep_error, value) for value in BAD_SLEEPS]
+        assert [f.result(timeout=90) for f in futures] == expected
+        assert pool.submit(sp_tasks.sleep_error, 0).result(timeout=30) is None
+        assert pool.submit(sp_tasks.sleep_error, 0.001).result(timeout=30) is None
 
 
 def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):

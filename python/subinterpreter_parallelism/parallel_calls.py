@@ -100,8 +100,8 @@ def parallel(
             a callable: called as ``progress(done, total)`` as calls finish.
 
     Raises:
-        TypeError, ValueError: a call is malformed, or ``fallback`` or ``progress`` is
-            invalid (checked before anything runs).
+        TypeError, ValueError: a call is malformed, or ``timeout``, ``executor``, ``fallback``
+            or ``progress`` is invalid (checked before anything runs).
         The exception of the lowest-index failing call, with its original type and args, its
         remote traceback as ``__cause__``, a note naming the call, and
         ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
@@ -109,6 +109,8 @@ def parallel(
     checked = [_check_call(i, call) for i, call in enumerate(calls)]
     if timeout is not None and not timeout >= 0:
         raise ValueError("timeout must be None or >= 0")
+    if executor is not None and not isinstance(executor, InterpreterPoolExecutor):
+        raise TypeError(f"executor must be an InterpreterPoolExecutor or None, not {type(executor).__name__}")
     compat.check_fallback(fallback)
     check_progress(progress)
     if not checked:
