@@ -203,3 +203,22 @@ def sleep_error(seconds):
     except Exception as exc:
         return type(exc).__name__, str(exc)
     return None
+
+
+class Stop(BaseException):
+    """A BaseException a task raises on purpose."""
+
+
+def fail_at(x, at, how):
+    """Returns x, except at item ``at``: fails the way ``how`` says."""
+    if x != at:
+        return x
+    if how == "exception":
+        raise ValueError(f"item {x}")
+    if how == "unpicklable exception":
+        raise LockCarrier(threading.Lock())
+    if how == "base exception":
+        raise Stop(f"item {x}")
+    if how == "unpicklable result":
+        return threading.Lock()
+    raise AssertionError(how)

@@ -60,6 +60,29 @@ def test_map_raises_in_order_after_yielding_earlier_results(pool):
         next(results)
 
 
+CHUNK_FAILURES = {
+    "exception": (ValueError, "item"),
+    "unpicklable exception": (sp.ExecutionFailed, "LockCarrier"),
+    "base exception": (sp_tasks.Stop, "item"),
+    "unpicklable result": (TypeError, "pickle"),
+}
+
+
+@pytest.mark.parametrize("how", list(CHUNK_FAILURES))
+@pytest.mark.parametrize(("count", "at", "chunksize"), [(1000, 500, None), (20, 7, 4), (20, 0, 4)])
+def test_chunked_map_yields_every_result_before_the_failing_item(pool, how, count, at, chunksize):
+    error, words = CHUNK_FAILURES[how]
+    results = []
+    with pytest.raises(error, match=words) as info:
+        for value in pool.map(sp_tasks.fail_at, range(count), [at] * count, [how] * count, chunksize=chunksize):
+            results.append(value)
+    assert results == list(range(at))
+    if how == "unpicklable result":
+        assert any("while pickling the result" in note for note in info.value.__notes__)
+    else:  # the item's own traceback came along
+        assert "fail_at" in str(info.value.__cause__)
+
+
 def test_map_timeout_interrupts(pool):
     results = pool.map(sp_tasks.spin, [30, 30], timeout=0.5, chunksize=1)
     start = time.monotonic()

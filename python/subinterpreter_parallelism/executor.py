@@ -501,7 +501,9 @@ class InterpreterPoolExecutor(Executor):
         Results come in input order. Without ``buffersize``, the whole input is read and
         submitted before ``map`` returns, and ``chunksize=None`` sends items in chunks (about
         16 per worker, at most 4096 items), so that many tiny items cost little each;
-        ``chunksize=1`` sends each item alone.
+        ``chunksize=1`` sends each item alone. When an item fails, every result before it is
+        yielded, then its exception is raised, whatever the failure (also a ``BaseException``,
+        an exception or a result that cannot be pickled, inside a chunk).
 
         ``buffersize=N`` (as in Python 3.14) reads the input lazily: at most N tasks (chunks,
         with ``chunksize`` > 1) are submitted and not yet yielded at any time, and the next
@@ -552,7 +554,8 @@ class InterpreterPoolExecutor(Executor):
                 _progress.track(futures, None, progress, f"map({_name_of(fn)})")
             return _yield_results(futures, deadline, chunked=False)
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
-        futures = deque([self.submit(_worker.run_chunk, fn, chunk) for chunk in chunks])
+        refusals = self._falls_back()
+        futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals) for chunk in chunks])
         if progress is not None:
             _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
         return _yield_results(futures, deadline, chunked=True)
@@ -564,6 +567,7 @@ class InterpreterPoolExecutor(Executor):
         once the executor is collected and so may silently yield fewer results)."""
         futures: deque[Future[Any]] = deque()
         exhausted = False
+        refusals = self._falls_back()
 
         def refill() -> None:
             nonlocal exhausted
@@ -579,7 +583,7 @@ class InterpreterPoolExecutor(Executor):
                     if not chunk:
                         exhausted = True
                     else:
-                        futures.append(self.submit(_worker.run_chunk, fn, chunk))
+                        futures.append(self.submit(_worker.run_chunk, fn, chunk, refusals))
 
         try:
             refill()
@@ -588,6 +592,11 @@ class InterpreterPoolExecutor(Executor):
                 future.cancel()
             raise
         return _yield_results(futures, deadline, chunked=chunksize != 1, refill=refill)
+
+    def _falls_back(self) -> bool:
+        """Whether tasks submitted now from this thread may fall back to a process."""
+        fallback = self._state.fallback
+        return fallback is not None and fallback.covers()
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await pool.run(fn, *args, **kwargs)``: submit and await the result in asyncio.
@@ -712,20 +721,22 @@ def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked:
                 if future.done():
                     raise  # the task itself raised TimeoutError
                 raise TimeoutError("map() did not finish within its timeout") from None
-            except BaseException as exc:
-                partial = getattr(exc, "__sp_partial__", None) if chunked else None
-                if partial:
-                    del exc.__sp_partial__
-                    futures.popleft()
-                    yield from partial
-                raise
             futures.popleft()
             del future
             if chunked:
-                yield from value
+                # _worker.run_chunk: the results up to the first failing item, then its failure.
+                data, failure = value
+                del value
+                try:
+                    items = _pickling.loads(data)
+                except BaseException as error:
+                    raise _outcome.failure_from_unpickling(error) from None
+                yield from items
+                if failure is not None:
+                    raise _outcome.decode(failure)[1]
             else:
                 yield value
-            del value
+                del value
     finally:
         for future in futures:
             future.cancel()
