@@ -222,3 +222,14 @@ def fail_at(x, at, how):
     if how == "unpicklable result":
         return threading.Lock()
     raise AssertionError(how)
+
+
+class Dummy:
+    """An object that weak references can watch."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def make_dummy(value):
+    return Dummy(value)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import pickle
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import FIRST_COMPLETED, CancelledError, as_completed, wait
 
 import pytest
@@ -81,6 +83,25 @@ def test_chunked_map_yields_every_result_before_the_failing_item(pool, how, coun
         assert any("while pickling the result" in note for note in info.value.__notes__)
     else:  # the item's own traceback came along
         assert "fail_at" in str(info.value.__cause__)
+
+
+def gone(ref, seconds=30.0):
+    """Waits until ``ref`` is dead: the completion thread may still hold the object for a moment
+    after handing it over (as the stdlib's test_free_reference allows for)."""
+    deadline = time.monotonic() + seconds
+    while ref() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    return ref() is None
+
+
+@pytest.mark.parametrize("chunksize", [1, 3])
+def test_map_keeps_no_reference_to_yielded_results(pool, chunksize):
+    # CPython's test_free_reference (bpo-14406): the result iterator must not keep the result.
+    for obj in pool.map(sp_tasks.make_dummy, range(3), chunksize=chunksize):
+        ref = weakref.ref(obj)
+        del obj
+        assert gone(ref)
 
 
 def test_map_timeout_interrupts(pool):

@@ -704,6 +704,9 @@ def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked:
 
     ``refill``, when given, is called before each wait (so once the previous result has been
     yielded) to submit more tasks: ``map`` with ``buffersize``.
+
+    No result is referenced from here once it has been yielded (CPython's test_free_reference,
+    bpo-14406): each is popped off a list as it goes out, and the future is dropped first.
     """
     try:
         while True:
@@ -711,35 +714,41 @@ def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked:
                 refill()
             if not futures:
                 break
-            future = futures[0]
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0 and not future.done():
-                raise TimeoutError("map() did not finish within its timeout")
-            try:
-                value = future.result(remaining)
-            except TimeoutError:
-                if future.done():
-                    raise  # the task itself raised TimeoutError
-                raise TimeoutError("map() did not finish within its timeout") from None
+            results, failure = _outcome_of(futures[0], deadline, chunked)
             futures.popleft()
-            del future
-            if chunked:
-                # _worker.run_chunk: the results up to the first failing item, then its failure.
-                data, failure = value
-                del value
-                try:
-                    items = _pickling.loads(data)
-                except BaseException as error:
-                    raise _outcome.failure_from_unpickling(error) from None
-                yield from items
-                if failure is not None:
-                    raise _outcome.decode(failure)[1]
-            else:
-                yield value
-                del value
+            while results:
+                yield results.pop()
+            if failure is not None:
+                raise failure
     finally:
         for future in futures:
             future.cancel()
+
+
+def _outcome_of(future: Future[Any], deadline: float | None,
+                chunked: bool) -> tuple[list[Any], BaseException | None]:
+    """Waits for a ``map`` task; returns its results, last first, and the exception to raise
+    after them (a chunk's failing item), or raises the task's exception, or ``TimeoutError``
+    once ``deadline`` has passed."""
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0 and not future.done():
+        raise TimeoutError("map() did not finish within its timeout")
+    try:
+        value = future.result(remaining)
+    except TimeoutError:
+        if future.done():
+            raise  # the task itself raised TimeoutError
+        raise TimeoutError("map() did not finish within its timeout") from None
+    if not chunked:
+        return [value], None
+    # _worker.run_chunk: the results up to the first failing item, then that item's failure.
+    data, failure = value
+    try:
+        results = _pickling.loads(data)
+    except BaseException as error:
+        raise _outcome.failure_from_unpickling(error) from None
+    results.reverse()
+    return results, None if failure is None else _outcome.decode(failure)[1]
 
 
 def _shutdown_all_at_exit() -> None:
