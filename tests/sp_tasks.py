@@ -233,3 +233,10 @@ class Dummy:
 
 def make_dummy(value):
     return Dummy(value)
+
+
+def gated(x, gate, blocked):
+    """Returns x; items in ``blocked`` first wait for an item from the ``gate`` queue."""
+    if x in blocked:
+        gate.get(timeout=120)
+    return x

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import itertools
 import logging
 import os
 import pickle
@@ -95,13 +96,56 @@ def gone(ref, seconds=30.0):
     return ref() is None
 
 
+@pytest.mark.parametrize("ordered", [True, False])
 @pytest.mark.parametrize("chunksize", [1, 3])
-def test_map_keeps_no_reference_to_yielded_results(pool, chunksize):
+def test_map_keeps_no_reference_to_yielded_results(pool, chunksize, ordered):
     # CPython's test_free_reference (bpo-14406): the result iterator must not keep the result.
-    for obj in pool.map(sp_tasks.make_dummy, range(3), chunksize=chunksize):
+    for obj in pool.map(sp_tasks.make_dummy, range(3), chunksize=chunksize, ordered=ordered):
         ref = weakref.ref(obj)
         del obj
         assert gone(ref)
+
+
+def test_map_unordered_yields_results_as_they_finish(pool):
+    gate = sp.Queue()
+    results = pool.map(sp_tasks.gated, [0, 1], [gate] * 2, [{0}] * 2, chunksize=1, ordered=False)
+    assert next(results) == 1  # item 0 waits for the gate, which opens only now
+    gate.put("open")
+    assert next(results) == 0
+    assert list(results) == []
+
+
+def test_map_unordered_yields_chunks_as_they_finish_each_in_order(pool):
+    gate = sp.Queue()
+    results = pool.map(sp_tasks.gated, range(4), [gate] * 4, [{0}] * 4, chunksize=2, ordered=False)
+    assert [next(results), next(results)] == [2, 3]  # the second chunk, while the first waits
+    gate.put("open")
+    assert list(results) == [0, 1]
+
+
+def test_map_unordered_timeout_close_and_buffersize(pool):
+    with pytest.raises(TimeoutError):
+        list(pool.map(sp_tasks.spin, [30, 30], timeout=0.5, chunksize=1, ordered=False))
+    assert pool.submit(sp_tasks.add, 1, 1).result(timeout=30) == 2  # both tasks were stopped
+    # Closing the iterator early stops the tasks still waiting at the gate.
+    gate = sp.Queue()
+    results = pool.map(sp_tasks.gated, range(3), [gate] * 3, [{0, 2}] * 3, chunksize=1, ordered=False)
+    assert next(results) == 1
+    results.close()
+    assert pool.submit(sp_tasks.add, 2, 2).result(timeout=30) == 4
+    # buffersize bounds what is read ahead of the results, in any order.
+    consumed = []
+
+    def endless():
+        for i in itertools.count():
+            consumed.append(i)
+            yield i
+
+    results = pool.map(sp_tasks.square, endless(), buffersize=3, ordered=False)
+    first = [next(results) for _ in range(10)]
+    results.close()
+    assert len(consumed) <= 10 + 3
+    assert len(set(first)) == 10 and set(first) <= {i * i for i in consumed}
 
 
 def test_map_timeout_interrupts(pool):

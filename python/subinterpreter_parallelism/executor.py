@@ -11,6 +11,7 @@ import heapq
 import itertools
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -495,10 +496,14 @@ class InterpreterPoolExecutor(Executor):
         chunksize: int | None = None,
         buffersize: int | None = None,
         progress: bool | Callable[[int, int], object] | None = None,
+        ordered: bool = True,
     ) -> Iterator[T]:
         """Like ``concurrent.futures.Executor.map``, with automatic batching.
 
-        Results come in input order. Without ``buffersize``, the whole input is read and
+        Results come in input order; with ``ordered=False``, as they finish instead (a chunk's
+        results together, in input order within the chunk), so that a slow item does not hold
+        back the results behind it; ``timeout``, ``buffersize``, cancelling and closing work the
+        same. Without ``buffersize``, the whole input is read and
         submitted before ``map`` returns, and ``chunksize=None`` sends items in chunks (about
         16 per worker, at most 4096 items), so that many tiny items cost little each;
         ``chunksize=1`` sends each item alone. When an item fails, every result before it is
@@ -544,7 +549,7 @@ class InterpreterPoolExecutor(Executor):
             # chunksize=None means 1 here: an automatic size would need the input's length, and
             # a fixed chunk would make buffersize read ahead that many times more items than it
             # says (and hold back the first result until a whole chunk is done).
-            return self._map_buffered(fn, zip(*iterables), deadline, chunksize or 1, buffersize)
+            return self._map_buffered(fn, zip(*iterables), deadline, chunksize or 1, buffersize, ordered)
         items = list(zip(*iterables))
         if chunksize is None:
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
@@ -552,16 +557,16 @@ class InterpreterPoolExecutor(Executor):
             futures = deque([self.submit(fn, *args) for args in items])
             if progress is not None:
                 _progress.track(futures, None, progress, f"map({_name_of(fn)})")
-            return _yield_results(futures, deadline, chunked=False)
+            return _yield_results(futures, deadline, chunked=False, ordered=ordered)
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
         refusals = self._falls_back()
         futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals) for chunk in chunks])
         if progress is not None:
             _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
-        return _yield_results(futures, deadline, chunked=True)
+        return _yield_results(futures, deadline, chunked=True, ordered=ordered)
 
     def _map_buffered(self, fn: Callable[..., T], args_iter: Iterator[tuple[Any, ...]],
-                      deadline: float | None, chunksize: int, buffersize: int) -> Iterator[T]:
+                      deadline: float | None, chunksize: int, buffersize: int, ordered: bool) -> Iterator[T]:
         """``map`` with ``buffersize``: submits the first tasks now, the others as results are
         yielded. The iterator holds the executor (unlike the stdlib's, which stops submitting
         once the executor is collected and so may silently yield fewer results)."""
@@ -569,9 +574,11 @@ class InterpreterPoolExecutor(Executor):
         exhausted = False
         refusals = self._falls_back()
 
-        def refill() -> None:
+        def refill(elsewhere: int) -> None:
+            """Submits into ``futures`` while fewer than ``buffersize`` tasks, ``elsewhere``
+            included (those the unordered iterator watches), are submitted and not yielded."""
             nonlocal exhausted
-            while not exhausted and len(futures) < buffersize:
+            while not exhausted and len(futures) + elsewhere < buffersize:
                 if chunksize == 1:
                     args = next(args_iter, None)
                     if args is None:
@@ -586,12 +593,12 @@ class InterpreterPoolExecutor(Executor):
                         futures.append(self.submit(_worker.run_chunk, fn, chunk, refusals))
 
         try:
-            refill()
+            refill(0)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-        return _yield_results(futures, deadline, chunked=chunksize != 1, refill=refill)
+        return _yield_results(futures, deadline, chunked=chunksize != 1, ordered=ordered, refill=refill)
 
     def _falls_back(self) -> bool:
         """Whether tasks submitted now from this thread may fall back to a process."""
@@ -698,20 +705,27 @@ def _close_native(native: Any) -> None:
     native.close()
 
 
-def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
-                   refill: Callable[[], None] | None = None) -> Iterator[Any]:
-    """Yields results in order; on timeout, error, early close or Ctrl-C cancels the rest.
+def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked: bool, ordered: bool = True,
+                   refill: Callable[[int], None] | None = None) -> Iterator[Any]:
+    """Yields results in order (or, unless ``ordered``, as tasks finish); on timeout, error,
+    early close or Ctrl-C cancels the rest.
 
     ``refill``, when given, is called before each wait (so once the previous result has been
-    yielded) to submit more tasks: ``map`` with ``buffersize``.
+    yielded) to submit more tasks into ``futures``: ``map`` with ``buffersize``. It is told how
+    many submitted tasks are no longer in ``futures`` but not yielded yet.
 
     No result is referenced from here once it has been yielded (CPython's test_free_reference,
     bpo-14406): each is popped off a list as it goes out, and the future is dropped first.
     """
+    return (_yield_in_order if ordered else _yield_as_finished)(futures, deadline, chunked, refill)
+
+
+def _yield_in_order(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
+                    refill: Callable[[int], None] | None) -> Iterator[Any]:
     try:
         while True:
             if refill is not None:
-                refill()
+                refill(0)
             if not futures:
                 break
             results, failure = _outcome_of(futures[0], deadline, chunked)
@@ -722,6 +736,38 @@ def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked:
                 raise failure
     finally:
         for future in futures:
+            future.cancel()
+
+
+def _yield_as_finished(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
+                       refill: Callable[[int], None] | None) -> Iterator[Any]:
+    finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+    watched: set[Future[Any]] = set()
+    try:
+        while True:
+            if refill is not None:
+                refill(len(watched))
+            while futures:  # new tasks: each says when it is done
+                future = futures[0]
+                watched.add(future)
+                futures.popleft()
+                future.add_done_callback(finished.put)
+            if not watched:
+                break
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                future = finished.get(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError("map() did not finish within its timeout") from None
+            watched.discard(future)
+            results, failure = _outcome_of(future, None, chunked)
+            del future
+            while results:
+                yield results.pop()
+            if failure is not None:
+                raise failure
+    finally:
+        for future in (*futures, *watched):
             future.cancel()
 
 
