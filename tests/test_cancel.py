@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import CancelledError, as_completed
 
@@ -117,6 +118,20 @@ def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):
     # The worker is free again, and the queue lost nothing: a later item goes to a later get.
     queue.put("for the next task")
     assert pool.submit(sp_tasks.wait_on_queue, queue).result(timeout=10) == "for the next task"
+
+
+def test_finished_tasks_leave_no_task_timeout_entries():
+    # A finished task's deadline must cost nothing: task_timeout=3600 used to keep one entry per
+    # task for an hour (1.2M tasks: 1.2M entries, +302 MB).
+    count = 3000
+    finished = threading.Semaphore(0)
+    with sp.InterpreterPoolExecutor(2, task_timeout=3600) as pool:
+        for i in range(count):
+            # Callbacks run in the order they were added: the pool's own ran before this one.
+            pool.submit(sp_tasks.add, i, 1).add_done_callback(lambda _: finished.release())
+        for _ in range(count):
+            assert finished.acquire(timeout=60)
+        assert len(pool._state.timers._entries) <= 128
 
 
 def test_task_timeout_stops_running_tasks():
