@@ -134,6 +134,45 @@ def test_finished_tasks_leave_no_task_timeout_entries():
         assert len(pool._state.timers._entries) <= 128
 
 
+@pytest.mark.parametrize("endless", [math.inf, 1e300])
+def test_infinite_timeouts_mean_no_limit(endless):
+    # parallel() sent its calls, then raised OverflowError with the calls still running.
+    assert sp.parallel(["sp_tasks", "add", (1, 2)], timeout=endless) == [3]
+    # task_timeout=inf killed the timeout thread with a traceback: it is no limit now.
+    with sp.InterpreterPoolExecutor(2, task_timeout=endless) as pool:
+        assert pool._state.task_timeout is None and pool._state.timers is None
+        future = pool.submit(sp_tasks.add, 2, 3)
+        assert future.result(timeout=endless) == 5
+        assert future.exception(timeout=endless) is None
+        for ordered in (True, False):
+            for chunksize in (1, 2):
+                assert sorted(pool.map(sp_tasks.add, [1, 2, 3], [1, 1, 1], timeout=endless,
+                                       chunksize=chunksize, ordered=ordered)) == [2, 3, 4]
+        q = sp.Queue()
+        q.put("x", timeout=endless)
+        assert q.get(timeout=endless) == "x"
+
+
+def test_nan_and_negative_timeouts_are_refused_before_anything_runs():
+    with sp.InterpreterPoolExecutor(1) as pool:
+        for bad in (math.nan, -1, -math.inf):
+            with pytest.raises(ValueError, match="timeout"):
+                pool.map(sp_tasks.add, [1], [1], timeout=bad)
+            with pytest.raises(ValueError, match="timeout"):
+                sp.parallel(["sp_tasks", "add", (1, 2)], timeout=bad, executor=pool)
+            with pytest.raises(ValueError, match="task_timeout"):
+                sp.InterpreterPoolExecutor(1, task_timeout=bad)
+        with pytest.raises(TypeError, match="timeout"):
+            pool.map(sp_tasks.add, [1], [1], timeout="1")
+        assert pool.stats()["tasks_submitted"] == 0
+
+
+def test_check_modules_takes_an_infinite_timeout():
+    from subinterpreter_parallelism import compat
+
+    assert [r.result for r in compat.check_modules(["json"], timeout=math.inf)] == ["works"]
+
+
 def test_task_timeout_stops_running_tasks():
     with sp.InterpreterPoolExecutor(1, task_timeout=0.5) as pool:
         slow = pool.submit(sp_tasks.spin, 60)

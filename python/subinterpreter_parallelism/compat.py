@@ -355,7 +355,7 @@ def check_modules(modules: Sequence[str], *, timeout: float = 60.0,
 
     Args:
         modules: module names (dotted names allowed).
-        timeout: seconds each probe may take.
+        timeout: seconds each probe may take (infinity: no limit).
         jobs: probes run at once; default: the CPUs this process may use.
 
     Raises:
@@ -368,6 +368,8 @@ def check_modules(modules: Sequence[str], *, timeout: float = 60.0,
             raise TypeError(f"module names must be str, not {type(name).__name__}")
     if not timeout > 0:
         raise ValueError("timeout must be greater than 0")
+    if timeout > threading.TIMEOUT_MAX:
+        timeout = None  # inf: no limit (subprocess's wait would overflow)
     if jobs is None:
         jobs = max(1, min(len(names), os.cpu_count() or 1))
     if jobs < 1:
@@ -383,7 +385,7 @@ def check_modules(modules: Sequence[str], *, timeout: float = 60.0,
         return list(runner.map(lambda name: _check_one(name, paths, timeout), names))
 
 
-def _check_one(name: str, paths: list[str], timeout: float) -> ModuleCheck:
+def _check_one(name: str, paths: list[str], timeout: float | None) -> ModuleCheck:
     import subprocess
 
     if not _MODULE_NAME.fullmatch(name):
@@ -422,7 +424,7 @@ def _check_one(name: str, paths: list[str], timeout: float) -> ModuleCheck:
     return ModuleCheck(name, "import error", reason, elapsed)
 
 
-def _run_probe(name: str, paths: list[str], timeout: float,
+def _run_probe(name: str, paths: list[str], timeout: float | None,
                mode: str) -> tuple[dict[str, dict[str, Any]], str, str]:
     """Runs one probe process; returns (its reports by stage, why it crashed or "", its stderr).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import numbers
 import os
 import queue
 import sys
@@ -30,7 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 from . import _native, _outcome, _pickling, _versions, _worker
 from .errors import BrokenInterpreterPool, ExecutionFailed
 
-__all__ = ["InterpreterPoolExecutor", "default_worker_count"]
+__all__ = ["InterpreterPoolExecutor", "check_timeout", "default_worker_count"]
 
 logger = logging.getLogger("subinterpreter_parallelism")
 
@@ -49,6 +50,26 @@ _OS_THREAD_NAME_BYTES = 15
 # (dask.local.batch_execute_tasks, distributed.worker._run_task_simple); dask_support unwraps
 # those calls so that worker interpreters never import dask (see dask_support.py).
 _DASK_WRAPPER_MODULES = frozenset({"dask.local", "distributed.worker"})
+
+
+def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
+    """A timeout in seconds as given to ``map``, ``parallel`` and the like; None means no limit.
+
+    Infinity, and anything longer than the longest wait the platform can do
+    (``threading.TIMEOUT_MAX``, about 292 years), mean no limit too: such a value reached the
+    stdlib's waits, which raise ``OverflowError`` after the tasks were sent.
+
+    Raises:
+        TypeError: not a real number (or a bool).
+        ValueError: NaN or negative.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    if not timeout >= 0:  # NaN too
+        raise ValueError(f"{name} must be None or a number of seconds >= 0, not {timeout!r}")
+    return None if timeout > threading.TIMEOUT_MAX else float(timeout)
 
 
 def default_worker_count() -> int:
@@ -114,6 +135,8 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
         return phase in (_native.PHASE_RUNNING, _native.PHASE_INTERRUPTING)
 
     def result(self, timeout: float | None = None) -> Any:
+        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+            timeout = None  # inf: no limit (the stdlib's wait raises OverflowError)
         try:
             return super().result(timeout)
         except KeyboardInterrupt:
@@ -121,6 +144,8 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
             raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
+        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+            timeout = None
         try:
             return super().exception(timeout)
         except KeyboardInterrupt:
@@ -352,7 +377,7 @@ class InterpreterPoolExecutor(Executor):
             ``BrokenInterpreterPool``.
         initargs: arguments for ``initializer``.
         task_timeout: seconds a task may run (from submission); then it is interrupted and its
-            future fails with ``TimeoutError``.
+            future fails with ``TimeoutError``. None or infinity: no limit.
         fallback: ``"process"``: a task that fails because a module refuses to load in an
             own-GIL interpreter (numpy, ...) runs again, from its start, in a process pool
             (created on first need, shut down with this pool), with one
@@ -378,7 +403,7 @@ class InterpreterPoolExecutor(Executor):
     Raises:
         TypeError: ``max_workers`` is not an int, ``thread_name_prefix`` is not a str, or
             ``initializer`` is not callable.
-        ValueError: ``max_workers`` < 1, ``task_timeout`` <= 0, or ``fallback`` is not
+        ValueError: ``max_workers`` < 1, ``task_timeout`` <= 0 or NaN, or ``fallback`` is not
             None or ``"process"``.
         ValueError: ``output`` is not ``"forward"`` or ``"fd"``.
         ImportError (or what the import raised): a ``preload`` module cannot be imported in
@@ -423,7 +448,9 @@ class InterpreterPoolExecutor(Executor):
             if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
                 raise TypeError("task_timeout must be a number of seconds or None")
             if not task_timeout > 0:
-                raise ValueError("task_timeout must be greater than 0")
+                raise ValueError(f"task_timeout must be None or a number of seconds > 0, not {task_timeout!r}")
+            if task_timeout > threading.TIMEOUT_MAX:
+                task_timeout = None  # inf: no limit (it used to kill the timeout thread)
         if fallback is not None:
             from .compat import check_fallback
 
@@ -552,18 +579,20 @@ class InterpreterPoolExecutor(Executor):
         bounded memory. ``chunksize`` then defaults to 1: ``buffersize`` counts items, as in
         the stdlib; pass a ``chunksize`` to amortise the per-task cost (about 10 us).
 
-        When ``timeout`` (seconds, from this call) expires, the tasks still running are
-        interrupted and ``TimeoutError`` is raised. Closing the iterator early (or Ctrl-C)
+        When ``timeout`` (seconds, from this call; None or infinity: no limit) expires, the
+        tasks still running are interrupted and ``TimeoutError`` is raised. Closing the iterator early (or Ctrl-C)
         cancels what is left. ``progress=True`` shows a progress bar (tqdm when installed, else
         a plain one on stderr); ``progress=callable`` is called as ``callable(done, total)``
         from the completion thread (see ``subinterpreter_parallelism.progress``).
 
         Raises:
-            TypeError: ``chunksize`` or ``buffersize`` is not an int (or None).
-            ValueError: ``chunksize`` or ``buffersize`` < 1, or ``progress`` together with
-                ``buffersize`` (the total is not known up front).
+            TypeError: ``chunksize`` or ``buffersize`` is not an int (or None), or ``timeout``
+                is not a number (or None).
+            ValueError: ``chunksize`` or ``buffersize`` < 1, ``timeout`` NaN or negative, or
+                ``progress`` together with ``buffersize`` (the total is not known up front).
             RuntimeError: after ``shutdown()`` (also while iterating with ``buffersize``).
         """
+        timeout = check_timeout(timeout)
         if progress is not None:
             from . import progress as _progress
 
