@@ -431,6 +431,67 @@ def test_functions_from_an_interactive_session():
     assert "REPL 42 9" in result.stdout
 
 
+MAIN_NAMESPACE_SCRIPT = """
+import subinterpreter_parallelism as sp
+
+STATUS = "uninitialized"
+LIMIT = 10
+
+def init(value):
+    global STATUS
+    STATUS = value
+
+def get_status():
+    return STATUS
+
+def via_helper():
+    return get_status()
+
+def count():
+    global CALLS
+    CALLS = globals().get("CALLS", 0) + 1
+    return CALLS
+
+def helper():
+    return "v1"
+
+def call_helper():
+    return helper(), LIMIT
+
+def same_namespace():
+    import __main__
+    return __main__.STATUS, get_status.__globals__ is globals() is vars(__main__)
+
+if __name__ == "__main__":
+    with sp.InterpreterPoolExecutor(1, initializer=init, initargs=("initialized",)) as pool:
+        print("status", pool.submit(get_status).result())
+        print("helper", pool.submit(via_helper).result(), pool.submit(lambda: STATUS).result())
+        print("count", pool.submit(count).result(), pool.submit(count).result())
+        print("namespace", *pool.submit(same_namespace).result())
+        print("first", *pool.submit(call_helper).result())
+        def helper():  # a new definition (as in a REPL) reaches the worker
+            return "v2"
+        globals()["helper"] = helper
+        print("redefined", *pool.submit(call_helper).result())
+"""
+
+
+def test_initializer_and_tasks_from_main_share_one_namespace_per_worker(tmp_path):
+    # CPython's test_init_with___main___global: what a __main__ initializer sets, __main__ tasks see.
+    script = tmp_path / "main_namespace.py"
+    script.write_text(MAIN_NAMESPACE_SCRIPT)
+    for result in (run_python("", str(script)),
+                   run_python(MAIN_NAMESPACE_SCRIPT.replace('if __name__ == "__main__":', "if True:"))):
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert "status initialized" in lines
+        assert "helper initialized initialized" in lines
+        assert "count 1 2" in lines
+        assert "namespace initialized True" in lines
+        assert "first v1 10" in lines
+        assert "redefined v2 10" in lines
+
+
 def test_exit_with_a_live_pool_is_clean():
     code = """
     import subinterpreter_parallelism as sp, sp_tasks

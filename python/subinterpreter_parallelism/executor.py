@@ -374,7 +374,12 @@ class InterpreterPoolExecutor(Executor):
             long prefix is shortened to keep the ``_{i}``. None means "".
         initializer: called as ``initializer(*initargs)`` once in each worker interpreter.
             If it raises, the pool is broken: pending and later tasks fail with
-            ``BrokenInterpreterPool``.
+            ``BrokenInterpreterPool``. Functions of ``__main__`` (a script, ``-c``, a REPL),
+            initializer and tasks alike, share their worker's ``__main__`` namespace: what
+            the initializer sets with ``global`` the tasks see. A global they refer to is
+            copied from the caller when the worker lacks it (functions and classes of
+            ``__main__``: every time, so redefinitions arrive); pass changing values as
+            arguments.
         initargs: arguments for ``initializer``.
         task_timeout: seconds a task may run (from submission); then it is interrupted and its
             future fails with ``TimeoutError``. None or infinity: no limit.
