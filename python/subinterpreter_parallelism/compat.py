@@ -290,21 +290,42 @@ def _settle(future: Any, moved: Any) -> None:
             future.set_running_or_notify_cancel()
         return
     error = moved.exception()
+    if error is None:
+        from . import _outcome
+
+        try:
+            ok, value = _outcome.decode(moved.result())
+        except BaseException as unpickling:  # even SystemExit from a __reduce__: settle the future
+            ok, value = False, _outcome.failure_from_unpickling(unpickling)
+    else:  # the process pool itself failed (a crashed process, ...)
+        ok, value = False, error
     try:
-        if error is not None:
-            future.set_exception(error)
+        if ok:
+            future.set_result(value)
         else:
-            future.set_result(moved.result())
+            future.set_exception(value)
     except InvalidStateError:
         pass  # cancelled or timed out meanwhile
 
 
-def _run_pickled_call(payload: bytes) -> Any:
-    """Process side of the fallback: runs a call pickled by ``_pickling.dumps``."""
-    import pickle
+def _run_pickled_call(payload: bytes) -> bytes:
+    """Process side of the fallback: runs a call pickled by ``_pickling.dumps`` and returns its
+    outcome encoded as a worker's is (``_outcome``): pickled the way the call came, so that a
+    result or exception whose class came by value (defined in the caller's ``__main__``, which
+    the process re-imported as another module) goes back by value too, and an exception that
+    cannot be pickled still arrives, as ``ExecutionFailed``."""
+    from . import _outcome, _pickling
 
-    fn, args, kwargs = pickle.loads(payload)
-    return fn(*args, **kwargs)
+    fn, args, kwargs = _pickling.loads(payload)
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as exc:
+        return _outcome.encode_exception(exc, skip_frames=1)  # from the user's code on
+    try:
+        return _pickling.dumps(value)
+    except BaseException as exc:
+        _outcome.note_unpicklable_result(exc, value)
+        return _outcome.encode_exception(exc)
 
 
 def fallback_for(pool: Any) -> ProcessFallback:
