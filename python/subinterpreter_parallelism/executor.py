@@ -571,12 +571,13 @@ class InterpreterPoolExecutor(Executor):
         Results come in input order; with ``ordered=False``, as they finish instead (a chunk's
         results together, in input order within the chunk), so that a slow item does not hold
         back the results behind it; ``timeout``, ``buffersize``, cancelling and closing work the
-        same. Without ``buffersize``, the whole input is read and
-        submitted before ``map`` returns, and ``chunksize=None`` sends items in chunks (about
-        16 per worker, at most 4096 items), so that many tiny items cost little each;
-        ``chunksize=1`` sends each item alone. When an item fails, every result before it is
-        yielded, then its exception is raised, whatever the failure (also a ``BaseException``,
-        an exception or a result that cannot be pickled, inside a chunk).
+        same. When an item fails, every result before it is yielded, then its exception is
+        raised, whatever the failure (also a ``BaseException``, an exception or a result that
+        cannot be pickled, inside a chunk).
+
+        Without ``buffersize``, the whole input is read and submitted before ``map`` returns,
+        and ``chunksize=None`` sends items in chunks (about 16 per worker, at most 4096 items),
+        so that many tiny items cost little each; ``chunksize=1`` sends each item alone.
 
         ``buffersize=N`` (as in Python 3.14) reads the input lazily: at most N tasks (chunks,
         with ``chunksize`` > 1) are submitted and not yet yielded at any time, and the next
@@ -585,10 +586,11 @@ class InterpreterPoolExecutor(Executor):
         the stdlib; pass a ``chunksize`` to amortise the per-task cost (about 10 us).
 
         When ``timeout`` (seconds, from this call; None or infinity: no limit) expires, the
-        tasks still running are interrupted and ``TimeoutError`` is raised. Closing the iterator early (or Ctrl-C)
-        cancels what is left. ``progress=True`` shows a progress bar (tqdm when installed, else
-        a plain one on stderr); ``progress=callable`` is called as ``callable(done, total)``
-        from the completion thread (see ``subinterpreter_parallelism.progress``).
+        tasks still running are interrupted and ``TimeoutError`` is raised. Closing the
+        iterator early (or Ctrl-C) cancels what is left. ``progress=True`` shows a progress
+        bar (tqdm when installed, else a plain one on stderr); ``progress=callable`` is called
+        as ``callable(done, total)`` from the completion thread (see
+        ``subinterpreter_parallelism.progress``).
 
         Raises:
             TypeError: ``chunksize`` or ``buffersize`` is not an int (or None), or ``timeout``
