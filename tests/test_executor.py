@@ -299,16 +299,24 @@ def test_submit_after_shutdown_raises():
     pool.shutdown()  # twice is harmless
 
 
+def wait_for(condition, seconds=30.0):
+    """Polls ``condition`` until it holds (a worker's start takes a while on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.005)
+
+
 def test_shutdown_without_wait_cancels_promptly():
     pool = sp.InterpreterPoolExecutor(1)
-    running = pool.submit(sp_tasks.spin, 1.0)
+    gate = sp.Queue()
+    running = pool.submit(sp_tasks.gated, 0, gate, {0})  # runs until the gate opens
     queued = [pool.submit(sp_tasks.spin, 1.0) for _ in range(5)]
-    time.sleep(0.1)
-    start = time.monotonic()
-    pool.shutdown(wait=False, cancel_futures=True)
-    assert time.monotonic() - start < 0.5
+    wait_for(running.running)
+    pool.shutdown(wait=False, cancel_futures=True)  # returns with the task still blocked
     assert all(f.cancelled() for f in queued)
-    assert running.result(timeout=30) > 0
+    gate.put("open")
+    assert running.result(timeout=30) == 0
     pool.shutdown(wait=True)
 
 
@@ -360,17 +368,18 @@ def test_stats_counts_and_steps(pool):
 
 
 def test_future_running_and_cancel_pending(pool):
-    blocker = [pool.submit(sp_tasks.spin, 0.5) for _ in range(2)]
+    gate = sp.Queue()
+    blocker = [pool.submit(sp_tasks.gated, i, gate, {i}) for i in range(2)]  # both workers, until the gate opens
     queued = pool.submit(sp_tasks.add, 1, 1)
-    time.sleep(0.2)
-    assert blocker[0].running() or blocker[1].running()
+    wait_for(lambda: blocker[0].running() and blocker[1].running())
     assert not queued.running()
     assert queued.cancel()
     assert queued.cancelled()
     with pytest.raises(CancelledError):
         queued.result()
-    for f in blocker:
-        f.result(timeout=30)
+    gate.put("open")
+    gate.put("open")
+    assert [f.result(timeout=30) for f in blocker] == [0, 1]
 
 
 SCRIPT = """
