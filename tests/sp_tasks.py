@@ -184,3 +184,59 @@ def sleep_until_interrupted(report, seconds):
         report.put("interrupted")
         raise
     report.put("slept")
+
+
+def make_queue(items):
+    """Creates a Queue in the worker, fills it and returns it (its only handle)."""
+    import subinterpreter_parallelism as sp
+
+    queue = sp.Queue()
+    for item in items:
+        queue.put(item)
+    return queue
+
+
+def sleep_error(seconds):
+    """What ``time.sleep(seconds)`` raises here: ``(type name, message)``, or None."""
+    try:
+        time.sleep(seconds)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return None
+
+
+class Stop(BaseException):
+    """A BaseException a task raises on purpose."""
+
+
+def fail_at(x, at, how):
+    """Returns x, except at item ``at``: fails the way ``how`` says."""
+    if x != at:
+        return x
+    if how == "exception":
+        raise ValueError(f"item {x}")
+    if how == "unpicklable exception":
+        raise LockCarrier(threading.Lock())
+    if how == "base exception":
+        raise Stop(f"item {x}")
+    if how == "unpicklable result":
+        return threading.Lock()
+    raise AssertionError(how)
+
+
+class Dummy:
+    """An object that weak references can watch."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def make_dummy(value):
+    return Dummy(value)
+
+
+def gated(x, gate, blocked):
+    """Returns x; items in ``blocked`` first wait for an item from the ``gate`` queue."""
+    if x in blocked:
+        gate.get(timeout=120)
+    return x

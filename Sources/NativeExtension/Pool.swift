@@ -36,13 +36,17 @@ final class Task: @unchecked Sendable {
     /// each once, straight from the caller's memory, instead of through the pickle.
     let extraObjects: [PyObjectPointer]
     let submittedAt: UInt64
+    /// The queues whose handles the pickled call holds (see `QueuePins`): alive as long as the task.
+    let pins: QueuePins?
 
-    init(id: Int64, inputObject: PyObjectPointer, extraObjects: [PyObjectPointer], submittedAt: UInt64) {
+    init(id: Int64, inputObject: PyObjectPointer, extraObjects: [PyObjectPointer], submittedAt: UInt64,
+         pins: QueuePins? = nil) {
         self.id = id
         self.inputObject = inputObject
         self.input = Py.contents(ofBytes: inputObject)
         self.extraObjects = extraObjects
         self.submittedAt = submittedAt
+        self.pins = pins
     }
 
     /// Releases the caller-owned objects (with the caller's GIL held).
@@ -111,13 +115,16 @@ struct PoolEvent: Sendable {
 /// A byte buffer owned by Swift, handed between interpreters.
 final class ByteBuffer: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
+    /// The queues whose handles the bytes hold (see `QueuePins`): alive as long as the bytes.
+    let pins: QueuePins?
 
-    init(copying source: UnsafeRawBufferPointer) {
+    init(copying source: UnsafeRawBufferPointer, pins: QueuePins? = nil) {
         bytes = .allocate(byteCount: max(source.count, 1), alignment: 16)
         if let base = source.baseAddress, source.count > 0 {
             bytes.baseAddress!.copyMemory(from: base, byteCount: source.count)
         }
         count = source.count
+        self.pins = pins
     }
 
     let count: Int

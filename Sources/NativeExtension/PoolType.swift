@@ -159,18 +159,21 @@ final class NativePool: NativeBacked {
         guard let id = Py.int64(arguments[0]) else { return nil }
         guard !closed else { return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown") }
         let start = MonotonicClock.now()
-        guard let encoded = quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
-            var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
-            return callArguments.withUnsafeMutableBufferPointer {
-                PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
-            }
-        }() else { return nil }
+        let (encodedCall, pins) = QueuePins.collecting { () -> PyObjectPointer? in
+            quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
+                var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
+                return callArguments.withUnsafeMutableBufferPointer {
+                    PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
+                }
+            }()
+        }
+        guard let encoded = encodedCall else { return nil }
         guard let (payload, extras) = NativePool.split(encoded) else {
             Py_DecRef(encoded)
             return Py.fail(PyExc_TypeError, "the encoder must return bytes or (bytes, [bytes, ...])")
         }
         Py_DecRef(encoded)
-        let task = Task(id: id, inputObject: payload, extraObjects: extras, submittedAt: MonotonicClock.now())
+        let task = Task(id: id, inputObject: payload, extraObjects: extras, submittedAt: MonotonicClock.now(), pins: pins)
         core.stats.add(.encodeCall, nanoseconds: task.submittedAt &- start)
         core.register(task)
         do {

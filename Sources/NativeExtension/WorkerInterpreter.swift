@@ -256,6 +256,7 @@ final class WorkerInterpreter: @unchecked Sendable {
         for extra in extraViews { PyList_Append(extras, extra) }
         let t0 = MonotonicClock.now()
         var encoded: PyObjectPointer?
+        var pins: QueuePins?
         var decodeArguments: [PyObjectPointer?] = [view, extras]
         let decoded = decodeArguments.withUnsafeMutableBufferPointer {
             PyObject_Vectorcall(decodeCall, $0.baseAddress, 2, nil)
@@ -268,23 +269,22 @@ final class WorkerInterpreter: @unchecked Sendable {
             let result = PyObject_CallOneArg(invoke, call)
             Py_DecRef(call)
             let t2 = stats.addSince(t1, to: .call)
-            if let result {
-                encoded = PyObject_CallOneArg(encodeResult, result)
-                Py_DecRef(result)
-            } else {
-                encoded = encodeRaisedException()
+            (encoded, pins) = QueuePins.collecting { () -> PyObjectPointer? in
+                guard let result else { return encodeRaisedException() }
+                defer { Py_DecRef(result) }
+                return PyObject_CallOneArg(encodeResult, result)
             }
             stats.addSince(t2, to: .encodeResult)
         } else {
             stats.addSince(t0, to: .decodeCall)
-            encoded = encodeRaisedException()
+            (encoded, pins) = QueuePins.collecting { () -> PyObjectPointer? in encodeRaisedException() }
         }
         // The view points into the caller's bytes; release it before the caller may free them.
         releaseView(view)
         guard let encoded else { return (nil, takeErrorText("encoding the outcome")) }
         defer { Py_DecRef(encoded) }
         if sp_Bytes_Check(encoded) != 0 {
-            return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: encoded))), nil)
+            return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: encoded), pins: pins)), nil)
         }
         // `(value,)` or `(value, True)`: a large bytes result, lent to the caller instead of
         // pickled and copied; with True, the caller makes it a bytearray.

@@ -39,11 +39,16 @@ def encode_value(value: Any) -> bytes | tuple[bytes]:
     try:
         return _pickling.dumps(value)
     except BaseException as exc:  # the result cannot be pickled: the task fails with that error
-        exc.add_note(
-            f"while pickling the result ({type(value).__module__}.{type(value).__qualname__}) "
-            "to send it back from the worker interpreter"
-        )
+        note_unpicklable_result(exc, value)
         return encode_exception(exc)
+
+
+def note_unpicklable_result(exc: BaseException, value: Any) -> None:
+    """Worker side: says on ``exc`` (raised by pickling ``value``) which result it was."""
+    exc.add_note(
+        f"while pickling the result ({type(value).__module__}.{type(value).__qualname__}) "
+        "to send it back from the worker interpreter"
+    )
 
 
 def encode_exception(exc: BaseException, skip_frames: int = 0) -> bytes:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _worker, compat
-from .executor import InterpreterPoolExecutor
+from .executor import InterpreterPoolExecutor, check_timeout
 from .progress import check_progress, track
 
 __all__ = ["CallOutcome", "parallel"]
@@ -91,8 +91,8 @@ def parallel(
     CPU), or on ``executor`` when given.
 
     Args:
-        timeout: seconds to wait for all calls; when it expires, the calls still running are
-            interrupted and ``TimeoutError`` is raised.
+        timeout: seconds to wait for all calls (None or infinity: no limit); when it expires,
+            the calls still running are interrupted and ``TimeoutError`` is raised.
         fallback: ``"process"``: a call that fails because a module refuses to load in an
             own-GIL interpreter (numpy, ...) runs again in a process pool, with one
             ``ProcessFallbackWarning`` per module.
@@ -100,15 +100,16 @@ def parallel(
             a callable: called as ``progress(done, total)`` as calls finish.
 
     Raises:
-        TypeError, ValueError: a call is malformed, or ``fallback`` or ``progress`` is
-            invalid (checked before anything runs).
+        TypeError, ValueError: a call is malformed, or ``timeout``, ``executor``, ``fallback``
+            or ``progress`` is invalid (checked before anything runs).
         The exception of the lowest-index failing call, with its original type and args, its
         remote traceback as ``__cause__``, a note naming the call, and
         ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
     """
     checked = [_check_call(i, call) for i, call in enumerate(calls)]
-    if timeout is not None and not timeout >= 0:
-        raise ValueError("timeout must be None or >= 0")
+    timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
+    if executor is not None and not isinstance(executor, InterpreterPoolExecutor):
+        raise TypeError(f"executor must be an InterpreterPoolExecutor or None, not {type(executor).__name__}")
     compat.check_fallback(fallback)
     check_progress(progress)
     if not checked:

@@ -37,10 +37,11 @@ typedef struct {
     PyObject *loads;          /* subinterpreter_parallelism._pickling.loads */
     PyObject *c_dumps;        /* _pickle.dumps, for the pool's fast paths, imported on first use */
     PyObject *c_loads;        /* _pickle.loads */
+    PyObject *stdlib_sleep;   /* time.sleep, taken before a worker replaces it with _native.sleep */
 } sp_ModuleState;
 
 /// Number of PyObject* fields in sp_ModuleState (for traverse/clear).
-#define SP_MODULE_STATE_FIELDS 11
+#define SP_MODULE_STATE_FIELDS 12
 _Static_assert(sizeof(sp_ModuleState) == SP_MODULE_STATE_FIELDS * sizeof(PyObject *),
                "sp_ModuleState must hold only PyObject pointers");
 
