@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .compat import ProcessFallbackWarning
     from .executor import InterpreterPoolExecutor, default_worker_count
     from .parallel_calls import CallOutcome, parallel
+    from .reusable import ExecutorOptions, get_reusable_executor
 
 # The executor and parallel() load on first use: worker interpreters import this package
 # for their runner and should not pay for what only the caller needs.
@@ -48,6 +49,8 @@ _LAZY = {
     "ProcessFallbackWarning": "compat",
     "CallOutcome": "parallel_calls",
     "parallel": "parallel_calls",
+    "ExecutorOptions": "reusable",
+    "get_reusable_executor": "reusable",
 }
 
 
@@ -68,6 +71,7 @@ __all__ = [
     "BrokenInterpreterPool",
     "CallOutcome",
     "ExecutionFailed",
+    "ExecutorOptions",
     "InterpreterPoolExecutor",
     "ProcessFallbackWarning",
     "Queue",
@@ -75,7 +79,10 @@ __all__ = [
     "RemoteTraceback",
     "TaskInterrupted",
     "default_worker_count",
+    "get_reusable_executor",
     "parallel",
 ]
 
 __version__ = "0.1.0"
+
+
