@@ -184,3 +184,11 @@ def sleep_until_interrupted(report, seconds):
         report.put("interrupted")
         raise
     report.put("slept")
+
+
+def joblib_nested(n):
+    """A joblib Parallel call inside a task (joblib is imported in the worker interpreter)."""
+    import joblib
+
+    results = joblib.Parallel(n_jobs=2)(joblib.delayed(square)(i) for i in range(n))
+    return results, joblib.parallel.DEFAULT_BACKEND

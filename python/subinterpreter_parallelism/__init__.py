@@ -81,8 +81,32 @@ __all__ = [
     "default_worker_count",
     "get_reusable_executor",
     "parallel",
+    "register_joblib_backend",
 ]
 
 __version__ = "0.1.0"
 
 
+
+def register_joblib_backend(name: str = "subinterpreters", make_default: bool = False) -> None:
+    """Registers the joblib backend ``"subinterpreters"`` (see
+    :mod:`subinterpreter_parallelism.joblib_backend`), for ``joblib.parallel_config(backend=...)``.
+
+    Importing this package does it when joblib is already imported; call this when joblib is
+    imported later. ``make_default=True`` makes it joblib's default backend. Harmless twice.
+
+    Raises:
+        ImportError: joblib is not installed (``pip install "subinterpreter_parallelism[joblib]"``).
+    """
+    from .joblib_backend import register_joblib_backend as register
+
+    register(name, make_default)
+
+
+# joblib has no plug-in mechanism that would find the backend later: register it now if joblib
+# is imported already (never the case in worker interpreters, where joblib cannot load anyway).
+if "joblib" in sys.modules:
+    try:
+        register_joblib_backend()
+    except ImportError:  # a joblib too old or broken: the backend is simply not there
+        pass
