@@ -192,3 +192,8 @@ def joblib_nested(n):
 
     results = joblib.Parallel(n_jobs=2)(joblib.delayed(square)(i) for i in range(n))
     return results, joblib.parallel.DEFAULT_BACKEND
+
+
+def module_loaded(name):
+    """Whether this interpreter has imported ``name`` (a preload module, say)."""
+    return name in sys.modules

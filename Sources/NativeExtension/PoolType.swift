@@ -42,12 +42,13 @@ final class NativePool: NativeBacked {
 
     // MARK: - Methods
 
-    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None)
+    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0)
     static let new: @convention(c) (
         UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
     ) -> PyObjectPointer? = { type, args, kwargs in
-        guard let type, let args, (4...5).contains(PyTuple_Size(args)) else {
-            return Py.fail(PyExc_TypeError, "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None)")
+        guard let type, let args, (4...6).contains(PyTuple_Size(args)) else {
+            return Py.fail(PyExc_TypeError,
+                           "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0)")
         }
         guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
         guard workers >= 1 && workers <= maxWorkers else { return Py.fail(PyExc_ValueError, "workers must be 1..\(maxWorkers)") }
@@ -74,13 +75,19 @@ final class NativePool: NativeBacked {
                 threadNames.append(name)
             }
         }
+        var maxTasks: Int64 = 0
+        if PyTuple_Size(args) == 6 {
+            guard let value = Py.int64(sp_Tuple_GET_ITEM(args, 5)) else { return nil }
+            guard value >= 0 else { return Py.fail(PyExc_ValueError, "max_tasks_per_worker must be >= 0 (0: no limit)") }
+            maxTasks = value
+        }
         guard let state = ModuleState.of(type: type), let bufferType = state.pointee.result_buffer_type else {
             return Py.fail(PyExc_RuntimeError, "_native module state is missing")
         }
         let core = PoolCore(
             workerCount: Int(workers),
             configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize,
-                                               threadNames: threadNames))
+                                               threadNames: threadNames, maxTasksPerInterpreter: Int(maxTasks)))
         let cPickle = ModuleState.cPickle(for: type)
         if cPickle == nil { PyErr_Clear() }  // the fast paths are optional
         let pool = NativePool(

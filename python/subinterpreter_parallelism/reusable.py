@@ -41,6 +41,7 @@ class ExecutorOptions(TypedDict, total=False):
     forward_logging: bool | int
     forward_warnings: bool
     output: str
+    max_tasks_per_worker: int | None
 
 
 # RLock: an executor's shutdown may run callbacks that call get_reusable_executor() again.
