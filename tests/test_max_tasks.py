@@ -83,3 +83,21 @@ def test_reusable_executor_takes_it():
 def test_invalid_values(value, error):
     with pytest.raises(error, match="max_tasks_per_worker"):
         sp.InterpreterPoolExecutor(1, max_tasks_per_worker=value)
+
+
+def test_worker_threads_keep_their_names():
+    import os
+
+    def names() -> list[str]:
+        found = []
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/comm") as comm:
+                    found.append(comm.read().strip())
+            except FileNotFoundError:
+                pass
+        return found
+
+    with sp.InterpreterPoolExecutor(2, thread_name_prefix="mt", max_tasks_per_worker=1) as pool:
+        assert [f.result(timeout=WAIT) for f in [pool.submit(sp_tasks.add, i) for i in range(4)]] == [0, 1, 2, 3]
+        assert {"mt_0", "mt_1"} <= set(names())

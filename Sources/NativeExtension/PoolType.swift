@@ -68,7 +68,7 @@ final class NativePool: NativeBacked {
         let encoder = sp_Tuple_GET_ITEM(args, 3)!
         guard PyCallable_Check(encoder) != 0 else { return Py.fail(PyExc_TypeError, "encoder must be callable") }
         var threadNames: [String] = []
-        if PyTuple_Size(args) == 5, let names = sp_Tuple_GET_ITEM(args, 4), names != sp_None() {
+        if PyTuple_Size(args) >= 5, let names = sp_Tuple_GET_ITEM(args, 4), names != sp_None() {
             guard sp_List_Check(names) != 0 else { return Py.fail(PyExc_TypeError, "thread_names must be a list of str or None") }
             for i in 0..<PyList_Size(names) {
                 guard let name = Py.swiftString(sp_List_GET_ITEM(names, i)) else { return nil }
