@@ -240,3 +240,16 @@ def gated(x, gate, blocked):
     if x in blocked:
         gate.get(timeout=120)
     return x
+
+
+def joblib_nested(n):
+    """A joblib Parallel call inside a task (joblib is imported in the worker interpreter)."""
+    import joblib
+
+    results = joblib.Parallel(n_jobs=2)(joblib.delayed(square)(i) for i in range(n))
+    return results, joblib.parallel.DEFAULT_BACKEND
+
+
+def module_loaded(name):
+    """Whether this interpreter has imported ``name`` (a preload module, say)."""
+    return name in sys.modules

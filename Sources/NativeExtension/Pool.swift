@@ -145,6 +145,9 @@ struct WorkerConfiguration: Sendable {
     /// OS names of the worker threads, by worker index (Linux keeps 15 bytes); a worker
     /// without one keeps the name it inherits.
     var threadNames: [String] = []
+    /// Tasks one interpreter runs before its worker ends it and starts a fresh one
+    /// (`max_tasks_per_worker`); 0: no limit, one interpreter for the worker's whole life.
+    var maxTasksPerInterpreter = 0
 }
 
 /// `bytes` arguments and results at least this large travel out of band (see `Task` and

@@ -42,12 +42,13 @@ final class NativePool: NativeBacked {
 
     // MARK: - Methods
 
-    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None)
+    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0)
     static let new: @convention(c) (
         UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
     ) -> PyObjectPointer? = { type, args, kwargs in
-        guard let type, let args, (4...5).contains(PyTuple_Size(args)) else {
-            return Py.fail(PyExc_TypeError, "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None)")
+        guard let type, let args, (4...6).contains(PyTuple_Size(args)) else {
+            return Py.fail(PyExc_TypeError,
+                           "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0)")
         }
         guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
         guard workers >= 1 && workers <= maxWorkers else { return Py.fail(PyExc_ValueError, "workers must be 1..\(maxWorkers)") }
@@ -67,12 +68,18 @@ final class NativePool: NativeBacked {
         let encoder = sp_Tuple_GET_ITEM(args, 3)!
         guard PyCallable_Check(encoder) != 0 else { return Py.fail(PyExc_TypeError, "encoder must be callable") }
         var threadNames: [String] = []
-        if PyTuple_Size(args) == 5, let names = sp_Tuple_GET_ITEM(args, 4), names != sp_None() {
+        if PyTuple_Size(args) >= 5, let names = sp_Tuple_GET_ITEM(args, 4), names != sp_None() {
             guard sp_List_Check(names) != 0 else { return Py.fail(PyExc_TypeError, "thread_names must be a list of str or None") }
             for i in 0..<PyList_Size(names) {
                 guard let name = Py.swiftString(sp_List_GET_ITEM(names, i)) else { return nil }
                 threadNames.append(name)
             }
+        }
+        var maxTasks: Int64 = 0
+        if PyTuple_Size(args) == 6 {
+            guard let value = Py.int64(sp_Tuple_GET_ITEM(args, 5)) else { return nil }
+            guard value >= 0 else { return Py.fail(PyExc_ValueError, "max_tasks_per_worker must be >= 0 (0: no limit)") }
+            maxTasks = value
         }
         guard let state = ModuleState.of(type: type), let bufferType = state.pointee.result_buffer_type else {
             return Py.fail(PyExc_RuntimeError, "_native module state is missing")
@@ -80,7 +87,7 @@ final class NativePool: NativeBacked {
         let core = PoolCore(
             workerCount: Int(workers),
             configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize,
-                                               threadNames: threadNames))
+                                               threadNames: threadNames, maxTasksPerInterpreter: Int(maxTasks)))
         let cPickle = ModuleState.cPickle(for: type)
         if cPickle == nil { PyErr_Clear() }  // the fast paths are optional
         let pool = NativePool(

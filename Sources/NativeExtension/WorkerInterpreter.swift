@@ -1,10 +1,13 @@
-// One worker: a native thread that owns one own-GIL sub-interpreter for its whole life.
+// One worker: a native thread that owns one own-GIL sub-interpreter at a time: one for its
+// whole life, or, with `max_tasks_per_worker`, a fresh one after every N tasks.
 //
 // The thread-state sequence (see ARCHITECTURE.md):
 //   ts0 = PyThreadState_New(main); PyEval_RestoreThread(ts0)
 //   Py_NewInterpreterFromConfig(&sub, own GIL)   -- releases the main GIL, holds the new one
 //   ... bootstrap, then per task: PyEval_RestoreThread(sub) ... PyEval_SaveThread() ...
-//   Py_EndInterpreter(sub); PyEval_RestoreThread(ts0); PyThreadState_Clear; DeleteCurrent
+//   Py_EndInterpreter(sub); PyEval_RestoreThread(ts0)   -- back on ts0; a recycled worker
+//                                                          creates its next interpreter here
+//   PyThreadState_Clear(ts0); PyThreadState_DeleteCurrent()
 @preconcurrency import CPythonShim
 import Glibc
 import ParallelRuntime
@@ -79,9 +82,21 @@ final class WorkerInterpreter: @unchecked Sendable {
             self.pool = nil
             pool.workerExited()
         }
-        let startedAt = MonotonicClock.now()
         let mainState = PyThreadState_New(PyInterpreterState_Main())
         PyEval_RestoreThread(mainState)
+        // One round per interpreter: a worker with a task limit ends its interpreter after that
+        // many tasks and starts the next round while tasks remain to be taken.
+        while runInterpreter(pool, returningTo: mainState!) {}
+        // On the main interpreter's thread state, holding its GIL.
+        PyThreadState_Clear(mainState)
+        PyThreadState_DeleteCurrent()
+    }
+
+    /// Creates an interpreter, bootstraps it, serves tasks in it and ends it. Called and
+    /// returns on the main interpreter's thread state with its GIL held. Returns true when the
+    /// interpreter reached the task limit and tasks may still come: run another.
+    private func runInterpreter(_ pool: PoolCore, returningTo mainState: UnsafeMutablePointer<PyThreadState>) -> Bool {
+        let startedAt = MonotonicClock.now()
         var config = sp_IsolatedInterpreterConfig()
         var sub: UnsafeMutablePointer<PyThreadState>?
         let status = Py_NewInterpreterFromConfig(&sub, &config)
@@ -89,13 +104,12 @@ final class WorkerInterpreter: @unchecked Sendable {
             // Still on the main interpreter's thread state, holding its GIL.
             let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
             pool.post(failure("could not create a sub-interpreter: \(reason)"))
-            PyThreadState_Clear(mainState)
-            PyThreadState_DeleteCurrent()
-            return
+            return false
         }
         let subState = sub!
         let bootError = bootstrap(pool.configuration)
         pool.stats.addSince(startedAt, to: .interpreterStartup)
+        var again = false
         if let bootError {
             pool.post(failure(bootError))
         } else {
@@ -106,7 +120,7 @@ final class WorkerInterpreter: @unchecked Sendable {
                 $0.threadIdent = ident
             }
             _ = PyEval_SaveThread()
-            serve(pool, subState)
+            again = serve(pool, subState, limit: pool.configuration.maxTasksPerInterpreter)
             // Lent results point into this interpreter: wait until the caller has copied them.
             while lentCount.load(ordering: .acquiring) > 0 { _ = parker.park(until: nil) }
             PyEval_RestoreThread(subState)
@@ -117,9 +131,8 @@ final class WorkerInterpreter: @unchecked Sendable {
         releaseRunner()
         Py_EndInterpreter(subState)
         PyEval_RestoreThread(mainState)
-        PyThreadState_Clear(mainState)
-        PyThreadState_DeleteCurrent()
         pool.stats.addSince(endingAt, to: .interpreterShutdown)
+        return again
     }
 
     private func failure(_ text: String) -> PoolEvent {
@@ -189,8 +202,12 @@ final class WorkerInterpreter: @unchecked Sendable {
         return "\(doing) failed: \(Py.describe(exception))"
     }
 
-    /// Takes tasks until the task queue is closed and empty. Runs without the GIL between tasks.
-    private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>) {
+    /// Takes tasks until the task queue is closed and empty, or until `limit` tasks (if > 0)
+    /// have run here; returns true in the second case unless the queue is closed and empty
+    /// (a closed queue's remaining tasks still need a worker). Runs
+    /// without the GIL between tasks. Tasks skipped because they were cancelled do not count.
+    private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>, limit: Int) -> Bool {
+        var ran = 0
         while let task = try? pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) {
             let takenAt = MonotonicClock.now()
             guard task.lifecycle.start() else {
@@ -236,7 +253,12 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
             pool.post(PoolEvent(kind: kind, id: task.id, task: task, payload: payload, text: failure,
                                 worker: index, postedAt: MonotonicClock.now()))
+            ran += 1
+            if limit > 0 && ran >= limit {
+                return !(pool.tasks.isClosed && pool.tasks.count == 0)
+            }
         }
+        return false
     }
 
     /// Decodes, calls and encodes one task in this worker's interpreter (GIL held).

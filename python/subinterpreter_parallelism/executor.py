@@ -404,12 +404,17 @@ class InterpreterPoolExecutor(Executor):
             goes, in whole lines, to this interpreter's current ``sys.stdout``/``sys.stderr``
             (before the task's result). ``"fd"``: straight to file descriptors 1 and 2,
             line-buffered.
+        max_tasks_per_worker: after this many tasks (a ``map`` chunk counts as one), a worker
+            ends its interpreter and starts a fresh one, bootstrapped again (``initializer``,
+            ``preload``), before it takes the next task, like ``ProcessPoolExecutor``'s
+            ``max_tasks_per_child``: module state, leaks and caches of a task start from zero.
+            None: an interpreter serves its worker for the pool's whole life.
 
     Raises:
-        TypeError: ``max_workers`` is not an int, ``thread_name_prefix`` is not a str, or
-            ``initializer`` is not callable.
-        ValueError: ``max_workers`` < 1, ``task_timeout`` <= 0 or NaN, or ``fallback`` is not
-            None or ``"process"``.
+        TypeError: ``max_workers`` or ``max_tasks_per_worker`` is not an int,
+            ``thread_name_prefix`` is not a str, or ``initializer`` is not callable.
+        ValueError: ``max_workers`` or ``max_tasks_per_worker`` < 1, ``task_timeout`` <= 0 or
+            NaN, or ``fallback`` is not None or ``"process"``.
         ValueError: ``output`` is not ``"forward"`` or ``"fd"``.
         ImportError (or what the import raised): a ``preload`` module cannot be imported in
             the worker interpreters; a module that refuses own-GIL interpreters gives the
@@ -432,6 +437,7 @@ class InterpreterPoolExecutor(Executor):
         forward_logging: bool | int = True,
         forward_warnings: bool = True,
         output: str = "forward",
+        max_tasks_per_worker: int | None = None,
     ) -> None:
         if _exiting:
             raise RuntimeError("cannot start an interpreter pool after interpreter shutdown")
@@ -449,6 +455,11 @@ class InterpreterPoolExecutor(Executor):
             raise TypeError(f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        if max_tasks_per_worker is not None:
+            if isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int):
+                raise TypeError("max_tasks_per_worker must be an int or None")
+            if max_tasks_per_worker < 1:
+                raise ValueError("max_tasks_per_worker must be >= 1")
         if task_timeout is not None:
             if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
                 raise TypeError("task_timeout must be a number of seconds or None")
@@ -476,7 +487,7 @@ class InterpreterPoolExecutor(Executor):
             raise
         _import_in_caller_first()
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call,
-                              _worker_thread_names(thread_name_prefix, max_workers))
+                              _worker_thread_names(thread_name_prefix, max_workers), max_tasks_per_worker or 0)
         self._state = _PoolState(native, task_timeout)
         self._state.initargs = config["initargs"]
         self._state.message_handlers.update(forwarding.CallerSide().handlers())

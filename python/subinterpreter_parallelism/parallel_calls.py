@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from contextlib import nullcontext
@@ -36,18 +35,12 @@ class CallOutcome:
     """The exception, when not ``ok`` (``CancelledError`` if it never ran)."""
 
 
-_default_pool: InterpreterPoolExecutor | None = None
-_default_lock = threading.Lock()
-
-
 def _shared_pool() -> InterpreterPoolExecutor:
-    """The process-wide pool behind ``parallel()``, created on first use (and again if broken)."""
-    global _default_pool
-    with _default_lock:
-        pool = _default_pool
-        if pool is None or pool._shutdown or pool._state.broken is not None:
-            pool = _default_pool = InterpreterPoolExecutor()
-        return pool
+    """The process-wide pool behind ``parallel()``: the reusable executor
+    (``get_reusable_executor()``), created on first use and again once shut down or broken."""
+    from .reusable import _current_or_new
+
+    return _current_or_new()
 
 
 def _check_call(index: int, call: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
@@ -87,8 +80,9 @@ def parallel(
     """Runs ``module.function(*args, **kwargs)`` for each call in parallel; returns the results in order.
 
     Each call is ``["module", "function", (arg, ...)]`` with an optional fourth element, a
-    dict of keyword arguments. The calls run on a shared pool of own-GIL interpreters (one per
-    CPU), or on ``executor`` when given.
+    dict of keyword arguments. The calls run on ``executor`` when given, else on the process-wide
+    warm pool of ``get_reusable_executor()`` (one interpreter per CPU unless it was asked for
+    another size).
 
     Args:
         timeout: seconds to wait for all calls (None or infinity: no limit); when it expires,

@@ -21,6 +21,8 @@ from .measure import machine_facts
 
 __all__ = ["WORKLOADS", "build_params", "main", "run_suite"]
 
+# The folder that holds this package (subinterpreter_parallelism/_suite): cells import the suite
+# from it as the top-level package `benchmarks`.
 ROOT = Path(__file__).resolve().parent.parent
 
 # workload -> what it measures (the report's section titles)
