@@ -95,11 +95,11 @@ def test_bad_input_rejected_before_anything_runs(call, error, words):
 
 @pytest.mark.parametrize("executor", [5, "pool", ThreadPoolExecutor])
 def test_executor_that_is_not_an_interpreter_pool_is_a_type_error(executor):
-    from subinterpreter_parallelism import parallel_calls
+    from subinterpreter_parallelism import reusable
 
     with pytest.raises(TypeError, match="executor must be an InterpreterPoolExecutor"):
         sp.parallel(["sp_tasks", "add", (1, 1)], executor=executor)
-    assert parallel_calls._default_pool is None  # checked before anything ran
+    assert reusable._executor is None  # checked before the shared pool was even made
 
 
 def test_missing_module_and_function_fail_that_call_only():
