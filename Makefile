@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   creates .venv from the newest Python >= 3.12, builds the Swift core, runs the demo
-#   make test   the same set-up, then pytest and `swift test`
+#               (installs only the package: no test or other extras)
+#   make test   the same set-up plus the EXTRAS (test,progress), then pytest and `swift test`
 # PY=3.12 (or PY=python3.12, or a path) picks another interpreter; VENV=... another virtual
 # environment. PY=3.14 and PY=3.15 use this machine's python3.14/3.15 when it has them, else
 # a Debian root that scripts/debian-root creates once (cached outside the work tree): the
@@ -29,34 +30,53 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 EXTRAS ?= test,progress
 PYTEST_ARGS ?= -m "not slow"
 NATIVE_SOURCES := $(shell find Sources -type f) Package.swift setup.py pyproject.toml scripts/build-native
+comma := ,
+# One stamp per set of extras installed on top of the package (make install EXTRAS=...).
+EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean sdist wheel check-dist
 
 all: test
 
-install: $(STAMP)
+install: $(STAMP) $(EXTRAS_STAMP)
 
-# A venv made by another Python is rebuilt; the editable install keeps Python edits live,
-# and any change to the Swift sources rebuilds the extension. In a Debian root, the host's
-# Swift builds the library first and pip takes it as it is (SP_PREBUILT_NATIVE, setup.py).
+# The package alone (what `make demo` needs). A venv made by another Python is rebuilt; the
+# editable install keeps Python edits live, and any change to the Swift sources rebuilds the
+# extension. The Swift build runs first, in the open, so that its progress shows (pip -q would
+# hide it, for a minute or two); pip then takes the built library as it is (SP_PREBUILT_NATIVE,
+# setup.py). In a Debian root, the host's Swift builds against the root's headers.
 $(STAMP): $(NATIVE_SOURCES)
 	@if $(IN) test -x $(VENV)/bin/python && [ ! -f $(STAMP) ] && ls $(VENV)/.installed-py* >/dev/null 2>&1; then \
 		echo "recreating $(VENV) for Python $(PYTAG)"; rm -rf $(VENV); fi
 	@$(IN) test -x $(VENV)/bin/python || $(IN) $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	@echo "building the Swift core for Python $(PYTAG) (a minute or two the first time)"
 ifeq ($(IN),)
-	SWIFT=$(SWIFT) $(VPY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
+	@lib=$$(SWIFT=$(SWIFT) scripts/build-native $(CURDIR)/.build-py$(PYTAG) \
+		$$($(VPY) -c 'import sysconfig; print(*dict.fromkeys(sysconfig.get_path(k) for k in ("include", "platinclude")))')) && \
+	echo "installing the package into $(VENV)" && \
+	SP_PREBUILT_NATIVE=$$lib $(VPY) -m pip install -q --no-build-isolation -e .
 else
-	SWIFT=$(SWIFT) scripts/debian-root build-native $(ROOT_VERSION) >/dev/null
-	SP_PREBUILT_NATIVE=$(CURDIR)/.build-py$(PYTAG)/release/libSubinterpreterParallelism.so \
-		$(VPY) -m pip install -q --no-build-isolation -e ".[$(EXTRAS)]"
+	@lib=$$(SWIFT=$(SWIFT) scripts/debian-root build-native $(ROOT_VERSION)) && \
+	echo "installing the package into $(VENV) (in the Debian root)" && \
+	SP_PREBUILT_NATIVE=$$lib $(VPY) -m pip install -q --no-build-isolation -e .
 endif
 	@touch $(STAMP)
 
-demo: install
+# The EXTRAS' packages only, read from pyproject.toml: reinstalling the project with them
+# would run the Swift build again.
+EXTRA_REQUIREMENTS = $(VPY) -c 'import sys, tomllib; extras = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]; print("\n".join(r for name in sys.argv[1].split(",") if name for r in extras[name]))' "$(EXTRAS)"
+
+$(EXTRAS_STAMP): $(STAMP) pyproject.toml
+	@reqs=$$($(EXTRA_REQUIREMENTS)) && if [ -n "$$reqs" ]; then \
+		echo "installing the extras: $(EXTRAS)"; \
+		echo "$$reqs" | $(VPY) -m pip install -q -r /dev/stdin; fi
+	@touch $@
+
+demo: $(STAMP)
 	$(VPY) demo.py
 
-demo-quick: install
+demo-quick: $(STAMP)
 	$(VPY) demo.py --quick
 
 test: pytest swift-test

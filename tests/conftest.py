@@ -34,12 +34,10 @@ def os_thread_count() -> int:
 
 
 def reset_shared_pool() -> None:
-    from subinterpreter_parallelism import parallel_calls as parallel_module
+    """Shuts down the process-wide pool (``get_reusable_executor()``, also behind ``parallel()``)."""
+    from subinterpreter_parallelism import reusable
 
-    with parallel_module._default_lock:
-        pool, parallel_module._default_pool = parallel_module._default_pool, None
-    if pool is not None:
-        pool.shutdown(wait=True)
+    reusable._shutdown_current(wait=True)
 
 
 @pytest.fixture(autouse=True)

@@ -28,15 +28,9 @@ def fail_deep():
 
 def identify():
     """Which interpreter and thread ran this."""
-    try:
-        import _interpreters
+    from subinterpreter_parallelism import _versions
 
-        interp = _interpreters.get_current()
-    except ImportError:
-        import _xxsubinterpreters
-
-        interp = _xxsubinterpreters.get_current()
-    return int(interp[0] if isinstance(interp, tuple) else interp), threading.get_ident()
+    return _versions.current_interpreter_id(), threading.get_ident()
 
 
 def spin(seconds):
@@ -276,3 +270,71 @@ def signal_when_waiting(condition, times=1, timeout=60.0, on_signal=None):
         os.kill(os.getpid(), signal.SIGINT)
         if on_signal is not None:
             on_signal(i)
+
+def make_queue(items):
+    """Creates a Queue in the worker, fills it and returns it (its only handle)."""
+    import subinterpreter_parallelism as sp
+
+    queue = sp.Queue()
+    for item in items:
+        queue.put(item)
+    return queue
+
+
+def sleep_error(seconds):
+    """What ``time.sleep(seconds)`` raises here: ``(type name, message)``, or None."""
+    try:
+        time.sleep(seconds)
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return None
+
+
+class Stop(BaseException):
+    """A BaseException a task raises on purpose."""
+
+
+def fail_at(x, at, how):
+    """Returns x, except at item ``at``: fails the way ``how`` says."""
+    if x != at:
+        return x
+    if how == "exception":
+        raise ValueError(f"item {x}")
+    if how == "unpicklable exception":
+        raise LockCarrier(threading.Lock())
+    if how == "base exception":
+        raise Stop(f"item {x}")
+    if how == "unpicklable result":
+        return threading.Lock()
+    raise AssertionError(how)
+
+
+class Dummy:
+    """An object that weak references can watch."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def make_dummy(value):
+    return Dummy(value)
+
+
+def gated(x, gate, blocked):
+    """Returns x; items in ``blocked`` first wait for an item from the ``gate`` queue."""
+    if x in blocked:
+        gate.get(timeout=120)
+    return x
+
+
+def joblib_nested(n):
+    """A joblib Parallel call inside a task (joblib is imported in the worker interpreter)."""
+    import joblib
+
+    results = joblib.Parallel(n_jobs=2)(joblib.delayed(square)(i) for i in range(n))
+    return results, joblib.parallel.DEFAULT_BACKEND
+
+
+def module_loaded(name):
+    """Whether this interpreter has imported ``name`` (a preload module, say)."""
+    return name in sys.modules

@@ -1,4 +1,5 @@
-"""Smoke tests of the benchmark suite's plumbing (benchmarks/), with tiny sizes.
+"""Smoke tests of the benchmark suite's plumbing (python/subinterpreter_parallelism/_suite/benchmarks/),
+with tiny sizes.
 
 They check that cells run in fresh processes and return well-formed records, that the report,
 the targets, the README section and the plot are produced from them, and that the command
@@ -16,13 +17,14 @@ from typing import Any
 
 import pytest
 
+from subinterpreter_parallelism.bench import SUITE_ROOT  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if str(SUITE_ROOT) not in sys.path:
+    sys.path.insert(0, str(SUITE_ROOT))
 
 from benchmarks import report, suite  # noqa: E402
-from benchmarks.seed_design import SeedDesignExecutor, unavailable_reason  # noqa: E402
-from benchmarks.workloads import make_payload, tiny  # noqa: E402
+from benchmarks.seed_design import unavailable_reason  # noqa: E402
 
 
 def _params(workload: str) -> dict[str, Any]:
@@ -84,14 +86,28 @@ def test_rounds_merge_into_one_record_per_case() -> None:
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason="no private interpreter modules")
 def test_seed_design_runs_calls_in_new_interpreters() -> None:
-    executor = SeedDesignExecutor(2)
-    try:
-        assert [f.result(timeout=30) for f in [executor.submit(tiny, i) for i in range(3)]] == [1, 2, 3]
-        assert executor.submit(len, make_payload(300)).result(timeout=30) == 300
-        with pytest.raises(TypeError):
-            executor.submit(lambda: 1)
-    finally:
-        executor.shutdown()
+    # In a fresh process with the suite on PYTHONPATH, as the cells run it: the new
+    # interpreters import `benchmarks.workloads` from there (they do not inherit sys.path).
+    import os
+
+    from conftest import run_python
+
+    done = run_python("""
+        import pytest
+        from benchmarks.seed_design import SeedDesignExecutor
+        from benchmarks.workloads import make_payload, tiny
+
+        executor = SeedDesignExecutor(2)
+        try:
+            assert [f.result(timeout=30) for f in [executor.submit(tiny, i) for i in range(3)]] == [1, 2, 3]
+            assert executor.submit(len, make_payload(300)).result(timeout=30) == 300
+            with pytest.raises(TypeError):
+                executor.submit(lambda: 1)
+        finally:
+            executor.shutdown()
+        print("ok")
+    """, env={"PYTHONPATH": os.pathsep.join([str(SUITE_ROOT), os.environ.get("PYTHONPATH", "")])})
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
 
 
 def _fake_results() -> dict[str, Any]:
@@ -160,7 +176,7 @@ def test_plot_is_written(tmp_path: Path) -> None:
     data.write_text(json.dumps(_fake_results()))
     code = ("import json, pathlib, sys; from benchmarks.plot import plot; "
             "plot(json.loads(pathlib.Path(sys.argv[1]).read_text()), pathlib.Path(sys.argv[2]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(data), str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", code, str(data), str(path)], cwd=SUITE_ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -177,6 +193,33 @@ def test_command_line_runs_a_small_suite(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["machine"]["build"] and results["targets"]
     assert {r["competitor"] for r in results["records"]} == {"serial", "threads", "this"}
+
+
+def test_bench_runs_from_an_installed_package(tmp_path: Path) -> None:
+    """What an install holds (setuptools' build_py: the packages pyproject.toml lists, plus the
+    built extension) runs the suite, away from the source tree."""
+    import os
+    import shutil
+
+    from subinterpreter_parallelism import _native
+
+    if not (ROOT / "setup.py").is_file():
+        pytest.skip("not run from a source tree")
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(site)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    native = Path(_native.__file__)  # this Python's build (a clone may hold several)
+    shutil.copyfile(native, site / "subinterpreter_parallelism" / native.name)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import subinterpreter_parallelism.bench as b; print(b.find_suite_root())"],
+                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert where.stdout.strip() == str(site / "subinterpreter_parallelism" / "_suite"), where.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--quick", "--only", "startup",
+         "--competitors", "serial,this"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "| new pool of 2 workers" in proc.stdout
 
 
 def test_command_line_renders_a_saved_run(tmp_path: Path) -> None:
@@ -199,10 +242,10 @@ def test_bench_command_explains_a_missing_suite(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from subinterpreter_parallelism import bench
 
-    assert bench.find_suite_root() == ROOT
+    assert bench.find_suite_root() == SUITE_ROOT
     monkeypatch.setattr(bench, "find_suite_root", lambda: None)
     assert bench.main(["--quick"]) == 2
-    assert "not in the installed package" in capsys.readouterr().err
+    assert "missing from this installation" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from concurrent.futures import CancelledError, as_completed
 
@@ -86,6 +88,27 @@ def test_sleep_in_a_task_is_interruptible(pool):
     assert time.monotonic() - start < 1
 
 
+# Values time.sleep refuses at once: a worker's interruptible sleep must refuse them the same way
+# (inf slept forever there).
+BAD_SLEEPS = [math.inf, -math.inf, math.nan, -1, -0.5, 1e300, 2 ** 70, -(2 ** 70), "1", None]
+
+
+def test_sleep_in_a_task_refuses_what_time_sleep_refuses():
+    import time as stdlib_time
+
+    expected = []
+    for value in BAD_SLEEPS:
+        with pytest.raises((ValueError, OverflowError, TypeError)) as info:
+            stdlib_time.sleep(value)
+        expected.append((type(info.value).__name__, str(info.value)))
+    # task_timeout ends a sleep that would never end, so that a regression fails instead of hanging.
+    with sp.InterpreterPoolExecutor(2, task_timeout=60) as pool:
+        futures = [pool.submit(sp_tasks.sleep_error, value) for value in BAD_SLEEPS]
+        assert [f.result(timeout=90) for f in futures] == expected
+        assert pool.submit(sp_tasks.sleep_error, 0).result(timeout=30) is None
+        assert pool.submit(sp_tasks.sleep_error, 0.001).result(timeout=30) is None
+
+
 def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):
     queue = sp.Queue()
     future = pool.submit(sp_tasks.wait_on_queue, queue)
@@ -95,6 +118,58 @@ def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):
     # The worker is free again, and the queue lost nothing: a later item goes to a later get.
     queue.put("for the next task")
     assert pool.submit(sp_tasks.wait_on_queue, queue).result(timeout=10) == "for the next task"
+
+
+def test_finished_tasks_leave_no_task_timeout_entries():
+    # A finished task's deadline must cost nothing: task_timeout=3600 used to keep one entry per
+    # task for an hour (1.2M tasks: 1.2M entries, +302 MB). Submitted in waves, as a stream of
+    # work is: each new submission may drop the entries of tasks that have finished.
+    waves, per_wave = 100, 30
+    with sp.InterpreterPoolExecutor(2, task_timeout=3600) as pool:
+        for wave in range(waves):
+            futures = [pool.submit(sp_tasks.add, wave, i) for i in range(per_wave)]
+            assert [f.result(timeout=60) for f in futures] == [wave + i for i in range(per_wave)]
+        # Without dropping, 3,000 entries would wait here for an hour.
+        assert pool.stats()["timeout_entries"] <= 128
+
+
+@pytest.mark.parametrize("endless", [math.inf, 1e300])
+def test_infinite_timeouts_mean_no_limit(endless):
+    # parallel() sent its calls, then raised OverflowError with the calls still running.
+    assert sp.parallel(["sp_tasks", "add", (1, 2)], timeout=endless) == [3]
+    # task_timeout=inf killed the timeout thread with a traceback: it is no limit now.
+    with sp.InterpreterPoolExecutor(2, task_timeout=endless) as pool:
+        assert pool._state.task_timeout is None
+        future = pool.submit(sp_tasks.add, 2, 3)
+        assert future.result(timeout=endless) == 5
+        assert future.exception(timeout=endless) is None
+        for ordered in (True, False):
+            for chunksize in (1, 2):
+                assert sorted(pool.map(sp_tasks.add, [1, 2, 3], [1, 1, 1], timeout=endless,
+                                       chunksize=chunksize, ordered=ordered)) == [2, 3, 4]
+        q = sp.Queue()
+        q.put("x", timeout=endless)
+        assert q.get(timeout=endless) == "x"
+
+
+def test_nan_and_negative_timeouts_are_refused_before_anything_runs():
+    with sp.InterpreterPoolExecutor(1) as pool:
+        for bad in (math.nan, -1, -math.inf):
+            with pytest.raises(ValueError, match="timeout"):
+                pool.map(sp_tasks.add, [1], [1], timeout=bad)
+            with pytest.raises(ValueError, match="timeout"):
+                sp.parallel(["sp_tasks", "add", (1, 2)], timeout=bad, executor=pool)
+            with pytest.raises(ValueError, match="task_timeout"):
+                sp.InterpreterPoolExecutor(1, task_timeout=bad)
+        with pytest.raises(TypeError, match="timeout"):
+            pool.map(sp_tasks.add, [1], [1], timeout="1")
+        assert pool.stats()["tasks_submitted"] == 0
+
+
+def test_check_modules_takes_an_infinite_timeout():
+    from subinterpreter_parallelism import compat
+
+    assert [r.result for r in compat.check_modules(["json"], timeout=math.inf)] == ["works"]
 
 
 def test_task_timeout_stops_running_tasks():

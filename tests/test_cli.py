@@ -50,6 +50,27 @@ def test_unknown_command_fails_with_usage():
     assert "unknown command 'frobnicate'" in done.stderr and "commands:" in done.stderr
 
 
+def test_unknown_option_is_a_usage_error_too():
+    done = run_cli("--frobnicate")
+    assert done.returncode == 2 and "unknown command '--frobnicate'" in done.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["info"], ["check", "json"]])
+def test_stdout_closed_early_is_quiet(args):
+    """`python -m subinterpreter_parallelism --help | head`: no BrokenPipeError traceback."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # every write to the pipe now fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", *args], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 1
+    assert done.stderr == ""
+
+
 def test_check_without_modules_is_a_usage_error():
     done = run_cli("check")
     assert done.returncode == 2 and "MODULE" in done.stderr

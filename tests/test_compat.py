@@ -367,6 +367,58 @@ def test_fallback_error_becomes_a_note_when_warnings_are_errors(helpers):
     assert any("did not run the task in a process" in note for note in info.value.__notes__)
 
 
+MAIN_CLASSES_SCRIPT = """
+import dataclasses, warnings
+import subinterpreter_parallelism as sp
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Oops(Exception):
+    pass
+
+
+def make_point(x):
+    import numpy
+    return Point(int(numpy.int64(x)), 2 * x)
+
+
+def fail(x):
+    import numpy
+    raise Oops(f"oops {x}")
+
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore", sp.ProcessFallbackWarning)
+    with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+        p = pool.submit(make_point, 3).result(timeout=120)
+        print("point", type(p) is Point, p)
+        try:
+            pool.submit(fail, 4).result(timeout=120)
+        except Oops as exc:
+            print("oops", exc, type(exc.__cause__).__name__)
+        print("map", list(pool.map(make_point, [1, 2], chunksize=1)) == [Point(1, 2), Point(2, 4)])
+"""
+
+
+@pytest.mark.timeout(180)
+def test_fallback_results_and_exceptions_of_classes_from_main(tmp_path):
+    # A dataclass defined in the script came back from the process with PicklingError
+    # "it's not the same object as __main__.Point".
+    script = tmp_path / "fallback_script.py"
+    script.write_text(MAIN_CLASSES_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "point True Point(x=3, y=6)" in lines
+    assert "oops oops 4 RemoteTraceback" in lines
+    assert "map True" in lines
+
+
 SINGLEPHASE_SCENARIO = """
 import json, os, sys, warnings
 import subinterpreter_parallelism as sp

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
+import itertools
 import logging
 import os
 import pickle
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import FIRST_COMPLETED, CancelledError, as_completed, wait
 
 import pytest
@@ -58,6 +61,91 @@ def test_map_raises_in_order_after_yielding_earlier_results(pool):
     assert next(results) == 4
     with pytest.raises(TypeError):
         next(results)
+
+
+CHUNK_FAILURES = {
+    "exception": (ValueError, "item"),
+    "unpicklable exception": (sp.ExecutionFailed, "LockCarrier"),
+    "base exception": (sp_tasks.Stop, "item"),
+    "unpicklable result": (TypeError, "pickle"),
+}
+
+
+@pytest.mark.parametrize("how", list(CHUNK_FAILURES))
+@pytest.mark.parametrize(("count", "at", "chunksize"), [(1000, 500, None), (20, 7, 4), (20, 0, 4)])
+def test_chunked_map_yields_every_result_before_the_failing_item(pool, how, count, at, chunksize):
+    error, words = CHUNK_FAILURES[how]
+    results = []
+    with pytest.raises(error, match=words) as info:
+        for value in pool.map(sp_tasks.fail_at, range(count), [at] * count, [how] * count, chunksize=chunksize):
+            results.append(value)
+    assert results == list(range(at))
+    if how == "unpicklable result":
+        assert any("while pickling the result" in note for note in info.value.__notes__)
+    else:  # the item's own traceback came along
+        assert "fail_at" in str(info.value.__cause__)
+
+
+def gone(ref, seconds=30.0):
+    """Waits until ``ref`` is dead: the completion thread may still hold the object for a moment
+    after handing it over (as the stdlib's test_free_reference allows for)."""
+    deadline = time.monotonic() + seconds
+    while ref() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    return ref() is None
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("chunksize", [1, 3])
+def test_map_keeps_no_reference_to_yielded_results(pool, chunksize, ordered):
+    # CPython's test_free_reference (bpo-14406): the result iterator must not keep the result.
+    for obj in pool.map(sp_tasks.make_dummy, range(3), chunksize=chunksize, ordered=ordered):
+        ref = weakref.ref(obj)
+        del obj
+        assert gone(ref)
+
+
+def test_map_unordered_yields_results_as_they_finish(pool):
+    gate = sp.Queue()
+    results = pool.map(sp_tasks.gated, [0, 1], [gate] * 2, [{0}] * 2, chunksize=1, ordered=False)
+    assert next(results) == 1  # item 0 waits for the gate, which opens only now
+    gate.put("open")
+    assert next(results) == 0
+    assert list(results) == []
+
+
+def test_map_unordered_yields_chunks_as_they_finish_each_in_order(pool):
+    gate = sp.Queue()
+    results = pool.map(sp_tasks.gated, range(4), [gate] * 4, [{0}] * 4, chunksize=2, ordered=False)
+    assert [next(results), next(results)] == [2, 3]  # the second chunk, while the first waits
+    gate.put("open")
+    assert list(results) == [0, 1]
+
+
+def test_map_unordered_timeout_close_and_buffersize(pool):
+    with pytest.raises(TimeoutError):
+        list(pool.map(sp_tasks.spin, [30, 30], timeout=0.5, chunksize=1, ordered=False))
+    assert pool.submit(sp_tasks.add, 1, 1).result(timeout=30) == 2  # both tasks were stopped
+    # Closing the iterator early stops the tasks still waiting at the gate.
+    gate = sp.Queue()
+    results = pool.map(sp_tasks.gated, range(3), [gate] * 3, [{0, 2}] * 3, chunksize=1, ordered=False)
+    assert next(results) == 1
+    results.close()
+    assert pool.submit(sp_tasks.add, 2, 2).result(timeout=30) == 4
+    # buffersize bounds what is read ahead of the results, in any order.
+    consumed = []
+
+    def endless():
+        for i in itertools.count():
+            consumed.append(i)
+            yield i
+
+    results = pool.map(sp_tasks.square, endless(), buffersize=3, ordered=False)
+    first = [next(results) for _ in range(10)]
+    results.close()
+    assert len(consumed) <= 10 + 3
+    assert len(set(first)) == 10 and set(first) <= {i * i for i in consumed}
 
 
 def test_map_timeout_interrupts(pool):
@@ -211,16 +299,24 @@ def test_submit_after_shutdown_raises():
     pool.shutdown()  # twice is harmless
 
 
+def wait_for(condition, seconds=30.0):
+    """Polls ``condition`` until it holds (a worker's start takes a while on a loaded machine)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.005)
+
+
 def test_shutdown_without_wait_cancels_promptly():
     pool = sp.InterpreterPoolExecutor(1)
-    running = pool.submit(sp_tasks.spin, 1.0)
+    gate = sp.Queue()
+    running = pool.submit(sp_tasks.gated, 0, gate, {0})  # runs until the gate opens
     queued = [pool.submit(sp_tasks.spin, 1.0) for _ in range(5)]
-    time.sleep(0.1)
-    start = time.monotonic()
-    pool.shutdown(wait=False, cancel_futures=True)
-    assert time.monotonic() - start < 0.5
+    wait_for(running.running)
+    pool.shutdown(wait=False, cancel_futures=True)  # returns with the task still blocked
     assert all(f.cancelled() for f in queued)
-    assert running.result(timeout=30) > 0
+    gate.put("open")
+    assert running.result(timeout=30) == 0
     pool.shutdown(wait=True)
 
 
@@ -272,17 +368,18 @@ def test_stats_counts_and_steps(pool):
 
 
 def test_future_running_and_cancel_pending(pool):
-    blocker = [pool.submit(sp_tasks.spin, 0.5) for _ in range(2)]
+    gate = sp.Queue()
+    blocker = [pool.submit(sp_tasks.gated, i, gate, {i}) for i in range(2)]  # both workers, until the gate opens
     queued = pool.submit(sp_tasks.add, 1, 1)
-    time.sleep(0.2)
-    assert blocker[0].running() or blocker[1].running()
+    wait_for(lambda: blocker[0].running() and blocker[1].running())
     assert not queued.running()
     assert queued.cancel()
     assert queued.cancelled()
     with pytest.raises(CancelledError):
         queued.result()
-    for f in blocker:
-        f.result(timeout=30)
+    gate.put("open")
+    gate.put("open")
+    assert [f.result(timeout=30) for f in blocker] == [0, 1]
 
 
 SCRIPT = """
@@ -341,6 +438,67 @@ def test_functions_from_an_interactive_session():
     result = run_python("", "-i", stdin=session, env={"PYTHONSTARTUP": ""})
     assert result.returncode == 0, result.stderr
     assert "REPL 42 9" in result.stdout
+
+
+MAIN_NAMESPACE_SCRIPT = """
+import subinterpreter_parallelism as sp
+
+STATUS = "uninitialized"
+LIMIT = 10
+
+def init(value):
+    global STATUS
+    STATUS = value
+
+def get_status():
+    return STATUS
+
+def via_helper():
+    return get_status()
+
+def count():
+    global CALLS
+    CALLS = globals().get("CALLS", 0) + 1
+    return CALLS
+
+def helper():
+    return "v1"
+
+def call_helper():
+    return helper(), LIMIT
+
+def same_namespace():
+    import __main__
+    return __main__.STATUS, get_status.__globals__ is globals() is vars(__main__)
+
+if __name__ == "__main__":
+    with sp.InterpreterPoolExecutor(1, initializer=init, initargs=("initialized",)) as pool:
+        print("status", pool.submit(get_status).result())
+        print("helper", pool.submit(via_helper).result(), pool.submit(lambda: STATUS).result())
+        print("count", pool.submit(count).result(), pool.submit(count).result())
+        print("namespace", *pool.submit(same_namespace).result())
+        print("first", *pool.submit(call_helper).result())
+        def helper():  # a new definition (as in a REPL) reaches the worker
+            return "v2"
+        globals()["helper"] = helper
+        print("redefined", *pool.submit(call_helper).result())
+"""
+
+
+def test_initializer_and_tasks_from_main_share_one_namespace_per_worker(tmp_path):
+    # CPython's test_init_with___main___global: what a __main__ initializer sets, __main__ tasks see.
+    script = tmp_path / "main_namespace.py"
+    script.write_text(MAIN_NAMESPACE_SCRIPT)
+    for result in (run_python("", str(script)),
+                   run_python(MAIN_NAMESPACE_SCRIPT.replace('if __name__ == "__main__":', "if True:"))):
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert "status initialized" in lines
+        assert "helper initialized initialized" in lines
+        assert "count 1 2" in lines
+        assert "namespace initialized True" in lines
+        assert "first v1 10" in lines
+        assert "redefined v2 10" in lines
 
 
 def test_exit_with_a_live_pool_is_clean():

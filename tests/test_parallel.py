@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -90,6 +91,15 @@ def test_remote_traceback_names_inner_function():
 def test_bad_input_rejected_before_anything_runs(call, error, words):
     with pytest.raises(error, match=words):
         sp.parallel(["sp_tasks", "add", (1, 1)], call)
+
+
+@pytest.mark.parametrize("executor", [5, "pool", ThreadPoolExecutor])
+def test_executor_that_is_not_an_interpreter_pool_is_a_type_error(executor):
+    from subinterpreter_parallelism import reusable
+
+    with pytest.raises(TypeError, match="executor must be an InterpreterPoolExecutor"):
+        sp.parallel(["sp_tasks", "add", (1, 1)], executor=executor)
+    assert reusable._executor is None  # checked before the shared pool was even made
 
 
 def test_missing_module_and_function_fail_that_call_only():

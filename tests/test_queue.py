@@ -11,6 +11,7 @@ import pytest
 
 import sp_tasks
 import subinterpreter_parallelism as sp
+from subinterpreter_parallelism import _native
 
 
 @pytest.fixture
@@ -150,6 +151,68 @@ def test_queue_dies_with_its_last_handle():
     del q
     with pytest.raises(LookupError, match="no longer exists"):
         pickle.loads(data)
+
+
+def test_a_queue_in_transit_outlives_its_last_handle():
+    outer, inner = sp.Queue(), sp.Queue()
+    inner.put("kept")
+    outer.put(inner)
+    del inner  # the item in `outer` is now the only thing that refers to it
+    received = outer.get(timeout=5)
+    assert received.get(timeout=5) == "kept"
+
+
+def test_a_queue_in_a_dropped_item_is_released():
+    outer, inner = sp.Queue(), sp.Queue()
+    inner_id = inner._id()
+    outer.put(inner)
+    del inner
+    assert _native._attach_queue(inner_id)._id() == inner_id  # kept alive by the item
+    del outer  # the item goes with its queue, and the pin with the item
+    with pytest.raises(LookupError, match="no longer exists"):
+        _native._attach_queue(inner_id)
+    # A queue holding a handle to itself is not kept alive by it.
+    q = sp.Queue()
+    q_id = q._id()
+    q.put(q)
+    del q
+    with pytest.raises(LookupError, match="no longer exists"):
+        _native._attach_queue(q_id)
+
+
+def test_a_queue_made_and_returned_by_a_task(pool):
+    q = pool.submit(sp_tasks.make_queue, ["a", "b"]).result(timeout=30)
+    assert [q.get(timeout=5), q.get(timeout=5)] == ["a", "b"]
+
+
+def test_a_queue_passed_to_a_task_outlives_the_callers_handle():
+    with sp.InterpreterPoolExecutor(1) as pool:
+        gate = sp.Queue()
+        blocker = pool.submit(sp_tasks.wait_on_queue, gate)  # holds the only worker
+        q = sp.Queue()
+        q.put("inside")
+        future = pool.submit(sp_tasks.wait_on_queue, q)
+        del q  # the queued task's pickled call is now the only reference
+        gate.put("go")
+        assert blocker.result(timeout=30) == "go"
+        assert future.result(timeout=30) == "inside"
+
+
+def test_none_timeout_means_no_limit_as_in_queue_Queue():
+    q = sp.Queue(maxsize=2)
+    q.put(1, timeout=None)
+    q.put(2, True, None)
+    assert q.get(timeout=None) == 1
+    assert q.get(True, None) == 2
+    q.put(3, block=True, timeout=None)
+    assert q.get(block=True, timeout=None) == 3
+    # A blocking get without a limit is woken by a put from another thread.
+    got = []
+    getter = threading.Thread(target=lambda: got.append(q.get(timeout=None)))
+    getter.start()
+    q.put("woken")
+    getter.join(30)
+    assert got == ["woken"]
 
 
 def test_timeout_of_parallel_interrupts_a_task_blocked_in_get():

@@ -30,7 +30,7 @@ def test_interpreter_helpers():
     with sp.InterpreterPoolExecutor(2) as pool:
         pool.submit(sp_tasks.add, 1, 2).result(timeout=60)
         assert _versions.interpreter_count() == before + 2
-        worker_ids = {pool.submit(sp_tasks.interpreter_id).result(timeout=60) for _ in range(8)}
+        worker_ids = {pool.submit(sp_tasks.identify).result(timeout=60)[0] for _ in range(8)}
         assert 0 not in worker_ids
     assert _versions.run_in_fresh_interpreter("x = 1 + 1") is None
     failure = _versions.run_in_fresh_interpreter("raise ValueError('from the fresh one')")

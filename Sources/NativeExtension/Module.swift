@@ -81,9 +81,16 @@ enum NativeModule {
             ("PHASE_FINISHED", Int(TaskPhase.finished.rawValue)),
             ("WORKER_STACK_SIZE", NativePool.workerStackSize),
             ("OUT_OF_BAND_MIN", outOfBandMinimum),
+            ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
-        return 0
+
+        // `sleep` lets the stdlib's own `time.sleep` word its refusals; workers replace
+        // `time.sleep` later, so it is taken now (`time` is built in and already imported).
+        guard let time = PyImport_ImportModule("time") else { return -1 }
+        state.pointee.stdlib_sleep = PyObject_GetAttrString(time, "sleep")
+        Py_DecRef(time)
+        return state.pointee.stdlib_sleep == nil ? -1 : 0
     }
 
     static let traverse: @convention(c) (PyObjectPointer?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
@@ -125,10 +132,17 @@ enum NativeModule {
             let result = Py.withoutGIL { factorialModulo(UInt64(value)) }
             return Py.int(result)
         },
-        .fast("sleep", "sleep(seconds): like time.sleep, but interrupting the task (cancel, timeout, Ctrl-C) ends it at once.") { _, args, n in
+        .fast("sleep", "sleep(seconds): like time.sleep (with its errors), but interrupting the task (cancel, timeout, Ctrl-C) ends it at once.") { module, args, n in
             let arguments = Arguments(args, n)
-            guard arguments.expect("sleep", 1...1), let seconds = Py.double(arguments[0]) else { return nil }
-            guard seconds >= 0, !seconds.isNaN else { return Py.fail(PyExc_ValueError, "sleep length must be non-negative") }
+            guard arguments.expect("sleep", 1...1) else { return nil }
+            guard let seconds = sleepLength(arguments[0]) else {
+                // Not a length time.sleep takes (NaN, negative, beyond its clock, not a number;
+                // an infinite sleep used to last forever here): the stdlib raises its own error.
+                guard let state = ModuleState.of(module: module!), let stdlibSleep = state.pointee.stdlib_sleep else {
+                    return Py.fail(PyExc_RuntimeError, "_native module state is missing")
+                }
+                return PyObject_CallOneArg(stdlibSleep, arguments[0])
+            }
             return BlockingCall.sleep(seconds: seconds)
         },
         .fast("post_message", "post_message(tag, data): from a task, send bytes to the pool's owner (delivered in order with the task's result).") { _, args, n in
@@ -194,6 +208,23 @@ enum NativeModule {
         #else
         return "6.0"
         #endif
+    }
+
+    /// The seconds of a valid `time.sleep` argument (a float, or an int or `__index__` object),
+    /// or nil (no error set) for anything time.sleep would refuse: NaN, negative, or too long
+    /// for its clock (int64 nanoseconds), which includes infinity.
+    static func sleepLength(_ object: PyObjectPointer) -> Double? {
+        let seconds: Double
+        if sp_Float_Check(object) != 0 {
+            seconds = PyFloat_AsDouble(object)
+        } else {
+            guard let index = PyNumber_Index(object) else { PyErr_Clear(); return nil }
+            seconds = PyLong_AsDouble(index)
+            Py_DecRef(index)
+        }
+        if PyErr_Occurred() != nil { PyErr_Clear(); return nil }
+        guard seconds >= 0, seconds * 1e9 < 9.223372036854775807e18 else { return nil }  // false for NaN
+        return seconds
     }
 
     /// `k = 1; for i in range(n, 1, -1): k = k * i % 1_000_000_007`, as the demo's Python.

@@ -40,13 +40,17 @@ final class Task: @unchecked Sendable {
     /// each once, straight from the caller's memory, instead of through the pickle.
     let extraObjects: [PyObjectPointer]
     let submittedAt: UInt64
+    /// The queues whose handles the pickled call holds (see `QueuePins`): alive as long as the task.
+    let pins: QueuePins?
 
-    init(id: Int64, inputObject: PyObjectPointer, extraObjects: [PyObjectPointer], submittedAt: UInt64) {
+    init(id: Int64, inputObject: PyObjectPointer, extraObjects: [PyObjectPointer], submittedAt: UInt64,
+         pins: QueuePins? = nil) {
         self.id = id
         self.inputObject = inputObject
         self.input = Py.contents(ofBytes: inputObject)
         self.extraObjects = extraObjects
         self.submittedAt = submittedAt
+        self.pins = pins
     }
 
     /// Releases the caller-owned objects (with the caller's GIL held).
@@ -68,13 +72,16 @@ enum Payload: Sendable {
 /// A `bytes` object of a worker interpreter, lent to the caller until it has copied it.
 final class LentBytes: @unchecked Sendable {
     let contents: UnsafeRawBufferPointer
+    /// The caller makes a `bytearray` of it (the task returned one; the worker sent a snapshot).
+    let asByteArray: Bool
     private let object: PyObjectPointer
     private let owner: WorkerInterpreter
 
     /// Takes over one reference to `object` (a `bytes` of `owner`'s interpreter).
-    init(_ object: PyObjectPointer, owner: WorkerInterpreter) {
+    init(_ object: PyObjectPointer, owner: WorkerInterpreter, asByteArray: Bool) {
         self.object = object
         self.owner = owner
+        self.asByteArray = asByteArray
         contents = Py.contents(ofBytes: object)
         owner.lend()
     }
@@ -115,13 +122,16 @@ struct PoolEvent: Sendable {
 /// A byte buffer owned by Swift, handed between interpreters.
 final class ByteBuffer: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
+    /// The queues whose handles the bytes hold (see `QueuePins`): alive as long as the bytes.
+    let pins: QueuePins?
 
-    init(copying source: UnsafeRawBufferPointer) {
+    init(copying source: UnsafeRawBufferPointer, pins: QueuePins? = nil) {
         bytes = .allocate(byteCount: max(source.count, 1), alignment: 16)
         if let base = source.baseAddress, source.count > 0 {
             bytes.baseAddress!.copyMemory(from: base, byteCount: source.count)
         }
         count = source.count
+        self.pins = pins
     }
 
     let count: Int
@@ -142,6 +152,9 @@ struct WorkerConfiguration: Sendable {
     /// OS names of the worker threads, by worker index (Linux keeps 15 bytes); a worker
     /// without one keeps the name it inherits.
     var threadNames: [String] = []
+    /// Tasks one interpreter runs before its worker ends it and starts a fresh one
+    /// (`max_tasks_per_worker`); 0: no limit, one interpreter for the worker's whole life.
+    var maxTasksPerInterpreter = 0
 }
 
 /// `bytes` arguments and results at least this large travel out of band (see `Task` and
@@ -149,6 +162,10 @@ struct WorkerConfiguration: Sendable {
 /// 0.07 ms at 64 KiB to 0.24 ms at 100 KiB (pickle frames and fresh pages); out of band,
 /// 128 KiB takes 0.05 ms.
 let outOfBandMinimum = 64 << 10
+
+/// The most workers one pool may have (`_native.MAX_WORKERS`): far beyond any machine, low
+/// enough that a mistyped count fails at once instead of exhausting memory and threads.
+let maxWorkers = 4096
 
 /// The Python-independent heart of a pool: queues, workers, statistics.
 final class PoolCore: @unchecked Sendable {

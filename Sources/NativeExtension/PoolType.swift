@@ -43,15 +43,17 @@ final class NativePool: NativeBacked {
 
     // MARK: - Methods
 
-    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, task_timeout=None)
+    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0,
+    ///      task_timeout=None)
     static let new: @convention(c) (
         UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
     ) -> PyObjectPointer? = { type, args, kwargs in
-        guard let type, let args, (4...6).contains(PyTuple_Size(args)) else {
-            return Py.fail(PyExc_TypeError, "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, task_timeout=None)")
+        guard let type, let args, (4...7).contains(PyTuple_Size(args)) else {
+            return Py.fail(PyExc_TypeError,
+                           "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0, task_timeout=None)")
         }
         guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
-        guard workers >= 1 && workers <= 4096 else { return Py.fail(PyExc_ValueError, "workers must be 1..4096") }
+        guard workers >= 1 && workers <= maxWorkers else { return Py.fail(PyExc_ValueError, "workers must be 1..\(maxWorkers)") }
         let pathList = sp_Tuple_GET_ITEM(args, 1)!
         guard sp_List_Check(pathList) != 0 else { return Py.fail(PyExc_TypeError, "sys_path must be a list of str") }
         var sysPath: [String] = []
@@ -75,8 +77,14 @@ final class NativePool: NativeBacked {
                 threadNames.append(name)
             }
         }
+        var maxTasks: Int64 = 0
+        if PyTuple_Size(args) >= 6 {
+            guard let value = Py.int64(sp_Tuple_GET_ITEM(args, 5)) else { return nil }
+            guard value >= 0 else { return Py.fail(PyExc_ValueError, "max_tasks_per_worker must be >= 0 (0: no limit)") }
+            maxTasks = value
+        }
         var taskTimeout: UInt64?
-        if PyTuple_Size(args) == 6, let timeout = sp_Tuple_GET_ITEM(args, 5), timeout != sp_None() {
+        if PyTuple_Size(args) == 7, let timeout = sp_Tuple_GET_ITEM(args, 6), timeout != sp_None() {
             guard let seconds = Py.double(timeout) else { return nil }
             guard seconds > 0, seconds.isFinite else { return Py.fail(PyExc_ValueError, "task_timeout must be > 0") }
             taskTimeout = UInt64(min(seconds * 1e9, Double(UInt64.max / 4)))
@@ -87,7 +95,7 @@ final class NativePool: NativeBacked {
         let core = PoolCore(
             workerCount: Int(workers),
             configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize,
-                                               threadNames: threadNames),
+                                               threadNames: threadNames, maxTasksPerInterpreter: Int(maxTasks)),
             taskTimeout: taskTimeout)
         let cPickle = ModuleState.cPickle(for: type)
         if cPickle == nil { PyErr_Clear() }  // the fast paths are optional
@@ -183,18 +191,21 @@ final class NativePool: NativeBacked {
         guard let id = Py.int64(arguments[0]) else { return nil }
         guard !closed else { return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown") }
         let start = MonotonicClock.now()
-        guard let encoded = quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
-            var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
-            return callArguments.withUnsafeMutableBufferPointer {
-                PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
-            }
-        }() else { return nil }
+        let (encodedCall, pins) = QueuePins.collecting { () -> PyObjectPointer? in
+            quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
+                var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
+                return callArguments.withUnsafeMutableBufferPointer {
+                    PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
+                }
+            }()
+        }
+        guard let encoded = encodedCall else { return nil }
         guard let (payload, extras) = NativePool.split(encoded) else {
             Py_DecRef(encoded)
             return Py.fail(PyExc_TypeError, "the encoder must return bytes or (bytes, [bytes, ...])")
         }
         Py_DecRef(encoded)
-        let task = Task(id: id, inputObject: payload, extraObjects: extras, submittedAt: MonotonicClock.now())
+        let task = Task(id: id, inputObject: payload, extraObjects: extras, submittedAt: MonotonicClock.now(), pins: pins)
         core.stats.add(.encodeCall, nanoseconds: task.submittedAt &- start)
         core.register(task)
         do {
@@ -223,11 +234,12 @@ final class NativePool: NativeBacked {
         return Pickling.quickDumps(call, with: dumps)
     }
 
-    /// Whether a top-level argument is a `bytes` of at least `outOfBandMinimum` bytes.
+    /// Whether a top-level argument travels out of band: a `bytes` or `bytearray` of at least
+    /// `outOfBandMinimum` bytes, or any `memoryview` (pickle cannot carry those at all).
     private static func hasLargeBytes(_ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> Bool {
         func large(_ object: PyObjectPointer?) -> Bool {
-            guard let object, sp_Bytes_Check(object) != 0 else { return false }
-            return sp_Bytes_GET_SIZE(object) >= outOfBandMinimum
+            guard let object else { return false }
+            return sp_BinarySize(object) >= outOfBandMinimum || sp_MemoryView_Check(object) != 0
         }
         if sp_Tuple_Check(args) != 0 {
             for i in 0..<PyTuple_Size(args) where large(sp_Tuple_GET_ITEM(args, i)) { return true }
@@ -272,7 +284,8 @@ final class NativePool: NativeBacked {
         let value: PyObjectPointer?
         switch payload {
         case .lent(let lent):
-            value = Py.bytes(lent.contents)  // the one copy; `lent` goes back to the worker after this
+            // The one copy; `lent` goes back to the worker after this.
+            value = lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents)
         case .encoded(let buffer):
             guard buffer.count > 0, buffer.contents[0] == 0x80, let loads = cPickle?.loads else { return false }
             value = Pickling.loads(buffer, with: loads)
@@ -395,6 +408,8 @@ final class NativePool: NativeBacked {
         set(result, "tasks_cancelled", Py.int(Int64(snapshot.tasksCancelled)))
         set(result, "tasks_interrupted", Py.int(Int64(snapshot.tasksInterrupted)))
         set(result, "tasks_queued", Py.int(Int64(core.tasks.count)))
+        // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
+        set(result, "timeout_entries", Py.int(Int64(core.deadlines?.count ?? 0)))
         for step in Step.allCases {
             guard let entry = PyDict_New() else { continue }
             set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))

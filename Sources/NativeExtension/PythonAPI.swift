@@ -35,6 +35,12 @@ enum Py {
             buffer.baseAddress?.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count))
     }
 
+    /// A new `bytearray` holding a copy of `buffer`.
+    static func byteArray(_ buffer: UnsafeRawBufferPointer) -> NewReference {
+        PyByteArray_FromStringAndSize(
+            buffer.baseAddress?.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count))
+    }
+
     /// A new tuple holding new references to `items` (which stay owned by the caller).
     static func tuple(_ items: [PyObjectPointer]) -> NewReference {
         guard let tuple = PyTuple_New(Py_ssize_t(items.count)) else { return nil }

@@ -1,7 +1,10 @@
 // `_native.Queue`: a FIFO of pickled items shared by every interpreter of the process.
 // Each interpreter's handle is a separate Python object retaining the same Swift queue;
 // pickling a handle sends only the queue's id, and unpickling attaches to the same queue.
+// While such a pickle travels inside an item, a call or a result, the bytes retain the queue
+// (`QueuePins`), so it outlives a sender that drops its last handle.
 @preconcurrency import CPythonShim
+import Glibc
 import ParallelRuntime
 import Synchronization
 
@@ -49,18 +52,31 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         return Box.wrap(SharedQueue(maxsize: Int(maxsize)), as: type!)
     }
 
-    /// Pickles `item` with the package's encoder (`_pickling.dumps`) into a Swift buffer.
-    private static func encode(_ item: PyObjectPointer, _ me: PyObjectPointer) -> ByteBuffer? {
+    /// Pickles `item` with the package's encoder (`_pickling.dumps`) into a Swift buffer that
+    /// retains the other queues whose handles it holds (not this one: an item of a queue
+    /// cannot be taken once the queue is gone, and pinning it would keep it forever).
+    private func encode(_ item: PyObjectPointer, _ me: PyObjectPointer) -> ByteBuffer? {
+        let (data, pins) = QueuePins.collecting { SharedQueue.pickle(item, me) }
+        guard let data else { return nil }
+        defer { Py_DecRef(data) }
+        pins?.remove(self)
+        return ByteBuffer(copying: Py.contents(ofBytes: data), pins: pins)
+    }
+
+    /// The pickle of `item` (a new `bytes`), or nil with an exception set.
+    private static func pickle(_ item: PyObjectPointer, _ me: PyObjectPointer) -> PyObjectPointer? {
         if let fast = ModuleState.cPickle(for: Py_TYPE(me)), let data = Pickling.quickDumps(item, with: fast.dumps) {
-            defer { Py_DecRef(data) }
-            return ByteBuffer(copying: Py.contents(ofBytes: data))
+            return data
         }
         PyErr_Clear()
         guard let dumps = ModuleState.pickling(for: me, "dumps") else { return nil }
         guard let data = PyObject_CallOneArg(dumps, item) else { return nil }
-        defer { Py_DecRef(data) }
-        guard sp_Bytes_Check(data) != 0 else { PyErr_SetString(PyExc_TypeError, "dumps must return bytes"); return nil }
-        return ByteBuffer(copying: Py.contents(ofBytes: data))
+        guard sp_Bytes_Check(data) != 0 else {
+            Py_DecRef(data)
+            PyErr_SetString(PyExc_TypeError, "dumps must return bytes")
+            return nil
+        }
+        return data
     }
 
     private static func decode(_ buffer: ByteBuffer, _ me: PyObjectPointer) -> PyObjectPointer? {
@@ -76,7 +92,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             if truth < 0 { return nil }
             blocking = truth == 1
         }
-        guard blocking, let timeout else { return (blocking, nil) }
+        // timeout=None waits without limit, as in queue.Queue (so does an infinite timeout).
+        guard blocking, let timeout, timeout != sp_None() else { return (blocking, nil) }
         guard let seconds = Py.double(timeout) else { return nil }
         guard seconds >= 0, !seconds.isNaN else {
             PyErr_SetString(PyExc_ValueError, "'timeout' must be a non-negative number")
@@ -86,7 +103,7 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 
     private func put(_ me: PyObjectPointer, _ item: PyObjectPointer, block: Bool, deadline: UInt64?) -> PyObjectPointer? {
-        guard let buffer = SharedQueue.encode(item, me) else { return nil }
+        guard let buffer = encode(item, me) else { return nil }
         // The common case, room in the queue, never releases the GIL.
         do {
             try items.put(buffer, block: false)
@@ -189,8 +206,9 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         .noArgs("_id", "The process-wide id of the queue.") { me, _ in
             Py.int(Box.unwrap(me, as: SharedQueue.self).id)
         },
-        .noArgs("__reduce__", "Pickles the handle as the queue's id; unpickling attaches to the same queue.") { me, _ in
+        .noArgs("__reduce__", "Pickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive).") { me, _ in
             let queue = Box.unwrap(me, as: SharedQueue.self)
+            QueuePins.note(queue)
             guard let attach = ModuleState.function(for: me!, "_attach_queue"), let id = Py.int(queue.id) else { return nil }
             defer { Py_DecRef(attach); Py_DecRef(id) }
             guard let arguments = Py.tuple([id]) else { return nil }
@@ -237,5 +255,46 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             return Py.fail(PyExc_RuntimeError, "_native module state is missing")
         }
         return Box.wrap(queue, as: UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self))
+    }
+}
+
+/// The queues whose handles were pickled on this thread while an item, a call or a result was
+/// encoded for another interpreter. The encoded bytes retain them (`ByteBuffer.pins`,
+/// `Task.pins`), so that a queue whose last handle is dropped while a pickle of it travels
+/// (`outer.put(inner); del inner`, or a queue made and returned by a task) still exists when
+/// the pickle is loaded; the pins go with the bytes, once loaded or dropped. A plain
+/// `pickle.dumps(queue)` outside those encodings pins nothing: nobody could tell when its
+/// bytes are dropped.
+final class QueuePins: @unchecked Sendable {
+    private var queues: [SharedQueue] = []
+    private var seen = Set<ObjectIdentifier>()
+
+    /// This thread's collector while an encoding runs (an unretained `QueuePins`), else nil.
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Runs `body` (which pickles) and returns its result with the queues it pickled, if any.
+    /// Nested encodings collect into their own `QueuePins`.
+    static func collecting<T>(_ body: () -> T) -> (T, QueuePins?) {
+        let pins = QueuePins()
+        let outer = pthread_getspecific(currentKey)
+        pthread_setspecific(currentKey, Unmanaged.passUnretained(pins).toOpaque())
+        let result = body()
+        pthread_setspecific(currentKey, outer)
+        return (result, pins.queues.isEmpty ? nil : pins)
+    }
+
+    /// Called by `Queue.__reduce__`: pins `queue` to the encoding running on this thread, if any.
+    static func note(_ queue: SharedQueue) {
+        guard let raw = pthread_getspecific(currentKey) else { return }
+        let pins = Unmanaged<QueuePins>.fromOpaque(raw).takeUnretainedValue()
+        if pins.seen.insert(ObjectIdentifier(queue)).inserted { pins.queues.append(queue) }
+    }
+
+    func remove(_ queue: SharedQueue) {
+        queues.removeAll { $0 === queue }
     }
 }

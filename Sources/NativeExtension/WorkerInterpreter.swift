@@ -1,10 +1,13 @@
-// One worker: a native thread that owns one own-GIL sub-interpreter for its whole life.
+// One worker: a native thread that owns one own-GIL sub-interpreter at a time: one for its
+// whole life, or, with `max_tasks_per_worker`, a fresh one after every N tasks.
 //
 // The thread-state sequence (see ARCHITECTURE.md):
 //   ts0 = PyThreadState_New(main); PyEval_RestoreThread(ts0)
 //   Py_NewInterpreterFromConfig(&sub, own GIL)   -- releases the main GIL, holds the new one
 //   ... bootstrap, then per task: PyEval_RestoreThread(sub) ... PyEval_SaveThread() ...
-//   Py_EndInterpreter(sub); PyEval_RestoreThread(ts0); PyThreadState_Clear; DeleteCurrent
+//   Py_EndInterpreter(sub); PyEval_RestoreThread(ts0)   -- back on ts0; a recycled worker
+//                                                          creates its next interpreter here
+//   PyThreadState_Clear(ts0); PyThreadState_DeleteCurrent()
 //
 // Interrupting (cancel, task_timeout, Ctrl-C, shutdown) only *requests*: `requestInterrupt` sets
 // a flag and wakes the worker if it waits in `Queue.get`/`sleep`, then hands the rest to this
@@ -134,22 +137,33 @@ final class WorkerInterpreter: @unchecked Sendable {
             self.pool = nil
             pool.workerExited()
         }
-        let startedAt = MonotonicClock.now()
         let mainState = PyThreadState_New(PyInterpreterState_Main())
         PyEval_RestoreThread(mainState)
+        // One round per interpreter: a worker with a task limit ends its interpreter after that
+        // many tasks and starts the next round while tasks remain to be taken.
+        while runInterpreter(pool, returningTo: mainState!) {}
+        // On the main interpreter's thread state, holding its GIL.
+        PyThreadState_Clear(mainState)
+        PyThreadState_DeleteCurrent()
+    }
+
+    /// Creates an interpreter, bootstraps it, serves tasks in it and ends it. Called and
+    /// returns on the main interpreter's thread state with its GIL held. Returns true when the
+    /// interpreter reached the task limit and tasks may still come: run another.
+    private func runInterpreter(_ pool: PoolCore, returningTo mainState: UnsafeMutablePointer<PyThreadState>) -> Bool {
+        let startedAt = MonotonicClock.now()
         var config = sp_IsolatedInterpreterConfig()
         var sub: UnsafeMutablePointer<PyThreadState>?
         ForkGuard.liveInterpreters.add(1, ordering: .acquiringAndReleasing)
         let status = Py_NewInterpreterFromConfig(&sub, &config)
         if PyStatus_Exception(status) != 0 || sub == nil {
-            // Still on the main interpreter's thread state, holding its GIL.
+            // Still on the main interpreter's thread state, holding its GIL. The interrupter
+            // never takes that GIL (it has no interpreter to visit), so joining it here is safe.
             ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
             let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
             pool.post(failure("could not create a sub-interpreter: \(reason)"))
-            PyThreadState_Clear(mainState)
-            PyThreadState_DeleteCurrent()
             stopInterrupter()  // a request for the initializer may have started it
-            return
+            return false
         }
         let subState = sub!
         nonisolated(unsafe) let interpreter = PyThreadState_GetInterpreter(subState)
@@ -168,18 +182,31 @@ final class WorkerInterpreter: @unchecked Sendable {
             PyThreadState_SetAsyncExc(ident, nil)
         }
         _ = PyEval_SaveThread()
+        var again = false
         if let bootError {
             // An initializer interrupted on request (the pool is shutting down) is no failure.
             if !stopped { pool.post(failure(bootError)) }
         } else {
-            serve(pool, subState)
+            again = serve(pool, subState, limit: pool.configuration.maxTasksPerInterpreter)
         }
-        end(subState, mainState, pool.stats)
+        end(subState, returningTo: mainState, pool.stats)
+        if again {
+            // The next interpreter starts afresh: its initializer is interruptible, and nothing
+            // requested for the interpreter that ended carries over to it.
+            state.withLock {
+                interruptRequested.store(false, ordering: .releasing)
+                $0.activity = .starting
+                $0.interruptDelivered = false
+                $0.interrupterStopping = false
+            }
+        }
+        return again
     }
 
-    /// Ends the worker's interpreter (called without its GIL) and the main thread state.
-    private func end(_ subState: UnsafeMutablePointer<PyThreadState>, _ mainState: UnsafeMutablePointer<PyThreadState>?,
-                     _ stats: StepStatistics) {
+    /// Ends the worker's interpreter (called without its GIL) and returns on the main
+    /// interpreter's thread state, holding its GIL.
+    private func end(_ subState: UnsafeMutablePointer<PyThreadState>,
+                     returningTo mainState: UnsafeMutablePointer<PyThreadState>, _ stats: StepStatistics) {
         // No interruption may visit the interpreter once it begins to end: stop the interrupter
         // (a visit in progress finishes first; this thread does not hold the GIL it needs).
         stopInterrupter()
@@ -196,8 +223,6 @@ final class WorkerInterpreter: @unchecked Sendable {
         Py_EndInterpreter(subState)
         ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
         PyEval_RestoreThread(mainState)
-        PyThreadState_Clear(mainState)
-        PyThreadState_DeleteCurrent()
         stats.addSince(endingAt, to: .interpreterShutdown)
     }
 
@@ -295,8 +320,12 @@ final class WorkerInterpreter: @unchecked Sendable {
         return "\(doing) failed: \(Py.describe(exception))"
     }
 
-    /// Takes tasks until the task queue is closed and empty. Runs without the GIL between tasks.
-    private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>) {
+    /// Takes tasks until the task queue is closed and empty, or until `limit` tasks (if > 0)
+    /// have run here; returns true in the second case unless the queue is closed and empty
+    /// (a closed queue's remaining tasks still need a worker). Runs without the GIL between
+    /// tasks. Tasks skipped because they were cancelled do not count.
+    private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>, limit: Int) -> Bool {
+        var ran = 0
         while true {
             if handedBackPending.load(ordering: .acquiring) {
                 // Results the caller has copied: release them now rather than at the next task,
@@ -313,7 +342,7 @@ final class WorkerInterpreter: @unchecked Sendable {
             } catch .stopped {
                 continue
             } catch {
-                return  // closed and drained
+                return false  // closed and drained
             }
             let takenAt = MonotonicClock.now()
             guard task.lifecycle.start() else {
@@ -366,6 +395,10 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
             pool.post(PoolEvent(kind: kind, id: task.id, task: task, payload: payload, text: failure,
                                 worker: index, postedAt: MonotonicClock.now()))
+            ran += 1
+            if limit > 0 && ran >= limit {
+                return !(pool.tasks.isClosed && pool.tasks.count == 0)
+            }
         }
     }
 
@@ -386,6 +419,7 @@ final class WorkerInterpreter: @unchecked Sendable {
         for extra in extraViews { PyList_Append(extras, extra) }
         let t0 = MonotonicClock.now()
         var encoded: PyObjectPointer?
+        var pins: QueuePins?
         var decodeArguments: [PyObjectPointer?] = [view, extras]
         let decoded = decodeArguments.withUnsafeMutableBufferPointer {
             PyObject_Vectorcall(decodeCall, $0.baseAddress, 2, nil)
@@ -398,31 +432,32 @@ final class WorkerInterpreter: @unchecked Sendable {
             let result = PyObject_CallOneArg(invoke, call)
             Py_DecRef(call)
             let t2 = stats.addSince(t1, to: .call)
-            if let result {
-                encoded = PyObject_CallOneArg(encodeResult, result)
-                Py_DecRef(result)
-            } else {
-                encoded = encodeRaisedException()
+            (encoded, pins) = QueuePins.collecting { () -> PyObjectPointer? in
+                guard let result else { return encodeRaisedException() }
+                defer { Py_DecRef(result) }
+                return PyObject_CallOneArg(encodeResult, result)
             }
             stats.addSince(t2, to: .encodeResult)
         } else {
             stats.addSince(t0, to: .decodeCall)
-            encoded = encodeRaisedException()
+            (encoded, pins) = QueuePins.collecting { () -> PyObjectPointer? in encodeRaisedException() }
         }
         // The view points into the caller's bytes; release it before the caller may free them.
         releaseView(view)
         guard let encoded else { return (nil, takeErrorText("encoding the outcome")) }
         defer { Py_DecRef(encoded) }
         if sp_Bytes_Check(encoded) != 0 {
-            return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: encoded))), nil)
+            return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: encoded), pins: pins)), nil)
         }
-        // `(value,)`: a large bytes result, lent to the caller instead of pickled and copied.
-        if sp_Tuple_Check(encoded) != 0, PyTuple_Size(encoded) == 1,
-           let value = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(value) != 0 {
+        // `(value,)` or `(value, True)`: a large bytes result, lent to the caller instead of
+        // pickled and copied; with True, the caller makes it a bytearray.
+        let size = sp_Tuple_Check(encoded) != 0 ? PyTuple_Size(encoded) : 0
+        if size == 1 || size == 2, let value = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(value) != 0 {
+            let asByteArray = size == 2 && sp_Tuple_GET_ITEM(encoded, 1) == sp_True()
             Py_IncRef(value)
-            return (.lent(LentBytes(value, owner: self)), nil)
+            return (.lent(LentBytes(value, owner: self, asByteArray: asByteArray)), nil)
         }
-        return (nil, "the runner returned an outcome that is neither bytes nor (bytes,)")
+        return (nil, "the runner returned an outcome that is neither bytes nor (bytes,) nor (bytes, True)")
     }
 
     /// A read-only memoryview over memory this interpreter does not own.

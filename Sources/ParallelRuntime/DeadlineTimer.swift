@@ -23,7 +23,12 @@ public final class DeadlineTimer<Item: AnyObject & Sendable>: @unchecked Sendabl
         var nextSequence: UInt64 = 0
         var thread: NativeThread?
         var stopped = false
+        /// The heap size at which `add` next drops entries whose item is gone.
+        var compactAt = DeadlineTimer.minimumCompaction
     }
+
+    /// Below this many entries, gone items are left for the thread to drop at their deadline.
+    public static var minimumCompaction: Int { 64 }
 
     private let state = Mutex(State())
     private let parker = Parker()
@@ -48,6 +53,15 @@ public final class DeadlineTimer<Item: AnyObject & Sendable>: @unchecked Sendabl
             if state.thread == nil {
                 state.thread = NativeThread(stackSize: 256 << 10, name: name) { [self] in run() }
                 if state.thread == nil { return (false, false) }
+            }
+            if state.heap.count >= state.compactAt {
+                // Finished tasks must not cost a heap entry until their deadline (task_timeout=3600
+                // would keep an hour of them): drop the gone ones once they may be half of the
+                // heap. The next compaction waits until the heap doubles again, so this costs
+                // O(1) per `add`, amortized. A sorted array is a valid min-heap.
+                state.heap.removeAll { $0.item == nil }
+                state.heap.sort { $0.isEarlier(than: $1) }
+                state.compactAt = max(Self.minimumCompaction, 2 * state.heap.count)
             }
             let entry = Entry(deadline: deadline, sequence: state.nextSequence, item: item)
             state.nextSequence += 1

@@ -59,4 +59,19 @@ final class DeadlineTimerTests: XCTestCase {
         XCTAssertFalse(timer.add(item, deadline: MonotonicClock.now()))
         XCTAssertEqual(calls.load(ordering: .relaxed), 0)
     }
+
+    func testItemsThatAreGoneDoNotWaitForTheirDeadlineInTheHeap() {
+        // task_timeout=3600 used to keep an entry per finished task for an hour.
+        let timer = DeadlineTimer<Item>(name: "test-timer") { _ in }
+        let kept = Item("kept")
+        let far = MonotonicClock.now() + 3_600_000_000_000
+        XCTAssertTrue(timer.add(kept, deadline: far))
+        for i in 0..<10_000 {
+            let gone = Item("gone \(i)")
+            XCTAssertTrue(timer.add(gone, deadline: far))
+        }
+        XCTAssertLessThanOrEqual(timer.count, 2 * DeadlineTimer<Item>.minimumCompaction)
+        timer.stop()
+        withExtendedLifetime(kept) {}
+    }
 }

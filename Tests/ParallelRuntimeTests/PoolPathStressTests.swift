@@ -197,19 +197,32 @@ final class PoolPathStressTests: XCTestCase {
             let workerSawInterrupt = Atomic<Bool>(false)
             let cancelWon = Atomic<Bool>(false)
             let interruptGranted = Atomic<Bool>(false)
+            // Most rounds are free races. On a loaded machine one thread may always run first,
+            // so two rounds in eight are ordered by a handshake, and both outcomes surely happen:
+            // round % 8 == 0 starts only after the cancel was tried (the cancel wins), and
+            // round % 8 == 1 finishes only after the interrupt was requested (it is granted).
+            let cancelTried = Atomic<Bool>(false)
+            let interruptTried = Atomic<Bool>(false)
             onThreads(2) { i in
                 if i == 0 {
+                    if round % 8 == 0 { while !cancelTried.load(ordering: .acquiring) { sched_yield() } }
                     guard lifecycle.start() else { return }
                     started.store(true, ordering: .releasing)
+                    if round % 8 == 1 { while !interruptTried.load(ordering: .acquiring) { sched_yield() } }
                     for _ in 0..<(round % 50) { sched_yield() }
                     workerSawInterrupt.store(lifecycle.finish(), ordering: .releasing)
                 } else {
-                    if round % 2 == 0, lifecycle.cancelPending() {
-                        cancelWon.store(true, ordering: .releasing)
-                        return
+                    if round % 2 == 0 {
+                        let won = lifecycle.cancelPending()
+                        cancelTried.store(true, ordering: .releasing)
+                        if won {
+                            cancelWon.store(true, ordering: .releasing)
+                            return
+                        }
                     }
                     while lifecycle.current == .pending { sched_yield() }
                     if lifecycle.requestInterrupt() { interruptGranted.store(true, ordering: .releasing) }
+                    interruptTried.store(true, ordering: .releasing)
                 }
             }
             let wonCancel = cancelWon.load(ordering: .acquiring)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .compat import ProcessFallbackWarning
     from .executor import InterpreterPoolExecutor, default_worker_count
     from .parallel_calls import CallOutcome, parallel
+    from .reusable import ExecutorOptions, get_reusable_executor
 
 # The executor and parallel() load on first use: worker interpreters import this package
 # for their runner and should not pay for what only the caller needs.
@@ -48,6 +49,8 @@ _LAZY = {
     "ProcessFallbackWarning": "compat",
     "CallOutcome": "parallel_calls",
     "parallel": "parallel_calls",
+    "ExecutorOptions": "reusable",
+    "get_reusable_executor": "reusable",
 }
 
 
@@ -68,6 +71,7 @@ __all__ = [
     "BrokenInterpreterPool",
     "CallOutcome",
     "ExecutionFailed",
+    "ExecutorOptions",
     "InterpreterPoolExecutor",
     "ProcessFallbackWarning",
     "Queue",
@@ -75,7 +79,34 @@ __all__ = [
     "RemoteTraceback",
     "TaskInterrupted",
     "default_worker_count",
+    "get_reusable_executor",
     "parallel",
+    "register_joblib_backend",
 ]
 
 __version__ = "0.1.0"
+
+
+
+def register_joblib_backend(name: str = "subinterpreters", make_default: bool = False) -> None:
+    """Registers the joblib backend ``"subinterpreters"`` (see
+    :mod:`subinterpreter_parallelism.joblib_backend`), for ``joblib.parallel_config(backend=...)``.
+
+    Importing this package does it when joblib is already imported; call this when joblib is
+    imported later. ``make_default=True`` makes it joblib's default backend. Harmless twice.
+
+    Raises:
+        ImportError: joblib is not installed (``pip install "subinterpreter_parallelism[joblib]"``).
+    """
+    from .joblib_backend import register_joblib_backend as register
+
+    register(name, make_default)
+
+
+# joblib has no plug-in mechanism that would find the backend later: register it now if joblib
+# is imported already (never the case in worker interpreters, where joblib cannot load anyway).
+if "joblib" in sys.modules:
+    try:
+        register_joblib_backend()
+    except ImportError:  # a joblib too old or broken: the backend is simply not there
+        pass

@@ -1,5 +1,5 @@
 """``python -m subinterpreter_parallelism``: see :mod:`subinterpreter_parallelism.cli`."""
 
-from subinterpreter_parallelism.cli import main
+from subinterpreter_parallelism.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

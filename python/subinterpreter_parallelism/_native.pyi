@@ -23,6 +23,8 @@ PHASE_INTERRUPTING: Final[int]
 PHASE_CANCELLED: Final[int]
 PHASE_FINISHED: Final[int]
 WORKER_STACK_SIZE: Final[int]
+OUT_OF_BAND_MIN: Final[int]
+MAX_WORKERS: Final[int]
 
 class QueueClosed(Exception):
     """Raised by Queue.put/get once the queue is closed (and, for get, drained)."""
@@ -57,7 +59,8 @@ class Pool:
 
     def __init__(self, workers: int, sys_path: list[str], bootstrap_payload: bytes | None,
                  encoder: Callable[[Any, tuple[Any, ...], dict[str, Any]], bytes],
-                 thread_names: list[str] | None = None, task_timeout: float | None = None) -> None: ...
+                 thread_names: list[str] | None = None, max_tasks_per_worker: int = 0,
+                 task_timeout: float | None = None) -> None: ...
     def submit(self, task_id: int, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None: ...
     def cancel(self, task_id: int, interrupt: bool = True) -> int: ...
     def phase(self, task_id: int) -> int: ...

@@ -23,18 +23,32 @@ def encode_value(value: Any) -> bytes | tuple[bytes]:
     """Worker side: the outcome of a call that returned ``value``.
 
     A large ``bytes`` result is not pickled: ``(value,)`` tells the Swift core to lend the
-    object to the caller, which copies it once (see ``LentBytes`` in Pool.swift).
+    object to the caller, which copies it once (see ``LentBytes`` in Pool.swift). A large
+    ``bytearray`` goes the same way as a snapshot, ``(bytes, True)``, rebuilt as a bytearray;
+    a large ``memoryview`` comes back as ``bytes`` (what pickling it would give).
     """
-    if type(value) is bytes and len(value) >= _pickling.OUT_OF_BAND_MIN:
-        return (value,)
+    kind = type(value)
+    if kind is bytes:
+        if len(value) >= _pickling.OUT_OF_BAND_MIN:
+            return (value,)
+    elif kind is bytearray:
+        if len(value) >= _pickling.OUT_OF_BAND_MIN:
+            return (bytes(value), True)
+    elif kind is memoryview and value.nbytes >= _pickling.OUT_OF_BAND_MIN:
+        return (value.tobytes(),)
     try:
         return _pickling.dumps(value)
     except BaseException as exc:  # the result cannot be pickled: the task fails with that error
-        exc.add_note(
-            f"while pickling the result ({type(value).__module__}.{type(value).__qualname__}) "
-            "to send it back from the worker interpreter"
-        )
+        note_unpicklable_result(exc, value)
         return encode_exception(exc)
+
+
+def note_unpicklable_result(exc: BaseException, value: Any) -> None:
+    """Worker side: says on ``exc`` (raised by pickling ``value``) which result it was."""
+    exc.add_note(
+        f"while pickling the result ({type(value).__module__}.{type(value).__qualname__}) "
+        "to send it back from the worker interpreter"
+    )
 
 
 def encode_exception(exc: BaseException, skip_frames: int = 0) -> bytes:

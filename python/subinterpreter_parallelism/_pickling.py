@@ -12,8 +12,11 @@ from __future__ import annotations
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
 
-# `bytes` arguments and results at least this large travel out of band (copied once, straight
-# from the other interpreter's memory); the Swift core owns the number.
+# `bytes`, `bytearray` and `memoryview` arguments and results at least this large travel out of
+# band, never pickled: `bytes` are copied once, straight from the other interpreter's memory;
+# the mutable kinds are first snapshotted as `bytes` (so a task sees its argument as it was at
+# submit, as with a process pool), then copied once more. A `memoryview` of any size travels so,
+# and arrives as a memoryview with its format and shape. The Swift core owns the number.
 from ._native import OUT_OF_BAND_MIN
 
 TYPE_CHECKING = False
@@ -26,15 +29,31 @@ _MAIN_MARKER = b"__main__"
 
 
 class OutOfBand:
-    """Stands in a pickled call for a large ``bytes`` argument sent beside the pickle."""
+    """Stands in a pickled call for a large binary argument sent beside the pickle as ``bytes``.
 
-    __slots__ = ("index",)
+    ``kind`` says what the worker rebuilds from those bytes: ``"bytes"``, ``"bytearray"`` or
+    ``"memoryview"`` (then ``layout`` is its ``(format, shape, readonly)``).
+    """
 
-    def __init__(self, index: int) -> None:
+    __slots__ = ("index", "kind", "layout")
+
+    def __init__(self, index: int, kind: str = "bytes", layout: tuple[Any, ...] | None = None) -> None:
         self.index = index
+        self.kind = kind
+        self.layout = layout
 
-    def __reduce__(self) -> tuple[type[OutOfBand], tuple[int]]:
-        return OutOfBand, (self.index,)
+    def __reduce__(self) -> tuple[type[OutOfBand], tuple[Any, ...]]:
+        return OutOfBand, (self.index, self.kind, self.layout)
+
+    def rebuild(self, view: memoryview) -> Any:
+        """Worker side: the argument, made from ``view`` (the caller's bytes) with one copy."""
+        if self.kind == "bytes":
+            return bytes(view)
+        if self.kind == "bytearray":
+            return bytearray(view)
+        format, shape, readonly = self.layout  # type: ignore[misc]
+        copy = memoryview(bytes(view) if readonly else bytearray(view))
+        return copy if format == "B" and len(shape) == 1 else copy.cast(format, shape)
 
 
 def dumps(obj: Any) -> bytes:
@@ -59,23 +78,125 @@ def loads(data: Any) -> Any:
 
 
 def _cloudpickle_dumps(obj: Any) -> bytes:
-    import cloudpickle
+    import io
 
-    return cloudpickle.dumps(obj, PROTOCOL)
+    with io.BytesIO() as file:
+        _main_aware_pickler()(file, PROTOCOL).dump(obj)
+        return file.getvalue()
+
+
+# -- functions of __main__ -------------------------------------------------------------------
+#
+# cloudpickle sends a function of __main__ by value, with the globals it refers to, and gives
+# it a new globals dict in the receiver: an initializer's `global X` then lands in a dict that
+# no task sees. Ours points such functions, in a worker, at that worker's own `__main__`
+# module instead: one namespace per worker, shared by the initializer and every task.
+
+_MainAwarePickler: Any = None
+_FunctionType = type(_cloudpickle_dumps)
+
+
+def _main_aware_pickler() -> Any:
+    """``cloudpickle.Pickler``, except that functions of ``__main__`` sent by value resolve their
+    globals in the receiving worker's ``__main__`` (see ``main_globals``)."""
+    global _MainAwarePickler
+    if _MainAwarePickler is None:
+        import cloudpickle
+
+        class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]
+            _sp_main: MainGlobals | None = None
+
+            def _dynamic_function_reduce(self, func: Any) -> Any:
+                reduced = super()._dynamic_function_reduce(func)
+                if func.__globals__.get("__name__") != "__main__":
+                    return reduced
+                make, (code, _, name, argdefs, closure), state = reduced[:3]
+                if self._sp_main is None:
+                    self._sp_main = MainGlobals()  # one per pickle: its functions share one dict
+                return make, (code, self._sp_main, name, argdefs, closure), state, None, None, set_main_function_state
+
+        _MainAwarePickler = MainAwarePickler
+    return _MainAwarePickler
+
+
+class MainGlobals:
+    """Stands, in a pickle, for the globals of the ``__main__`` functions it carries by value."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return main_globals, ()
+
+
+def main_globals() -> dict[str, Any]:
+    """Unpickling: the globals of ``__main__`` functions that came by value.
+
+    In a pool worker, its ``__main__`` module's namespace, the same for the initializer and
+    every task (CPython's test_init_with___main___global). Anywhere else (the caller, a
+    fallback process): a new dict, as cloudpickle gives, so that nothing the worker sends back
+    changes the caller's own ``__main__``.
+    """
+    from ._native import worker_index
+
+    if worker_index() is None:
+        return {"__name__": "__main__"}
+    import sys
+
+    return sys.modules["__main__"].__dict__
+
+
+def set_main_function_state(func: Any, state: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Unpickling a ``__main__`` function: cloudpickle's ``_function_setstate``, except that the
+    globals it refers to join its namespace without undoing what the worker did there.
+
+    A name the namespace lacks gets the sender's value; a name it has keeps its value (what the
+    initializer or an earlier task set), as in a process pool whose workers have their own
+    ``__main__``; functions and classes of ``__main__`` take the sender's latest definition, so
+    that a REPL's redefinition reaches the workers. Pass values that change as arguments.
+    """
+    from cloudpickle import cloudpickle as _cloudpickle
+
+    own_state, slots = state
+    namespace = func.__globals__
+    for name, value in slots["__globals__"].items():
+        if name not in namespace or _is_main_definition(value):
+            namespace[name] = value
+    _cloudpickle._function_setstate(func, (own_state, {**slots, "__globals__": {}}))
+    # cloudpickle put its builtins dict there; a module's namespace holds the module.
+    import builtins
+
+    namespace["__builtins__"] = builtins
+
+
+def _is_main_definition(value: Any) -> bool:
+    return (isinstance(value, type) or type(value) is _FunctionType) and \
+        getattr(value, "__module__", None) == "__main__"
 
 
 def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | tuple[bytes, list[bytes]]:
     """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
 
-    Large ``bytes`` arguments are not pickled: the result is then ``(pickle, [those bytes])``,
-    the pickle holding ``OutOfBand(i)`` in their places (see ``_worker.decode_call``).
+    Large ``bytes``, ``bytearray`` and ``memoryview`` arguments are not pickled: the result is
+    then ``(pickle, [bytes, ...])``, the pickle holding ``OutOfBand`` markers in their places
+    (see ``_worker.decode_call``).
     """
     extras: list[bytes] = []
 
     def out_of_band(value: Any) -> Any:
-        if type(value) is bytes and len(value) >= OUT_OF_BAND_MIN:
+        kind = type(value)
+        if kind is bytes:
+            if len(value) < OUT_OF_BAND_MIN:
+                return value
             extras.append(value)
             return OutOfBand(len(extras) - 1)
+        if kind is bytearray:
+            if len(value) < OUT_OF_BAND_MIN:
+                return value
+            extras.append(bytes(value))
+            return OutOfBand(len(extras) - 1, "bytearray")
+        if kind is memoryview:  # any size: pickle cannot carry a memoryview at all
+            extras.append(value.tobytes())
+            return OutOfBand(len(extras) - 1, "memoryview", (value.format, value.shape, value.readonly))
         return value
 
     call_args = tuple(out_of_band(value) for value in args)

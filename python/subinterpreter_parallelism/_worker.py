@@ -26,13 +26,13 @@ encode_result = _outcome.encode_value
 
 
 def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    """Unpickles a call; ``extras`` are views of its out-of-band ``bytes`` arguments
+    """Unpickles a call; ``extras`` are views of its out-of-band binary arguments
     (in the caller's memory, valid during this call only), copied here once each."""
     fn, args, kwargs = _pickling.loads(buffer)
     if extras:
         OutOfBand = _pickling.OutOfBand
-        args = tuple(bytes(extras[a.index]) if type(a) is OutOfBand else a for a in args)
-        kwargs = {k: bytes(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
+        args = tuple(a.rebuild(extras[a.index]) if type(a) is OutOfBand else a for a in args)
+        kwargs = {k: v.rebuild(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
     return fn, args, kwargs
 
 # Modules whose frames lead into the user's code (left out of task tracebacks).
@@ -136,17 +136,53 @@ def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict
     return target(*args, **kwargs)
 
 
-def run_chunk(fn: Any, chunk: list[tuple[Any, ...]]) -> list[Any]:
-    """Runs ``fn(*args)`` for each item of a ``map`` chunk.
+def run_chunk(fn: Any, chunk: list[tuple[Any, ...]], raise_refusals: bool = False) -> tuple[bytes, bytes | None]:
+    """Runs ``fn(*args)`` for each item of a ``map`` chunk; returns ``(results, failure)``.
 
-    If an item raises, the results computed before it ride along on the exception
-    (``__sp_partial__``) so that ``map`` still yields them before raising.
+    ``results`` is the pickle of the results in order, up to the first item that raised or
+    whose result cannot be pickled; ``failure`` is then that item's outcome, encoded as a
+    task's exception is (so an exception that cannot be pickled still arrives, as
+    ``ExecutionFailed``), else None. Pickling here rather than in the runner is what lets the
+    results before a failing item travel whatever the failure is.
+
+    With ``raise_refusals`` (``fallback="process"``), an import that own-GIL interpreters
+    refuse is raised instead: the chunk fails as a whole and runs again in a process.
     """
     results: list[Any] = []
+    failure: bytes | None = None
     try:
         for args in chunk:
             results.append(fn(*args))
-    except Exception as exc:
-        exc.__sp_partial__ = results  # type: ignore[attr-defined]
+    except TaskInterrupted:
         raise
-    return results
+    except BaseException as exc:
+        if raise_refusals and _is_refusal(exc):
+            raise
+        failure = encode_error(exc)
+    try:
+        return _pickling.dumps(results), failure
+    except BaseException as exc:
+        whole = exc
+    # Some result cannot be pickled: the first such item fails, and the ones before it travel.
+    for index, value in enumerate(results):
+        try:
+            _pickling.dumps(value)
+        except BaseException as exc:
+            _outcome.note_unpicklable_result(exc, value)
+            return _pickling.dumps(results[:index]), _outcome.encode_exception(exc)
+    return _pickling.dumps([]), _outcome.encode_exception(whole)
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """Whether CPython's refusal to load a module in this interpreter is behind ``exc``."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ImportError) and "does not support loading in subinterpreters" in str(current):
+            return True
+        pending += [current.__cause__, current.__context__]
+    return False

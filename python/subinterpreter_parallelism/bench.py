@@ -1,9 +1,12 @@
-"""``python -m subinterpreter_parallelism bench``: runs the benchmark suite in ``benchmarks/``.
+"""``python -m subinterpreter_parallelism bench``: runs the benchmark suite.
 
-The suite lives in the source tree, next to ``python/``, not in the installed package: it
-compares this project with process pools, loky and other interpreter pools, which are not
-dependencies. This module finds it (the repository of an editable install, or the current
-directory) and hands over the arguments.
+The suite ships with the package, as the top-level package ``benchmarks`` in the folder
+``_suite/`` next to this module (``make bench`` and an installed wheel run the same code). It
+stays a top-level package of its own folder, not a subpackage, because every competitor's
+workers import its task functions (``benchmarks.workloads``): process pools and the stdlib's
+interpreter pool should load those without importing this package and its native extension,
+which would add to the start-up times and memory measured for them. The suite's cells find it
+through ``PYTHONPATH``; this module puts the folder on ``sys.path`` and hands over the arguments.
 """
 
 from __future__ import annotations
@@ -14,21 +17,17 @@ from pathlib import Path
 
 __all__ = ["find_suite_root", "main"]
 
-_NOT_FOUND = """\
-The benchmark suite is not available: it lives in the source repository (benchmarks/),
-not in the installed package. Clone the repository and run, from its root:
+SUITE_ROOT = Path(__file__).resolve().parent / "_suite"
 
-    make bench          # or: python -m subinterpreter_parallelism bench [--quick]
+_NOT_FOUND = f"""\
+The benchmark suite is missing from this installation ({SUITE_ROOT}/benchmarks/):
+reinstall subinterpreter_parallelism, or run `make bench` from a clone of the repository.
 """
 
 
 def find_suite_root() -> Path | None:
-    """The folder that holds ``benchmarks/suite.py``: the source tree, else the current directory."""
-    candidates = [Path(__file__).resolve().parents[2], Path.cwd()]
-    for root in candidates:
-        if (root / "benchmarks" / "suite.py").is_file():
-            return root
-    return None
+    """The folder that holds the suite's package ``benchmarks/``, or None if it is missing."""
+    return SUITE_ROOT if (SUITE_ROOT / "benchmarks" / "suite.py").is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,17 +3,19 @@
 Each command lives in its own module and takes its own ``--help``:
 
     demo    the seed's comparison (subinterpreter_parallelism.demo)
-    bench   the benchmark suite (benchmarks/ in the source tree)
+    bench   the benchmark suite (shipped in the package: subinterpreter_parallelism.bench)
     check   can these modules load in an own-GIL interpreter? (subinterpreter_parallelism.compat)
     info    Python, own-GIL support, worker count, build (subinterpreter_parallelism.compat)
 
 ``--version`` prints the package's name and version (``__version__``, which pyproject.toml
-reads too).
+reads too). An unknown command is a usage error (exit status 2, as argparse does). Output
+piped into a program that stops reading early (``| head``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -52,3 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, function_name, _ = COMMANDS[command]
     function: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), function_name)
     return int(function(rest) or 0)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """``python -m subinterpreter_parallelism``: :func:`main`, quiet when stdout is a pipe closed
+    early (``... --help | head``): no ``BrokenPipeError`` traceback, exit status 1."""
+    try:
+        status = main(argv)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, not at exit
+        return status
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null so that this cannot fail
+        # (the recipe of the signal module's documentation).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

@@ -290,21 +290,42 @@ def _settle(future: Any, moved: Any) -> None:
             future.set_running_or_notify_cancel()
         return
     error = moved.exception()
+    if error is None:
+        from . import _outcome
+
+        try:
+            ok, value = _outcome.decode(moved.result())
+        except BaseException as unpickling:  # even SystemExit from a __reduce__: settle the future
+            ok, value = False, _outcome.failure_from_unpickling(unpickling)
+    else:  # the process pool itself failed (a crashed process, ...)
+        ok, value = False, error
     try:
-        if error is not None:
-            future.set_exception(error)
+        if ok:
+            future.set_result(value)
         else:
-            future.set_result(moved.result())
+            future.set_exception(value)
     except InvalidStateError:
         pass  # cancelled or timed out meanwhile
 
 
-def _run_pickled_call(payload: bytes) -> Any:
-    """Process side of the fallback: runs a call pickled by ``_pickling.dumps``."""
-    import pickle
+def _run_pickled_call(payload: bytes) -> bytes:
+    """Process side of the fallback: runs a call pickled by ``_pickling.dumps`` and returns its
+    outcome encoded as a worker's is (``_outcome``): pickled the way the call came, so that a
+    result or exception whose class came by value (defined in the caller's ``__main__``, which
+    the process re-imported as another module) goes back by value too, and an exception that
+    cannot be pickled still arrives, as ``ExecutionFailed``."""
+    from . import _outcome, _pickling
 
-    fn, args, kwargs = pickle.loads(payload)
-    return fn(*args, **kwargs)
+    fn, args, kwargs = _pickling.loads(payload)
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as exc:
+        return _outcome.encode_exception(exc, skip_frames=1)  # from the user's code on
+    try:
+        return _pickling.dumps(value)
+    except BaseException as exc:
+        _outcome.note_unpicklable_result(exc, value)
+        return _outcome.encode_exception(exc)
 
 
 def fallback_for(pool: Any) -> ProcessFallback:
@@ -355,7 +376,7 @@ def check_modules(modules: Sequence[str], *, timeout: float = 60.0,
 
     Args:
         modules: module names (dotted names allowed).
-        timeout: seconds each probe may take.
+        timeout: seconds each probe may take (infinity: no limit).
         jobs: probes run at once; default: the CPUs this process may use.
 
     Raises:
@@ -368,6 +389,8 @@ def check_modules(modules: Sequence[str], *, timeout: float = 60.0,
             raise TypeError(f"module names must be str, not {type(name).__name__}")
     if not timeout > 0:
         raise ValueError("timeout must be greater than 0")
+    if timeout > threading.TIMEOUT_MAX:
+        timeout = None  # inf: no limit (subprocess's wait would overflow)
     if jobs is None:
         jobs = max(1, min(len(names), os.cpu_count() or 1))
     if jobs < 1:
@@ -383,7 +406,7 @@ def check_modules(modules: Sequence[str], *, timeout: float = 60.0,
         return list(runner.map(lambda name: _check_one(name, paths, timeout), names))
 
 
-def _check_one(name: str, paths: list[str], timeout: float) -> ModuleCheck:
+def _check_one(name: str, paths: list[str], timeout: float | None) -> ModuleCheck:
     import subprocess
 
     if not _MODULE_NAME.fullmatch(name):
@@ -422,7 +445,7 @@ def _check_one(name: str, paths: list[str], timeout: float) -> ModuleCheck:
     return ModuleCheck(name, "import error", reason, elapsed)
 
 
-def _run_probe(name: str, paths: list[str], timeout: float,
+def _run_probe(name: str, paths: list[str], timeout: float | None,
                mode: str) -> tuple[dict[str, dict[str, Any]], str, str]:
     """Runs one probe process; returns (its reports by stage, why it crashed or "", its stderr).
 

@@ -2,7 +2,9 @@
 
 Rows: multiprocessing, sub-interpreters (this project), native Swift code with the GIL
 released (the seed's "C++ extension" row), plain threads, and serial execution. Then the
-per-step breakdown of the sub-interpreter run, measured by the Swift core.
+per-step breakdown of the sub-interpreter run, measured by the Swift core. The load average
+at start and end goes with the table, and a warning before it when the machine was already
+busy (other programs' work skews every row).
 
 Run with ``python demo.py`` at the repository root, ``make demo``, or
 ``python -m subinterpreter_parallelism demo``.
@@ -21,6 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 MODULUS = 1_000_000_007
+
+#: A 1-minute load average above this many per CPU at start makes the demo warn that the
+#: machine is busy.
+BUSY_LOAD_PER_CPU = 0.5
 
 
 def py_factorial(n: int) -> int:
@@ -66,8 +72,14 @@ def run_demo(tasks: int, n: int, workers: int, out: Callable[[str], None] = prin
     expected_one = _native.factorial_mod(n)
     expected = [expected_one] * tasks
     calls = [["subinterpreter_parallelism.demo", "py_factorial", (n,)] for _ in range(tasks)]
+    cpus = os.cpu_count() or 1
+    load_at_start = os.getloadavg()
     out(f"Workload: {tasks} tasks of py_factorial({n:,}), {workers} workers, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n")
+        f"{cpus} CPUs, Python {platform.python_version()}\n")
+    if load_at_start[0] > cpus * BUSY_LOAD_PER_CPU:
+        out(f"warning: this machine is busy: load average {load_at_start[0]:.2f} on {cpus} CPUs before "
+            f"the demo (above {cpus * BUSY_LOAD_PER_CPU:g}). Other programs compete for the CPUs, so the "
+            "times and speedups below are not reliable; run it again when the machine is quieter.\n")
 
     rows: list[Row] = []
 
@@ -108,6 +120,9 @@ def run_demo(tasks: int, n: int, workers: int, out: Callable[[str], None] = prin
     out("|---|---|---|---|")
     for row in rows:
         out(f"| {row.method} | {row.wall_s:.2f} s | {serial / row.wall_s:.2f}x | {row.cpu_percent():.0f}% |")
+    load_at_end = os.getloadavg()
+    out(f"\nload average (1, 5, 15 min): {_loads(load_at_start)} at start, {_loads(load_at_end)} at end, "
+        f"on {cpus} CPUs{' (busy)' if load_at_start[0] > cpus * BUSY_LOAD_PER_CPU else ''}")
 
     steps = stats["steps"]
 
@@ -127,8 +142,12 @@ def run_demo(tasks: int, n: int, workers: int, out: Callable[[str], None] = prin
     out(f"| function call | {total('call') * 1e3:.0f} ms | {total('call') / tasks * 1e3:.0f} ms per task |")
     out(f"| ending interpreters | {total('interpreter_shutdown') * 1e3:.1f} ms | "
         f"{total('interpreter_shutdown') / ended * 1e3:.1f} ms each |")
-    return {"tasks": tasks, "n": n, "workers": workers,
+    return {"tasks": tasks, "n": n, "workers": workers, "load_average": [load_at_start, load_at_end],
             "rows": [row.__dict__ for row in rows], "stats": stats}
+
+
+def _loads(loads: tuple[float, float, float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in loads)
 
 
 def main(argv: list[str] | None = None) -> int:

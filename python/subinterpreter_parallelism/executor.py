@@ -10,7 +10,9 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import numbers
 import os
+import queue
 import sys
 import threading
 import time
@@ -29,7 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 from . import _native, _outcome, _pickling, _versions, _worker
 from .errors import BrokenInterpreterPool, ExecutionFailed
 
-__all__ = ["InterpreterPoolExecutor", "default_worker_count"]
+__all__ = ["InterpreterPoolExecutor", "check_timeout", "default_worker_count"]
 
 logger = logging.getLogger("subinterpreter_parallelism")
 
@@ -48,6 +50,26 @@ _OS_THREAD_NAME_BYTES = 15
 # (dask.local.batch_execute_tasks, distributed.worker._run_task_simple); dask_support unwraps
 # those calls so that worker interpreters never import dask (see dask_support.py).
 _DASK_WRAPPER_MODULES = frozenset({"dask.local", "distributed.worker"})
+
+
+def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
+    """A timeout in seconds as given to ``map``, ``parallel`` and the like; None means no limit.
+
+    Infinity, and anything longer than the longest wait the platform can do
+    (``threading.TIMEOUT_MAX``, about 292 years), mean no limit too: such a value reached the
+    stdlib's waits, which raise ``OverflowError`` after the tasks were sent.
+
+    Raises:
+        TypeError: not a real number (or a bool).
+        ValueError: NaN or negative.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
+    if not timeout >= 0:  # NaN too
+        raise ValueError(f"{name} must be None or a number of seconds >= 0, not {timeout!r}")
+    return None if timeout > threading.TIMEOUT_MAX else float(timeout)
 
 
 def default_worker_count() -> int:
@@ -111,6 +133,8 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
         return phase in (_native.PHASE_RUNNING, _native.PHASE_INTERRUPTING)
 
     def result(self, timeout: float | None = None) -> Any:
+        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+            timeout = None  # inf: no limit (the stdlib's wait raises OverflowError)
         try:
             return super().result(timeout)
         except KeyboardInterrupt:
@@ -118,6 +142,8 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
             raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
+        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+            timeout = None
         try:
             return super().exception(timeout)
         except KeyboardInterrupt:
@@ -148,6 +174,9 @@ class _PoolState:
         # still-running thread as stopped, so a later join() would return too early.
         self.ended = threading.Event()
         self.fallback: Any = None  # compat.ProcessFallback: fallback="process" or parallel(fallback=...)
+        # The initializer's arguments, kept while workers may still start: a Queue among them is
+        # pickled as its id, which attaches only while some handle keeps the queue alive.
+        self.initargs: tuple[Any, ...] = ()
 
     def on_result(self, task_id: int, value: Any) -> None:
         """Called by ``native.deliver`` on the completion thread for a task that returned."""
@@ -261,10 +290,15 @@ class InterpreterPoolExecutor(Executor):
             long prefix is shortened to keep the ``_{i}``. None means "".
         initializer: called as ``initializer(*initargs)`` once in each worker interpreter.
             If it raises, the pool is broken: pending and later tasks fail with
-            ``BrokenInterpreterPool``.
+            ``BrokenInterpreterPool``. Functions of ``__main__`` (a script, ``-c``, a REPL),
+            initializer and tasks alike, share their worker's ``__main__`` namespace: what
+            the initializer sets with ``global`` the tasks see. A global they refer to is
+            copied from the caller when the worker lacks it (functions and classes of
+            ``__main__``: every time, so redefinitions arrive); pass changing values as
+            arguments.
         initargs: arguments for ``initializer``.
         task_timeout: seconds a task may run (from submission); then it is interrupted and its
-            future fails with ``TimeoutError``.
+            future fails with ``TimeoutError``. None or infinity: no limit.
         fallback: ``"process"``: a task that fails because a module refuses to load in an
             own-GIL interpreter (numpy, ...) runs again, from its start, in a process pool
             (created on first need, shut down with this pool), with one
@@ -286,12 +320,17 @@ class InterpreterPoolExecutor(Executor):
             goes, in whole lines, to this interpreter's current ``sys.stdout``/``sys.stderr``
             (before the task's result). ``"fd"``: straight to file descriptors 1 and 2,
             line-buffered.
+        max_tasks_per_worker: after this many tasks (a ``map`` chunk counts as one), a worker
+            ends its interpreter and starts a fresh one, bootstrapped again (``initializer``,
+            ``preload``), before it takes the next task, like ``ProcessPoolExecutor``'s
+            ``max_tasks_per_child``: module state, leaks and caches of a task start from zero.
+            None: an interpreter serves its worker for the pool's whole life.
 
     Raises:
-        TypeError: ``max_workers`` is not an int, ``thread_name_prefix`` is not a str, or
-            ``initializer`` is not callable.
-        ValueError: ``max_workers`` < 1, ``task_timeout`` <= 0, or ``fallback`` is not
-            None or ``"process"``.
+        TypeError: ``max_workers`` or ``max_tasks_per_worker`` is not an int,
+            ``thread_name_prefix`` is not a str, or ``initializer`` is not callable.
+        ValueError: ``max_workers`` or ``max_tasks_per_worker`` < 1, ``task_timeout`` <= 0 or
+            NaN, or ``fallback`` is not None or ``"process"``.
         ValueError: ``output`` is not ``"forward"`` or ``"fd"``.
         ImportError (or what the import raised): a ``preload`` module cannot be imported in
             the worker interpreters; a module that refuses own-GIL interpreters gives the
@@ -314,6 +353,7 @@ class InterpreterPoolExecutor(Executor):
         forward_logging: bool | int = True,
         forward_warnings: bool = True,
         output: str = "forward",
+        max_tasks_per_worker: int | None = None,
     ) -> None:
         if _exiting:
             raise RuntimeError("cannot start an interpreter pool after interpreter shutdown")
@@ -323,17 +363,26 @@ class InterpreterPoolExecutor(Executor):
             raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        elif max_workers > _native.MAX_WORKERS:  # before anything is sized by it
+            raise ValueError(f"max_workers must be at most {_native.MAX_WORKERS}, not {max_workers}")
         if thread_name_prefix is None:
             thread_name_prefix = ""
         elif not isinstance(thread_name_prefix, str):
             raise TypeError(f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
+        if max_tasks_per_worker is not None:
+            if isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int):
+                raise TypeError("max_tasks_per_worker must be an int or None")
+            if max_tasks_per_worker < 1:
+                raise ValueError("max_tasks_per_worker must be >= 1")
         if task_timeout is not None:
             if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
                 raise TypeError("task_timeout must be a number of seconds or None")
             if not task_timeout > 0:
-                raise ValueError("task_timeout must be greater than 0")
+                raise ValueError(f"task_timeout must be None or a number of seconds > 0, not {task_timeout!r}")
+            if task_timeout > threading.TIMEOUT_MAX:
+                task_timeout = None  # inf: no limit (it used to kill the timeout thread)
         if fallback is not None:
             from .compat import check_fallback
 
@@ -354,8 +403,10 @@ class InterpreterPoolExecutor(Executor):
             raise
         _import_in_caller_first()
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call,
-                              _worker_thread_names(thread_name_prefix, max_workers), task_timeout)
+                              _worker_thread_names(thread_name_prefix, max_workers), max_tasks_per_worker or 0,
+                              task_timeout)
         self._state = _PoolState(native, task_timeout)
+        self._state.initargs = config["initargs"]
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
         if preload_watch.modules:
             self._state.message_handlers[forwarding.TAG_PRELOAD] = preload_watch.on_message
@@ -437,13 +488,20 @@ class InterpreterPoolExecutor(Executor):
         chunksize: int | None = None,
         buffersize: int | None = None,
         progress: bool | Callable[[int, int], object] | None = None,
+        ordered: bool = True,
     ) -> Iterator[T]:
         """Like ``concurrent.futures.Executor.map``, with automatic batching.
 
-        Results come in input order. Without ``buffersize``, the whole input is read and
-        submitted before ``map`` returns, and ``chunksize=None`` sends items in chunks (about
-        16 per worker, at most 4096 items), so that many tiny items cost little each;
-        ``chunksize=1`` sends each item alone.
+        Results come in input order; with ``ordered=False``, as they finish instead (a chunk's
+        results together, in input order within the chunk), so that a slow item does not hold
+        back the results behind it; ``timeout``, ``buffersize``, cancelling and closing work the
+        same. When an item fails, every result before it is yielded, then its exception is
+        raised, whatever the failure (also a ``BaseException``, an exception or a result that
+        cannot be pickled, inside a chunk).
+
+        Without ``buffersize``, the whole input is read and submitted before ``map`` returns,
+        and ``chunksize=None`` sends items in chunks (about 16 per worker, at most 4096 items),
+        so that many tiny items cost little each; ``chunksize=1`` sends each item alone.
 
         ``buffersize=N`` (as in Python 3.14) reads the input lazily: at most N tasks (chunks,
         with ``chunksize`` > 1) are submitted and not yet yielded at any time, and the next
@@ -451,18 +509,21 @@ class InterpreterPoolExecutor(Executor):
         bounded memory. ``chunksize`` then defaults to 1: ``buffersize`` counts items, as in
         the stdlib; pass a ``chunksize`` to amortise the per-task cost (about 10 us).
 
-        When ``timeout`` (seconds, from this call) expires, the tasks still running are
-        interrupted and ``TimeoutError`` is raised. Closing the iterator early (or Ctrl-C)
-        cancels what is left. ``progress=True`` shows a progress bar (tqdm when installed, else
-        a plain one on stderr); ``progress=callable`` is called as ``callable(done, total)``
-        from the completion thread (see ``subinterpreter_parallelism.progress``).
+        When ``timeout`` (seconds, from this call; None or infinity: no limit) expires, the
+        tasks still running are interrupted and ``TimeoutError`` is raised. Closing the
+        iterator early (or Ctrl-C) cancels what is left. ``progress=True`` shows a progress
+        bar (tqdm when installed, else a plain one on stderr); ``progress=callable`` is called
+        as ``callable(done, total)`` from the completion thread (see
+        ``subinterpreter_parallelism.progress``).
 
         Raises:
-            TypeError: ``chunksize`` or ``buffersize`` is not an int (or None).
-            ValueError: ``chunksize`` or ``buffersize`` < 1, or ``progress`` together with
-                ``buffersize`` (the total is not known up front).
+            TypeError: ``chunksize`` or ``buffersize`` is not an int (or None), or ``timeout``
+                is not a number (or None).
+            ValueError: ``chunksize`` or ``buffersize`` < 1, ``timeout`` NaN or negative, or
+                ``progress`` together with ``buffersize`` (the total is not known up front).
             RuntimeError: after ``shutdown()`` (also while iterating with ``buffersize``).
         """
+        timeout = check_timeout(timeout)
         if progress is not None:
             from . import progress as _progress
 
@@ -484,7 +545,7 @@ class InterpreterPoolExecutor(Executor):
             # chunksize=None means 1 here: an automatic size would need the input's length, and
             # a fixed chunk would make buffersize read ahead that many times more items than it
             # says (and hold back the first result until a whole chunk is done).
-            return self._map_buffered(fn, zip(*iterables), deadline, chunksize or 1, buffersize)
+            return self._map_buffered(fn, zip(*iterables), deadline, chunksize or 1, buffersize, ordered)
         items = list(zip(*iterables))
         if chunksize is None:
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
@@ -492,24 +553,28 @@ class InterpreterPoolExecutor(Executor):
             futures = deque([self.submit(fn, *args) for args in items])
             if progress is not None:
                 _progress.track(futures, None, progress, f"map({_name_of(fn)})")
-            return _yield_results(futures, deadline, chunked=False)
+            return _yield_results(futures, deadline, chunked=False, ordered=ordered)
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
-        futures = deque([self.submit(_worker.run_chunk, fn, chunk) for chunk in chunks])
+        refusals = self._falls_back()
+        futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals) for chunk in chunks])
         if progress is not None:
             _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
-        return _yield_results(futures, deadline, chunked=True)
+        return _yield_results(futures, deadline, chunked=True, ordered=ordered)
 
     def _map_buffered(self, fn: Callable[..., T], args_iter: Iterator[tuple[Any, ...]],
-                      deadline: float | None, chunksize: int, buffersize: int) -> Iterator[T]:
+                      deadline: float | None, chunksize: int, buffersize: int, ordered: bool) -> Iterator[T]:
         """``map`` with ``buffersize``: submits the first tasks now, the others as results are
         yielded. The iterator holds the executor (unlike the stdlib's, which stops submitting
         once the executor is collected and so may silently yield fewer results)."""
         futures: deque[Future[Any]] = deque()
         exhausted = False
+        refusals = self._falls_back()
 
-        def refill() -> None:
+        def refill(elsewhere: int) -> None:
+            """Submits into ``futures`` while fewer than ``buffersize`` tasks, ``elsewhere``
+            included (those the unordered iterator watches), are submitted and not yielded."""
             nonlocal exhausted
-            while not exhausted and len(futures) < buffersize:
+            while not exhausted and len(futures) + elsewhere < buffersize:
                 if chunksize == 1:
                     args = next(args_iter, None)
                     if args is None:
@@ -521,15 +586,20 @@ class InterpreterPoolExecutor(Executor):
                     if not chunk:
                         exhausted = True
                     else:
-                        futures.append(self.submit(_worker.run_chunk, fn, chunk))
+                        futures.append(self.submit(_worker.run_chunk, fn, chunk, refusals))
 
         try:
-            refill()
+            refill(0)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-        return _yield_results(futures, deadline, chunked=chunksize != 1, refill=refill)
+        return _yield_results(futures, deadline, chunked=chunksize != 1, ordered=ordered, refill=refill)
+
+    def _falls_back(self) -> bool:
+        """Whether tasks submitted now from this thread may fall back to a process."""
+        fallback = self._state.fallback
+        return fallback is not None and fallback.covers()
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await pool.run(fn, *args, **kwargs)``: submit and await the result in asyncio.
@@ -591,8 +661,9 @@ class InterpreterPoolExecutor(Executor):
         """Counters and per-step times measured by the Swift core.
 
         Keys: ``workers``, ``alive_workers``, ``tasks_submitted``, ``tasks_completed``,
-        ``tasks_failed``, ``tasks_cancelled``, ``tasks_interrupted``, ``tasks_queued`` and
-        ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
+        ``tasks_failed``, ``tasks_cancelled``, ``tasks_interrupted``, ``tasks_queued``,
+        ``timeout_entries`` (``task_timeout`` deadlines held, for tasks not finished and some
+        finished ones not yet dropped) and ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
         ``decode_call``, ``call``, ``encode_result``, ``result_wait``, ``deliver`` and
         ``interpreter_shutdown``, ``{"total_s": float, "count": int}``.
         """
@@ -672,43 +743,35 @@ def _close_native(native: Any) -> None:
     native.close()
 
 
-def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
-                   refill: Callable[[], None] | None = None) -> Iterator[Any]:
-    """Yields results in order; on timeout, error, early close or Ctrl-C cancels the rest.
+def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked: bool, ordered: bool = True,
+                   refill: Callable[[int], None] | None = None) -> Iterator[Any]:
+    """Yields results in order (or, unless ``ordered``, as tasks finish); on timeout, error,
+    early close or Ctrl-C cancels the rest.
 
     ``refill``, when given, is called before each wait (so once the previous result has been
-    yielded) to submit more tasks: ``map`` with ``buffersize``.
+    yielded) to submit more tasks into ``futures``: ``map`` with ``buffersize``. It is told how
+    many submitted tasks are no longer in ``futures`` but not yielded yet.
+
+    No result is referenced from here once it has been yielded (CPython's test_free_reference,
+    bpo-14406): each is popped off a list as it goes out, and the future is dropped first.
     """
+    return (_yield_in_order if ordered else _yield_as_finished)(futures, deadline, chunked, refill)
+
+
+def _yield_in_order(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
+                    refill: Callable[[int], None] | None) -> Iterator[Any]:
     try:
         while True:
             if refill is not None:
-                refill()
+                refill(0)
             if not futures:
                 break
-            future = futures[0]
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0 and not future.done():
-                raise TimeoutError("map() did not finish within its timeout")
-            try:
-                value = future.result(remaining)
-            except TimeoutError:
-                if future.done():
-                    raise  # the task itself raised TimeoutError
-                raise TimeoutError("map() did not finish within its timeout") from None
-            except BaseException as exc:
-                partial = getattr(exc, "__sp_partial__", None) if chunked else None
-                if partial:
-                    del exc.__sp_partial__
-                    futures.popleft()
-                    yield from partial
-                raise
+            results, failure = _outcome_of(futures[0], deadline, chunked)
             futures.popleft()
-            del future
-            if chunked:
-                yield from value
-            else:
-                yield value
-            del value
+            while results:
+                yield results.pop()
+            if failure is not None:
+                raise failure
     finally:
         for future in futures:
             future.cancel()
@@ -731,6 +794,64 @@ _WORKER_ACTIVITY_TEXT = {
 }
 
 _exit_hook_ran = False
+
+
+def _yield_as_finished(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
+                       refill: Callable[[int], None] | None) -> Iterator[Any]:
+    finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+    watched: set[Future[Any]] = set()
+    try:
+        while True:
+            if refill is not None:
+                refill(len(watched))
+            while futures:  # new tasks: each says when it is done
+                future = futures[0]
+                watched.add(future)
+                futures.popleft()
+                future.add_done_callback(finished.put)
+            if not watched:
+                break
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                future = finished.get(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError("map() did not finish within its timeout") from None
+            watched.discard(future)
+            results, failure = _outcome_of(future, None, chunked)
+            del future
+            while results:
+                yield results.pop()
+            if failure is not None:
+                raise failure
+    finally:
+        for future in (*futures, *watched):
+            future.cancel()
+
+
+def _outcome_of(future: Future[Any], deadline: float | None,
+                chunked: bool) -> tuple[list[Any], BaseException | None]:
+    """Waits for a ``map`` task; returns its results, last first, and the exception to raise
+    after them (a chunk's failing item), or raises the task's exception, or ``TimeoutError``
+    once ``deadline`` has passed."""
+    remaining = None if deadline is None else deadline - time.monotonic()
+    if remaining is not None and remaining <= 0 and not future.done():
+        raise TimeoutError("map() did not finish within its timeout")
+    try:
+        value = future.result(remaining)
+    except TimeoutError:
+        if future.done():
+            raise  # the task itself raised TimeoutError
+        raise TimeoutError("map() did not finish within its timeout") from None
+    if not chunked:
+        return [value], None
+    # _worker.run_chunk: the results up to the first failing item, then that item's failure.
+    data, failure = value
+    try:
+        results = _pickling.loads(data)
+    except BaseException as error:
+        raise _outcome.failure_from_unpickling(error) from None
+    results.reverse()
+    return results, None if failure is None else _outcome.decode(failure)[1]
 
 
 def _shutdown_all_at_exit() -> None:

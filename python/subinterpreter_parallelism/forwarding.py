@@ -335,8 +335,9 @@ def preload(spec: dict[str, Any]) -> bool:
     """Worker side: imports ``spec["modules"]``; tells the caller it is ready, or what failed.
 
     With a ``spec["gate"]`` (a Queue), worker 0 imports first and the others wait for its
-    verdict: they import only once it succeeded. Returns False on failure or when told not to
-    import (the caller reports the failure).
+    verdict: they import only once it succeeded. The verdict is one token, which each waiter
+    puts back, so that interpreters started later (``max_tasks_per_worker``) find it too.
+    Returns False on failure or when told not to import (the caller reports the failure).
     """
     import importlib
 
@@ -350,6 +351,10 @@ def preload(spec: dict[str, Any]) -> bool:
             go = False
         if not go:
             return False
+        try:
+            gate.put(go)  # for the next waiter
+        except Exception:
+            pass
     for name in spec["modules"]:
         try:
             importlib.import_module(name)
@@ -376,6 +381,14 @@ def worker_options(forward_logging: bool | int, forward_warnings: bool, output: 
     if output == "forward":
         options["stdout_isatty"] = _isatty(sys.stdout)
         options["stderr_isatty"] = _isatty(sys.stderr)
+    else:
+        # The workers will write straight to fds 1 and 2: what the caller printed before the
+        # pool started must reach them first, not sit in a block-buffered pipe until exit.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
     if isinstance(forward_logging, bool):
         if forward_logging:
             options["logging"] = _logging_levels()
@@ -579,8 +592,7 @@ class PreloadWatch:
         data = bytes(memoryview(payload))
         if data == _PRELOAD_OK:
             if self._left == self._workers and self._gate is not None:
-                for _ in range(self._workers - 1):  # worker 0 succeeded: the others may go
-                    self._gate.put(True)
+                self._gate.put(True)  # worker 0 succeeded: the others may go (they pass it on)
             self._left -= 1
             if self._left <= 0:
                 self._done.set()
@@ -601,22 +613,27 @@ class PreloadWatch:
         import time
 
         deadline = time.monotonic() + (PRELOAD_TIMEOUT if timeout is None else timeout)
+        error: BaseException | None = None
         try:
             while not self._done.wait(0.05):
                 reason = broken()
                 if reason is not None:
                     from .errors import BrokenInterpreterPool
 
-                    return BrokenInterpreterPool(reason)
+                    error = BrokenInterpreterPool(reason)
+                    break
                 if time.monotonic() > deadline:
-                    return TimeoutError(
+                    error = TimeoutError(
                         f"the worker interpreters did not finish importing the preload modules "
                         f"within {PRELOAD_TIMEOUT if timeout is None else timeout:g} s")
-        finally:
-            self._close_gate()  # every worker has its token by now, or must stop waiting
-        if self._failure is None:
-            return None
-        return _preload_error(self._failure)
+                    break
+        except BaseException:
+            self._close_gate()  # the workers still waiting must stop
+            raise
+        if error is None and self._failure is None:
+            return None  # the gate stays open, with its token, for interpreters started later
+        self._close_gate()  # the workers still waiting must stop
+        return error if error is not None else _preload_error(self._failure)
 
 
 def _preload_error(data: bytes) -> BaseException:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from contextlib import nullcontext
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _worker, compat
-from .executor import InterpreterPoolExecutor
+from .executor import InterpreterPoolExecutor, check_timeout
 from .progress import check_progress, track
 
 __all__ = ["CallOutcome", "parallel"]
@@ -36,18 +35,12 @@ class CallOutcome:
     """The exception, when not ``ok`` (``CancelledError`` if it never ran)."""
 
 
-_default_pool: InterpreterPoolExecutor | None = None
-_default_lock = threading.Lock()
-
-
 def _shared_pool() -> InterpreterPoolExecutor:
-    """The process-wide pool behind ``parallel()``, created on first use (and again if broken)."""
-    global _default_pool
-    with _default_lock:
-        pool = _default_pool
-        if pool is None or pool._shutdown or pool._state.broken is not None:
-            pool = _default_pool = InterpreterPoolExecutor()
-        return pool
+    """The process-wide pool behind ``parallel()``: the reusable executor
+    (``get_reusable_executor()``), created on first use and again once shut down or broken."""
+    from .reusable import _current_or_new
+
+    return _current_or_new()
 
 
 def _check_call(index: int, call: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
@@ -87,12 +80,13 @@ def parallel(
     """Runs ``module.function(*args, **kwargs)`` for each call in parallel; returns the results in order.
 
     Each call is ``["module", "function", (arg, ...)]`` with an optional fourth element, a
-    dict of keyword arguments. The calls run on a shared pool of own-GIL interpreters (one per
-    CPU), or on ``executor`` when given.
+    dict of keyword arguments. The calls run on ``executor`` when given, else on the process-wide
+    warm pool of ``get_reusable_executor()`` (one interpreter per CPU unless it was asked for
+    another size).
 
     Args:
-        timeout: seconds to wait for all calls; when it expires, the calls still running are
-            interrupted and ``TimeoutError`` is raised.
+        timeout: seconds to wait for all calls (None or infinity: no limit); when it expires,
+            the calls still running are interrupted and ``TimeoutError`` is raised.
         fallback: ``"process"``: a call that fails because a module refuses to load in an
             own-GIL interpreter (numpy, ...) runs again in a process pool, with one
             ``ProcessFallbackWarning`` per module.
@@ -100,15 +94,16 @@ def parallel(
             a callable: called as ``progress(done, total)`` as calls finish.
 
     Raises:
-        TypeError, ValueError: a call is malformed, or ``fallback`` or ``progress`` is
-            invalid (checked before anything runs).
+        TypeError, ValueError: a call is malformed, or ``timeout``, ``executor``, ``fallback``
+            or ``progress`` is invalid (checked before anything runs).
         The exception of the lowest-index failing call, with its original type and args, its
         remote traceback as ``__cause__``, a note naming the call, and
         ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
     """
     checked = [_check_call(i, call) for i, call in enumerate(calls)]
-    if timeout is not None and not timeout >= 0:
-        raise ValueError("timeout must be None or >= 0")
+    timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
+    if executor is not None and not isinstance(executor, InterpreterPoolExecutor):
+        raise TypeError(f"executor must be an InterpreterPoolExecutor or None, not {type(executor).__name__}")
     compat.check_fallback(fallback)
     check_progress(progress)
     if not checked:

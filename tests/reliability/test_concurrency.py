@@ -11,7 +11,7 @@ import pytest
 
 import rel_tasks
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import parallel_calls
+from subinterpreter_parallelism import reusable
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -106,7 +106,7 @@ def test_parallel_from_several_threads_at_once_shares_one_pool():
 
     results = run_on_threads(12, call)
     assert results == [[i + n for n in range(20)] for i in range(12)]
-    pool = parallel_calls._default_pool
+    pool = reusable._executor
     assert pool is not None and pool.stats()["tasks_submitted"] == 12 * 20
 
 

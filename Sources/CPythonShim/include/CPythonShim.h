@@ -37,10 +37,11 @@ typedef struct {
     PyObject *loads;          /* subinterpreter_parallelism._pickling.loads */
     PyObject *c_dumps;        /* _pickle.dumps, for the pool's fast paths, imported on first use */
     PyObject *c_loads;        /* _pickle.loads */
+    PyObject *stdlib_sleep;   /* time.sleep, taken before a worker replaces it with _native.sleep */
 } sp_ModuleState;
 
 /// Number of PyObject* fields in sp_ModuleState (for traverse/clear).
-#define SP_MODULE_STATE_FIELDS 11
+#define SP_MODULE_STATE_FIELDS 12
 _Static_assert(sizeof(sp_ModuleState) == SP_MODULE_STATE_FIELDS * sizeof(PyObject *),
                "sp_ModuleState must hold only PyObject pointers");
 
@@ -66,6 +67,17 @@ static inline PyObject *sp_Tuple_GET_ITEM(PyObject *t, Py_ssize_t i) { return Py
 static inline PyObject *sp_List_GET_ITEM(PyObject *l, Py_ssize_t i) { return PyList_GET_ITEM(l, i); }
 static inline char *sp_Bytes_AS_STRING(PyObject *b) { return PyBytes_AS_STRING(b); }
 static inline Py_ssize_t sp_Bytes_GET_SIZE(PyObject *b) { return PyBytes_GET_SIZE(b); }
+
+static inline int sp_MemoryView_Check(PyObject *o) { return PyMemoryView_Check(o); }
+
+/// The size in bytes of an exact `bytes`, `bytearray` or `memoryview`, else -1: the argument
+/// kinds that travel out of band (see _pickling.encode_call).
+static inline Py_ssize_t sp_BinarySize(PyObject *o) {
+    if (PyBytes_CheckExact(o)) return PyBytes_GET_SIZE(o);
+    if (PyByteArray_CheckExact(o)) return PyByteArray_GET_SIZE(o);
+    if (PyMemoryView_Check(o)) return PyMemoryView_GET_BUFFER(o)->len;
+    return -1;
+}
 
 /// Slot ids. Python 3.15 turned some of them into function-like macros
 /// (`_Py_SLOT_COMPAT_VALUE(old, new)`) that Swift cannot import, so every slot the extension

@@ -170,9 +170,13 @@ def summary_rows(results: Results) -> list[SummaryRow]:
         rows.append(SummaryRow(f"map, default chunking: per item ({tiny['map_count']:,} items*)", "tiny", "map"))
         rows.append(SummaryRow(f"map, this project's chunk size: per item", "tiny", "map chunked"))
     if "data" in p:
-        sizes = results.cases("data")
+        cases = results.cases("data")
+        sizes = [case for case in cases if case.endswith("B")]  # the bytes cases: "1 MB", not "1 MB bytearray"
         for case in dict.fromkeys([sizes[0], *(s for s in sizes if s == "1 MB"), sizes[-1]] if sizes else []):
             rows.append(SummaryRow(f"round trip of {case} (argument + result)", "data", case))
+        for case in cases:
+            if not case.endswith("B") and (sizes and case.startswith(sizes[-1] + " ")):
+                rows.append(SummaryRow(f"round trip of a {case}", "data", case))
     if "startup" in p:
         rows.append(SummaryRow(f"new pool of {p['startup']['workers']} workers to first result", "startup",
                                "first result"))
@@ -292,6 +296,35 @@ def _data_vs_processes(r: Results) -> tuple[str, bool | None]:
     return f"{other / ours:.2f}x (this {fmt(ours, 's')}, {key} {fmt(other, 's')})", other / ours >= 3
 
 
+def _data_vs_two_copies(r: Results) -> tuple[str, bool | None]:
+    case = "100 MB"
+    ours, floor = r.median("data", case, THIS), r.median("data", case, "serial")
+    if ours is None:
+        return f"not measured ({case} is not among this run's sizes)", None
+    if floor is None:
+        return _missing("serial (two copies in the caller)")
+    return f"{ours / floor:.2f}x (this {fmt(ours, 's')}, two copies {fmt(floor, 's')})", ours <= 1.2 * floor
+
+
+def _data_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
+    """Every data case: this project at least as fast as the stdlib pool (or its backport)."""
+    worst: tuple[float, str] | None = None
+    for case in r.cases("data"):
+        ours, theirs = r.median("data", case, THIS), r.median("data", case, "backport")
+        record = r.record("data", case, "backport") or {}
+        if ours is None:
+            continue
+        if theirs is None:
+            if "error" in record or "na" in record:  # it cannot send this kind at all
+                continue
+            return _missing("stdlib pool")
+        if worst is None or theirs / ours < worst[0]:
+            worst = (theirs / ours, case)
+    if worst is None:
+        return _missing("this project")
+    return f"slowest case: {worst[0]:.2f}x as fast as the stdlib pool ({worst[1]})", worst[0] >= 1.0
+
+
 def _threshold(workload: str, case: str, limit: float) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
         ours = r.median(workload, case, THIS)
@@ -313,6 +346,9 @@ TARGETS: tuple[_Target, ...] = (
             _tiny_vs(("fork", "forkserver", "spawn"), 7)),
     _Target("map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead),
     _Target("100 MB bytes argument + result: >= 3x faster than ProcessPool", _data_vs_processes),
+    _Target("100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies),
+    _Target("every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
+            _data_vs_stdlib_pool),
     _Target("new pool of 2 workers runs its first task within 30 ms", _threshold("startup", "first result", 0.030)),
     _Target("Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
     _Target("Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),

@@ -93,8 +93,9 @@ def _write_small_png(data: bytes, path: Path) -> None:
 
 
 def _bytes_of(r: Results, case: str) -> int | None:
+    """The payload size of a ``bytes`` data case (None for the other kinds: not plotted)."""
     for key in r.keys:
         record = r.record("data", case, key) or {}
         if "extra" in record:
-            return int(record["extra"]["bytes"])
+            return int(record["extra"]["bytes"]) if record["extra"].get("kind", "bytes") == "bytes" else None
     return None

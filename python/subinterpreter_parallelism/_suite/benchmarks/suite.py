@@ -21,6 +21,8 @@ from .measure import machine_facts
 
 __all__ = ["WORKLOADS", "build_params", "main", "run_suite"]
 
+# The folder that holds this package (subinterpreter_parallelism/_suite): cells import the suite
+# from it as the top-level package `benchmarks`.
 ROOT = Path(__file__).resolve().parent.parent
 
 # workload -> what it measures (the report's section titles)
@@ -86,7 +88,9 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
         "data": {"workers": cores,
                  "sizes": [1_000, 1_000_000] if q else
                           [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
-                 "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3]},
+                 "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3],
+                 "kinds": {kind: [1_000_000] if q else [1_000_000, 100_000_000]
+                           for kind in ("bytearray", "memoryview")}},
         "startup": {"workers": 2, "repeats": 1 if q else 5},
         "memory": {"workers": 2 if q else 4, "hold_s": 0.1 if q else 0.3},
         "queue": {"handoffs": 50 if q else 300, "handoff_warmups": 5 if q else 10, "handoff_min": 20,

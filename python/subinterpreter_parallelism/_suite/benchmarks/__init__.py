@@ -1,6 +1,8 @@
-"""The benchmark suite of subinterpreter_parallelism (source tree only, not in the wheel).
+"""The benchmark suite of subinterpreter_parallelism, shipped with the package.
 
-Run it with ``make bench`` or ``python -m subinterpreter_parallelism bench [--quick]``.
+Run it with ``make bench`` or ``python -m subinterpreter_parallelism bench [--quick]``. It is the
+top-level package ``benchmarks`` of the folder ``subinterpreter_parallelism/_suite/`` (see
+``subinterpreter_parallelism.bench`` for why it is not a subpackage).
 
     workloads.py    the task functions every competitor runs (importable, stdlib only)
     competitors.py  serial, threads, process pools, loky, stdlib interpreter pool, seed design, this
@@ -12,5 +14,6 @@ Run it with ``make bench`` or ``python -m subinterpreter_parallelism bench [--qu
     report.py       Markdown tables, targets, the README section
     plot.py         the PNG
 
-forwarding_cost.py and dask_throughput.py are separate scripts for those features.
+benchmarks/forwarding_cost.py and benchmarks/dask_throughput.py, in the source tree, are
+separate scripts for those features.
 """

@@ -26,6 +26,18 @@ def echo(data: bytes) -> bytes:
     return data
 
 
+def as_kind(data: bytes, kind: str) -> bytes | bytearray | memoryview:
+    """``data`` as a ``bytes``, a ``bytearray`` or a read-only ``memoryview``."""
+    return {"bytes": data, "bytearray": bytearray(data), "memoryview": memoryview(data)}[kind]
+
+
+def two_copies(data: bytes | bytearray | memoryview) -> bytes | bytearray:
+    """Two copies of ``data``, each into a new object: the floor of a round trip that copies
+    once each way (what "serial" measures in the data workload)."""
+    first = bytearray(data)
+    return bytes(first) if type(data) is not bytearray else bytearray(bytes(first))
+
+
 def make_payload(size: int) -> bytes:
     """``size`` bytes with every byte value (NULs included), cheap to build."""
     block = bytes(range(256))

@@ -1,0 +1,146 @@
+"""``get_reusable_executor()``: one process-wide warm pool, reused across calls (loky-style).
+
+Creating a pool costs tens of milliseconds (one interpreter per worker, plus the imports of the
+first tasks); a library function that runs a few tasks now and then should not pay that each
+time, nor leave pools behind. ``get_reusable_executor()`` hands out one shared
+:class:`~subinterpreter_parallelism.InterpreterPoolExecutor` and keeps it warm between calls,
+as ``loky.get_reusable_executor`` does for process pools:
+
+- the same arguments (or none) return the same executor;
+- a different ``max_workers`` or different options replace it: the old pool is shut down,
+  after it has finished the tasks already submitted to it, and a new one is made (loky
+  resizes its process pool instead; an interpreter pool has a fixed number of workers);
+- an executor that was shut down (``with get_reusable_executor() as pool:`` does that on
+  exit) or is broken is replaced by a new one.
+
+``parallel()`` runs on the same pool when it is given no ``executor``: whatever
+``get_reusable_executor()`` returned last, if it still runs, else a new default one, which
+later ``get_reusable_executor()`` calls with default arguments return.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, TypedDict, Unpack
+
+from .executor import InterpreterPoolExecutor, default_worker_count
+
+__all__ = ["ExecutorOptions", "get_reusable_executor"]
+
+
+class ExecutorOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`InterpreterPoolExecutor` besides ``max_workers``."""
+
+    thread_name_prefix: str
+    initializer: Callable[..., object] | None
+    initargs: tuple[Any, ...]
+    task_timeout: float | None
+    fallback: str | None
+    preload: str | Iterable[str]
+    forward_logging: bool | int
+    forward_warnings: bool
+    output: str
+    max_tasks_per_worker: int | None
+
+
+# RLock: an executor's shutdown may run callbacks that call get_reusable_executor() again.
+_lock = threading.RLock()
+_executor: InterpreterPoolExecutor | None = None
+_options: dict[str, Any] = {}
+
+
+def _usable(executor: InterpreterPoolExecutor | None) -> bool:
+    return executor is not None and not executor._shutdown and executor._state.broken is None
+
+
+def _option_names() -> set[str]:
+    import inspect
+
+    parameters = inspect.signature(InterpreterPoolExecutor).parameters
+    return {name for name, p in parameters.items()
+            if name != "max_workers" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # an option whose __eq__ fails counts as different
+        return False
+
+
+def get_reusable_executor(
+    max_workers: int | None = None,
+    *,
+    reuse: bool | Literal["auto"] = "auto",
+    kill_workers: bool = False,
+    **options: Unpack[ExecutorOptions],
+) -> InterpreterPoolExecutor:
+    """Returns the process-wide reusable :class:`InterpreterPoolExecutor`, creating it if needed.
+
+    Args:
+        max_workers: number of worker interpreters; None: the CPUs this process may use (or,
+            with ``reuse=True``, the current executor's count).
+        reuse: ``"auto"``: reuse the current executor when ``max_workers`` and ``options``
+            equal the ones it was made with, else replace it. True: reuse it whatever its
+            options, as long as ``max_workers`` matches. False: always replace it.
+        kill_workers: when the executor is replaced, interrupt its running tasks and cancel
+            its queued ones instead of waiting for them (like loky's ``kill_workers``).
+        **options: keyword arguments of :class:`InterpreterPoolExecutor`
+            (``initializer``, ``initargs``, ``task_timeout``, ``preload``, ...).
+
+    Returns:
+        The shared executor. It stays alive until it is replaced, shut down, or the
+        interpreter exits (pools finish their tasks at exit). Calling ``shutdown()`` on it
+        is allowed: the next call makes a new one.
+
+    Raises:
+        TypeError, ValueError: invalid ``max_workers`` or ``reuse``, or an unknown option name:
+            checked first, the current executor is left as it was. Invalid option values
+            raise from the executor's constructor, once the current executor has been shut down.
+    """
+    global _executor, _options
+    if reuse not in (True, False, "auto"):
+        raise ValueError(f"reuse must be True, False or 'auto', not {reuse!r}")
+    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)):
+        raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
+    if max_workers is not None and max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
+    unknown = sorted(set(options) - _option_names())
+    if unknown:
+        raise TypeError(f"get_reusable_executor() got unexpected keyword arguments: {', '.join(unknown)}")
+    with _lock:
+        current = _executor if _usable(_executor) else None
+        if max_workers is None:
+            max_workers = current.max_workers if current is not None and reuse is True else default_worker_count()
+        if current is not None and current.max_workers == max_workers and (
+                reuse is True or (reuse == "auto" and _same(options, _options))):
+            return current
+        if current is not None:
+            if kill_workers:
+                current._interrupt_everything()
+            current.shutdown(wait=True, cancel_futures=kill_workers)
+        _executor = None
+        _options = {}
+        executor = InterpreterPoolExecutor(max_workers, **options)
+        _executor, _options = executor, dict(options)
+        return executor
+
+
+def _current_or_new() -> InterpreterPoolExecutor:
+    """``parallel()``'s pool: the current reusable executor whatever its options, else a new
+    default one (which becomes the reusable executor)."""
+    with _lock:
+        if _usable(_executor):
+            assert _executor is not None
+            return _executor
+        return get_reusable_executor()
+
+
+def _shutdown_current(wait: bool = True) -> None:
+    """Shuts the reusable executor down and forgets it (tests, and ``parallel_calls``)."""
+    global _executor, _options
+    with _lock:
+        executor, _executor, _options = _executor, None, {}
+    if executor is not None:
+        executor.shutdown(wait=wait)
