@@ -338,3 +338,26 @@ def joblib_nested(n):
 def module_loaded(name):
     """Whether this interpreter has imported ``name`` (a preload module, say)."""
     return name in sys.modules
+
+
+def nested_pool(n):
+    """A pool created inside a task: the (interpreter id, result) of each of its ``n`` tasks,
+    and this worker's own id."""
+    import subinterpreter_parallelism as sp
+
+    with sp.InterpreterPoolExecutor(2) as pool:
+        inner = list(pool.map(identify_and_square, range(n)))
+    return sp._versions.current_interpreter_id(), inner
+
+
+def nested_parallel(n):
+    """``parallel()`` inside a task (the worker's own process-wide pool)."""
+    import subinterpreter_parallelism as sp
+
+    return sp.parallel(*[["sp_tasks", "identify_and_square", (i,)] for i in range(n)])
+
+
+def identify_and_square(x):
+    import subinterpreter_parallelism as sp
+
+    return sp._versions.current_interpreter_id(), x * x

@@ -513,3 +513,30 @@ def test_exit_with_a_live_pool_is_clean():
     assert result.returncode == 5, result.stderr
     assert "42" in result.stdout
     assert "Fatal Python error" not in result.stderr
+
+
+# -- Pools inside tasks (issue 13, item 16) ------------------------------------------------------
+# On 3.12 a pool created inside a task failed with "AttributeError: module 'datetime' has no
+# attribute 'datetime_CAPI'": the imports the executor makes in its caller first (to dodge
+# CPython's crashes when a worker is the first importer) raised AttributeError in a worker,
+# whose datetime is the pure-Python one. Nested pools work on every supported Python.
+
+NESTED = """
+import subinterpreter_parallelism as sp, sp_tasks
+
+with sp.InterpreterPoolExecutor(2) as pool:
+    outer_id, inner = pool.submit(sp_tasks.nested_pool, 4).result(timeout=120)
+    print("pool", [x for _, x in inner], outer_id not in {i for i, _ in inner})
+    results = [f.result(timeout=120) for f in [pool.submit(sp_tasks.nested_parallel, 3) for _ in range(2)]]
+    print("parallel", [[x for _, x in r] for r in results])
+print("direct", [x for _, x in sp.parallel(["sp_tasks", "nested_pool", (2,)])[0][1]])
+"""
+
+
+def test_pools_and_parallel_inside_a_task():
+    # In a fresh process, so that a crash at exit (3.12's usual failure) fails the test too.
+    result = run_python(NESTED, timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert "Fatal Python error" not in result.stderr and "free()" not in result.stderr, result.stderr
+    assert result.stdout.splitlines() == [
+        "pool [0, 1, 4, 9] True", "parallel [[0, 1, 4], [0, 1, 4]]", "direct [0, 1]"], result.stdout

@@ -708,7 +708,10 @@ def _import_in_caller_first() -> None:
         if name not in sys.modules:
             try:
                 importlib.import_module(name)
-            except ImportError:
+            # AttributeError: in a 3.12 worker (a pool created inside a task), datetime is the
+            # pure-Python one, whose missing datetime_CAPI capsule fails the C modules that
+            # need it; the main interpreter imported them already when it made the outer pool.
+            except (ImportError, AttributeError):
                 pass
     if _versions.KEYWORD_PARSERS_SHARED:
         _call_pickle_with_keywords()
