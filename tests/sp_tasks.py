@@ -246,6 +246,15 @@ class CGate:
         return timer
 
 
+def wait_until_waiting(condition, timeout=60.0):
+    """Returns once some thread waits on ``condition`` (a ``threading.Condition``, or an
+    Event's or Future's): it is in the condition's list from just before it blocks."""
+    deadline = time.monotonic() + timeout
+    while not condition._waiters:
+        assert time.monotonic() < deadline, "nobody waited"
+        time.sleep(0.001)
+
+
 def signal_when_waiting(condition, times=1, timeout=60.0, on_signal=None):
     """Sends SIGINT to this process ``times`` times, each once some thread has begun a new wait
     on ``condition`` (a ``threading.Condition``, or an Event's or Future's): a handshake that

@@ -31,12 +31,10 @@ def test_cancel_running_task_interrupts_it(pool):
     report = sp.Queue()
     future = pool.submit(sp_tasks.spin_until_interrupted, report)
     assert report.get(timeout=10) == "started"
-    start = time.monotonic()
-    assert future.cancel()
+    assert future.cancel()  # that it returns at once: test_cancel_returns_while_..._in_c
     assert future.cancelled() and future.done()
-    assert time.monotonic() - start < 2
     with pytest.raises(CancelledError):
-        future.result(timeout=1)
+        future.result(timeout=0)
     # The interruption really reached the task's Python code.
     assert report.get(timeout=10) == "interrupted"
     # The worker takes the next task.
@@ -58,7 +56,7 @@ def test_cancel_wakes_a_waiting_caller(pool):
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    time.sleep(0.1)
+    sp_tasks.wait_until_waiting(future._condition)  # the waiter is inside result()
     future.cancel()
     thread.join(10)
     assert outcome == ["cancelled"]
@@ -66,11 +64,14 @@ def test_cancel_wakes_a_waiting_caller(pool):
 
 
 def test_cancel_pending_and_finished(pool):
-    blockers = [pool.submit(sp_tasks.spin, 0.3) for _ in range(2)]
+    # Both workers hold a blocker until the gate opens, so the third task surely still waits.
+    gate = sp.Queue()
+    blockers = [pool.submit(sp_tasks.gated, i, gate, {0, 1}) for i in range(2)]
     pending = pool.submit(sp_tasks.add, 1, 1)
     assert pending.cancel() and pending.cancelled()
-    for b in blockers:
-        b.result(timeout=10)
+    gate.put("go")
+    gate.put("go")
+    assert [b.result(timeout=60) for b in blockers] == [0, 1]
     done = pool.submit(sp_tasks.add, 1, 1)
     assert done.result(timeout=10) == 2
     assert not done.cancel()
@@ -79,13 +80,11 @@ def test_cancel_pending_and_finished(pool):
 
 def test_sleep_in_a_task_is_interruptible(pool):
     report = sp.Queue()
-    future = pool.submit(sp_tasks.sleep_until_interrupted, report, 60)
-    assert report.get(timeout=10) == "started"
-    time.sleep(0.05)
-    start = time.monotonic()
+    # A sleep that ignored the interruption would outlast the get() below by far.
+    future = pool.submit(sp_tasks.sleep_until_interrupted, report, 3600)
+    assert report.get(timeout=60) == "started"
     future.cancel()
-    assert report.get(timeout=5) == "interrupted"
-    assert time.monotonic() - start < 1
+    assert report.get(timeout=60) == "interrupted"
 
 
 # Values time.sleep refuses at once: a worker's interruptible sleep must refuse them the same way
@@ -113,7 +112,6 @@ def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):
     queue = sp.Queue()
     future = pool.submit(sp_tasks.wait_on_queue, queue)
     wait_running(future)
-    time.sleep(0.05)
     assert future.cancel()
     # The worker is free again, and the queue lost nothing: a later item goes to a later get.
     queue.put("for the next task")
@@ -174,19 +172,17 @@ def test_check_modules_takes_an_infinite_timeout():
 
 def test_task_timeout_stops_running_tasks():
     with sp.InterpreterPoolExecutor(1, task_timeout=0.5) as pool:
-        slow = pool.submit(sp_tasks.spin, 60)
-        start = time.monotonic()
-        with pytest.raises(TimeoutError):
-            slow.result(timeout=30)
-        assert time.monotonic() - start < 10
+        slow = pool.submit(sp_tasks.spin, 3600)
+        # exception() raises TimeoutError if the future is not done; the task's own is returned.
+        assert isinstance(slow.exception(timeout=120), TimeoutError)
         assert pool.submit(sp_tasks.add, 1, 2).result(timeout=10) == 3  # worker reused
         assert pool.stats()["tasks_interrupted"] >= 1
 
 
 def test_task_timeout_on_a_sleeping_task():
     with sp.InterpreterPoolExecutor(1, task_timeout=0.3) as pool:
-        with pytest.raises(TimeoutError):
-            pool.submit(sp_tasks.sleep_then, 60).result(timeout=30)
+        error = pool.submit(sp_tasks.sleep_then, 3600).exception(timeout=120)
+        assert isinstance(error, TimeoutError), error
         assert pool.submit(sp_tasks.sleep_then, 0.01, "ok").result(timeout=10) == "ok"
 
 
@@ -209,33 +205,43 @@ pool = sp.InterpreterPoolExecutor(2)
 report = sp.Queue()
 fired = []
 
-def fire():
+# Handshakes, not timers: SIGINT goes once the main thread waits (result, shutdown), or once
+# both tasks have started (parallel, map: the main thread is then inside the call).
+def fire(condition=None):
+    if condition is not None:
+        sp_tasks.wait_until_waiting(condition)
+    else:
+        assert [report.get(timeout=60) for _ in range(2)] == ["started"] * 2
     fired.append(time.monotonic())
     os.kill(os.getpid(), signal.SIGINT)
 
-def arm(delay):
-    threading.Timer(delay, fire).start()
+def arm(condition=None):
+    global firer
+    firer = threading.Thread(target=fire, args=(condition,), daemon=True)
+    firer.start()
 
-tasks = 2 if mode in ("parallel", "map") else 1
 try:
     if mode in ("result", "shutdown", "uncaught"):
         future = pool.submit(sp_tasks.spin_until_interrupted, report)
         assert report.get(timeout=30) == "started"
-        arm(0.3)
         if mode == "shutdown":
+            arm(pool._state.ended._cond)
             pool.shutdown(wait=True)
         else:
+            arm(future._condition)
             future.result()
     elif mode == "parallel":
-        arm(1.0)
+        arm()
         call = ["sp_tasks", "spin_until_interrupted", (report,)]
         sp.parallel(call, call, executor=pool)
     elif mode == "map":
-        arm(1.0)
+        arm()
         list(pool.map(sp_tasks.spin_until_interrupted, [report, report], chunksize=1))
 except KeyboardInterrupt:
-    print(f"KeyboardInterrupt after {time.monotonic() - fired[0]:.2f} s", flush=True)
-remaining = 2 * tasks if mode in ("parallel", "map") else 1  # "started" was read already
+    latency = time.monotonic()
+    firer.join()
+    print(f"KeyboardInterrupt after {latency - fired[0]:.2f} s", flush=True)
+remaining = 2 if mode in ("parallel", "map") else 1  # the "started"s were read already
 seen = sorted(report.get(timeout=10) for _ in range(remaining))
 print("tasks saw", seen, flush=True)
 """
@@ -247,8 +253,10 @@ def test_ctrl_c_while_waiting(mode):
     assert "Fatal Python error" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stderr
     line = next(l for l in result.stdout.splitlines() if l.startswith("KeyboardInterrupt"))
-    assert float(line.split()[2]) < 1.0, line
-    expected = ["interrupted"] * 2 + ["started"] * 2 if mode in ("parallel", "map") else ["interrupted"]
+    # The tasks never end by themselves: a Ctrl-C that waited for them would hang. The margin
+    # holds on a loaded machine; the benchmark measures the real latency.
+    assert float(line.split()[2]) < 10.0, line
+    expected = ["interrupted"] * 2 if mode in ("parallel", "map") else ["interrupted"]
     assert f"tasks saw {expected}" in result.stdout, result.stdout
 
 
@@ -294,7 +302,11 @@ def test_cancel_returns_while_the_task_holds_its_gil_in_c(pool, tmp_path):
         canceller.join(60)
     # Once the C call returns, the interruption reaches it and the worker is free again.
     assert pool.submit(sp_tasks.add, 2, 3).result(timeout=60) == 5
-    assert pool.stats()["tasks_interrupted"] == 1
+    # The other worker may have run add(): the interrupted one counts once its call returned.
+    deadline = time.monotonic() + 60
+    while pool.stats()["tasks_interrupted"] != 1:
+        assert time.monotonic() < deadline, pool.stats()
+        time.sleep(0.01)
 
 
 def test_task_timeout_fires_while_the_task_holds_its_gil_in_c(tmp_path):
