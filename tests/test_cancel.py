@@ -81,7 +81,7 @@ def test_cancel_pending_and_finished(pool):
 def test_sleep_in_a_task_is_interruptible(pool):
     report = sp.Queue()
     # A sleep that ignored the interruption would outlast the get() below by far.
-    future = pool.submit(sp_tasks.sleep_until_interrupted, report, 3600)
+    future = pool.submit(sp_tasks.sleep_until_interrupted, report, 300)
     assert report.get(timeout=60) == "started"
     future.cancel()
     assert report.get(timeout=60) == "interrupted"
@@ -172,7 +172,7 @@ def test_check_modules_takes_an_infinite_timeout():
 
 def test_task_timeout_stops_running_tasks():
     with sp.InterpreterPoolExecutor(1, task_timeout=0.5) as pool:
-        slow = pool.submit(sp_tasks.spin, 3600)
+        slow = pool.submit(sp_tasks.spin, 300)
         # exception() raises TimeoutError if the future is not done; the task's own is returned.
         assert isinstance(slow.exception(timeout=120), TimeoutError)
         assert pool.submit(sp_tasks.add, 1, 2).result(timeout=10) == 3  # worker reused
@@ -181,7 +181,7 @@ def test_task_timeout_stops_running_tasks():
 
 def test_task_timeout_on_a_sleeping_task():
     with sp.InterpreterPoolExecutor(1, task_timeout=0.3) as pool:
-        error = pool.submit(sp_tasks.sleep_then, 3600).exception(timeout=120)
+        error = pool.submit(sp_tasks.sleep_then, 300).exception(timeout=120)
         assert isinstance(error, TimeoutError), error
         assert pool.submit(sp_tasks.sleep_then, 0.01, "ok").result(timeout=10) == "ok"
 

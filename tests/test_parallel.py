@@ -148,11 +148,16 @@ def test_hundred_megabytes_round_trip():
 
 
 def test_timeout_interrupts_running_calls_and_pool_is_reused():
+    # Workers started first, so that add() surely finishes within the timeout on a loaded
+    # machine; the other call never ends unless interrupted, and reports that it was.
+    assert sp.parallel(["sp_tasks", "add", (0, 0)], ["sp_tasks", "add", (0, 0)]) == [0, 0]
+    report = sp.Queue()
     with pytest.raises(TimeoutError) as info:
-        sp.parallel(["sp_tasks", "spin", (30,)], ["sp_tasks", "add", (1, 1)], timeout=0.5)
+        sp.parallel(["sp_tasks", "spin_until_interrupted", (report,)], ["sp_tasks", "add", (1, 1)], timeout=5)
     outcomes = info.value.parallel_outcomes
     assert outcomes[1].value == 2
     assert not outcomes[0].ok
+    assert [report.get(timeout=60) for _ in range(2)] == ["started", "interrupted"]
     assert sp.parallel(["sp_tasks", "add", (5, 5)], timeout=10) == [10]
 
 

@@ -62,7 +62,8 @@ def test_sys_exit_while_a_task_runs():
     result = run_program("""
     pool = sp.InterpreterPoolExecutor(1)
     future = pool.submit(rel_tasks.spin, 0.5)
-    time.sleep(0.1)
+    while not future.running():  # a worker has it (exit must wait for it either way)
+        time.sleep(0.001)
     print("exiting with 3")
     sys.exit(3)
     """)
@@ -249,7 +250,8 @@ def test_exit_while_a_task_is_blocked_in_c():
 
     pool = sp.InterpreterPoolExecutor(1)
     future = pool.submit(blocked)
-    time.sleep(0.1)
+    while not future.running():  # a worker has it (exit must wait for it either way)
+        time.sleep(0.001)
     print("exiting")
     """)
     assert_clean_exit(result)
