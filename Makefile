@@ -2,6 +2,7 @@
 #   make demo   creates .venv from the newest Python >= 3.12, builds the Swift core, runs the demo
 #               (installs only the package: no test or other extras)
 #   make test   the same set-up plus the EXTRAS (test,progress), then pytest and `swift test`
+#   make test-under-load   the pytest run with 2x the CPU count of busy processes beside it
 # PY=3.12 (or PY=python3.12, or a path) picks another interpreter; VENV=... another virtual
 # environment. PY=3.14 and PY=3.15 use this machine's python3.14/3.15 when it has them, else
 # a Debian root that scripts/debian-root creates once (cached outside the work tree): the
@@ -34,7 +35,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load swift-test bench bench-quick bench-readme clean sdist wheel check-dist
 
 all: test
 
@@ -83,6 +84,12 @@ test: pytest swift-test
 
 pytest: install
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# The same tests with twice the CPU count of busy processes beside them (scripts/with-load;
+# SP_LOAD_PROCESSES=N for another count): users' CI machines are loaded, and tests must hold
+# there. Speed goals are the benchmark's business, not this target's.
+test-under-load: install
+	scripts/with-load $(VPY) -m pytest $(PYTEST_ARGS)
 
 # Builds only the test bundle (the runtime and its tests): the extension target needs
 # Python's headers, and its debug build clashes with Glibc's module over fd_set.
