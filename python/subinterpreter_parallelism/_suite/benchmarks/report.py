@@ -189,6 +189,7 @@ def summary_rows(results: Results) -> list[SummaryRow]:
     if "cancel" in p:
         rows.append(SummaryRow("cancel() of a running task until cancelled()", "cancel", "cancelled"))
         rows.append(SummaryRow("cancel() until the worker has run the next task", "cancel", "worker free"))
+        rows.append(SummaryRow("cancel() of a task inside a GIL-bound C call, until it returns", "cancel", "in C"))
     return [row for row in rows if any(results.record(row.workload, row.case, k) for k in results.keys)]
 
 
@@ -353,6 +354,7 @@ TARGETS: tuple[_Target, ...] = (
     _Target("Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
     _Target("Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),
     _Target("cancel-to-cancelled < 20 ms", _threshold("cancel", "cancelled", 0.020)),
+    _Target("cancel() of a task inside a GIL-bound C call returns < 50 ms", _threshold("cancel", "in C", 0.050)),
 )
 
 

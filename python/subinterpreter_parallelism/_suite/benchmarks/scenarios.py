@@ -513,8 +513,49 @@ def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
             to_free.append(t2 - t0)
     finally:
         executor.shutdown(wait=True)
-    return [_record("cancel", "cancelled", key, "s", to_cancelled),
-            _record("cancel", "worker free", key, "s", to_free)]
+    records = [_record("cancel", "cancelled", key, "s", to_cancelled),
+               _record("cancel", "worker free", key, "s", to_free)]
+    if key != "this":
+        return records + [_na("cancel", "in C", key, "cannot stop a running task")]
+    return records + [_cancel_in_c(p)]
+
+
+def _cancel_in_c(p: dict[str, Any]) -> Record:
+    """How long ``cancel()`` blocks its caller while the task holds its GIL in a C call: it only
+    requests the interruption (delivered when the call returns), so it must not wait for it."""
+    import mmap
+    import os
+    import tempfile
+
+    executor = make_executor("this", 1)
+    returns = []
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "gate")
+        try:
+            _start_all(executor, "this", 1, 0.0)
+            for attempt in range(p["repeats"]):
+                if attempt and _over_budget():
+                    break
+                with open(path, "wb") as file:
+                    file.write(b"\0\0\1")
+                with open(path, "r+b") as file:
+                    gate = mmap.mmap(file.fileno(), 3)
+                try:
+                    future = executor.submit(workloads.hold_gil_in_c, path)
+                    if not _wait_until(lambda: gate[0] == 1, 30):
+                        raise AssertionError("the C call never started")
+                    t0 = time.perf_counter()
+                    cancelled = future.cancel()
+                    returns.append(time.perf_counter() - t0)
+                    if not cancelled:
+                        raise AssertionError("cancel() of a task in a C call returned False")
+                finally:
+                    gate[2] = 0  # the C call ends; the interruption then reaches the task
+                executor.submit(workloads.tiny, 1).result(timeout=60)
+                gate.close()
+        finally:
+            executor.shutdown(wait=True)
+    return _record("cancel", "in C", "this", "s", returns)
 
 
 SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {

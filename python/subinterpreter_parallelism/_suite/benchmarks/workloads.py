@@ -71,6 +71,21 @@ def spin(seconds: float) -> int:
     return rounds
 
 
+def hold_gil_in_c(path: str) -> int:
+    """One C call that holds the worker's GIL until byte 2 of the file at ``path`` becomes 0,
+    like ``sum(range(10**9))`` but ended by the caller: ``sum`` over C iterators, no Python code
+    in between, so an interruption reaches the task only once the call returns. Byte 0 is set
+    from inside the call when it starts (the caller waits for it without the worker's GIL)."""
+    import itertools
+    import mmap
+
+    with open(path, "r+b") as file:
+        shared = mmap.mmap(file.fileno(), 3)
+    mark_start = filter(None, map(shared.__setitem__, [0], [1]))
+    spin_until_released = itertools.takewhile(bool, map(shared.__getitem__, itertools.repeat(2)))
+    return sum(itertools.chain(mark_start, spin_until_released))
+
+
 def queue_echo(inbox: Any, outbox: Any, count: int) -> int:
     """Takes ``count`` items from ``inbox``; for each, puts on ``outbox`` the moment it arrived.
 
