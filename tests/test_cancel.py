@@ -170,20 +170,22 @@ def test_check_modules_takes_an_infinite_timeout():
     assert [r.result for r in compat.check_modules(["json"], timeout=math.inf)] == ["works"]
 
 
+# task_timeout counts from submission: a few seconds, so that the quick tasks these tests also
+# submit surely finish in time on a loaded machine.
 def test_task_timeout_stops_running_tasks():
-    with sp.InterpreterPoolExecutor(1, task_timeout=0.5) as pool:
+    with sp.InterpreterPoolExecutor(1, task_timeout=3) as pool:
         slow = pool.submit(sp_tasks.spin, 300)
         # exception() raises TimeoutError if the future is not done; the task's own is returned.
         assert isinstance(slow.exception(timeout=120), TimeoutError)
-        assert pool.submit(sp_tasks.add, 1, 2).result(timeout=10) == 3  # worker reused
+        assert pool.submit(sp_tasks.add, 1, 2).result(timeout=60) == 3  # worker reused
         assert pool.stats()["tasks_interrupted"] >= 1
 
 
 def test_task_timeout_on_a_sleeping_task():
-    with sp.InterpreterPoolExecutor(1, task_timeout=0.3) as pool:
+    with sp.InterpreterPoolExecutor(1, task_timeout=3) as pool:
         error = pool.submit(sp_tasks.sleep_then, 300).exception(timeout=120)
         assert isinstance(error, TimeoutError), error
-        assert pool.submit(sp_tasks.sleep_then, 0.01, "ok").result(timeout=10) == "ok"
+        assert pool.submit(sp_tasks.sleep_then, 0.01, "ok").result(timeout=60) == "ok"
 
 
 def test_interrupted_task_can_clean_up_and_see_the_exception(pool):
@@ -311,13 +313,15 @@ def test_cancel_returns_while_the_task_holds_its_gil_in_c(pool, tmp_path):
 
 def test_task_timeout_fires_while_the_task_holds_its_gil_in_c(tmp_path):
     gate = sp_tasks.CGate(tmp_path)
-    with sp.InterpreterPoolExecutor(1, task_timeout=1.0) as pool:
+    # task_timeout counts from submission, worker start-up included: 15 s is enough for add()
+    # on a loaded machine.
+    with sp.InterpreterPoolExecutor(1, task_timeout=15) as pool:
         assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
         future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
-        guard = gate.release_after(40)  # a timeout that waits for the C call would hang here
+        guard = gate.release_after(120)  # a timeout that waits for the C call would hang here
         try:
             gate.wait_started()
-            error = future.exception(timeout=20)  # raises TimeoutError if the future is not done
+            error = future.exception(timeout=90)  # raises TimeoutError if the future is not done
             assert isinstance(error, TimeoutError), error
             assert not gate.finished
         finally:

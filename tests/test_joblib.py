@@ -116,8 +116,11 @@ def test_timeout_interrupts_the_task():
     import multiprocessing
 
     report = sp.Queue()
+    # Workers started first, and a timeout of seconds: the endless task surely starts before
+    # the timeout on a loaded machine (it reports that it started, then that it was stopped).
+    assert Parallel(n_jobs=2, backend="subinterpreters")(delayed(sp_tasks.square)(i) for i in range(2)) == [0, 1]
     with pytest.raises((TimeoutError, multiprocessing.TimeoutError)):  # joblib raises the latter
-        Parallel(n_jobs=2, backend="subinterpreters", timeout=0.5)(
+        Parallel(n_jobs=2, backend="subinterpreters", timeout=5)(
             [delayed(sp_tasks.spin_until_interrupted)(report), delayed(sp_tasks.square)(2)])
     assert report.get(timeout=WAIT) == "started"
     assert report.get(timeout=WAIT) == "interrupted"
