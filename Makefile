@@ -115,6 +115,7 @@ bench-readme: $(VENV)/.bench-extras
 # Debian root included; the root itself stays cached outside the work tree).
 clean:
 	rm -rf .build .build-* build dist python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
+	rm -f .venv*/.installed-py*  # the editable installs lost their extension: the next make rebuilds it
 
 distclean: clean
 	rm -rf .venv .venv-* bench-results
