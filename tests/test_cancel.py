@@ -170,21 +170,28 @@ def test_check_modules_takes_an_infinite_timeout():
     assert [r.result for r in compat.check_modules(["json"], timeout=math.inf)] == ["works"]
 
 
-# task_timeout counts from submission: a few seconds, so that the quick tasks these tests also
-# submit surely finish in time on a loaded machine.
+# task_timeout counts from submission, worker start-up included: the worker is started first,
+# and the limit is a few seconds, so that the quick tasks surely finish in time on a loaded
+# machine (at 0.5 s, an endless task was cancelled there before it started).
 def test_task_timeout_stops_running_tasks():
-    with sp.InterpreterPoolExecutor(1, task_timeout=3) as pool:
-        slow = pool.submit(sp_tasks.spin, 300)
+    report = sp.Queue()
+    with sp.InterpreterPoolExecutor(1, task_timeout=5) as pool:
+        assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
+        slow = pool.submit(sp_tasks.spin_until_interrupted, report)
         # exception() raises TimeoutError if the future is not done; the task's own is returned.
         assert isinstance(slow.exception(timeout=120), TimeoutError)
+        assert [report.get(timeout=60) for _ in range(2)] == ["started", "interrupted"]
         assert pool.submit(sp_tasks.add, 1, 2).result(timeout=60) == 3  # worker reused
-        assert pool.stats()["tasks_interrupted"] >= 1
+        assert pool.stats()["tasks_interrupted"] == 1
 
 
 def test_task_timeout_on_a_sleeping_task():
-    with sp.InterpreterPoolExecutor(1, task_timeout=3) as pool:
-        error = pool.submit(sp_tasks.sleep_then, 300).exception(timeout=120)
+    report = sp.Queue()
+    with sp.InterpreterPoolExecutor(1, task_timeout=5) as pool:
+        assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
+        error = pool.submit(sp_tasks.sleep_until_interrupted, report, 300).exception(timeout=120)
         assert isinstance(error, TimeoutError), error
+        assert [report.get(timeout=60) for _ in range(2)] == ["started", "interrupted"]
         assert pool.submit(sp_tasks.sleep_then, 0.01, "ok").result(timeout=60) == "ok"
 
 
