@@ -165,8 +165,10 @@ def spin_until_interrupted(report):
     """Spins until interrupted; reports through a queue that it saw the interruption."""
     import subinterpreter_parallelism as sp
 
-    report.put("started")
     try:
+        # Inside the try: an interruption requested once "started" arrived can land as put()
+        # returns, before the loop.
+        report.put("started")
         while True:
             pass
     except sp.TaskInterrupted:
@@ -177,8 +179,8 @@ def spin_until_interrupted(report):
 def sleep_until_interrupted(report, seconds):
     import subinterpreter_parallelism as sp
 
-    report.put("started")
     try:
+        report.put("started")  # inside the try, as above
         time.sleep(seconds)
     except sp.TaskInterrupted:
         report.put("interrupted")
