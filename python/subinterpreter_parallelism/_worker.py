@@ -35,8 +35,9 @@ def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tupl
         kwargs = {k: v.rebuild(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
     return fn, args, kwargs
 
-# Modules whose frames lead into the user's code (left out of task tracebacks).
-_RUNNER_MODULES = frozenset({__name__, f"{__package__}.dask_support"})
+# The frames of modules that set this lead into the user's code: they are left out of task
+# tracebacks (an integration's evaluator sets it too, e.g. dask_support.expressions).
+_SP_RUNNER_FRAMES = True
 
 
 # Forwarded output a call left without a newline (see forwarding.py): flushed when the call
@@ -66,12 +67,13 @@ def flush_unflushed() -> None:
 def encode_error(exc: BaseException) -> bytes:
     """Encodes an exception raised by ``decode_call`` or ``invoke``.
 
-    The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``, and
-    dask_support's ``evaluate``) are left out of the traceback: the user's code starts the story.
+    The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``, and those of
+    modules that set ``_SP_RUNNER_FRAMES``) are left out of the traceback: the user's code starts
+    the story.
     """
     skip = 0
     tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") in _RUNNER_MODULES:
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("_SP_RUNNER_FRAMES"):
         skip += 1
         tb = tb.tb_next
     return _outcome.encode_exception(exc, skip_frames=skip)
