@@ -353,6 +353,8 @@ def test_parallel_fallback(helpers):
             assert sp.parallel(["numpy", "multiply", (4, 5)], executor=pool, fallback="process") == [20]
         with pytest.raises(ImportError):
             pool.submit(_worker.call_by_name, "numpy", "add", (1, 1), {}).result(timeout=60)
+        with pool.process_fallback():  # what parallel(fallback="process") does
+            assert pool.submit(_worker.call_by_name, "numpy", "add", (1, 1), {}).result(timeout=60) == 2
     reset_shared_pool()  # the shared pool's shutdown ends its process pool too
     _no_children_left()
 

@@ -320,6 +320,31 @@ def test_shutdown_without_wait_cancels_promptly():
     pool.shutdown(wait=True)
 
 
+def test_shutdown_with_interrupt_stops_running_and_queued_tasks():
+    """``shutdown(interrupt=True)``: what ``get_reusable_executor(kill_workers=True)`` and the
+    Dask plugin's removal use instead of reaching into the executor."""
+    pool = sp.InterpreterPoolExecutor(1)
+    report = sp.Queue()
+    running = pool.submit(sp_tasks.spin_until_interrupted, report)
+    queued = [pool.submit(sp_tasks.add, i, 1) for i in range(3)]
+    assert report.get(timeout=30) == "started"
+    assert pool.status == "running"
+    pool.shutdown(wait=True, interrupt=True)  # returns: the spinning task was interrupted
+    assert running.cancelled() and all(f.cancelled() for f in queued)
+    assert report.get(timeout=10) == "interrupted"
+    assert pool.status == "shut down"
+    assert "shut down" in repr(pool)
+
+
+def test_status_of_a_broken_pool():
+    pool = sp.InterpreterPoolExecutor(1, initializer=sp_tasks.init_fails)
+    with pytest.raises(sp.BrokenInterpreterPool):
+        pool.submit(sp_tasks.add, 1, 1).result(timeout=30)
+    assert pool.status == "broken"
+    pool.shutdown()
+    assert pool.status == "broken"  # broken says more than shut down
+
+
 def test_shutdown_waits_for_queued_tasks():
     pool = sp.InterpreterPoolExecutor(2)
     futures = [pool.submit(sp_tasks.sleep_then, 0.05, i) for i in range(6)]

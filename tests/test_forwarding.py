@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import compat, forwarding
+from subinterpreter_parallelism import compat, forwarding, preload
 from conftest import TESTS, run_python
 
 HELPER_SOURCE = '''\
@@ -521,7 +521,7 @@ def test_preload_numpy_gives_the_message_of_check():
 @pytest.mark.parametrize("one_first", [False, True])
 def test_preload_with_one_worker_first(module_dir, monkeypatch, capsys, one_first):
     """3.12 needs one worker to try first (a refusal seen by two interpreters crashes it)."""
-    monkeypatch.setattr(forwarding._versions, "ONE_WORKER_FIRST", one_first)
+    monkeypatch.setattr(preload._versions, "ONE_WORKER_FIRST", one_first)
     (module_dir / "_forwarding_counted.py").write_text(
         "from subinterpreter_parallelism import _native\nprint('imported by', _native.worker_index())\n")
     with sp.InterpreterPoolExecutor(3, preload=["_forwarding_counted"]) as pool:
@@ -553,7 +553,7 @@ def test_preload_failures_keep_their_type(module_dir):
 
 def test_preload_timeout(module_dir, monkeypatch):
     (module_dir / "_forwarding_slow.py").write_text("import time\ntime.sleep(1.5)\n")
-    monkeypatch.setattr(forwarding, "PRELOAD_TIMEOUT", 0.2)
+    monkeypatch.setattr(preload, "PRELOAD_TIMEOUT", 0.2)
     with pytest.raises(TimeoutError, match="preload"):
         sp.InterpreterPoolExecutor(1, preload=("_forwarding_slow",))
 

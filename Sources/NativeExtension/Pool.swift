@@ -157,12 +157,6 @@ struct WorkerConfiguration: Sendable {
     var maxTasksPerInterpreter = 0
 }
 
-/// `bytes` arguments and results at least this large travel out of band (see `Task` and
-/// `LentBytes`): one copy each way instead of three. Measured: in-band round trips jump from
-/// 0.07 ms at 64 KiB to 0.24 ms at 100 KiB (pickle frames and fresh pages); out of band,
-/// 128 KiB takes 0.05 ms.
-let outOfBandMinimum = 64 << 10
-
 /// The most workers one pool may have (`_native.MAX_WORKERS`): far beyond any machine, low
 /// enough that a mistyped count fails at once instead of exhausting memory and threads.
 let maxWorkers = 4096

@@ -235,11 +235,11 @@ final class NativePool: NativeBacked {
     }
 
     /// Whether a top-level argument travels out of band: a `bytes` or `bytearray` of at least
-    /// `outOfBandMinimum` bytes, or any `memoryview` (pickle cannot carry those at all).
+    /// `WireFormat.outOfBandMinimum` bytes, or any `memoryview` (pickle cannot carry those at all).
     private static func hasLargeBytes(_ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> Bool {
         func large(_ object: PyObjectPointer?) -> Bool {
             guard let object else { return false }
-            return sp_BinarySize(object) >= outOfBandMinimum || sp_MemoryView_Check(object) != 0
+            return sp_BinarySize(object) >= WireFormat.outOfBandMinimum || sp_MemoryView_Check(object) != 0
         }
         if sp_Tuple_Check(args) != 0 {
             for i in 0..<PyTuple_Size(args) where large(sp_Tuple_GET_ITEM(args, i)) { return true }
@@ -287,7 +287,7 @@ final class NativePool: NativeBacked {
             // The one copy; `lent` goes back to the worker after this.
             value = lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents)
         case .encoded(let buffer):
-            guard buffer.count > 0, buffer.contents[0] == 0x80, let loads = cPickle?.loads else { return false }
+            guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cPickle?.loads else { return false }
             value = Pickling.loads(buffer, with: loads)
         }
         guard let value else {

@@ -387,8 +387,7 @@ final class WorkerInterpreter: @unchecked Sendable {
                 case (.completed, .lent?):
                     $0.tasksCompleted += 1
                 case (.completed, .encoded(let buffer)?):
-                    // A returned value is a pickle, whose first byte is PROTO (0x80).
-                    if buffer.count > 0 && buffer.contents[0] == 0x80 { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
+                    if buffer.count > 0 && buffer.contents[0] == WireFormat.valueTag { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
                 case (.interrupted, _): $0.tasksInterrupted += 1
                 default: $0.tasksFailed += 1
                 }

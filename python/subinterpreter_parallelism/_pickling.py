@@ -12,20 +12,24 @@ from __future__ import annotations
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
 
-# `bytes`, `bytearray` and `memoryview` arguments and results at least this large travel out of
-# band, never pickled: `bytes` are copied once, straight from the other interpreter's memory;
-# the mutable kinds are first snapshotted as `bytes` (so a task sees its argument as it was at
-# submit, as with a process pool), then copied once more. A `memoryview` of any size travels so,
-# and arrives as a memoryview with its format and shape. The Swift core owns the number.
+# The wire format's rules are written once, in the Swift core (WireFormat in Pickling.swift),
+# which exports them:
+# - PICKLE_PROTOCOL: the protocol of every pickle that crosses interpreters;
+# - MAIN_MARKER: a plain pickle that contains it may refer to `__main__`, which a worker cannot
+#   resolve, so it is made again by cloudpickle (by value);
+# - OUT_OF_BAND_MIN: `bytes`, `bytearray` and `memoryview` arguments and results at least this
+#   large travel out of band, never pickled: `bytes` are copied once, straight from the other
+#   interpreter's memory; the mutable kinds are first snapshotted as `bytes` (so a task sees its
+#   argument as it was at submit, as with a process pool), then copied once more. A
+#   `memoryview` of any size travels so, and arrives as a memoryview with its format and shape.
+from ._native import MAIN_MARKER as _MAIN_MARKER
 from ._native import OUT_OF_BAND_MIN
+from ._native import PICKLE_PROTOCOL as PROTOCOL
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any
-
-PROTOCOL = 5
-_MAIN_MARKER = b"__main__"
 
 
 class OutOfBand:

@@ -7,6 +7,7 @@ worker interpreters load it during their start-up.
 
 from __future__ import annotations
 
+import os
 import sys
 import sysconfig
 
@@ -22,6 +23,7 @@ __all__ = [
     "DEFAULT_START_METHOD_FORKS",
     "FORK_CHILD_ABORTS",
     "current_interpreter_id",
+    "default_worker_count",
     "interpreter_count",
     "run_in_fresh_interpreter",
 ]
@@ -124,3 +126,16 @@ def run_in_fresh_interpreter(code: str) -> str | None:
     finally:
         low.destroy(interp)
     return None
+
+
+def default_worker_count() -> int:
+    """The CPUs this process may use: ``os.process_cpu_count()`` on 3.13+, else the affinity mask."""
+    counter = getattr(os, "process_cpu_count", None)
+    if counter is not None:
+        count = counter()
+    else:
+        try:
+            count = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            count = os.cpu_count()
+    return max(1, count or 1)

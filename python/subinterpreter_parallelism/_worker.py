@@ -41,7 +41,7 @@ _SP_RUNNER_FRAMES = True
 
 
 # Forwarded output a call left without a newline (see forwarding.py): flushed when the call
-# ends, so that it reaches the caller before the result.
+# ends, so that it reaches the caller before the result. Features beside the runner register here.
 unflushed: list[Any] = []
 
 
@@ -80,7 +80,13 @@ def encode_error(exc: BaseException) -> bytes:
 
 
 def bootstrap(payload: bytes | None) -> str | None:
-    """Prepares the interpreter: interruptible ``time.sleep``, then the pool's initializer.
+    """Prepares the interpreter: interruptible ``time.sleep``, the pool's ``steps``, then its
+    initializer.
+
+    ``steps`` are ``(function, argument)`` pairs, pickled by the pool (forwarding's
+    ``install``, preload's ``import_modules``): the runner calls each in order and knows
+    none of them. A step that returns False has reported its failure to the pool itself
+    (preload does): the bootstrap ends there, quietly.
 
     Returns None on success, or the traceback text of the failure.
     """
@@ -93,14 +99,8 @@ def bootstrap(payload: bytes | None) -> str | None:
             from . import _import_hooks
 
             _import_hooks.watch("_pydatetime", _present_as_datetime)
-        forwarding_options = config.get("forwarding")
-        preload = config.get("preload")
-        if forwarding_options is not None or preload:
-            from . import forwarding
-
-            if forwarding_options is not None:
-                forwarding.install(forwarding_options)
-            if preload and not forwarding.preload(preload):
+        for step, argument in config.get("steps", ()):
+            if step(argument) is False:
                 return None  # the failure went to the pool's constructor, which reports it
         initializer = config.get("initializer")
         if initializer is not None:

@@ -38,9 +38,9 @@ class CallOutcome:
 def _shared_pool() -> InterpreterPoolExecutor:
     """The process-wide pool behind ``parallel()``: the reusable executor
     (``get_reusable_executor()``), created on first use and again once shut down or broken."""
-    from .reusable import _current_or_new
+    from .reusable import shared_executor
 
-    return _current_or_new()
+    return shared_executor()
 
 
 def _check_call(index: int, call: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
@@ -110,7 +110,7 @@ def parallel(
         return []
     pool = executor if executor is not None else _shared_pool()
     futures: list[Future[Any]] = []
-    with compat.fallback_for(pool).covering() if fallback is not None else nullcontext():
+    with pool.process_fallback() if fallback is not None else nullcontext():
         for module, function, args, kwargs in checked:
             try:
                 futures.append(pool.submit(_worker.call_by_name, module, function, args, kwargs))

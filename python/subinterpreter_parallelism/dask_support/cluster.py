@@ -212,8 +212,7 @@ def uninstall(worker: Any, name: str = DEFAULT_EXECUTOR_NAME) -> None:
         worker.executors["default"] = ThreadPoolExecutor(worker.state.nthreads)
     if _executing is not None:
         _executing.pop(pool, None)
-    pool.shutdown(wait=False, cancel_futures=True)
-    pool._interrupt_everything()
+    pool.shutdown(wait=False, cancel_futures=True, interrupt=True)
 
 
 def _on_transition(pool: InterpreterPoolExecutor, key: Hashable, start: str, finish: str) -> None:
