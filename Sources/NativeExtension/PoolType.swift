@@ -103,7 +103,10 @@ final class NativePool: NativeBacked {
             core: core, encoder: encoder,
             resultBufferType: UnsafeMutableRawPointer(bufferType).assumingMemoryBound(to: PyTypeObject.self),
             cPickle: cPickle)
-        guard let instance = Box.wrap(pool, as: type) else { return nil }
+        guard let instance = Box.wrap(pool, as: type) else {
+            pool.releasePythonReferences()  // no Python object will do it: the references it took
+            return nil
+        }
         _ = core.start()  // a refused thread is reported as a workerFailed event
         return instance
     }
@@ -392,31 +395,42 @@ final class NativePool: NativeBacked {
         return Py.bool(true)
     }
 
+    /// `stats()`: a new dict, or nil with an exception set (no half-filled dict).
     private func statsDictionary() -> PyObjectPointer? {
         let snapshot = core.stats.snapshot()
-        guard let result = PyDict_New(), let steps = PyDict_New() else { return nil }
-        func set(_ dict: PyObjectPointer, _ key: String, _ value: PyObjectPointer?) {
-            guard let value else { return }
-            PyDict_SetItemString(dict, key, value)
-            Py_DecRef(value)
+        /// Stores `value` (a new reference, which it takes) under `key`; false, with an
+        /// exception set, when `value` is nil or the store fails.
+        func set(_ dict: PyObjectPointer, _ key: String, _ value: PyObjectPointer?) -> Bool {
+            guard let value else { return false }
+            defer { Py_DecRef(value) }
+            return PyDict_SetItemString(dict, key, value) == 0
         }
-        set(result, "workers", Py.int(Int64(core.workers.count)))
-        set(result, "alive_workers", Py.int(Int64(core.aliveWorkerCount)))
-        set(result, "tasks_submitted", Py.int(Int64(snapshot.tasksSubmitted)))
-        set(result, "tasks_completed", Py.int(Int64(snapshot.tasksCompleted)))
-        set(result, "tasks_failed", Py.int(Int64(snapshot.tasksFailed)))
-        set(result, "tasks_cancelled", Py.int(Int64(snapshot.tasksCancelled)))
-        set(result, "tasks_interrupted", Py.int(Int64(snapshot.tasksInterrupted)))
-        set(result, "tasks_queued", Py.int(Int64(core.tasks.count)))
-        // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
-        set(result, "timeout_entries", Py.int(Int64(core.deadlines?.count ?? 0)))
-        for step in Step.allCases {
-            guard let entry = PyDict_New() else { continue }
-            set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))
-            set(entry, "count", Py.int(Int64(snapshot.counts[step.rawValue])))
-            set(steps, step.name, entry)
+        func stepsDictionary() -> PyObjectPointer? {
+            guard let steps = PyDict_New() else { return nil }
+            for step in Step.allCases {
+                guard let entry = PyDict_New() else { Py_DecRef(steps); return nil }
+                guard set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9)),
+                      set(entry, "count", Py.int(Int64(snapshot.counts[step.rawValue])))
+                else { Py_DecRef(entry); Py_DecRef(steps); return nil }
+                guard set(steps, step.name, entry) else { Py_DecRef(steps); return nil }
+            }
+            return steps
         }
-        set(result, "steps", steps)
+        let counters: [(String, Int64)] = [
+            ("workers", Int64(core.workers.count)),
+            ("alive_workers", Int64(core.aliveWorkerCount)),
+            ("tasks_submitted", Int64(snapshot.tasksSubmitted)),
+            ("tasks_completed", Int64(snapshot.tasksCompleted)),
+            ("tasks_failed", Int64(snapshot.tasksFailed)),
+            ("tasks_cancelled", Int64(snapshot.tasksCancelled)),
+            ("tasks_interrupted", Int64(snapshot.tasksInterrupted)),
+            ("tasks_queued", Int64(core.tasks.count)),
+            // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
+            ("timeout_entries", Int64(core.deadlines?.count ?? 0)),
+        ]
+        guard let result = PyDict_New() else { return nil }
+        guard counters.allSatisfy({ set(result, $0.0, Py.int($0.1)) }), set(result, "steps", stepsDictionary())
+        else { Py_DecRef(result); return nil }
         return result
     }
 }
