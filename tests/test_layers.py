@@ -241,3 +241,19 @@ def test_only_the_executor_touches_its_private_names():
     still = {t[:2] for t in touches}
     gone = [pair for pair in KNOWN_PRIVATE if pair not in still]
     assert not gone, f"fixed: remove these entries from KNOWN_PRIVATE: {gone}"
+
+
+def test_call_adapters_name_functions_of_the_integrations():
+    """The executor reaches integrations only through ``_adapters.ADAPTERS``, by name: each
+    name must be a function defined in a module of the integrations layer."""
+    from subinterpreter_parallelism import _adapters
+
+    integrations = next(i for i, (title, _) in enumerate(LAYERS) if title == "integrations")
+    modules = _modules()
+    for wrapper_module, target in _adapters.ADAPTERS.items():
+        module, _, function = target.partition(":")
+        assert module.startswith(PACKAGE + "."), (wrapper_module, target)
+        relative = module[len(PACKAGE) + 1:]
+        assert _layer_of(relative) == integrations, (wrapper_module, target)
+        tree = ast.parse(modules[relative].read_text(encoding="utf-8"))
+        assert any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body), target
