@@ -22,7 +22,7 @@ How a task travels. Dask hands an executor its own wrapper around each task
 (``dask.local.batch_execute_tasks``, ``distributed.worker._run_task_simple``). Unpickling those
 in a worker interpreter would import dask there, and ``distributed`` imports psutil, which
 refuses own-GIL sub-interpreters. The executor knows nothing of Dask: it asks its call
-adapters (``subinterpreter_parallelism.adapters``), where this package is declared for those
+adapters (``subinterpreter_parallelism._adapters``), where this package is declared for those
 wrappers' modules, and so hands such calls to :func:`adapt_call`, which keeps Dask on the
 caller's side::
 
@@ -89,7 +89,7 @@ _LAZY = {
 def adapt_call(pool: InterpreterPoolExecutor, fn: Callable[..., Any], args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> Future | None:  # type: ignore[type-arg]
     """The call adapter for ``dask.local`` and ``distributed.worker`` (see
-    ``subinterpreter_parallelism.adapters``): submits Dask's task wrappers without their
+    ``subinterpreter_parallelism._adapters``): submits Dask's task wrappers without their
     Dask part.
 
     Returns the Future Dask expects from ``submit``, or None when ``fn`` is not a wrapper
