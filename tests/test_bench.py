@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(SUITE_ROOT) not in sys.path:
     sys.path.insert(0, str(SUITE_ROOT))
 
-from benchmarks import report, suite  # noqa: E402
+from benchmarks import plan, report, suite  # noqa: E402
 from benchmarks.seed_design import unavailable_reason  # noqa: E402
 
 
 def _params(workload: str) -> dict[str, Any]:
-    params = suite.build_params(quick=True, cores=2, unit_cost=1e-7)[workload]
+    params = plan.build_params(quick=True, cores=2, unit_cost=1e-7)[workload]
     if workload == "tiny":
         params.update(submit_count=50, main_count=20, map_count=2_000, map_count_per_item=50, seed_count=2)
     if workload == "data":
@@ -112,7 +112,7 @@ def test_seed_design_runs_calls_in_new_interpreters() -> None:
 
 def _fake_results() -> dict[str, Any]:
     """Results shaped like a run's, with made-up samples, to test the rendering alone."""
-    params = suite.build_params(quick=False, cores=2, unit_cost=1e-7)
+    params = plan.build_params(quick=False, cores=2, unit_cost=1e-7)
     records: list[dict[str, Any]] = []
 
     def add(workload: str, case: str, key: str, value: float, unit: str = "s", better: str = "lower") -> None:
@@ -246,6 +246,85 @@ def test_bench_command_explains_a_missing_suite(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(bench, "find_suite_root", lambda: None)
     assert bench.main(["--quick"]) == 2
     assert "missing from this installation" in capsys.readouterr().err
+
+
+def _suite_imports() -> dict[str, set[str]]:
+    """Module -> the suite's modules it imports, anywhere in it (lazy imports count too)."""
+    import ast
+
+    package = SUITE_ROOT / "benchmarks"
+    names = {path.stem for path in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level == 1 or base.startswith("benchmarks"):
+                    parts = base.removeprefix("benchmarks").strip(".").split(".")
+                    if parts[0]:
+                        found.add(parts[0])
+                    else:  # from . import x
+                        found |= {alias.name for alias in node.names if alias.name in names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("benchmarks.")}
+        graph[path.stem] = (found & names) - {path.stem}
+    return graph
+
+
+def test_the_suite_has_no_import_cycle() -> None:
+    graph = _suite_imports()
+    assert graph["report"] and graph["suite"]  # the parser sees imports at all
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(module):] + [module])}")
+        if module in done:
+            return
+        for target in sorted(graph[module]):
+            visit(target, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_scenarios_and_report_ask_for_abilities_not_names() -> None:
+    """What a competitor can do is declared in competitors.py; scenarios and the report ask
+    for an ability, never compare a competitor's key with a name."""
+    import re
+
+    pattern = re.compile(r"\bkey\s*(==|!=|in|not in)\s*[(\"']")
+    for name in ("scenarios.py", "report.py", "plot.py", "cell.py"):
+        text = (SUITE_ROOT / "benchmarks" / name).read_text()
+        assert not pattern.search(text), (name, pattern.search(text))
+
+
+def test_competitors_declare_their_abilities() -> None:
+    from benchmarks.competitors import COMPETITORS, Ability, by_key
+
+    assert len({c.key for c in COMPETITORS}) == len(COMPETITORS)
+    assert [c.key for c in COMPETITORS if c.can(Ability.SUBJECT)] == ["this"]
+    serial = by_key("serial")
+    assert not serial.can(Ability.PARALLEL) and serial.why_not(Ability.PARALLEL) == "no pool"
+    assert by_key("fork").can(Ability.PROCESSES) and by_key("fork").can(Ability.INHERITS_IMPORTS)
+    assert not by_key("seed").can(Ability.MAP) and by_key("seed").why_not(Ability.MAP) == "no map of its own"
+    for competitor in COMPETITORS:
+        assert competitor.can(Ability.QUEUES) == (competitor.queues is not None), competitor.key
+
+
+def test_a_saved_run_reports_the_abilities_it_recorded() -> None:
+    results = _fake_results()
+    # A run that declared serial parallel: the report believes the file, not today's registry.
+    results["abilities"] = {"serial": ["parallel", "map"], "fork": ["processes"], "backport": [],
+                            "this": ["subject", "parallel"]}
+    r = report.Results(results)
+    assert r.case_for("scaling", "2 workers", "serial") == "2 workers"
+    assert r.having(report.Ability.PROCESSES) == ("fork",)
+    assert r.subject == "this"
+    without = report.Results(_fake_results())  # an older file: today's abilities
+    assert without.case_for("scaling", "2 workers", "serial") == "1 workers"
 
 
 @pytest.mark.slow

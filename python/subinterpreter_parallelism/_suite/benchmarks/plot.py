@@ -6,22 +6,19 @@ import io
 from pathlib import Path
 from typing import Any
 
+from .competitors import Ability, by_key
 from .report import Results, machine_line
 
 __all__ = ["plot"]
 
-# One colour per competitor, the same in both panels; this project drawn thicker.
-_STYLE: dict[str, dict[str, Any]] = {
-    "serial": {"color": "#7f7f7f", "linestyle": "--"},
-    "threads": {"color": "#bcbd22"},
-    "fork": {"color": "#1f77b4"},
-    "forkserver": {"color": "#17becf"},
-    "spawn": {"color": "#17becf"},
-    "loky": {"color": "#9467bd"},
-    "backport": {"color": "#ff7f0e"},
-    "seed": {"color": "#8c564b"},
-    "this": {"color": "#d62728", "linewidth": 2.8},
-}
+
+def _style(key: str) -> dict[str, Any]:
+    """The competitor's line style (its own colour; this project drawn thicker)."""
+    try:
+        own = dict(by_key(key).style)
+    except KeyError:
+        own = {}
+    return {"linewidth": 1.6, "marker": "o", "markersize": 4, **own}
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -37,8 +34,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     cases = r.cases("scaling")
     workers = [int(c.split()[0]) for c in cases]
     for key in r.keys:
-        style = {"linewidth": 1.6, "marker": "o", "markersize": 4, **_STYLE.get(key, {})}
-        if key == "serial":
+        style = _style(key)
+        if not r.can(key, Ability.PARALLEL):
             value = r.median("scaling", "1 workers", key)
             if value is not None and workers:
                 left.plot([min(workers), max(workers)], [value, value], label=key, **style)
@@ -63,7 +60,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         points = [(b, v) for b, c in zip(nbytes, sizes) if b is not None
                   for v, _ in r.medians("data", c, [key])]
         if points:
-            style = {"linewidth": 1.6, "marker": "o", "markersize": 4, **_STYLE.get(key, {})}
+            style = _style(key)
             right.plot(*zip(*points), label=key, **style)
     right.set_xscale("log")
     right.set_yscale("log")

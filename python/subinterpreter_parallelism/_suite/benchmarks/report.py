@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .competitors import Ability, by_key
+from .plan import WORKLOADS
+
 __all__ = ["evaluate_targets", "render", "render_readme", "update_readme"]
 
 Record = dict[str, Any]
-THIS = "this"
 README_BEGIN = "<!-- bench:begin (written by `make bench-readme`) -->"
 README_END = "<!-- bench:end -->"
 
@@ -32,9 +34,24 @@ class Results:
         self.keys: list[str] = [k for k in results["competitors"]
                                 if any(r["competitor"] == k for r in results["records"])]
         self.labels: dict[str, str] = results["competitors"]
+        # Runs saved before the abilities were recorded: take them from today's competitors.
+        saved = results.get("abilities") or {}
+        self.abilities: dict[str, frozenset[str]] = {
+            key: frozenset(saved[key]) if key in saved else _known_abilities(key) for key in self.labels}
+        subjects = [k for k in self.labels if Ability.SUBJECT.value in self.abilities[k]]
+        #: The competitor the report is about (this project).
+        self.subject: str = subjects[0] if subjects else "this"
         self._index: dict[tuple[str, str, str], Record] = {}
         for record in results["records"]:
             self._index[(record["workload"], record["case"], record["competitor"])] = record
+
+    def can(self, key: str, ability: Ability) -> bool:
+        """Whether competitor ``key`` has ``ability``."""
+        return ability.value in self.abilities.get(key, frozenset())
+
+    def having(self, ability: Ability) -> tuple[str, ...]:
+        """The competitors of this run that have ``ability``."""
+        return tuple(k for k in self.keys if self.can(k, ability))
 
     def record(self, workload: str, case: str, key: str) -> Record | None:
         """The record of one cell; a whole-workload failure (case "*") stands for every case."""
@@ -51,10 +68,14 @@ class Results:
         """(median, competitor) for each of ``keys`` that has samples in this case."""
         found = []
         for key in keys:
-            value = self.median(workload, _case_for(workload, case, key), key)
+            value = self.median(workload, self.case_for(workload, case, key), key)
             if value is not None:
                 found.append((value, key))
         return found
+
+    def case_for(self, workload: str, case: str, key: str) -> str:
+        """Serial runs the scaling workload with one worker only: its throughput stands for all."""
+        return "1 workers" if workload == "scaling" and not self.can(key, Ability.PARALLEL) else case
 
     def cases(self, workload: str) -> list[str]:
         """The cases of a workload, in the order they were first recorded."""
@@ -106,19 +127,16 @@ def cell_text(results: Results, workload: str, case: str, key: str, with_min: bo
     return text
 
 
-PROCESS_POOLS = ("fork", "forkserver", "spawn", "loky")
-
-
 def comparison(results: Results, workload: str, case: str, *, among: tuple[str, ...] | None = None) -> str:
     """This project against the best other competitor (or the best of ``among``),
     e.g. "1.9x faster than fork"."""
-    ours = results.median(workload, case, THIS)
-    record = results.record(workload, case, THIS)
+    ours = results.median(workload, case, results.subject)
+    record = results.record(workload, case, results.subject)
     if ours is None or record is None or ours <= 0:
         return "—"
     higher = record.get("better") == "higher"
     others = [(v, k) for v, k in results.medians(
-        workload, case, [k for k in results.keys if k != THIS and (among is None or k in among)]) if v > 0]
+        workload, case, [k for k in results.keys if k != results.subject and (among is None or k in among)]) if v > 0]
     if not others:
         return "—"
     value, key = max(others) if higher else min(others)
@@ -133,9 +151,11 @@ def _times(ratio: float) -> str:
     return f"{ratio:.3g}x" if ratio < 1000 else f"{ratio:,.0f}x"
 
 
-def _case_for(workload: str, case: str, key: str) -> str:
-    """Serial runs the scaling workload with one worker only: its throughput stands for all."""
-    return "1 workers" if workload == "scaling" and key == "serial" else case
+def _known_abilities(key: str) -> frozenset[str]:
+    try:
+        return frozenset(a.value for a in by_key(key).abilities)
+    except KeyError:
+        return frozenset()
 
 
 # -- the summary ------------------------------------------------------------------------------
@@ -203,9 +223,9 @@ def summary_table(results: Results) -> list[str]:
     header = ["workload", *results.keys, "this vs best other", "this vs best process pool"]
     rows = []
     for row in summary_rows(results):
-        cells = [cell_text(results, row.workload, _case_for(row.workload, row.case, k), k) for k in results.keys]
+        cells = [cell_text(results, row.workload, results.case_for(row.workload, row.case, k), k) for k in results.keys]
         rows.append([row.label, *cells, comparison(results, row.workload, row.case),
-                     comparison(results, row.workload, row.case, among=PROCESS_POOLS)])
+                     comparison(results, row.workload, row.case, among=results.having(Ability.PROCESSES))])
     lines = _table(header, rows)
     tiny = results.params.get("tiny")
     if tiny:
@@ -246,7 +266,7 @@ def _missing(*names: str) -> tuple[str, None]:
 
 
 def _cpu_vs_serial(r: Results) -> tuple[str, bool | None]:
-    ours, serial = r.median("cpu", "warm", THIS), r.median("cpu", "warm", "serial")
+    ours, serial = r.median("cpu", "warm", r.subject), r.median("cpu", "warm", "serial")
     if ours is None or serial is None:
         return _missing("this project" if ours is None else "serial")
     speedup = serial / ours
@@ -255,7 +275,7 @@ def _cpu_vs_serial(r: Results) -> tuple[str, bool | None]:
 
 def _cpu_faster_than(key: str) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
-        ours, other = r.median("cpu", "warm", THIS), r.median("cpu", "warm", key)
+        ours, other = r.median("cpu", "warm", r.subject), r.median("cpu", "warm", key)
         if ours is None or other is None:
             return _missing("this project" if ours is None else key)
         return f"this {fmt(ours, 's')}, {key} {fmt(other, 's')} ({_ratio_text(other, ours)})", ours < other
@@ -264,7 +284,7 @@ def _cpu_faster_than(key: str) -> Callable[[Results], tuple[str, bool | None]]:
 
 def _tiny_vs(keys: tuple[str, ...], factor: float | None) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
-        ours = r.median("tiny", "submit", THIS)
+        ours = r.median("tiny", "submit", r.subject)
         values = r.medians("tiny", "submit", keys)
         if ours is None or not values:
             return _missing("this project" if ours is None else "/".join(keys))
@@ -275,7 +295,7 @@ def _tiny_vs(keys: tuple[str, ...], factor: float | None) -> Callable[[Results],
 
 
 def _map_overhead(r: Results) -> tuple[str, bool | None]:
-    ours, serial = r.median("tiny", "map", THIS), r.median("tiny", "map", "serial")
+    ours, serial = r.median("tiny", "map", r.subject), r.median("tiny", "map", "serial")
     if ours is None or serial is None:
         return _missing("this project" if ours is None else "serial")
     items = r.params["tiny"]["map_count"]
@@ -287,7 +307,7 @@ def _map_overhead(r: Results) -> tuple[str, bool | None]:
 
 def _data_vs_processes(r: Results) -> tuple[str, bool | None]:
     case = "100 MB"
-    ours = r.median("data", case, THIS)
+    ours = r.median("data", case, r.subject)
     other, key = _best_process_pool(r, "data", case)
     if ours is None:
         return f"not measured ({case} is not among this run's sizes)", None
@@ -298,7 +318,7 @@ def _data_vs_processes(r: Results) -> tuple[str, bool | None]:
 
 def _data_vs_two_copies(r: Results) -> tuple[str, bool | None]:
     case = "100 MB"
-    ours, floor = r.median("data", case, THIS), r.median("data", case, "serial")
+    ours, floor = r.median("data", case, r.subject), r.median("data", case, "serial")
     if ours is None:
         return f"not measured ({case} is not among this run's sizes)", None
     if floor is None:
@@ -310,7 +330,7 @@ def _data_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
     """Every data case: this project at least as fast as the stdlib pool (or its backport)."""
     worst: tuple[float, str] | None = None
     for case in r.cases("data"):
-        ours, theirs = r.median("data", case, THIS), r.median("data", case, "backport")
+        ours, theirs = r.median("data", case, r.subject), r.median("data", case, "backport")
         record = r.record("data", case, "backport") or {}
         if ours is None:
             continue
@@ -327,10 +347,10 @@ def _data_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
 
 def _threshold(workload: str, case: str, limit: float) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
-        ours = r.median(workload, case, THIS)
+        ours = r.median(workload, case, r.subject)
         if ours is None:
             return _missing("this project")
-        record = r.record(workload, case, THIS) or {}
+        record = r.record(workload, case, r.subject) or {}
         best = min(record.get("samples") or [ours])
         return f"median {fmt(ours, 's')} (min {fmt(best, 's')})", ours < limit
     return check
@@ -395,15 +415,15 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
     if not cases and not any(results.record(workload, "*", k) for k in results.keys):
         return []
     lines = [f"### {title}", ""]
-    rows = [[case, *[cell_text(results, workload, _case_for(workload, case, k), k, with_min=True)
+    rows = [[case, *[cell_text(results, workload, results.case_for(workload, case, k), k, with_min=True)
                      for k in results.keys], comparison(results, workload, case),
-             comparison(results, workload, case, among=PROCESS_POOLS)] for case in cases or ["*"]]
+             comparison(results, workload, case, among=results.having(Ability.PROCESSES))] for case in cases or ["*"]]
     lines += _table(["case", *results.keys, "this vs best other", "this vs best process pool"], rows)
     cpu_rows = []
     for case in cases:
         cells = []
         for k in results.keys:
-            record = results.record(workload, _case_for(workload, case, k), k) or {}
+            record = results.record(workload, results.case_for(workload, case, k), k) or {}
             cpu = [c for c in record.get("cpu_percent") or [] if c is not None]
             cells.append(f"{statistics.median(cpu):.0f}%" if cpu else "")
         if any(cells):
@@ -427,8 +447,6 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
 
 def render(results: dict[str, Any]) -> str:
     """The whole report: machine, summary, targets, one detailed table per workload."""
-    from .suite import WORKLOADS
-
     r = Results(results)
     lines = ["# subinterpreter_parallelism benchmarks", "", f"Machine: {machine_line(results)}", ""]
     for what, reason in results.get("skipped", {}).items():

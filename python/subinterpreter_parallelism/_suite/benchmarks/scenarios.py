@@ -15,7 +15,6 @@ item as the case says), "tasks/s" or "B" (bytes).
 from __future__ import annotations
 
 import gc
-import queue
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,13 +24,12 @@ from typing import Any
 from subinterpreter_parallelism.demo import py_factorial
 
 from . import workloads
-from .competitors import make_executor
+from .competitors import Ability, by_key, make_executor
 from .measure import Timing, timed, tree_memory
 
 __all__ = ["SCENARIOS", "run_scenario"]
 
 Record = dict[str, Any]
-PROCESS_POOLS = ("fork", "forkserver", "spawn", "loky")
 
 
 def _record(workload: str, case: str, key: str, unit: str, samples: Sequence[float], *,
@@ -63,7 +61,7 @@ def _run_batch(executor: Executor, fn: Callable[..., Any], calls: Sequence[tuple
 
 def _start_all(executor: Executor, key: str, workers: int, seconds: float = 0.1) -> list[int]:
     """Makes every worker start and import the task modules (one held task per worker)."""
-    if key in ("serial", "seed"):
+    if not by_key(key).can(Ability.WORKERS):
         return []
     return _run_batch(executor, workloads.start_worker, [(seconds,)] * workers)
 
@@ -102,7 +100,7 @@ def scenario_cpu(key: str, p: dict[str, Any]) -> list[Record]:
     calls = [(n,)] * tasks
     expected = [p["expected"]] * tasks
     # The seed started one thread per call, all at once; the pools get `workers` workers.
-    size = None if key == "seed" else workers
+    size = workers if by_key(key).can(Ability.BOUNDED) else None
     holder: list[Executor] = []
 
     def cold() -> list[Any]:
@@ -130,7 +128,7 @@ def scenario_cpu(key: str, p: dict[str, Any]) -> list[Record]:
 def scenario_scaling(key: str, p: dict[str, Any]) -> list[Record]:
     """Throughput (tasks/s) of ``tasks_per_worker * w`` factorial tasks with ``w`` workers."""
     records = []
-    counts = [1] if key == "serial" else p["worker_counts"]
+    counts = p["worker_counts"] if by_key(key).can(Ability.PARALLEL) else [1]
     for workers in counts:
         tasks = p["tasks_per_worker"] * workers
         calls = [(p["n"],)] * tasks
@@ -176,38 +174,41 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
     """Per-task cost of tiny tasks through ``submit`` (module and ``__main__`` function) and ``map``."""
     workers = p["workers"]
     records: list[Record] = []
-    if key == "serial":
+    competitor = by_key(key)
+    if not competitor.can(Ability.PARALLEL):
         count = p["submit_count"]
         runs = _repeat(lambda: [workloads.tiny(i) for i in range(count)], 1, p["repeats"])
         records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
                                cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "plain loop"}))
-        records.append(_na("tiny", "submit __main__", key, "nothing to ship"))
+        records.append(_na("tiny", "submit __main__", key, competitor.why_not(Ability.MAIN_FUNCTIONS)))
         count = p["map_count"]
         runs = _repeat(lambda: list(map(workloads.tiny, range(count))), 1, p["repeats"])
         records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
                                cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "builtin map"}))
-        records.append(_na("tiny", "map chunked", key, "same as map"))
+        records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.CHUNKSIZE)))
         return records
 
-    executor = make_executor(key, None if key == "seed" else workers)
+    executor = make_executor(key, workers if competitor.can(Ability.BOUNDED) else None)
     usable = True
     try:
         # submit, module-level function
-        count = p["seed_count"] if key == "seed" else p["submit_count"]
+        # Without persistent workers every call starts an interpreter: far fewer calls.
+        count = p["submit_count"] if competitor.can(Ability.WORKERS) else p["seed_count"]
         runs = _submit_per_task(executor, workloads.tiny, count, p["repeats"])
         records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
                                cpu=[t.cpu_percent for t in runs], extra={"items": count}))
 
         # map: each executor's default chunking, then the chunks this project picks
-        if key == "seed":
-            records.append(_na("tiny", "map", key, "no map of its own"))
-            records.append(_na("tiny", "map chunked", key, "no map of its own"))
+        if not competitor.can(Ability.MAP):
+            records.append(_na("tiny", "map", key, competitor.why_not(Ability.MAP)))
+            records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.MAP)))
         else:
-            count = p["map_count"] if key == "this" else p["map_count_per_item"]
+            # A map that sends each item alone gets fewer items (the cost is per item).
+            count = p["map_count"] if competitor.can(Ability.BATCHED_MAP) else p["map_count_per_item"]
             runs = _repeat(_mapper(executor, count, None), 0, p["repeats"])
             records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
                                    cpu=[t.cpu_percent for t in runs], extra={"items": count}))
-            if key == "this" or key in PROCESS_POOLS:
+            if competitor.can(Ability.CHUNKSIZE):
                 count = p["map_count"]
                 chunk = max(1, min(4096, count // (workers * 16)))
                 runs = _repeat(_mapper(executor, count, chunk), 0, p["repeats"])
@@ -215,12 +216,12 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
                                        cpu=[t.cpu_percent for t in runs],
                                        extra={"items": count, "chunksize": chunk}))
             else:
-                records.append(_na("tiny", "map chunked", key, "map() ignores chunksize"))
+                records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.CHUNKSIZE)))
 
         # submit, a function defined in __main__ (last: a pool may hang on it)
         main_fn = _main_function()
-        if key == "seed":
-            records.append(_na("tiny", "submit __main__", key, "calls functions by module and name"))
+        if not competitor.can(Ability.MAIN_FUNCTIONS):
+            records.append(_na("tiny", "submit __main__", key, competitor.why_not(Ability.MAIN_FUNCTIONS)))
         elif main_fn is None:
             records.append(_na("tiny", "submit __main__", key, "run through benchmarks.cell"))
         else:
@@ -279,7 +280,7 @@ def scenario_data(key: str, p: dict[str, Any]) -> list[Record]:
     data in the caller, each into a new object (as the receiving interpreters must make).
     """
     records = []
-    executor = None if key == "serial" else make_executor(key, p["workers"])
+    executor = make_executor(key, p["workers"]) if by_key(key).can(Ability.PARALLEL) else None
     try:
         if executor is not None:
             _start_all(executor, key, p["workers"])
@@ -329,8 +330,8 @@ def _size_case(size: int) -> str:
 
 def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
     """From creating a pool of ``workers`` to the first task's result; shutdown timed apart."""
-    if key == "serial":
-        return [_na("startup", "first result", key, "no pool")]
+    if not by_key(key).can(Ability.PARALLEL):
+        return [_na("startup", "first result", key, by_key(key).why_not(Ability.PARALLEL))]
     workers = p["workers"]
     starts, stops = [], []
     for attempt in range(p["repeats"] + 1):  # the first one warms up imports and caches
@@ -354,8 +355,8 @@ def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
 
 def scenario_memory(key: str, p: dict[str, Any]) -> list[Record]:
     """RSS and PSS added per worker: process tree before the pool and with ``workers`` warm workers."""
-    if key in ("serial", "seed"):
-        reason = "no workers" if key == "serial" else "no persistent workers"
+    if not by_key(key).can(Ability.WORKERS):
+        reason = by_key(key).why_not(Ability.WORKERS)
         return [_na("memory", "pss", key, reason), _na("memory", "rss", key, reason)]
     workers = p["workers"]
     gc.collect()
@@ -376,41 +377,14 @@ def scenario_memory(key: str, p: dict[str, Any]) -> list[Record]:
 
 # -- (g) Queue hand-off ------------------------------------------------------------------------
 
-def _make_queues(key: str) -> tuple[Any, Any, Any]:
-    """Two queues a worker of competitor ``key`` can use, and what must stay alive with them."""
-    if key == "this":
-        import subinterpreter_parallelism as sp
-
-        return sp.Queue(), sp.Queue(), None
-    if key == "threads":
-        return queue.Queue(), queue.Queue(), None
-    if key in ("fork", "forkserver", "spawn", "loky"):
-        import multiprocessing
-
-        method = "fork" if key == "loky" else key
-        manager = multiprocessing.get_context(method).Manager()
-        return manager.Queue(), manager.Queue(), manager
-    if key == "backport":
-        if sys.version_info >= (3, 14):
-            from concurrent import interpreters  # type: ignore[attr-defined]
-        else:
-            from interpreters_backport import interpreters
-        return interpreters.create_queue(), interpreters.create_queue(), None
-    raise KeyError(key)
-
-
-def _queue_kind(key: str) -> str:
-    return {"this": "subinterpreter_parallelism.Queue", "threads": "queue.Queue",
-            "backport": "interpreters Queue"}.get(key, "multiprocessing Manager().Queue()")
-
-
 def scenario_queue(key: str, p: dict[str, Any]) -> list[Record]:
     """Hand-off to a task blocked in ``get()``, and a put/get pair within the caller."""
-    if key in ("serial", "seed"):
-        reason = "no second party" if key == "serial" else "no queue"
+    competitor = by_key(key)
+    if not competitor.can(Ability.QUEUES) or competitor.queues is None:
+        reason = competitor.why_not(Ability.QUEUES)
         return [_na("queue", "hand-off", key, reason), _na("queue", "put+get", key, reason)]
     records: list[Record] = []
-    inbox, outbox, keep = _make_queues(key)
+    inbox, outbox, keep = competitor.queues()
     executor = make_executor(key, 1)
     try:
         _start_all(executor, key, 1, 0.0)
@@ -434,7 +408,7 @@ def scenario_queue(key: str, p: dict[str, Any]) -> list[Record]:
             outbox.get(timeout=30)
         task.result(timeout=60)
         records.append(_record("queue", "hand-off", key, "s", latencies,
-                               extra={"queue": _queue_kind(key), "pause_s": p["pause_s"]}))
+                               extra={"queue": competitor.queue_kind, "pause_s": p["pause_s"]}))
     except Exception as exc:
         records.append(_error("queue", "hand-off", key, exc))
     finally:
@@ -467,7 +441,7 @@ def _pair_record(key: str, q: Any, p: dict[str, Any]) -> Record:
 
     runs = _repeat(batch, 1, p["repeats"])
     return _record("queue", "put+get", key, "s", _per_item(runs, count),
-                   extra={"queue": _queue_kind(key), "pairs": count})
+                   extra={"queue": by_key(key).queue_kind, "pairs": count})
 
 
 # -- (h) cancel a running task ----------------------------------------------------------------
@@ -483,19 +457,21 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
     """``future.cancel()`` on a running pure-Python task until ``cancelled()``, and until the worker is free."""
-    if key == "serial":
-        return [_na("cancel", "cancelled", key, "no pool"), _na("cancel", "worker free", key, "no pool")]
+    competitor = by_key(key)
+    if not competitor.can(Ability.PARALLEL):
+        reason = competitor.why_not(Ability.PARALLEL)
+        return [_na("cancel", "cancelled", key, reason), _na("cancel", "worker free", key, reason)]
     executor = make_executor(key, 1)
     try:
         _start_all(executor, key, 1, 0.0)
         to_cancelled, to_free = [], []
         # Long enough never to finish here; short enough to wait out where cancel cannot stop it.
-        spin_s = p["spin_s"] if key == "this" else 3 * p["running_s"]
+        spin_s = p["spin_s"] if competitor.can(Ability.STOPS_RUNNING) else 3 * p["running_s"]
         for attempt in range(p["repeats"]):
             if attempt and _over_budget():
                 break
             future = executor.submit(workloads.spin, spin_s)
-            if key == "this":
+            if competitor.can(Ability.REPORTS_RUNNING):
                 _wait_until(future.running, 10)  # phase reported by the worker itself
             time.sleep(p["running_s"])
             t0 = time.perf_counter()
