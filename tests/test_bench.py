@@ -61,6 +61,36 @@ def test_tiny_cell_measures_a_main_function() -> None:
     assert cases["map"]["extra"]["items"] == 2_000
 
 
+def test_library_workloads_give_the_same_results_everywhere() -> None:
+    """Each library workload runs cold then warm, and every competitor computes the same results
+    (the checksum of the outputs): the workers really ran the libraries."""
+    missing = [name for name in ("markdown", "pygments", "sqlglot", "dateutil", "networkx")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"the `bench` extra is not installed ({', '.join(missing)} missing)")
+    params = {**plan.build_params(quick=True, cores=2, unit_cost=1e-7)["libraries"], "scale": 0.05}
+    checksums: dict[str, dict[str, int]] = {}
+    for key in ("serial", "this"):
+        records, stderr = suite.run_cell("libraries", key, params, timeout=120)
+        assert all("error" not in r for r in records), (records, stderr)
+        assert [r["case"] for r in records] == [f"{name} {kind}" for name in plan.LIBRARY_NAMES
+                                                 for kind in ("cold", "warm")]
+        checksums[key] = {r["case"]: r["extra"]["checksum"] for r in records}
+    assert checksums["serial"] == checksums["this"]
+    records, _ = suite.run_cell("libraries", "seed", {**params, "libraries": ["dateutil"]}, timeout=60)
+    assert [r.get("na", "")[:24] for r in records] == ["a new interpreter per ca"] * 2
+
+
+def test_library_inputs_are_deterministic() -> None:
+    from benchmarks.libraries import LIBRARIES
+
+    for library in LIBRARIES:
+        assert library.calls(0.05) == library.calls(0.05), library.name
+    sizes = {library.name: len(library.calls(1.0)) for library in LIBRARIES}
+    assert sizes == {"markdown": 160, "pygments": 20, "sqlglot": 100, "dateutil": 20, "networkx": 4}
+    assert sum(len(batch) for (batch,) in LIBRARIES[3].calls(1.0)) == 5_000
+
+
 def test_process_pool_cell_and_not_applicable_cases() -> None:
     records, stderr = suite.run_cell("cancel", "fork", _params("cancel"), timeout=60)
     assert [r.get("na", "") for r in records] == ["cannot stop a running task: cancel() returned False"] * 2

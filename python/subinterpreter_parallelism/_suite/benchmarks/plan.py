@@ -9,7 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["WORKLOADS", "build_params", "factorial_cost", "worker_counts"]
+from .libraries import LIBRARIES
+
+LIBRARY_NAMES = tuple(library.name for library in LIBRARIES)
+
+__all__ = ["HEAVY", "WORKLOADS", "build_params", "factorial_cost", "worker_counts"]
 
 # workload -> what it measures (the report's section titles)
 WORKLOADS: dict[str, str] = {
@@ -21,7 +25,11 @@ WORKLOADS: dict[str, str] = {
     "memory": "(f) memory added per worker",
     "queue": "(g) Queue hand-off latency",
     "cancel": "(h) cancel a running pure-Python task",
+    "libraries": "(i) popular pure-Python libraries: a new pool (start-up and imports included), then warm",
 }
+
+# Left out of --quick unless named with --only: they take minutes.
+HEAVY = frozenset({"libraries"})
 
 
 def factorial_cost() -> float:
@@ -83,9 +91,12 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
                   "handoff_budget_s": 0.3 if q else 3.0, "pause_s": 0.002, "pairs": 100_000,
                   "pair_batch_s": 0.02 if q else 0.2, "repeats": 2 if q else 5},
         "cancel": {"repeats": 3 if q else 10, "spin_s": 60.0, "running_s": 0.05},
+        # Two interleaved rounds; scale 1 is about a second of serial work per library (2 cores, 3.13).
+        "libraries": {"workers": cores, "libraries": list(LIBRARY_NAMES), "scale": 0.2 if q else 1.0,
+                      "repeats": 1 if q else 3, "rounds": 1 if q else 2},
     }
     # Seconds after which a cell stops repeating (each case keeps at least one sample).
-    budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40}
+    budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40, "libraries": 120}
     for workload, values in params.items():
         values["budget_s"] = 10.0 if q else float(budgets.get(workload, 20))
     return params

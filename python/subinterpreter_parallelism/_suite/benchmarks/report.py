@@ -206,6 +206,15 @@ def summary_rows(results: Results) -> list[SummaryRow]:
     if "queue" in p:
         rows.append(SummaryRow("Queue hand-off to a task blocked in get()", "queue", "hand-off"))
         rows.append(SummaryRow("Queue put + get in one interpreter", "queue", "put+get"))
+    libraries = p.get("libraries")
+    if libraries:
+        for name in libraries["libraries"]:
+            record = next((results.record("libraries", f"{name} cold", k) for k in results.keys
+                           if "extra" in (results.record("libraries", f"{name} cold", k) or {})), None)
+            what = record["extra"]["what"] if record else name
+            rows.append(SummaryRow(f"{what}, {libraries['workers']} workers: new pool (cold)", "libraries",
+                                   f"{name} cold"))
+            rows.append(SummaryRow(f"{what}: warm pool", "libraries", f"{name} warm"))
     if "cancel" in p:
         rows.append(SummaryRow("cancel() of a running task until cancelled()", "cancel", "cancelled"))
         rows.append(SummaryRow("cancel() until the worker has run the next task", "cancel", "worker free"))
@@ -356,6 +365,36 @@ def _threshold(workload: str, case: str, limit: float) -> Callable[[Results], tu
     return check
 
 
+def _libraries_cold_vs_fork(r: Results) -> tuple[str, bool | None]:
+    """Every library workload, cold: at most 1.1x fork's time."""
+    ratios = []
+    for case in r.cases("libraries"):
+        if case.endswith(" cold"):
+            ours, fork = r.median("libraries", case, r.subject), r.median("libraries", case, "fork")
+            if ours is None or fork is None:
+                return _missing("this project" if ours is None else "fork")
+            ratios.append((ours / fork, case.removesuffix(" cold")))
+    if not ratios:
+        return "not measured (the libraries workload did not run)", None
+    text = ", ".join(f"{name} {ratio:.2f}x" for ratio, name in ratios)
+    return f"time against fork's: {text}", max(ratio for ratio, _ in ratios) <= 1.1
+
+
+def _libraries_warm_vs_serial(r: Results) -> tuple[str, bool | None]:
+    """Every library workload, warm: at least 1.9x serial (on 2 cores)."""
+    speedups = []
+    for case in r.cases("libraries"):
+        if case.endswith(" warm"):
+            ours, serial = r.median("libraries", case, r.subject), r.median("libraries", case, "serial")
+            if ours is None or serial is None:
+                return _missing("this project" if ours is None else "serial")
+            speedups.append((serial / ours, case.removesuffix(" warm")))
+    if not speedups:
+        return "not measured (the libraries workload did not run)", None
+    text = ", ".join(f"{name} {speedup:.2f}x" for speedup, name in speedups)
+    return f"speed-up over serial: {text}", min(speedup for speedup, _ in speedups) >= 1.9
+
+
 TARGETS: tuple[_Target, ...] = (
     _Target("8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput", _cpu_vs_serial),
     _Target("8 CPU-bound tasks: faster than ProcessPool (fork)", _cpu_faster_than("fork")),
@@ -373,6 +412,8 @@ TARGETS: tuple[_Target, ...] = (
     _Target("Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
     _Target("Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),
     _Target("cancel-to-cancelled < 20 ms", _threshold("cancel", "cancelled", 0.020)),
+    _Target("five library workloads, cold (new pool): within 10% of fork or faster on each", _libraries_cold_vs_fork),
+    _Target("five library workloads, warm: >= 1.9x serial on each (2 cores)", _libraries_warm_vs_serial),
 )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .competitors import COMPETITORS, by_key, unavailable_reason
 from .measure import machine_facts
-from .plan import WORKLOADS, build_params, factorial_cost
+from .plan import HEAVY, WORKLOADS, build_params, factorial_cost
 
 __all__ = ["main", "run_cell", "run_suite"]
 
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m subinterpreter_parallelism bench",
         description="Benchmarks this project against serial code, threads, process pools, loky, "
                     "the stdlib interpreter pool and the seed's design, each in a fresh process.")
-    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: under a minute")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small sizes, one repeat, without {', '.join(sorted(HEAVY))}: under a minute")
     parser.add_argument("--json", metavar="FILE", help="write every sample and the machine facts here")
     parser.add_argument("--plot", metavar="FILE.png", help="write the plot here (needs matplotlib)")
     parser.add_argument("--readme", metavar="FILE",
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workloads = _pick(parser, args.only, list(WORKLOADS), "workload")
+    if args.quick and args.only is None:
+        workloads = [w for w in workloads if w not in HEAVY]
     chosen = _pick(parser, args.competitors, keys, "competitor")
     if args.plot:
         try:
