@@ -81,6 +81,42 @@ def test_library_workloads_give_the_same_results_everywhere() -> None:
     assert [r.get("na", "")[:24] for r in records] == ["a new interpreter per ca"] * 2
 
 
+def test_widths_cell_measures_each_width() -> None:
+    params = plan.build_params(quick=True, cores=2, unit_cost=1e-7, widths=[1, 3])["widths"]
+    params.update(hold_s=0.01, short={**params["short"], "tasks_per_worker": 2},
+                  long={**params["long"], "tasks_per_worker": 1})
+    records, stderr = suite.run_cell("widths", "this", params, timeout=120)
+    assert all(_valid(r) and "error" not in r for r in records), (records, stderr)
+    metrics = {(r["extra"]["workers"], r["extra"]["metric"]) for r in records}
+    assert metrics == {(w, m) for w in (1, 3) for m in ("first result", "all started", "memory per worker",
+                                                          "interpreter start-up per worker", "short tasks",
+                                                          "long tasks")}
+    startup = [r for r in records if r["extra"]["metric"] == "interpreter start-up per worker"]
+    assert [r["extra"]["count"] for r in startup] == [1, 3]  # every worker's interpreter, from stats()
+    serial, _ = suite.run_cell("widths", "serial", params, timeout=60)
+    assert {r["extra"]["metric"] for r in serial} == {"short tasks", "long tasks"}
+
+
+def test_scaling_run_from_the_command_line(tmp_path: Path) -> None:
+    out, png = tmp_path / "s.json", tmp_path / "s.png"
+    command = [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--scaling", "--quick", "--widths", "2,1",
+               "--competitors", "serial,this", "--json", str(out)]
+    plot = importlib.util.find_spec("matplotlib") is not None
+    proc = subprocess.run(command + (["--plot", str(png)] if plot else []), capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())
+    assert {r["workload"] for r in results["records"]} == {"widths"}
+    assert results["params"]["widths"]["widths"] == [1, 2]
+    assert [t["target"][:27] for t in results["targets"]] == ["new pool of 2 workers, firs", "new pool of 16 workers, fir",
+                                                               "memory per worker at 16 wor"]
+    assert "| 2 workers: first result |" in proc.stdout
+    if plot:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run(command[:-2] + ["--widths", "0,2"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "at least 1" in bad.stderr
+
+
 def test_library_inputs_are_deterministic() -> None:
     from benchmarks.libraries import LIBRARIES
 

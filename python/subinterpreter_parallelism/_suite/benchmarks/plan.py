@@ -13,7 +13,7 @@ from .libraries import LIBRARIES
 
 LIBRARY_NAMES = tuple(library.name for library in LIBRARIES)
 
-__all__ = ["HEAVY", "WORKLOADS", "build_params", "factorial_cost", "worker_counts"]
+__all__ = ["HEAVY", "SCALING", "WORKLOADS", "scaling_widths", "build_params", "factorial_cost", "worker_counts"]
 
 # workload -> what it measures (the report's section titles)
 WORKLOADS: dict[str, str] = {
@@ -26,7 +26,11 @@ WORKLOADS: dict[str, str] = {
     "queue": "(g) Queue hand-off latency",
     "cancel": "(h) cancel a running pure-Python task",
     "libraries": "(i) popular pure-Python libraries: a new pool (start-up and imports included), then warm",
+    "widths": "(j) 1 to N workers: start-up, first result, memory per worker, short and long tasks",
 }
+
+# The many-core run (`make bench-scaling`, --scaling): not part of the default run.
+SCALING = ("widths",)
 
 # Left out of --quick unless named with --only: they take minutes.
 HEAVY = frozenset({"libraries"})
@@ -58,13 +62,19 @@ def worker_counts(cores: int, quick: bool = False) -> list[int]:
     return sorted(counts)
 
 
-def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[str, Any]]:
+def scaling_widths(cpus: int) -> list[int]:
+    """The widths of the many-core run: 1, 2, 4, 8, 16 and the CPU count."""
+    return sorted({1, 2, 4, 8, 16, cpus})
+
+
+def build_params(quick: bool, cores: int, unit_cost: float,
+                 widths: list[int] | None = None) -> dict[str, dict[str, Any]]:
     """Sizes and repeats of every workload; ``unit_cost`` calibrates the CPU-bound tasks."""
     from subinterpreter_parallelism import _native
 
-    def factorial_of(seconds: float) -> dict[str, int]:
+    def factorial_of(seconds: float) -> dict[str, Any]:
         n = max(1_000, int(seconds / unit_cost))
-        return {"n": n, "expected": _native.factorial_mod(n)}
+        return {"n": n, "expected": _native.factorial_mod(n), "task_s": seconds}
 
     q = quick
     params: dict[str, dict[str, Any]] = {
@@ -94,9 +104,14 @@ def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[st
         # Two interleaved rounds; scale 1 is about a second of serial work per library (2 cores, 3.13).
         "libraries": {"workers": cores, "libraries": list(LIBRARY_NAMES), "scale": 0.2 if q else 1.0,
                       "repeats": 1 if q else 3, "rounds": 1 if q else 2},
+        # Short tasks show the per-task cost at each width, long ones the CPU-bound scaling.
+        "widths": {"widths": widths or scaling_widths(cores), "hold_s": 0.2, "repeats": 1 if q else 2,
+                   "rounds": 1 if q else 2,
+                   "short": {"tasks_per_worker": 20 if q else 50, **factorial_of(0.001)},
+                   "long": {"tasks_per_worker": 2 if q else 4, **factorial_of(0.02 if q else 0.1)}},
     }
     # Seconds after which a cell stops repeating (each case keeps at least one sample).
-    budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40, "libraries": 120}
+    budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40, "libraries": 120, "widths": 120}
     for workload, values in params.items():
         values["budget_s"] = 10.0 if q else float(budgets.get(workload, 20))
     return params

@@ -45,6 +45,10 @@ class Results:
         for record in results["records"]:
             self._index[(record["workload"], record["case"], record["competitor"])] = record
 
+    def ran(self, workload: str) -> bool:
+        """Whether this run has any record of ``workload``."""
+        return any(w == workload for w, _, _ in self._index)
+
     def can(self, key: str, ability: Ability) -> bool:
         """Whether competitor ``key`` has ``ability``."""
         return ability.value in self.abilities.get(key, frozenset())
@@ -254,6 +258,7 @@ def legend(results: Results) -> list[str]:
 
 @dataclass(frozen=True)
 class _Target:
+    workload: str
     name: str
     check: Callable[[Results], tuple[str, bool | None]]
 
@@ -395,25 +400,53 @@ def _libraries_warm_vs_serial(r: Results) -> tuple[str, bool | None]:
     return f"speed-up over serial: {text}", min(speedup for speedup, _ in speedups) >= 1.9
 
 
+def _first_result_at(width: int) -> Callable[[Results], tuple[str, bool | None]]:
+    def check(r: Results) -> tuple[str, bool | None]:
+        case = f"{width} workers: first result"
+        ours, theirs = r.median("widths", case, r.subject), r.median("widths", case, "forkserver")
+        if ours is None:
+            return f"not measured (this project at {width} workers missing)", None
+        if theirs is None:
+            return f"this {fmt(ours, 's')}; forkserver not measured", None
+        return (f"this {fmt(ours, 's')}, forkserver {fmt(theirs, 's')} ({theirs / ours:.2f}x)",
+                ours <= 0.015 and ours < theirs)
+    return check
+
+
+def _memory_per_worker_at(width: int, limit: float) -> Callable[[Results], tuple[str, bool | None]]:
+    def check(r: Results) -> tuple[str, bool | None]:
+        ours = r.median("widths", f"{width} workers: memory per worker", r.subject)
+        if ours is None:
+            return f"not measured (this project at {width} workers missing)", None
+        return f"{fmt(ours, 'B')} per worker", ours <= limit
+    return check
+
+
 TARGETS: tuple[_Target, ...] = (
-    _Target("8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput", _cpu_vs_serial),
-    _Target("8 CPU-bound tasks: faster than ProcessPool (fork)", _cpu_faster_than("fork")),
-    _Target("8 CPU-bound tasks: faster than the stdlib-pool backport", _cpu_faster_than("backport")),
-    _Target("20,000 tiny tasks via submit: vs ThreadPoolExecutor (no target)", _tiny_vs(("threads",), None)),
-    _Target("20,000 tiny tasks via submit: >= 7x faster than the backport", _tiny_vs(("backport",), 7)),
-    _Target("20,000 tiny tasks via submit: >= 7x faster than ProcessPool",
+    _Target("cpu", "8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput", _cpu_vs_serial),
+    _Target("cpu", "8 CPU-bound tasks: faster than ProcessPool (fork)", _cpu_faster_than("fork")),
+    _Target("cpu", "8 CPU-bound tasks: faster than the stdlib-pool backport", _cpu_faster_than("backport")),
+    _Target("tiny", "20,000 tiny tasks via submit: vs ThreadPoolExecutor (no target)", _tiny_vs(("threads",), None)),
+    _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than the backport", _tiny_vs(("backport",), 7)),
+    _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than ProcessPool",
             _tiny_vs(("fork", "forkserver", "spawn"), 7)),
-    _Target("map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead),
-    _Target("100 MB bytes argument + result: >= 3x faster than ProcessPool", _data_vs_processes),
-    _Target("100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies),
-    _Target("every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
+    _Target("tiny", "map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead),
+    _Target("data", "100 MB bytes argument + result: >= 3x faster than ProcessPool", _data_vs_processes),
+    _Target("data", "100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies),
+    _Target("data", "every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
             _data_vs_stdlib_pool),
-    _Target("new pool of 2 workers runs its first task within 30 ms", _threshold("startup", "first result", 0.030)),
-    _Target("Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
-    _Target("Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),
-    _Target("cancel-to-cancelled < 20 ms", _threshold("cancel", "cancelled", 0.020)),
-    _Target("five library workloads, cold (new pool): within 10% of fork or faster on each", _libraries_cold_vs_fork),
-    _Target("five library workloads, warm: >= 1.9x serial on each (2 cores)", _libraries_warm_vs_serial),
+    _Target("startup", "new pool of 2 workers runs its first task within 30 ms", _threshold("startup", "first result", 0.030)),
+    _Target("queue", "Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
+    _Target("queue", "Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),
+    _Target("cancel", "cancel-to-cancelled < 20 ms", _threshold("cancel", "cancelled", 0.020)),
+    _Target("libraries", "five library workloads, cold (new pool): within 10% of fork or faster on each", _libraries_cold_vs_fork),
+    _Target("libraries", "five library workloads, warm: >= 1.9x serial on each (2 cores)", _libraries_warm_vs_serial),
+    _Target("widths", "new pool of 2 workers, first result: <= 15 ms and faster than forkserver",
+            _first_result_at(2)),
+    _Target("widths", "new pool of 16 workers, first result: <= 15 ms and faster than forkserver",
+            _first_result_at(16)),
+    _Target("widths", "memory per worker at 16 workers (PSS): no more than 4.6 MB (issue 15's figure)",
+            _memory_per_worker_at(16, 4.6e6)),
 )
 
 
@@ -422,6 +455,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     r = Results(results)
     out = []
     for target in TARGETS:
+        if not r.ran(target.workload):
+            continue  # a run of other workloads (--only, --scaling)
         measured, met = target.check(r)
         out.append({"target": target.name, "measured": measured, "met": met})
     if results.get("mode") == "quick":

@@ -550,6 +550,82 @@ def scenario_libraries(key: str, p: dict[str, Any]) -> list[Record]:
     return records
 
 
+# -- (j) widths: start-up, memory and throughput at 1 to N workers (make bench-scaling) ----------
+
+def _startup_steps(executor: Executor) -> dict[str, Any] | None:
+    """This project's own account of its workers' start-up (``stats()``), or None elsewhere."""
+    stats = getattr(executor, "stats", None)
+    if stats is None:
+        return None
+    steps = stats()["steps"]["interpreter_startup"]
+    return {"total_s": steps["total_s"], "count": steps["count"]}
+
+
+def _width_cold(key: str, width: int, p: dict[str, Any]) -> tuple[list[Record], Executor]:
+    """A new pool of ``width`` workers: first result, all workers busy at once, memory per worker."""
+    workload = "widths"
+    gc.collect()
+    before = tree_memory()
+    t0 = time.perf_counter()
+    executor = make_executor(key, width)
+    try:
+        if executor.submit(workloads.tiny, 1).result() != 2:
+            raise AssertionError("tiny: wrong result")
+        t1 = time.perf_counter()
+        # One task per worker, each holding its worker: they all finish together once every
+        # worker is up, so the time past the hold is the time for the slowest worker to start.
+        _run_batch(executor, workloads.hold, [(p["hold_s"],)] * width)
+        t2 = time.perf_counter()
+        after = tree_memory()
+        steps = _startup_steps(executor)
+    except BaseException:
+        executor.shutdown(wait=True)
+        raise
+    extra = {"workers": width, "metric": "first result"}
+    records = [_record(workload, f"{width} workers: first result", key, "s", [t1 - t0], extra=extra),
+               _record(workload, f"{width} workers: all started", key, "s", [max(0.0, t2 - t1 - p["hold_s"])],
+                       extra={**extra, "metric": "all started", "hold_s": p["hold_s"]}),
+               _record(workload, f"{width} workers: memory per worker", key, "B",
+                       [(after["pss"] - before["pss"]) / width],
+                       extra={**extra, "metric": "memory per worker", "rss_per_worker":
+                              (after["rss"] - before["rss"]) / width})]
+    if steps is not None and steps["count"]:
+        records.append(_record(workload, f"{width} workers: interpreter start-up per worker", key, "s",
+                               [steps["total_s"] / steps["count"]],
+                               extra={**extra, "metric": "interpreter start-up per worker", **steps}))
+    return records, executor
+
+
+def scenario_widths(key: str, p: dict[str, Any]) -> list[Record]:
+    """For each width: a cold pool (first result, all started, memory per worker, and this
+    project's interpreter start-up per worker), then short and long CPU-bound tasks on it."""
+    competitor = by_key(key)
+    records: list[Record] = []
+    widths = p["widths"] if competitor.can(Ability.PARALLEL) else [1]
+    for width in widths:
+        if competitor.can(Ability.WORKERS):
+            cold, executor = _width_cold(key, width, p)
+            records += cold
+        else:
+            executor = make_executor(key, width)
+        try:
+            for kind in ("short", "long"):
+                size = p[kind]
+                tasks = size["tasks_per_worker"] * width
+                calls = [(size["n"],)] * tasks
+                expected = [size["expected"]] * tasks
+                runs = _repeat(lambda: _check(_run_batch(executor, py_factorial, calls), expected, "py_factorial"),
+                               1, p["repeats"])
+                records.append(_record("widths", f"{width} workers: {kind} tasks", key, "tasks/s",
+                                       [tasks / t.wall_s for t in runs], better="higher",
+                                       cpu=[t.cpu_percent for t in runs],
+                                       extra={"workers": width, "metric": f"{kind} tasks", "tasks": tasks,
+                                              "task_s": size["task_s"]}))
+        finally:
+            executor.shutdown(wait=True)
+    return records
+
+
 SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
     "cpu": scenario_cpu,
     "scaling": scenario_scaling,
@@ -560,6 +636,7 @@ SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
     "queue": scenario_queue,
     "cancel": scenario_cancel,
     "libraries": scenario_libraries,
+    "widths": scenario_widths,
 }
 
 

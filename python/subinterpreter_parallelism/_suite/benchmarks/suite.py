@@ -18,7 +18,7 @@ from typing import Any
 
 from .competitors import COMPETITORS, by_key, unavailable_reason
 from .measure import machine_facts
-from .plan import HEAVY, WORKLOADS, build_params, factorial_cost
+from .plan import HEAVY, SCALING, WORKLOADS, build_params, factorial_cost
 
 __all__ = ["main", "run_cell", "run_suite"]
 
@@ -81,13 +81,13 @@ def merge_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float | None = None,
-              log: Any = sys.stderr) -> dict[str, Any]:
+              log: Any = sys.stderr, widths: list[int] | None = None) -> dict[str, Any]:
     """Runs the chosen workloads for the chosen competitors; returns everything for the JSON file."""
     started = time.perf_counter()
     facts = machine_facts(ROOT)
     cores = facts["usable_cpus"]
     unit_cost = factorial_cost()
-    params = build_params(quick, cores, unit_cost)
+    params = build_params(quick, cores, unit_cost, widths)
     skipped: dict[str, str] = {}
     runnable: list[str] = []
     for key in keys:
@@ -138,6 +138,12 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
     }
 
 
+# The competitors of --scaling (issue 15): process pools and, where it is in the stdlib, the
+# stdlib interpreter pool (its 3.13 backport runs when named).
+SCALING_COMPETITORS = ("serial", "fork", "forkserver", *(("backport",) if sys.version_info >= (3, 14) else ()),
+                       "this")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m subinterpreter_parallelism bench``; returns the exit status."""
     from . import report
@@ -155,15 +161,33 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace the text between the bench markers in this file with the summary")
     parser.add_argument("--only", metavar="W,W", help=f"workloads to run (default all: {','.join(WORKLOADS)})")
     parser.add_argument("--competitors", metavar="K,K", help=f"competitors to run (default all: {','.join(keys)})")
+    parser.add_argument("--scaling", action="store_true",
+                        help="the many-core run instead (make bench-scaling): at each of --widths workers, "
+                             "start-up, first result, memory per worker, short and long tasks; "
+                             f"competitors {', '.join(SCALING_COMPETITORS)} unless --competitors says")
+    parser.add_argument("--widths", metavar="N,N",
+                        help="worker counts of --scaling (default 1,2,4,8,16 and the CPU count)")
     parser.add_argument("--timeout", type=float, help="seconds before a cell is stopped (default 240, quick 90)")
     parser.add_argument("--load", metavar="FILE",
                         help="measure nothing: report, plot and --readme from a JSON file an earlier run wrote")
     args = parser.parse_args(argv)
 
     workloads = _pick(parser, args.only, list(WORKLOADS), "workload")
-    if args.quick and args.only is None:
-        workloads = [w for w in workloads if w not in HEAVY]
+    if args.scaling:
+        workloads = list(SCALING)
+    elif args.only is None:
+        workloads = [w for w in workloads if w not in SCALING and not (args.quick and w in HEAVY)]
     chosen = _pick(parser, args.competitors, keys, "competitor")
+    if args.scaling and args.competitors is None:
+        chosen = [k for k in keys if k in SCALING_COMPETITORS]
+    widths = None
+    if args.widths is not None:
+        try:
+            widths = sorted({int(w) for w in args.widths.split(",") if w.strip()})
+        except ValueError:
+            parser.error(f"--widths takes worker counts separated by commas, not {args.widths!r}")
+        if not widths or widths[0] < 1:
+            parser.error("--widths: every width must be at least 1")
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -172,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.load:
         results = json.loads(Path(args.load).read_text())
     else:
-        results = run_suite(args.quick, workloads, chosen, args.timeout)
+        results = run_suite(args.quick, workloads, chosen, args.timeout, widths=widths)
     results["targets"] = report.evaluate_targets(results)
     print(report.render(results))
     if args.json and not args.load:
