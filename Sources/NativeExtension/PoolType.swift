@@ -160,6 +160,7 @@ final class NativePool: NativeBacked {
             let pool = Box.unwrap(me, as: NativePool.self)
             pool.closed = true
             pool.core.tasks.close()
+            pool.core.startGate.open()  // workers still waiting for the first one end now
             return Py.none()
         },
         .noArgs("join", "Wait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran.") { me, _ in
@@ -417,6 +418,24 @@ final class NativePool: NativeBacked {
             set(steps, step.name, entry)
         }
         set(result, "steps", steps)
+        // Per worker, its latest interpreter's start-up; None for a worker not up yet.
+        if let startups = PyList_New(0) {
+            for index in 0..<core.workers.count {
+                guard let startup = snapshot.startups[index], let entry = PyDict_New() else {
+                    let none = Py.none()
+                    PyList_Append(startups, none)
+                    Py_DecRef(none)
+                    continue
+                }
+                set(entry, "start_s", Py.float(Double(startup.startedAfter) / 1e9))
+                set(entry, "create_s", Py.float(Double(startup.create) / 1e9))
+                set(entry, "bootstrap_s", Py.float(Double(startup.bootstrap) / 1e9))
+                set(entry, "ready_s", Py.float(Double(startup.readyAfter) / 1e9))
+                PyList_Append(startups, entry)
+                Py_DecRef(entry)
+            }
+            set(result, "worker_startup", startups)
+        }
         return result
     }
 }

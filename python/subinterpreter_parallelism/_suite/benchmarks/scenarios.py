@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -552,13 +553,22 @@ def scenario_libraries(key: str, p: dict[str, Any]) -> list[Record]:
 
 # -- (j) widths: start-up, memory and throughput at 1 to N workers (make bench-scaling) ----------
 
-def _startup_steps(executor: Executor) -> dict[str, Any] | None:
-    """This project's own account of its workers' start-up (``stats()``), or None elsewhere."""
+def _startup_record(executor: Executor, width: int, key: str) -> Record | None:
+    """This project's own account of its workers' start-up (``stats()``, read once the pool has
+    shut down: every worker has come up by then), or None for the other competitors."""
     stats = getattr(executor, "stats", None)
     if stats is None:
         return None
-    steps = stats()["steps"]["interpreter_startup"]
-    return {"total_s": steps["total_s"], "count": steps["count"]}
+    ups = [s for s in stats().get("worker_startup") or [] if s]
+    if not ups:
+        return None
+    each = [s["create_s"] + s["bootstrap_s"] for s in ups]
+    extra = {"workers": width, "metric": "interpreter start-up per worker", "count": len(ups),
+             "create_s": statistics.mean(s["create_s"] for s in ups),
+             "bootstrap_s": statistics.mean(s["bootstrap_s"] for s in ups),
+             "last_ready_s": max(s["ready_s"] for s in ups)}
+    return _record("widths", f"{width} workers: interpreter start-up per worker", key, "s",
+                   [statistics.mean(each)], extra=extra)
 
 
 def _width_cold(key: str, width: int, p: dict[str, Any]) -> tuple[list[Record], Executor]:
@@ -577,7 +587,6 @@ def _width_cold(key: str, width: int, p: dict[str, Any]) -> tuple[list[Record], 
         _run_batch(executor, workloads.hold, [(p["hold_s"],)] * width)
         t2 = time.perf_counter()
         after = tree_memory()
-        steps = _startup_steps(executor)
     except BaseException:
         executor.shutdown(wait=True)
         raise
@@ -589,10 +598,6 @@ def _width_cold(key: str, width: int, p: dict[str, Any]) -> tuple[list[Record], 
                        [(after["pss"] - before["pss"]) / width],
                        extra={**extra, "metric": "memory per worker", "rss_per_worker":
                               (after["rss"] - before["rss"]) / width})]
-    if steps is not None and steps["count"]:
-        records.append(_record(workload, f"{width} workers: interpreter start-up per worker", key, "s",
-                               [steps["total_s"] / steps["count"]],
-                               extra={**extra, "metric": "interpreter start-up per worker", **steps}))
     return records, executor
 
 
@@ -623,6 +628,9 @@ def scenario_widths(key: str, p: dict[str, Any]) -> list[Record]:
                                               "task_s": size["task_s"]}))
         finally:
             executor.shutdown(wait=True)
+        startup = _startup_record(executor, width, key)
+        if startup is not None:
+            records.append(startup)
     return records
 
 
