@@ -419,24 +419,35 @@ final class NativePool: NativeBacked {
         }
         set(result, "steps", steps)
         // Per worker, its latest interpreter's start-up; None for a worker not up yet.
-        if let startups = PyList_New(0) {
-            for index in 0..<core.workers.count {
-                guard let startup = snapshot.startups[index], let entry = PyDict_New() else {
-                    let none = Py.none()
-                    PyList_Append(startups, none)
-                    Py_DecRef(none)
-                    continue
-                }
-                set(entry, "start_s", Py.float(Double(startup.startedAfter) / 1e9))
-                set(entry, "create_s", Py.float(Double(startup.create) / 1e9))
-                set(entry, "bootstrap_s", Py.float(Double(startup.bootstrap) / 1e9))
-                set(entry, "ready_s", Py.float(Double(startup.readyAfter) / 1e9))
-                PyList_Append(startups, entry)
-                Py_DecRef(entry)
-            }
-            set(result, "worker_startup", startups)
-        }
+        guard let startups = startupList(snapshot) else { Py_DecRef(result); return nil }
+        set(result, "worker_startup", startups)
         return result
+    }
+
+    /// `stats()["worker_startup"]`: for each worker, its latest interpreter's start-up as
+    /// `{"start_s", "create_s", "bootstrap_s", "ready_s"}`, or None while it is not up. Nil,
+    /// with an exception set, if a Python call fails.
+    private func startupList(_ snapshot: StepStatistics.Snapshot) -> PyObjectPointer? {
+        guard let list = PyList_New(0) else { return nil }
+        for index in 0..<core.workers.count {
+            guard let item = startupEntry(snapshot.startups[index]) else { Py_DecRef(list); return nil }
+            defer { Py_DecRef(item) }
+            guard PyList_Append(list, item) == 0 else { Py_DecRef(list); return nil }
+        }
+        return list
+    }
+
+    private func startupEntry(_ startup: StepStatistics.Startup?) -> PyObjectPointer? {
+        guard let startup else { return Py.none() }
+        guard let entry = PyDict_New() else { return nil }
+        let fields: [(String, UInt64)] = [("start_s", startup.startedAfter), ("create_s", startup.create),
+                                          ("bootstrap_s", startup.bootstrap), ("ready_s", startup.readyAfter)]
+        for (key, nanoseconds) in fields {
+            guard let value = Py.float(Double(nanoseconds) / 1e9) else { Py_DecRef(entry); return nil }
+            defer { Py_DecRef(value) }
+            guard PyDict_SetItemString(entry, key, value) == 0 else { Py_DecRef(entry); return nil }
+        }
+        return entry
     }
 }
 

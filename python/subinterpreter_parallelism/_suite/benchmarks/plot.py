@@ -80,7 +80,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 # metric of the widths workload -> (panel title, y label, logarithmic y)
 _WIDTH_PANELS = (
     ("first result", "new pool to first result", "s (lower is better)", True),
-    ("all started", "first result to every worker busy", "s (lower is better)", True),
+    ("all started", "new pool to every worker busy", "s (lower is better)", True),
     ("interpreter start-up per worker", "interpreter start-up per worker (stats())", "s", True),
     ("memory per worker", "memory added per worker (PSS)", "MB (lower is better)", False),
     ("short tasks", "short tasks (~1 ms) throughput", "tasks/s (higher is better)", False),
