@@ -338,3 +338,9 @@ def joblib_nested(n):
 def module_loaded(name):
     """Whether this interpreter has imported ``name`` (a preload module, say)."""
     return name in sys.modules
+
+
+def rendezvous(arrived, go):
+    """An initializer that says it started, then waits for the caller's go."""
+    arrived.put(1)
+    go.get()

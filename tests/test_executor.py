@@ -538,3 +538,31 @@ def test_exit_with_a_live_pool_is_clean():
     assert result.returncode == 5, result.stderr
     assert "42" in result.stdout
     assert "Fatal Python error" not in result.stderr
+
+
+def test_stats_show_each_workers_start_up_and_the_first_starts_alone():
+    with sp.InterpreterPoolExecutor(3) as pool:
+        assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2
+        first = pool.stats()["worker_startup"][0]
+        assert first is not None  # the worker that ran the task is up
+    startups = pool.stats()["worker_startup"]
+    assert len(startups) == 3 and all(s is not None for s in startups)  # every worker came up before it ended
+    for s in startups:
+        assert set(s) == {"start_s", "create_s", "bootstrap_s", "ready_s"}
+        assert s["create_s"] > 0 and s["bootstrap_s"] > 0
+        assert s["ready_s"] >= s["start_s"] + s["create_s"] + s["bootstrap_s"] - 1e-6
+    # The others began creating their interpreters once the first one was ready (or, on a
+    # machine too busy for that, once they had waited their bounded while).
+    for s in startups[1:]:
+        assert s["start_s"] >= min(first["ready_s"], 0.25) - 1e-6, (first, s)
+
+
+def test_an_initializer_that_waits_for_every_worker_does_not_hang():
+    """The first worker's initializer cannot finish before the second worker's has started:
+    the others must not wait for the first one for good."""
+    arrived, go = sp.Queue(), sp.Queue()
+    with sp.InterpreterPoolExecutor(2, initializer=sp_tasks.rendezvous, initargs=(arrived, go)) as pool:
+        assert [arrived.get(timeout=60) for _ in range(2)] == [1, 1]
+        go.put(None)
+        go.put(None)
+        assert pool.submit(sp_tasks.add, 2, 3).result(timeout=60) == 5

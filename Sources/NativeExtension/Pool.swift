@@ -179,6 +179,14 @@ final class PoolCore: @unchecked Sendable {
     let taskTimeout: UInt64?
     /// Expires tasks that pass `taskTimeout` (its thread starts with the first task).
     private(set) var deadlines: DeadlineTimer<Task>?
+    /// Workers after the first wait here until the first one's interpreter is ready (see
+    /// `StartGate`): the first result comes after one interpreter's start-up, not after N
+    /// concurrent ones, and the others come up while it runs.
+    let startGate = StartGate()
+    /// How long the other workers wait for the first one at most: far longer than one
+    /// interpreter's start-up (10 to 20 ms on an idle machine), short enough that an
+    /// initializer that waits for the other workers only delays them.
+    static let startGateNanoseconds: UInt64 = 250_000_000
 
     init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration
@@ -220,6 +228,7 @@ final class PoolCore: @unchecked Sendable {
         var ok = true
         for worker in workers where !startNamed(worker) {
             ok = false
+            if worker.index == 0 { startGate.open() }  // the others must not wait for it
             post(PoolEvent(kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
                            text: "RuntimeError: could not start worker thread \(worker.index)",
                            worker: worker.index, postedAt: MonotonicClock.now()))

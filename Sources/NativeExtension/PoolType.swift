@@ -163,6 +163,7 @@ final class NativePool: NativeBacked {
             let pool = Box.unwrap(me, as: NativePool.self)
             pool.closed = true
             pool.core.tasks.close()
+            pool.core.startGate.open()  // workers still waiting for the first one end now
             return Py.none()
         },
         .noArgs("join", "Wait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran.") { me, _ in
@@ -429,9 +430,37 @@ final class NativePool: NativeBacked {
             ("timeout_entries", Int64(core.deadlines?.count ?? 0)),
         ]
         guard let result = PyDict_New() else { return nil }
-        guard counters.allSatisfy({ set(result, $0.0, Py.int($0.1)) }), set(result, "steps", stepsDictionary())
+        // worker_startup: per worker, its latest interpreter's start-up; None for a worker not up yet.
+        guard counters.allSatisfy({ set(result, $0.0, Py.int($0.1)) }), set(result, "steps", stepsDictionary()),
+              set(result, "worker_startup", startupList(snapshot))
         else { Py_DecRef(result); return nil }
         return result
+    }
+
+    /// `stats()["worker_startup"]`: for each worker, its latest interpreter's start-up as
+    /// `{"start_s", "create_s", "bootstrap_s", "ready_s"}`, or None while it is not up. Nil,
+    /// with an exception set, if a Python call fails.
+    private func startupList(_ snapshot: StepStatistics.Snapshot) -> PyObjectPointer? {
+        guard let list = PyList_New(0) else { return nil }
+        for index in 0..<core.workers.count {
+            guard let item = startupEntry(snapshot.startups[index]) else { Py_DecRef(list); return nil }
+            defer { Py_DecRef(item) }
+            guard PyList_Append(list, item) == 0 else { Py_DecRef(list); return nil }
+        }
+        return list
+    }
+
+    private func startupEntry(_ startup: StepStatistics.Startup?) -> PyObjectPointer? {
+        guard let startup else { return Py.none() }
+        guard let entry = PyDict_New() else { return nil }
+        let fields: [(String, UInt64)] = [("start_s", startup.startedAfter), ("create_s", startup.create),
+                                          ("bootstrap_s", startup.bootstrap), ("ready_s", startup.readyAfter)]
+        for (key, nanoseconds) in fields {
+            guard let value = Py.float(Double(nanoseconds) / 1e9) else { Py_DecRef(entry); return nil }
+            defer { Py_DecRef(value) }
+            guard PyDict_SetItemString(entry, key, value) == 0 else { Py_DecRef(entry); return nil }
+        }
+        return entry
     }
 }
 

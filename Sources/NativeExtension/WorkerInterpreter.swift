@@ -137,6 +137,10 @@ final class WorkerInterpreter: @unchecked Sendable {
             self.pool = nil
             pool.workerExited()
         }
+        if index > 0 {
+            // Let the first worker create its interpreter alone (see `PoolCore.startGate`).
+            pool.startGate.wait(until: MonotonicClock.now() &+ PoolCore.startGateNanoseconds)
+        }
         let mainState = PyThreadState_New(PyInterpreterState_Main())
         PyEval_RestoreThread(mainState)
         // One round per interpreter: a worker with a task limit ends its interpreter after that
@@ -156,6 +160,7 @@ final class WorkerInterpreter: @unchecked Sendable {
         var sub: UnsafeMutablePointer<PyThreadState>?
         ForkGuard.liveInterpreters.add(1, ordering: .acquiringAndReleasing)
         let status = Py_NewInterpreterFromConfig(&sub, &config)
+        let createdAt = MonotonicClock.now()
         if PyStatus_Exception(status) != 0 || sub == nil {
             // Still on the main interpreter's thread state, holding its GIL. The interrupter
             // never takes that GIL (it has no interpreter to visit), so joining it here is safe.
@@ -163,6 +168,7 @@ final class WorkerInterpreter: @unchecked Sendable {
             let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
             pool.post(failure("could not create a sub-interpreter: \(reason)"))
             stopInterrupter()  // a request for the initializer may have started it
+            pool.startGate.open()  // the others try for themselves
             return false
         }
         let subState = sub!
@@ -174,7 +180,9 @@ final class WorkerInterpreter: @unchecked Sendable {
             $0.threadIdent = ident
         }
         let bootError = bootstrap(pool.configuration)
-        pool.stats.addSince(startedAt, to: .interpreterStartup)
+        pool.stats.addStartup(worker: index, start: startedAt, created: createdAt)
+        // Ready (or failed, which the others may not): the other workers start theirs now.
+        if index == 0 { pool.startGate.open() }
         state.withLock { $0.activity = .idle }  // no interruption targets the initializer now
         let stopped = interruptRequested.load(ordering: .acquiring)
         if stopped {

@@ -1,15 +1,15 @@
 """What differs between the CPython versions this package supports (3.12 to 3.15), in one place.
 
 Every other module asks here instead of testing ``sys.version_info`` itself, so that a new
-CPython release means reading one file. Imports nothing beyond ``sys`` and ``sysconfig``:
-worker interpreters load it during their start-up.
+CPython release means reading one file. Imports nothing beyond ``sys`` (and
+``sysconfig`` where ``sys.abiflags`` does not exist): worker interpreters load it during their
+start-up.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 
 __all__ = [
     "FREE_THREADED",
@@ -32,7 +32,11 @@ VERSION = sys.version_info[:2]
 
 #: A free-threaded build (``python3.13t``, ``3.14t``): no GIL to own, so own-GIL interpreters
 #: bring nothing that plain threads do not; the package refuses to load there.
-FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+#: Its ABI flags carry a "t" (``3.13t``); ``sysconfig`` answers only where ``sys.abiflags`` does
+#: not exist (Windows): it imports ``threading`` and a large data module, a noticeable part of
+#: a worker interpreter's start-up.
+FREE_THREADED: bool = ("t" in sys.abiflags if hasattr(sys, "abiflags")
+                       else bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED")))
 
 #: CPython bugs crash the process when a worker interpreter is the first in the process to
 #: import some extension modules: later, when another interpreter imports them too, or at exit

@@ -675,7 +675,11 @@ class InterpreterPoolExecutor(Executor):
         ``timeout_entries`` (``task_timeout`` deadlines held, for tasks not finished and some
         finished ones not yet dropped) and ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
         ``decode_call``, ``call``, ``encode_result``, ``result_wait``, ``deliver`` and
-        ``interpreter_shutdown``, ``{"total_s": float, "count": int}``.
+        ``interpreter_shutdown``, ``{"total_s": float, "count": int}``; ``worker_startup``: for
+        each worker, its latest interpreter's start-up, ``{"start_s", "create_s", "bootstrap_s",
+        "ready_s"}`` (seconds: when its creation began and when it was ready, counted from the
+        pool's creation, and the two steps between), or None while it is not up yet. The first
+        worker starts alone; the others begin once it is ready, while the first tasks run.
         """
         return self._state.native.stats()
 
