@@ -638,15 +638,19 @@ class InterpreterPoolExecutor(Executor):
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
         if chunksize == 1:
             futures = deque([self.submit(fn, *args) for args in items])
+            results = _yield_results(futures, deadline, chunked=False, ordered=ordered)
             if progress is not None:
-                _progress.track(futures, None, progress, f"map({_name_of(fn)})")
-            return _yield_results(futures, deadline, chunked=False, ordered=ordered)
+                tracker = _progress.track(futures, None, progress, f"map({_name_of(fn)})")
+                return _progress.finishing(results, tracker, len(items))
+            return results
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
         refusals = self._falls_back()
         futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals) for chunk in chunks])
+        results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
         if progress is not None:
-            _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
-        return _yield_results(futures, deadline, chunked=True, ordered=ordered)
+            tracker = _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
+            return _progress.finishing(results, tracker, len(items))
+        return results
 
     def _map_buffered(self, fn: Callable[..., T], args_iter: Iterator[tuple[Any, ...]],
                       deadline: float | None, chunksize: int, buffersize: int, ordered: bool) -> Iterator[T]:

@@ -122,13 +122,16 @@ def parallel(
                 failed: Future[Any] = Future()
                 failed.set_exception(exc)
                 futures.append(failed)
-    track(futures, None, progress, "parallel")
+    tracker = track(futures, None, progress, "parallel")
     try:
         done, not_done = wait(futures, timeout)
     except KeyboardInterrupt:
         for future in futures:
             future.cancel()
         raise
+    finally:
+        if tracker is not None:  # the bar ends before the results or an error reach the caller
+            tracker.finish(sum(1 for future in futures if future.done() and not future.cancelled()))
     if not_done:
         for future in not_done:
             future.cancel()  # interrupts the calls still running
