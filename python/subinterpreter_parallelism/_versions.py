@@ -19,7 +19,9 @@ __all__ = [
     "STACK_BASED_RECURSION_LIMIT",
     "STDLIB_INTERPRETER_POOL",
     "DEFAULT_START_METHOD_FORKS",
+    "EXPECTED_REFUSALS",
     "current_interpreter_id",
+    "default_worker_count",
     "interpreter_count",
     "run_in_fresh_interpreter",
 ]
@@ -49,6 +51,10 @@ ONE_WORKER_FIRST = REFUSED_MODULE_CRASHES_OTHERS
 #: 3.12's ``_datetime`` cannot load in an isolated interpreter, so workers get the pure-Python
 #: ``_pydatetime``; values made there are converted to the caller's datetime types.
 PYDATETIME_IN_WORKERS = VERSION < (3, 13)
+
+#: Refusals that every worker meets and that this package makes up for (``check`` does not
+#: count them against a module).
+EXPECTED_REFUSALS: tuple[str, ...] = ("_datetime",) if PYDATETIME_IN_WORKERS else ()
 
 #: 3.14+ guard C recursion by the thread's real stack size instead of a fixed depth, so deep
 #: ``repr``/``json``/comparisons of nested data may succeed in a worker's 32 MiB stack where
@@ -107,3 +113,18 @@ def run_in_fresh_interpreter(code: str) -> str | None:
     finally:
         low.destroy(interp)
     return None
+
+
+def default_worker_count() -> int:
+    """The CPUs this process may use: ``os.process_cpu_count()`` on 3.13+, else the affinity mask."""
+    import os
+
+    counter = getattr(os, "process_cpu_count", None)
+    if counter is not None:
+        count = counter()
+    else:
+        try:
+            count = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            count = os.cpu_count()
+    return max(1, count or 1)

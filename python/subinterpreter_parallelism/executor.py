@@ -29,6 +29,7 @@ from concurrent.futures._base import (  # the stdlib's own state names
 from typing import Any, ParamSpec, TypeVar
 
 from . import _native, _outcome, _pickling, _versions, _worker
+from ._versions import default_worker_count  # public here (sp.default_worker_count)
 from .errors import BrokenInterpreterPool, ExecutionFailed
 
 __all__ = ["InterpreterPoolExecutor", "check_timeout", "default_worker_count"]
@@ -72,19 +73,6 @@ def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
     return None if timeout > threading.TIMEOUT_MAX else float(timeout)
 
 
-def default_worker_count() -> int:
-    """The CPUs this process may use: ``os.process_cpu_count()`` on 3.13+, else the affinity mask."""
-    counter = getattr(os, "process_cpu_count", None)
-    if counter is not None:
-        count = counter()
-    else:
-        try:
-            count = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            count = os.cpu_count()
-    return max(1, count or 1)
-
-
 class _TaskFuture(Future):  # type: ignore[type-arg]
     """A Future whose ``cancel()`` also stops the task when it is already running.
 
@@ -95,7 +83,7 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
     _sp_pool: _PoolState
     _sp_task_id: int
     _sp_timed_out = False
-    _sp_call: tuple[Any, tuple[Any, ...], dict[str, Any]] | None = None  # kept for fallback="process"
+    _sp_call: Any = None  # fallback.Call: kept for fallback="process"
     _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
     _sp_deadline: list[Any] | None = None  # its task_timeout entry (_Deadlines)
 
@@ -109,7 +97,7 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
         return self._sp_cancel(interrupt=True)
 
     def _sp_cancel(self, interrupt: bool) -> bool:
-        if self._sp_moved is not None:  # runs in a process now; compat._settle cancels this one
+        if self._sp_moved is not None:  # runs in a process now; fallback._settle cancels this one
             return self._sp_moved.cancel()
         with self._condition:
             if self._state == FINISHED:
@@ -185,7 +173,7 @@ class _PoolState:
         # it (not on Thread.join) matters on 3.12, where Ctrl-C inside Thread.join() marks a
         # still-running thread as stopped, so a later join() would return too early.
         self.ended = threading.Event()
-        self.fallback: Any = None  # compat.ProcessFallback: fallback="process" or parallel(fallback=...)
+        self.fallback: Any = None  # fallback.ProcessFallback: fallback="process" or parallel(fallback=...)
         # The initializer's arguments, kept while workers may still start: a Queue among them is
         # pickled as its id, which attaches only while some handle keeps the queue alive.
         self.initargs: tuple[Any, ...] = ()
@@ -468,7 +456,7 @@ class InterpreterPoolExecutor(Executor):
             if task_timeout > threading.TIMEOUT_MAX:
                 task_timeout = None  # inf: no limit (it used to kill the timeout thread)
         if fallback is not None:
-            from .compat import check_fallback
+            from .fallback import check_fallback
 
             check_fallback(fallback)
         self._max_workers = max_workers
@@ -496,7 +484,7 @@ class InterpreterPoolExecutor(Executor):
         else:
             preload_watch = None
         if fallback is not None:
-            from .compat import ProcessFallback
+            from .fallback import ProcessFallback
 
             self._state.fallback = ProcessFallback(max_workers, automatic=True)
         self._ids = itertools.count()
@@ -555,7 +543,7 @@ class InterpreterPoolExecutor(Executor):
         future._sp_task_id = task_id
         state.futures[task_id] = future
         if state.fallback is not None and state.fallback.covers():
-            future._sp_call = (fn, args, kwargs)
+            future._sp_call = state.fallback.remember(fn, args, kwargs)
         try:
             state.native.submit(task_id, fn, args, kwargs)
         except BaseException:

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from . import _worker, compat
+from . import _worker, fallback as _fallback
 from .executor import InterpreterPoolExecutor, check_timeout
 from .progress import check_progress, track
 
@@ -104,13 +104,13 @@ def parallel(
     timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
     if executor is not None and not isinstance(executor, InterpreterPoolExecutor):
         raise TypeError(f"executor must be an InterpreterPoolExecutor or None, not {type(executor).__name__}")
-    compat.check_fallback(fallback)
+    _fallback.check_fallback(fallback)
     check_progress(progress)
     if not checked:
         return []
     pool = executor if executor is not None else _shared_pool()
     futures: list[Future[Any]] = []
-    with compat.fallback_for(pool).covering() if fallback is not None else nullcontext():
+    with _fallback.fallback_for(pool).covering() if fallback is not None else nullcontext():
         for module, function, args, kwargs in checked:
             try:
                 futures.append(pool.submit(_worker.call_by_name, module, function, args, kwargs))
