@@ -148,12 +148,14 @@ def import_submodules(name: str) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 break
             tried += 1
+            refused_before = len(recorder.refused)
             try:
                 importlib.import_module(f"{name}.{child}")
             except Exception as exc:  # only failures of own-GIL interpreters count
                 refusal = find_refusal(exc)
                 if refusal is not None:
                     failed.append((f"{name}.{child}", f"{type(exc).__name__}: {refusal.reason}"))
+                del recorder.refused[refused_before:]  # said by the failure, not an accelerator
     finally:
         sys.meta_path.remove(recorder)
     return {"stage": "submodules", "tried": tried, "of": len(names), "failed": failed,

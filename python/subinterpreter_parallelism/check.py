@@ -151,9 +151,7 @@ def _works(name: str, sub: dict[str, Any], submodules: dict[str, Any] | None,
             refused.setdefault(module, reason)
     failed_names = {module for module, _ in failed}
     parts = [f"{module} fails in worker interpreters ({reason})" for module, reason in failed]
-    # An accelerator refused while importing a submodule that then failed is said there.
-    accelerators = [module for module in refused
-                    if not any(module == f or module.startswith(f + ".") for f in failed_names)]
+    accelerators = list(refused)
     if accelerators:
         parts.append(f"{', '.join(accelerators)} refused: "
                      f"{'it runs' if len(accelerators) == 1 else 'they run'} without "
