@@ -34,7 +34,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest swift-test bench bench-quick bench-readme clean distclean sdist wheel check-dist
 
 all: test
 
@@ -110,8 +110,15 @@ bench-readme: $(VENV)/.bench-extras
 	@test -f bench-results/latest.json || { echo "no bench-results/latest.json: run make bench first"; exit 1; }
 	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png --readme README.md
 
+# Build outputs only (Swift builds, packaging work files, dist/, the built extension). The
+# virtual environments stay: `make distclean` removes them too (every .venv*, those of the
+# Debian root included; the root itself stays cached outside the work tree).
 clean:
-	rm -rf .build .build-py* build python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
+	rm -rf .build .build-* build dist python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
+	rm -f .venv*/.installed-py*  # the editable installs lost their extension: the next make rebuilds it
+
+distclean: clean
+	rm -rf .venv .venv-* bench-results
 
 # Packaging. `make sdist`: dist/subinterpreter_parallelism-VERSION.tar.gz. `make wheel PY=3.X`:
 # a manylinux wheel for that Python in dist/, built from the sdist, repaired by auditwheel and

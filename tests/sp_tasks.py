@@ -186,6 +186,91 @@ def sleep_until_interrupted(report, seconds):
     report.put("slept")
 
 
+# -- A C call that holds the worker's GIL until the test lets it end -----------------------------
+
+def hold_gil_in_c(path):
+    """One C call (``sum`` over C iterators, no Python code in between) that holds the worker's
+    GIL until byte 2 of the file at ``path`` becomes 0.
+
+    From inside that same call it sets byte 0 when it starts and byte 1 when it ends, so the
+    caller can see where it is without the worker's GIL (see ``CGate``). Interruptions reach it
+    only once it returns to Python.
+    """
+    import itertools
+    import mmap
+
+    with open(path, "r+b") as file:
+        shared = mmap.mmap(file.fileno(), 3)
+    mark_start = filter(None, map(shared.__setitem__, [0], [1]))
+    spin = itertools.takewhile(bool, map(shared.__getitem__, itertools.repeat(2)))
+    mark_end = filter(None, map(shared.__setitem__, [1], [1]))
+    return sum(itertools.chain(mark_start, spin, mark_end))
+
+
+class CGate:
+    """The caller's side of ``hold_gil_in_c``: three shared bytes (started, finished, hold)."""
+
+    def __init__(self, directory):
+        import mmap
+
+        self.path = os.path.join(str(directory), "c-gate")
+        with open(self.path, "wb") as file:
+            file.write(b"\0\0\1")
+        with open(self.path, "r+b") as file:
+            self._shared = mmap.mmap(file.fileno(), 3)
+
+    @property
+    def started(self):
+        return self._shared[0] == 1
+
+    @property
+    def finished(self):
+        return self._shared[1] == 1
+
+    def wait_started(self, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while not self.started:
+            assert time.monotonic() < deadline, "the C call never started"
+            time.sleep(0.001)
+
+    def release(self):
+        """Lets the C call end."""
+        self._shared[2] = 0
+
+    def release_after(self, seconds):
+        """Guards against hangs: lets the C call end after ``seconds`` whatever happens.
+        Returns the timer; ``cancel()`` and ``join()`` it when done."""
+        timer = threading.Timer(seconds, self.release)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+def signal_when_waiting(condition, times=1, timeout=60.0, on_signal=None):
+    """Sends SIGINT to this process ``times`` times, each once some thread has begun a new wait
+    on ``condition`` (a ``threading.Condition``, or an Event's or Future's): a handshake that
+    needs no frames (``sys._current_frames()`` would reach into worker interpreters' frames).
+
+    A waiter is in the condition's list from just before it blocks until it wakes, so a
+    SIGINT sent then raises KeyboardInterrupt inside that wait. ``on_signal(i)`` runs after
+    each signal.
+    """
+    import signal
+
+    seen = []
+    for i in range(times):
+        deadline = time.monotonic() + timeout
+        while True:
+            fresh = [w for w in list(condition._waiters) if not any(w is s for s in seen)]
+            if fresh:
+                seen.extend(fresh)
+                break
+            assert time.monotonic() < deadline, "nobody waited"
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+        if on_signal is not None:
+            on_signal(i)
+
 def make_queue(items):
     """Creates a Queue in the worker, fills it and returns it (its only handle)."""
     import subinterpreter_parallelism as sp

@@ -122,16 +122,15 @@ def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):
 
 def test_finished_tasks_leave_no_task_timeout_entries():
     # A finished task's deadline must cost nothing: task_timeout=3600 used to keep one entry per
-    # task for an hour (1.2M tasks: 1.2M entries, +302 MB).
-    count = 3000
-    finished = threading.Semaphore(0)
+    # task for an hour (1.2M tasks: 1.2M entries, +302 MB). Submitted in waves, as a stream of
+    # work is: each new submission may drop the entries of tasks that have finished.
+    waves, per_wave = 100, 30
     with sp.InterpreterPoolExecutor(2, task_timeout=3600) as pool:
-        for i in range(count):
-            # Callbacks run in the order they were added: the pool's own ran before this one.
-            pool.submit(sp_tasks.add, i, 1).add_done_callback(lambda _: finished.release())
-        for _ in range(count):
-            assert finished.acquire(timeout=60)
-        assert len(pool._state.timers._entries) <= 128
+        for wave in range(waves):
+            futures = [pool.submit(sp_tasks.add, wave, i) for i in range(per_wave)]
+            assert [f.result(timeout=60) for f in futures] == [wave + i for i in range(per_wave)]
+        # Without dropping, 3,000 entries would wait here for an hour.
+        assert pool.stats()["timeout_entries"] <= 128
 
 
 @pytest.mark.parametrize("endless", [math.inf, 1e300])
@@ -140,7 +139,7 @@ def test_infinite_timeouts_mean_no_limit(endless):
     assert sp.parallel(["sp_tasks", "add", (1, 2)], timeout=endless) == [3]
     # task_timeout=inf killed the timeout thread with a traceback: it is no limit now.
     with sp.InterpreterPoolExecutor(2, task_timeout=endless) as pool:
-        assert pool._state.task_timeout is None and pool._state.timers is None
+        assert pool._state.task_timeout is None
         future = pool.submit(sp_tasks.add, 2, 3)
         assert future.result(timeout=endless) == 5
         assert future.exception(timeout=endless) is None
@@ -259,3 +258,93 @@ def test_uncaught_ctrl_c_exits_cleanly():
     assert "Fatal Python error" not in result.stderr, result.stderr
     assert "KeyboardInterrupt" in result.stderr
     assert result.returncode in (-2, 130, 1), result.returncode
+
+
+# -- Stopping only requests the interruption (issue 13, item 1) ---------------------------------
+# A task inside a C call that holds its GIL (sum(range(10**8)), a big sort, ...) sees an
+# interruption only when the call returns. cancel(), task_timeout and Ctrl-C must not wait for
+# that: `hold_gil_in_c` holds the worker's GIL until the test lets it go, and each test checks
+# that the caller got control back while the C call still ran.
+
+
+def test_cancel_returns_while_the_task_holds_its_gil_in_c(pool, tmp_path):
+    import threading
+
+    gate = sp_tasks.CGate(tmp_path)
+    future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
+    returned = threading.Event()
+    verdicts = []
+
+    def cancel():
+        verdicts.append(future.cancel())
+        returned.set()
+
+    gate.wait_started()
+    canceller = threading.Thread(target=cancel)
+    canceller.start()
+    try:
+        assert returned.wait(20), "cancel() waited for the task's C call to end"
+        assert not gate.finished
+        assert verdicts == [True]
+        assert future.cancelled() and future.done()
+        with pytest.raises(CancelledError):
+            future.result(timeout=0)
+    finally:
+        gate.release()
+        canceller.join(60)
+    # Once the C call returns, the interruption reaches it and the worker is free again.
+    assert pool.submit(sp_tasks.add, 2, 3).result(timeout=60) == 5
+    assert pool.stats()["tasks_interrupted"] == 1
+
+
+def test_task_timeout_fires_while_the_task_holds_its_gil_in_c(tmp_path):
+    gate = sp_tasks.CGate(tmp_path)
+    with sp.InterpreterPoolExecutor(1, task_timeout=1.0) as pool:
+        assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
+        future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
+        guard = gate.release_after(40)  # a timeout that waits for the C call would hang here
+        try:
+            gate.wait_started()
+            error = future.exception(timeout=20)  # raises TimeoutError if the future is not done
+            assert isinstance(error, TimeoutError), error
+            assert not gate.finished
+        finally:
+            gate.release()
+            guard.cancel()
+            guard.join()
+        assert pool.submit(sp_tasks.add, 1, 2).result(timeout=60) == 3
+
+
+CTRL_C_IN_C = """
+import os, signal, sys, tempfile, threading
+import subinterpreter_parallelism as sp, sp_tasks
+
+gate = sp_tasks.CGate(tempfile.mkdtemp())
+pool = sp.InterpreterPoolExecutor(1)
+future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
+gate.wait_started()
+interrupted = threading.Event()
+
+def fire():
+    sp_tasks.signal_when_waiting(future._condition)  # the main thread waits in result()
+    if not interrupted.wait(20):
+        gate.release()  # so that a Ctrl-C stuck behind the C call still ends
+
+threading.Thread(target=fire, daemon=True).start()
+try:
+    future.result()
+except KeyboardInterrupt:
+    interrupted.set()
+    print("KeyboardInterrupt; the C call had finished:", gate.finished, flush=True)
+gate.release()
+pool.shutdown()
+print("cancelled:", future.cancelled())
+"""
+
+
+def test_ctrl_c_returns_while_the_task_holds_its_gil_in_c():
+    result = run_python(CTRL_C_IN_C, timeout=120)
+    assert "Fatal Python error" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "KeyboardInterrupt; the C call had finished: False", "cancelled: True"], result.stdout + result.stderr

@@ -66,6 +66,14 @@ enum NativeModule {
             ("EVENT_WORKER_FAILED", Int(PoolEvent.Kind.workerFailed.rawValue)),
             ("EVENT_MESSAGE", Int(PoolEvent.Kind.message.rawValue)),
             ("EVENT_INTERNAL_ERROR", Int(PoolEvent.Kind.internalError.rawValue)),
+            ("EVENT_TIMED_OUT", Int(PoolEvent.Kind.timedOut.rawValue)),
+            ("FORK_REFUSED_STATUS", Int(ForkGuard.exitStatus)),
+            ("WORKER_STARTING", Int(WorkerInterpreter.Activity.starting.rawValue)),
+            ("WORKER_IDLE", Int(WorkerInterpreter.Activity.idle.rawValue)),
+            ("WORKER_RUNNING", Int(WorkerInterpreter.Activity.running.rawValue)),
+            ("WORKER_ENDING", Int(WorkerInterpreter.Activity.ending.rawValue)),
+            ("WORKER_ENDING_WITH_THREADS", Int(WorkerInterpreter.Activity.endingWithThreads.rawValue)),
+            ("WORKER_ENDED", Int(WorkerInterpreter.Activity.ended.rawValue)),
             ("PHASE_PENDING", Int(TaskPhase.pending.rawValue)),
             ("PHASE_RUNNING", Int(TaskPhase.running.rawValue)),
             ("PHASE_INTERRUPTING", Int(TaskPhase.interrupting.rawValue)),
@@ -147,6 +155,22 @@ enum NativeModule {
             pool.post(PoolEvent(kind: .message, id: tag, task: nil,
                                 payload: .encoded(ByteBuffer(copying: Py.contents(ofBytes: arguments[1]))), text: nil,
                                 worker: worker.index, postedAt: MonotonicClock.now()))
+            return Py.none()
+        },
+        .fast("_install_fork_guard", "_install_fork_guard(refuse_children): once per process, from the main interpreter: a child forked through Python while worker interpreters exist prints why and exits with FORK_REFUSED_STATUS instead of aborting (when refuse_children).") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_install_fork_guard", 1...1) else { return nil }
+            let truth = PyObject_IsTrue(arguments[0])
+            if truth < 0 { return nil }
+            ForkGuard.install(refuseChildren: truth == 1)
+            return Py.none()
+        },
+        .noArgs("_before_fork", "os.register_at_fork(before=...): marks the forking thread for the fork guard.") { _, _ in
+            ForkGuard.markForking()
+            return Py.none()
+        },
+        .noArgs("_after_fork", "os.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark.") { _, _ in
+            ForkGuard.unmarkForking()
             return Py.none()
         },
         .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in

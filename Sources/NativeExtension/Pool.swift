@@ -15,6 +15,10 @@
 //     cb(kind, id, ResultBuffer, worker)           copied into a Swift-owned ByteBuffer
 //     -> unpickle, Future.set_result (timed: result_wait, deliver); the task's bytes released
 //
+//   Stopping a task (cancel, task_timeout via the pool's DeadlineTimer thread, Ctrl-C) changes
+//   its TaskLifecycle and returns at once; the worker's interrupter thread raises
+//   TaskInterrupted in it (see WorkerInterpreter.swift).
+//
 // Only bytes and Swift values cross between interpreters; a PyObject pointer never does
 // (the caller's bytes are read by the worker through a raw pointer while the caller keeps them
 // alive, and they are released by the caller's interpreter on delivery).
@@ -101,6 +105,9 @@ struct PoolEvent: Sendable {
         case message = 4
         /// The runner itself failed for a task; payload is text.
         case internalError = 5
+        /// The task's `task_timeout` expired; it was cancelled or is being interrupted (its
+        /// own event follows). No payload.
+        case timedOut = 6
     }
 
     let kind: Kind
@@ -174,11 +181,43 @@ final class PoolCore: @unchecked Sendable {
     private(set) var workers: [WorkerInterpreter] = []
     private let liveWorkers: Atomic<Int>
     private let running = Mutex<[Int64: Task]>([:])
+    /// Nanoseconds a task may take from its submission (`task_timeout`), if limited.
+    let taskTimeout: UInt64?
+    /// Expires tasks that pass `taskTimeout` (its thread starts with the first task).
+    private(set) var deadlines: DeadlineTimer<Task>?
 
-    init(workerCount: Int, configuration: WorkerConfiguration) {
+    init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration
+        self.taskTimeout = taskTimeout
         liveWorkers = Atomic(workerCount)
         workers = (0..<workerCount).map { WorkerInterpreter(index: $0) }
+        if taskTimeout != nil {
+            deadlines = DeadlineTimer(name: "sp-timeouts") { [weak self] task in self?.expire(task) }
+        }
+    }
+
+    /// Starts counting `task`'s `task_timeout`, if the pool has one.
+    func startDeadline(of task: Task) {
+        guard let taskTimeout, let deadlines else { return }
+        deadlines.add(task, deadline: task.submittedAt &+ taskTimeout)
+    }
+
+    /// `task_timeout` passed: cancel the task or interrupt it, and tell the caller first (its
+    /// future fails with TimeoutError now, even if the task holds its GIL in C for a while).
+    private func expire(_ task: Task) {
+        if task.lifecycle.cancelPending() {
+            stats.count { $0.tasksCancelled += 1 }
+        } else if !task.lifecycle.requestInterrupt() {
+            return  // finished, or already cancelled or interrupted
+        }
+        post(PoolEvent(kind: .timedOut, id: task.id, task: nil, payload: nil, text: nil,
+                       worker: -1, postedAt: MonotonicClock.now()))
+        _ = worker(running: task)?.requestInterrupt(task)
+    }
+
+    /// Stops the `task_timeout` thread (once no task can need it).
+    func stopDeadlines() {
+        deadlines?.stop()
     }
 
     /// Starts the worker threads. Returns false if the system refused a thread; the workers that

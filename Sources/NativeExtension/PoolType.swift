@@ -28,6 +28,7 @@ final class NativePool: NativeBacked {
     }
 
     func releasePythonReferences() {
+        core.stopDeadlines()
         Py_DecRef(encoder)
         encoder = nil
         Py_DecRef(resultBufferType.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: PyObject.self) })
@@ -42,13 +43,14 @@ final class NativePool: NativeBacked {
 
     // MARK: - Methods
 
-    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0)
+    /// Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0,
+    ///      task_timeout=None)
     static let new: @convention(c) (
         UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
     ) -> PyObjectPointer? = { type, args, kwargs in
-        guard let type, let args, (4...6).contains(PyTuple_Size(args)) else {
+        guard let type, let args, (4...7).contains(PyTuple_Size(args)) else {
             return Py.fail(PyExc_TypeError,
-                           "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0)")
+                           "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0, task_timeout=None)")
         }
         guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
         guard workers >= 1 && workers <= maxWorkers else { return Py.fail(PyExc_ValueError, "workers must be 1..\(maxWorkers)") }
@@ -76,10 +78,16 @@ final class NativePool: NativeBacked {
             }
         }
         var maxTasks: Int64 = 0
-        if PyTuple_Size(args) == 6 {
+        if PyTuple_Size(args) >= 6 {
             guard let value = Py.int64(sp_Tuple_GET_ITEM(args, 5)) else { return nil }
             guard value >= 0 else { return Py.fail(PyExc_ValueError, "max_tasks_per_worker must be >= 0 (0: no limit)") }
             maxTasks = value
+        }
+        var taskTimeout: UInt64?
+        if PyTuple_Size(args) == 7, let timeout = sp_Tuple_GET_ITEM(args, 6), timeout != sp_None() {
+            guard let seconds = Py.double(timeout) else { return nil }
+            guard seconds > 0, seconds.isFinite else { return Py.fail(PyExc_ValueError, "task_timeout must be > 0") }
+            taskTimeout = UInt64(min(seconds * 1e9, Double(UInt64.max / 4)))
         }
         guard let state = ModuleState.of(type: type), let bufferType = state.pointee.result_buffer_type else {
             return Py.fail(PyExc_RuntimeError, "_native module state is missing")
@@ -87,7 +95,8 @@ final class NativePool: NativeBacked {
         let core = PoolCore(
             workerCount: Int(workers),
             configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize,
-                                               threadNames: threadNames, maxTasksPerInterpreter: Int(maxTasks)))
+                                               threadNames: threadNames, maxTasksPerInterpreter: Int(maxTasks)),
+            taskTimeout: taskTimeout)
         let cPickle = ModuleState.cPickle(for: type)
         if cPickle == nil { PyErr_Clear() }  // the fast paths are optional
         let pool = NativePool(
@@ -126,8 +135,21 @@ final class NativePool: NativeBacked {
             let task = Box.unwrap(me, as: NativePool.self).core.task(withID: id)
             return Py.int(Int64(task.map { Int($0.lifecycle.current.rawValue) } ?? -1))
         },
-        .noArgs("interrupt_all", "Interrupt every running task; returns how many were interrupted.") { me, _ in
+        .noArgs("interrupt_all", "Interrupt every running task and initializer; returns how many. Only requests: returns at once.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).interruptAll()))
+        },
+        .noArgs("interrupt_initializers", "Interrupt the initializers still running (or not started); returns how many. Only requests: returns at once.") { me, _ in
+            Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.workers.filter { $0.requestInitializerInterrupt() }.count))
+        },
+        .noArgs("worker_activities", "What each worker thread does now: a list of WORKER_* values, by worker index.") { me, _ in
+            let pool = Box.unwrap(me, as: NativePool.self)
+            guard let list = PyList_New(0) else { return nil }
+            for worker in pool.core.workers {
+                guard let value = Py.int(worker.activity.rawValue) else { Py_DecRef(list); return nil }
+                PyList_Append(list, value)
+                Py_DecRef(value)
+            }
+            return list
         },
         .fast("deliver", "deliver(on_result, on_event) -> bool: wait for events; call on_result(id, value) for each returned value and on_event(kind, id, payload, worker) for anything else; False once the pool has ended.") { me, args, n in
             let arguments = Arguments(args, n)
@@ -142,7 +164,10 @@ final class NativePool: NativeBacked {
         },
         .noArgs("join", "Wait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran.") { me, _ in
             let pool = Box.unwrap(me, as: NativePool.self)
-            Py.withoutGIL { pool.core.joinWorkers() }
+            Py.withoutGIL {
+                pool.core.joinWorkers()
+                pool.core.stopDeadlines()
+            }
             return pool.releaseUnrunTasks()
         },
         .noArgs("alive_workers", "Worker threads that have not ended yet.") { me, _ in
@@ -190,6 +215,7 @@ final class NativePool: NativeBacked {
             task.releaseInputs()
             return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown")
         }
+        core.startDeadline(of: task)
         core.stats.count { $0.tasksSubmitted += 1 }
         return Py.none()
     }
@@ -284,9 +310,10 @@ final class NativePool: NativeBacked {
             return 1
         }
         guard interrupt, task.lifecycle.requestInterrupt() else { return 0 }
-        // The worker may finish at any moment; then there is nothing left to stop, and the
-        // finished task reports itself as interrupted with its outcome attached.
-        _ = core.worker(running: task)?.interrupt(task)
+        // Only a request: the worker's interrupter raises TaskInterrupted in it. The worker may
+        // finish at any moment; then there is nothing left to stop, and the finished task
+        // reports itself as interrupted with its outcome attached.
+        _ = core.worker(running: task)?.requestInterrupt(task)
         return 2
     }
 
@@ -310,8 +337,12 @@ final class NativePool: NativeBacked {
     private func interruptAll() -> Int {
         var count = 0
         for worker in core.workers {
+            if worker.requestInitializerInterrupt() {
+                count += 1
+                continue
+            }
             guard let task = worker.currentTask, task.lifecycle.requestInterrupt() else { continue }
-            if worker.interrupt(task) { count += 1 }
+            if worker.requestInterrupt(task) { count += 1 }
         }
         return count
     }
@@ -377,6 +408,8 @@ final class NativePool: NativeBacked {
         set(result, "tasks_cancelled", Py.int(Int64(snapshot.tasksCancelled)))
         set(result, "tasks_interrupted", Py.int(Int64(snapshot.tasksInterrupted)))
         set(result, "tasks_queued", Py.int(Int64(core.tasks.count)))
+        // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
+        set(result, "timeout_entries", Py.int(Int64(core.deadlines?.count ?? 0)))
         for step in Step.allCases {
             guard let entry = PyDict_New() else { continue }
             set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))

@@ -8,6 +8,13 @@
 //   Py_EndInterpreter(sub); PyEval_RestoreThread(ts0)   -- back on ts0; a recycled worker
 //                                                          creates its next interpreter here
 //   PyThreadState_Clear(ts0); PyThreadState_DeleteCurrent()
+//
+// Interrupting (cancel, task_timeout, Ctrl-C, shutdown) only *requests*: `requestInterrupt` sets
+// a flag and wakes the worker if it waits in `Queue.get`/`sleep`, then hands the rest to this
+// worker's interrupter thread (started by the request, ending once idle), which takes the
+// worker's GIL to raise `TaskInterrupted` in it. Taking that GIL waits as long as the task holds
+// it inside a C call (`sum(range(10**9))`), so no caller ever waits for it, and one stuck worker
+// never delays another's interruption.
 @preconcurrency import CPythonShim
 import Glibc
 import ParallelRuntime
@@ -18,17 +25,59 @@ final class WorkerInterpreter: @unchecked Sendable {
     let index: Int
     /// The worker's own wake-up line, for waits inside tasks (`Queue.get`, `sleep`).
     let parker = Parker()
-    /// Set by `interrupt` while a task runs; cleared when the next task starts.
+    /// Set by `requestInterrupt` while a task or the initializer runs; cleared when the next
+    /// task starts. Blocking calls (`BlockingCall`) check it.
     let interruptRequested = Atomic<Bool>(false)
 
-    /// What an interrupter must see consistently: guarded by `state`.
+    /// What this worker's thread is doing, as far as interrupting and exiting care.
+    enum Activity: Int64, Sendable {
+        /// Creating its interpreter and running the pool's initializer (interruptible).
+        case starting = 0
+        /// Waiting for a task.
+        case idle = 1
+        /// Running a task (interruptible).
+        case running = 2
+        /// Ending its interpreter.
+        case ending = 3
+        /// Ending its interpreter, which first waits for threads that its tasks started.
+        case endingWithThreads = 4
+        /// The thread has ended.
+        case ended = 5
+    }
+
+    /// What an interruption targets: the initializer, or one task.
+    private enum Target {
+        case initializer
+        case task(Task)
+
+        func matches(_ activity: Activity, _ task: Task?) -> Bool {
+            switch self {
+            case .initializer: return activity == .starting
+            case .task(let target): return activity == .running && task === target
+            }
+        }
+    }
+
+    /// What an interrupter must see consistently: guarded by `state`. Nobody waits for any GIL
+    /// while holding it, so taking it never waits behind a task stuck in C.
     private struct State: @unchecked Sendable {
+        var activity = Activity.starting
         var task: Task?
         var interpreter: OpaquePointer?
         var threadIdent: UInt = 0
         /// The worker interpreter's `TaskInterrupted` class (a reference owned by that
         /// interpreter; used only with its GIL held).
         var interruptType: PyObjectPointer?
+        /// Whether `TaskInterrupted` was already raised for the current target (by the
+        /// interrupter, or by a blocking call that the request woke).
+        var interruptDelivered = false
+        /// The interruption the interrupter thread must deliver next.
+        var pendingTarget: Target?
+        /// The latest interrupter thread; it ends once it finds nothing to deliver.
+        var interrupter: NativeThread?
+        /// Whether that thread still looks for work (a new request then needs no new thread).
+        var interrupterActive = false
+        var interrupterStopping = false
     }
 
     private let state = Mutex(State())
@@ -41,6 +90,8 @@ final class WorkerInterpreter: @unchecked Sendable {
     private let lentCount = Atomic<Int>(0)
     /// Objects handed back, to be released with this interpreter's GIL.
     private let handedBack = Mutex<[SendableObject]>([])
+    /// Whether `handedBack` holds anything: lets the idle worker's wait check without the lock.
+    private let handedBackPending = Atomic<Bool>(false)
 
     private struct SendableObject: @unchecked Sendable { let pointer: PyObjectPointer }
 
@@ -73,11 +124,15 @@ final class WorkerInterpreter: @unchecked Sendable {
         state.withLock { $0.task === task }
     }
 
+    /// What the worker's thread is doing now.
+    var activity: Activity { state.withLock { $0.activity } }
+
     // MARK: - The worker thread
 
     private func main(_ pool: PoolCore) {
         WorkerInterpreter.setCurrent(self)
         defer {
+            state.withLock { $0.activity = .ended }
             WorkerInterpreter.setCurrent(nil)
             self.pool = nil
             pool.workerExited()
@@ -99,40 +154,100 @@ final class WorkerInterpreter: @unchecked Sendable {
         let startedAt = MonotonicClock.now()
         var config = sp_IsolatedInterpreterConfig()
         var sub: UnsafeMutablePointer<PyThreadState>?
+        ForkGuard.liveInterpreters.add(1, ordering: .acquiringAndReleasing)
         let status = Py_NewInterpreterFromConfig(&sub, &config)
         if PyStatus_Exception(status) != 0 || sub == nil {
-            // Still on the main interpreter's thread state, holding its GIL.
+            // Still on the main interpreter's thread state, holding its GIL. The interrupter
+            // never takes that GIL (it has no interpreter to visit), so joining it here is safe.
+            ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
             let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
             pool.post(failure("could not create a sub-interpreter: \(reason)"))
+            stopInterrupter()  // a request for the initializer may have started it
             return false
         }
         let subState = sub!
+        nonisolated(unsafe) let interpreter = PyThreadState_GetInterpreter(subState)
+        let ident = UInt(PyThread_get_thread_ident())
+        // From here the initializer can be interrupted (shutdown, Ctrl-C, exit).
+        state.withLock {
+            $0.interpreter = interpreter
+            $0.threadIdent = ident
+        }
         let bootError = bootstrap(pool.configuration)
         pool.stats.addSince(startedAt, to: .interpreterStartup)
+        state.withLock { $0.activity = .idle }  // no interruption targets the initializer now
+        let stopped = interruptRequested.load(ordering: .acquiring)
+        if stopped {
+            // The interrupter may have raised after the initializer returned: drop it.
+            PyThreadState_SetAsyncExc(ident, nil)
+        }
+        _ = PyEval_SaveThread()
         var again = false
         if let bootError {
-            pool.post(failure(bootError))
+            // An initializer interrupted on request (the pool is shutting down) is no failure.
+            if !stopped { pool.post(failure(bootError)) }
         } else {
-            nonisolated(unsafe) let interpreter = PyThreadState_GetInterpreter(subState)
-            let ident = UInt(PyThread_get_thread_ident())
-            state.withLock {
-                $0.interpreter = interpreter
-                $0.threadIdent = ident
-            }
-            _ = PyEval_SaveThread()
             again = serve(pool, subState, limit: pool.configuration.maxTasksPerInterpreter)
-            // Lent results point into this interpreter: wait until the caller has copied them.
-            while lentCount.load(ordering: .acquiring) > 0 { _ = parker.park(until: nil) }
-            PyEval_RestoreThread(subState)
-            releaseHandedBack()
         }
-        state.withLock { $0.interpreter = nil }
+        end(subState, returningTo: mainState, pool.stats)
+        if again {
+            // The next interpreter starts afresh: its initializer is interruptible, and nothing
+            // requested for the interpreter that ended carries over to it.
+            state.withLock {
+                interruptRequested.store(false, ordering: .releasing)
+                $0.activity = .starting
+                $0.interruptDelivered = false
+                $0.interrupterStopping = false
+            }
+        }
+        return again
+    }
+
+    /// Ends the worker's interpreter (called without its GIL) and returns on the main
+    /// interpreter's thread state, holding its GIL.
+    private func end(_ subState: UnsafeMutablePointer<PyThreadState>,
+                     returningTo mainState: UnsafeMutablePointer<PyThreadState>, _ stats: StepStatistics) {
+        // No interruption may visit the interpreter once it begins to end: stop the interrupter
+        // (a visit in progress finishes first; this thread does not hold the GIL it needs).
+        stopInterrupter()
+        // Lent results point into this interpreter: wait until the caller has copied them.
+        while lentCount.load(ordering: .acquiring) > 0 { _ = parker.park(until: nil) }
+        PyEval_RestoreThread(subState)
+        releaseHandedBack()
+        if WorkerInterpreter.hasOtherThreads(subState) {
+            // Py_EndInterpreter waits for them: a caller that gives up on exit says why.
+            state.withLock { $0.activity = .endingWithThreads }
+        }
         let endingAt = MonotonicClock.now()
         releaseRunner()
         Py_EndInterpreter(subState)
+        ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
         PyEval_RestoreThread(mainState)
-        pool.stats.addSince(endingAt, to: .interpreterShutdown)
-        return again
+        stats.addSince(endingAt, to: .interpreterShutdown)
+    }
+
+    /// Ends the interrupter thread, if it was started, and refuses later requests. Called
+    /// without this worker's GIL.
+    private func stopInterrupter() {
+        let interrupter = state.withLock { state -> NativeThread? in
+            state.activity = .ending
+            state.interpreter = nil
+            state.pendingTarget = nil
+            state.interrupterStopping = true
+            return state.interrupter
+        }
+        interrupter?.join()
+    }
+
+    /// Whether the interpreter of `current` (whose GIL is held) has threads besides this one:
+    /// threads that tasks started and that are still running.
+    private static func hasOtherThreads(_ current: UnsafeMutablePointer<PyThreadState>) -> Bool {
+        var threadState = PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(current))
+        while let each = threadState {
+            if each != current { return true }
+            threadState = PyThreadState_Next(each)
+        }
+        return false
     }
 
     private func failure(_ text: String) -> PoolEvent {
@@ -168,6 +283,9 @@ final class WorkerInterpreter: @unchecked Sendable {
         nonisolated(unsafe) let sharedType = interruptType
         state.withLock { $0.interruptType = sharedType }
         defer { Py_DecRef(bootstrap) }
+        // A request that came before the interrupter could raise `TaskInterrupted` (it needs
+        // the type set just above) is seen here.
+        if interruptRequested.load(ordering: .acquiring) { return "the initializer was interrupted before it started" }
 
         let payload: PyObjectPointer
         if let buffer = configuration.bootstrapPayload {
@@ -204,11 +322,28 @@ final class WorkerInterpreter: @unchecked Sendable {
 
     /// Takes tasks until the task queue is closed and empty, or until `limit` tasks (if > 0)
     /// have run here; returns true in the second case unless the queue is closed and empty
-    /// (a closed queue's remaining tasks still need a worker). Runs
-    /// without the GIL between tasks. Tasks skipped because they were cancelled do not count.
+    /// (a closed queue's remaining tasks still need a worker). Runs without the GIL between
+    /// tasks. Tasks skipped because they were cancelled do not count.
     private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>, limit: Int) -> Bool {
         var ran = 0
-        while let task = try? pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) {
+        while true {
+            if handedBackPending.load(ordering: .acquiring) {
+                // Results the caller has copied: release them now rather than at the next task,
+                // which may be far off (a 400 MB result would stay alive that long).
+                PyEval_RestoreThread(subState)
+                releaseHandedBack()
+                _ = PyEval_SaveThread()
+            }
+            let task: Task
+            do {
+                task = try pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) { [self] _ in
+                    !handedBackPending.load(ordering: .acquiring)  // `giveBack` unparks this wait
+                }
+            } catch .stopped {
+                continue
+            } catch {
+                return false  // closed and drained
+            }
             let takenAt = MonotonicClock.now()
             guard task.lifecycle.start() else {
                 pool.post(PoolEvent(kind: .skipped, id: task.id, task: task, payload: nil, text: nil,
@@ -217,12 +352,19 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
             pool.stats.add(.queueWait, nanoseconds: takenAt &- task.submittedAt)
             interruptRequested.store(false, ordering: .releasing)
-            state.withLock { $0.task = task }
+            state.withLock {
+                $0.task = task
+                $0.activity = .running
+                $0.interruptDelivered = false
+            }
             PyEval_RestoreThread(subState)
             releaseHandedBack()
             var (payload, failure) = run(task, pool.stats)
             _ = PyEval_SaveThread()
-            state.withLock { $0.task = nil }
+            state.withLock {
+                $0.task = nil
+                $0.activity = .idle
+            }
             let wasInterrupted = task.lifecycle.finish()
             if wasInterrupted {
                 // The interrupter may have set the async exception after the task's Python code
@@ -258,7 +400,6 @@ final class WorkerInterpreter: @unchecked Sendable {
                 return !(pool.tasks.isClosed && pool.tasks.count == 0)
             }
         }
-        return false
     }
 
     /// Decodes, calls and encodes one task in this worker's interpreter (GIL held).
@@ -338,17 +479,24 @@ final class WorkerInterpreter: @unchecked Sendable {
     }
 
     /// The caller is done with a lent object: queue it for release by this interpreter.
-    /// Any thread may call this; the worker releases it at its next task or before it ends.
+    /// Any thread may call this; the worker releases it at once when it waits for a task (the
+    /// unpark wakes that wait), else when its current task ends or before it ends.
     func giveBack(_ object: PyObjectPointer) {
-        handedBack.withLock { $0.append(SendableObject(pointer: object)) }
+        handedBack.withLock {
+            $0.append(SendableObject(pointer: object))
+            handedBackPending.store(true, ordering: .releasing)
+        }
         lentCount.subtract(1, ordering: .acquiringAndReleasing)
-        parker.unpark()  // in case the worker waits for it to end its interpreter
+        parker.unpark()
     }
 
     /// Releases the objects handed back (this worker's GIL held).
     private func releaseHandedBack() {
         let objects = handedBack.withLock { list -> [SendableObject] in
-            defer { list.removeAll() }
+            defer {
+                list.removeAll()
+                handedBackPending.store(false, ordering: .releasing)
+            }
             return list
         }
         for object in objects { Py_DecRef(object.pointer) }
@@ -375,26 +523,78 @@ final class WorkerInterpreter: @unchecked Sendable {
 
     // MARK: - Interrupting
 
-    /// Raises the worker interpreter's `TaskInterrupted` inside `task` if it is still running
-    /// here: at its next Python instruction, or at once if it waits in `Queue.get`/`sleep`.
-    /// Call with the caller's GIL held; it is released while the worker's GIL is taken.
-    func interrupt(_ task: Task) -> Bool {
-        Py.withoutGIL {
-            state.withLock { state in
-                guard state.task === task, let interpreter = state.interpreter,
-                      let interruptType = state.interruptType else { return false }
-                // Taking the worker's GIL may wait up to one switch interval (5 ms) while it
-                // runs Python code; the worker never waits for `state` while holding its GIL.
-                let visitor = PyThreadState_New(interpreter)
-                PyEval_RestoreThread(visitor)
-                PyThreadState_SetAsyncExc(state.threadIdent, interruptType)
-                interruptRequested.store(true, ordering: .releasing)
-                parker.unpark()
-                PyThreadState_Clear(visitor)
-                PyThreadState_DeleteCurrent()
-                return true
+    /// Asks for `TaskInterrupted` in `task` if this worker runs it, and returns at once: a
+    /// blocking call (`Queue.get`, `sleep`) in the task ends now; Python code sees it at its
+    /// next instruction, once this worker's interrupter has taken the worker's GIL (up to a
+    /// switch interval, or until a C call that holds the GIL returns).
+    @discardableResult
+    func requestInterrupt(_ task: Task) -> Bool { request(.task(task)) }
+
+    /// Asks the pool's initializer to stop, if this worker still runs it (or has not started
+    /// it: then it is skipped). Returns at once.
+    @discardableResult
+    func requestInitializerInterrupt() -> Bool { request(.initializer) }
+
+    private func request(_ target: Target) -> Bool {
+        let requested = state.withLock { state -> Bool in
+            guard !state.interrupterStopping, target.matches(state.activity, state.task) else { return false }
+            // Set under the lock: a worker that starts its next task clears the flag before it
+            // records that task here, so the flag never leaks into a later task.
+            interruptRequested.store(true, ordering: .releasing)
+            state.pendingTarget = target
+            if !state.interrupterActive {
+                // The previous interrupter has left its loop (it set `interrupterActive` false
+                // under this lock) and only returns now: joining it takes no time.
+                state.interrupter?.join()
+                state.interrupter = NativeThread(stackSize: 256 << 10, name: "sp-interrupt-\(index)") { [self] in
+                    runInterrupter()
+                }
+                state.interrupterActive = state.interrupter != nil
             }
+            return true
         }
+        guard requested else { return false }
+        parker.unpark()  // a blocking call returns now
+        return true
+    }
+
+    /// The interrupter thread: started by a request, it delivers until nothing is pending and
+    /// ends (so that an idle pool keeps no extra thread); `end` joins the last one.
+    private func runInterrupter() {
+        while true {
+            let next = state.withLock { state -> (Target, OpaquePointer)? in
+                guard !state.interrupterStopping, let target = state.pendingTarget,
+                      let interpreter = state.interpreter else {
+                    // No interpreter yet: the bootstrap sees `interruptRequested` instead.
+                    state.pendingTarget = nil
+                    state.interrupterActive = false
+                    return nil
+                }
+                state.pendingTarget = nil
+                return (target, interpreter)
+            }
+            guard let (target, interpreter) = next else { return }
+            nonisolated(unsafe) let worker = interpreter
+            deliver(target, in: worker)
+        }
+    }
+
+    /// Raises `TaskInterrupted` in the worker's thread if it still runs `target`.
+    private func deliver(_ target: Target, in interpreter: OpaquePointer) {
+        // `end` joins this thread before the interpreter goes, so `interpreter` is alive here.
+        let visitor = PyThreadState_New(interpreter)
+        PyEval_RestoreThread(visitor)  // waits while the worker holds its GIL
+        state.withLock { state in
+            // Holding the worker's GIL, this thread sees the target either still running (or
+            // about to start) or over. A task that ended just now clears what is raised here
+            // (its lifecycle says it was interrupted); the initializer's end does the same.
+            guard target.matches(state.activity, state.task), !state.interruptDelivered,
+                  let interruptType = state.interruptType else { return }
+            PyThreadState_SetAsyncExc(state.threadIdent, interruptType)
+            state.interruptDelivered = true
+        }
+        PyThreadState_Clear(visitor)
+        PyThreadState_DeleteCurrent()
     }
 
     // MARK: - The current worker of this thread
@@ -419,7 +619,10 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// asynchronous exception and raises `TaskInterrupted` now instead. Returns nil.
     func raiseInterruption() -> PyObjectPointer? {
         PyThreadState_SetAsyncExc(UInt(PyThread_get_thread_ident()), nil)
-        let type = state.withLock { $0.interruptType }
+        let type = state.withLock { state -> PyObjectPointer? in
+            state.interruptDelivered = true  // the interrupter need not raise it again
+            return state.interruptType
+        }
         PyErr_SetString(type ?? PyExc_KeyboardInterrupt, "the task was interrupted")
         return nil
     }

@@ -13,6 +13,7 @@ import sysconfig
 __all__ = [
     "FREE_THREADED",
     "IMPORT_IN_CALLER_FIRST",
+    "KEYWORD_PARSERS_SHARED",
     "ONE_WORKER_FIRST",
     "PYDATETIME_IN_WORKERS",
     "REFUSED_MODULE_CRASHES_OTHERS",
@@ -20,6 +21,7 @@ __all__ = [
     "STDLIB_INTERPRETER_POOL",
     "DEFAULT_START_METHOD_FORKS",
     "EXPECTED_REFUSALS",
+    "FORK_CHILD_ABORTS",
     "current_interpreter_id",
     "default_worker_count",
     "interpreter_count",
@@ -39,6 +41,14 @@ FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 #: (tests/reliability/test_imports.py).
 IMPORT_IN_CALLER_FIRST: tuple[str, ...] = ("_datetime",) if VERSION >= (3, 13) else (
     "_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
+
+#: CPython 3.12 before 3.12.4 (python/cpython#119213): the first call with keyword arguments of
+#: a function of an extension module loaded from a shared library (``_pickle``, ``_bisect``,
+#: ``_json``, ...) caches the keyword names in static memory allocated by the calling
+#: interpreter. Made first in a worker, that cache is freed by the main interpreter at exit
+#: ("free(): invalid pointer"). The executor makes such calls to ``_pickle`` (which cloudpickle
+#: makes in workers, e.g. for a result that plain pickle refuses) in the caller first.
+KEYWORD_PARSERS_SHARED = (3, 12) <= sys.version_info[:3] < (3, 12, 4)
 
 #: 3.12 only: once a worker interpreter has been refused a single-phase extension module
 #: (numpy, _testsinglephase), another interpreter importing it can crash the process
@@ -67,6 +77,13 @@ STDLIB_INTERPRETER_POOL = VERSION >= (3, 14)
 #: Up to 3.13, multiprocessing's default start method on Linux is ``fork``, which crashes a
 #: child forked while own-GIL interpreters exist; 3.14 made ``forkserver`` the default.
 DEFAULT_START_METHOD_FORKS = VERSION < (3, 14)
+
+#: A child forked while own-GIL interpreters exist cannot run Python: CPython's after-fork code
+#: deletes them without a thread state (python/cpython#101437, open) and the child hangs
+#: (3.12.1), aborts with "Fatal Python error: PyThreadState_Get" (3.13.0) or segfaults
+#: (3.14.10, 3.15.2). The native fork guard makes such a child print why and exit with
+#: ``_native.FORK_REFUSED_STATUS`` instead. Every supported version so far.
+FORK_CHILD_ABORTS = True
 
 
 def _low_level():  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ completion thread that turns worker events into finished futures.
 
 from __future__ import annotations
 
-import heapq
+import atexit
 import itertools
 import logging
 import numbers
@@ -82,10 +82,8 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
 
     _sp_pool: _PoolState
     _sp_task_id: int
-    _sp_timed_out = False
     _sp_call: Any = None  # fallback.Call: kept for fallback="process"
     _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
-    _sp_deadline: list[Any] | None = None  # its task_timeout entry (_Deadlines)
 
     def cancel(self) -> bool:
         """Cancels the task; a running task is interrupted inside its worker interpreter.
@@ -140,15 +138,6 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
             self.cancel()
             raise
 
-    def _sp_expire(self) -> None:
-        """``task_timeout`` elapsed: interrupt the task and fail it with TimeoutError."""
-        self._sp_timed_out = True
-        with self._condition:
-            if self._state != PENDING:
-                return
-            self._sp_pool.native.cancel(self._sp_task_id, True)
-        self._sp_fail(TimeoutError(f"the task did not finish within {self._sp_pool.task_timeout} s"))
-
     def _sp_fail(self, error: BaseException) -> None:
         try:
             self.set_exception(error)
@@ -168,7 +157,6 @@ class _PoolState:
         self.closed = False
         self.lock = threading.Lock()
         self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
-        self.timers: _Deadlines | None = None
         # Set when every worker interpreter has ended and every future is settled. Waiting on
         # it (not on Thread.join) matters on 3.12, where Ctrl-C inside Thread.join() marks a
         # still-running thread as stopped, so a later join() would return too early.
@@ -200,6 +188,11 @@ class _PoolState:
         future = self.futures.pop(task_id, None)
         if future is None:
             return
+        if kind == _native.EVENT_TIMED_OUT:
+            # The Swift core cancelled or is interrupting the task; its own event follows and
+            # finds the future settled.
+            future._sp_fail(TimeoutError(f"the task did not finish within {self.task_timeout} s"))
+            return
         if kind == _native.EVENT_SKIPPED:
             # Skipped without a cancel from the user: the pool broke or shut down meanwhile.
             future._sp_fail(BrokenInterpreterPool(self.broken) if self.broken else
@@ -209,10 +202,7 @@ class _PoolState:
             future._sp_fail(ExecutionFailed("RuntimeError", str(payload)))
             return
         if kind == _native.EVENT_INTERRUPTED and payload is None:
-            future._sp_fail(TimeoutError("the task timed out") if future._sp_timed_out
-                            else RuntimeError("the task was interrupted"))
-            return
-        if kind == _native.EVENT_INTERRUPTED and future._sp_timed_out:
+            future._sp_fail(RuntimeError("the task was interrupted"))
             return
         try:
             ok, value = _outcome.decode(payload)
@@ -259,81 +249,7 @@ class _PoolState:
                 if not future.done():
                     future._sp_fail(error)
             self.futures.clear()
-            if self.timers is not None:
-                self.timers.stop()
             self.ended.set()
-
-
-class _Deadlines:
-    """One thread that expires ``task_timeout`` futures (started only when a pool has one).
-
-    A heap of ``[deadline, sequence, weakref to the future]`` entries. A task that finishes
-    clears its entry's reference (a done-callback), and once more than half of the heap is
-    such dead entries it is rebuilt without them: finished tasks cost nothing for the rest of
-    their timeout, so the heap stays within twice the tasks not finished yet (1.2M finished
-    tasks under ``task_timeout=3600`` used to hold 1.2M entries, +302 MB).
-    """
-
-    _COMPACT_FROM = 64  # dead entries before a rebuild is worth it
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._entries: list[list[Any]] = []
-        self._dead = 0  # entries in the heap whose task has finished
-        self._counter = itertools.count()
-        self._stopped = False
-        self._on_done = self._finished
-        self._thread = threading.Thread(target=self._run, name="sp-task-timeouts", daemon=True)
-        self._thread.start()
-
-    def __len__(self) -> int:
-        """Entries in the heap, dead ones included."""
-        return len(self._entries)
-
-    def add(self, future: _TaskFuture, seconds: float) -> None:
-        entry = [time.monotonic() + seconds, next(self._counter), weakref.ref(future)]
-        future._sp_deadline = entry
-        with self._condition:
-            heapq.heappush(self._entries, entry)
-            if self._entries[0] is entry:  # the earliest now: the thread waits for the wrong one
-                self._condition.notify()
-        future.add_done_callback(self._on_done)
-
-    def _finished(self, future: _TaskFuture) -> None:
-        entry = future._sp_deadline
-        with self._condition:
-            if entry is None or entry[2] is None:  # already taken off the heap
-                return
-            entry[2] = None
-            self._dead += 1
-            if self._dead >= self._COMPACT_FROM and 2 * self._dead > len(self._entries):
-                self._entries = [e for e in self._entries if e[2] is not None]
-                heapq.heapify(self._entries)
-                self._dead = 0
-
-    def stop(self) -> None:
-        with self._condition:
-            self._stopped = True
-            self._condition.notify()
-
-    def _run(self) -> None:
-
-        while True:
-            with self._condition:
-                while not self._stopped and (not self._entries or self._entries[0][0] > time.monotonic()):
-                    wait = self._entries[0][0] - time.monotonic() if self._entries else None
-                    self._condition.wait(wait)
-                if self._stopped:
-                    return
-                entry = heapq.heappop(self._entries)
-                ref = entry[2]
-                if ref is None:
-                    self._dead -= 1
-                    continue
-                entry[2] = None  # off the heap: the task's done-callback must not count it
-            future = ref()
-            if future is not None and not future.done():
-                future._sp_expire()
 
 
 _live_pools: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
@@ -475,7 +391,8 @@ class InterpreterPoolExecutor(Executor):
             raise
         _import_in_caller_first()
         native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call,
-                              _worker_thread_names(thread_name_prefix, max_workers), max_tasks_per_worker or 0)
+                              _worker_thread_names(thread_name_prefix, max_workers), max_tasks_per_worker or 0,
+                              task_timeout)
         self._state = _PoolState(native, task_timeout)
         self._state.initargs = config["initargs"]
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
@@ -490,8 +407,6 @@ class InterpreterPoolExecutor(Executor):
         self._ids = itertools.count()
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
-        if task_timeout is not None:
-            self._state.timers = _Deadlines()
         completion_name = (f"{thread_name_prefix}_completion" if thread_name_prefix
                            else f"sp-completion-{id(self):x}")
         self._completion = threading.Thread(
@@ -551,8 +466,6 @@ class InterpreterPoolExecutor(Executor):
             if state.broken is not None:
                 raise BrokenInterpreterPool(state.broken) from None
             raise
-        if state.timers is not None and state.task_timeout is not None:
-            state.timers.add(future, state.task_timeout)
         return future
 
     def map(
@@ -694,8 +607,9 @@ class InterpreterPoolExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stops accepting tasks; with ``wait``, returns once every worker interpreter has ended.
 
-        ``cancel_futures=True`` cancels the tasks that have not started. Ctrl-C while waiting
-        interrupts the running tasks too. Calling it again is harmless.
+        ``cancel_futures=True`` cancels the tasks that have not started, and interrupts the
+        ``initializer`` where it still runs (no task is left for it to prepare). Ctrl-C while
+        waiting interrupts the running tasks and initializers too. Calling it again is harmless.
         """
         with self._shutdown_lock:
             self._shutdown = True
@@ -704,6 +618,8 @@ class InterpreterPoolExecutor(Executor):
             for future in list(state.futures.values()):
                 future._sp_cancel(interrupt=False)
         state.native.close()
+        if cancel_futures:
+            state.native.interrupt_initializers()
         if wait and self._completion is not threading.current_thread():
             try:
                 state.ended.wait()
@@ -715,18 +631,31 @@ class InterpreterPoolExecutor(Executor):
             state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def _interrupt_everything(self) -> None:
+        """Ctrl-C: close, cancel every task, interrupt the running ones and the initializers.
+        Only requests: returns at once (tasks inside C see it when they return to Python)."""
         state = self._state
         for future in list(state.futures.values()):
             future._sp_cancel(interrupt=True)
         state.native.close()
         state.native.interrupt_all()
 
+    def _stop_idle_initializers(self) -> None:
+        """At exit: close, and interrupt the initializers still running unless a task waits
+        for a worker (which needs them). Without this, an initializer that never returns
+        would make exit wait forever."""
+        state = self._state
+        state.native.close()
+        native = state.native
+        if not any(native.phase(f._sp_task_id) == _native.PHASE_PENDING for f in list(state.futures.values())):
+            native.interrupt_initializers()
+
     def stats(self) -> dict[str, Any]:
         """Counters and per-step times measured by the Swift core.
 
         Keys: ``workers``, ``alive_workers``, ``tasks_submitted``, ``tasks_completed``,
-        ``tasks_failed``, ``tasks_cancelled``, ``tasks_interrupted``, ``tasks_queued`` and
-        ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
+        ``tasks_failed``, ``tasks_cancelled``, ``tasks_interrupted``, ``tasks_queued``,
+        ``timeout_entries`` (``task_timeout`` deadlines held, for tasks not finished and some
+        finished ones not yet dropped) and ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
         ``decode_call``, ``call``, ``encode_result``, ``result_wait``, ``deliver`` and
         ``interpreter_shutdown``, ``{"total_s": float, "count": int}``.
         """
@@ -773,6 +702,32 @@ def _import_in_caller_first() -> None:
                 importlib.import_module(name)
             except ImportError:
                 pass
+    if _versions.KEYWORD_PARSERS_SHARED:
+        _call_pickle_with_keywords()
+
+
+_pickle_called_with_keywords = False
+
+
+def _call_pickle_with_keywords() -> None:
+    """CPython < 3.12.4: calls each ``_pickle`` function once with keyword arguments here, so
+    that its cached keyword names belong to the main interpreter (python/cpython#119213; see
+    ``_versions.KEYWORD_PARSERS_SHARED``). cloudpickle, which workers use for what plain pickle
+    refuses, builds ``_pickle.Pickler(file, protocol=..., buffer_callback=...)``."""
+    global _pickle_called_with_keywords
+    if _pickle_called_with_keywords:
+        return
+    import _pickle
+    import io
+
+    data = _pickle.dumps(None, protocol=2, fix_imports=True, buffer_callback=None)
+    _pickle.dump(None, io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
+    _pickle.Pickler(io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
+    options = {"fix_imports": True, "encoding": "ASCII", "errors": "strict", "buffers": None}
+    _pickle.loads(data, **options)
+    _pickle.load(io.BytesIO(data), **options)
+    _pickle.Unpickler(io.BytesIO(data), **options)
+    _pickle_called_with_keywords = True
 
 
 def _close_native(native: Any) -> None:
@@ -812,6 +767,25 @@ def _yield_in_order(futures: deque[Future[Any]], deadline: float | None, chunked
     finally:
         for future in futures:
             future.cancel()
+
+
+# After Ctrl-C at exit: how long workers may stay in the end of their interpreters (which waits
+# for the threads their tasks started) before exit gives up on them.
+_EXIT_GRACE_SECONDS = 2.0
+
+_WORKER_ACTIVITY_TEXT = {
+    _native.WORKER_STARTING: "its initializer has not returned (code blocked inside C sees the "
+                             "interruption only when it returns to Python)",
+    _native.WORKER_IDLE: "idle",
+    _native.WORKER_RUNNING: "its task has not returned (code blocked inside C sees the "
+                            "interruption only when it returns to Python)",
+    _native.WORKER_ENDING: "its interpreter is ending",
+    _native.WORKER_ENDING_WITH_THREADS: "its interpreter waits for threads that its tasks started "
+                                        "and that have not ended (an interpreter ends only after its "
+                                        "threads)",
+}
+
+_exit_hook_ran = False
 
 
 def _yield_as_finished(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
@@ -875,34 +849,103 @@ def _outcome_of(future: Future[Any], deadline: float | None,
 def _shutdown_all_at_exit() -> None:
     """Before the interpreter joins threads at exit: end every live pool's interpreters.
 
-    Pools wait for their tasks as the stdlib executors do; when the program is exiting
-    because of Ctrl-C (or Ctrl-C hits during this wait), running tasks are interrupted.
+    Pools wait for their tasks as the stdlib executors do. Initializers still running are
+    interrupted when no task waits for them. When the program is exiting because of Ctrl-C,
+    or Ctrl-C hits during this wait, every task and initializer is interrupted, and exit
+    waits only for what can still end: workers stuck ending their interpreters (a thread their
+    tasks started never ends) are given up after ``_EXIT_GRACE_SECONDS``, and a second Ctrl-C
+    gives up on everything. Giving up prints what was left on stderr and ends the process at
+    once, as Ctrl-C would (CPython cannot finalize while a sub-interpreter still runs: 3.12
+    aborts with "remaining subinterpreters", 3.13 hangs).
     """
-    global _exiting
+    global _exiting, _exit_hook_ran
+    _exit_hook_ran = True
     with _live_lock:
         _exiting = True
         pools = list(_live_pools)
     interrupted = isinstance(getattr(sys, "last_exc", None), KeyboardInterrupt)
-    for pool in pools:
-        if interrupted:
+    try:
+        if not interrupted:
+            for pool in pools:
+                pool._stop_idle_initializers()
+            for pool in pools:
+                pool.shutdown(wait=True)
+            return
+    except KeyboardInterrupt:
+        pass
+    try:
+        for pool in pools:
             pool._interrupt_everything()
-        try:
-            pool.shutdown(wait=True)
-        except KeyboardInterrupt:
-            interrupted = True
-            pool._interrupt_everything()
-            pool._state.ended.wait()
+        _wait_after_ctrl_c(pools)
+    except KeyboardInterrupt:
+        _give_up_at_exit(pools, "a second Ctrl-C")
+
+
+def _shutdown_all_at_exit_if_missed() -> None:
+    """atexit fallback: Ctrl-C inside another threading exit hook skips ours (threading's
+    ``_shutdown`` stops at the first exception); finalizing with live pools would crash."""
+    if not _exit_hook_ran:
+        _shutdown_all_at_exit()
+
+
+def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
+    """Waits until every pool has ended, or gives up on workers that can only wait for threads."""
+    stuck_since: float | None = None
+    while True:
+        remaining = [pool for pool in pools if not pool._state.ended.is_set()]
+        if not remaining:
+            return
+        activities = [activity for pool in remaining for activity in pool._state.native.worker_activities()
+                      if activity != _native.WORKER_ENDED]
+        if activities and all(a in (_native.WORKER_ENDING, _native.WORKER_ENDING_WITH_THREADS) for a in activities):
+            now = time.monotonic()
+            if stuck_since is None:
+                stuck_since = now
+            elif now - stuck_since >= _EXIT_GRACE_SECONDS:
+                _give_up_at_exit(remaining, "Ctrl-C")
+        else:
+            stuck_since = None
+        remaining[0]._state.ended.wait(0.05)  # a poll, only after Ctrl-C at exit
+
+
+def _give_up_at_exit(pools: list[InterpreterPoolExecutor], why: str) -> None:
+    """Says on stderr which workers are left and why, then ends the process as Ctrl-C does
+    (killed by SIGINT), without finalizing: never returns."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # no third KeyboardInterrupt halfway through
+        lines = []
+        for pool in pools:
+            for index, activity in enumerate(pool._state.native.worker_activities()):
+                if activity != _native.WORKER_ENDED:
+                    text = _WORKER_ACTIVITY_TEXT.get(activity, f"activity {activity}")
+                    lines.append(f"  worker {index} of {pool!r}: {text}")
+        message = (f"subinterpreter_parallelism: exit gave up on worker interpreters after {why}:\n"
+                   + "\n".join(lines)
+                   + "\nThe process ends now without finalizing (atexit functions not yet run are skipped).\n")
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is sys.stderr:
+                    stream.write(message)
+                stream.flush()
+            except Exception:
+                pass
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        os._exit(130)  # if SIGINT did not end the process
 
 
 def _forget_pools_after_fork() -> None:
     """In a forked child: the worker threads did not survive the fork, so every pool inherited
     from the parent is broken there (and the exit hook must not wait for it).
 
-    CPython 3.12.1 and 3.13.0 crash a child forked while any own-GIL interpreter exists (even
-    an idle one made by the stdlib), before this hook runs; it serves Pythons that survive it.
-    Use the "spawn" or "forkserver" start methods with a pool alive.
+    Where such a child cannot run Python at all (``_versions.FORK_CHILD_ABORTS``), the native
+    fork guard has already ended it, with a message, before this hook could run.
     """
     global _live_lock
+    _native._after_fork()
     _live_lock = threading.Lock()  # the parent may have held it while forking
     for pool in list(_live_pools):
         pool._state.broken = "this process was forked from the one that created the pool; " \
@@ -913,4 +956,7 @@ def _forget_pools_after_fork() -> None:
 
 
 threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
-os.register_at_fork(after_in_child=_forget_pools_after_fork)
+atexit.register(_shutdown_all_at_exit_if_missed)
+_native._install_fork_guard(_versions.FORK_CHILD_ABORTS)
+os.register_at_fork(before=_native._before_fork, after_in_parent=_native._after_fork,
+                    after_in_child=_forget_pools_after_fork)

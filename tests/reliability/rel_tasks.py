@@ -355,3 +355,60 @@ def do_plain_threads():
     for thread in threads:
         thread.join()
     return sorted(results)
+
+
+# -- what never ends (issue 13: exit, Ctrl-C and shutdown must still end the program) -----------
+
+
+def never_return(how, path=None):
+    """Never returns: ``"python"`` spins in Python code, ``"sleep"`` sleeps (interruptible in
+    workers), ``"c"`` blocks inside C (a lock wait, which no interruption reaches). With
+    ``path``, first writes that file (a handshake: the call has started)."""
+    if path is not None:
+        with open(path, "w") as out:
+            out.write("started")
+    if how == "python":
+        while True:
+            pass
+    if how == "sleep":
+        time.sleep(10**6)
+    if how == "c":
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()
+    raise AssertionError(how)
+
+
+def leave_a_thread_that_never_ends(path=None):
+    """Starts a non-daemon thread that waits forever (inside C), and returns. A worker
+    interpreter ends only after its threads, so this one can never end."""
+    def forever():
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()
+
+    threading.Thread(target=forever, name="never-ends").start()
+    if path is not None:
+        with open(path, "w") as out:
+            out.write("started")
+    return "thread started"
+
+
+def pickle_with_keywords():
+    """The stdlib pickle API called with keyword arguments (each C function's first such call
+    in the process caches its keyword names: python/cpython#119213)."""
+    import io
+    import pickle
+
+    data = pickle.dumps([1, 2], protocol=5)
+    buffer = io.BytesIO()
+    pickle.dump([3], buffer, protocol=5)
+    pickle.Pickler(io.BytesIO(), protocol=5).dump(4)
+    values = [pickle.loads(data, fix_imports=True), pickle.load(io.BytesIO(buffer.getvalue()), fix_imports=True),
+              pickle.Unpickler(io.BytesIO(data), fix_imports=True).load()]
+    return values
+
+
+def big_bytes(size):
+    """A ``bytes`` result of ``size`` bytes, every page touched (counted in RSS)."""
+    return b"x" * size

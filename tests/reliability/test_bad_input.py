@@ -21,6 +21,7 @@ import pytest
 
 import rel_tasks
 import subinterpreter_parallelism as sp
+from rel_support import assert_clean_exit, run_python
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -325,3 +326,29 @@ def test_parallel_rejects_bad_timeout_and_a_shut_down_executor():
     pool.shutdown()
     with pytest.raises(RuntimeError, match="shutdown"):
         sp.parallel(["rel_tasks", "add", (1, 1)], executor=pool)
+
+
+@pytest.mark.parametrize("task", ["make_lock", "pickle_with_keywords"])
+def test_result_pickling_in_the_worker_then_exit_in_a_fresh_process(task):
+    """Issue 13, item 5. On CPython 3.12 before 3.12.4 (python/cpython#119213), the first call
+    with keyword arguments of a function of an extension module loaded from a shared library
+    caches its keyword names in static memory, allocated by the calling interpreter. A result
+    that plain pickle refuses goes to cloudpickle in the worker, which constructs
+    ``_pickle.Pickler(file, protocol=..., buffer_callback=...)``: made there first, that cache
+    was freed by the main interpreter at exit ("free(): invalid pointer", 3 runs of 3). The
+    executor now makes the ``_pickle`` calls with keywords in the caller first."""
+    code = f"""
+    import subinterpreter_parallelism as sp
+    import rel_tasks
+
+    with sp.InterpreterPoolExecutor(1) as pool:
+        future = pool.submit(rel_tasks.{task})
+        error = future.exception(timeout=60)
+        print(type(error).__name__ if error else future.result())
+    print("end")
+    """
+    expected = "TypeError" if task == "make_lock" else "[[1, 2], [3], [1, 2]]"
+    for _ in range(3):
+        result = run_python(code)
+        assert_clean_exit(result)
+        assert result.stdout.splitlines() == [expected, "end"], result.stdout

@@ -21,10 +21,10 @@ import rel_tasks
 """
 
 
-def run_program(body: str, timeout: float = 90):
+def run_program(body: str, timeout: float = 90, helpers: str = ""):
     import textwrap
 
-    return run_python(PRELUDE + textwrap.dedent(body), timeout=timeout)
+    return run_python(PRELUDE + helpers + textwrap.dedent(body), timeout=timeout)
 
 
 def test_exit_with_an_idle_pool_alive():
@@ -267,3 +267,114 @@ def test_exit_from_an_interactive_session_with_a_live_pool():
     result = run_python("", "-i", stdin=session, env={"PYTHONSTARTUP": ""})
     assert_clean_exit(result)
     assert "REPL 42" in result.stdout
+
+
+# -- Initializers that never return (issue 13, item 2) ------------------------------------------
+# They are interruptible like tasks: exit (when no task waits for them), Ctrl-C and
+# shutdown(cancel_futures=True) stop them. Before, exit waited forever and Ctrl-C did not help.
+
+WAIT_FOR_MARK = """
+def wait_for(path):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, "never started"
+        time.sleep(0.005)
+"""
+
+
+@pytest.mark.parametrize("how", ["python", "sleep"])
+def test_exit_interrupts_an_initializer_that_never_returns(tmp_path, how):
+    mark = str(tmp_path / "started")
+    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    pool = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.never_return, initargs=({how!r}, {mark!r}))
+    wait_for({mark!r})
+    print("exiting")
+    """, timeout=60)
+    assert_clean_exit(result)
+    assert result.stdout == "exiting\n"
+    assert result.stderr == ""  # an initializer stopped on purpose is not reported as a failure
+
+
+def test_ctrl_c_at_exit_interrupts_an_initializer_that_never_returns(tmp_path):
+    """A task waits for the initializer, so exit waits; the first Ctrl-C stops it."""
+    mark = str(tmp_path / "started")
+    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    import sp_tasks
+    pool = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.never_return, initargs=("python", {mark!r}))
+    future = pool.submit(rel_tasks.add, 1, 2)
+    wait_for({mark!r})
+    threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond,), daemon=True).start()
+    print("exiting")
+    """, timeout=60)
+    assert "Fatal Python error" not in result.stderr, result.stderr
+    assert result.stdout == "exiting\n"
+    assert result.returncode in (0, 130, -2), result.stderr
+
+
+def test_shutdown_cancel_futures_interrupts_initializers_that_never_return(tmp_path):
+    mark = str(tmp_path / "started")
+    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    pool = sp.InterpreterPoolExecutor(2, initializer=rel_tasks.never_return, initargs=("sleep", {mark!r}))
+    future = pool.submit(rel_tasks.add, 1, 2)
+    wait_for({mark!r})
+    pool.shutdown(wait=True, cancel_futures=True)
+    print("shut down; cancelled:", future.cancelled(), "alive workers:", pool._state.native.alive_workers())
+    """, timeout=60)
+    assert_clean_exit(result)
+    assert result.stdout == "shut down; cancelled: True alive workers: 0\n"
+    assert result.stderr == ""
+
+
+# -- Ctrl-C at exit never hangs and never aborts (issue 13, items 3 and 4) ----------------------
+# The first Ctrl-C interrupts everything and exit waits for what can still end; a worker whose
+# interpreter can only wait for a thread its task left running is given up (with a message),
+# and a second Ctrl-C gives up on everything. Before: 3.13 hung for good (the main thread ends
+# up in C, in threading's shutdown, where Ctrl-C cannot reach it) and 3.12 aborted with
+# "Fatal Python error: PyInterpreterState_Delete: remaining subinterpreters".
+
+GAVE_UP = "subinterpreter_parallelism: exit gave up on worker interpreters after"
+
+
+def assert_gave_up(result, *reasons):
+    assert "Fatal Python error" not in result.stderr, result.stderr[-4000:]
+    assert result.returncode in (-2, 130), (result.returncode, result.stderr[-4000:])
+    assert result.stdout == "exiting\n", result.stdout
+    assert GAVE_UP in result.stderr, result.stderr[-4000:]
+    for reason in reasons:
+        assert reason in result.stderr, result.stderr[-4000:]
+
+
+def test_ctrl_c_at_exit_gives_up_on_a_thread_a_task_left_running():
+    result = run_program("""
+    import sp_tasks
+    pool = sp.InterpreterPoolExecutor(1)
+    pool.submit(rel_tasks.leave_a_thread_that_never_ends).result(timeout=60)
+    threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond,), daemon=True).start()
+    print("exiting")
+    """, timeout=90)
+    assert_gave_up(result, "Ctrl-C:", "waits for threads that its tasks started")
+
+
+@pytest.mark.parametrize("stuck", ["task in C", "initializer in C", "thread left running"])
+def test_second_ctrl_c_at_exit_ends_the_process_without_a_fatal_error(tmp_path, stuck):
+    mark = str(tmp_path / "started")
+    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    import sp_tasks
+    STUCK = {stuck!r}
+    if STUCK == "initializer in C":
+        pool = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.never_return, initargs=("c", {mark!r}))
+        pool.submit(rel_tasks.add, 1, 2)
+    else:
+        pool = sp.InterpreterPoolExecutor(1)
+        if STUCK == "task in C":
+            pool.submit(rel_tasks.never_return, "c", {mark!r})
+        else:
+            pool.submit(rel_tasks.leave_a_thread_that_never_ends, {mark!r}).result(timeout=60)
+    wait_for({mark!r})
+    threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond, 2), daemon=True).start()
+    print("exiting")
+    """, timeout=90)
+    if stuck == "thread left running":  # the first Ctrl-C may already give up on it
+        assert_gave_up(result)
+    else:
+        assert_gave_up(result, "a second Ctrl-C", "has not returned")

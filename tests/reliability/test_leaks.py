@@ -165,3 +165,36 @@ def test_map_results_are_freed_as_they_are_consumed(pool):
         refs.append(weakref.ref(value))
         del value
     assert sum(collect_until_dead(ref, rounds=5) for ref in refs) == len(refs)
+
+
+def test_a_large_bytes_result_is_freed_in_the_worker_once_the_caller_has_it():
+    """Issue 13, item 7: a large ``bytes`` result is lent to the caller, which copies it; the
+    worker's reference must go then, not when that worker runs another task (a 400 MB result
+    kept 400 MB alive while the pool was idle). Measured in a fresh process: RSS must come
+    back to one copy (the caller's) while the worker stays idle."""
+    code = """
+    import os, time
+    import subinterpreter_parallelism as sp
+    import rel_tasks
+
+    SIZE = 200 << 20
+    PAGE = os.sysconf("SC_PAGE_SIZE")
+
+    def rss():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE
+
+    with sp.InterpreterPoolExecutor(1) as pool:
+        assert pool.submit(rel_tasks.add, 1, 1).result(timeout=60) == 2
+        before = rss()
+        value = pool.submit(rel_tasks.big_bytes, SIZE).result(timeout=60)
+        assert len(value) == SIZE
+        # The pool is idle from here on; the worker's copy must go by itself.
+        deadline = time.monotonic() + 20
+        while rss() - before > SIZE * 1.05 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print("copies alive:", round((rss() - before) / SIZE, 1))
+    """
+    result = run_python(code, timeout=120)
+    assert_clean_exit(result)
+    assert result.stdout == "copies alive: 1.0\n", result.stdout

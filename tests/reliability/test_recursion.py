@@ -132,15 +132,10 @@ def allowed(case: str, expected: set[str]) -> set[str]:
     return expected | {RETURNED[case]} if _versions.STACK_BASED_RECURSION_LIMIT else expected
 
 
-CPYTHON_312_EXIT_ABORT = pytest.mark.xfail(
-    sys.version_info < (3, 13), strict=True,
-    reason="CPython 3.12.1 bug: after cloudpickle failed on a deeply nested value inside a "
-           "sub-interpreter and the error was pickled, the process aborts at exit "
-           "(munmap_chunk(): invalid pointer); reproduced with _xxsubinterpreters alone")
-
-
-@pytest.mark.parametrize("case", [pytest.param(case, marks=CPYTHON_312_EXIT_ABORT) if case == "return_nested"
-                                  else case for case in sorted(DEEP_CASES)])
+# return_nested used to abort the process at exit on 3.12.1 (munmap_chunk(): invalid pointer)
+# after cloudpickle failed on the nested value in the worker: the same bug as a first keyword
+# call of _pickle in a worker (python/cpython#119213), which the executor now avoids.
+@pytest.mark.parametrize("case", sorted(DEEP_CASES))
 def test_deep_recursion_with_a_raised_limit_never_crashes(case):
     result, line = run_deep(case, "worker", "high")
     assert_no_crash(result, line)
