@@ -245,9 +245,9 @@ def summary(results: Sequence[ModuleCheck]) -> str:
     degraded = [r.module for r in results if r.result == "works, degraded"]
     if degraded:
         lines.append(f"{', '.join(degraded)}: {'imports' if len(degraded) == 1 else 'import'} in worker "
-                     "interpreters without some of {0} C extensions or submodules (see the reasons); "
-                     "tasks that need those can run with fallback=\"process\".".format(
-                         "its" if len(degraded) == 1 else "their"))
+                     "interpreters, degraded (see the reasons): without a C extension, code runs slower "
+                     "there; a task that imports a submodule that fails there can run in a process pool "
+                     "with fallback=\"process\".")
     crashed = [r.module for r in results if r.result == "crashed"]
     if crashed:
         lines.append(f"{', '.join(crashed)}: crashed the probe process; do not import "
