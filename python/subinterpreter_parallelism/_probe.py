@@ -9,8 +9,8 @@ datetime substitute); mode ``"main"`` imports it in this process's main interpre
 Stages of mode ``"sub"``:
 
 - ``sub``: the import, with the extension modules refused on the way;
-- ``again`` (3.12, after a refusal): the import in a second worker while the first lives,
-  which on 3.12 may crash the process (gh-117953), as in a pool of two;
+- ``again`` (3.12, after a refusal): the import in a second worker that started with the
+  first, which on 3.12 may crash the process (gh-117953), as in a pool of two;
 - ``later`` (3.12, after a refusal): the import in a worker started after both have ended
   (a later pool, or a worker recycled by ``max_tasks_per_worker``), which may crash too;
 - ``submodules`` (a package that imported): its public submodules, imported in the same
@@ -190,8 +190,12 @@ def main() -> int:
     # The worker imports the tasks by name (this module runs as __main__ here).
     probe = importlib.import_module(f"{__package__}._probe")
 
+    second = None
     try:
         pool = InterpreterPoolExecutor(1)
+        if _versions.REFUSED_MODULE_CRASHES_OTHERS:
+            # Started with the first, as the workers of one pool are: see stage "again".
+            second = InterpreterPoolExecutor(1)
     except BrokenInterpreterPool as exc:
         report({"stage": "sub", "elapsed": None, "error_type": "RuntimeError",
                 "error": f"the probe could not start a worker interpreter: {exc}",
@@ -203,19 +207,20 @@ def main() -> int:
         except BaseException as exc:  # the import's error could not come back as a record
             record = {"stage": "sub", "elapsed": None, **_failure_record(exc)}
         report(record)
-        if record.get("refusal") and _versions.REFUSED_MODULE_CRASHES_OTHERS:
-            # A second worker, while the first lives, as in a pool of two.
-            with InterpreterPoolExecutor(1) as second:
-                second.submit(probe.try_import, name).result()
-                report({"stage": "again", "ok": True})
+        if second is not None and record.get("refusal"):
+            # Another worker that started with the first, as in a pool of two.
+            second.submit(probe.try_import, name).result()
+            report({"stage": "again", "ok": True})
         if record.get("error_type") is None and record.get("is_package"):
             try:
                 report(pool.submit(probe.import_submodules, name).result())
             except Exception as exc:
                 report({"stage": "submodules", "tried": 0, "of": 0, "failed": [],
                         "refused_on_the_way": [], "error": f"{type(exc).__name__}: {exc}"})
+    if second is not None:
+        second.shutdown()
     if record.get("refusal") and _versions.REFUSED_MODULE_CRASHES_OTHERS:
-        # A worker after those have ended: a later pool, or a worker recycled by
+        # A worker started after those have ended: a later pool, or a worker recycled by
         # max_tasks_per_worker.
         with InterpreterPoolExecutor(1) as later:
             later.submit(probe.try_import, name).result()
