@@ -187,6 +187,8 @@ def _code_reduce(code: Any) -> Any:
     import cloudpickle
 
     rebuild, args = cloudpickle.Pickler.dispatch_table[_CodeType](code)[:2]
+    if _DYNAMIC not in args:  # a cloudpickle that keeps the file name itself
+        return rebuild, args
     args = list(args)
     args[args.index(_DYNAMIC)] = code.co_filename  # nothing before it is a str
     filename = code.co_filename
