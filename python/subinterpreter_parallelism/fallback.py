@@ -200,16 +200,23 @@ class _CallSite:
     @classmethod
     def here(cls) -> _CallSite:
         frame = sys._getframe(1)
-        while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).startswith(_LIBRARY_MODULES):
+        while frame.f_back is not None:
+            name = frame.f_globals.get("__name__")
+            if not (isinstance(name, str) and name.startswith(_LIBRARY_MODULES)):
+                break
             frame = frame.f_back
         site = frame
         main = sys.modules.get("__main__")
-        main_dict = getattr(main, "__dict__", None)
         main_lineno = None
-        while frame is not None:  # the script's top-level code, when the call came from there
-            if frame.f_globals is main_dict and frame.f_code.co_name == "<module>":
-                main_lineno = frame.f_lineno
-            frame = frame.f_back
+        if hasattr(main, "__file__"):  # a script, which spawned processes would run again
+            # The script's top-level code, when the call came from there (the outermost frame
+            # of this thread; sys._current_frames() could find the main thread's, but reading
+            # other threads' frames is unsafe while sub-interpreters run).
+            main_dict = main.__dict__
+            while frame is not None:
+                if frame.f_globals is main_dict and frame.f_code.co_name == "<module>":
+                    main_lineno = frame.f_lineno
+                frame = frame.f_back
         return cls(site.f_code.co_filename, site.f_lineno, site.f_globals, main_lineno)
 
     def warn(self, text: str, category: type[Warning]) -> None:
