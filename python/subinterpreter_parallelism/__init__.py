@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback
-    from .compat import ProcessFallbackWarning
+    from .fallback import ProcessFallbackWarning
     from .executor import InterpreterPoolExecutor
     from .parallel_calls import CallOutcome, parallel
     from .reusable import ExecutorOptions, get_reusable_executor
@@ -46,7 +46,7 @@ _LAZY = {
     "ExecutionFailed": "errors",
     "RemoteTraceback": "errors",
     "InterpreterPoolExecutor": "executor",
-    "ProcessFallbackWarning": "compat",
+    "ProcessFallbackWarning": "fallback",
     "CallOutcome": "parallel_calls",
     "parallel": "parallel_calls",
     "ExecutorOptions": "reusable",

@@ -103,10 +103,10 @@ def decode(buffer: Any) -> tuple[bool, Any]:
     if not isinstance(exc, BaseException):
         exc = ExecutionFailed(type_name, message, text)
     exc.__cause__ = RemoteTraceback(text)
-    if "does not support loading in subinterpreters" in text:
-        from .compat import note_refusal  # names the module, points to `check` and fallback
+    from . import _refusal
 
-        note_refusal(exc)
+    if _refusal.mentions_refusal(text):
+        _refusal.note_refusal(exc)  # names the module, points to `check` and fallback
     return False, exc
 
 

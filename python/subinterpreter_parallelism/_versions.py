@@ -21,6 +21,7 @@ __all__ = [
     "STACK_BASED_RECURSION_LIMIT",
     "STDLIB_INTERPRETER_POOL",
     "DEFAULT_START_METHOD_FORKS",
+    "EXPECTED_REFUSALS",
     "FORK_CHILD_ABORTS",
     "current_interpreter_id",
     "default_worker_count",
@@ -65,6 +66,10 @@ ONE_WORKER_FIRST = REFUSED_MODULE_CRASHES_OTHERS
 #: 3.12's ``_datetime`` cannot load in an isolated interpreter, so workers get the pure-Python
 #: ``_pydatetime``; values made there are converted to the caller's datetime types.
 PYDATETIME_IN_WORKERS = VERSION < (3, 13)
+
+#: Refusals that every worker meets and that this package makes up for (``check`` does not
+#: count them against a module).
+EXPECTED_REFUSALS: tuple[str, ...] = ("_datetime",) if PYDATETIME_IN_WORKERS else ()
 
 #: 3.14+ guard C recursion by the thread's real stack size instead of a fixed depth, so deep
 #: ``repr``/``json``/comparisons of nested data may succeed in a worker's 32 MiB stack where

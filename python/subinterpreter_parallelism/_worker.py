@@ -158,8 +158,11 @@ def run_chunk(fn: Any, chunk: list[tuple[Any, ...]], raise_refusals: bool = Fals
     except TaskInterrupted:
         raise
     except BaseException as exc:
-        if raise_refusals and _is_refusal(exc):
-            raise
+        if raise_refusals:
+            from ._refusal import find_refusal
+
+            if find_refusal(exc) is not None:
+                raise
         failure = encode_error(exc)
     try:
         return _pickling.dumps(results), failure
@@ -173,18 +176,3 @@ def run_chunk(fn: Any, chunk: list[tuple[Any, ...]], raise_refusals: bool = Fals
             _outcome.note_unpicklable_result(exc, value)
             return _pickling.dumps(results[:index]), _outcome.encode_exception(exc)
     return _pickling.dumps([]), _outcome.encode_exception(whole)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    """Whether CPython's refusal to load a module in this interpreter is behind ``exc``."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ImportError) and "does not support loading in subinterpreters" in str(current):
-            return True
-        pending += [current.__cause__, current.__context__]
-    return False

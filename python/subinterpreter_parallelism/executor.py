@@ -82,7 +82,7 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
 
     _sp_pool: _PoolState
     _sp_task_id: int
-    _sp_call: tuple[Any, tuple[Any, ...], dict[str, Any]] | None = None  # kept for fallback="process"
+    _sp_call: Any = None  # fallback.Call: kept for fallback="process"
     _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
 
     def cancel(self) -> bool:
@@ -95,7 +95,7 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
         return self._sp_cancel(interrupt=True)
 
     def _sp_cancel(self, interrupt: bool) -> bool:
-        if self._sp_moved is not None:  # runs in a process now; compat._settle cancels this one
+        if self._sp_moved is not None:  # runs in a process now; fallback._settle cancels this one
             return self._sp_moved.cancel()
         with self._condition:
             if self._state == FINISHED:
@@ -161,7 +161,7 @@ class _PoolState:
         # it (not on Thread.join) matters on 3.12, where Ctrl-C inside Thread.join() marks a
         # still-running thread as stopped, so a later join() would return too early.
         self.ended = threading.Event()
-        self.fallback: Any = None  # compat.ProcessFallback: fallback="process" or parallel(fallback=...)
+        self.fallback: Any = None  # fallback.ProcessFallback: fallback="process" or parallel(fallback=...)
         # The initializer's arguments, kept while workers may still start: a Queue among them is
         # pickled as its id, which attaches only while some handle keeps the queue alive.
         self.initargs: tuple[Any, ...] = ()
@@ -372,7 +372,7 @@ class InterpreterPoolExecutor(Executor):
             if task_timeout > threading.TIMEOUT_MAX:
                 task_timeout = None  # inf: no limit (it used to kill the timeout thread)
         if fallback is not None:
-            from .compat import check_fallback
+            from .fallback import check_fallback
 
             check_fallback(fallback)
         self._max_workers = max_workers
@@ -406,7 +406,7 @@ class InterpreterPoolExecutor(Executor):
         else:
             preload_watch = None
         if fallback is not None:
-            from .compat import ProcessFallback
+            from .fallback import ProcessFallback
 
             self._state.fallback = ProcessFallback(max_workers, automatic=True)
         self._ids = itertools.count()
@@ -461,7 +461,7 @@ class InterpreterPoolExecutor(Executor):
         future._sp_task_id = task_id
         state.futures[task_id] = future
         if state.fallback is not None and state.fallback.covers():
-            future._sp_call = (fn, args, kwargs)
+            future._sp_call = state.fallback.remember(fn, args, kwargs)
         try:
             state.native.submit(task_id, fn, args, kwargs)
         except BaseException:
@@ -542,15 +542,19 @@ class InterpreterPoolExecutor(Executor):
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
         if chunksize == 1:
             futures = deque([self.submit(fn, *args) for args in items])
+            results = _yield_results(futures, deadline, chunked=False, ordered=ordered)
             if progress is not None:
-                _progress.track(futures, None, progress, f"map({_name_of(fn)})")
-            return _yield_results(futures, deadline, chunked=False, ordered=ordered)
+                tracker = _progress.track(futures, None, progress, f"map({_name_of(fn)})")
+                return _progress.finishing(results, tracker, len(items))
+            return results
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
         refusals = self._falls_back()
         futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals) for chunk in chunks])
+        results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
         if progress is not None:
-            _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
-        return _yield_results(futures, deadline, chunked=True, ordered=ordered)
+            tracker = _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
+            return _progress.finishing(results, tracker, len(items))
+        return results
 
     def _map_buffered(self, fn: Callable[..., T], args_iter: Iterator[tuple[Any, ...]],
                       deadline: float | None, chunksize: int, buffersize: int, ordered: bool) -> Iterator[T]:
@@ -599,7 +603,7 @@ class InterpreterPoolExecutor(Executor):
 
         The process pool is created on the first refusal and shut down with this pool.
         """
-        from .compat import ProcessFallback
+        from .fallback import ProcessFallback
 
         state = self._state
         with state.lock:

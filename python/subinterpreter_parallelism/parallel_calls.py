@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from . import _worker, compat
+from . import _worker, fallback as _fallback
 from .executor import InterpreterPoolExecutor, check_timeout
 from .progress import check_progress, track
 
@@ -104,7 +104,7 @@ def parallel(
     timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
     if executor is not None and not isinstance(executor, InterpreterPoolExecutor):
         raise TypeError(f"executor must be an InterpreterPoolExecutor or None, not {type(executor).__name__}")
-    compat.check_fallback(fallback)
+    _fallback.check_fallback(fallback)
     check_progress(progress)
     if not checked:
         return []
@@ -122,13 +122,16 @@ def parallel(
                 failed: Future[Any] = Future()
                 failed.set_exception(exc)
                 futures.append(failed)
-    track(futures, None, progress, "parallel")
+    tracker = track(futures, None, progress, "parallel")
     try:
         done, not_done = wait(futures, timeout)
     except KeyboardInterrupt:
         for future in futures:
             future.cancel()
         raise
+    finally:
+        if tracker is not None:  # the bar ends before the results or an error reach the caller
+            tracker.finish(sum(1 for future in futures if future.done() and not future.cancelled()))
     if not_done:
         for future in not_done:
             future.cancel()  # interrupts the calls still running

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
-# The caller side's imports (threading, compat, errors) wait inside its functions: a worker
+# The caller side's imports (threading, _refusal, errors) wait inside its functions: a worker
 # interpreter imports this module for import_modules alone, during its start-up.
 
 __all__ = ["PRELOAD_TIMEOUT", "TAG_PRELOAD", "PreloadWatch", "check_preload", "import_modules"]
@@ -161,7 +161,7 @@ class PreloadWatch:
 
 def _preload_error(data: bytes) -> BaseException:
     """The exception the constructor raises for a preload module that failed in a worker."""
-    from . import compat
+    from . import _refusal
     from .errors import RemoteTraceback
 
     module, encoded = _pickling.loads(data)
@@ -169,12 +169,12 @@ def _preload_error(data: bytes) -> BaseException:
         _, error = _outcome.decode(encoded)
     except Exception as exc:
         error = _outcome.failure_from_unpickling(exc)
-    refusal = compat.find_refusal(error)
+    refusal = _refusal.find_refusal(error)
     if refusal is None:
         error.add_note(f"raised in a worker interpreter while importing preload module {module!r}")
         return error
     # The message of `check`; the worker's traceback (numpy's long text included) as the cause.
-    refused = ImportError(compat.refusal_message(refusal.module, refusal.reason), name=refusal.module)
+    refused = ImportError(_refusal.refusal_message(refusal.module, refusal.reason), name=refusal.module)
     if refusal.module != module:
         refused.add_note(f"(while importing preload module {module!r})")
     cause = error.__cause__
