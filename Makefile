@@ -35,7 +35,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest test-under-load swift-test bench bench-quick bench-readme clean distclean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load swift-test bench bench-quick bench-scaling bench-readme clean distclean sdist wheel check-dist
 
 all: test
 
@@ -104,13 +104,22 @@ $(VENV)/.bench-extras: $(STAMP) pyproject.toml
 	$(BENCH_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
 	@touch $@
 
-# Every competitor, each workload in a fresh process: under 10 minutes on 2 cores.
+# Every competitor, each workload in a fresh process (the library workloads included): about
+# 12 minutes on 2 cores.
 bench: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot bench-results/latest.png
 
 # Small sizes, one repeat: under a minute.
 bench-quick: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --quick --json bench-results/quick.json --plot bench-results/quick.png
+
+# The many-core run: 1, 2, 4, 8, 16 workers and the CPU count (WIDTHS=1,2,4 to choose): start-up,
+# first result, memory per worker, short and long tasks, against fork, forkserver and (3.14+)
+# the stdlib pool. A few minutes on 2 cores.
+WIDTHS ?=
+bench-scaling: $(VENV)/.bench-extras
+	$(VPY) -m subinterpreter_parallelism bench --scaling $(if $(WIDTHS),--widths $(WIDTHS)) \
+		--json bench-results/scaling.json --plot bench-results/scaling.png
 
 # The README's figures and docs/bench-latest.png from the last `make bench` (nothing is re-measured).
 bench-readme: $(VENV)/.bench-extras

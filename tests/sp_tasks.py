@@ -351,6 +351,12 @@ def module_loaded(name):
     return name in sys.modules
 
 
+def rendezvous(arrived, go):
+    """An initializer that says it started, then waits for the caller's go."""
+    arrived.put(1)
+    go.get()
+
+
 def nested_pool(n):
     """A pool created inside a task: the (interpreter id, result) of each of its ``n`` tasks,
     and this worker's own id."""

@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(SUITE_ROOT) not in sys.path:
     sys.path.insert(0, str(SUITE_ROOT))
 
-from benchmarks import report, suite  # noqa: E402
+from benchmarks import plan, report, suite  # noqa: E402
 from benchmarks.seed_design import unavailable_reason  # noqa: E402
 
 
 def _params(workload: str) -> dict[str, Any]:
-    params = suite.build_params(quick=True, cores=2, unit_cost=1e-7)[workload]
+    params = plan.build_params(quick=True, cores=2, unit_cost=1e-7)[workload]
     if workload == "tiny":
         params.update(submit_count=50, main_count=20, map_count=2_000, map_count_per_item=50, seed_count=2)
     if workload == "data":
@@ -59,6 +59,72 @@ def test_tiny_cell_measures_a_main_function() -> None:
     cases = {r["case"]: r for r in records}
     assert set(cases) == {"submit", "submit __main__", "map", "map chunked"}
     assert cases["map"]["extra"]["items"] == 2_000
+
+
+def test_library_workloads_give_the_same_results_everywhere() -> None:
+    """Each library workload runs cold then warm, and every competitor computes the same results
+    (the checksum of the outputs): the workers really ran the libraries."""
+    missing = [name for name in ("markdown", "pygments", "sqlglot", "dateutil", "networkx")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        pytest.skip(f"the `bench` extra is not installed ({', '.join(missing)} missing)")
+    params = {**plan.build_params(quick=True, cores=2, unit_cost=1e-7)["libraries"], "scale": 0.05}
+    checksums: dict[str, dict[str, int]] = {}
+    for key in ("serial", "this"):
+        records, stderr = suite.run_cell("libraries", key, params, timeout=120)
+        assert all("error" not in r for r in records), (records, stderr)
+        assert [r["case"] for r in records] == [f"{name} {kind}" for name in plan.LIBRARY_NAMES
+                                                 for kind in ("cold", "warm")]
+        checksums[key] = {r["case"]: r["extra"]["checksum"] for r in records}
+    assert checksums["serial"] == checksums["this"]
+    records, _ = suite.run_cell("libraries", "seed", {**params, "libraries": ["dateutil"]}, timeout=60)
+    assert [r.get("na", "")[:24] for r in records] == ["a new interpreter per ca"] * 2
+
+
+def test_widths_cell_measures_each_width() -> None:
+    params = plan.build_params(quick=True, cores=2, unit_cost=1e-7, widths=[1, 3])["widths"]
+    params.update(hold_s=0.01, short={**params["short"], "tasks_per_worker": 2},
+                  long={**params["long"], "tasks_per_worker": 1})
+    records, stderr = suite.run_cell("widths", "this", params, timeout=120)
+    assert all(_valid(r) and "error" not in r for r in records), (records, stderr)
+    metrics = {(r["extra"]["workers"], r["extra"]["metric"]) for r in records}
+    assert metrics == {(w, m) for w in (1, 3) for m in ("first result", "all started", "memory per worker",
+                                                          "interpreter start-up per worker", "short tasks",
+                                                          "long tasks")}
+    startup = [r for r in records if r["extra"]["metric"] == "interpreter start-up per worker"]
+    assert [r["extra"]["count"] for r in startup] == [1, 3]  # every worker's interpreter, from stats()
+    serial, _ = suite.run_cell("widths", "serial", params, timeout=60)
+    assert {r["extra"]["metric"] for r in serial} == {"short tasks", "long tasks"}
+
+
+def test_scaling_run_from_the_command_line(tmp_path: Path) -> None:
+    out, png = tmp_path / "s.json", tmp_path / "s.png"
+    command = [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--scaling", "--quick", "--widths", "2,1",
+               "--competitors", "serial,this", "--json", str(out)]
+    plot = importlib.util.find_spec("matplotlib") is not None
+    proc = subprocess.run(command + (["--plot", str(png)] if plot else []), capture_output=True, text=True,
+                          timeout=180, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())
+    assert {r["workload"] for r in results["records"]} == {"widths"}
+    assert results["params"]["widths"]["widths"] == [1, 2]
+    assert [t["target"][:27] for t in results["targets"]] == ["new pool of 2 workers, firs", "new pool of 16 workers, fir",
+                                                               "memory per worker at 16 wor"]
+    assert "| 2 workers: first result |" in proc.stdout
+    if plot:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = subprocess.run(command[:-2] + ["--widths", "0,2"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "at least 1" in bad.stderr
+
+
+def test_library_inputs_are_deterministic() -> None:
+    from benchmarks.libraries import LIBRARIES
+
+    for library in LIBRARIES:
+        assert library.calls(0.05) == library.calls(0.05), library.name
+    sizes = {library.name: len(library.calls(1.0)) for library in LIBRARIES}
+    assert sizes == {"markdown": 160, "pygments": 20, "sqlglot": 100, "dateutil": 20, "networkx": 4}
+    assert sum(len(batch) for (batch,) in LIBRARIES[3].calls(1.0)) == 5_000
 
 
 def test_process_pool_cell_and_not_applicable_cases() -> None:
@@ -112,7 +178,7 @@ def test_seed_design_runs_calls_in_new_interpreters() -> None:
 
 def _fake_results() -> dict[str, Any]:
     """Results shaped like a run's, with made-up samples, to test the rendering alone."""
-    params = suite.build_params(quick=False, cores=2, unit_cost=1e-7)
+    params = plan.build_params(quick=False, cores=2, unit_cost=1e-7)
     records: list[dict[str, Any]] = []
 
     def add(workload: str, case: str, key: str, value: float, unit: str = "s", better: str = "lower") -> None:
@@ -246,6 +312,85 @@ def test_bench_command_explains_a_missing_suite(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(bench, "find_suite_root", lambda: None)
     assert bench.main(["--quick"]) == 2
     assert "missing from this installation" in capsys.readouterr().err
+
+
+def _suite_imports() -> dict[str, set[str]]:
+    """Module -> the suite's modules it imports, anywhere in it (lazy imports count too)."""
+    import ast
+
+    package = SUITE_ROOT / "benchmarks"
+    names = {path.stem for path in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level == 1 or base.startswith("benchmarks"):
+                    parts = base.removeprefix("benchmarks").strip(".").split(".")
+                    if parts[0]:
+                        found.add(parts[0])
+                    else:  # from . import x
+                        found |= {alias.name for alias in node.names if alias.name in names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("benchmarks.")}
+        graph[path.stem] = (found & names) - {path.stem}
+    return graph
+
+
+def test_the_suite_has_no_import_cycle() -> None:
+    graph = _suite_imports()
+    assert graph["report"] and graph["suite"]  # the parser sees imports at all
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(module):] + [module])}")
+        if module in done:
+            return
+        for target in sorted(graph[module]):
+            visit(target, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_scenarios_and_report_ask_for_abilities_not_names() -> None:
+    """What a competitor can do is declared in competitors.py; scenarios and the report ask
+    for an ability, never compare a competitor's key with a name."""
+    import re
+
+    pattern = re.compile(r"\bkey\s*(==|!=|in|not in)\s*[(\"']")
+    for name in ("scenarios.py", "report.py", "plot.py", "cell.py"):
+        text = (SUITE_ROOT / "benchmarks" / name).read_text()
+        assert not pattern.search(text), (name, pattern.search(text))
+
+
+def test_competitors_declare_their_abilities() -> None:
+    from benchmarks.competitors import COMPETITORS, Ability, by_key
+
+    assert len({c.key for c in COMPETITORS}) == len(COMPETITORS)
+    assert [c.key for c in COMPETITORS if c.can(Ability.SUBJECT)] == ["this"]
+    serial = by_key("serial")
+    assert not serial.can(Ability.PARALLEL) and serial.why_not(Ability.PARALLEL) == "no pool"
+    assert by_key("fork").can(Ability.PROCESSES) and by_key("fork").can(Ability.INHERITS_IMPORTS)
+    assert not by_key("seed").can(Ability.MAP) and by_key("seed").why_not(Ability.MAP) == "no map of its own"
+    for competitor in COMPETITORS:
+        assert competitor.can(Ability.QUEUES) == (competitor.queues is not None), competitor.key
+
+
+def test_a_saved_run_reports_the_abilities_it_recorded() -> None:
+    results = _fake_results()
+    # A run that declared serial parallel: the report believes the file, not today's registry.
+    results["abilities"] = {"serial": ["parallel", "map"], "fork": ["processes"], "backport": [],
+                            "this": ["subject", "parallel"]}
+    r = report.Results(results)
+    assert r.case_for("scaling", "2 workers", "serial") == "2 workers"
+    assert r.having(report.Ability.PROCESSES) == ("fork",)
+    assert r.subject == "this"
+    without = report.Results(_fake_results())  # an older file: today's abilities
+    assert without.case_for("scaling", "2 workers", "serial") == "1 workers"
 
 
 @pytest.mark.slow

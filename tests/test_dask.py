@@ -21,6 +21,7 @@ dask = pytest.importorskip("dask")
 import subinterpreter_parallelism as sp
 from conftest import run_python
 from subinterpreter_parallelism import dask_support
+from subinterpreter_parallelism.dask_support import expressions
 
 
 def _make_tasks() -> SimpleNamespace:
@@ -130,11 +131,11 @@ def test_lowering_matches_dask_for_every_node_kind(pool):
         Task("t4", sorted, Set(1, TaskRef("x"), 3)),
         Task("t5", tasks.total, Tuple(TaskRef("x"), 1)),
         Alias("t6", "y"),
-        DataNode("t7", dask_support._Ref("x")),  # a value that looks like an expression
+        DataNode("t7", expressions.Ref("x")),  # a value that looks like an expression
     ]
 
     def comparable(value):
-        return ("ref", value.key) if isinstance(value, dask_support._Ref) else value
+        return ("ref", value.key) if isinstance(value, expressions.Ref) else value
 
     for node in nodes:
         expected = comparable(node({key: values[key] for key in node.dependencies}))
@@ -156,7 +157,7 @@ def test_lowering_fused_subgraphs(pool):
     expected = fused(values)
     assert expected == (4 + 1) * 2 + 3
     expression = dask_support.lower(fused, values)
-    assert isinstance(expression, dask_support._Graph)
+    assert isinstance(expression, expressions.Graph)
     assert dask_support.evaluate(expression) == expected
     assert pool.submit(dask_support.evaluate, expression).result(timeout=30) == expected
 

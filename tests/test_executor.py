@@ -323,6 +323,31 @@ def test_shutdown_without_wait_cancels_promptly():
     pool.shutdown(wait=True)
 
 
+def test_shutdown_with_interrupt_stops_running_and_queued_tasks():
+    """``shutdown(interrupt=True)``: what ``get_reusable_executor(kill_workers=True)`` and the
+    Dask plugin's removal use instead of reaching into the executor."""
+    pool = sp.InterpreterPoolExecutor(1)
+    report = sp.Queue()
+    running = pool.submit(sp_tasks.spin_until_interrupted, report)
+    queued = [pool.submit(sp_tasks.add, i, 1) for i in range(3)]
+    assert report.get(timeout=30) == "started"
+    assert pool.status == "running"
+    pool.shutdown(wait=True, interrupt=True)  # returns: the spinning task was interrupted
+    assert running.cancelled() and all(f.cancelled() for f in queued)
+    assert report.get(timeout=10) == "interrupted"
+    assert pool.status == "shut down"
+    assert "shut down" in repr(pool)
+
+
+def test_status_of_a_broken_pool():
+    pool = sp.InterpreterPoolExecutor(1, initializer=sp_tasks.init_fails)
+    with pytest.raises(sp.BrokenInterpreterPool):
+        pool.submit(sp_tasks.add, 1, 1).result(timeout=30)
+    assert pool.status == "broken"
+    pool.shutdown()
+    assert pool.status == "broken"  # broken says more than shut down
+
+
 def test_shutdown_waits_for_queued_tasks():
     pool = sp.InterpreterPoolExecutor(2)
     futures = [pool.submit(sp_tasks.sleep_then, 0.05, i) for i in range(6)]
@@ -516,6 +541,34 @@ def test_exit_with_a_live_pool_is_clean():
     assert result.returncode == 5, result.stderr
     assert "42" in result.stdout
     assert "Fatal Python error" not in result.stderr
+
+
+def test_stats_show_each_workers_start_up_and_the_first_starts_alone():
+    with sp.InterpreterPoolExecutor(3) as pool:
+        assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2
+        first = pool.stats()["worker_startup"][0]
+        assert first is not None  # the worker that ran the task is up
+    startups = pool.stats()["worker_startup"]
+    assert len(startups) == 3 and all(s is not None for s in startups)  # every worker came up before it ended
+    for s in startups:
+        assert set(s) == {"start_s", "create_s", "bootstrap_s", "ready_s"}
+        assert s["create_s"] > 0 and s["bootstrap_s"] > 0
+        assert s["ready_s"] >= s["start_s"] + s["create_s"] + s["bootstrap_s"] - 1e-6
+    # The others began creating their interpreters once the first one was ready (or, on a
+    # machine too busy for that, once they had waited their bounded while).
+    for s in startups[1:]:
+        assert s["start_s"] >= min(first["ready_s"], 0.25) - 1e-6, (first, s)
+
+
+def test_an_initializer_that_waits_for_every_worker_does_not_hang():
+    """The first worker's initializer cannot finish before the second worker's has started:
+    the others must not wait for the first one for good."""
+    arrived, go = sp.Queue(), sp.Queue()
+    with sp.InterpreterPoolExecutor(2, initializer=sp_tasks.rendezvous, initargs=(arrived, go)) as pool:
+        assert [arrived.get(timeout=60) for _ in range(2)] == [1, 1]
+        go.put(None)
+        go.put(None)
+        assert pool.submit(sp_tasks.add, 2, 3).result(timeout=60) == 5
 
 
 # -- Pools inside tasks (issue 13, item 16) ------------------------------------------------------

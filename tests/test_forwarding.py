@@ -1,4 +1,4 @@
-"""Workers that behave like the caller's program: logging, warnings, output, preloaded modules.
+"""Workers that behave like the caller's program: logging, warnings and output (forwarding.py).
 
 Each behaviour is checked under pytest's capture (capsys/capfd, caplog, recwarn) and in a
 fresh process. The tasks live in a helper module written next to this file's temporary
@@ -12,16 +12,13 @@ import re
 import shutil
 import sys
 import tempfile
-import textwrap
 import threading
-import time
 import warnings
 from pathlib import Path
 
 import pytest
 
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import compat, forwarding
 from conftest import TESTS, run_python
 
 HELPER_SOURCE = '''\
@@ -449,140 +446,10 @@ def test_warnings_in_a_subprocess():
     assert result.returncode == 0 and result.stdout == "warned\n" and result.stderr == ""
 
 
-# ─── preload ───────────────────────────────────────────────────────────────────────────────
-
-@pytest.fixture
-def module_dir(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
-
-
-def test_preload_imports_before_the_first_task(module_dir, capsys, caplog):
-    caplog.set_level(logging.INFO)
-    (module_dir / "_forwarding_probe.py").write_text(textwrap.dedent("""
-        import logging, time
-        time.sleep(0.3)
-        logging.getLogger("forwarding.probe").info("imported")
-        print("probe imported")
-    """))
-    started = time.monotonic()
-    with sp.InterpreterPoolExecutor(2, preload=("_forwarding_probe", "json")) as pool:
-        assert time.monotonic() - started >= 0.3
-        # Everything the workers did while importing has arrived.
-        assert capsys.readouterr().out == "probe imported\n" * 2
-        assert [r.getMessage() for r in caplog.records if r.name == "forwarding.probe"] == ["imported"] * 2
-        results = [pool.submit(helper.loaded, "_forwarding_probe") for _ in range(8)]
-        assert all(f.result(timeout=30) == {"_forwarding_probe": True} for f in results)
-    with sp.InterpreterPoolExecutor(1, preload="_forwarding_probe") as pool:  # one name alone
-        assert pool.submit(helper.loaded, "json", "_forwarding_probe").result(timeout=30) == {
-            "json": False, "_forwarding_probe": True}
-
-
-def _refusing_module() -> str:
-    """A real single-phase extension module: it refuses own-GIL interpreters (3.12 and 3.13)."""
-    pytest.importorskip("_testsinglephase")
-    return "_testsinglephase"
-
-
-def test_preload_refusal_is_reported_at_creation(module_dir):
-    refused = _refusing_module()
-    with pytest.raises(ImportError) as info:
-        sp.InterpreterPoolExecutor(2, preload=("json", refused))
-    reason = f"module {refused} does not support loading in subinterpreters"
-    assert str(info.value) == compat.refusal_message(refused, reason)
-    assert reason in str(info.value.__cause__)  # the worker's traceback
-    # through another module: the refusing one is named, and the preload module in a note
-    (module_dir / "_forwarding_uses_refused.py").write_text(f"import {refused}\n")
-    with pytest.raises(ImportError) as info:
-        sp.InterpreterPoolExecutor(1, preload=["_forwarding_uses_refused"])
-    assert str(info.value).startswith(f"{refused} cannot be imported in an own-GIL sub-interpreter")
-    assert any("_forwarding_uses_refused" in note for note in info.value.__notes__)
-
-
-def test_preload_numpy_gives_the_message_of_check():
-    import importlib.util
-
-    if importlib.util.find_spec("numpy") is None:  # not imported here: it starts BLAS threads
-        pytest.skip("numpy is not installed")
-    [verdict] = compat.check_modules(["numpy"])
-    assert verdict.result == "refused"
-    # In a fresh process: numpy's refused extension is still loaded, and its BLAS starts threads.
-    result = run("""
-        import subinterpreter_parallelism as sp
-        try:
-            sp.InterpreterPoolExecutor(1, preload=("numpy",))
-        except ImportError as exc:
-            print(exc, getattr(exc, "__notes__", None), sep="|")
-    """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == compat.refusal_message("numpy", verdict.reason) + "|None\n"
-
-
-@pytest.mark.parametrize("one_first", [False, True])
-def test_preload_with_one_worker_first(module_dir, monkeypatch, capsys, one_first):
-    """3.12 needs one worker to try first (a refusal seen by two interpreters crashes it)."""
-    monkeypatch.setattr(forwarding._versions, "ONE_WORKER_FIRST", one_first)
-    (module_dir / "_forwarding_counted.py").write_text(
-        "from subinterpreter_parallelism import _native\nprint('imported by', _native.worker_index())\n")
-    with sp.InterpreterPoolExecutor(3, preload=["_forwarding_counted"]) as pool:
-        importers = sorted(capsys.readouterr().out.split())
-        assert importers.count("imported") == 3
-        assert pool.submit(helper.loaded, "_forwarding_counted").result(timeout=30)
-    (module_dir / "_forwarding_fails_once.py").write_text(
-        "from subinterpreter_parallelism import _native\n"
-        "print('tried by', _native.worker_index())\n"
-        "raise ImportError('no, thanks')\n")
-    with pytest.raises(ImportError, match="no, thanks"):
-        sp.InterpreterPoolExecutor(3, preload=["_forwarding_fails_once"])
-    tried = capsys.readouterr().out.splitlines()
-    if one_first:
-        assert tried == ["tried by 0"]
-    else:
-        assert len(tried) >= 1
-
-
-def test_preload_failures_keep_their_type(module_dir):
-    with pytest.raises(ModuleNotFoundError, match="no_such_module_anywhere") as info:
-        sp.InterpreterPoolExecutor(1, preload=("no_such_module_anywhere",))
-    assert any("preload module 'no_such_module_anywhere'" in n for n in info.value.__notes__)
-    (module_dir / "_forwarding_broken.py").write_text("raise RuntimeError('broken at import')\n")
-    with pytest.raises(RuntimeError, match="broken at import") as info:
-        sp.InterpreterPoolExecutor(2, preload=("_forwarding_broken",))
-    assert "_forwarding_broken.py" in str(info.value.__cause__)
-
-
-def test_preload_timeout(module_dir, monkeypatch):
-    (module_dir / "_forwarding_slow.py").write_text("import time\ntime.sleep(1.5)\n")
-    monkeypatch.setattr(forwarding, "PRELOAD_TIMEOUT", 0.2)
-    with pytest.raises(TimeoutError, match="preload"):
-        sp.InterpreterPoolExecutor(1, preload=("_forwarding_slow",))
-
-
 def test_bad_options():
-    with pytest.raises(TypeError):
-        sp.InterpreterPoolExecutor(1, preload=("json", 3))
-    with pytest.raises(TypeError):
-        sp.InterpreterPoolExecutor(1, preload=("",))
     with pytest.raises(ValueError):
         sp.InterpreterPoolExecutor(1, output="file")
     with pytest.raises(TypeError):
         sp.InterpreterPoolExecutor(1, forward_logging="yes")
     with pytest.raises(TypeError):
         sp.InterpreterPoolExecutor(1, forward_warnings=None)
-
-
-def test_preload_in_a_subprocess(tmp_path):
-    (tmp_path / "_forwarding_sub.py").write_text("VALUE = 42\nprint('sub imported')\n")
-    refused = _refusing_module()
-    result = run(f"""
-        import sys
-        sys.path.insert(0, {str(tmp_path)!r})
-        import subinterpreter_parallelism as sp, _forwarding_helper as helper
-        with sp.InterpreterPoolExecutor(2, preload=["_forwarding_sub"]) as pool:
-            print(pool.submit(helper.loaded, "_forwarding_sub").result())
-        sp.InterpreterPoolExecutor(2, preload=[{refused!r}])
-    """)
-    assert result.returncode == 1
-    assert result.stdout == "sub imported\nsub imported\n{'_forwarding_sub': True}\n"
-    assert result.stderr.rstrip().splitlines()[-1] == (
-        "ImportError: " + compat.refusal_message(refused, f"module {refused} does not support loading in subinterpreters"))

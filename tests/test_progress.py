@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import logging
 import sys
 import threading
@@ -154,7 +155,7 @@ def test_cancelled_tasks_do_not_count_and_the_bar_closes():
         def close(self):
             closed.set()
 
-    tracker = progress_module._Tracker(3, 3, Sink())
+    tracker = progress_module.Tracker(3, 3, Sink())
     for future in futures:
         future.add_done_callback(lambda f: tracker.finished(f, 1))
     futures[0].set_result(1)
@@ -163,3 +164,151 @@ def test_cancelled_tasks_do_not_count_and_the_bar_closes():
     futures[2].set_exception(ValueError("failed tasks count as finished"))
     assert closed.is_set()
     assert updates == [(0, 3), (1, 3), (1, 3), (2, 3)]
+
+
+# -- the bar ends before the results reach the caller ---------------------------------------
+
+
+class HeldFinalReport:
+    """A progress callable whose final report is slow: it waits (a bounded while) for the caller
+    to say it got the last result. Before the fix the caller got it first, every time."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.caller_has_last = threading.Event()
+
+    def __call__(self, done: int, total: int) -> None:
+        if done == total and total:
+            self.caller_has_last.wait(2)
+            self.events.append("final report")
+
+    def caller_got_last(self) -> None:
+        self.events.append("caller has the last result")
+        self.caller_has_last.set()
+
+
+@pytest.mark.parametrize("chunksize, ordered", [(1, True), (4, True), (1, False), (4, False)])
+def test_map_reports_the_end_before_the_last_result(pool, chunksize, ordered):
+    held = HeldFinalReport()
+    results = pool.map(sp_tasks.square, range(12), chunksize=chunksize, ordered=ordered, progress=held)
+    seen = []
+    for value in results:
+        seen.append(value)
+        if len(seen) == 12:
+            held.caller_got_last()
+    assert sorted(seen) == [x * x for x in range(12)]
+    assert held.events == ["final report", "caller has the last result"]
+
+
+def test_parallel_reports_the_end_before_returning():
+    held = HeldFinalReport()
+    assert sp.parallel(["math", "gcd", (12, 18)], ["math", "gcd", (7, 21)], progress=held) == [6, 7]
+    held.caller_got_last()
+    assert held.events == ["final report", "caller has the last result"]
+
+
+def test_the_bar_closes_before_an_error_or_an_early_close_reaches_the_caller(pool):
+    closed = []
+
+    class Sink(progress_module._Sink):
+        def update(self, done, total):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    def tracked(iterator, count):
+        tracker = progress_module.Tracker(count, count, Sink())
+        return progress_module.finishing(iterator, tracker, count)
+
+    def failing():
+        yield 1
+        raise ValueError("item 2")
+
+    results = tracked(failing(), 3)
+    assert next(results) == 1 and not closed
+    with pytest.raises(ValueError):
+        next(results)
+    assert closed == [True]
+    inner_closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 0
+        finally:
+            inner_closed.set()
+
+    results = tracked(endless(), 5)
+    next(results)
+    results.close()
+    assert closed == [True, True] and inner_closed.is_set()
+
+
+BAR_SCRIPT = """
+import sys
+import subinterpreter_parallelism as sp
+
+def slow_square(x):
+    import time
+    time.sleep(0.01)
+    return x * x
+
+if __name__ == "__main__":
+    if sys.argv[1] == "plain":
+        sys.modules["tqdm"] = None  # as if tqdm were not installed
+        sys.modules["tqdm.auto"] = None
+    with sp.InterpreterPoolExecutor(2) as pool:
+        for _ in range(3):
+            total = sum(pool.map(slow_square, range(40), chunksize=1, progress=True))
+            print("AFTER THE BAR", total, file=sys.stderr, flush=True)
+"""
+
+
+def _screen_lines(text: str) -> list[str]:
+    """What a terminal shows: each line as the last ``\\r`` left it (the bars redraw in place)."""
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        drawn = [part for part in line.split("\r") if part.strip()]
+        if drawn:
+            lines.append(drawn[-1].rstrip())
+    return lines
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["plain", "tqdm"])
+def test_bar_on_a_terminal_finishes_before_the_next_print(tmp_path, kind):
+    if kind == "tqdm":
+        pytest.importorskip("tqdm")
+    import pty
+    import subprocess
+
+    script = tmp_path / "bar_script.py"
+    script.write_text(BAR_SCRIPT)
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    # A terminal 120 columns wide (a new pty has none: tqdm would draw nothing).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    with subprocess.Popen([sys.executable, str(script), kind], stdin=subprocess.DEVNULL,
+                          stdout=follower, stderr=follower) as child:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child has exited and the terminal is gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+    assert child.returncode == 0, b"".join(chunks)[-3000:]
+    lines = _screen_lines(b"".join(chunks).decode())
+    # Three maps: each shows exactly one final bar, complete, on its own line, then the print.
+    assert len(lines) == 6, lines
+    for bar, after in zip(lines[0::2], lines[1::2]):
+        assert "40/40" in bar and "100%" in bar and "map(slow_square)" in bar, lines
+        assert after == "AFTER THE BAR 20540", lines

@@ -41,12 +41,12 @@ def test_interpreter_helpers():
 def test_free_threaded_build_is_refused_at_import():
     """A build without a GIL (3.13t, 3.14t) gets one clear ImportError pointing at threads.
 
-    No free-threaded CPython is available here, so the build flag is faked before import.
+    No free-threaded CPython is available here, so its ABI flag ("t", as in 3.13t) is faked
+    before import.
     """
     result = run_python("""
-        import sysconfig
-        real = sysconfig.get_config_var
-        sysconfig.get_config_var = lambda name: 1 if name == "Py_GIL_DISABLED" else real(name)
+        import sys
+        sys.abiflags += "t"
         try:
             import subinterpreter_parallelism
         except ImportError as exc:
@@ -57,3 +57,13 @@ def test_free_threaded_build_is_refused_at_import():
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ImportError:"), result.stdout
     assert "free-threaded" in result.stdout and "ThreadPoolExecutor" in result.stdout
+
+
+def test_free_threaded_fact_and_a_light_worker_start_up():
+    import sysconfig
+
+    assert _versions.FREE_THREADED == bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    # sys.abiflags answers it: a worker's bootstrap does not import sysconfig (with its data
+    # module and threading, a noticeable part of every worker's start-up).
+    with sp.InterpreterPoolExecutor(1) as pool:
+        assert pool.submit(sp_tasks.module_loaded, "sysconfig").result(timeout=60) is False

@@ -80,10 +80,18 @@ enum NativeModule {
             ("PHASE_CANCELLED", Int(TaskPhase.cancelled.rawValue)),
             ("PHASE_FINISHED", Int(TaskPhase.finished.rawValue)),
             ("WORKER_STACK_SIZE", NativePool.workerStackSize),
-            ("OUT_OF_BAND_MIN", outOfBandMinimum),
+            ("OUT_OF_BAND_MIN", WireFormat.outOfBandMinimum),
+            ("PICKLE_PROTOCOL", Int(WireFormat.pickleProtocol)),
+            ("VALUE_TAG", Int(WireFormat.valueTag)),
+            ("ERROR_TAG", Int(WireFormat.errorTag)),
             ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
+        guard let mainMarker = WireFormat.mainMarker.utf8CString.withUnsafeBytes({
+            Py.bytes(UnsafeRawBufferPointer(rebasing: $0.dropLast()))  // without the NUL
+        }) else { return -1 }
+        defer { Py_DecRef(mainMarker) }
+        if PyModule_AddObjectRef(module, "MAIN_MARKER", mainMarker) != 0 { return -1 }
 
         // `sleep` lets the stdlib's own `time.sleep` word its refusals; workers replace
         // `time.sleep` later, so it is taken now (`time` is built in and already imported).

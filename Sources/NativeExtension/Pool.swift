@@ -157,12 +157,6 @@ struct WorkerConfiguration: Sendable {
     var maxTasksPerInterpreter = 0
 }
 
-/// `bytes` arguments and results at least this large travel out of band (see `Task` and
-/// `LentBytes`): one copy each way instead of three. Measured: in-band round trips jump from
-/// 0.07 ms at 64 KiB to 0.24 ms at 100 KiB (pickle frames and fresh pages); out of band,
-/// 128 KiB takes 0.05 ms.
-let outOfBandMinimum = 64 << 10
-
 /// The most workers one pool may have (`_native.MAX_WORKERS`): far beyond any machine, low
 /// enough that a mistyped count fails at once instead of exhausting memory and threads.
 let maxWorkers = 4096
@@ -185,6 +179,14 @@ final class PoolCore: @unchecked Sendable {
     let taskTimeout: UInt64?
     /// Expires tasks that pass `taskTimeout` (its thread starts with the first task).
     private(set) var deadlines: DeadlineTimer<Task>?
+    /// Workers after the first wait here until the first one's interpreter is ready (see
+    /// `StartGate`): the first result comes after one interpreter's start-up, not after N
+    /// concurrent ones, and the others come up while it runs.
+    let startGate = StartGate()
+    /// How long the other workers wait for the first one at most: far longer than one
+    /// interpreter's start-up (10 to 20 ms on an idle machine), short enough that an
+    /// initializer that waits for the other workers only delays them.
+    static let startGateNanoseconds: UInt64 = 250_000_000
 
     init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration
@@ -226,6 +228,7 @@ final class PoolCore: @unchecked Sendable {
         var ok = true
         for worker in workers where !startNamed(worker) {
             ok = false
+            if worker.index == 0 { startGate.open() }  // the others must not wait for it
             post(PoolEvent(kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
                            text: "RuntimeError: could not start worker thread \(worker.index)",
                            worker: worker.index, postedAt: MonotonicClock.now()))

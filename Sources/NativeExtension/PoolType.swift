@@ -103,7 +103,10 @@ final class NativePool: NativeBacked {
             core: core, encoder: encoder,
             resultBufferType: UnsafeMutableRawPointer(bufferType).assumingMemoryBound(to: PyTypeObject.self),
             cPickle: cPickle)
-        guard let instance = Box.wrap(pool, as: type) else { return nil }
+        guard let instance = Box.wrap(pool, as: type) else {
+            pool.releasePythonReferences()  // no Python object will do it: the references it took
+            return nil
+        }
         _ = core.start()  // a refused thread is reported as a workerFailed event
         return instance
     }
@@ -160,6 +163,7 @@ final class NativePool: NativeBacked {
             let pool = Box.unwrap(me, as: NativePool.self)
             pool.closed = true
             pool.core.tasks.close()
+            pool.core.startGate.open()  // workers still waiting for the first one end now
             return Py.none()
         },
         .noArgs("join", "Wait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran.") { me, _ in
@@ -235,11 +239,11 @@ final class NativePool: NativeBacked {
     }
 
     /// Whether a top-level argument travels out of band: a `bytes` or `bytearray` of at least
-    /// `outOfBandMinimum` bytes, or any `memoryview` (pickle cannot carry those at all).
+    /// `WireFormat.outOfBandMinimum` bytes, or any `memoryview` (pickle cannot carry those at all).
     private static func hasLargeBytes(_ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> Bool {
         func large(_ object: PyObjectPointer?) -> Bool {
             guard let object else { return false }
-            return sp_BinarySize(object) >= outOfBandMinimum || sp_MemoryView_Check(object) != 0
+            return sp_BinarySize(object) >= WireFormat.outOfBandMinimum || sp_MemoryView_Check(object) != 0
         }
         if sp_Tuple_Check(args) != 0 {
             for i in 0..<PyTuple_Size(args) where large(sp_Tuple_GET_ITEM(args, i)) { return true }
@@ -287,7 +291,7 @@ final class NativePool: NativeBacked {
             // The one copy; `lent` goes back to the worker after this.
             value = lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents)
         case .encoded(let buffer):
-            guard buffer.count > 0, buffer.contents[0] == 0x80, let loads = cPickle?.loads else { return false }
+            guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cPickle?.loads else { return false }
             value = Pickling.loads(buffer, with: loads)
         }
         guard let value else {
@@ -392,32 +396,71 @@ final class NativePool: NativeBacked {
         return Py.bool(true)
     }
 
+    /// `stats()`: a new dict, or nil with an exception set (no half-filled dict).
     private func statsDictionary() -> PyObjectPointer? {
         let snapshot = core.stats.snapshot()
-        guard let result = PyDict_New(), let steps = PyDict_New() else { return nil }
-        func set(_ dict: PyObjectPointer, _ key: String, _ value: PyObjectPointer?) {
-            guard let value else { return }
-            PyDict_SetItemString(dict, key, value)
-            Py_DecRef(value)
+        /// Stores `value` (a new reference, which it takes) under `key`; false, with an
+        /// exception set, when `value` is nil or the store fails.
+        func set(_ dict: PyObjectPointer, _ key: String, _ value: PyObjectPointer?) -> Bool {
+            guard let value else { return false }
+            defer { Py_DecRef(value) }
+            return PyDict_SetItemString(dict, key, value) == 0
         }
-        set(result, "workers", Py.int(Int64(core.workers.count)))
-        set(result, "alive_workers", Py.int(Int64(core.aliveWorkerCount)))
-        set(result, "tasks_submitted", Py.int(Int64(snapshot.tasksSubmitted)))
-        set(result, "tasks_completed", Py.int(Int64(snapshot.tasksCompleted)))
-        set(result, "tasks_failed", Py.int(Int64(snapshot.tasksFailed)))
-        set(result, "tasks_cancelled", Py.int(Int64(snapshot.tasksCancelled)))
-        set(result, "tasks_interrupted", Py.int(Int64(snapshot.tasksInterrupted)))
-        set(result, "tasks_queued", Py.int(Int64(core.tasks.count)))
-        // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
-        set(result, "timeout_entries", Py.int(Int64(core.deadlines?.count ?? 0)))
-        for step in Step.allCases {
-            guard let entry = PyDict_New() else { continue }
-            set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))
-            set(entry, "count", Py.int(Int64(snapshot.counts[step.rawValue])))
-            set(steps, step.name, entry)
+        func stepsDictionary() -> PyObjectPointer? {
+            guard let steps = PyDict_New() else { return nil }
+            for step in Step.allCases {
+                guard let entry = PyDict_New() else { Py_DecRef(steps); return nil }
+                guard set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9)),
+                      set(entry, "count", Py.int(Int64(snapshot.counts[step.rawValue])))
+                else { Py_DecRef(entry); Py_DecRef(steps); return nil }
+                guard set(steps, step.name, entry) else { Py_DecRef(steps); return nil }
+            }
+            return steps
         }
-        set(result, "steps", steps)
+        let counters: [(String, Int64)] = [
+            ("workers", Int64(core.workers.count)),
+            ("alive_workers", Int64(core.aliveWorkerCount)),
+            ("tasks_submitted", Int64(snapshot.tasksSubmitted)),
+            ("tasks_completed", Int64(snapshot.tasksCompleted)),
+            ("tasks_failed", Int64(snapshot.tasksFailed)),
+            ("tasks_cancelled", Int64(snapshot.tasksCancelled)),
+            ("tasks_interrupted", Int64(snapshot.tasksInterrupted)),
+            ("tasks_queued", Int64(core.tasks.count)),
+            // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
+            ("timeout_entries", Int64(core.deadlines?.count ?? 0)),
+        ]
+        guard let result = PyDict_New() else { return nil }
+        // worker_startup: per worker, its latest interpreter's start-up; None for a worker not up yet.
+        guard counters.allSatisfy({ set(result, $0.0, Py.int($0.1)) }), set(result, "steps", stepsDictionary()),
+              set(result, "worker_startup", startupList(snapshot))
+        else { Py_DecRef(result); return nil }
         return result
+    }
+
+    /// `stats()["worker_startup"]`: for each worker, its latest interpreter's start-up as
+    /// `{"start_s", "create_s", "bootstrap_s", "ready_s"}`, or None while it is not up. Nil,
+    /// with an exception set, if a Python call fails.
+    private func startupList(_ snapshot: StepStatistics.Snapshot) -> PyObjectPointer? {
+        guard let list = PyList_New(0) else { return nil }
+        for index in 0..<core.workers.count {
+            guard let item = startupEntry(snapshot.startups[index]) else { Py_DecRef(list); return nil }
+            defer { Py_DecRef(item) }
+            guard PyList_Append(list, item) == 0 else { Py_DecRef(list); return nil }
+        }
+        return list
+    }
+
+    private func startupEntry(_ startup: StepStatistics.Startup?) -> PyObjectPointer? {
+        guard let startup else { return Py.none() }
+        guard let entry = PyDict_New() else { return nil }
+        let fields: [(String, UInt64)] = [("start_s", startup.startedAfter), ("create_s", startup.create),
+                                          ("bootstrap_s", startup.bootstrap), ("ready_s", startup.readyAfter)]
+        for (key, nanoseconds) in fields {
+            guard let value = Py.float(Double(nanoseconds) / 1e9) else { Py_DecRef(entry); return nil }
+            defer { Py_DecRef(value) }
+            guard PyDict_SetItemString(entry, key, value) == 0 else { Py_DecRef(entry); return nil }
+        }
+        return entry
     }
 }
 

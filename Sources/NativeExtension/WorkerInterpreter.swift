@@ -137,6 +137,10 @@ final class WorkerInterpreter: @unchecked Sendable {
             self.pool = nil
             pool.workerExited()
         }
+        if index > 0 {
+            // Let the first worker create its interpreter alone (see `PoolCore.startGate`).
+            pool.startGate.wait(until: MonotonicClock.now() &+ PoolCore.startGateNanoseconds)
+        }
         let mainState = PyThreadState_New(PyInterpreterState_Main())
         PyEval_RestoreThread(mainState)
         // One round per interpreter: a worker with a task limit ends its interpreter after that
@@ -156,6 +160,7 @@ final class WorkerInterpreter: @unchecked Sendable {
         var sub: UnsafeMutablePointer<PyThreadState>?
         ForkGuard.liveInterpreters.add(1, ordering: .acquiringAndReleasing)
         let status = Py_NewInterpreterFromConfig(&sub, &config)
+        let createdAt = MonotonicClock.now()
         if PyStatus_Exception(status) != 0 || sub == nil {
             // Still on the main interpreter's thread state, holding its GIL. The interrupter
             // never takes that GIL (it has no interpreter to visit), so joining it here is safe.
@@ -163,6 +168,7 @@ final class WorkerInterpreter: @unchecked Sendable {
             let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
             pool.post(failure("could not create a sub-interpreter: \(reason)"))
             stopInterrupter()  // a request for the initializer may have started it
+            pool.startGate.open()  // the others try for themselves
             return false
         }
         let subState = sub!
@@ -174,7 +180,9 @@ final class WorkerInterpreter: @unchecked Sendable {
             $0.threadIdent = ident
         }
         let bootError = bootstrap(pool.configuration)
-        pool.stats.addSince(startedAt, to: .interpreterStartup)
+        pool.stats.addStartup(worker: index, start: startedAt, created: createdAt)
+        // Ready (or failed, which the others may not): the other workers start theirs now.
+        if index == 0 { pool.startGate.open() }
         state.withLock { $0.activity = .idle }  // no interruption targets the initializer now
         let stopped = interruptRequested.load(ordering: .acquiring)
         if stopped {
@@ -261,8 +269,9 @@ final class WorkerInterpreter: @unchecked Sendable {
         guard let path = PyList_New(0) else { return takeErrorText("building sys.path") }
         for entry in configuration.sysPath {
             guard let item = Py.string(entry) else { Py_DecRef(path); return takeErrorText("building sys.path") }
-            PyList_Append(path, item)
+            let appended = PyList_Append(path, item)
             Py_DecRef(item)
+            if appended != 0 { Py_DecRef(path); return takeErrorText("building sys.path") }
         }
         let setPath = PySys_SetObject("path", path)
         Py_DecRef(path)
@@ -272,14 +281,18 @@ final class WorkerInterpreter: @unchecked Sendable {
             return takeErrorText("importing subinterpreter_parallelism._worker")
         }
         defer { Py_DecRef(runner) }
-        decodeCall = PyObject_GetAttrString(runner, "decode_call")
-        invoke = PyObject_GetAttrString(runner, "invoke")
-        encodeResult = PyObject_GetAttrString(runner, "encode_result")
-        encodeError = PyObject_GetAttrString(runner, "encode_error")
-        let interruptType = PyObject_GetAttrString(runner, "TaskInterrupted")
-        guard decodeCall != nil, invoke != nil, encodeResult != nil, encodeError != nil,
-              let interruptType, let bootstrap = PyObject_GetAttrString(runner, "bootstrap")
-        else { return takeErrorText("reading the runner") }
+        // One lookup at a time: none may run with the previous one's exception still set, and
+        // what was found is released when a later one fails.
+        var found: [PyObjectPointer] = []
+        for name in ["decode_call", "invoke", "encode_result", "encode_error", "TaskInterrupted", "bootstrap"] {
+            guard let value = PyObject_GetAttrString(runner, name) else {
+                found.forEach { Py_DecRef($0) }
+                return takeErrorText("reading the runner")
+            }
+            found.append(value)
+        }
+        decodeCall = found[0]; invoke = found[1]; encodeResult = found[2]; encodeError = found[3]
+        let interruptType = found[4], bootstrap = found[5]
         nonisolated(unsafe) let sharedType = interruptType
         state.withLock { $0.interruptType = sharedType }
         defer { Py_DecRef(bootstrap) }
@@ -387,8 +400,7 @@ final class WorkerInterpreter: @unchecked Sendable {
                 case (.completed, .lent?):
                     $0.tasksCompleted += 1
                 case (.completed, .encoded(let buffer)?):
-                    // A returned value is a pickle, whose first byte is PROTO (0x80).
-                    if buffer.count > 0 && buffer.contents[0] == 0x80 { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
+                    if buffer.count > 0 && buffer.contents[0] == WireFormat.valueTag { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
                 case (.interrupted, _): $0.tasksInterrupted += 1
                 default: $0.tasksFailed += 1
                 }
@@ -415,8 +427,11 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
             extraViews.append(extra)
         }
-        let extras = extraViews.isEmpty ? Py.none() : PyList_New(0)
-        for extra in extraViews { PyList_Append(extras, extra) }
+        guard let extras = WorkerInterpreter.list(extraViews) else {
+            extraViews.forEach(releaseView)
+            releaseView(view)
+            return (nil, takeErrorText("wrapping the task"))
+        }
         let t0 = MonotonicClock.now()
         var encoded: PyObjectPointer?
         var pins: QueuePins?
@@ -458,6 +473,18 @@ final class WorkerInterpreter: @unchecked Sendable {
             return (.lent(LentBytes(value, owner: self, asByteArray: asByteArray)), nil)
         }
         return (nil, "the runner returned an outcome that is neither bytes nor (bytes,) nor (bytes, True)")
+    }
+
+    /// A new list of `items` (new references to them), None when there are none, or nil with
+    /// an exception set.
+    private static func list(_ items: [PyObjectPointer]) -> PyObjectPointer? {
+        if items.isEmpty { return Py.none() }
+        guard let list = PyList_New(0) else { return nil }
+        for item in items where PyList_Append(list, item) != 0 {
+            Py_DecRef(list)
+            return nil
+        }
+        return list
     }
 
     /// A read-only memoryview over memory this interpreter does not own.

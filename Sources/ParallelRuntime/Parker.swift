@@ -36,13 +36,20 @@ public final class Parker: @unchecked Sendable {
         sem_post(semaphore)
     }
 
+    /// An errno the semaphore calls cannot give for a valid semaphore and time (EINVAL: the
+    /// semaphore's memory is corrupt). Retrying would spin a core at 100% for ever, and
+    /// returning would tell the waiter something that did not happen: stop with the reason.
+    private static func unexpected(_ error: Int32, in call: String) -> Never {
+        fatalError("Parker: \(call) failed with errno \(error) (\(String(cString: strerror(error))))")
+    }
+
     /// Blocks until `unpark()`, the monotonic `deadline` (nil: none) or a signal.
     public func park(until deadline: UInt64?) -> WakeReason {
         guard let deadline else {
-            while true {
-                if sem_wait(semaphore) == 0 { return .unparked }
-                if errno == EINTR { return .signalled }
-            }
+            if sem_wait(semaphore) == 0 { return .unparked }
+            let error = errno
+            if error == EINTR { return .signalled }
+            Parker.unexpected(error, in: "sem_wait")
         }
         while true {
             let now = MonotonicClock.now()
@@ -59,10 +66,11 @@ public final class Parker: @unchecked Sendable {
             if total >= 1_000_000_000 { seconds += 1; total -= 1_000_000_000 }
             var absolute = timespec(tv_sec: Int(seconds), tv_nsec: Int(total))
             if sem_timedwait(semaphore, &absolute) == 0 { return .unparked }
-            switch errno {
+            let error = errno
+            switch error {
             case EINTR: return .signalled
             case ETIMEDOUT: continue  // re-check against the monotonic deadline
-            default: continue
+            default: Parker.unexpected(error, in: "sem_timedwait")
             }
         }
     }

@@ -51,11 +51,47 @@ public final class StepStatistics: Sendable {
         public var nanoseconds = [UInt64](repeating: 0, count: Step.allCases.count)
         /// How many times each step was timed.
         public var counts = [Int](repeating: 0, count: Step.allCases.count)
+        /// The start-up of each worker's latest interpreter, by worker index.
+        public var startups: [Int: Startup] = [:]
+    }
+
+    /// How one worker's interpreter came up (nanoseconds).
+    public struct Startup: Sendable, Equatable {
+        /// From the statistics' creation (the pool's) until the worker began creating it.
+        public var startedAfter: UInt64
+        /// Creating the interpreter (`Py_NewInterpreterFromConfig`).
+        public var create: UInt64
+        /// Importing the runner and running the bootstrap (forwarding, preload, initializer).
+        public var bootstrap: UInt64
+        /// From the statistics' creation (the pool's) until the interpreter was ready.
+        public var readyAfter: UInt64
+
+        public init(startedAfter: UInt64, create: UInt64, bootstrap: UInt64, readyAfter: UInt64) {
+            self.startedAfter = startedAfter
+            self.create = create
+            self.bootstrap = bootstrap
+            self.readyAfter = readyAfter
+        }
     }
 
     private let totals = Mutex(Snapshot())
+    /// When these statistics (their pool) were created.
+    public let createdAt = MonotonicClock.now()
 
     public init() {}
+
+    /// Records worker `worker`'s interpreter start-up: begun at `start`, created at `created`,
+    /// ready now. Also adds it to the `interpreterStartup` step.
+    public func addStartup(worker: Int, start: UInt64, created: UInt64) {
+        let now = MonotonicClock.now()
+        let startup = Startup(startedAfter: start &- createdAt, create: created &- start, bootstrap: now &- created,
+                              readyAfter: now &- createdAt)
+        totals.withLock {
+            $0.nanoseconds[Step.interpreterStartup.rawValue] &+= now &- start
+            $0.counts[Step.interpreterStartup.rawValue] += 1
+            $0.startups[worker] = startup
+        }
+    }
 
     public func add(_ step: Step, nanoseconds: UInt64) {
         totals.withLock {

@@ -182,4 +182,20 @@ final class StepStatisticsTests: XCTestCase {
         XCTAssertEqual(snapshot.counts[Step.call.rawValue], 80_000)
         XCTAssertEqual(snapshot.nanoseconds[Step.call.rawValue], 160_000)
     }
+
+    func testStartupsAreKeptPerWorkerAndAddedToTheirStep() {
+        let stats = StepStatistics()
+        let start = MonotonicClock.now()
+        let created = start + 1_000
+        while MonotonicClock.now() <= created {}  // "now" (ready) comes after `created`
+        stats.addStartup(worker: 1, start: start, created: created)
+        stats.addStartup(worker: 1, start: start, created: created)  // a recycled interpreter replaces it
+        let snapshot = stats.snapshot()
+        XCTAssertEqual(Array(snapshot.startups.keys), [1])
+        let startup = snapshot.startups[1]!
+        XCTAssertEqual(startup.create, 1_000)
+        XCTAssertEqual(startup.startedAfter, start - stats.createdAt)
+        XCTAssertEqual(startup.readyAfter, startup.startedAfter + startup.create + startup.bootstrap)
+        XCTAssertEqual(snapshot.counts[Step.interpreterStartup.rawValue], 2)
+    }
 }

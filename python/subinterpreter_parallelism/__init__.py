@@ -28,13 +28,14 @@ if _versions.FREE_THREADED:
         "parallel: use concurrent.futures.ThreadPoolExecutor there instead")
 
 from ._native import Queue, QueueClosed, TaskInterrupted
+from ._versions import default_worker_count
 
 if TYPE_CHECKING:
     from typing import Any
 
     from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback
-    from .compat import ProcessFallbackWarning
-    from .executor import InterpreterPoolExecutor, default_worker_count
+    from .fallback import ProcessFallbackWarning
+    from .executor import InterpreterPoolExecutor
     from .parallel_calls import CallOutcome, parallel
     from .reusable import ExecutorOptions, get_reusable_executor
 
@@ -45,8 +46,7 @@ _LAZY = {
     "ExecutionFailed": "errors",
     "RemoteTraceback": "errors",
     "InterpreterPoolExecutor": "executor",
-    "default_worker_count": "executor",
-    "ProcessFallbackWarning": "compat",
+    "ProcessFallbackWarning": "fallback",
     "CallOutcome": "parallel_calls",
     "parallel": "parallel_calls",
     "ExecutorOptions": "reusable",

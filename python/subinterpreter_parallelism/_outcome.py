@@ -1,9 +1,10 @@
 """The encoding of a task's outcome, made in the worker and read in the caller.
 
-A returned value is its pickle (which always starts with the PROTO opcode, 0x80); a raised
-exception is ``b"E"`` followed by the pickle of ``(type name, message, traceback text,
-pickled exception or None)``, so that the caller can rebuild an ``ExecutionFailed`` when
-the exception itself cannot travel.
+A returned value is its pickle, whose first byte is ``VALUE_TAG`` (pickle's PROTO opcode); a
+raised exception is ``ERROR_TAG`` followed by the pickle of ``(type name, message, traceback
+text, pickled exception or None)``, so that the caller can rebuild an ``ExecutionFailed`` when
+the exception itself cannot travel. Both tags are the Swift core's (``WireFormat``), which
+reads them too.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 TYPE_CHECKING = False
 
 from . import _pickling
+from ._native import ERROR_TAG, VALUE_TAG
 
 if TYPE_CHECKING:
     from typing import Any
 
-_VALUE_MARK = 0x80  # pickle's PROTO opcode: every protocol-5 pickle starts with it
-_ERROR_MARK = b"E"
+_ERROR_MARK = bytes((ERROR_TAG,))
 
 
 def encode_value(value: Any) -> bytes | tuple[bytes]:
@@ -88,7 +89,7 @@ def decode(buffer: Any) -> tuple[bool, Any]:
     Raises only if the value itself cannot be unpickled here.
     """
     view = memoryview(buffer)
-    if view[0] == _VALUE_MARK:
+    if view[0] == VALUE_TAG:
         return True, _pickling.loads(view)
     from .errors import ExecutionFailed, RemoteTraceback
 
@@ -102,10 +103,10 @@ def decode(buffer: Any) -> tuple[bool, Any]:
     if not isinstance(exc, BaseException):
         exc = ExecutionFailed(type_name, message, text)
     exc.__cause__ = RemoteTraceback(text)
-    if "does not support loading in subinterpreters" in text:
-        from .compat import note_refusal  # names the module, points to `check` and fallback
+    from . import _refusal
 
-        note_refusal(exc)
+    if _refusal.mentions_refusal(text):
+        _refusal.note_refusal(exc)  # names the module, points to `check` and fallback
     return False, exc
 
 

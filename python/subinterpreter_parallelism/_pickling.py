@@ -12,20 +12,24 @@ from __future__ import annotations
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
 
-# `bytes`, `bytearray` and `memoryview` arguments and results at least this large travel out of
-# band, never pickled: `bytes` are copied once, straight from the other interpreter's memory;
-# the mutable kinds are first snapshotted as `bytes` (so a task sees its argument as it was at
-# submit, as with a process pool), then copied once more. A `memoryview` of any size travels so,
-# and arrives as a memoryview with its format and shape. The Swift core owns the number.
+# The wire format's rules are written once, in the Swift core (WireFormat in Pickling.swift),
+# which exports them:
+# - PICKLE_PROTOCOL: the protocol of every pickle that crosses interpreters;
+# - MAIN_MARKER: a plain pickle that contains it may refer to `__main__`, which a worker cannot
+#   resolve, so it is made again by cloudpickle (by value);
+# - OUT_OF_BAND_MIN: `bytes`, `bytearray` and `memoryview` arguments and results at least this
+#   large travel out of band, never pickled: `bytes` are copied once, straight from the other
+#   interpreter's memory; the mutable kinds are first snapshotted as `bytes` (so a task sees its
+#   argument as it was at submit, as with a process pool), then copied once more. A
+#   `memoryview` of any size travels so, and arrives as a memoryview with its format and shape.
+from ._native import MAIN_MARKER as _MAIN_MARKER
 from ._native import OUT_OF_BAND_MIN
+from ._native import PICKLE_PROTOCOL as PROTOCOL
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any
-
-PROTOCOL = 5
-_MAIN_MARKER = b"__main__"
 
 
 class OutOfBand:
@@ -103,8 +107,11 @@ def _main_aware_pickler() -> Any:
     if _MainAwarePickler is None:
         import cloudpickle
 
+        from collections import ChainMap
+
         class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]
             _sp_main: MainGlobals | None = None
+            dispatch_table = ChainMap({_CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
 
             def _dynamic_function_reduce(self, func: Any) -> Any:
                 reduced = super()._dynamic_function_reduce(func)
@@ -166,6 +173,58 @@ def set_main_function_state(func: Any, state: tuple[dict[str, Any], dict[str, An
     import builtins
 
     namespace["__builtins__"] = builtins
+
+
+# -- where code sent by value came from -------------------------------------------------------
+#
+# cloudpickle names every code object it sends "<dynamic-code>" (for byte-identical pickles),
+# so a task defined in a script said `File "<dynamic-code>", line 9` in its traceback and
+# warnings, with no source line. Ours keeps the real file name: the worker's traceback module
+# reads the line from that file, as for functions imported from modules. Code with no file
+# (`python -c`, the REPL) carries its source lines when the caller's linecache holds them.
+
+_CodeType = type(_cloudpickle_dumps.__code__)
+_DYNAMIC = "<dynamic-code>"
+
+
+def _code_reduce(code: Any) -> Any:
+    import cloudpickle
+
+    rebuild, args = cloudpickle.Pickler.dispatch_table[_CodeType](code)[:2]
+    if _DYNAMIC not in args:  # a cloudpickle that keeps the file name itself
+        return rebuild, args
+    args = list(args)
+    args[args.index(_DYNAMIC)] = code.co_filename  # nothing before it is a str
+    filename = code.co_filename
+    if filename.startswith("<") and filename.endswith(">"):
+        lines = _pseudo_file_lines(code)
+        if lines:
+            return code_with_source, (rebuild, tuple(args), filename, lines)
+    return rebuild, tuple(args)
+
+
+def _pseudo_file_lines(code: Any) -> list[str] | None:
+    """The source lines the caller's linecache holds for code without a file (``-c``, REPL)."""
+    import sys
+
+    linecache = sys.modules.get("linecache")
+    if linecache is None:
+        return None
+    entry = linecache.cache.get(code.co_filename)
+    if entry is not None and len(entry) == 4:
+        return entry[2]  # type: ignore[no-any-return]
+    from_code = getattr(linecache, "_getlines_from_code", None)  # 3.14: kept per code object
+    return from_code(code) if from_code is not None else None
+
+
+def code_with_source(rebuild: Any, args: tuple[Any, ...], filename: str, lines: list[str]) -> Any:
+    """Unpickling code from ``python -c`` or a REPL: makes its source lines known to this
+    interpreter's linecache, so that tracebacks and warnings show them."""
+    import linecache
+
+    if filename not in linecache.cache:
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    return rebuild(*args)
 
 
 def _is_main_definition(value: Any) -> bool:

@@ -1,14 +1,15 @@
 """What differs between the CPython versions this package supports (3.12 to 3.15), in one place.
 
 Every other module asks here instead of testing ``sys.version_info`` itself, so that a new
-CPython release means reading one file. Imports nothing beyond ``sys`` and ``sysconfig``:
-worker interpreters load it during their start-up.
+CPython release means reading one file. Imports nothing beyond ``sys`` (and
+``sysconfig`` where ``sys.abiflags`` does not exist): worker interpreters load it during their
+start-up.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import sysconfig
 
 __all__ = [
     "FREE_THREADED",
@@ -20,8 +21,10 @@ __all__ = [
     "STACK_BASED_RECURSION_LIMIT",
     "STDLIB_INTERPRETER_POOL",
     "DEFAULT_START_METHOD_FORKS",
+    "EXPECTED_REFUSALS",
     "FORK_CHILD_ABORTS",
     "current_interpreter_id",
+    "default_worker_count",
     "interpreter_count",
     "run_in_fresh_interpreter",
 ]
@@ -30,7 +33,11 @@ VERSION = sys.version_info[:2]
 
 #: A free-threaded build (``python3.13t``, ``3.14t``): no GIL to own, so own-GIL interpreters
 #: bring nothing that plain threads do not; the package refuses to load there.
-FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+#: Its ABI flags carry a "t" (``3.13t``); ``sysconfig`` answers only where ``sys.abiflags`` does
+#: not exist (Windows): it imports ``threading`` and a large data module, a noticeable part of
+#: a worker interpreter's start-up.
+FREE_THREADED: bool = ("t" in sys.abiflags if hasattr(sys, "abiflags")
+                       else bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED")))
 
 #: CPython bugs crash the process when a worker interpreter is the first in the process to
 #: import some extension modules: later, when another interpreter imports them too, or at exit
@@ -59,6 +66,10 @@ ONE_WORKER_FIRST = REFUSED_MODULE_CRASHES_OTHERS
 #: 3.12's ``_datetime`` cannot load in an isolated interpreter, so workers get the pure-Python
 #: ``_pydatetime``; values made there are converted to the caller's datetime types.
 PYDATETIME_IN_WORKERS = VERSION < (3, 13)
+
+#: Refusals that every worker meets and that this package makes up for (``check`` does not
+#: count them against a module).
+EXPECTED_REFUSALS: tuple[str, ...] = ("_datetime",) if PYDATETIME_IN_WORKERS else ()
 
 #: 3.14+ guard C recursion by the thread's real stack size instead of a fixed depth, so deep
 #: ``repr``/``json``/comparisons of nested data may succeed in a worker's 32 MiB stack where
@@ -124,3 +135,16 @@ def run_in_fresh_interpreter(code: str) -> str | None:
     finally:
         low.destroy(interp)
     return None
+
+
+def default_worker_count() -> int:
+    """The CPUs this process may use: ``os.process_cpu_count()`` on 3.13+, else the affinity mask."""
+    counter = getattr(os, "process_cpu_count", None)
+    if counter is not None:
+        count = counter()
+    else:
+        try:
+            count = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            count = os.cpu_count()
+    return max(1, count or 1)

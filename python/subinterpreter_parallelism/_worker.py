@@ -35,12 +35,13 @@ def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tupl
         kwargs = {k: v.rebuild(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
     return fn, args, kwargs
 
-# Modules whose frames lead into the user's code (left out of task tracebacks).
-_RUNNER_MODULES = frozenset({__name__, f"{__package__}.dask_support"})
+# The frames of modules that set this lead into the user's code: they are left out of task
+# tracebacks (an integration's evaluator sets it too, e.g. dask_support.expressions).
+_SP_RUNNER_FRAMES = True
 
 
 # Forwarded output a call left without a newline (see forwarding.py): flushed when the call
-# ends, so that it reaches the caller before the result.
+# ends, so that it reaches the caller before the result. Features beside the runner register here.
 unflushed: list[Any] = []
 
 
@@ -66,19 +67,26 @@ def flush_unflushed() -> None:
 def encode_error(exc: BaseException) -> bytes:
     """Encodes an exception raised by ``decode_call`` or ``invoke``.
 
-    The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``, and
-    dask_support's ``evaluate``) are left out of the traceback: the user's code starts the story.
+    The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``, and those of
+    modules that set ``_SP_RUNNER_FRAMES``) are left out of the traceback: the user's code starts
+    the story.
     """
     skip = 0
     tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") in _RUNNER_MODULES:
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("_SP_RUNNER_FRAMES"):
         skip += 1
         tb = tb.tb_next
     return _outcome.encode_exception(exc, skip_frames=skip)
 
 
 def bootstrap(payload: bytes | None) -> str | None:
-    """Prepares the interpreter: interruptible ``time.sleep``, then the pool's initializer.
+    """Prepares the interpreter: interruptible ``time.sleep``, the pool's ``steps``, then its
+    initializer.
+
+    ``steps`` are ``(function, argument)`` pairs, pickled by the pool (forwarding's
+    ``install``, preload's ``import_modules``): the runner calls each in order and knows
+    none of them. A step that returns False has reported its failure to the pool itself
+    (preload does): the bootstrap ends there, quietly.
 
     Returns None on success, or the traceback text of the failure.
     """
@@ -91,14 +99,8 @@ def bootstrap(payload: bytes | None) -> str | None:
             from . import _import_hooks
 
             _import_hooks.watch("_pydatetime", _present_as_datetime)
-        forwarding_options = config.get("forwarding")
-        preload = config.get("preload")
-        if forwarding_options is not None or preload:
-            from . import forwarding
-
-            if forwarding_options is not None:
-                forwarding.install(forwarding_options)
-            if preload and not forwarding.preload(preload):
+        for step, argument in config.get("steps", ()):
+            if step(argument) is False:
                 return None  # the failure went to the pool's constructor, which reports it
         initializer = config.get("initializer")
         if initializer is not None:
@@ -156,8 +158,11 @@ def run_chunk(fn: Any, chunk: list[tuple[Any, ...]], raise_refusals: bool = Fals
     except TaskInterrupted:
         raise
     except BaseException as exc:
-        if raise_refusals and _is_refusal(exc):
-            raise
+        if raise_refusals:
+            from ._refusal import find_refusal
+
+            if find_refusal(exc) is not None:
+                raise
         failure = encode_error(exc)
     try:
         return _pickling.dumps(results), failure
@@ -171,18 +176,3 @@ def run_chunk(fn: Any, chunk: list[tuple[Any, ...]], raise_refusals: bool = Fals
             _outcome.note_unpicklable_result(exc, value)
             return _pickling.dumps(results[:index]), _outcome.encode_exception(exc)
     return _pickling.dumps([]), _outcome.encode_exception(whole)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    """Whether CPython's refusal to load a module in this interpreter is behind ``exc``."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ImportError) and "does not support loading in subinterpreters" in str(current):
-            return True
-        pending += [current.__cause__, current.__context__]
-    return False

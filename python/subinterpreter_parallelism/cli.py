@@ -4,8 +4,8 @@ Each command lives in its own module and takes its own ``--help``:
 
     demo    the seed's comparison (subinterpreter_parallelism.demo)
     bench   the benchmark suite (shipped in the package: subinterpreter_parallelism.bench)
-    check   can these modules load in an own-GIL interpreter? (subinterpreter_parallelism.compat)
-    info    Python, own-GIL support, worker count, build (subinterpreter_parallelism.compat)
+    check   can these modules load in an own-GIL interpreter? (subinterpreter_parallelism.check)
+    info    Python, own-GIL support, worker count, build (subinterpreter_parallelism.info)
 
 ``--version`` prints the package's name and version (``__version__``, which pyproject.toml
 reads too). An unknown command is a usage error (exit status 2, as argparse does). Output
@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("subinterpreter_parallelism.demo", "main", "run the seed's comparison (py_factorial, several ways)"),
     "bench": ("subinterpreter_parallelism.bench", "main", "run the benchmarks against the alternatives"),
-    "check": ("subinterpreter_parallelism.compat", "check_main", "check whether modules load in an own-GIL interpreter"),
-    "info": ("subinterpreter_parallelism.compat", "info_main", "show Python, own-GIL support, worker count and build"),
+    "check": ("subinterpreter_parallelism.check", "check_main", "check whether modules load in an own-GIL interpreter"),
+    "info": ("subinterpreter_parallelism.info", "info_main", "show Python, own-GIL support, worker count and build"),
 }
 
 

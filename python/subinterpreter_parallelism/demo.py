@@ -151,7 +151,7 @@ def _loads(loads: tuple[float, float, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from subinterpreter_parallelism.executor import default_worker_count
+    from subinterpreter_parallelism._versions import default_worker_count
 
     parser = argparse.ArgumentParser(
         prog="python -m subinterpreter_parallelism demo",

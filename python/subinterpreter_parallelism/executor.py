@@ -8,6 +8,7 @@ completion thread that turns worker events into finished futures.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import numbers
@@ -26,9 +27,10 @@ from concurrent.futures._base import (  # the stdlib's own state names
     FINISHED,
     PENDING,
 )
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _native, _outcome, _pickling, _versions, _worker
+from . import _adapters, _native, _outcome, _pickling, _versions, _worker
+from ._versions import default_worker_count
 from .errors import BrokenInterpreterPool, ExecutionFailed
 
 __all__ = ["InterpreterPoolExecutor", "check_timeout", "default_worker_count"]
@@ -46,10 +48,9 @@ _MAX_AUTO_CHUNK = 4096
 # Linux keeps this many bytes of a thread's name (/proc/self/task/*/comm; 16 with the NUL).
 _OS_THREAD_NAME_BYTES = 15
 
-# Modules of the callables that Dask's schedulers submit to an executor
-# (dask.local.batch_execute_tasks, distributed.worker._run_task_simple); dask_support unwraps
-# those calls so that worker interpreters never import dask (see dask_support.py).
-_DASK_WRAPPER_MODULES = frozenset({"dask.local", "distributed.worker"})
+# Modules of frameworks' own task wrappers, which an integration takes over before they are
+# sent (see _adapters.py): one look-up per submit.
+_ADAPTED_MODULES = _adapters.ADAPTERS
 
 
 def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
@@ -72,19 +73,6 @@ def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
     return None if timeout > threading.TIMEOUT_MAX else float(timeout)
 
 
-def default_worker_count() -> int:
-    """The CPUs this process may use: ``os.process_cpu_count()`` on 3.13+, else the affinity mask."""
-    counter = getattr(os, "process_cpu_count", None)
-    if counter is not None:
-        count = counter()
-    else:
-        try:
-            count = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            count = os.cpu_count()
-    return max(1, count or 1)
-
-
 class _TaskFuture(Future):  # type: ignore[type-arg]
     """A Future whose ``cancel()`` also stops the task when it is already running.
 
@@ -94,7 +82,7 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
 
     _sp_pool: _PoolState
     _sp_task_id: int
-    _sp_call: tuple[Any, tuple[Any, ...], dict[str, Any]] | None = None  # kept for fallback="process"
+    _sp_call: Any = None  # fallback.Call: kept for fallback="process"
     _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
 
     def cancel(self) -> bool:
@@ -107,7 +95,7 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
         return self._sp_cancel(interrupt=True)
 
     def _sp_cancel(self, interrupt: bool) -> bool:
-        if self._sp_moved is not None:  # runs in a process now; compat._settle cancels this one
+        if self._sp_moved is not None:  # runs in a process now; fallback._settle cancels this one
             return self._sp_moved.cancel()
         with self._condition:
             if self._state == FINISHED:
@@ -173,7 +161,7 @@ class _PoolState:
         # it (not on Thread.join) matters on 3.12, where Ctrl-C inside Thread.join() marks a
         # still-running thread as stopped, so a later join() would return too early.
         self.ended = threading.Event()
-        self.fallback: Any = None  # compat.ProcessFallback: fallback="process" or parallel(fallback=...)
+        self.fallback: Any = None  # fallback.ProcessFallback: fallback="process" or parallel(fallback=...)
         # The initializer's arguments, kept while workers may still start: a Queue among them is
         # pickled as its id, which attaches only while some handle keeps the queue alive.
         self.initargs: tuple[Any, ...] = ()
@@ -336,7 +324,7 @@ class InterpreterPoolExecutor(Executor):
             the worker interpreters; a module that refuses own-GIL interpreters gives the
             message of ``python -m subinterpreter_parallelism check``.
         TimeoutError: the workers did not finish the ``preload`` imports within
-            ``forwarding.PRELOAD_TIMEOUT`` seconds.
+            ``preload.PRELOAD_TIMEOUT`` seconds.
         RuntimeError: the interpreter is exiting (called from an ``atexit`` function).
     """
 
@@ -384,18 +372,23 @@ class InterpreterPoolExecutor(Executor):
             if task_timeout > threading.TIMEOUT_MAX:
                 task_timeout = None  # inf: no limit (it used to kill the timeout thread)
         if fallback is not None:
-            from .compat import check_fallback
+            from .fallback import check_fallback
 
             check_fallback(fallback)
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix
         from . import forwarding
+        from . import preload as preloading
 
-        preload_watch: forwarding.PreloadWatch | None = forwarding.PreloadWatch(
-            max_workers, forwarding.check_preload(preload))
+        preload_watch: preloading.PreloadWatch | None = preloading.PreloadWatch(
+            max_workers, preloading.check_preload(preload))
+        # What each worker's bootstrap runs before the initializer (see _worker.bootstrap).
+        steps: list[tuple[Callable[[Any], object], Any]] = [
+            (forwarding.install, forwarding.worker_options(forward_logging, forward_warnings, output))]
+        if preload_watch.modules:
+            steps.append((preloading.import_modules, preload_watch.worker_config()))
         config = {"initializer": initializer, "initargs": tuple(initargs), "interruptible_sleep": True,
-                  "forwarding": forwarding.worker_options(forward_logging, forward_warnings, output),
-                  "preload": preload_watch.worker_config()}
+                  "steps": steps}
         try:
             bootstrap = _pickling.dumps(config)
         except Exception as exc:
@@ -409,11 +402,11 @@ class InterpreterPoolExecutor(Executor):
         self._state.initargs = config["initargs"]
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
         if preload_watch.modules:
-            self._state.message_handlers[forwarding.TAG_PRELOAD] = preload_watch.on_message
+            self._state.message_handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
         else:
             preload_watch = None
         if fallback is not None:
-            from .compat import ProcessFallback
+            from .fallback import ProcessFallback
 
             self._state.fallback = ProcessFallback(max_workers, automatic=True)
         self._ids = itertools.count()
@@ -454,11 +447,9 @@ class InterpreterPoolExecutor(Executor):
         """
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
-        if getattr(fn, "__module__", None) in _DASK_WRAPPER_MODULES:
-            # Dask's own task wrappers: run only the user's functions in the interpreters.
-            from . import dask_support
-
-            adapted = dask_support.adapt_call(self, fn, args, kwargs)
+        if getattr(fn, "__module__", None) in _ADAPTED_MODULES:
+            # A framework's own task wrapper: its integration sends the user's call instead.
+            adapted = _adapters.adapt(self, fn, args, kwargs)
             if adapted is not None:
                 return adapted
         state = self._state
@@ -470,7 +461,7 @@ class InterpreterPoolExecutor(Executor):
         future._sp_task_id = task_id
         state.futures[task_id] = future
         if state.fallback is not None and state.fallback.covers():
-            future._sp_call = (fn, args, kwargs)
+            future._sp_call = state.fallback.remember(fn, args, kwargs)
         try:
             state.native.submit(task_id, fn, args, kwargs)
         except BaseException:
@@ -551,15 +542,19 @@ class InterpreterPoolExecutor(Executor):
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
         if chunksize == 1:
             futures = deque([self.submit(fn, *args) for args in items])
+            results = _yield_results(futures, deadline, chunked=False, ordered=ordered)
             if progress is not None:
-                _progress.track(futures, None, progress, f"map({_name_of(fn)})")
-            return _yield_results(futures, deadline, chunked=False, ordered=ordered)
+                tracker = _progress.track(futures, None, progress, f"map({_name_of(fn)})")
+                return _progress.finishing(results, tracker, len(items))
+            return results
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
         refusals = self._falls_back()
         futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals) for chunk in chunks])
+        results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
         if progress is not None:
-            _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
-        return _yield_results(futures, deadline, chunked=True, ordered=ordered)
+            tracker = _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
+            return _progress.finishing(results, tracker, len(items))
+        return results
 
     def _map_buffered(self, fn: Callable[..., T], args_iter: Iterator[tuple[Any, ...]],
                       deadline: float | None, chunksize: int, buffersize: int, ordered: bool) -> Iterator[T]:
@@ -601,6 +596,21 @@ class InterpreterPoolExecutor(Executor):
         fallback = self._state.fallback
         return fallback is not None and fallback.covers()
 
+    def process_fallback(self) -> contextlib.AbstractContextManager[None]:
+        """Context manager: tasks submitted inside it, from this thread, fall back to a process
+        pool when a module refuses own-GIL interpreters, as with ``fallback="process"`` (which
+        covers every task of the pool). ``parallel(fallback="process")`` uses it.
+
+        The process pool is created on the first refusal and shut down with this pool.
+        """
+        from .fallback import ProcessFallback
+
+        state = self._state
+        with state.lock:
+            if state.fallback is None:
+                state.fallback = ProcessFallback(self._max_workers, automatic=False)
+        return state.fallback.covering()
+
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await pool.run(fn, *args, **kwargs)``: submit and await the result in asyncio.
 
@@ -612,21 +622,25 @@ class InterpreterPoolExecutor(Executor):
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False, interrupt: bool = False) -> None:
         """Stops accepting tasks; with ``wait``, returns once every worker interpreter has ended.
 
         ``cancel_futures=True`` cancels the tasks that have not started, and interrupts the
-        ``initializer`` where it still runs (no task is left for it to prepare). Ctrl-C while
-        waiting interrupts the running tasks and initializers too. Calling it again is harmless.
+        ``initializer`` where it still runs (no task is left for it to prepare).
+        ``interrupt=True`` does that and also interrupts the running tasks, as Ctrl-C does.
+        Ctrl-C while waiting interrupts the running tasks and initializers too. Calling it
+        again is harmless.
         """
         with self._shutdown_lock:
             self._shutdown = True
         state = self._state
-        if cancel_futures:
+        if interrupt:
+            self._interrupt_everything()
+        elif cancel_futures:
             for future in list(state.futures.values()):
                 future._sp_cancel(interrupt=False)
         state.native.close()
-        if cancel_futures:
+        if cancel_futures or interrupt:
             state.native.interrupt_initializers()
         if wait and self._completion is not threading.current_thread():
             try:
@@ -636,7 +650,7 @@ class InterpreterPoolExecutor(Executor):
                 raise
             self._completion.join()
         if state.fallback is not None:
-            state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures)
+            state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures or interrupt)
 
     def _interrupt_everything(self) -> None:
         """Ctrl-C: close, cancel every task, interrupt the running ones and the initializers.
@@ -665,7 +679,11 @@ class InterpreterPoolExecutor(Executor):
         ``timeout_entries`` (``task_timeout`` deadlines held, for tasks not finished and some
         finished ones not yet dropped) and ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
         ``decode_call``, ``call``, ``encode_result``, ``result_wait``, ``deliver`` and
-        ``interpreter_shutdown``, ``{"total_s": float, "count": int}``.
+        ``interpreter_shutdown``, ``{"total_s": float, "count": int}``; ``worker_startup``: for
+        each worker, its latest interpreter's start-up, ``{"start_s", "create_s", "bootstrap_s",
+        "ready_s"}`` (seconds: when its creation began and when it was ready, counted from the
+        pool's creation, and the two steps between), or None while it is not up yet. The first
+        worker starts alone; the others begin once it is ready, while the first tasks run.
         """
         return self._state.native.stats()
 
@@ -674,9 +692,14 @@ class InterpreterPoolExecutor(Executor):
         """Number of worker interpreters."""
         return self._max_workers
 
+    @property
+    def status(self) -> Literal["running", "shut down", "broken"]:
+        """``"running"`` (it takes tasks), ``"shut down"`` (``shutdown()`` was called) or
+        ``"broken"`` (a worker interpreter failed to start)."""
+        return "broken" if self._state.broken else "shut down" if self._shutdown else "running"
+
     def __repr__(self) -> str:
-        status = "broken" if self._state.broken else "shut down" if self._shutdown else "running"
-        return f"<InterpreterPoolExecutor max_workers={self._max_workers} {status}>"
+        return f"<InterpreterPoolExecutor max_workers={self._max_workers} {self.status}>"
 
 
 def _worker_thread_names(prefix: str, count: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""Workers that behave like the caller's program: logging, warnings, output, preloaded modules.
+"""Workers that behave like the caller's program: logging, warnings and output reach the caller.
 
 A worker interpreter starts with nothing configured: no logging handlers, its own warning
 filters, and ``sys.stdout``/``sys.stderr`` of its own on the process's file descriptors.
@@ -14,11 +14,11 @@ This module makes what a task logs, warns and prints reach the caller's interpre
                                                              getLogger(name).handle(record)
                                                              warnings.warn_explicit(...)
 
-Worker side (``install``, ``preload``): run by ``_worker.bootstrap``. The worker does not import
+Worker side (``install``): a step of ``_worker.bootstrap``. The worker does not import
 ``logging`` or ``warnings`` at start-up (they are a noticeable part of it); a ``sys.meta_path``
 watcher hooks each one the moment something in the worker first imports it.
 
-Caller side (``worker_options``, ``CallerSide``, ``PreloadWatch``): used by
+Caller side (``worker_options``, ``CallerSide``): used by
 ``InterpreterPoolExecutor``. Message handlers run on the pool's completion thread; they never
 raise, and a task's messages are handled before its future is resolved, so output and
 records are there when ``result()`` returns.
@@ -32,24 +32,20 @@ import sys
 TYPE_CHECKING = False
 
 from . import _import_hooks as import_hooks
-from . import _native, _pickling, _versions
+from . import _native, _pickling
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = [
     "TAG_LOG",
-    "TAG_PRELOAD",
     "TAG_STDERR",
     "TAG_STDOUT",
     "TAG_WARNING",
     "CallerSide",
     "ForwardingStream",
-    "PreloadWatch",
-    "check_preload",
     "install",
-    "preload",
     "worker_options",
 ]
 
@@ -59,15 +55,9 @@ TAG_STDOUT = 0x46570001
 TAG_STDERR = 0x46570002
 TAG_LOG = 0x46570003
 TAG_WARNING = 0x46570004
-TAG_PRELOAD = 0x46570005
 
 # A line longer than this is sent in pieces (a progress bar that never ends its line, say).
 _MAX_PENDING = 8192
-
-# How long the pool's constructor waits for its workers to import ``preload`` modules.
-PRELOAD_TIMEOUT = 300.0
-
-_PRELOAD_OK = b"ok"
 
 
 # ─── worker side ────────────────────────────────────────────────────────────────────────────
@@ -200,8 +190,6 @@ class ForwardingStream(io.TextIOBase):
             _post(self._tag, out.encode("utf-8", "surrogatepass"))
 
 
-
-
 def install(options: dict[str, Any]) -> None:
     """Worker side, once per worker interpreter: sets up what ``worker_options`` asked for."""
     import atexit
@@ -329,40 +317,6 @@ def _module_at(filename: str, lineno: int) -> str | None:
             return name if isinstance(name, str) else None
         frame = frame.f_back
     return None
-
-
-def preload(spec: dict[str, Any]) -> bool:
-    """Worker side: imports ``spec["modules"]``; tells the caller it is ready, or what failed.
-
-    With a ``spec["gate"]`` (a Queue), worker 0 imports first and the others wait for its
-    verdict: they import only once it succeeded. The verdict is one token, which each waiter
-    puts back, so that interpreters started later (``max_tasks_per_worker``) find it too.
-    Returns False on failure or when told not to import (the caller reports the failure).
-    """
-    import importlib
-
-    from . import _outcome
-
-    gate = spec.get("gate")
-    if gate is not None and _native.worker_index() != 0:
-        try:
-            go = gate.get()
-        except Exception:  # closed: worker 0 failed, or the pool is going away
-            go = False
-        if not go:
-            return False
-        try:
-            gate.put(go)  # for the next waiter
-        except Exception:
-            pass
-    for name in spec["modules"]:
-        try:
-            importlib.import_module(name)
-        except BaseException as exc:
-            _post(TAG_PRELOAD, _pickling._dumps((name, _outcome.encode_exception(exc)), _pickling.PROTOCOL))
-            return False
-    _post(TAG_PRELOAD, _PRELOAD_OK)
-    return True
 
 
 # ─── caller side ────────────────────────────────────────────────────────────────────────────
@@ -533,127 +487,19 @@ class CallerSide:
             except Warning:
                 # An "error" filter added after the pool started: the task has already run
                 # on, so the error can only be reported here.
-                from .executor import logger
+                import logging
 
-                logger.exception("a warning raised by a task in worker %d matches an \"error\" "
-                                 "filter added after the pool started", worker)
+                logging.getLogger(__package__).exception(
+                    "a warning raised by a task in worker %d matches an \"error\" filter added "
+                    "after the pool started", worker)
         except Exception:
             _report("a warning", worker)
 
 
 def _report(what: str, worker: int) -> None:
     try:
-        from .executor import logger
+        import logging
 
-        logger.exception("could not replay %s sent by worker %d", what, worker)
+        logging.getLogger(__package__).exception("could not replay %s sent by worker %d", what, worker)
     except Exception:
         pass
-
-
-def check_preload(preload: str | Iterable[str]) -> tuple[str, ...]:
-    """Caller side: ``preload`` as a tuple of module names (one name alone is allowed).
-
-    Raises:
-        TypeError: an entry is not a non-empty str.
-    """
-    modules = (preload,) if isinstance(preload, str) else tuple(preload)
-    for name in modules:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"preload must hold module names (non-empty str), got {name!r}")
-    return modules
-
-
-
-
-class PreloadWatch:
-    """Caller side: waits until every worker has imported the ``preload`` modules."""
-
-    def __init__(self, workers: int, modules: tuple[str, ...] = ()) -> None:
-        import threading
-
-        self.modules = modules
-        """The modules to preload (from ``check_preload``); empty: nothing to wait for."""
-        self._workers = workers
-        self._left = workers
-        self._failure: bytes | None = None
-        self._done = threading.Event()
-        self._gate: Any = None
-        if modules and workers > 1 and _versions.ONE_WORKER_FIRST:
-            self._gate = _native.Queue()
-
-    def worker_config(self) -> dict[str, Any] | None:
-        """What ``_worker.bootstrap`` hands to ``preload`` (None: nothing to preload)."""
-        if not self.modules:
-            return None
-        return {"modules": self.modules, "gate": self._gate}
-
-    def on_message(self, payload: Any, worker: int) -> None:
-        """The handler for ``TAG_PRELOAD``: one worker is ready, or it failed."""
-        data = bytes(memoryview(payload))
-        if data == _PRELOAD_OK:
-            if self._left == self._workers and self._gate is not None:
-                self._gate.put(True)  # worker 0 succeeded: the others may go (they pass it on)
-            self._left -= 1
-            if self._left <= 0:
-                self._done.set()
-        elif self._failure is None:
-            self._failure = data
-            self._close_gate()
-            self._done.set()
-
-    def _close_gate(self) -> None:
-        if self._gate is not None:
-            self._gate.close()
-
-    def wait(self, broken: Callable[[], str | None], timeout: float | None = None) -> BaseException | None:
-        """Returns None once all workers are ready, else the error the constructor raises.
-
-        ``broken()`` gives the pool's failure text when a worker could not start at all.
-        """
-        import time
-
-        deadline = time.monotonic() + (PRELOAD_TIMEOUT if timeout is None else timeout)
-        error: BaseException | None = None
-        try:
-            while not self._done.wait(0.05):
-                reason = broken()
-                if reason is not None:
-                    from .errors import BrokenInterpreterPool
-
-                    error = BrokenInterpreterPool(reason)
-                    break
-                if time.monotonic() > deadline:
-                    error = TimeoutError(
-                        f"the worker interpreters did not finish importing the preload modules "
-                        f"within {PRELOAD_TIMEOUT if timeout is None else timeout:g} s")
-                    break
-        except BaseException:
-            self._close_gate()  # the workers still waiting must stop
-            raise
-        if error is None and self._failure is None:
-            return None  # the gate stays open, with its token, for interpreters started later
-        self._close_gate()  # the workers still waiting must stop
-        return error if error is not None else _preload_error(self._failure)
-
-
-def _preload_error(data: bytes) -> BaseException:
-    """The exception the constructor raises for a preload module that failed in a worker."""
-    from . import _outcome, compat
-    from .errors import RemoteTraceback
-
-    module, encoded = _pickling.loads(data)
-    try:
-        _, error = _outcome.decode(encoded)
-    except Exception as exc:
-        error = _outcome.failure_from_unpickling(exc)
-    refusal = compat.find_refusal(error)
-    if refusal is None:
-        error.add_note(f"raised in a worker interpreter while importing preload module {module!r}")
-        return error
-    # The message of `check`; the worker's traceback (numpy's long text included) as the cause.
-    refused = ImportError(compat.refusal_message(refusal.module, refusal.reason), name=refusal.module)
-    if refusal.module != module:
-        refused.add_note(f"(while importing preload module {module!r})")
-    cause = error.__cause__
-    refused.__cause__ = cause if isinstance(cause, RemoteTraceback) else error
-    return refused

@@ -52,8 +52,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("the joblib backend needs joblib: pip install 'subinterpreter_parallelism[joblib]'") from exc
 
 from . import _joblib_tasks, _native
-from .executor import InterpreterPoolExecutor, default_worker_count
-from .reusable import _option_names, get_reusable_executor
+from ._versions import default_worker_count
+from .executor import InterpreterPoolExecutor
+from .reusable import get_reusable_executor, option_names
 
 __all__ = ["BACKEND_NAME", "SubinterpreterBackend", "register_joblib_backend"]
 
@@ -81,7 +82,7 @@ class SubinterpreterBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ig
 
     def __init__(self, nesting_level: int | None = None, inner_max_num_threads: int | None = None,
                  **executor_options: Any) -> None:
-        unknown = sorted(set(executor_options) - _option_names())
+        unknown = sorted(set(executor_options) - option_names())
         if unknown:
             raise TypeError(f"unknown options for the {BACKEND_NAME!r} joblib backend: {', '.join(unknown)} "
                             "(it takes InterpreterPoolExecutor's keyword arguments)")
@@ -107,7 +108,7 @@ class SubinterpreterBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ig
         n_jobs = self.effective_n_jobs(n_jobs)
         if n_jobs == 1:
             raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
-        names = _option_names()
+        names = option_names()
         # Parallel also passes its own settings (max_nbytes, mmap_mode, temp_folder, verbose,
         # context...): only the executor's options are kept.
         options = {key: value for key, value in {**backend_kwargs, **self.backend_kwargs}.items()

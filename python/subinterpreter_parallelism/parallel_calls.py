@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from . import _worker, compat
+from . import _worker, fallback as _fallback
 from .executor import InterpreterPoolExecutor, check_timeout
 from .progress import check_progress, track
 
@@ -38,9 +38,9 @@ class CallOutcome:
 def _shared_pool() -> InterpreterPoolExecutor:
     """The process-wide pool behind ``parallel()``: the reusable executor
     (``get_reusable_executor()``), created on first use and again once shut down or broken."""
-    from .reusable import _current_or_new
+    from .reusable import shared_executor
 
-    return _current_or_new()
+    return shared_executor()
 
 
 def _check_call(index: int, call: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
@@ -104,13 +104,13 @@ def parallel(
     timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
     if executor is not None and not isinstance(executor, InterpreterPoolExecutor):
         raise TypeError(f"executor must be an InterpreterPoolExecutor or None, not {type(executor).__name__}")
-    compat.check_fallback(fallback)
+    _fallback.check_fallback(fallback)
     check_progress(progress)
     if not checked:
         return []
     pool = executor if executor is not None else _shared_pool()
     futures: list[Future[Any]] = []
-    with compat.fallback_for(pool).covering() if fallback is not None else nullcontext():
+    with pool.process_fallback() if fallback is not None else nullcontext():
         for module, function, args, kwargs in checked:
             try:
                 futures.append(pool.submit(_worker.call_by_name, module, function, args, kwargs))
@@ -122,13 +122,16 @@ def parallel(
                 failed: Future[Any] = Future()
                 failed.set_exception(exc)
                 futures.append(failed)
-    track(futures, None, progress, "parallel")
+    tracker = track(futures, None, progress, "parallel")
     try:
         done, not_done = wait(futures, timeout)
     except KeyboardInterrupt:
         for future in futures:
             future.cancel()
         raise
+    finally:
+        if tracker is not None:  # the bar ends before the results or an error reach the caller
+            tracker.finish(sum(1 for future in futures if future.done() and not future.cancelled()))
     if not_done:
         for future in not_done:
             future.cancel()  # interrupts the calls still running

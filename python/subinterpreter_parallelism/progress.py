@@ -4,8 +4,10 @@
 plain one on stderr. ``progress=callable`` calls ``callable(done, total)``: once with
 ``(0, total)`` at the start, then each time tasks finish. Progress counts finished items
 (a ``map`` chunk counts for its items), in completion order, and is reported from the pool's
-completion thread, so a callable should be quick. A bar closes by itself once every task has
-finished or been cancelled.
+completion thread (the final report may come from the caller's thread), so a callable should
+be quick. The bar is complete and closed before the
+last result is handed back (or an error, or an early close of ``map``'s iterator, reaches the
+caller), so that what the caller prints next comes after it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import Any, TextIO, Union
+from typing import Any, TextIO, TypeVar, Union
 
-__all__ = ["Progress", "check_progress", "track"]
+__all__ = ["Progress", "Tracker", "check_progress", "finishing", "track"]
+
+T = TypeVar("T")
 
 Progress = Union[bool, Callable[[int, int], object], None]
 """What ``progress=`` accepts: None/False (nothing), True (a bar) or ``callable(done, total)``."""
@@ -39,23 +43,57 @@ def check_progress(progress: object) -> None:
 
 
 def track(futures: Sequence[Future[Any]], sizes: Sequence[int] | None, progress: Progress,
-          description: str) -> None:
+          description: str) -> Tracker | None:
     """Reports the progress of ``futures`` (each standing for ``sizes[i]`` items, default 1).
 
-    Does nothing when ``progress`` is None or False.
+    Returns the ``Tracker``, whose ``finish()`` the caller calls before handing back the last
+    result; None when ``progress`` is None or False (nothing to report).
     """
     check_progress(progress)
     if progress is None or progress is False:
-        return
+        return None
     weights = list(sizes) if sizes is not None else [1] * len(futures)
     total = sum(weights)
     if progress is True:
         sink: _Sink = _tqdm_sink(total, description) or _StderrBar(total, description)
     else:
         sink = _CallbackSink(progress)  # type: ignore[arg-type]
-    tracker = _Tracker(total, len(futures), sink)
+    tracker = Tracker(total, len(futures), sink)
     for future, weight in zip(futures, weights):
         future.add_done_callback(lambda done, weight=weight: tracker.finished(done, weight))
+    return tracker
+
+
+def finishing(results: Iterator[T], tracker: Tracker | None, count: int) -> Iterator[T]:
+    """``results`` (``count`` items), with the progress finished before the last one is handed
+    back, or before an error or an early close reaches the caller.
+
+    The futures' callbacks, which count progress on the completion thread, run after the
+    caller has been woken up: without this, the caller's next ``print`` would land on an
+    unfinished bar, and the bar's final line would follow it.
+    """
+    if tracker is None:
+        return results
+    return _finishing(results, tracker, count)
+
+
+def _finishing(results: Iterator[T], tracker: Tracker, count: int) -> Iterator[T]:
+    left = count
+    try:
+        while True:
+            try:
+                box = [next(results)]  # popped as it is yielded: no reference to it stays here
+            except StopIteration:
+                return
+            left -= 1
+            if left == 0:
+                tracker.finish(tracker.total)
+            yield box.pop()
+    finally:
+        tracker.finish()
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
 
 
 class _Sink:
@@ -66,8 +104,9 @@ class _Sink:
         pass
 
 
-class _Tracker:
-    """Counts finished futures; closes the sink when the last one has finished."""
+class Tracker:
+    """Counts finished futures; closes the sink when the last one has finished, or when the
+    caller says it is done with them (``finish``), whichever comes first."""
 
     def __init__(self, total: int, count: int, sink: _Sink) -> None:
         self._lock = threading.Lock()
@@ -75,18 +114,43 @@ class _Tracker:
         self._done = 0
         self._remaining = count
         self._sink = sink
+        self._closed = False
         sink.update(0, total)
         if count == 0:
-            sink.close()
+            self._close()
 
     def finished(self, future: Future[Any], weight: int) -> None:
+        """Completion thread: one future has finished (or was cancelled)."""
         with self._lock:
+            if self._closed:
+                return
             if not future.cancelled():
                 self._done += weight
             self._remaining -= 1
             self._sink.update(self._done, self._total)
             if self._remaining == 0:
-                self._sink.close()
+                self._close()
+
+    def finish(self, done: int | None = None) -> None:
+        """Caller side: reports the end now and closes the sink; callbacks that come later
+        change nothing. ``done``: the items known to have finished (the caller holds their
+        results, though some callbacks may not have run yet); None: those counted so far."""
+        with self._lock:
+            if self._closed:
+                return
+            if done is not None and done > self._done:
+                self._done = done
+                self._sink.update(self._done, self._total)
+            self._close()
+
+    @property
+    def total(self) -> int:
+        """The number of items tracked."""
+        return self._total
+
+    def _close(self) -> None:
+        self._closed = True
+        self._sink.close()
 
 
 class _CallbackSink(_Sink):

@@ -24,7 +24,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypedDict, Unpack
 
-from .executor import InterpreterPoolExecutor, default_worker_count
+from ._versions import default_worker_count
+from .executor import InterpreterPoolExecutor
 
 __all__ = ["ExecutorOptions", "get_reusable_executor"]
 
@@ -51,10 +52,12 @@ _options: dict[str, Any] = {}
 
 
 def _usable(executor: InterpreterPoolExecutor | None) -> bool:
-    return executor is not None and not executor._shutdown and executor._state.broken is None
+    return executor is not None and executor.status == "running"
 
 
-def _option_names() -> set[str]:
+def option_names() -> set[str]:
+    """The names of :class:`InterpreterPoolExecutor`'s options (its parameters but
+    ``max_workers``): what ``get_reusable_executor`` and the joblib backend accept."""
     import inspect
 
     parameters = inspect.signature(InterpreterPoolExecutor).parameters
@@ -106,7 +109,7 @@ def get_reusable_executor(
         raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
     if max_workers is not None and max_workers <= 0:
         raise ValueError("max_workers must be greater than 0")
-    unknown = sorted(set(options) - _option_names())
+    unknown = sorted(set(options) - option_names())
     if unknown:
         raise TypeError(f"get_reusable_executor() got unexpected keyword arguments: {', '.join(unknown)}")
     with _lock:
@@ -117,9 +120,7 @@ def get_reusable_executor(
                 reuse is True or (reuse == "auto" and _same(options, _options))):
             return current
         if current is not None:
-            if kill_workers:
-                current._interrupt_everything()
-            current.shutdown(wait=True, cancel_futures=kill_workers)
+            current.shutdown(wait=True, cancel_futures=kill_workers, interrupt=kill_workers)
         _executor = None
         _options = {}
         executor = InterpreterPoolExecutor(max_workers, **options)
@@ -127,7 +128,7 @@ def get_reusable_executor(
         return executor
 
 
-def _current_or_new() -> InterpreterPoolExecutor:
+def shared_executor() -> InterpreterPoolExecutor:
     """``parallel()``'s pool: the current reusable executor whatever its options, else a new
     default one (which becomes the reusable executor)."""
     with _lock:

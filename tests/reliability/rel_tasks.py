@@ -10,13 +10,10 @@ import sys
 import threading
 import time
 
-
-def echo(value):
-    return value
-
-
-def add(a, b=0):
-    return a + b
+# The plain tasks both suites use live in one place, tests/sp_tasks.py (tests/ is on every
+# worker's path too); the names these tests have always used stay.
+from sp_tasks import add, echo, spin  # noqa: F401
+from sp_tasks import sleep_then as nap_then  # noqa: F401
 
 
 def interpreter_id():
@@ -35,19 +32,6 @@ def interpreter_id():
 def where():
     """(interpreter id, native thread ident): who ran this task."""
     return interpreter_id(), threading.get_ident()
-
-
-def nap_then(seconds, value=None):
-    time.sleep(seconds)
-    return value
-
-
-def spin(seconds):
-    end = time.perf_counter() + seconds
-    n = 0
-    while time.perf_counter() < end:
-        n += 1
-    return n
 
 
 # -- pickling failures -----------------------------------------------------------------

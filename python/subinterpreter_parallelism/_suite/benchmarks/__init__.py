@@ -4,15 +4,19 @@ Run it with ``make bench`` or ``python -m subinterpreter_parallelism bench [--qu
 top-level package ``benchmarks`` of the folder ``subinterpreter_parallelism/_suite/`` (see
 ``subinterpreter_parallelism.bench`` for why it is not a subpackage).
 
+Modules, each importing only those listed above it (tests/test_bench.py checks there is no cycle):
+
     workloads.py    the task functions every competitor runs (importable, stdlib only)
-    competitors.py  serial, threads, process pools, loky, stdlib interpreter pool, seed design, this
+    measure.py      clocks, CPU time, memory, machine facts
     seed_design.py  the seed's design: a new thread and own-GIL interpreter per call
+    competitors.py  serial, threads, process pools, loky, stdlib interpreter pool, seed design,
+                    this project: each described by its abilities, never by name checks
     scenarios.py    what is measured, one function per workload (a)-(h)
     cell.py         one workload x one competitor, in a fresh process
-    measure.py      clocks, CPU time, memory, machine facts
-    suite.py        plans and runs the cells; the command line
+    plan.py         the workloads' titles and sizes
     report.py       Markdown tables, targets, the README section
     plot.py         the PNG
+    suite.py        runs the cells; the command line
 
 benchmarks/forwarding_cost.py and benchmarks/dask_throughput.py, in the source tree, are
 separate scripts for those features.

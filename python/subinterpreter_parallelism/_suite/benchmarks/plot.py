@@ -1,4 +1,5 @@
-"""The PNG: CPU-bound throughput against workers, and round-trip time against payload size."""
+"""The PNG: CPU-bound throughput against workers and round-trip time against payload size; for
+the many-core run (--scaling), one panel per metric against the number of workers."""
 
 from __future__ import annotations
 
@@ -6,22 +7,19 @@ import io
 from pathlib import Path
 from typing import Any
 
+from .competitors import Ability, by_key
 from .report import Results, machine_line
 
 __all__ = ["plot"]
 
-# One colour per competitor, the same in both panels; this project drawn thicker.
-_STYLE: dict[str, dict[str, Any]] = {
-    "serial": {"color": "#7f7f7f", "linestyle": "--"},
-    "threads": {"color": "#bcbd22"},
-    "fork": {"color": "#1f77b4"},
-    "forkserver": {"color": "#17becf"},
-    "spawn": {"color": "#17becf"},
-    "loky": {"color": "#9467bd"},
-    "backport": {"color": "#ff7f0e"},
-    "seed": {"color": "#8c564b"},
-    "this": {"color": "#d62728", "linewidth": 2.8},
-}
+
+def _style(key: str) -> dict[str, Any]:
+    """The competitor's line style (its own colour; this project drawn thicker)."""
+    try:
+        own = dict(by_key(key).style)
+    except KeyError:
+        own = {}
+    return {"linewidth": 1.6, "marker": "o", "markersize": 4, **own}
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -32,13 +30,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     r = Results(results)
+    if r.ran("widths"):
+        _plot_widths(plt, r, results, path)
+        return
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), dpi=90)
 
     cases = r.cases("scaling")
     workers = [int(c.split()[0]) for c in cases]
     for key in r.keys:
-        style = {"linewidth": 1.6, "marker": "o", "markersize": 4, **_STYLE.get(key, {})}
-        if key == "serial":
+        style = _style(key)
+        if not r.can(key, Ability.PARALLEL):
             value = r.median("scaling", "1 workers", key)
             if value is not None and workers:
                 left.plot([min(workers), max(workers)], [value, value], label=key, **style)
@@ -63,7 +64,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         points = [(b, v) for b, c in zip(nbytes, sizes) if b is not None
                   for v, _ in r.medians("data", c, [key])]
         if points:
-            style = {"linewidth": 1.6, "marker": "o", "markersize": 4, **_STYLE.get(key, {})}
+            style = _style(key)
             right.plot(*zip(*points), label=key, **style)
     right.set_xscale("log")
     right.set_yscale("log")
@@ -73,6 +74,52 @@ def plot(results: dict[str, Any], path: Path) -> None:
     right.grid(alpha=0.3, which="both")
     right.legend(fontsize=8)
 
+    _save(plt, fig, results, path)
+
+
+# metric of the widths workload -> (panel title, y label, logarithmic y)
+_WIDTH_PANELS = (
+    ("first result", "new pool to first result", "s (lower is better)", True),
+    ("all started", "new pool to every worker busy", "s (lower is better)", True),
+    ("interpreter start-up per worker", "interpreter start-up per worker (stats())", "s", True),
+    ("memory per worker", "memory added per worker (PSS)", "MB (lower is better)", False),
+    ("short tasks", "short tasks (~1 ms) throughput", "tasks/s (higher is better)", False),
+    ("long tasks", "long tasks throughput", "tasks/s (higher is better)", False),
+)
+
+
+def _plot_widths(plt: Any, r: Results, results: dict[str, Any], path: Path) -> None:
+    """The many-core run: one panel per metric, against the number of workers."""
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.2), dpi=90)
+    widths = sorted({int(case.split()[0]) for case in r.cases("widths")})
+    cores = results["machine"]["usable_cpus"]
+    for axis, (metric, title, unit, log) in zip(axes.flat, _WIDTH_PANELS):
+        for key in r.keys:
+            points = []
+            for width in widths:
+                value = r.median("widths", f"{width} workers: {metric}", key)
+                if value is not None:
+                    points.append((width, value / 1e6 if metric == "memory per worker" else value))
+            if len(points) == 1 and not r.can(key, Ability.PARALLEL):  # serial: one worker stands for all
+                points = [(widths[0], points[0][1]), (widths[-1], points[0][1])]
+            if points:
+                axis.plot(*zip(*points), label=key, **_style(key))
+        axis.axvline(cores, color="#cccccc", linewidth=1, zorder=0)
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(widths, [str(w) for w in widths])
+        if log:
+            axis.set_yscale("log")
+        else:
+            axis.set_ylim(bottom=0)
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel(f"workers ({cores} usable CPUs: grey line)", fontsize=8)
+        axis.set_ylabel(unit, fontsize=8)
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=7)
+    _save(plt, fig, results, path)
+
+
+def _save(plt: Any, fig: Any, results: dict[str, Any], path: Path) -> None:
     fig.suptitle(machine_line(results), fontsize=7, y=0.995)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     buffer = io.BytesIO()

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .competitors import Ability, by_key
+from .plan import WORKLOADS
+
 __all__ = ["evaluate_targets", "render", "render_readme", "update_readme"]
 
 Record = dict[str, Any]
-THIS = "this"
 README_BEGIN = "<!-- bench:begin (written by `make bench-readme`) -->"
 README_END = "<!-- bench:end -->"
 
@@ -32,9 +34,28 @@ class Results:
         self.keys: list[str] = [k for k in results["competitors"]
                                 if any(r["competitor"] == k for r in results["records"])]
         self.labels: dict[str, str] = results["competitors"]
+        # Runs saved before the abilities were recorded: take them from today's competitors.
+        saved = results.get("abilities") or {}
+        self.abilities: dict[str, frozenset[str]] = {
+            key: frozenset(saved[key]) if key in saved else _known_abilities(key) for key in self.labels}
+        subjects = [k for k in self.labels if Ability.SUBJECT.value in self.abilities[k]]
+        #: The competitor the report is about (this project).
+        self.subject: str = subjects[0] if subjects else "this"
         self._index: dict[tuple[str, str, str], Record] = {}
         for record in results["records"]:
             self._index[(record["workload"], record["case"], record["competitor"])] = record
+
+    def ran(self, workload: str) -> bool:
+        """Whether this run has any record of ``workload``."""
+        return any(w == workload for w, _, _ in self._index)
+
+    def can(self, key: str, ability: Ability) -> bool:
+        """Whether competitor ``key`` has ``ability``."""
+        return ability.value in self.abilities.get(key, frozenset())
+
+    def having(self, ability: Ability) -> tuple[str, ...]:
+        """The competitors of this run that have ``ability``."""
+        return tuple(k for k in self.keys if self.can(k, ability))
 
     def record(self, workload: str, case: str, key: str) -> Record | None:
         """The record of one cell; a whole-workload failure (case "*") stands for every case."""
@@ -51,10 +72,14 @@ class Results:
         """(median, competitor) for each of ``keys`` that has samples in this case."""
         found = []
         for key in keys:
-            value = self.median(workload, _case_for(workload, case, key), key)
+            value = self.median(workload, self.case_for(workload, case, key), key)
             if value is not None:
                 found.append((value, key))
         return found
+
+    def case_for(self, workload: str, case: str, key: str) -> str:
+        """Serial runs the scaling workload with one worker only: its throughput stands for all."""
+        return "1 workers" if workload == "scaling" and not self.can(key, Ability.PARALLEL) else case
 
     def cases(self, workload: str) -> list[str]:
         """The cases of a workload, in the order they were first recorded."""
@@ -106,19 +131,16 @@ def cell_text(results: Results, workload: str, case: str, key: str, with_min: bo
     return text
 
 
-PROCESS_POOLS = ("fork", "forkserver", "spawn", "loky")
-
-
 def comparison(results: Results, workload: str, case: str, *, among: tuple[str, ...] | None = None) -> str:
     """This project against the best other competitor (or the best of ``among``),
     e.g. "1.9x faster than fork"."""
-    ours = results.median(workload, case, THIS)
-    record = results.record(workload, case, THIS)
+    ours = results.median(workload, case, results.subject)
+    record = results.record(workload, case, results.subject)
     if ours is None or record is None or ours <= 0:
         return "—"
     higher = record.get("better") == "higher"
     others = [(v, k) for v, k in results.medians(
-        workload, case, [k for k in results.keys if k != THIS and (among is None or k in among)]) if v > 0]
+        workload, case, [k for k in results.keys if k != results.subject and (among is None or k in among)]) if v > 0]
     if not others:
         return "—"
     value, key = max(others) if higher else min(others)
@@ -133,9 +155,11 @@ def _times(ratio: float) -> str:
     return f"{ratio:.3g}x" if ratio < 1000 else f"{ratio:,.0f}x"
 
 
-def _case_for(workload: str, case: str, key: str) -> str:
-    """Serial runs the scaling workload with one worker only: its throughput stands for all."""
-    return "1 workers" if workload == "scaling" and key == "serial" else case
+def _known_abilities(key: str) -> frozenset[str]:
+    try:
+        return frozenset(a.value for a in by_key(key).abilities)
+    except KeyError:
+        return frozenset()
 
 
 # -- the summary ------------------------------------------------------------------------------
@@ -186,6 +210,15 @@ def summary_rows(results: Results) -> list[SummaryRow]:
     if "queue" in p:
         rows.append(SummaryRow("Queue hand-off to a task blocked in get()", "queue", "hand-off"))
         rows.append(SummaryRow("Queue put + get in one interpreter", "queue", "put+get"))
+    libraries = p.get("libraries")
+    if libraries:
+        for name in libraries["libraries"]:
+            record = next((results.record("libraries", f"{name} cold", k) for k in results.keys
+                           if "extra" in (results.record("libraries", f"{name} cold", k) or {})), None)
+            what = record["extra"]["what"] if record else name
+            rows.append(SummaryRow(f"{what}, {libraries['workers']} workers: new pool (cold)", "libraries",
+                                   f"{name} cold"))
+            rows.append(SummaryRow(f"{what}: warm pool", "libraries", f"{name} warm"))
     if "cancel" in p:
         rows.append(SummaryRow("cancel() of a running task until cancelled()", "cancel", "cancelled"))
         rows.append(SummaryRow("cancel() until the worker has run the next task", "cancel", "worker free"))
@@ -204,9 +237,9 @@ def summary_table(results: Results) -> list[str]:
     header = ["workload", *results.keys, "this vs best other", "this vs best process pool"]
     rows = []
     for row in summary_rows(results):
-        cells = [cell_text(results, row.workload, _case_for(row.workload, row.case, k), k) for k in results.keys]
+        cells = [cell_text(results, row.workload, results.case_for(row.workload, row.case, k), k) for k in results.keys]
         rows.append([row.label, *cells, comparison(results, row.workload, row.case),
-                     comparison(results, row.workload, row.case, among=PROCESS_POOLS)])
+                     comparison(results, row.workload, row.case, among=results.having(Ability.PROCESSES))])
     lines = _table(header, rows)
     tiny = results.params.get("tiny")
     if tiny:
@@ -226,6 +259,7 @@ def legend(results: Results) -> list[str]:
 
 @dataclass(frozen=True)
 class _Target:
+    workload: str
     name: str
     check: Callable[[Results], tuple[str, bool | None]]
 
@@ -247,7 +281,7 @@ def _missing(*names: str) -> tuple[str, None]:
 
 
 def _cpu_vs_serial(r: Results) -> tuple[str, bool | None]:
-    ours, serial = r.median("cpu", "warm", THIS), r.median("cpu", "warm", "serial")
+    ours, serial = r.median("cpu", "warm", r.subject), r.median("cpu", "warm", "serial")
     if ours is None or serial is None:
         return _missing("this project" if ours is None else "serial")
     speedup = serial / ours
@@ -256,7 +290,7 @@ def _cpu_vs_serial(r: Results) -> tuple[str, bool | None]:
 
 def _cpu_faster_than(key: str) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
-        ours, other = r.median("cpu", "warm", THIS), r.median("cpu", "warm", key)
+        ours, other = r.median("cpu", "warm", r.subject), r.median("cpu", "warm", key)
         if ours is None or other is None:
             return _missing("this project" if ours is None else key)
         return f"this {fmt(ours, 's')}, {key} {fmt(other, 's')} ({_ratio_text(other, ours)})", ours < other
@@ -265,7 +299,7 @@ def _cpu_faster_than(key: str) -> Callable[[Results], tuple[str, bool | None]]:
 
 def _tiny_vs(keys: tuple[str, ...], factor: float | None) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
-        ours = r.median("tiny", "submit", THIS)
+        ours = r.median("tiny", "submit", r.subject)
         values = r.medians("tiny", "submit", keys)
         if ours is None or not values:
             return _missing("this project" if ours is None else "/".join(keys))
@@ -276,7 +310,7 @@ def _tiny_vs(keys: tuple[str, ...], factor: float | None) -> Callable[[Results],
 
 
 def _map_overhead(r: Results) -> tuple[str, bool | None]:
-    ours, serial = r.median("tiny", "map", THIS), r.median("tiny", "map", "serial")
+    ours, serial = r.median("tiny", "map", r.subject), r.median("tiny", "map", "serial")
     if ours is None or serial is None:
         return _missing("this project" if ours is None else "serial")
     items = r.params["tiny"]["map_count"]
@@ -288,7 +322,7 @@ def _map_overhead(r: Results) -> tuple[str, bool | None]:
 
 def _data_vs_processes(r: Results) -> tuple[str, bool | None]:
     case = "100 MB"
-    ours = r.median("data", case, THIS)
+    ours = r.median("data", case, r.subject)
     other, key = _best_process_pool(r, "data", case)
     if ours is None:
         return f"not measured ({case} is not among this run's sizes)", None
@@ -299,7 +333,7 @@ def _data_vs_processes(r: Results) -> tuple[str, bool | None]:
 
 def _data_vs_two_copies(r: Results) -> tuple[str, bool | None]:
     case = "100 MB"
-    ours, floor = r.median("data", case, THIS), r.median("data", case, "serial")
+    ours, floor = r.median("data", case, r.subject), r.median("data", case, "serial")
     if ours is None:
         return f"not measured ({case} is not among this run's sizes)", None
     if floor is None:
@@ -311,7 +345,7 @@ def _data_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
     """Every data case: this project at least as fast as the stdlib pool (or its backport)."""
     worst: tuple[float, str] | None = None
     for case in r.cases("data"):
-        ours, theirs = r.median("data", case, THIS), r.median("data", case, "backport")
+        ours, theirs = r.median("data", case, r.subject), r.median("data", case, "backport")
         record = r.record("data", case, "backport") or {}
         if ours is None:
             continue
@@ -328,33 +362,94 @@ def _data_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
 
 def _threshold(workload: str, case: str, limit: float) -> Callable[[Results], tuple[str, bool | None]]:
     def check(r: Results) -> tuple[str, bool | None]:
-        ours = r.median(workload, case, THIS)
+        ours = r.median(workload, case, r.subject)
         if ours is None:
             return _missing("this project")
-        record = r.record(workload, case, THIS) or {}
+        record = r.record(workload, case, r.subject) or {}
         best = min(record.get("samples") or [ours])
         return f"median {fmt(ours, 's')} (min {fmt(best, 's')})", ours < limit
     return check
 
 
+def _libraries_cold_vs_fork(r: Results) -> tuple[str, bool | None]:
+    """Every library workload, cold: at most 1.1x fork's time."""
+    ratios = []
+    for case in r.cases("libraries"):
+        if case.endswith(" cold"):
+            ours, fork = r.median("libraries", case, r.subject), r.median("libraries", case, "fork")
+            if ours is None or fork is None:
+                return _missing("this project" if ours is None else "fork")
+            ratios.append((ours / fork, case.removesuffix(" cold")))
+    if not ratios:
+        return "not measured (the libraries workload did not run)", None
+    text = ", ".join(f"{name} {ratio:.2f}x" for ratio, name in ratios)
+    return f"time against fork's: {text}", max(ratio for ratio, _ in ratios) <= 1.1
+
+
+def _libraries_warm_vs_serial(r: Results) -> tuple[str, bool | None]:
+    """Every library workload, warm: at least 1.9x serial (on 2 cores)."""
+    speedups = []
+    for case in r.cases("libraries"):
+        if case.endswith(" warm"):
+            ours, serial = r.median("libraries", case, r.subject), r.median("libraries", case, "serial")
+            if ours is None or serial is None:
+                return _missing("this project" if ours is None else "serial")
+            speedups.append((serial / ours, case.removesuffix(" warm")))
+    if not speedups:
+        return "not measured (the libraries workload did not run)", None
+    text = ", ".join(f"{name} {speedup:.2f}x" for speedup, name in speedups)
+    return f"speed-up over serial: {text}", min(speedup for speedup, _ in speedups) >= 1.9
+
+
+def _first_result_at(width: int) -> Callable[[Results], tuple[str, bool | None]]:
+    def check(r: Results) -> tuple[str, bool | None]:
+        case = f"{width} workers: first result"
+        ours, theirs = r.median("widths", case, r.subject), r.median("widths", case, "forkserver")
+        if ours is None:
+            return f"not measured (this project at {width} workers missing)", None
+        if theirs is None:
+            return f"this {fmt(ours, 's')}; forkserver not measured", None
+        return (f"this {fmt(ours, 's')}, forkserver {fmt(theirs, 's')} ({theirs / ours:.2f}x)",
+                ours <= 0.015 and ours < theirs)
+    return check
+
+
+def _memory_per_worker_at(width: int, limit: float) -> Callable[[Results], tuple[str, bool | None]]:
+    def check(r: Results) -> tuple[str, bool | None]:
+        ours = r.median("widths", f"{width} workers: memory per worker", r.subject)
+        if ours is None:
+            return f"not measured (this project at {width} workers missing)", None
+        return f"{fmt(ours, 'B')} per worker", ours <= limit
+    return check
+
+
 TARGETS: tuple[_Target, ...] = (
-    _Target("8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput", _cpu_vs_serial),
-    _Target("8 CPU-bound tasks: faster than ProcessPool (fork)", _cpu_faster_than("fork")),
-    _Target("8 CPU-bound tasks: faster than the stdlib-pool backport", _cpu_faster_than("backport")),
-    _Target("20,000 tiny tasks via submit: vs ThreadPoolExecutor (no target)", _tiny_vs(("threads",), None)),
-    _Target("20,000 tiny tasks via submit: >= 7x faster than the backport", _tiny_vs(("backport",), 7)),
-    _Target("20,000 tiny tasks via submit: >= 7x faster than ProcessPool",
+    _Target("cpu", "8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput", _cpu_vs_serial),
+    _Target("cpu", "8 CPU-bound tasks: faster than ProcessPool (fork)", _cpu_faster_than("fork")),
+    _Target("cpu", "8 CPU-bound tasks: faster than the stdlib-pool backport", _cpu_faster_than("backport")),
+    _Target("tiny", "20,000 tiny tasks via submit: vs ThreadPoolExecutor (no target)", _tiny_vs(("threads",), None)),
+    _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than the backport", _tiny_vs(("backport",), 7)),
+    _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than ProcessPool",
             _tiny_vs(("fork", "forkserver", "spawn"), 7)),
-    _Target("map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead),
-    _Target("100 MB bytes argument + result: >= 3x faster than ProcessPool", _data_vs_processes),
-    _Target("100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies),
-    _Target("every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
+    _Target("tiny", "map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead),
+    _Target("data", "100 MB bytes argument + result: >= 3x faster than ProcessPool", _data_vs_processes),
+    _Target("data", "100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies),
+    _Target("data", "every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
             _data_vs_stdlib_pool),
-    _Target("new pool of 2 workers runs its first task within 30 ms", _threshold("startup", "first result", 0.030)),
-    _Target("Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
-    _Target("Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),
-    _Target("cancel-to-cancelled < 20 ms", _threshold("cancel", "cancelled", 0.020)),
-    _Target("cancel() of a task inside a GIL-bound C call returns < 50 ms", _threshold("cancel", "in C", 0.050)),
+    _Target("startup", "new pool of 2 workers runs its first task within 30 ms", _threshold("startup", "first result", 0.030)),
+    _Target("queue", "Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
+    _Target("queue", "Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),
+    _Target("cancel", "cancel-to-cancelled < 20 ms", _threshold("cancel", "cancelled", 0.020)),
+    _Target("cancel", "cancel() of a task inside a GIL-bound C call returns < 50 ms",
+            _threshold("cancel", "in C", 0.050)),
+    _Target("libraries", "five library workloads, cold (new pool): within 10% of fork or faster on each", _libraries_cold_vs_fork),
+    _Target("libraries", "five library workloads, warm: >= 1.9x serial on each (2 cores)", _libraries_warm_vs_serial),
+    _Target("widths", "new pool of 2 workers, first result: <= 15 ms and faster than forkserver",
+            _first_result_at(2)),
+    _Target("widths", "new pool of 16 workers, first result: <= 15 ms and faster than forkserver",
+            _first_result_at(16)),
+    _Target("widths", "memory per worker at 16 workers (PSS): no more than 4.6 MB (issue 15's figure)",
+            _memory_per_worker_at(16, 4.6e6)),
 )
 
 
@@ -363,6 +458,8 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     r = Results(results)
     out = []
     for target in TARGETS:
+        if not r.ran(target.workload):
+            continue  # a run of other workloads (--only, --scaling)
         measured, met = target.check(r)
         out.append({"target": target.name, "measured": measured, "met": met})
     if results.get("mode") == "quick":
@@ -397,15 +494,15 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
     if not cases and not any(results.record(workload, "*", k) for k in results.keys):
         return []
     lines = [f"### {title}", ""]
-    rows = [[case, *[cell_text(results, workload, _case_for(workload, case, k), k, with_min=True)
+    rows = [[case, *[cell_text(results, workload, results.case_for(workload, case, k), k, with_min=True)
                      for k in results.keys], comparison(results, workload, case),
-             comparison(results, workload, case, among=PROCESS_POOLS)] for case in cases or ["*"]]
+             comparison(results, workload, case, among=results.having(Ability.PROCESSES))] for case in cases or ["*"]]
     lines += _table(["case", *results.keys, "this vs best other", "this vs best process pool"], rows)
     cpu_rows = []
     for case in cases:
         cells = []
         for k in results.keys:
-            record = results.record(workload, _case_for(workload, case, k), k) or {}
+            record = results.record(workload, results.case_for(workload, case, k), k) or {}
             cpu = [c for c in record.get("cpu_percent") or [] if c is not None]
             cells.append(f"{statistics.median(cpu):.0f}%" if cpu else "")
         if any(cells):
@@ -429,8 +526,6 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
 
 def render(results: dict[str, Any]) -> str:
     """The whole report: machine, summary, targets, one detailed table per workload."""
-    from .suite import WORKLOADS
-
     r = Results(results)
     lines = ["# subinterpreter_parallelism benchmarks", "", f"Machine: {machine_line(results)}", ""]
     for what, reason in results.get("skipped", {}).items():

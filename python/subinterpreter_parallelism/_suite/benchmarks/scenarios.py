@@ -15,7 +15,8 @@ item as the case says), "tasks/s" or "B" (bytes).
 from __future__ import annotations
 
 import gc
-import queue
+import importlib
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,13 +26,13 @@ from typing import Any
 from subinterpreter_parallelism.demo import py_factorial
 
 from . import workloads
-from .competitors import make_executor
+from .libraries import LIBRARIES
+from .competitors import Ability, by_key, make_executor
 from .measure import Timing, timed, tree_memory
 
 __all__ = ["SCENARIOS", "run_scenario"]
 
 Record = dict[str, Any]
-PROCESS_POOLS = ("fork", "forkserver", "spawn", "loky")
 
 
 def _record(workload: str, case: str, key: str, unit: str, samples: Sequence[float], *,
@@ -63,7 +64,7 @@ def _run_batch(executor: Executor, fn: Callable[..., Any], calls: Sequence[tuple
 
 def _start_all(executor: Executor, key: str, workers: int, seconds: float = 0.1) -> list[int]:
     """Makes every worker start and import the task modules (one held task per worker)."""
-    if key in ("serial", "seed"):
+    if not by_key(key).can(Ability.WORKERS):
         return []
     return _run_batch(executor, workloads.start_worker, [(seconds,)] * workers)
 
@@ -102,7 +103,7 @@ def scenario_cpu(key: str, p: dict[str, Any]) -> list[Record]:
     calls = [(n,)] * tasks
     expected = [p["expected"]] * tasks
     # The seed started one thread per call, all at once; the pools get `workers` workers.
-    size = None if key == "seed" else workers
+    size = workers if by_key(key).can(Ability.BOUNDED) else None
     holder: list[Executor] = []
 
     def cold() -> list[Any]:
@@ -130,7 +131,7 @@ def scenario_cpu(key: str, p: dict[str, Any]) -> list[Record]:
 def scenario_scaling(key: str, p: dict[str, Any]) -> list[Record]:
     """Throughput (tasks/s) of ``tasks_per_worker * w`` factorial tasks with ``w`` workers."""
     records = []
-    counts = [1] if key == "serial" else p["worker_counts"]
+    counts = p["worker_counts"] if by_key(key).can(Ability.PARALLEL) else [1]
     for workers in counts:
         tasks = p["tasks_per_worker"] * workers
         calls = [(p["n"],)] * tasks
@@ -176,38 +177,41 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
     """Per-task cost of tiny tasks through ``submit`` (module and ``__main__`` function) and ``map``."""
     workers = p["workers"]
     records: list[Record] = []
-    if key == "serial":
+    competitor = by_key(key)
+    if not competitor.can(Ability.PARALLEL):
         count = p["submit_count"]
         runs = _repeat(lambda: [workloads.tiny(i) for i in range(count)], 1, p["repeats"])
         records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
                                cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "plain loop"}))
-        records.append(_na("tiny", "submit __main__", key, "nothing to ship"))
+        records.append(_na("tiny", "submit __main__", key, competitor.why_not(Ability.MAIN_FUNCTIONS)))
         count = p["map_count"]
         runs = _repeat(lambda: list(map(workloads.tiny, range(count))), 1, p["repeats"])
         records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
                                cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "builtin map"}))
-        records.append(_na("tiny", "map chunked", key, "same as map"))
+        records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.CHUNKSIZE)))
         return records
 
-    executor = make_executor(key, None if key == "seed" else workers)
+    executor = make_executor(key, workers if competitor.can(Ability.BOUNDED) else None)
     usable = True
     try:
         # submit, module-level function
-        count = p["seed_count"] if key == "seed" else p["submit_count"]
+        # Without persistent workers every call starts an interpreter: far fewer calls.
+        count = p["submit_count"] if competitor.can(Ability.WORKERS) else p["seed_count"]
         runs = _submit_per_task(executor, workloads.tiny, count, p["repeats"])
         records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
                                cpu=[t.cpu_percent for t in runs], extra={"items": count}))
 
         # map: each executor's default chunking, then the chunks this project picks
-        if key == "seed":
-            records.append(_na("tiny", "map", key, "no map of its own"))
-            records.append(_na("tiny", "map chunked", key, "no map of its own"))
+        if not competitor.can(Ability.MAP):
+            records.append(_na("tiny", "map", key, competitor.why_not(Ability.MAP)))
+            records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.MAP)))
         else:
-            count = p["map_count"] if key == "this" else p["map_count_per_item"]
+            # A map that sends each item alone gets fewer items (the cost is per item).
+            count = p["map_count"] if competitor.can(Ability.BATCHED_MAP) else p["map_count_per_item"]
             runs = _repeat(_mapper(executor, count, None), 0, p["repeats"])
             records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
                                    cpu=[t.cpu_percent for t in runs], extra={"items": count}))
-            if key == "this" or key in PROCESS_POOLS:
+            if competitor.can(Ability.CHUNKSIZE):
                 count = p["map_count"]
                 chunk = max(1, min(4096, count // (workers * 16)))
                 runs = _repeat(_mapper(executor, count, chunk), 0, p["repeats"])
@@ -215,12 +219,12 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
                                        cpu=[t.cpu_percent for t in runs],
                                        extra={"items": count, "chunksize": chunk}))
             else:
-                records.append(_na("tiny", "map chunked", key, "map() ignores chunksize"))
+                records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.CHUNKSIZE)))
 
         # submit, a function defined in __main__ (last: a pool may hang on it)
         main_fn = _main_function()
-        if key == "seed":
-            records.append(_na("tiny", "submit __main__", key, "calls functions by module and name"))
+        if not competitor.can(Ability.MAIN_FUNCTIONS):
+            records.append(_na("tiny", "submit __main__", key, competitor.why_not(Ability.MAIN_FUNCTIONS)))
         elif main_fn is None:
             records.append(_na("tiny", "submit __main__", key, "run through benchmarks.cell"))
         else:
@@ -279,7 +283,7 @@ def scenario_data(key: str, p: dict[str, Any]) -> list[Record]:
     data in the caller, each into a new object (as the receiving interpreters must make).
     """
     records = []
-    executor = None if key == "serial" else make_executor(key, p["workers"])
+    executor = make_executor(key, p["workers"]) if by_key(key).can(Ability.PARALLEL) else None
     try:
         if executor is not None:
             _start_all(executor, key, p["workers"])
@@ -329,8 +333,8 @@ def _size_case(size: int) -> str:
 
 def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
     """From creating a pool of ``workers`` to the first task's result; shutdown timed apart."""
-    if key == "serial":
-        return [_na("startup", "first result", key, "no pool")]
+    if not by_key(key).can(Ability.PARALLEL):
+        return [_na("startup", "first result", key, by_key(key).why_not(Ability.PARALLEL))]
     workers = p["workers"]
     starts, stops = [], []
     for attempt in range(p["repeats"] + 1):  # the first one warms up imports and caches
@@ -354,8 +358,8 @@ def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
 
 def scenario_memory(key: str, p: dict[str, Any]) -> list[Record]:
     """RSS and PSS added per worker: process tree before the pool and with ``workers`` warm workers."""
-    if key in ("serial", "seed"):
-        reason = "no workers" if key == "serial" else "no persistent workers"
+    if not by_key(key).can(Ability.WORKERS):
+        reason = by_key(key).why_not(Ability.WORKERS)
         return [_na("memory", "pss", key, reason), _na("memory", "rss", key, reason)]
     workers = p["workers"]
     gc.collect()
@@ -376,41 +380,14 @@ def scenario_memory(key: str, p: dict[str, Any]) -> list[Record]:
 
 # -- (g) Queue hand-off ------------------------------------------------------------------------
 
-def _make_queues(key: str) -> tuple[Any, Any, Any]:
-    """Two queues a worker of competitor ``key`` can use, and what must stay alive with them."""
-    if key == "this":
-        import subinterpreter_parallelism as sp
-
-        return sp.Queue(), sp.Queue(), None
-    if key == "threads":
-        return queue.Queue(), queue.Queue(), None
-    if key in ("fork", "forkserver", "spawn", "loky"):
-        import multiprocessing
-
-        method = "fork" if key == "loky" else key
-        manager = multiprocessing.get_context(method).Manager()
-        return manager.Queue(), manager.Queue(), manager
-    if key == "backport":
-        if sys.version_info >= (3, 14):
-            from concurrent import interpreters  # type: ignore[attr-defined]
-        else:
-            from interpreters_backport import interpreters
-        return interpreters.create_queue(), interpreters.create_queue(), None
-    raise KeyError(key)
-
-
-def _queue_kind(key: str) -> str:
-    return {"this": "subinterpreter_parallelism.Queue", "threads": "queue.Queue",
-            "backport": "interpreters Queue"}.get(key, "multiprocessing Manager().Queue()")
-
-
 def scenario_queue(key: str, p: dict[str, Any]) -> list[Record]:
     """Hand-off to a task blocked in ``get()``, and a put/get pair within the caller."""
-    if key in ("serial", "seed"):
-        reason = "no second party" if key == "serial" else "no queue"
+    competitor = by_key(key)
+    if not competitor.can(Ability.QUEUES) or competitor.queues is None:
+        reason = competitor.why_not(Ability.QUEUES)
         return [_na("queue", "hand-off", key, reason), _na("queue", "put+get", key, reason)]
     records: list[Record] = []
-    inbox, outbox, keep = _make_queues(key)
+    inbox, outbox, keep = competitor.queues()
     executor = make_executor(key, 1)
     try:
         _start_all(executor, key, 1, 0.0)
@@ -434,7 +411,7 @@ def scenario_queue(key: str, p: dict[str, Any]) -> list[Record]:
             outbox.get(timeout=30)
         task.result(timeout=60)
         records.append(_record("queue", "hand-off", key, "s", latencies,
-                               extra={"queue": _queue_kind(key), "pause_s": p["pause_s"]}))
+                               extra={"queue": competitor.queue_kind, "pause_s": p["pause_s"]}))
     except Exception as exc:
         records.append(_error("queue", "hand-off", key, exc))
     finally:
@@ -467,7 +444,7 @@ def _pair_record(key: str, q: Any, p: dict[str, Any]) -> Record:
 
     runs = _repeat(batch, 1, p["repeats"])
     return _record("queue", "put+get", key, "s", _per_item(runs, count),
-                   extra={"queue": _queue_kind(key), "pairs": count})
+                   extra={"queue": by_key(key).queue_kind, "pairs": count})
 
 
 # -- (h) cancel a running task ----------------------------------------------------------------
@@ -483,19 +460,21 @@ def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 
 def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
     """``future.cancel()`` on a running pure-Python task until ``cancelled()``, and until the worker is free."""
-    if key == "serial":
-        return [_na("cancel", "cancelled", key, "no pool"), _na("cancel", "worker free", key, "no pool")]
+    competitor = by_key(key)
+    if not competitor.can(Ability.PARALLEL):
+        reason = competitor.why_not(Ability.PARALLEL)
+        return [_na("cancel", "cancelled", key, reason), _na("cancel", "worker free", key, reason)]
     executor = make_executor(key, 1)
     try:
         _start_all(executor, key, 1, 0.0)
         to_cancelled, to_free = [], []
         # Long enough never to finish here; short enough to wait out where cancel cannot stop it.
-        spin_s = p["spin_s"] if key == "this" else 3 * p["running_s"]
+        spin_s = p["spin_s"] if competitor.can(Ability.STOPS_RUNNING) else 3 * p["running_s"]
         for attempt in range(p["repeats"]):
             if attempt and _over_budget():
                 break
             future = executor.submit(workloads.spin, spin_s)
-            if key == "this":
+            if competitor.can(Ability.REPORTS_RUNNING):
                 _wait_until(future.running, 10)  # phase reported by the worker itself
             time.sleep(p["running_s"])
             t0 = time.perf_counter()
@@ -558,6 +537,144 @@ def _cancel_in_c(p: dict[str, Any]) -> Record:
     return _record("cancel", "in C", "this", "s", returns)
 
 
+# -- (i) popular pure-Python libraries, cold and warm -------------------------------------------
+
+def _digest(results: Sequence[Any]) -> int:
+    """A checksum of a run's results: every competitor must get the same one (the test checks)."""
+    import zlib
+
+    return zlib.crc32(repr(list(results)).encode())
+
+
+def scenario_libraries(key: str, p: dict[str, Any]) -> list[Record]:
+    """Each library workload (``benchmarks.libraries``) on ``workers`` workers.
+
+    cold: a new pool runs every task once, its start-up and the workers' imports included. The
+    caller has imported the library first, untimed, as a script does at its top: fork's
+    workers inherit that import, the others import again. warm: the same pool, again.
+    """
+    competitor = by_key(key)
+    records: list[Record] = []
+    for library in LIBRARIES:
+        if library.name not in p["libraries"]:
+            continue
+        cases = (f"{library.name} cold", f"{library.name} warm")
+        if competitor.can(Ability.PARALLEL) and not competitor.can(Ability.WORKERS):
+            records += [_na("libraries", case, key, "a new interpreter per call imports the library every time")
+                        for case in cases]
+            continue
+        try:
+            importlib.import_module(library.module)
+            calls = library.calls(p["scale"])
+            holder: list[Executor] = []
+
+            def cold() -> list[Any]:
+                holder.append(make_executor(key, p["workers"]))
+                return _run_batch(holder[0], library.task, calls)
+
+            results, first = timed(cold)
+            digest = _digest(results)
+            try:
+                def again() -> None:
+                    if _digest(_run_batch(holder[0], library.task, calls)) != digest:
+                        raise AssertionError(f"{library.name}: a warm run gave other results than the cold one")
+                runs = _repeat(again, 0, p["repeats"])
+            finally:
+                holder[0].shutdown(wait=True)
+        except Exception as exc:
+            records += [_error("libraries", case, key, exc) for case in cases]
+            continue
+        extra = {"tasks": len(calls), "workers": p["workers"], "checksum": digest, "what": library.what}
+        records.append(_record("libraries", cases[0], key, "s", [first.wall_s], cpu=[first.cpu_percent],
+                               extra=extra))
+        records.append(_record("libraries", cases[1], key, "s", [t.wall_s for t in runs],
+                               cpu=[t.cpu_percent for t in runs], extra=extra))
+    return records
+
+
+# -- (j) widths: start-up, memory and throughput at 1 to N workers (make bench-scaling) ----------
+
+def _startup_record(executor: Executor, width: int, key: str) -> Record | None:
+    """This project's own account of its workers' start-up (``stats()``, read once the pool has
+    shut down: every worker has come up by then), or None for the other competitors."""
+    stats = getattr(executor, "stats", None)
+    if stats is None:
+        return None
+    ups = [s for s in stats().get("worker_startup") or [] if s]
+    if not ups:
+        return None
+    each = [s["create_s"] + s["bootstrap_s"] for s in ups]
+    extra = {"workers": width, "metric": "interpreter start-up per worker", "count": len(ups),
+             "create_s": statistics.mean(s["create_s"] for s in ups),
+             "bootstrap_s": statistics.mean(s["bootstrap_s"] for s in ups),
+             "last_ready_s": max(s["ready_s"] for s in ups)}
+    return _record("widths", f"{width} workers: interpreter start-up per worker", key, "s",
+                   [statistics.mean(each)], extra=extra)
+
+
+def _width_cold(key: str, width: int, p: dict[str, Any]) -> tuple[list[Record], Executor]:
+    """A new pool of ``width`` workers: first result, all workers busy at once, memory per worker."""
+    workload = "widths"
+    gc.collect()
+    before = tree_memory()
+    t0 = time.perf_counter()
+    executor = make_executor(key, width)
+    try:
+        if executor.submit(workloads.tiny, 1).result() != 2:
+            raise AssertionError("tiny: wrong result")
+        t1 = time.perf_counter()
+        # One task per worker, each holding its worker: they all finish together once every
+        # worker is up, so the time past the hold is when the slowest worker had started.
+        _run_batch(executor, workloads.hold, [(p["hold_s"],)] * width)
+        t2 = time.perf_counter()
+        after = tree_memory()
+    except BaseException:
+        executor.shutdown(wait=True)
+        raise
+    extra = {"workers": width, "metric": "first result"}
+    records = [_record(workload, f"{width} workers: first result", key, "s", [t1 - t0], extra=extra),
+               _record(workload, f"{width} workers: all started", key, "s", [max(0.0, t2 - t0 - p["hold_s"])],
+                       extra={**extra, "metric": "all started", "hold_s": p["hold_s"]}),
+               _record(workload, f"{width} workers: memory per worker", key, "B",
+                       [(after["pss"] - before["pss"]) / width],
+                       extra={**extra, "metric": "memory per worker", "rss_per_worker":
+                              (after["rss"] - before["rss"]) / width})]
+    return records, executor
+
+
+def scenario_widths(key: str, p: dict[str, Any]) -> list[Record]:
+    """For each width: a cold pool (first result, all started, memory per worker, and this
+    project's interpreter start-up per worker), then short and long CPU-bound tasks on it."""
+    competitor = by_key(key)
+    records: list[Record] = []
+    widths = p["widths"] if competitor.can(Ability.PARALLEL) else [1]
+    for width in widths:
+        if competitor.can(Ability.WORKERS):
+            cold, executor = _width_cold(key, width, p)
+            records += cold
+        else:
+            executor = make_executor(key, width)
+        try:
+            for kind in ("short", "long"):
+                size = p[kind]
+                tasks = size["tasks_per_worker"] * width
+                calls = [(size["n"],)] * tasks
+                expected = [size["expected"]] * tasks
+                runs = _repeat(lambda: _check(_run_batch(executor, py_factorial, calls), expected, "py_factorial"),
+                               1, p["repeats"])
+                records.append(_record("widths", f"{width} workers: {kind} tasks", key, "tasks/s",
+                                       [tasks / t.wall_s for t in runs], better="higher",
+                                       cpu=[t.cpu_percent for t in runs],
+                                       extra={"workers": width, "metric": f"{kind} tasks", "tasks": tasks,
+                                              "task_s": size["task_s"]}))
+        finally:
+            executor.shutdown(wait=True)
+        startup = _startup_record(executor, width, key)
+        if startup is not None:
+            records.append(startup)
+    return records
+
+
 SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
     "cpu": scenario_cpu,
     "scaling": scenario_scaling,
@@ -567,6 +684,8 @@ SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
     "memory": scenario_memory,
     "queue": scenario_queue,
     "cancel": scenario_cancel,
+    "libraries": scenario_libraries,
+    "widths": scenario_widths,
 }
 
 

@@ -18,92 +18,13 @@ from typing import Any
 
 from .competitors import COMPETITORS, by_key, unavailable_reason
 from .measure import machine_facts
+from .plan import HEAVY, SCALING, WORKLOADS, build_params, factorial_cost
 
-__all__ = ["WORKLOADS", "build_params", "main", "run_suite"]
+__all__ = ["main", "run_cell", "run_suite"]
 
 # The folder that holds this package (subinterpreter_parallelism/_suite): cells import the suite
 # from it as the top-level package `benchmarks`.
 ROOT = Path(__file__).resolve().parent.parent
-
-# workload -> what it measures (the report's section titles)
-WORKLOADS: dict[str, str] = {
-    "cpu": "(a) the seed's py_factorial: 8 CPU-bound tasks",
-    "scaling": "(b) CPU-bound throughput against the number of workers",
-    "tiny": "(c) tiny tasks through submit and map: time per task",
-    "data": "(d) data transfer: round trip of a bytes argument returned as the result",
-    "startup": "(e) pool start-up to the first result (2 workers)",
-    "memory": "(f) memory added per worker",
-    "queue": "(g) Queue hand-off latency",
-    "cancel": "(h) cancel a running pure-Python task",
-}
-
-
-def _factorial_cost() -> float:
-    """Seconds per unit of ``n`` of ``py_factorial(n)`` on this machine, now (best of 5)."""
-    from subinterpreter_parallelism.demo import py_factorial
-
-    probe = 20_000
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        py_factorial(probe)
-        best = min(best, time.perf_counter() - t0)
-    return best / probe
-
-
-def _worker_counts(cores: int, quick: bool = False) -> list[int]:
-    """1, 2, ... 2 x cores; on big machines (or quick runs) powers of two plus the core counts."""
-    top = 2 * cores
-    if top <= 8 and not quick:
-        return list(range(1, top + 1))
-    counts = {1, cores, top}
-    power = 2
-    while power < top:
-        counts.add(power)
-        power *= 2
-    return sorted(counts)
-
-
-def build_params(quick: bool, cores: int, unit_cost: float) -> dict[str, dict[str, Any]]:
-    """Sizes and repeats of every workload; ``unit_cost`` calibrates the CPU-bound tasks."""
-    from subinterpreter_parallelism import _native
-
-    def factorial_of(seconds: float) -> dict[str, int]:
-        n = max(1_000, int(seconds / unit_cost))
-        return {"n": n, "expected": _native.factorial_mod(n)}
-
-    q = quick
-    params: dict[str, dict[str, Any]] = {
-        # CPU-bound cells run in 3 interleaved rounds (one repeat each), so that a busy spell of
-        # the machine spreads over every competitor instead of hitting one.
-        "cpu": {"tasks": 8, "workers": cores, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
-                "target_task_s": 0.04 if q else 0.3, **factorial_of(0.04 if q else 0.3)},
-        "scaling": {"worker_counts": _worker_counts(cores, quick), "tasks_per_worker": 2 if q else 4,
-                    "start_s": 0.05 if q else 0.2, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
-                    **factorial_of(0.01 if q else 0.05)},
-        "tiny": {"workers": cores, "submit_count": 2_000 if q else 20_000,
-                 "main_count": 500 if q else 5_000, "seed_count": 4 if q else 20,
-                 "map_count": 100_000 if q else 1_000_000, "map_count_per_item": 1_000 if q else 5_000,
-                 "repeats": 1 if q else 3, "main_probe_timeout_s": 1 if q else 10},
-        "data": {"workers": cores,
-                 "sizes": [1_000, 1_000_000] if q else
-                          [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
-                 "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3],
-                 "kinds": {kind: [1_000_000] if q else [1_000_000, 100_000_000]
-                           for kind in ("bytearray", "memoryview")}},
-        "startup": {"workers": 2, "repeats": 1 if q else 5},
-        "memory": {"workers": 2 if q else 4, "hold_s": 0.1 if q else 0.3},
-        "queue": {"handoffs": 50 if q else 300, "handoff_warmups": 5 if q else 10, "handoff_min": 20,
-                  "handoff_budget_s": 0.3 if q else 3.0, "pause_s": 0.002, "pairs": 100_000,
-                  "pair_batch_s": 0.02 if q else 0.2, "repeats": 2 if q else 5},
-        "cancel": {"repeats": 3 if q else 10, "spin_s": 60.0, "running_s": 0.05},
-    }
-    # Seconds after which a cell stops repeating (each case keeps at least one sample).
-    budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40}
-    for workload, values in params.items():
-        values["budget_s"] = 10.0 if q else float(budgets.get(workload, 20))
-    return params
-
 
 def run_cell(workload: str, key: str, params: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], str]:
     """Runs one workload for one competitor in a fresh interpreter process.
@@ -160,13 +81,13 @@ def merge_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float | None = None,
-              log: Any = sys.stderr) -> dict[str, Any]:
+              log: Any = sys.stderr, widths: list[int] | None = None) -> dict[str, Any]:
     """Runs the chosen workloads for the chosen competitors; returns everything for the JSON file."""
     started = time.perf_counter()
     facts = machine_facts(ROOT)
     cores = facts["usable_cpus"]
-    unit_cost = _factorial_cost()
-    params = build_params(quick, cores, unit_cost)
+    unit_cost = factorial_cost()
+    params = build_params(quick, cores, unit_cost, widths)
     skipped: dict[str, str] = {}
     runnable: list[str] = []
     for key in keys:
@@ -207,6 +128,7 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
         "mode": "quick" if quick else "full",
         "machine": facts,
         "competitors": {c.key: c.label for c in COMPETITORS if c.key in keys},
+        "abilities": {c.key: sorted(a.value for a in c.abilities) for c in COMPETITORS if c.key in keys},
         "skipped": skipped,
         "params": params,
         "factorial_seconds_per_n": unit_cost,
@@ -214,6 +136,12 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
         "stderr": warnings,
         "duration_s": time.perf_counter() - started,
     }
+
+
+# The competitors of --scaling (issue 15): process pools and, where it is in the stdlib, the
+# stdlib interpreter pool (its 3.13 backport runs when named).
+SCALING_COMPETITORS = ("serial", "fork", "forkserver", *(("backport",) if sys.version_info >= (3, 14) else ()),
+                       "this")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,20 +153,41 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m subinterpreter_parallelism bench",
         description="Benchmarks this project against serial code, threads, process pools, loky, "
                     "the stdlib interpreter pool and the seed's design, each in a fresh process.")
-    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: under a minute")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small sizes, one repeat, without {', '.join(sorted(HEAVY))}: under a minute")
     parser.add_argument("--json", metavar="FILE", help="write every sample and the machine facts here")
     parser.add_argument("--plot", metavar="FILE.png", help="write the plot here (needs matplotlib)")
     parser.add_argument("--readme", metavar="FILE",
                         help="replace the text between the bench markers in this file with the summary")
     parser.add_argument("--only", metavar="W,W", help=f"workloads to run (default all: {','.join(WORKLOADS)})")
     parser.add_argument("--competitors", metavar="K,K", help=f"competitors to run (default all: {','.join(keys)})")
+    parser.add_argument("--scaling", action="store_true",
+                        help="the many-core run instead (make bench-scaling): at each of --widths workers, "
+                             "start-up, first result, memory per worker, short and long tasks; "
+                             f"competitors {', '.join(SCALING_COMPETITORS)} unless --competitors says")
+    parser.add_argument("--widths", metavar="N,N",
+                        help="worker counts of --scaling (default 1,2,4,8,16 and the CPU count)")
     parser.add_argument("--timeout", type=float, help="seconds before a cell is stopped (default 240, quick 90)")
     parser.add_argument("--load", metavar="FILE",
                         help="measure nothing: report, plot and --readme from a JSON file an earlier run wrote")
     args = parser.parse_args(argv)
 
     workloads = _pick(parser, args.only, list(WORKLOADS), "workload")
+    if args.scaling:
+        workloads = list(SCALING)
+    elif args.only is None:
+        workloads = [w for w in workloads if w not in SCALING and not (args.quick and w in HEAVY)]
     chosen = _pick(parser, args.competitors, keys, "competitor")
+    if args.scaling and args.competitors is None:
+        chosen = [k for k in keys if k in SCALING_COMPETITORS]
+    widths = None
+    if args.widths is not None:
+        try:
+            widths = sorted({int(w) for w in args.widths.split(",") if w.strip()})
+        except ValueError:
+            parser.error(f"--widths takes worker counts separated by commas, not {args.widths!r}")
+        if not widths or widths[0] < 1:
+            parser.error("--widths: every width must be at least 1")
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -247,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.load:
         results = json.loads(Path(args.load).read_text())
     else:
-        results = run_suite(args.quick, workloads, chosen, args.timeout)
+        results = run_suite(args.quick, workloads, chosen, args.timeout, widths=widths)
     results["targets"] = report.evaluate_targets(results)
     print(report.render(results))
     if args.json and not args.load:
