@@ -494,24 +494,24 @@ def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
         executor.shutdown(wait=True)
     records = [_record("cancel", "cancelled", key, "s", to_cancelled),
                _record("cancel", "worker free", key, "s", to_free)]
-    if key != "this":
-        return records + [_na("cancel", "in C", key, "cannot stop a running task")]
-    return records + [_cancel_in_c(p)]
+    if not competitor.can(Ability.STOPS_RUNNING):
+        return records + [_na("cancel", "in C", key, competitor.why_not(Ability.STOPS_RUNNING))]
+    return records + [_cancel_in_c(key, p)]
 
 
-def _cancel_in_c(p: dict[str, Any]) -> Record:
+def _cancel_in_c(key: str, p: dict[str, Any]) -> Record:
     """How long ``cancel()`` blocks its caller while the task holds its GIL in a C call: it only
     requests the interruption (delivered when the call returns), so it must not wait for it."""
     import mmap
     import os
     import tempfile
 
-    executor = make_executor("this", 1)
+    executor = make_executor(key, 1)
     returns = []
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "gate")
         try:
-            _start_all(executor, "this", 1, 0.0)
+            _start_all(executor, key, 1, 0.0)
             for attempt in range(p["repeats"]):
                 if attempt and _over_budget():
                     break
@@ -534,7 +534,7 @@ def _cancel_in_c(p: dict[str, Any]) -> Record:
                 gate.close()
         finally:
             executor.shutdown(wait=True)
-    return _record("cancel", "in C", "this", "s", returns)
+    return _record("cancel", "in C", key, "s", returns)
 
 
 # -- (i) popular pure-Python libraries, cold and warm -------------------------------------------
