@@ -211,10 +211,23 @@ class _PoolState:
         try:
             if ok:
                 future.set_result(value)
-            elif future._sp_call is None or not self.fallback.take_over(future, value):
+            elif not self._fall_back(future, value):
                 future.set_exception(value)
         except InvalidStateError:
             pass  # cancelled meanwhile
+
+    def _fall_back(self, future: _TaskFuture, exc: BaseException) -> bool:
+        """fallback="process": hands a task that failed with a refusal to the process pool,
+        which then settles its future. False: not taken over (not a refusal, no fallback for
+        this task, or the process pool has shut down)."""
+        if future._sp_call is None:
+            return False
+        moved = self.fallback.take_over(future._sp_call, future, exc)
+        if moved is None:
+            return False
+        future._sp_call = None
+        future._sp_moved = moved  # cancel() now cancels the process's task
+        return True
 
     def mark_broken(self, reason: str) -> None:
         """A worker could not start: fail every pending task and refuse new ones."""

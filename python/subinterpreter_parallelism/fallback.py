@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 from ._refusal import Refusal, find_refusal
@@ -79,43 +80,41 @@ class ProcessFallback:
         (called by ``submit``, in the caller's thread)."""
         return Call(fn, args, kwargs, _CallSite.here())
 
-    def take_over(self, future: Any, exc: BaseException) -> bool:
+    def take_over(self, call: Call, future: Future[Any], exc: BaseException) -> Future[Any] | None:
         """Moves a task that failed with ``exc`` to the process pool, if ``exc`` is a refusal.
 
-        ``future`` is the task's ``_TaskFuture`` with its ``Call`` (``remember``) in ``_sp_call``;
-        it gets the process's outcome (or, from a script without the ``__main__`` guard, an
-        error that says so). Returns False (the caller then fails the future with ``exc``) when
-        ``exc`` is not a refusal or the pool has shut down. Never raises: it runs on the
-        pool's completion thread.
+        ``call`` is what ``remember`` gave for the task, ``future`` the task's future: it gets
+        the process's outcome (or, from a script without the ``__main__`` guard, an error that
+        says so), through its public methods only. Returns the future that now stands for the
+        task (cancel it to cancel the task), or None (the caller then fails the task with
+        ``exc``) when ``exc`` is not a refusal or the pool has shut down. Never raises: it runs
+        on the pool's completion thread.
         """
         try:
-            return self._take_over(future, exc)
+            return self._take_over(call, future, exc)
         except Exception as error:
             import logging
 
             logging.getLogger("subinterpreter_parallelism").exception("fallback=\"process\" failed")
             exc.add_note(f"fallback=\"process\" failed: {error!r}")
-            return False
+            return None
 
-    def _take_over(self, future: Any, exc: BaseException) -> bool:
+    def _take_over(self, call: Call, future: Future[Any], exc: BaseException) -> Future[Any] | None:
         refusal = find_refusal(exc)
         if refusal is None:
-            return False
-        call: Call = future._sp_call
+            return None
         unguarded = _unguarded_script(call.site)
         if unguarded is not None:
             # The spawned processes would run the script's pool again, and break: say why.
             error = RuntimeError(_GUARD_MESSAGE.format(script=unguarded, package=refusal.describe()))
             error.__cause__ = exc
-            future._sp_call = None
-            try:
-                future.set_exception(error)
-            except Exception:  # cancelled or timed out meanwhile
-                pass
-            return True
+            failed: Future[Any] = Future()
+            failed.set_exception(error)
+            failed.add_done_callback(lambda done: _settle(future, done))
+            return failed
         with self._lock:
             if self._closed:
-                return False
+                return None
             first = refusal.package not in self._warned
             self._warned.add(refusal.package)
         if first:
@@ -125,14 +124,14 @@ class ProcessFallback:
                 with self._lock:
                     self._warned.discard(refusal.package)
                 exc.add_note(f"fallback=\"process\" did not run the task in a process: {error!r}")
-                return False
+                return None
         try:
             from . import _pickling
 
             payload = _pickling.dumps((call.fn, call.args, call.kwargs))
             with self._lock:
                 if self._closed:
-                    return False
+                    return None
                 if self._processes is None:
                     import multiprocessing
                     from concurrent.futures import ProcessPoolExecutor
@@ -142,11 +141,9 @@ class ProcessFallback:
                 moved = self._processes.submit(_run_pickled_call, payload)
         except Exception as error:  # cannot move it: the task fails, with the reason in a note
             exc.add_note(f"fallback=\"process\" could not run the task in a process: {error!r}")
-            return False
-        future._sp_moved = moved
-        future._sp_call = None
+            return None
         moved.add_done_callback(lambda done: _settle(future, done))
-        return True
+        return moved
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         """Shuts the process pool down (if it was started); later refusals are not moved."""
