@@ -181,6 +181,13 @@ enum NativeModule {
             ForkGuard.unmarkForking()
             return Py.none()
         },
+        .fast("_fail_next_interpreter_creations", "_fail_next_interpreter_creations(n): for tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen.") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_fail_next_interpreter_creations", 1...1), let count = Py.int64(arguments[0]) else { return nil }
+            guard count >= 0 else { return Py.fail(PyExc_ValueError, "n must be >= 0") }
+            WorkerInterpreter.injectedCreationFailures.store(Int(count), ordering: .relaxed)
+            return Py.none()
+        },
         .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))

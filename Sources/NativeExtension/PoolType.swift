@@ -428,6 +428,7 @@ final class NativePool: NativeBacked {
             ("tasks_queued", Int64(core.tasks.count)),
             // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
             ("timeout_entries", Int64(core.deadlines?.count ?? 0)),
+            ("interpreter_creation_retries", Int64(snapshot.creationRetries)),
         ]
         guard let result = PyDict_New() else { return nil }
         // worker_startup: per worker, its latest interpreter's start-up; None for a worker not up yet.

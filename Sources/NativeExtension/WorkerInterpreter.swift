@@ -156,22 +156,18 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// interpreter reached the task limit and tasks may still come: run another.
     private func runInterpreter(_ pool: PoolCore, returningTo mainState: UnsafeMutablePointer<PyThreadState>) -> Bool {
         let startedAt = MonotonicClock.now()
-        var config = sp_IsolatedInterpreterConfig()
-        var sub: UnsafeMutablePointer<PyThreadState>?
         ForkGuard.liveInterpreters.add(1, ordering: .acquiringAndReleasing)
-        let status = Py_NewInterpreterFromConfig(&sub, &config)
+        let (created, reason) = createInterpreter(pool.stats)
         let createdAt = MonotonicClock.now()
-        if PyStatus_Exception(status) != 0 || sub == nil {
+        guard let subState = created else {
             // Still on the main interpreter's thread state, holding its GIL. The interrupter
             // never takes that GIL (it has no interpreter to visit), so joining it here is safe.
             ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
-            let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
-            pool.post(failure("could not create a sub-interpreter: \(reason)"))
+            pool.post(failure("could not create a sub-interpreter (\(WorkerInterpreter.creationAttempts) attempts): \(reason)"))
             stopInterrupter()  // a request for the initializer may have started it
             pool.startGate.open()  // the others try for themselves
             return false
         }
-        let subState = sub!
         nonisolated(unsafe) let interpreter = PyThreadState_GetInterpreter(subState)
         let ident = UInt(PyThread_get_thread_ident())
         // From here the initializer can be interrupted (shutdown, Ctrl-C, exit).
@@ -209,6 +205,52 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
         }
         return again
+    }
+
+    /// How many times a worker tries to create an interpreter before it reports a failure.
+    /// CPython's creation fails now and then while other interpreters are created at the same
+    /// time ("Failed to import encodings module", cpython#128381); a failed attempt leaves
+    /// nothing behind (CPython deletes the half-made interpreter and gives the caller its
+    /// thread state back), so trying again is safe, and a second try has always worked.
+    static let creationAttempts = 4
+
+    /// Test seam (`_native._fail_next_interpreter_creations`): this many coming creations, in
+    /// any pool, fail the way CPython's transient failure does, without calling CPython.
+    static let injectedCreationFailures = Atomic<Int>(0)
+
+    /// Creates this worker's next interpreter, trying again after a failure. Called and
+    /// returns on the main interpreter's thread state with its GIL held; on success the new
+    /// interpreter's thread state is current and its GIL held. On failure: nil and the reason.
+    private func createInterpreter(_ stats: StepStatistics) -> (UnsafeMutablePointer<PyThreadState>?, String) {
+        var config = sp_IsolatedInterpreterConfig()
+        var reason = "unknown error"
+        for attempt in 1...WorkerInterpreter.creationAttempts {
+            if attempt > 1 {
+                stats.count { $0.creationRetries += 1 }
+                // A request to stop (shutdown, Ctrl-C) ends the tries: nobody waits for them.
+                if interruptRequested.load(ordering: .acquiring) { break }
+            }
+            if WorkerInterpreter.takeInjectedFailure() {
+                reason = "Failed to import encodings module (a failure injected by a test)"
+                continue
+            }
+            var sub: UnsafeMutablePointer<PyThreadState>?
+            let status = Py_NewInterpreterFromConfig(&sub, &config)
+            if PyStatus_Exception(status) == 0, let sub { return (sub, "") }
+            reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
+        }
+        return (nil, reason)
+    }
+
+    private static func takeInjectedFailure() -> Bool {
+        var left = injectedCreationFailures.load(ordering: .relaxed)
+        while left > 0 {
+            let (exchanged, original) = injectedCreationFailures.compareExchange(
+                expected: left, desired: left - 1, ordering: .relaxed)
+            if exchanged { return true }
+            left = original
+        }
+        return false
     }
 
     /// Ends the worker's interpreter (called without its GIL) and returns on the main
