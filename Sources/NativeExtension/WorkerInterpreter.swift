@@ -211,7 +211,7 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// CPython's creation fails now and then while other interpreters are created at the same
     /// time ("Failed to import encodings module", cpython#128381); a failed attempt leaves
     /// nothing behind (CPython deletes the half-made interpreter and gives the caller its
-    /// thread state back), so trying again is safe, and a second try has always worked.
+    /// thread state back), so trying again is safe.
     static let creationAttempts = 4
 
     /// Test seam (`_native._fail_next_interpreter_creations`): this many coming creations, in
