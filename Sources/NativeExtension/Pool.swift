@@ -21,7 +21,9 @@
 //
 // Only bytes and Swift values cross between interpreters; a PyObject pointer never does
 // (the caller's bytes are read by the worker through a raw pointer while the caller keeps them
-// alive, and they are released by the caller's interpreter on delivery).
+// alive, and they are released by the caller's interpreter on delivery). A memoryview argument
+// is the one exception to "read only": its memory is lent to the task, which may write to it;
+// the caller holds its buffer export until the worker's last view is gone (BufferLend.swift).
 // Every submitted task yields exactly one event, so nothing is lost and nothing is leaked:
 // completed, skipped (cancelled before it started) or interrupted.
 @preconcurrency import CPythonShim
