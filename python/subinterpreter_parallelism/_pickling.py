@@ -25,7 +25,7 @@ from _pickle import loads as _loads
 #   `memoryview` is lent: the task gets a memoryview of the caller's memory, no copy (see
 #   BufferLend.swift), and a non-contiguous one is copied as before (a snapshot).
 from ._native import MAIN_MARKER as _MAIN_MARKER
-from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_MIN, OUT_OF_BAND_NO
+from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO
 from ._native import PICKLE_PROTOCOL as PROTOCOL
 from ._native import out_of_band_kind
 
