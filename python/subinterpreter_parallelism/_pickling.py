@@ -297,7 +297,7 @@ def definition(key: int, data: bytes) -> Any:
         made = _loads(data)
         loaded_definitions += 1
         if len(_loaded) >= _MAX_DEFINITIONS:
-            del _loaded[next(iter(_loaded))]
+            _drop_oldest(_loaded)
         _loaded[key] = made
     return made
 
@@ -316,9 +316,16 @@ def _definition_of(obj: Any) -> MainDefinition:
     if len(data) <= _MAX_DEFINITION_BYTES:
         _definitions.pop(id(obj), None)
         if len(_definitions) >= _MAX_DEFINITIONS:
-            del _definitions[next(iter(_definitions))]
+            _drop_oldest(_definitions)
         _definitions[id(obj)] = made
     return made
+
+
+def _drop_oldest(cache: dict[int, Any]) -> None:
+    try:
+        cache.pop(next(iter(cache)), None)
+    except (RuntimeError, StopIteration):
+        pass  # changed meanwhile (another thread submitting, a weak reference's callback)
 
 
 def _forgetter(key: int) -> Any:
@@ -327,7 +334,7 @@ def _forgetter(key: int) -> Any:
     def forget(ref: Any) -> None:
         kept = _definitions.get(key)
         if kept is not None and kept.target is ref:
-            del _definitions[key]
+            _definitions.pop(key, None)
 
     return forget
 
