@@ -277,10 +277,15 @@ class MainDefinition:
         self.ids = tuple(map(id, captured))
         global _keys
         if _keys is None:
+            import copyreg
             import itertools
+            import operator
             import os
 
             _keys = itertools.count(int.from_bytes(os.urandom(6), "little") << 24)
+            # The C pickler then reduces it without a Python frame (__reduce__ stays for
+            # picklers with a dispatch table of their own).
+            copyreg.pickle(MainDefinition, operator.attrgetter("reduced"))
         self.reduced = (definition, (next(_keys), data))
         self.markers = data.count(_MAIN_MARKER)  # what the bytes say of __main__ themselves
 
