@@ -110,6 +110,24 @@ ONCE_SCRIPT = textwrap.dedent('''\
         return p.x
 
 
+    def unit():
+        return "m"
+
+
+    class Meter:
+        scale = 1
+
+        def __init__(self, value):
+            self.value = value
+
+        def show(self):
+            return f"{self.value * self.scale}{unit()}"
+
+
+    def show(meter):
+        return meter.show()
+
+
     def closure():
         k = 1
 
@@ -155,6 +173,12 @@ ONCE_SCRIPT = textwrap.dedent('''\
             bump()
             print("cell set", pool.submit(read).result(timeout=60))
 
+            print("class", pool.submit(show, Meter(2)).result(timeout=60))
+            def unit():  # called by a method of the argument's class
+                return "cm"
+            Meter.scale = 100  # a class attribute rebound
+            print("class changed", pool.submit(show, Meter(2)).result(timeout=60))
+
             many = [eval(f"lambda: {i}") for i in range(300)]
             print("many", [pool.submit(f).result(timeout=60) for f in many] == list(range(300)))
             print("bounded", len(_pickling._definitions) <= _pickling._MAX_DEFINITIONS,
@@ -192,6 +216,8 @@ def test_main_definitions_are_unpickled_once_per_worker_and_follow_redefinitions
         "deep redefined leaf2",
         "cell 1",
         "cell set 2",
+        "class 2m",
+        "class changed 200cm",
         "many True",
         "bounded True True",
         "forgotten True",

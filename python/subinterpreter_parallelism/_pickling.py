@@ -250,9 +250,10 @@ def _is_main_definition(value: Any) -> bool:
 # that no identity is reused): rebinding any of them gives a new pickle with a new key. So a
 # function or class redefined (a REPL or notebook re-running a cell), a global assigned, a
 # closure cell set, a referenced __main__ function redefined: the next call sends the new
-# definition. Not seen: a value changed in place (a list appended to, an attribute set on a
-# class or on the function): the pickle keeps the value as it was when it was made, and that is
-# what a worker that loads it gets. (A worker that already has a global keeps its own value
+# definition; for a class, the same holds for its attributes (and its __main__ bases') and
+# for what its methods capture. Not seen: a value changed in place (a list appended to, an
+# attribute set on the function): the pickle keeps the value as it was when it was made, and
+# that is what a worker that loads it gets. (A worker that already has a global keeps its own value
 # anyway: see set_main_function_state.) Pass values that change as arguments.
 
 _MAX_DEFINITIONS = 256  # kept per interpreter, in the sender and in each receiver (oldest go first)
@@ -310,7 +311,7 @@ def definition(key: int, data: bytes) -> Any:
 def _definition_of(obj: Any) -> MainDefinition:
     """The sender's pickle of a function or class of ``__main__``: the kept one while nothing it
     captured was rebound, else a new one (cloudpickle's errors propagate)."""
-    captured = _captured(obj) if type(obj) is _FunctionType else ()
+    captured = _captured(obj)
     kept = _definitions.get(id(obj))
     if kept is not None and kept.target() is obj and kept.ids == tuple(map(id, captured)):
         return kept
@@ -344,11 +345,40 @@ def _forgetter(key: int) -> Any:
     return forget
 
 
-def _captured(fn: Any) -> tuple[Any, ...]:
-    """What cloudpickle captures of ``fn`` by value (see above), as a flat tuple of values."""
+def _captured(root: Any) -> tuple[Any, ...]:
+    """What cloudpickle captures of a function or class of ``__main__`` by value (see above), as
+    a flat tuple of values: for a class, its attributes and those of its ``__main__`` bases,
+    and what its functions capture."""
     out: list[Any] = []
-    pending = [fn]
-    seen = {id(fn)}
+    pending = [root]
+    seen = {id(root)}
+
+    def add(value: Any) -> None:
+        if value is root:
+            out.append(_SELF)
+            return
+        out.append(value)
+        kind = type(value)  # the functions behind methods, static and class methods, properties
+        if kind is _FunctionType:
+            funcs: tuple[Any, ...] = (value,)
+        elif kind is staticmethod or kind is classmethod:
+            funcs = (value.__func__,)
+        elif kind is property:
+            funcs = (value.fget, value.fset, value.fdel)
+        else:
+            return
+        for func in funcs:
+            if type(func) is _FunctionType and id(func) not in seen and func.__module__ == "__main__":
+                seen.add(id(func))
+                pending.append(func)
+
+    if isinstance(root, type):
+        pending.pop()
+        for klass in root.__mro__:
+            if klass.__module__ == "__main__":
+                add(klass)
+                for value in list(vars(klass).values()):
+                    add(value)
     while pending:
         func = pending.pop()
         code = func.__code__
@@ -359,22 +389,15 @@ def _captured(fn: Any) -> tuple[Any, ...]:
             if len(_names_by_code) >= 4 * _MAX_DEFINITIONS:
                 _names_by_code.clear()
             names = _names_by_code[id(code)] = (code, tuple(_extract_code_globals(code)))
+        out += (code, func.__defaults__, func.__kwdefaults__)
         namespace = func.__globals__
-        values = [namespace.get(name, _MISSING) for name in names[1]]
+        for name in names[1]:
+            add(namespace.get(name, _MISSING))
         for cell in func.__closure__ or ():
             try:
-                values.append(cell.cell_contents)
+                add(cell.cell_contents)
             except ValueError:
-                values.append(_MISSING)
-        out += (code, func.__defaults__, func.__kwdefaults__)
-        for value in values:
-            if value is fn:
-                out.append(_SELF)
-                continue
-            out.append(value)
-            if type(value) is _FunctionType and id(value) not in seen and value.__module__ == "__main__":
-                seen.add(id(value))
-                pending.append(value)
+                out.append(_MISSING)
     return tuple(out)
 
 
