@@ -128,6 +128,10 @@ ONCE_SCRIPT = textwrap.dedent('''\
         return meter.show()
 
 
+    def show_new(value):  # makes its Meter itself: the class travels inside this function's pickle
+        return Meter(value).show()
+
+
     def closure():
         k = 1
 
@@ -178,6 +182,9 @@ ONCE_SCRIPT = textwrap.dedent('''\
                 return "cm"
             Meter.scale = 100  # a class attribute rebound
             print("class changed", pool.submit(show, Meter(2)).result(timeout=60))
+            print("class inside", pool.submit(show_new, 3).result(timeout=60))
+            Meter.scale = 1000
+            print("class inside changed", pool.submit(show_new, 3).result(timeout=60))
 
             many = [eval(f"lambda: {i}") for i in range(300)]
             print("many", [pool.submit(f).result(timeout=60) for f in many] == list(range(300)))
@@ -218,6 +225,8 @@ def test_main_definitions_are_unpickled_once_per_worker_and_follow_redefinitions
         "cell set 2",
         "class 2m",
         "class changed 200cm",
+        "class inside 300cm",
+        "class inside changed 3000cm",
         "many True",
         "bounded True True",
         "forgotten True",

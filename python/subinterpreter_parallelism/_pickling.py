@@ -347,57 +347,55 @@ def _forgetter(key: int) -> Any:
 
 def _captured(root: Any) -> tuple[Any, ...]:
     """What cloudpickle captures of a function or class of ``__main__`` by value (see above), as
-    a flat tuple of values: for a class, its attributes and those of its ``__main__`` bases,
-    and what its functions capture."""
+    a flat tuple of values: a function's code, defaults, globals and cells; a class's attributes
+    and those of its ``__main__`` bases; and so on through the functions and classes of
+    ``__main__`` among them."""
     out: list[Any] = []
     pending = [root]
     seen = {id(root)}
-
-    def add(value: Any) -> None:
-        if value is root:
-            out.append(_SELF)
-            return
-        out.append(value)
-        kind = type(value)  # the functions behind methods, static and class methods, properties
-        if kind is _FunctionType:
-            funcs: tuple[Any, ...] = (value,)
-        elif kind is staticmethod or kind is classmethod:
-            funcs = (value.__func__,)
-        elif kind is property:
-            funcs = (value.fget, value.fset, value.fdel)
-        else:
-            return
-        for func in funcs:
-            if type(func) is _FunctionType and id(func) not in seen and func.__module__ == "__main__":
-                seen.add(id(func))
-                pending.append(func)
-
-    if isinstance(root, type):
-        pending.pop()
-        for klass in root.__mro__:
-            if klass.__module__ == "__main__":
-                add(klass)
-                for value in list(vars(klass).values()):
-                    add(value)
     while pending:
-        func = pending.pop()
-        code = func.__code__
-        names = _names_by_code.get(id(code))
-        if names is None or names[0] is not code:
-            from cloudpickle.cloudpickle import _extract_code_globals
+        obj = pending.pop()
+        if type(obj) is _FunctionType:
+            code = obj.__code__
+            names = _names_by_code.get(id(code))
+            if names is None or names[0] is not code:
+                from cloudpickle.cloudpickle import _extract_code_globals
 
-            if len(_names_by_code) >= 4 * _MAX_DEFINITIONS:
-                _names_by_code.clear()
-            names = _names_by_code[id(code)] = (code, tuple(_extract_code_globals(code)))
-        out += (code, func.__defaults__, func.__kwdefaults__)
-        namespace = func.__globals__
-        for name in names[1]:
-            add(namespace.get(name, _MISSING))
-        for cell in func.__closure__ or ():
-            try:
-                add(cell.cell_contents)
-            except ValueError:
-                out.append(_MISSING)
+                if len(_names_by_code) >= 4 * _MAX_DEFINITIONS:
+                    _names_by_code.clear()
+                names = _names_by_code[id(code)] = (code, tuple(_extract_code_globals(code)))
+            out += (code, obj.__defaults__, obj.__kwdefaults__)
+            namespace = obj.__globals__
+            values = [namespace.get(name, _MISSING) for name in names[1]]
+            for cell in obj.__closure__ or ():
+                try:
+                    values.append(cell.cell_contents)
+                except ValueError:  # not set yet
+                    values.append(_MISSING)
+        else:
+            values = []
+            for klass in obj.__mro__:
+                if klass.__module__ == "__main__":
+                    values.append(klass)
+                    values += vars(klass).values()
+        for value in values:
+            if value is root:
+                out.append(_SELF)
+                continue
+            out.append(value)
+            kind = type(value)  # what may lead to more of __main__: functions, classes, methods
+            if kind is _FunctionType or isinstance(value, type):
+                inner: tuple[Any, ...] = (value,)
+            elif kind is staticmethod or kind is classmethod:
+                inner = (value.__func__,)
+            elif kind is property:
+                inner = (value.fget, value.fset, value.fdel)
+            else:
+                continue
+            for item in inner:
+                if id(item) not in seen and _is_main_definition(item):
+                    seen.add(id(item))
+                    pending.append(item)
     return tuple(out)
 
 
