@@ -196,6 +196,15 @@ ONCE_SCRIPT = textwrap.dedent('''\
             gc.collect()
             print("forgotten", kept - len(_pickling._definitions) >= 200)
 
+            class Gone:
+                pass
+            pool.submit(Gone).result(timeout=60)
+            gone = id(Gone)
+            print("class kept", gone in _pickling._definitions)
+            del Gone
+            gc.collect()
+            print("class forgotten", gone not in _pickling._definitions)
+
         # Workers replaced after each task, each with a fresh interpreter: every one gets the
         # definition, as the caller has it now.
         with sp.InterpreterPoolExecutor(1, max_tasks_per_worker=1) as pool:
@@ -230,5 +239,7 @@ def test_main_definitions_are_unpickled_once_per_worker_and_follow_redefinitions
         "many True",
         "bounded True True",
         "forgotten True",
+        "class kept True",
+        "class forgotten True",
         "fresh [(0, 'v2', 20), (1, 'v2', 20), (2, 'v2', 20)]",
     ], done.stdout + done.stderr

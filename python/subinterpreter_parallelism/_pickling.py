@@ -253,8 +253,8 @@ def _is_main_definition(value: Any) -> bool:
 # definition; for a class, the same holds for its attributes (and its __main__ bases') and
 # for what its methods capture. Not seen: a value changed in place (a list appended to, an
 # attribute set on the function): the pickle keeps the value as it was when it was made, and
-# that is what a worker that loads it gets. (A worker that already has a global keeps its own value
-# anyway: see set_main_function_state.) Pass values that change as arguments.
+# that is what a worker that loads it gets. (A worker that already has a global keeps its own
+# value anyway: see set_main_function_state.) Pass values that change as arguments.
 
 _MAX_DEFINITIONS = 256  # kept per interpreter, in the sender and in each receiver (oldest go first)
 _MAX_DEFINITION_BYTES = 4 << 20  # a larger pickle is not kept: it is made again for each call
@@ -265,6 +265,7 @@ _keys: Any = None  # itertools.count: keys, unique in the process (a random star
 loaded_definitions = 0  # how many definitions this interpreter unpickled (the tests read it)
 _MISSING = object()  # a captured global that the namespace lacks, or an empty cell
 _SELF = object()  # the function itself among what it captures (recursion): not held, or it never dies
+_CLASS_OWN = (type(type.__dict__["__dict__"]), type(OutOfBand.index))  # getset and member descriptors
 
 
 class MainDefinition:
@@ -377,7 +378,9 @@ def _captured(root: Any) -> tuple[Any, ...]:
             for klass in obj.__mro__:
                 if klass.__module__ == "__main__":
                     values.append(klass)
-                    values += vars(klass).values()
+                    # not the slots' and __dict__'s descriptors: they hold the class, which
+                    # then would never die (and they cannot be rebound)
+                    values += [value for value in vars(klass).values() if type(value) not in _CLASS_OWN]
         for value in values:
             if value is root:
                 out.append(_SELF)
