@@ -295,8 +295,8 @@ class InterpreterPoolExecutor(Executor):
             initializer and tasks alike, share their worker's ``__main__`` namespace: what
             the initializer sets with ``global`` the tasks see. A global they refer to is
             copied from the caller when the worker lacks it (functions and classes of
-            ``__main__``: every time, so redefinitions arrive); pass changing values as
-            arguments.
+            ``__main__``: each time they were redefined, so redefinitions arrive; each is
+            pickled once and unpickled once per worker); pass changing values as arguments.
         initargs: arguments for ``initializer``.
         task_timeout: seconds a task may run (from submission); then it is interrupted and its
             future fails with ``TimeoutError``. None or infinity: no limit.
