@@ -8,6 +8,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sp_tasks
 import subinterpreter_parallelism as sp
@@ -246,3 +248,113 @@ def test_two_producers_two_consumers_move_100k_items_exactly():
         for producer in range(2):
             seq = [i for p, i in chunk if p == producer]
             assert seq == sorted(seq)
+
+
+# Items made only of the types the stdlib shares natively (None, bool, int, float, str, bytes,
+# tuples of them) skip pickle (ShareableCodec.swift); everything at the edges of that format
+# must come back equal and of the same exact type, whichever way it travelled.
+class _Text(str):
+    pass
+
+
+def _nested(depth: int) -> tuple:
+    item: tuple = ()
+    for _ in range(depth):
+        item = (item,)
+    return item
+
+
+_EDGE_ITEMS = [
+    None, True, False, 0, -1, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**40, 0.0, -0.0, 1.5,
+    float("inf"), float("-inf"), "", "héllo ✓ \x00 𝄞", "lone \ud800 surrogate", b"", bytes(range(256)),
+    (), (1, "a", b"b", None, (2.5, (True, False))), (1, [2]), ([],), tuple(range(1000)),
+    ("a", "\udc80"), (1, 2**64), (0.5, _Text("inside")),
+    _nested(10), _nested(200), 1 + 2j, [1, (2,)], {"k": (1,)}, frozenset({1}), bytearray(b"x"),
+    _Text("a str subclass"), sp_tasks.__name__,
+]
+
+
+def _types_in(item: object) -> set[type]:
+    if type(item) is tuple:
+        return {tuple}.union(*(_types_in(x) for x in item))
+    return {type(item)}
+
+
+def _same(a: object, b: object) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b and str(a) == str(b)  # -0.0 keeps its sign
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.parametrize("item", _EDGE_ITEMS, ids=lambda item: repr(item)[:30])
+def test_items_come_back_equal_and_of_the_same_type(item):
+    q = sp.Queue()
+    q.put(item)
+    assert _same(q.get_nowait(), item)
+
+
+def test_nan_comes_back_as_nan():
+    q = sp.Queue()
+    q.put((float("nan"),))
+    (value,) = q.get_nowait()
+    assert value != value
+
+
+def test_every_call_form_of_put_and_get_takes_the_same_items():
+    q = sp.Queue(maxsize=4)
+    q.put(1)
+    q.put(2, True)
+    q.put(3, block=True, timeout=None)
+    q.put_nowait((4, "four"))
+    assert [q.get(), q.get(True), q.get(block=True, timeout=1), q.get_nowait()] == [1, 2, 3, (4, "four")]
+    with pytest.raises(TypeError):
+        q.put()
+    with pytest.raises(TypeError):
+        q.get(1, 2, 3)
+
+
+def test_items_of_every_kind_cross_to_a_worker_and_back(pool):
+    # The worker decodes what the caller encoded and encodes its answer the same way.
+    inbox, outbox = sp.Queue(), sp.Queue()
+    # (_Text lives in this test module, which workers do not import.)
+    items = [item for item in _EDGE_ITEMS if _Text not in _types_in(item)]
+    relay = pool.submit(sp_tasks.relay, inbox, outbox, len(items))
+    for item in items:
+        inbox.put(item)
+        assert _same(outbox.get(timeout=30), item)
+    assert relay.result(timeout=30) == len(items)
+
+
+def test_a_tuple_holding_a_queue_still_carries_the_queue(pool):
+    # Not a shareable item (the handle is pickled): the queue inside stays alive in transit.
+    outer = sp.Queue()
+    inner = sp.Queue()
+    outer.put((1, inner))
+    del inner
+    number, inner = outer.get_nowait()
+    inner.put("through the inner queue")
+    assert number == 1 and inner.get_nowait() == "through the inner queue"
+
+
+_shareable = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    lambda inner: st.lists(inner, max_size=4).map(tuple), max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_shareable)
+def test_shareable_items_round_trip(item):
+    q = sp.Queue()
+    q.put(item)
+    got = q.get_nowait()
+    assert repr(got) == repr(item) and _same_types(got, item)
+
+
+def _same_types(a: object, b: object) -> bool:
+    if isinstance(a, tuple):
+        return type(b) is tuple and len(a) == len(b) and all(_same_types(x, y) for x, y in zip(a, b))
+    return type(a) is type(b)

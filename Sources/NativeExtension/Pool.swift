@@ -159,6 +159,14 @@ final class ByteBuffer: @unchecked Sendable {
         self.pins = pins
     }
 
+    /// `count` bytes written by `fill`, which gets the start of the (uninitialized) memory.
+    init(count: Int, filling fill: (UnsafeMutableRawPointer) -> Void) {
+        bytes = .allocate(byteCount: max(count, 1), alignment: 16)
+        fill(bytes.baseAddress!)
+        self.count = count
+        pins = nil
+    }
+
     let count: Int
 
     var contents: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes.baseAddress, count: count) }

@@ -1,4 +1,5 @@
-// `_native.Queue`: a FIFO of pickled items shared by every interpreter of the process.
+// `_native.Queue`: a FIFO of encoded items (`ShareableCodec`, else pickle) shared by every
+// interpreter of the process.
 // Each interpreter's handle is a separate Python object retaining the same Swift queue;
 // pickling a handle sends only the queue's id, and unpickling attaches to the same queue.
 // While such a pickle travels inside an item, a call or a result, the bytes retain the queue
@@ -52,10 +53,13 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         return Box.wrap(SharedQueue(maxsize: Int(maxsize)), as: type!)
     }
 
-    /// Pickles `item` with the package's encoder (`_pickling.dumps`) into a Swift buffer that
-    /// retains the other queues whose handles it holds (not this one: an item of a queue
-    /// cannot be taken once the queue is gone, and pinning it would keep it forever).
+    /// Encodes `item` into a Swift buffer: natively when it is made of the types the stdlib
+    /// shares without pickling (`ShareableCodec`), else pickled with the package's encoder
+    /// (`_pickling.dumps`) into a buffer that retains the other queues whose handles it holds
+    /// (not this one: an item of a queue cannot be taken once the queue is gone, and pinning
+    /// it would keep it forever).
     private func encode(_ item: PyObjectPointer, _ me: PyObjectPointer) -> ByteBuffer? {
+        if let native = ShareableCodec.encode(item) { return native }
         let (data, pins) = QueuePins.collecting { SharedQueue.pickle(item, me) }
         guard let data else { return nil }
         defer { Py_DecRef(data) }
@@ -80,6 +84,7 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 
     private static func decode(_ buffer: ByteBuffer, _ me: PyObjectPointer) -> PyObjectPointer? {
+        if ShareableCodec.holds(buffer) { return ShareableCodec.decode(buffer) }
         guard let loads = ModuleState.cPickle(for: Py_TYPE(me))?.loads else { return nil }
         return Pickling.loads(buffer, with: loads)
     }
@@ -166,6 +171,9 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
 
     static let methods: [MethodEntry] = [
         .keywords("put", "put(item, block=True, timeout=None): add item; raises queue.Full or QueueClosed.") { me, args, n, names in
+            if n == 1 && names == nil {  // put(item), the common call: nothing to parse
+                return Box.unwrap(me, as: SharedQueue.self).put(me!, args![0]!, block: true, deadline: nil)
+            }
             var parsed: [PyObjectPointer?] = [nil, nil, nil]
             guard Keywords.parse(function: "put", names: ["item", "block", "timeout"], args: args, count: n, keywords: names, into: &parsed) else { return nil }
             guard let item = parsed[0] else { return Py.fail(PyExc_TypeError, "put() missing required argument 'item'") }
@@ -173,6 +181,9 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             return Box.unwrap(me, as: SharedQueue.self).put(me!, item, block: block, deadline: deadline)
         },
         .keywords("get", "get(block=True, timeout=None): remove and return the oldest item; raises queue.Empty or QueueClosed.") { me, args, n, names in
+            if n == 0 && names == nil {  // get(), the common call
+                return Box.unwrap(me, as: SharedQueue.self).get(me!, block: true, deadline: nil)
+            }
             var parsed: [PyObjectPointer?] = [nil, nil]
             guard Keywords.parse(function: "get", names: ["block", "timeout"], args: args, count: n, keywords: names, into: &parsed) else { return nil }
             guard let (block, deadline) = waitArguments(parsed[0], parsed[1]) else { return nil }
@@ -222,8 +233,9 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         doc: """
         Queue(maxsize=0): a FIFO shared by every interpreter of the process.
 
-        Items are pickled on put and unpickled on get. A Queue passed to a task is the same
-        queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
+        Items made of None, bool, int, float, str, bytes and tuples of them are copied without
+        pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
+        the same queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
         polling); interrupting the task or Ctrl-C on the main thread ends them.
         """,
         methods: methods,

@@ -44,7 +44,8 @@ class TaskInterrupted(BaseException):
     """Raised inside a task when it is stopped (cancel, timeout, Ctrl-C, shutdown)."""
 
 class Queue:
-    """A FIFO shared by every interpreter of the process; items are pickled."""
+    """A FIFO shared by every interpreter of the process; items made of None, bool, int, float,
+    str, bytes and tuples of them are copied without pickle, other items are pickled."""
 
     def __init__(self, maxsize: int = 0) -> None: ...
     @property

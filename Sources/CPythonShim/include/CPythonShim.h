@@ -84,6 +84,25 @@ static const int sp_BUF_F_CONTIGUOUS = PyBUF_F_CONTIGUOUS;
 static const int sp_BUF_C_CONTIGUOUS = PyBUF_C_CONTIGUOUS;
 static const int sp_BUF_ANY_CONTIGUOUS = PyBUF_ANY_CONTIGUOUS;
 
+/// What `ShareableCodec` can carry without pickle: the exact types (no subclasses) that the
+/// stdlib's `concurrent.interpreters` shares natively. 0: none of them.
+static const int SP_SHARE_NONE = 1, SP_SHARE_TRUE = 2, SP_SHARE_FALSE = 3, SP_SHARE_INT = 4,
+    SP_SHARE_FLOAT = 5, SP_SHARE_STR = 6, SP_SHARE_BYTES = 7, SP_SHARE_TUPLE = 8;
+static inline int sp_ShareableKind(PyObject *o) {
+    if (o == Py_None) return SP_SHARE_NONE;
+    if (o == Py_True) return SP_SHARE_TRUE;
+    if (o == Py_False) return SP_SHARE_FALSE;
+    if (PyLong_CheckExact(o)) return SP_SHARE_INT;
+    if (PyUnicode_CheckExact(o)) return SP_SHARE_STR;
+    if (PyBytes_CheckExact(o)) return SP_SHARE_BYTES;
+    if (PyFloat_CheckExact(o)) return SP_SHARE_FLOAT;
+    if (PyTuple_CheckExact(o)) return SP_SHARE_TUPLE;
+    return 0;
+}
+static inline Py_ssize_t sp_Tuple_GET_SIZE(PyObject *t) { return PyTuple_GET_SIZE(t); }
+static inline void sp_Tuple_SET_ITEM(PyObject *t, Py_ssize_t i, PyObject *v) { PyTuple_SET_ITEM(t, i, v); }
+static inline double sp_Float_AS_DOUBLE(PyObject *f) { return PyFloat_AS_DOUBLE(f); }
+
 /// The size in bytes of an exact `bytes`, `bytearray` or `memoryview`, else -1: the argument
 /// kinds that travel out of band (see WireFormat.outOfBandKind in Pickling.swift).
 static inline Py_ssize_t sp_BinarySize(PyObject *o) {
