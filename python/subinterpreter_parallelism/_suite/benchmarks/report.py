@@ -309,6 +309,34 @@ def _tiny_vs(keys: tuple[str, ...], factor: float | None) -> Callable[[Results],
     return check
 
 
+def _tiny_at_most_threads(r: Results) -> tuple[str, bool | None]:
+    """Issue 15: a tiny task costs this project at most 0.8x what it costs ThreadPoolExecutor."""
+    ours, threads = r.median("tiny", "submit", r.subject), r.median("tiny", "submit", "threads")
+    if ours is None or threads is None:
+        return _missing("this project" if ours is None else "threads")
+    return (f"{ours / threads:.2f}x threads' time (this {fmt(ours, 's')}, threads {fmt(threads, 's')} per task)",
+            ours <= 0.8 * threads)
+
+
+def _main_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
+    """Issue 12: tiny tasks of a ``__main__`` function at least as fast as in the stdlib pool."""
+    ours, other = r.median("tiny", "submit __main__", r.subject), r.median("tiny", "submit __main__", "backport")
+    if ours is None or other is None:
+        return _missing("this project" if ours is None else "backport")
+    return f"{other / ours:.2f}x (this {fmt(ours, 's')}, backport {fmt(other, 's')} per task)", ours <= other
+
+
+def _map_vs_best_fork(r: Results) -> tuple[str, bool | None]:
+    """Issue 15: ``map`` per item at least 1.5x faster than a fork pool with its best chunk size
+    (of the two this suite runs: the default and this project's)."""
+    ours = [v for v, _ in r.medians("tiny", "map", [r.subject]) + r.medians("tiny", "map chunked", [r.subject])]
+    fork = [v for v, _ in r.medians("tiny", "map", ["fork"]) + r.medians("tiny", "map chunked", ["fork"])]
+    if not ours or not fork:
+        return _missing("this project" if not ours else "fork")
+    best, fork_best = min(ours), min(fork)
+    return f"{fork_best / best:.2f}x (this {fmt(best, 's')}, fork {fmt(fork_best, 's')} per item)", fork_best / best >= 1.5
+
+
 def _map_overhead(r: Results) -> tuple[str, bool | None]:
     ours, serial = r.median("tiny", "map", r.subject), r.median("tiny", "map", "serial")
     if ours is None or serial is None:
@@ -427,11 +455,13 @@ TARGETS: tuple[_Target, ...] = (
     _Target("cpu", "8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput", _cpu_vs_serial),
     _Target("cpu", "8 CPU-bound tasks: faster than ProcessPool (fork)", _cpu_faster_than("fork")),
     _Target("cpu", "8 CPU-bound tasks: faster than the stdlib-pool backport", _cpu_faster_than("backport")),
-    _Target("tiny", "20,000 tiny tasks via submit: vs ThreadPoolExecutor (no target)", _tiny_vs(("threads",), None)),
+    _Target("tiny", "20,000 tiny tasks via submit: per task <= 0.8x ThreadPoolExecutor's", _tiny_at_most_threads),
+    _Target("tiny", "tiny tasks of a `__main__` function: at least as fast as the stdlib pool", _main_vs_stdlib_pool),
     _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than the backport", _tiny_vs(("backport",), 7)),
     _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than ProcessPool",
             _tiny_vs(("fork", "forkserver", "spawn"), 7)),
     _Target("tiny", "map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead),
+    _Target("tiny", "map per item: >= 1.5x faster than a fork pool at its best chunk size", _map_vs_best_fork),
     _Target("data", "100 MB bytes argument + result: >= 3x faster than ProcessPool", _data_vs_processes),
     _Target("data", "100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies),
     _Target("data", "every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
