@@ -82,13 +82,19 @@ demo-quick: $(STAMP)
 
 test: pytest swift-test
 
+# Byte code first, as a wheel install has it: under PYTHONDONTWRITEBYTECODE every new worker
+# interpreter would compile the package's modules from source again.
+COMPILE = $(VPY) -m compileall -q python/subinterpreter_parallelism tests >/dev/null || true
+
 pytest: install
+	$(COMPILE)
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 # The same tests with twice the CPU count of busy processes beside them (scripts/with-load;
 # SP_LOAD_PROCESSES=N for another count): users' CI machines are loaded, and tests must hold
 # there. Speed goals are the benchmark's business, not this target's.
 test-under-load: install
+	$(COMPILE)
 	scripts/with-load $(VPY) -m pytest $(PYTEST_ARGS)
 
 # Builds only the test bundle (the runtime and its tests): the extension target needs
