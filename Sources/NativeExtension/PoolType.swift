@@ -386,29 +386,33 @@ final class NativePool: NativeBacked {
         let batch = Py.withoutGIL { try? core.events.getAll(parker: parker, spinFor: PoolCore.spinNanoseconds) }
         guard let batch else { return Py.bool(false) }
         for event in batch {
-            let start = MonotonicClock.now()
-            if let task = event.task {
-                core.stats.add(.resultWait, nanoseconds: start &- event.postedAt)
-                defer {
-                    core.forget(task)
-                    task.releaseInputs()
-                    core.stats.addSince(start, to: .deliver)
-                }
-                // A cancel or an expired task_timeout claimed the task: its future is theirs to
-                // settle (and already out of the executor's table), so its event is dropped.
-                guard task.lifecycle.claimOutcome() else { continue }
-            }
-            let fast = deliverValue(event, to: onResult)
-            switch consume fast {
-            case .delivered:
+            guard let task = event.task else {
+                deliverOne(event, onResult: onResult, onEvent: callback)
                 continue
-            case .failed(let exception):
-                call(callback, kind: .deliveryFailed, event, payload: exception)
-            case .general:
-                call(callback, kind: event.kind, event, payload: eventPayload(event))
             }
+            let start = MonotonicClock.now()
+            core.stats.add(.resultWait, nanoseconds: start &- event.postedAt)
+            // A cancel or an expired task_timeout claimed the task: its future is theirs to
+            // settle (and already out of the executor's table), so its event is dropped.
+            if task.lifecycle.claimOutcome() { deliverOne(event, onResult: onResult, onEvent: callback) }
+            core.forget(task)
+            task.releaseInputs()
+            core.stats.addSince(start, to: .deliver)
         }
         return Py.bool(true)
+    }
+
+    /// Hands one event to Python: `onResult` for a returned value unpickled here, else `onEvent`.
+    private func deliverOne(_ event: PoolEvent, onResult: PyObjectPointer, onEvent callback: PyObjectPointer) {
+        let fast = deliverValue(event, to: onResult)
+        switch consume fast {
+        case .delivered:
+            return
+        case .failed(let exception):
+            call(callback, kind: .deliveryFailed, event, payload: exception)
+        case .general:
+            call(callback, kind: event.kind, event, payload: eventPayload(event))
+        }
     }
 
     /// The payload `on_event` gets for `event`: its encoded bytes (a `ResultBuffer` over them,
