@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,24 @@ def run_python(code: str, *args: str, timeout: float = 60, stdin: str | None = N
     return subprocess.run(
         [sys.executable, *args, "-c", textwrap.dedent(code), *argv] if code else [sys.executable, *args, *argv],
         capture_output=True, text=True, timeout=timeout, input=stdin, env=full_env, cwd=cwd)
+
+
+def run_script(path: Path, source: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Writes ``source`` to ``path`` and runs it as a script (``python *args path``) in a fresh
+    process, as :func:`run_python` does."""
+    path.write_text(source)
+    return run_python("", *args, str(path), timeout=timeout)
+
+
+@contextlib.contextmanager
+def importable(folder: Path, files: dict[str, str]) -> Iterator[Path]:
+    """Writes ``files`` (path relative to ``folder`` -> source) and puts ``folder`` first on
+    ``sys.path`` for the block, so this process and its workers import them."""
+    for path, source in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(source)
+    sys.path.insert(0, str(folder))
+    try:
+        yield folder
+    finally:
+        sys.path.remove(str(folder))

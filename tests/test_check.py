@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 
+from conftest import importable
 from subinterpreter_parallelism import check
 
 pytest.importorskip("numpy")
@@ -49,13 +50,8 @@ PACKAGES = {
 
 @pytest.fixture(scope="module", autouse=True)
 def packages(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("check_packages")
-    for path, source in PACKAGES.items():
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        (folder / path).write_text(source)
-    sys.path.insert(0, str(folder))
-    yield folder
-    sys.path.remove(str(folder))
+    with importable(tmp_path_factory.mktemp("check_packages"), PACKAGES) as folder:
+        yield folder
 
 
 @pytest.mark.timeout(240)

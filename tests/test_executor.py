@@ -560,6 +560,37 @@ def test_stats_show_each_workers_start_up_and_the_first_starts_alone():
         assert s["start_s"] >= min(first["ready_s"], 0.25) - 1e-6, (first, s)
 
 
+# CPython's interpreter creation fails now and then while others are created at the same time
+# ("Failed to import encodings module", cpython#128381). That broke a pool on a busy machine;
+# now a worker tries again. The failures here are injected through a test seam in the core.
+
+def test_a_failed_interpreter_creation_is_tried_again():
+    sp._native._fail_next_interpreter_creations(2)
+    try:
+        with sp.InterpreterPoolExecutor(1) as pool:
+            assert pool.submit(sp_tasks.add, 2, 2).result(timeout=60) == 4
+            assert pool.stats()["interpreter_creation_retries"] == 2
+    finally:
+        sp._native._fail_next_interpreter_creations(0)
+
+
+def test_creation_that_keeps_failing_breaks_the_pool_saying_why():
+    sp._native._fail_next_interpreter_creations(1000)
+    try:
+        pool = sp.InterpreterPoolExecutor(1)
+        try:
+            # The pool may break before or after the submit: either way the error says why.
+            with pytest.raises(sp.BrokenInterpreterPool,
+                               match=r"could not create a sub-interpreter \(4 attempts\): Failed to import encodings"):
+                pool.submit(sp_tasks.add, 1, 1).result(timeout=60)
+        finally:
+            pool.shutdown()
+    finally:
+        sp._native._fail_next_interpreter_creations(0)
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        sp._native._fail_next_interpreter_creations(-1)
+
+
 def test_an_initializer_that_waits_for_every_worker_does_not_hang():
     """The first worker's initializer cannot finish before the second worker's has started:
     the others must not wait for the first one for good."""

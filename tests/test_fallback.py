@@ -7,7 +7,6 @@ refusing module (the ``test`` extra).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 import warnings
@@ -15,6 +14,7 @@ import warnings
 import pytest
 
 import subinterpreter_parallelism as sp
+from conftest import importable, run_script
 
 pytest.importorskip("numpy")
 
@@ -39,13 +39,8 @@ MODULES = {
 
 @pytest.fixture(scope="module", autouse=True)
 def modules(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fallback_modules")
-    for path, source in MODULES.items():
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        (folder / path).write_text(source)
-    sys.path.insert(0, str(folder))
-    yield folder
-    sys.path.remove(str(folder))
+    with importable(tmp_path_factory.mktemp("fallback_modules"), MODULES) as folder:
+        yield folder
 
 
 @pytest.mark.timeout(180)
@@ -98,8 +93,7 @@ NO_GUARD = textwrap.dedent("""\
 @pytest.mark.timeout(180)
 def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path):
     script = tmp_path / "no_guard.py"
-    script.write_text(NO_GUARD)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=150)
+    done = run_script(script, NO_GUARD, timeout=150)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("RuntimeError: numpy cannot be imported in an own-GIL sub-interpreter, and "
@@ -110,8 +104,7 @@ def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path):
     # Under the guard (or in a function called from there), the same script works.
     guarded = NO_GUARD.replace("with sp.", 'def main():\n    with sp.').replace("    print(", "        print(")
     guarded += '\n\nif __name__ == "__main__":\n    main()\n'
-    script.write_text(guarded)
-    done = subprocess.run([sys.executable, "-W", "ignore", str(script)], capture_output=True, text=True, timeout=150)
+    done = run_script(script, guarded, "-W", "ignore", timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "3"
 

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from conftest import run_script
+
 # A task defined in the script itself: cloudpickle sends it by value.
 SCRIPT = textwrap.dedent('''\
     import warnings
@@ -36,8 +38,7 @@ def _line_of(source: str, marker: str) -> int:
 @pytest.mark.timeout(120)
 def test_traceback_and_warning_of_a_script_task_name_the_file_and_show_the_source(tmp_path):
     script = tmp_path / "user_script.py"
-    script.write_text(SCRIPT)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100)
+    done = run_script(script, SCRIPT, timeout=100)
     assert done.returncode == 1
     err = done.stderr
     assert "<dynamic-code>" not in err

@@ -41,7 +41,8 @@ enum NativeModule {
         }
         guard addType(NativePool.spec, \.pool_type),
               addType(SharedQueue.spec, \.queue_type),
-              addType(ResultBufferType.spec, \.result_buffer_type)
+              addType(ResultBufferType.spec, \.result_buffer_type),
+              addType(LentBufferType.spec, \.lent_buffer_type)
         else { return -1 }
 
         // `queue` (for Empty and Full) is imported on first use: a worker interpreter's start-up
@@ -82,6 +83,10 @@ enum NativeModule {
             ("PHASE_FINISHED", Int(TaskPhase.finished.rawValue)),
             ("WORKER_STACK_SIZE", NativePool.workerStackSize),
             ("OUT_OF_BAND_MIN", WireFormat.outOfBandMinimum),
+            ("OUT_OF_BAND_NO", WireFormat.OutOfBand.inBand.rawValue),
+            ("OUT_OF_BAND_BYTES", WireFormat.OutOfBand.bytes.rawValue),
+            ("OUT_OF_BAND_BYTEARRAY", WireFormat.OutOfBand.byteArray.rawValue),
+            ("OUT_OF_BAND_MEMORYVIEW", WireFormat.OutOfBand.memoryView.rawValue),
             ("PICKLE_PROTOCOL", Int(WireFormat.pickleProtocol)),
             ("VALUE_TAG", Int(WireFormat.valueTag)),
             ("ERROR_TAG", Int(WireFormat.errorTag)),
@@ -134,6 +139,11 @@ enum NativeModule {
     // MARK: - Module functions
 
     static let functions: [MethodEntry] = [
+        .fast("out_of_band_kind", "out_of_band_kind(value) -> how value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Pickling.swift).") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("out_of_band_kind", 1...1) else { return nil }
+            return Py.int(Int64(WireFormat.outOfBandKind(arguments[0]).rawValue))
+        },
         .fast("factorial_mod", "factorial_mod(n) -> n! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row).") { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("factorial_mod", 1...1), let value = Py.int64(arguments[0]) else { return nil }
@@ -180,6 +190,13 @@ enum NativeModule {
         },
         .noArgs("_after_fork", "os.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark.") { _, _ in
             ForkGuard.unmarkForking()
+            return Py.none()
+        },
+        .fast("_fail_next_interpreter_creations", "_fail_next_interpreter_creations(n): for tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen.") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_fail_next_interpreter_creations", 1...1), let count = Py.int64(arguments[0]) else { return nil }
+            guard count >= 0 else { return Py.fail(PyExc_ValueError, "n must be >= 0") }
+            WorkerInterpreter.injectedCreationFailures.store(Int(count), ordering: .relaxed)
             return Py.none()
         },
         .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in

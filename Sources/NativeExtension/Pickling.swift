@@ -25,6 +25,32 @@ enum WireFormat {
     /// out of band, 128 KiB takes 0.05 ms.
     static let outOfBandMinimum = 64 << 10
 
+    /// How an argument or a result travels: the one rule, read by the Python encoders through
+    /// `_native.out_of_band_kind` (and its `OUT_OF_BAND_*` constants) and by the pool's quick
+    /// path here. What each side then does with a kind is in _pickling.py and _outcome.py.
+    enum OutOfBand: Int {
+        /// Pickled with the rest of the call or result.
+        case inBand = 0
+        /// An exact `bytes` of at least `outOfBandMinimum` bytes: the receiver copies it once,
+        /// straight from the sender's object.
+        case bytes = 1
+        /// An exact `bytearray` of at least `outOfBandMinimum` bytes: as `bytes`, from a
+        /// snapshot taken by the sender (an argument is its value at submit).
+        case byteArray = 2
+        /// Any `memoryview` (pickle cannot carry one): an argument is lent to the worker
+        /// (`BufferLend`), a result is copied once by the caller.
+        case memoryView = 3
+    }
+
+    /// The kind of `object` (no error is ever set).
+    static func outOfBandKind(_ object: PyObjectPointer) -> OutOfBand {
+        if sp_MemoryView_Check(object) != 0 { return .memoryView }
+        if sp_BinarySize(object) >= outOfBandMinimum {
+            return sp_ByteArray_CheckExact(object) != 0 ? .byteArray : .bytes
+        }
+        return .inBand
+    }
+
     /// A plain pickle that contains this text may refer to `__main__`, which a worker
     /// interpreter could not resolve: it goes to the Python encoder (cloudpickle, by value).
     static let mainMarker = "__main__"

@@ -21,7 +21,9 @@
 //
 // Only bytes and Swift values cross between interpreters; a PyObject pointer never does
 // (the caller's bytes are read by the worker through a raw pointer while the caller keeps them
-// alive, and they are released by the caller's interpreter on delivery).
+// alive, and they are released by the caller's interpreter on delivery). A memoryview argument
+// is the one exception to "read only": its memory is lent to the task, which may write to it;
+// the caller holds its buffer export until the worker's last view is gone (BufferLend.swift).
 // Every submitted task yields exactly one event, so nothing is lost and nothing is leaked:
 // completed, skipped (cancelled before it started) or interrupted.
 // Exactly one party settles a task's future, decided by its TaskLifecycle: a cancel or an
@@ -39,27 +41,41 @@ final class Task: @unchecked Sendable {
     let input: UnsafeRawBufferPointer
     /// A `bytes` object owned by the submitting interpreter; released there on delivery.
     let inputObject: PyObjectPointer
-    /// Large `bytes` arguments sent out of band (owned like `inputObject`): the worker copies
-    /// each once, straight from the caller's memory, instead of through the pickle.
-    let extraObjects: [PyObjectPointer]
+    /// Arguments sent out of band, in the order the pickle's `OutOfBand` markers name them.
+    let extras: [Extra]
     let submittedAt: UInt64
     /// The queues whose handles the pickled call holds (see `QueuePins`): alive as long as the task.
     let pins: QueuePins?
 
-    init(id: Int64, inputObject: PyObjectPointer, extraObjects: [PyObjectPointer], submittedAt: UInt64,
+    /// One out-of-band argument.
+    enum Extra {
+        /// A large `bytes` (owned like `inputObject`): the worker copies it once, straight from
+        /// the caller's memory, instead of through the pickle.
+        case bytes(PyObjectPointer)
+        /// A `memoryview` lent to the worker: no copy (see BufferLend.swift).
+        case lent(BufferLend)
+    }
+
+    init(id: Int64, inputObject: PyObjectPointer, extras: [Extra], submittedAt: UInt64,
          pins: QueuePins? = nil) {
         self.id = id
         self.inputObject = inputObject
         self.input = Py.contents(ofBytes: inputObject)
-        self.extraObjects = extraObjects
+        self.extras = extras
         self.submittedAt = submittedAt
         self.pins = pins
     }
 
-    /// Releases the caller-owned objects (with the caller's GIL held).
+    /// Releases the caller-owned objects (with the caller's GIL held); a lent buffer is
+    /// released now or, if the task still holds a view of it, when the worker lets it go.
     func releaseInputs() {
         Py_DecRef(inputObject)
-        for object in extraObjects { Py_DecRef(object) }
+        for extra in extras {
+            switch extra {
+            case .bytes(let object): Py_DecRef(object)
+            case .lent(let lend): lend.callerDone()
+            }
+        }
     }
 }
 
@@ -67,29 +83,35 @@ final class Task: @unchecked Sendable {
 enum Payload: Sendable {
     /// Encoded bytes (a pickle, an encoded exception, a message) copied into Swift memory.
     case encoded(ByteBuffer)
-    /// A large `bytes` result still owned by the worker's interpreter: the caller copies it
-    /// once into its own `bytes` object, then hands it back.
+    /// A large binary result still owned by the worker's interpreter: the caller copies it
+    /// once into its own `bytes` or `bytearray`, then hands it back.
     case lent(LentBytes)
+    /// A `lendEnded` event's lend: the caller releases its buffer export.
+    case lend(BufferLend)
+    /// The task returned the memoryview it was lent, as it was lent: the caller's own
+    /// memoryview is the result, no copy (as with threads).
+    case lentArgument(BufferLend)
 }
 
-/// A `bytes` object of a worker interpreter, lent to the caller until it has copied it.
+/// A buffer export of a worker interpreter's object (a `bytes`, a `bytearray` no one else
+/// holds, a contiguous `memoryview`), lent to the caller until it has copied it.
 final class LentBytes: @unchecked Sendable {
     let contents: UnsafeRawBufferPointer
-    /// The caller makes a `bytearray` of it (the task returned one; the worker sent a snapshot).
+    /// The caller makes a `bytearray` of it (the task returned one).
     let asByteArray: Bool
-    private let object: PyObjectPointer
+    private let buffer: UnsafeMutablePointer<Py_buffer>
     private let owner: WorkerInterpreter
 
-    /// Takes over one reference to `object` (a `bytes` of `owner`'s interpreter).
-    init(_ object: PyObjectPointer, owner: WorkerInterpreter, asByteArray: Bool) {
-        self.object = object
+    /// Takes over `buffer` (filled by PyObject_GetBuffer in `owner`'s interpreter).
+    init(_ buffer: UnsafeMutablePointer<Py_buffer>, owner: WorkerInterpreter, asByteArray: Bool) {
+        self.buffer = buffer
         self.owner = owner
         self.asByteArray = asByteArray
-        contents = Py.contents(ofBytes: object)
+        contents = UnsafeRawBufferPointer(start: buffer.pointee.buf, count: Int(buffer.pointee.len))
         owner.lend()
     }
 
-    deinit { owner.giveBack(object) }
+    deinit { owner.giveBack(buffer) }
 }
 
 /// Something a worker tells the submitting interpreter.
@@ -111,9 +133,12 @@ struct PoolEvent: Sendable {
         /// The task's `task_timeout` expired; it was cancelled or is being interrupted (its
         /// own event follows). No payload.
         case timedOut = 6
+        /// A task's views of a lent `memoryview` are all gone, after its outcome was delivered:
+        /// the caller releases the buffer (payload `.lend`). Handled by the pool itself.
+        case lendEnded = 7
         /// Made by the completion thread, never posted: the caller could not take the task's
         /// outcome (memory ran out building it); the payload is the exception to fail it with.
-        case deliveryFailed = 7
+        case deliveryFailed = 8
     }
 
     let kind: Kind
@@ -184,6 +209,8 @@ final class PoolCore: @unchecked Sendable {
     private(set) var workers: [WorkerInterpreter] = []
     private let liveWorkers: Atomic<Int>
     private let running = Mutex<[Int64: Task]>([:])
+    /// Caller buffers lent to workers and not yet released (`stats()["lent_buffers"]`).
+    let heldLends = Atomic<Int>(0)
     /// Nanoseconds a task may take from its submission (`task_timeout`), if limited.
     let taskTimeout: UInt64?
     /// Expires tasks that pass `taskTimeout` (its thread starts with the first task).

@@ -36,7 +36,10 @@ final class NativePool: NativeBacked {
         // Inputs of tasks still queued can be released only once no worker can read them.
         if core.aliveWorkerCount == 0 {
             for task in core.tasks.drain() { task.releaseInputs() }
-            for event in core.events.drain() { event.task?.releaseInputs() }
+            for event in core.events.drain() {
+                event.task?.releaseInputs()
+                if case .lend(let lend)? = event.payload { lend.release() }
+            }
         }
     }
 
@@ -215,12 +218,13 @@ final class NativePool: NativeBacked {
             }()
         }
         guard let encoded = encodedCall else { return nil }
-        guard let (payload, extras) = NativePool.split(encoded) else {
+        guard let (payload, extras) = split(encoded) else {
             Py_DecRef(encoded)
-            return Py.fail(PyExc_TypeError, "the encoder must return bytes or (bytes, [bytes, ...])")
+            if PyErr_Occurred() != nil { return nil }  // a memoryview that cannot be lent
+            return Py.fail(PyExc_TypeError, "the encoder must return bytes or (bytes, [bytes or memoryview, ...])")
         }
         Py_DecRef(encoded)
-        let task = Task(id: id, inputObject: payload, extraObjects: extras, submittedAt: MonotonicClock.now(), pins: pins)
+        let task = Task(id: id, inputObject: payload, extras: extras, submittedAt: MonotonicClock.now(), pins: pins)
         core.stats.add(.encodeCall, nanoseconds: task.submittedAt &- start)
         core.register(task)
         do {
@@ -239,8 +243,8 @@ final class NativePool: NativeBacked {
     /// (which the worker could not resolve); else nil, and the Python encoder takes over
     /// (cloudpickle, and a note naming what cannot be pickled).
     private func quickEncode(_ fn: PyObjectPointer, _ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> PyObjectPointer? {
-        // Large bytes arguments go out of band: the Python encoder handles them.
-        if NativePool.hasLargeBytes(args, kwargs) { return nil }
+        // Arguments that go out of band: the Python encoder handles them.
+        if NativePool.hasOutOfBand(args, kwargs) { return nil }
         guard let dumps = cPickle?.dumps, let call = Py.tuple([fn, args, kwargs]) else {
             PyErr_Clear()
             return nil
@@ -249,12 +253,11 @@ final class NativePool: NativeBacked {
         return Pickling.quickDumps(call, with: dumps)
     }
 
-    /// Whether a top-level argument travels out of band: a `bytes` or `bytearray` of at least
-    /// `WireFormat.outOfBandMinimum` bytes, or any `memoryview` (pickle cannot carry those at all).
-    private static func hasLargeBytes(_ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> Bool {
+    /// Whether a top-level argument travels out of band (`WireFormat.outOfBandKind`).
+    private static func hasOutOfBand(_ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> Bool {
         func large(_ object: PyObjectPointer?) -> Bool {
             guard let object else { return false }
-            return sp_BinarySize(object) >= WireFormat.outOfBandMinimum || sp_MemoryView_Check(object) != 0
+            return WireFormat.outOfBandKind(object) != .inBand
         }
         if sp_Tuple_Check(args) != 0 {
             for i in 0..<PyTuple_Size(args) where large(sp_Tuple_GET_ITEM(args, i)) { return true }
@@ -270,24 +273,42 @@ final class NativePool: NativeBacked {
         return false
     }
 
-    /// The encoder's output: `bytes`, or `(bytes, [bytes, ...])` with out-of-band arguments.
-    /// Returns new references, or nil when the shape is wrong.
-    private static func split(_ encoded: PyObjectPointer) -> (PyObjectPointer, [PyObjectPointer])? {
+    /// The encoder's output: `bytes`, or `(bytes, [bytes or memoryview, ...])` with
+    /// out-of-band arguments; a memoryview is lent (its buffer export taken here). Returns new
+    /// references, or nil when the shape is wrong (no error set) or a memoryview cannot be
+    /// lent (error set).
+    private func split(_ encoded: PyObjectPointer) -> (PyObjectPointer, [Task.Extra])? {
         if sp_Bytes_Check(encoded) != 0 {
             Py_IncRef(encoded)
             return (encoded, [])
         }
         guard sp_Tuple_Check(encoded) != 0, PyTuple_Size(encoded) == 2,
               let payload = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(payload) != 0,
-              let list = sp_Tuple_GET_ITEM(encoded, 1), sp_List_Check(list) != 0
+              let list = sp_List_Check(sp_Tuple_GET_ITEM(encoded, 1)) != 0 ? sp_Tuple_GET_ITEM(encoded, 1) : nil,
+              (0..<PyList_Size(list)).allSatisfy({
+                  sp_Bytes_Check(sp_List_GET_ITEM(list, $0)) != 0 || sp_MemoryView_Check(sp_List_GET_ITEM(list, $0)) != 0
+              })
         else { return nil }
-        var extras: [PyObjectPointer] = []
+        var extras: [Task.Extra] = []
         for i in 0..<PyList_Size(list) {
-            guard let item = sp_List_GET_ITEM(list, i), sp_Bytes_Check(item) != 0 else { return nil }
-            extras.append(item)
+            let item = sp_List_GET_ITEM(list, i)!
+            if sp_Bytes_Check(item) != 0 {
+                Py_IncRef(item)
+                extras.append(.bytes(item))
+            } else if let lend = BufferLend.take(item, for: core) {
+                extras.append(.lent(lend))
+            } else {
+                // Nothing was queued: give back what was taken so far.
+                for extra in extras {
+                    switch extra {
+                    case .bytes(let object): Py_DecRef(object)
+                    case .lent(let lend): lend.callerDone()
+                    }
+                }
+                return nil
+            }
         }
         Py_IncRef(payload)
-        extras.forEach { Py_IncRef($0) }
         return (payload, extras)
     }
 
@@ -310,6 +331,11 @@ final class NativePool: NativeBacked {
         case .lent(let lent):
             // The one copy; `lent` goes back to the worker after this.
             built = OwnedObject(lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents))
+            guard built != nil else { return NativePool.failure() }
+        case .lend:
+            return .general
+        case .lentArgument(let lend):
+            built = OwnedObject(lend.callerView())
             guard built != nil else { return NativePool.failure() }
         case .encoded(let buffer):
             guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cPickle?.loads else { return .general }
@@ -386,6 +412,10 @@ final class NativePool: NativeBacked {
         let batch = Py.withoutGIL { try? core.events.getAll(parker: parker, spinFor: PoolCore.spinNanoseconds) }
         guard let batch else { return Py.bool(false) }
         for event in batch {
+            if case .lend(let lend)? = event.payload {
+                lend.release()  // a task's last view of a lent memoryview is gone
+                continue
+            }
             guard let task = event.task else {
                 deliverOne(event, onResult: onResult, onEvent: callback)
                 continue
@@ -471,6 +501,9 @@ final class NativePool: NativeBacked {
             ("tasks_queued", Int64(core.tasks.count)),
             // Entries kept for task_timeout deadlines, finished tasks' included until compacted.
             ("timeout_entries", Int64(core.deadlines?.count ?? 0)),
+            ("interpreter_creation_retries", Int64(snapshot.creationRetries)),
+            // Caller buffers (memoryview arguments) lent to workers and not yet released.
+            ("lent_buffers", Int64(core.heldLends.load(ordering: .relaxed))),
         ]
         guard let result = Py.dict() else { return nil }
         for (key, value) in counters {

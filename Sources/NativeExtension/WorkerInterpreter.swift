@@ -88,18 +88,20 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// Results lent to the caller (`LentBytes`) and not yet handed back. The interpreter may
     /// end only once this is zero.
     private let lentCount = Atomic<Int>(0)
-    /// Objects handed back, to be released with this interpreter's GIL.
-    private let handedBack = Mutex<[SendableObject]>([])
+    /// Buffer exports handed back, to be released with this interpreter's GIL.
+    private let handedBack = Mutex<[SendableBuffer]>([])
     /// Whether `handedBack` holds anything: lets the idle worker's wait check without the lock.
     private let handedBackPending = Atomic<Bool>(false)
 
-    private struct SendableObject: @unchecked Sendable { let pointer: PyObjectPointer }
+    private struct SendableBuffer: @unchecked Sendable { let pointer: UnsafeMutablePointer<Py_buffer> }
 
     // Runner functions: references owned by the worker interpreter, used only on its thread.
     private var decodeCall: PyObjectPointer?
     private var invoke: PyObjectPointer?
     private var encodeResult: PyObjectPointer?
     private var encodeError: PyObjectPointer?
+    /// This interpreter's `LentBuffer` type (see BufferLend.swift).
+    private var lentBufferType: PyObjectPointer?
 
     init(index: Int) {
         self.index = index
@@ -156,22 +158,18 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// interpreter reached the task limit and tasks may still come: run another.
     private func runInterpreter(_ pool: PoolCore, returningTo mainState: UnsafeMutablePointer<PyThreadState>) -> Bool {
         let startedAt = MonotonicClock.now()
-        var config = sp_IsolatedInterpreterConfig()
-        var sub: UnsafeMutablePointer<PyThreadState>?
         ForkGuard.liveInterpreters.add(1, ordering: .acquiringAndReleasing)
-        let status = Py_NewInterpreterFromConfig(&sub, &config)
+        let (created, reason) = createInterpreter(pool.stats)
         let createdAt = MonotonicClock.now()
-        if PyStatus_Exception(status) != 0 || sub == nil {
+        guard let subState = created else {
             // Still on the main interpreter's thread state, holding its GIL. The interrupter
             // never takes that GIL (it has no interpreter to visit), so joining it here is safe.
             ForkGuard.liveInterpreters.subtract(1, ordering: .acquiringAndReleasing)
-            let reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
-            pool.post(failure("could not create a sub-interpreter: \(reason)"))
+            pool.post(failure("could not create a sub-interpreter (\(WorkerInterpreter.creationAttempts) attempts): \(reason)"))
             stopInterrupter()  // a request for the initializer may have started it
             pool.startGate.open()  // the others try for themselves
             return false
         }
-        let subState = sub!
         nonisolated(unsafe) let interpreter = PyThreadState_GetInterpreter(subState)
         let ident = UInt(PyThread_get_thread_ident())
         // From here the initializer can be interrupted (shutdown, Ctrl-C, exit).
@@ -209,6 +207,52 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
         }
         return again
+    }
+
+    /// How many times a worker tries to create an interpreter before it reports a failure.
+    /// CPython's creation fails now and then while other interpreters are created at the same
+    /// time ("Failed to import encodings module", cpython#128381); a failed attempt leaves
+    /// nothing behind (CPython deletes the half-made interpreter and gives the caller its
+    /// thread state back), so trying again is safe.
+    static let creationAttempts = 4
+
+    /// Test seam (`_native._fail_next_interpreter_creations`): this many coming creations, in
+    /// any pool, fail the way CPython's transient failure does, without calling CPython.
+    static let injectedCreationFailures = Atomic<Int>(0)
+
+    /// Creates this worker's next interpreter, trying again after a failure. Called and
+    /// returns on the main interpreter's thread state with its GIL held; on success the new
+    /// interpreter's thread state is current and its GIL held. On failure: nil and the reason.
+    private func createInterpreter(_ stats: StepStatistics) -> (UnsafeMutablePointer<PyThreadState>?, String) {
+        var config = sp_IsolatedInterpreterConfig()
+        var reason = "unknown error"
+        for attempt in 1...WorkerInterpreter.creationAttempts {
+            if attempt > 1 {
+                stats.count { $0.creationRetries += 1 }
+                // A request to stop (shutdown, Ctrl-C) ends the tries: nobody waits for them.
+                if interruptRequested.load(ordering: .acquiring) { break }
+            }
+            if WorkerInterpreter.takeInjectedFailure() {
+                reason = "Failed to import encodings module (a failure injected by a test)"
+                continue
+            }
+            var sub: UnsafeMutablePointer<PyThreadState>?
+            let status = Py_NewInterpreterFromConfig(&sub, &config)
+            if PyStatus_Exception(status) == 0, let sub { return (sub, "") }
+            reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
+        }
+        return (nil, reason)
+    }
+
+    private static func takeInjectedFailure() -> Bool {
+        var left = injectedCreationFailures.load(ordering: .relaxed)
+        while left > 0 {
+            let (exchanged, original) = injectedCreationFailures.compareExchange(
+                expected: left, desired: left - 1, ordering: .relaxed)
+            if exchanged { return true }
+            left = original
+        }
+        return false
     }
 
     /// Ends the worker's interpreter (called without its GIL) and returns on the main
@@ -292,6 +336,14 @@ final class WorkerInterpreter: @unchecked Sendable {
             found.append(value)
         }
         decodeCall = found[0]; invoke = found[1]; encodeResult = found[2]; encodeError = found[3]
+        // The runner imported `_native`: its state in this interpreter holds the type.
+        guard let native = PyImport_ImportModule("subinterpreter_parallelism._native") else {
+            found[4...].forEach { Py_DecRef($0) }
+            return takeErrorText("importing subinterpreter_parallelism._native")
+        }
+        lentBufferType = ModuleState.of(module: native)?.pointee.lent_buffer_type
+        Py_IncRef(lentBufferType)
+        Py_DecRef(native)
         let interruptType = found[4], bootstrap = found[5]
         nonisolated(unsafe) let sharedType = interruptType
         state.withLock { $0.interruptType = sharedType }
@@ -317,8 +369,8 @@ final class WorkerInterpreter: @unchecked Sendable {
     }
 
     private func releaseRunner() {
-        for object in [decodeCall, invoke, encodeResult, encodeError] { Py_DecRef(object) }
-        decodeCall = nil; invoke = nil; encodeResult = nil; encodeError = nil
+        for object in [decodeCall, invoke, encodeResult, encodeError, lentBufferType] { Py_DecRef(object) }
+        decodeCall = nil; invoke = nil; encodeResult = nil; encodeError = nil; lentBufferType = nil
         let type = state.withLock { state -> PyObjectPointer? in
             defer { state.interruptType = nil }
             return state.interruptType
@@ -397,7 +449,7 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
             pool.stats.count {
                 switch (kind, payload) {
-                case (.completed, .lent?):
+                case (.completed, .lent?), (.completed, .lentArgument?):
                     $0.tasksCompleted += 1
                 case (.completed, .encoded(let buffer)?):
                     if buffer.count > 0 && buffer.contents[0] == WireFormat.valueTag { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
@@ -418,17 +470,37 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// Returns the encoded outcome, or nil and the text of an internal failure.
     private func run(_ task: Task, _ stats: StepStatistics) -> (Payload?, String?) {
         guard let view = WorkerInterpreter.view(of: task.input) else { return (nil, takeErrorText("wrapping the task")) }
+        // Views of the caller's `bytes` (released after decoding, which copies them) and of
+        // lent memoryviews (handed to the task itself: see BufferLend.swift).
         var extraViews: [PyObjectPointer] = []
-        for object in task.extraObjects {
-            guard let extra = WorkerInterpreter.view(of: Py.contents(ofBytes: object)) else {
-                extraViews.forEach(releaseView)
+        var lentViews: [PyObjectPointer] = []
+        var allViews: [PyObjectPointer] = []
+        func dropViews() {
+            extraViews.forEach(releaseView)
+            lentViews.forEach { Py_DecRef($0) }
+        }
+        for extra in task.extras {
+            let made: PyObjectPointer?
+            switch extra {
+            case .bytes(let object):
+                made = WorkerInterpreter.view(of: Py.contents(ofBytes: object))
+                if let made { extraViews.append(made) }
+            case .lent(let lend):
+                made = lentBufferType.flatMap {
+                    lend.view(as: UnsafeMutableRawPointer($0).assumingMemoryBound(to: PyTypeObject.self))
+                }
+                if let made { lentViews.append(made) }
+            }
+            guard let made else {
+                if PyErr_Occurred() == nil { PyErr_SetString(PyExc_RuntimeError, "LentBuffer type missing") }
+                dropViews()
                 releaseView(view)
                 return (nil, takeErrorText("wrapping the task"))
             }
-            extraViews.append(extra)
+            allViews.append(made)
         }
-        guard let extras = WorkerInterpreter.list(extraViews) else {
-            extraViews.forEach(releaseView)
+        guard let extras = WorkerInterpreter.list(allViews) else {
+            dropViews()
             releaseView(view)
             return (nil, takeErrorText("wrapping the task"))
         }
@@ -439,9 +511,10 @@ final class WorkerInterpreter: @unchecked Sendable {
         let decoded = decodeArguments.withUnsafeMutableBufferPointer {
             PyObject_Vectorcall(decodeCall, $0.baseAddress, 2, nil)
         }
-        // The caller's large arguments are copied by now; the views must not outlive the call.
+        // The caller's large bytes are copied by now; their views must not outlive the call.
+        // Lent views live on in the call's arguments, as long as the task keeps them.
         Py_DecRef(extras)
-        extraViews.forEach(releaseView)
+        dropViews()
         if let call = decoded {
             let t1 = stats.addSince(t0, to: .decodeCall)
             let result = PyObject_CallOneArg(invoke, call)
@@ -464,15 +537,50 @@ final class WorkerInterpreter: @unchecked Sendable {
         if sp_Bytes_Check(encoded) != 0 {
             return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: encoded), pins: pins)), nil)
         }
-        // `(value,)` or `(value, True)`: a large bytes result, lent to the caller instead of
-        // pickled and copied; with True, the caller makes it a bytearray.
+        // `(value,)` or `(value, True)`: a binary result (`bytes`, a C-contiguous memoryview,
+        // a bytearray), lent to the caller, which copies it once, instead of pickled; with
+        // True, the caller makes it a bytearray.
         let size = sp_Tuple_Check(encoded) != 0 ? PyTuple_Size(encoded) : 0
-        if size == 1 || size == 2, let value = sp_Tuple_GET_ITEM(encoded, 0), sp_Bytes_Check(value) != 0 {
+        if size == 1 || size == 2, let value = sp_Tuple_GET_ITEM(encoded, 0) {
             let asByteArray = size == 2 && sp_Tuple_GET_ITEM(encoded, 1) == sp_True()
-            Py_IncRef(value)
-            return (.lent(LentBytes(value, owner: self, asByteArray: asByteArray)), nil)
+            if let lend = returnedLend(value, of: task) { return (.lentArgument(lend), nil) }
+            guard let buffer = lendable(value) else { return (nil, takeErrorText("lending the result")) }
+            return (.lent(LentBytes(buffer, owner: self, asByteArray: asByteArray)), nil)
         }
-        return (nil, "the runner returned an outcome that is neither bytes nor (bytes,) nor (bytes, True)")
+        return (nil, "the runner returned an outcome that is neither bytes nor a (value,) or (value, True) tuple")
+    }
+
+    /// The lend of `task` whose view `value` is, if `value` is a memoryview of it with the
+    /// same memory, layout and read-only flag: then the caller's own view is the result.
+    private func returnedLend(_ value: PyObjectPointer, of task: Task) -> BufferLend? {
+        guard sp_MemoryView_Check(value) != 0, let type = lentBufferType,
+              let view = sp_MemoryView_GET_BUFFER(value)?.pointee,
+              let exporter = view.obj, UnsafeMutableRawPointer(Py_TYPE(exporter)) == UnsafeMutableRawPointer(type)
+        else { return nil }
+        let lend = Box.unwrap(exporter, as: BufferLend.self)
+        guard task.extras.contains(where: { if case .lent(let each) = $0 { return each === lend } else { return false } })
+        else { return nil }
+        return lend.isPresented(as: view) ? lend : nil
+    }
+
+    /// A buffer export of a binary result (this interpreter's GIL held), or nil with an
+    /// exception set. A `bytearray` that something besides the outcome tuple still references
+    /// (a global, a thread) could change or be resized while the caller copies it: a snapshot
+    /// of it is lent instead. One that only the tuple holds is lent as it is: no copy here.
+    private func lendable(_ value: PyObjectPointer) -> UnsafeMutablePointer<Py_buffer>? {
+        var source = value
+        if sp_ByteArray_CheckExact(value) != 0 && sp_REFCNT(value) > 1 {
+            guard let snapshot = PyBytes_FromObject(value) else { return nil }
+            source = snapshot
+        }
+        defer { if source != value { Py_DecRef(source) } }
+        let buffer = UnsafeMutablePointer<Py_buffer>.allocate(capacity: 1)
+        // PyBUF_SIMPLE: C-contiguous bytes, whatever the format (the export holds `source`).
+        guard PyObject_GetBuffer(source, buffer, 0) == 0 else {
+            buffer.deallocate()
+            return nil
+        }
+        return buffer
     }
 
     /// A new list of `items` (new references to them), None when there are none, or nil with
@@ -508,9 +616,9 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// The caller is done with a lent object: queue it for release by this interpreter.
     /// Any thread may call this; the worker releases it at once when it waits for a task (the
     /// unpark wakes that wait), else when its current task ends or before it ends.
-    func giveBack(_ object: PyObjectPointer) {
+    func giveBack(_ buffer: UnsafeMutablePointer<Py_buffer>) {
         handedBack.withLock {
-            $0.append(SendableObject(pointer: object))
+            $0.append(SendableBuffer(pointer: buffer))
             handedBackPending.store(true, ordering: .releasing)
         }
         lentCount.subtract(1, ordering: .acquiringAndReleasing)
@@ -519,14 +627,17 @@ final class WorkerInterpreter: @unchecked Sendable {
 
     /// Releases the objects handed back (this worker's GIL held).
     private func releaseHandedBack() {
-        let objects = handedBack.withLock { list -> [SendableObject] in
+        let buffers = handedBack.withLock { list -> [SendableBuffer] in
             defer {
                 list.removeAll()
                 handedBackPending.store(false, ordering: .releasing)
             }
             return list
         }
-        for object in objects { Py_DecRef(object.pointer) }
+        for buffer in buffers {
+            PyBuffer_Release(buffer.pointer)
+            buffer.pointer.deallocate()
+        }
     }
 
     private func encodeRaisedException() -> PyObjectPointer? {

@@ -47,6 +47,8 @@ public final class StepStatistics: Sendable {
         public var tasksFailed = 0
         public var tasksCancelled = 0
         public var tasksInterrupted = 0
+        /// Interpreter creations tried again after a failed attempt (see `WorkerInterpreter`).
+        public var creationRetries = 0
         /// Sum of nanoseconds per step, indexed by `Step.rawValue`.
         public var nanoseconds = [UInt64](repeating: 0, count: Step.allCases.count)
         /// How many times each step was timed.

@@ -13,7 +13,22 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-__all__ = ["ImportWatcher", "watch"]
+__all__ = ["ImportWatcher", "spec_from_other_finders", "watch"]
+
+
+def spec_from_other_finders(asking: Any, name: str, path: Any = None, target: Any = None) -> Any:
+    """The spec that the ``sys.meta_path`` finders other than ``asking`` find, or None.
+
+    For a finder that wraps what the usual import would load rather than loading it itself.
+    """
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if finder is asking or find is None:
+            continue
+        spec = find(name, path, target)
+        if spec is not None:
+            return spec
+    return None
 
 
 class ImportWatcher:
@@ -30,14 +45,8 @@ class ImportWatcher:
         hook = self.hooks.get(name)
         if hook is None:
             return None
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(name, path, target)
-            if spec is not None:
-                break
-        else:
+        spec = spec_from_other_finders(self, name, path, target)
+        if spec is None:
             return None
         if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec

@@ -28,6 +28,13 @@ PHASE_CANCELLED: Final[int]
 PHASE_FINISHED: Final[int]
 WORKER_STACK_SIZE: Final[int]
 OUT_OF_BAND_MIN: Final[int]
+OUT_OF_BAND_NO: Final[int]
+OUT_OF_BAND_BYTES: Final[int]
+OUT_OF_BAND_BYTEARRAY: Final[int]
+OUT_OF_BAND_MEMORYVIEW: Final[int]
+
+def out_of_band_kind(value: object, /) -> int:
+    """How ``value`` travels as an argument or result: one of the OUT_OF_BAND_* values."""
 MAX_WORKERS: Final[int]
 
 class QueueClosed(Exception):
@@ -52,6 +59,9 @@ class Queue:
     def close(self) -> None: ...
     def is_closed(self) -> bool: ...
     def _id(self) -> int: ...
+
+class LentBuffer:
+    """The caller's memory lent to a task (a memoryview argument), buffer protocol only."""
 
 class ResultBuffer:
     """Read-only bytes of a task's encoded outcome (buffer protocol)."""

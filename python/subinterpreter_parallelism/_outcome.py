@@ -12,7 +12,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 
 from . import _pickling
-from ._native import ERROR_TAG, VALUE_TAG
+from ._native import ERROR_TAG, OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_BYTES, OUT_OF_BAND_NO, VALUE_TAG, LentBuffer
 
 if TYPE_CHECKING:
     from typing import Any
@@ -23,20 +23,25 @@ _ERROR_MARK = bytes((ERROR_TAG,))
 def encode_value(value: Any) -> bytes | tuple[bytes]:
     """Worker side: the outcome of a call that returned ``value``.
 
-    A large ``bytes`` result is not pickled: ``(value,)`` tells the Swift core to lend the
-    object to the caller, which copies it once (see ``LentBytes`` in Pool.swift). A large
-    ``bytearray`` goes the same way as a snapshot, ``(bytes, True)``, rebuilt as a bytearray;
-    a large ``memoryview`` comes back as ``bytes`` (what pickling it would give).
+    A result that ``out_of_band_kind`` picks is not pickled: ``(value,)`` tells the Swift core
+    to lend its buffer to the caller, which copies it once (see ``LentBytes`` in Pool.swift).
+    A ``bytearray`` goes as ``(value, True)``, rebuilt as a bytearray (the core lends a snapshot
+    if anything else still references it). A ``memoryview`` comes back as ``bytes`` (what
+    pickling it would give, if pickle could): lent when the memory behind it cannot change
+    (``bytes``, or the caller's own lent memory), else snapshotted here first.
     """
-    kind = type(value)
-    if kind is bytes:
-        if len(value) >= _pickling.OUT_OF_BAND_MIN:
+    kind = _pickling.out_of_band_kind(value)
+    if kind != OUT_OF_BAND_NO:
+        if kind == OUT_OF_BAND_BYTES:
             return (value,)
-    elif kind is bytearray:
-        if len(value) >= _pickling.OUT_OF_BAND_MIN:
-            return (bytes(value), True)
-    elif kind is memoryview and value.nbytes >= _pickling.OUT_OF_BAND_MIN:
-        return (value.tobytes(),)
+        if kind == OUT_OF_BAND_BYTEARRAY:
+            return (value, True)
+        try:
+            stable = value.c_contiguous and type(value.obj) in (bytes, LentBuffer)
+            return (value,) if stable else (value.tobytes(),)
+        except ValueError as exc:  # a released memoryview
+            note_unpicklable_result(exc, value)
+            return encode_exception(exc)
     try:
         return _pickling.dumps(value)
     except BaseException as exc:  # the result cannot be pickled: the task fails with that error

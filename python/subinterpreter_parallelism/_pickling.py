@@ -17,14 +17,17 @@ from _pickle import loads as _loads
 # - PICKLE_PROTOCOL: the protocol of every pickle that crosses interpreters;
 # - MAIN_MARKER: a plain pickle that contains it may refer to `__main__`, which a worker cannot
 #   resolve, so it is made again by cloudpickle (by value);
-# - OUT_OF_BAND_MIN: `bytes`, `bytearray` and `memoryview` arguments and results at least this
-#   large travel out of band, never pickled: `bytes` are copied once, straight from the other
-#   interpreter's memory; the mutable kinds are first snapshotted as `bytes` (so a task sees its
-#   argument as it was at submit, as with a process pool), then copied once more. A
-#   `memoryview` of any size travels so, and arrives as a memoryview with its format and shape.
+# - out_of_band_kind(value): which arguments and results travel beside the pickle, never
+#   pickled (`bytes` and `bytearray` from OUT_OF_BAND_MIN bytes, every `memoryview`). What each
+#   kind costs, for an argument: `bytes` are copied once, by the worker, straight from the
+#   caller's object; a `bytearray` is snapshotted as `bytes` at submit (a task sees its argument
+#   as it was at submit, as with a process pool), then copied once more; a C-contiguous
+#   `memoryview` is lent: the task gets a memoryview of the caller's memory, no copy (see
+#   BufferLend.swift), and a non-contiguous one is copied as before (a snapshot).
 from ._native import MAIN_MARKER as _MAIN_MARKER
-from ._native import OUT_OF_BAND_MIN
+from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO
 from ._native import PICKLE_PROTOCOL as PROTOCOL
+from ._native import out_of_band_kind
 
 TYPE_CHECKING = False
 
@@ -33,10 +36,12 @@ if TYPE_CHECKING:
 
 
 class OutOfBand:
-    """Stands in a pickled call for a large binary argument sent beside the pickle as ``bytes``.
+    """Stands in a pickled call for a binary argument sent beside the pickle.
 
-    ``kind`` says what the worker rebuilds from those bytes: ``"bytes"``, ``"bytearray"`` or
-    ``"memoryview"`` (then ``layout`` is its ``(format, shape, readonly)``).
+    ``kind`` says what the worker makes of it: ``"bytes"`` or ``"bytearray"`` (a copy of the
+    bytes sent), ``"lent"`` (the caller's memoryview, lent: the view itself, no copy) or
+    ``"memoryview"`` (a non-contiguous view's snapshot; ``layout`` is its
+    ``(format, shape, readonly)``).
     """
 
     __slots__ = ("index", "kind", "layout")
@@ -50,7 +55,10 @@ class OutOfBand:
         return OutOfBand, (self.index, self.kind, self.layout)
 
     def rebuild(self, view: memoryview) -> Any:
-        """Worker side: the argument, made from ``view`` (the caller's bytes) with one copy."""
+        """Worker side: the argument, made from ``view`` (the caller's memory): the view itself
+        when lent, else with one copy."""
+        if self.kind == "lent":
+            return view
         if self.kind == "bytes":
             return bytes(view)
         if self.kind == "bytearray":
@@ -235,31 +243,35 @@ def _is_main_definition(value: Any) -> bool:
 def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | tuple[bytes, list[bytes]]:
     """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
 
-    Large ``bytes``, ``bytearray`` and ``memoryview`` arguments are not pickled: the result is
-    then ``(pickle, [bytes, ...])``, the pickle holding ``OutOfBand`` markers in their places
-    (see ``_worker.decode_call``).
+    Arguments that ``out_of_band_kind`` picks are not pickled: the result is then
+    ``(pickle, [bytes or memoryview, ...])``, the pickle holding ``OutOfBand`` markers in their
+    places (see ``_worker.decode_call``); the Swift core lends each memoryview to the worker.
+    Raises ValueError for a released memoryview.
     """
-    extras: list[bytes] = []
+    extras: list[bytes | memoryview] = []
 
-    def out_of_band(value: Any) -> Any:
-        kind = type(value)
-        if kind is bytes:
-            if len(value) < OUT_OF_BAND_MIN:
-                return value
-            extras.append(value)
-            return OutOfBand(len(extras) - 1)
-        if kind is bytearray:
-            if len(value) < OUT_OF_BAND_MIN:
-                return value
-            extras.append(bytes(value))
-            return OutOfBand(len(extras) - 1, "bytearray")
-        if kind is memoryview:  # any size: pickle cannot carry a memoryview at all
+    def out_of_band(value: Any, label: str) -> Any:
+        kind = out_of_band_kind(value)
+        if kind == OUT_OF_BAND_NO:
+            return value
+        if kind == OUT_OF_BAND_MEMORYVIEW:
+            try:
+                lendable = value.c_contiguous
+            except ValueError as exc:  # released
+                exc.add_note(f"{label} is a released memoryview: it cannot be sent to a worker")
+                raise
+            if lendable:
+                extras.append(value)
+                return OutOfBand(len(extras) - 1, "lent")
+            # Non-contiguous: a snapshot, rebuilt with the same format and shape (a copy, so
+            # the task's writes do not reach the caller).
             extras.append(value.tobytes())
             return OutOfBand(len(extras) - 1, "memoryview", (value.format, value.shape, value.readonly))
-        return value
+        extras.append(bytes(value) if kind == OUT_OF_BAND_BYTEARRAY else value)
+        return OutOfBand(len(extras) - 1, "bytearray" if kind == OUT_OF_BAND_BYTEARRAY else "bytes")
 
-    call_args = tuple(out_of_band(value) for value in args)
-    call_kwargs = {key: out_of_band(value) for key, value in kwargs.items()}
+    call_args = tuple(out_of_band(value, f"argument {i}") for i, value in enumerate(args))
+    call_kwargs = {key: out_of_band(value, f"keyword argument {key!r}") for key, value in kwargs.items()}
     try:
         data = dumps((fn, call_args, call_kwargs))
     except Exception as exc:

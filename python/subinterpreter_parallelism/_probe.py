@@ -28,6 +28,8 @@ import sys
 import time
 from typing import Any
 
+from ._import_hooks import spec_from_other_finders
+
 # Submodules that are not part of what users import, or that run things when imported.
 _SKIPPED_SUBMODULES = frozenset({"__main__", "conftest", "main", "setup", "test", "testing", "tests"})
 MAX_SUBMODULES = 40
@@ -52,17 +54,11 @@ class _RefusalRecorder:
             return None
         self._searching.add(name)
         try:
-            for finder in sys.meta_path:
-                find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec = find(name, path, target)
-                if spec is not None:
-                    break
-            else:
-                return None
+            spec = spec_from_other_finders(self, name, path, target)
         finally:
             self._searching.discard(name)
+        if spec is None:
+            return None
         if type(spec.loader) is self._extension_loader:
             spec.loader = self._recording_loader(spec.loader.name, spec.loader.path)
         return spec

@@ -26,8 +26,9 @@ encode_result = _outcome.encode_value
 
 
 def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    """Unpickles a call; ``extras`` are views of its out-of-band binary arguments
-    (in the caller's memory, valid during this call only), copied here once each."""
+    """Unpickles a call; ``extras`` are views of its out-of-band binary arguments, in the
+    caller's memory: those of ``bytes`` (valid during this call only) are copied here once
+    each, a lent memoryview goes to the task as it is (see ``_pickling.OutOfBand``)."""
     fn, args, kwargs = _pickling.loads(buffer)
     if extras:
         OutOfBand = _pickling.OutOfBand

@@ -698,7 +698,8 @@ class InterpreterPoolExecutor(Executor):
         Keys: ``workers``, ``alive_workers``, ``tasks_submitted``, ``tasks_completed``,
         ``tasks_failed``, ``tasks_cancelled``, ``tasks_interrupted``, ``tasks_queued``,
         ``timeout_entries`` (``task_timeout`` deadlines held, for tasks not finished and some
-        finished ones not yet dropped) and ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
+        finished ones not yet dropped), ``lent_buffers`` (``memoryview`` arguments whose buffer
+        is still lent to a worker) and ``steps``: for each of ``interpreter_startup``, ``encode_call``, ``queue_wait``,
         ``decode_call``, ``call``, ``encode_result``, ``result_wait``, ``deliver`` and
         ``interpreter_shutdown``, ``{"total_s": float, "count": int}``; ``worker_startup``: for
         each worker, its latest interpreter's start-up, ``{"start_s", "create_s", "bootstrap_s",

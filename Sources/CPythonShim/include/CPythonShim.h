@@ -29,6 +29,7 @@ typedef struct {
     PyObject *pool_type;
     PyObject *queue_type;
     PyObject *result_buffer_type;
+    PyObject *lent_buffer_type; /* LentBuffer: a caller's memoryview as a worker sees it */
     PyObject *queue_closed;   /* QueueClosed exception class */
     PyObject *task_interrupted; /* TaskInterrupted exception class */
     PyObject *queue_empty;    /* queue.Empty, imported on first use */
@@ -41,7 +42,7 @@ typedef struct {
 } sp_ModuleState;
 
 /// Number of PyObject* fields in sp_ModuleState (for traverse/clear).
-#define SP_MODULE_STATE_FIELDS 12
+#define SP_MODULE_STATE_FIELDS 13
 _Static_assert(sizeof(sp_ModuleState) == SP_MODULE_STATE_FIELDS * sizeof(PyObject *),
                "sp_ModuleState must hold only PyObject pointers");
 
@@ -69,9 +70,22 @@ static inline char *sp_Bytes_AS_STRING(PyObject *b) { return PyBytes_AS_STRING(b
 static inline Py_ssize_t sp_Bytes_GET_SIZE(PyObject *b) { return PyBytes_GET_SIZE(b); }
 
 static inline int sp_MemoryView_Check(PyObject *o) { return PyMemoryView_Check(o); }
+static inline Py_buffer *sp_MemoryView_GET_BUFFER(PyObject *o) { return PyMemoryView_GET_BUFFER(o); }
+static inline int sp_ByteArray_CheckExact(PyObject *o) { return PyByteArray_CheckExact(o); }
+static inline Py_ssize_t sp_REFCNT(PyObject *o) { return Py_REFCNT(o); }
+
+/// Buffer request flags that are compound macros.
+static const int sp_BUF_FULL_RO = PyBUF_FULL_RO;
+static const int sp_BUF_ND = PyBUF_ND;
+static const int sp_BUF_STRIDES = PyBUF_STRIDES;
+static const int sp_BUF_FORMAT = PyBUF_FORMAT;
+static const int sp_BUF_WRITABLE = PyBUF_WRITABLE;
+static const int sp_BUF_F_CONTIGUOUS = PyBUF_F_CONTIGUOUS;
+static const int sp_BUF_C_CONTIGUOUS = PyBUF_C_CONTIGUOUS;
+static const int sp_BUF_ANY_CONTIGUOUS = PyBUF_ANY_CONTIGUOUS;
 
 /// The size in bytes of an exact `bytes`, `bytearray` or `memoryview`, else -1: the argument
-/// kinds that travel out of band (see _pickling.encode_call).
+/// kinds that travel out of band (see WireFormat.outOfBandKind in Pickling.swift).
 static inline Py_ssize_t sp_BinarySize(PyObject *o) {
     if (PyBytes_CheckExact(o)) return PyBytes_GET_SIZE(o);
     if (PyByteArray_CheckExact(o)) return PyByteArray_GET_SIZE(o);
@@ -91,6 +105,7 @@ static const int sp_slot_tp_free = Py_tp_free;
 static const int sp_slot_tp_new = Py_tp_new;
 static const int sp_slot_tp_getset = Py_tp_getset;
 static const int sp_slot_bf_getbuffer = Py_bf_getbuffer;
+static const int sp_slot_bf_releasebuffer = Py_bf_releasebuffer;
 static const int sp_slot_sq_length = Py_sq_length;
 
 static inline PyModuleDef_Base sp_ModuleDef_HEAD_INIT(void) {
