@@ -378,3 +378,10 @@ def identify_and_square(x):
     import subinterpreter_parallelism as sp
 
     return sp._versions.current_interpreter_id(), x * x
+
+
+def report_then_return(report, value):
+    """Says it started, then returns ``value`` at once: a cancel sent on "started" races the
+    task's completion."""
+    report.put("started")
+    return value

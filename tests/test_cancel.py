@@ -371,3 +371,77 @@ def test_ctrl_c_returns_while_the_task_holds_its_gil_in_c():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "KeyboardInterrupt; the C call had finished: False", "cancelled: True"], result.stdout + result.stderr
+
+
+def test_wait_and_as_completed_see_a_running_task_cancelled(pool):
+    """Cancelling a running task notifies ``wait`` and ``as_completed`` waiters through the
+    public ``Future`` API (``set_running_or_notify_cancel``), as the stdlib's executors do."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    report = sp.Queue()
+    future = pool.submit(sp_tasks.spin_until_interrupted, report)
+    assert report.get(timeout=10) == "started"
+    seen = {}
+
+    def by_wait():
+        done, _ = wait([future], timeout=60, return_when=FIRST_COMPLETED)
+        seen["wait"] = done
+
+    def by_as_completed():
+        seen["as_completed"] = list(as_completed([future], timeout=60))
+
+    threads = [threading.Thread(target=by_wait), threading.Thread(target=by_as_completed)]
+    for thread in threads:
+        thread.start()
+    # Both waiters are installed on the future (each registers one before it blocks).
+    deadline = time.monotonic() + 60
+    while len(future._waiters) < 2:
+        assert time.monotonic() < deadline, "the waiters never installed themselves"
+        time.sleep(0.001)
+    assert future.running()
+    assert future.cancel()
+    for thread in threads:
+        thread.join(60)
+    assert seen == {"wait": {future}, "as_completed": [future]}
+    assert future.cancelled() and not future.running()
+    assert report.get(timeout=10) == "interrupted"
+    assert pool.submit(sp_tasks.add, 1, 2).result(timeout=10) == 3
+    assert not pool._state.futures  # the canceller took it out of the table
+
+
+def test_cancel_racing_the_completion_settles_each_future_once(pool):
+    """A cancel sent as the task returns races the completion thread: Swift's verdict lets
+    exactly one of them settle the future, so it is either cancelled or has its value, and no
+    ``InvalidStateError`` is raised on either side (the completion thread's would be
+    reported as unraisable)."""
+    import collections
+    import sys
+    from concurrent.futures import wait
+
+    report = sp.Queue()
+    unraisable = []
+    previous, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    outcomes = collections.Counter()
+    try:
+        for i in range(300):
+            future = pool.submit(sp_tasks.report_then_return, report, i)
+            assert report.get(timeout=10) == "started"
+            if future.cancel():
+                assert future.cancelled()
+                with pytest.raises(CancelledError):
+                    future.result(timeout=0)
+                outcomes["cancelled"] += 1
+            else:
+                assert future.result(timeout=10) == i
+                outcomes["finished"] += 1
+            done, _ = wait([future], timeout=10)
+            assert done == {future}
+            assert future.cancel() is future.cancelled()  # a second cancel agrees with the first
+        assert pool.submit(sp_tasks.add, 2, 3).result(timeout=10) == 5  # every event delivered
+    finally:
+        sys.unraisablehook = previous
+    assert not unraisable, [u.exc_value for u in unraisable]
+    assert sum(outcomes.values()) == 300, outcomes
+    assert not pool._state.futures
+    stats = pool.stats()
+    assert stats["tasks_submitted"] == 301

@@ -627,3 +627,21 @@ def test_pools_and_parallel_inside_a_task():
     assert "Fatal Python error" not in result.stderr and "free()" not in result.stderr, result.stderr
     assert result.stdout.splitlines() == [
         "pool [0, 1, 4, 9] True", "parallel [[0, 1, 4], [0, 1, 4]]", "direct [0, 1]"], result.stdout
+
+
+def test_status_while_the_workers_still_end_and_after():
+    """The pool's state is Swift's (one owner): ``shutdown(wait=False)`` moves it to
+    "shutting down" at once (``status`` says "shut down", and submit refuses), and the last
+    worker's end to "shut down"."""
+    pool = sp.InterpreterPoolExecutor(1)
+    gate = sp.Queue()
+    blocked = pool.submit(sp_tasks.gated, 7, gate, {7})
+    pool.shutdown(wait=False)
+    assert pool.status == "shut down" and pool._state.native.state() == "shutting down"
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        pool.submit(sp_tasks.add, 1, 1)
+    gate.put(None)
+    assert blocked.result(timeout=30) == 7  # queued and running tasks still finish
+    pool.shutdown(wait=True)
+    assert pool._state.native.state() == "shut down" and pool._state.native.broken_reason() is None
+    assert pool.status == "shut down"

@@ -217,7 +217,7 @@ def _executor_private_names() -> set[str]:
 
 def test_only_the_executor_touches_its_private_names():
     private = _executor_private_names()
-    assert {"_state", "_shutdown", "_sp_task_id"} <= private  # the check sees what it guards
+    assert {"_state", "_completion", "_sp_task_id"} <= private  # the check sees what it guards
     touches = set()
     for name, path in _modules().items():
         if name == "executor":
@@ -251,3 +251,38 @@ def test_call_adapters_name_functions_of_the_integrations():
         assert _layer_of(relative) == integrations, (wrapper_module, target)
         tree = ast.parse(modules[relative].read_text(encoding="utf-8"))
         assert any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body), target
+
+
+def _future_private_names() -> set[str]:
+    """The stdlib ``Future``'s private attributes and methods (``_state``, ``_waiters``, ...)."""
+    from concurrent.futures import Future
+
+    names = set(vars(Future())) | set(vars(Future))
+    return {name for name in names if name.startswith("_") and not name.endswith("__")}
+
+
+def test_no_module_touches_future_internals():
+    """Who settles a future is decided by Swift's task lifecycle; the package settles futures
+    only through ``Future``'s public methods (issue 14): it neither reads nor writes the
+    stdlib's ``_state``, ``_waiters``, ``_condition``... of a future, nor imports
+    ``concurrent.futures._base``. The executor's own ``self._state`` (its ``_PoolState``)
+    is not a future's, so ``_state`` is checked on futures: inside ``Future`` subclasses and
+    on names that hold one."""
+    private = _future_private_names()
+    assert {"_state", "_waiters", "_condition", "_invoke_callbacks"} <= private  # it sees what it guards
+    found = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        future_classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and any(
+            isinstance(base, ast.Name) and base.id == "Future" for base in node.bases)]
+        inside = {id(node) for cls in future_classes for node in ast.walk(cls)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "concurrent.futures._base":
+                found.append((name, node.lineno, "imports concurrent.futures._base"))
+            if not isinstance(node, ast.Attribute) or node.attr not in private:
+                continue
+            holder = node.value.id if isinstance(node.value, ast.Name) else ""
+            if node.attr != "_state" or id(node) in inside or "future" in holder.lower() or holder == "f":
+                found.append((name, node.lineno, node.attr))
+    assert not found, "Future internals touched:\n" + "\n".join(
+        f"{_modules()[name].relative_to(SOURCE)} line {line}: {what}" for name, line, what in found)

@@ -47,7 +47,7 @@ def test_other_max_workers_replaces_after_the_old_tasks_finish():
     future = old.submit(sp_tasks.sleep_then, 0.3, "done")
     new = sp.get_reusable_executor(1)
     assert new is not old and new.max_workers == 1
-    assert old._shutdown
+    assert old.status == "shut down"
     assert future.done() and future.result() == "done"  # shutdown waited for it
     with pytest.raises(RuntimeError):
         old.submit(sp_tasks.add, 1)
@@ -57,19 +57,19 @@ def test_other_max_workers_replaces_after_the_old_tasks_finish():
 def test_other_options_replace_unless_reuse_is_true():
     first = sp.get_reusable_executor(1)
     second = sp.get_reusable_executor(1, initializer=sp_tasks.record_init, initargs=("x",))
-    assert second is not first and first._shutdown
+    assert second is not first and first.status == "shut down"
     assert second.submit(sp_tasks.init_count).result(timeout=WAIT) == ["x"]
     assert sp.get_reusable_executor(1, initializer=sp_tasks.record_init, initargs=("x",)) is second
     assert sp.get_reusable_executor(1, reuse=True) is second          # options ignored
     assert sp.get_reusable_executor(reuse=True) is second             # and its size kept
     third = sp.get_reusable_executor(1, initializer=sp_tasks.record_init, initargs=("x",), reuse=False)
-    assert third is not second and second._shutdown
+    assert third is not second and second.status == "shut down"
 
 
 def test_shut_down_executor_is_replaced():
     with sp.get_reusable_executor(1) as pool:
         assert pool.submit(sp_tasks.add, 1, 1).result(timeout=WAIT) == 2
-    assert pool._shutdown
+    assert pool.status == "shut down"
     again = sp.get_reusable_executor(1)
     assert again is not pool
     assert again.submit(sp_tasks.add, 2, 2).result(timeout=WAIT) == 4
@@ -92,7 +92,7 @@ def test_kill_workers_interrupts_the_old_tasks():
     queued = old.submit(sp_tasks.add, 1, 2)
     assert report.get(timeout=WAIT) == "started"
     new = sp.get_reusable_executor(2, kill_workers=True)
-    assert new is not old and old._shutdown
+    assert new is not old and old.status == "shut down"
     assert report.get(timeout=WAIT) == "interrupted"
     with pytest.raises(CancelledError):
         running.result(timeout=WAIT)

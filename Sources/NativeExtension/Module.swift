@@ -68,6 +68,7 @@ enum NativeModule {
             ("EVENT_MESSAGE", Int(PoolEvent.Kind.message.rawValue)),
             ("EVENT_INTERNAL_ERROR", Int(PoolEvent.Kind.internalError.rawValue)),
             ("EVENT_TIMED_OUT", Int(PoolEvent.Kind.timedOut.rawValue)),
+            ("EVENT_DELIVERY_FAILED", Int(PoolEvent.Kind.deliveryFailed.rawValue)),
             ("FORK_REFUSED_STATUS", Int(ForkGuard.exitStatus)),
             ("WORKER_STARTING", Int(WorkerInterpreter.Activity.starting.rawValue)),
             ("WORKER_IDLE", Int(WorkerInterpreter.Activity.idle.rawValue)),

@@ -26,6 +26,9 @@
 // the caller holds its buffer export until the worker's last view is gone (BufferLend.swift).
 // Every submitted task yields exactly one event, so nothing is lost and nothing is leaked:
 // completed, skipped (cancelled before it started) or interrupted.
+// Exactly one party settles a task's future, decided by its TaskLifecycle: a cancel or an
+// expired task_timeout that stops the task claims it; otherwise the completion thread claims it
+// when it delivers the task's event (and drops the event of a task claimed by someone else).
 @preconcurrency import CPythonShim
 import ParallelRuntime
 import Synchronization
@@ -133,6 +136,9 @@ struct PoolEvent: Sendable {
         /// A task's views of a lent `memoryview` are all gone, after its outcome was delivered:
         /// the caller releases the buffer (payload `.lend`). Handled by the pool itself.
         case lendEnded = 7
+        /// Made by the completion thread, never posted: the caller could not take the task's
+        /// outcome (memory ran out building it); the payload is the exception to fail it with.
+        case deliveryFailed = 8
     }
 
     let kind: Kind
@@ -204,6 +210,9 @@ final class PoolCore: @unchecked Sendable {
     let tasks = BlockingQueue<Task>()
     let events = BlockingQueue<PoolEvent>()
     let stats = StepStatistics()
+    /// The pool's state (running, shutting down, shut down, broken): its one owner, which the
+    /// Python layer reads (`Pool.state()`) instead of keeping flags of its own.
+    let lifecycle = PoolLifecycle()
     let configuration: WorkerConfiguration
     private(set) var workers: [WorkerInterpreter] = []
     private let liveWorkers: Atomic<Int>
@@ -242,9 +251,10 @@ final class PoolCore: @unchecked Sendable {
     /// `task_timeout` passed: cancel the task or interrupt it, and tell the caller first (its
     /// future fails with TimeoutError now, even if the task holds its GIL in C for a while).
     private func expire(_ task: Task) {
-        if task.lifecycle.cancelPending() {
+        // Claiming: the timedOut event settles the future; the task's own event finds it taken.
+        if task.lifecycle.cancelPending(claim: true) {
             stats.count { $0.tasksCancelled += 1 }
-        } else if !task.lifecycle.requestInterrupt() {
+        } else if !task.lifecycle.requestInterrupt(claim: true) {
             return  // finished, or already cancelled or interrupted
         }
         post(PoolEvent(kind: .timedOut, id: task.id, task: nil, payload: nil, text: nil,
@@ -279,6 +289,13 @@ final class PoolCore: @unchecked Sendable {
         return NativeThread.naming(name) { worker.start(pool: self) }
     }
 
+    /// Refuses new tasks (`shutdown()`): workers finish the queued ones, then end.
+    func close() {
+        lifecycle.close()
+        tasks.close()
+        startGate.open()  // workers still waiting for the first one end now
+    }
+
     func register(_ task: Task) {
         running.withLock { $0[task.id] = task }
     }
@@ -300,6 +317,7 @@ final class PoolCore: @unchecked Sendable {
     /// so that the completion thread drains it and stops.
     func workerExited() {
         if liveWorkers.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            lifecycle.workersEnded()
             events.close()
         }
     }

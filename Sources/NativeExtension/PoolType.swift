@@ -10,7 +10,6 @@ final class NativePool: NativeBacked {
     private var encoder: PyObjectPointer?
     /// The `ResultBuffer` type of the creating interpreter's module.
     private var resultBufferType: UnsafeMutablePointer<PyTypeObject>?
-    private var closed = false
     /// The completion thread's parker (only that thread calls `deliver`).
     private let deliveryParker = Parker()
     /// `_pickle.dumps`/`loads` (borrowed from the module state, which outlives the pool), for
@@ -124,7 +123,7 @@ final class NativePool: NativeBacked {
             guard arguments.expect("submit", 4...4) else { return nil }
             return Box.unwrap(me, as: NativePool.self).submit(arguments)
         },
-        .fast("cancel", "cancel(task_id, interrupt=True) -> 0 (too late), 1 (cancelled before it started), 2 (running task interrupted)") { me, args, n in
+.fast("cancel", "cancel(task_id, interrupt=True) -> 0 (too late: the completion thread or another stop settles the future), 1 (cancelled before it started), 2 (running task interrupted); 1 and 2 hand the settling of the future to the caller") { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("cancel", 1...2), let id = Py.int64(arguments[0]) else { return nil }
             var interrupt = true
@@ -149,13 +148,11 @@ final class NativePool: NativeBacked {
         },
         .noArgs("worker_activities", "What each worker thread does now: a list of WORKER_* values, by worker index.") { me, _ in
             let pool = Box.unwrap(me, as: NativePool.self)
-            guard let list = PyList_New(0) else { return nil }
+            guard let list = Py.list() else { return nil }
             for worker in pool.core.workers {
-                guard let value = Py.int(worker.activity.rawValue) else { Py_DecRef(list); return nil }
-                PyList_Append(list, value)
-                Py_DecRef(value)
+                guard Py.append(list, OwnedObject(Py.int(worker.activity.rawValue))) else { return nil }
             }
-            return list
+            return list.take()
         },
         .fast("deliver", "deliver(on_result, on_event) -> bool: wait for events; call on_result(id, value) for each returned value and on_event(kind, id, payload, worker) for anything else; False once the pool has ended.") { me, args, n in
             let arguments = Arguments(args, n)
@@ -163,11 +160,24 @@ final class NativePool: NativeBacked {
             return Box.unwrap(me, as: NativePool.self).deliver(onResult: arguments[0], onEvent: arguments[1])
         },
         .noArgs("close", "Refuse new tasks; workers finish the queued ones and end their interpreters.") { me, _ in
-            let pool = Box.unwrap(me, as: NativePool.self)
-            pool.closed = true
-            pool.core.tasks.close()
-            pool.core.startGate.open()  // workers still waiting for the first one end now
+            Box.unwrap(me, as: NativePool.self).core.close()
             return Py.none()
+        },
+        .noArgs("state", "The pool's state: \"running\", \"shutting down\" (closed, workers still ending), \"shut down\" or \"broken\".") { me, _ in
+            switch Box.unwrap(me, as: NativePool.self).core.lifecycle.state {
+            case .running: Py.string("running")
+            case .shuttingDown: Py.string("shutting down")
+            case .shutDown: Py.string("shut down")
+            case .broken: Py.string("broken")
+            }
+        },
+        .noArgs("broken_reason", "Why the pool is broken (str), or None while it is not.") { me, _ in
+            Box.unwrap(me, as: NativePool.self).core.lifecycle.brokenBecause.map { Py.string($0) } ?? Py.none()
+        },
+        .fast("mark_broken", "mark_broken(reason) -> bool: the pool is broken from now on (it refuses tasks; close() ends it); True for the first call, whose reason is kept. Takes no lock, so a forked child may call it.") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("mark_broken", 1...1), let reason = Py.swiftString(arguments[0]) else { return nil }
+            return Py.bool(Box.unwrap(me, as: NativePool.self).core.lifecycle.breakDown(reason: reason))
         },
         .noArgs("join", "Wait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran.") { me, _ in
             let pool = Box.unwrap(me, as: NativePool.self)
@@ -196,7 +206,8 @@ final class NativePool: NativeBacked {
 
     private func submit(_ arguments: Arguments) -> PyObjectPointer? {
         guard let id = Py.int64(arguments[0]) else { return nil }
-        guard !closed else { return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown") }
+        // Broken too: the executor turns this into BrokenInterpreterPool (see `state()`).
+        guard core.lifecycle.acceptsTasks else { return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown") }
         let start = MonotonicClock.now()
         let (encodedCall, pins) = QueuePins.collecting { () -> PyObjectPointer? in
             quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
@@ -301,44 +312,64 @@ final class NativePool: NativeBacked {
         return (payload, extras)
     }
 
+    /// What the fast path of delivery did with an event.
+    private enum FastDelivery: ~Copyable {
+        /// Handed to `onResult` (or its failure reported as unraisable).
+        case delivered
+        /// Not a plain returned value, or one to unpickle in Python: the general path takes it.
+        case general
+        /// The value could not be built here (memory ran out): the exception to fail the task with.
+        case failed(OwnedObject)
+    }
+
     /// The fast path of delivery: a task that returned a value, unpickled here and handed to
-    /// `onResult(id, value)`. Returns false (nothing called, no error set) when the event needs
-    /// the general path.
-    private func deliverValue(_ event: PoolEvent, to onResult: PyObjectPointer) -> Bool {
-        guard event.kind == .completed, let payload = event.payload else { return false }
-        let value: PyObjectPointer?
+    /// `onResult(id, value)`. No exception is left set, whatever it returns.
+    private func deliverValue(_ event: PoolEvent, to onResult: PyObjectPointer) -> FastDelivery {
+        guard event.kind == .completed, let payload = event.payload else { return .general }
+        let built: OwnedObject?
         switch payload {
         case .lent(let lent):
             // The one copy; `lent` goes back to the worker after this.
-            value = lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents)
+            built = OwnedObject(lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents))
+            guard built != nil else { return NativePool.failure() }
         case .lend:
-            return false
+            return .general
         case .lentArgument(let lend):
-            value = lend.callerView()
+            built = OwnedObject(lend.callerView())
+            guard built != nil else { return NativePool.failure() }
         case .encoded(let buffer):
-            guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cPickle?.loads else { return false }
-            value = Pickling.loads(buffer, with: loads)
+            guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cPickle?.loads else { return .general }
+            built = OwnedObject(Pickling.loads(buffer, with: loads))
+            guard built != nil else {
+                PyErr_Clear()  // the general path reports why it cannot be unpickled here
+                return .general
+            }
         }
-        guard let value else {
-            PyErr_Clear()  // the general path reports why it cannot be unpickled here
-            return false
-        }
-        defer { Py_DecRef(value) }
-        guard let id = Py.int(event.id) else { PyErr_Clear(); return false }
-        defer { Py_DecRef(id) }
-        var arguments: [PyObjectPointer?] = [id, value]
+        guard let value = built else { return .general }
+        guard let id = OwnedObject(Py.int(event.id)) else { return NativePool.failure() }
+        var arguments: [PyObjectPointer?] = [id.borrowed, value.borrowed]
         let result = arguments.withUnsafeMutableBufferPointer { PyObject_Vectorcall(onResult, $0.baseAddress, 2, nil) }
         if let result { Py_DecRef(result) } else { PyErr_WriteUnraisable(onResult) }
-        return true
+        return .delivered
     }
+
+    /// `.failed` with the exception now set (taken), or `.general` if none is.
+    private static func failure() -> FastDelivery {
+        if let exception = raised() { return .failed(exception) }
+        return .general
+    }
+
+    /// The exception now set, taken (owned), or nil if none is.
+    private static func raised() -> OwnedObject? { OwnedObject(PyErr_GetRaisedException()) }
 
     private func cancel(_ id: Int64, interrupt: Bool) -> Int {
         guard let task = core.task(withID: id) else { return 0 }
-        if task.lifecycle.cancelPending() {
+        // Claiming: the caller settles the future; the completion thread drops the task's event.
+        if task.lifecycle.cancelPending(claim: true) {
             core.stats.count { $0.tasksCancelled += 1 }
             return 1
         }
-        guard interrupt, task.lifecycle.requestInterrupt() else { return 0 }
+        guard interrupt, task.lifecycle.requestInterrupt(claim: true) else { return 0 }
         // Only a request: the worker's interrupter raises TaskInterrupted in it. The worker may
         // finish at any moment; then there is nothing left to stop, and the finished task
         // reports itself as interrupted with its outcome attached.
@@ -349,18 +380,18 @@ final class NativePool: NativeBacked {
     /// After the workers have ended: releases the inputs of tasks left in the queue (no worker
     /// can read them any more) and returns their ids as a list.
     private func releaseUnrunTasks() -> PyObjectPointer? {
-        guard let ids = PyList_New(0) else { return nil }
-        guard core.aliveWorkerCount == 0 else { return ids }
+        guard let ids = Py.list() else { return nil }
+        guard core.aliveWorkerCount == 0 else { return ids.take() }
         core.tasks.close()
+        var failed = false
         for task in core.tasks.drain() {
             core.forget(task)
             task.releaseInputs()
-            if let id = Py.int(task.id) {
-                PyList_Append(ids, id)
-                Py_DecRef(id)
-            }
+            // A task a caller cancelled meanwhile is that caller's to settle.
+            guard !failed, task.lifecycle.cancelPending(claim: true) else { continue }
+            failed = !Py.append(ids, OwnedObject(Py.int(task.id)))
         }
-        return ids
+        return failed ? nil : ids.take()
     }
 
     private func interruptAll() -> Int {
@@ -385,64 +416,77 @@ final class NativePool: NativeBacked {
                 lend.release()  // a task's last view of a lent memoryview is gone
                 continue
             }
-            let start = MonotonicClock.now()
-            if event.task != nil { core.stats.add(.resultWait, nanoseconds: start &- event.postedAt) }
-            if deliverValue(event, to: onResult) {
-                if let task = event.task {
-                    core.forget(task)
-                    task.releaseInputs()
-                }
-                core.stats.addSince(start, to: .deliver)
+            guard let task = event.task else {
+                deliverOne(event, onResult: onResult, onEvent: callback)
                 continue
             }
-            let payload: PyObjectPointer?
-            if case .encoded(let buffer)? = event.payload, let type = resultBufferType {
-                payload = Box.wrap(buffer, as: type)
-            } else if let text = event.text {
-                payload = Py.string(text)
-            } else {
-                payload = Py.none()
-            }
-            var arguments: [PyObjectPointer?] = [
-                Py.int(event.kind.rawValue), Py.int(event.id), payload, Py.int(Int64(event.worker)),
-            ]
-            let result: PyObjectPointer?
-            if arguments.contains(where: { $0 == nil }) {
-                result = nil
-            } else {
-                result = arguments.withUnsafeMutableBufferPointer {
-                    PyObject_Vectorcall(callback, $0.baseAddress, 4, nil)
-                }
-            }
-            for argument in arguments { Py_DecRef(argument) }
-            if let task = event.task {
-                core.forget(task)
-                task.releaseInputs()
-            }
-            if let result { Py_DecRef(result) } else { PyErr_WriteUnraisable(callback) }
-            if event.task != nil { core.stats.addSince(start, to: .deliver) }
+            let start = MonotonicClock.now()
+            core.stats.add(.resultWait, nanoseconds: start &- event.postedAt)
+            // A cancel or an expired task_timeout claimed the task: its future is theirs to
+            // settle (and already out of the executor's table), so its event is dropped.
+            if task.lifecycle.claimOutcome() { deliverOne(event, onResult: onResult, onEvent: callback) }
+            core.forget(task)
+            task.releaseInputs()
+            core.stats.addSince(start, to: .deliver)
         }
         return Py.bool(true)
     }
 
-    /// `stats()`: a new dict, or nil with an exception set (no half-filled dict).
+    /// Hands one event to Python: `onResult` for a returned value unpickled here, else `onEvent`.
+    private func deliverOne(_ event: PoolEvent, onResult: PyObjectPointer, onEvent callback: PyObjectPointer) {
+        let fast = deliverValue(event, to: onResult)
+        switch consume fast {
+        case .delivered:
+            return
+        case .failed(let exception):
+            call(callback, kind: .deliveryFailed, event, payload: exception)
+        case .general:
+            call(callback, kind: event.kind, event, payload: eventPayload(event))
+        }
+    }
+
+    /// The payload `on_event` gets for `event`: its encoded bytes (a `ResultBuffer` over them,
+    /// no copy), its text, or None. Nil, with an exception set, when memory ran out.
+    private func eventPayload(_ event: PoolEvent) -> OwnedObject? {
+        if case .encoded(let buffer)? = event.payload, let type = resultBufferType {
+            return OwnedObject(Box.wrap(buffer, as: type))
+        }
+        if let text = event.text { return OwnedObject(Py.string(text)) }
+        return OwnedObject(Py.none())
+    }
+
+    /// `on_event(kind, id, payload, worker)`. When the arguments cannot be built (memory ran
+    /// out), a task's event becomes `deliveryFailed` with that exception, so that its future
+    /// fails instead of waiting forever; what cannot be delivered even so is reported as
+    /// unraisable.
+    private func call(_ callback: PyObjectPointer, kind: PoolEvent.Kind, _ event: PoolEvent, payload: consuming OwnedObject?) {
+        var delivered = false
+        if let payload, let kindObject = OwnedObject(Py.int(kind.rawValue)), let id = OwnedObject(Py.int(event.id)),
+           let worker = OwnedObject(Py.int(Int64(event.worker))) {
+            var arguments: [PyObjectPointer?] = [kindObject.borrowed, id.borrowed, payload.borrowed, worker.borrowed]
+            if let result = arguments.withUnsafeMutableBufferPointer({ PyObject_Vectorcall(callback, $0.baseAddress, 4, nil) }) {
+                Py_DecRef(result)
+                delivered = true
+            }
+        } else if kind != .deliveryFailed, event.task != nil || event.kind == .timedOut, let exception = NativePool.raised() {
+            call(callback, kind: .deliveryFailed, event, payload: exception)
+            return
+        }
+        if !delivered { PyErr_WriteUnraisable(callback) }
+    }
+
+    /// `stats()`: a new dict, or nil with an exception set (no half-filled dict: every
+    /// partial object is an `OwnedObject`, released on the way out).
     private func statsDictionary() -> PyObjectPointer? {
         let snapshot = core.stats.snapshot()
-        /// Stores `value` (a new reference, which it takes) under `key`; false, with an
-        /// exception set, when `value` is nil or the store fails.
-        func set(_ dict: PyObjectPointer, _ key: String, _ value: PyObjectPointer?) -> Bool {
-            guard let value else { return false }
-            defer { Py_DecRef(value) }
-            return PyDict_SetItemString(dict, key, value) == 0
-        }
-        func stepsDictionary() -> PyObjectPointer? {
-            guard let steps = PyDict_New() else { return nil }
+        func stepsDictionary() -> OwnedObject? {
+            guard let steps = Py.dict() else { return nil }
             for step in Step.allCases {
-                guard let entry = PyDict_New() else { Py_DecRef(steps); return nil }
-                guard set(entry, "total_s", Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9)),
-                      set(entry, "count", Py.int(Int64(snapshot.counts[step.rawValue])))
-                else { Py_DecRef(entry); Py_DecRef(steps); return nil }
-                guard set(steps, step.name, entry) else { Py_DecRef(steps); return nil }
+                guard let entry = Py.dict(),
+                      Py.set(entry, "total_s", OwnedObject(Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))),
+                      Py.set(entry, "count", OwnedObject(Py.int(Int64(snapshot.counts[step.rawValue])))),
+                      Py.set(steps, step.name, entry)
+                else { return nil }
             }
             return steps
         }
@@ -461,36 +505,34 @@ final class NativePool: NativeBacked {
             // Caller buffers (memoryview arguments) lent to workers and not yet released.
             ("lent_buffers", Int64(core.heldLends.load(ordering: .relaxed))),
         ]
-        guard let result = PyDict_New() else { return nil }
+        guard let result = Py.dict() else { return nil }
+        for (key, value) in counters {
+            guard Py.set(result, key, OwnedObject(Py.int(value))) else { return nil }
+        }
         // worker_startup: per worker, its latest interpreter's start-up; None for a worker not up yet.
-        guard counters.allSatisfy({ set(result, $0.0, Py.int($0.1)) }), set(result, "steps", stepsDictionary()),
-              set(result, "worker_startup", startupList(snapshot))
-        else { Py_DecRef(result); return nil }
-        return result
+        guard Py.set(result, "steps", stepsDictionary()), Py.set(result, "worker_startup", startupList(snapshot))
+        else { return nil }
+        return result.take()
     }
 
     /// `stats()["worker_startup"]`: for each worker, its latest interpreter's start-up as
     /// `{"start_s", "create_s", "bootstrap_s", "ready_s"}`, or None while it is not up. Nil,
     /// with an exception set, if a Python call fails.
-    private func startupList(_ snapshot: StepStatistics.Snapshot) -> PyObjectPointer? {
-        guard let list = PyList_New(0) else { return nil }
+    private func startupList(_ snapshot: StepStatistics.Snapshot) -> OwnedObject? {
+        guard let list = Py.list() else { return nil }
         for index in 0..<core.workers.count {
-            guard let item = startupEntry(snapshot.startups[index]) else { Py_DecRef(list); return nil }
-            defer { Py_DecRef(item) }
-            guard PyList_Append(list, item) == 0 else { Py_DecRef(list); return nil }
+            guard Py.append(list, startupEntry(snapshot.startups[index])) else { return nil }
         }
         return list
     }
 
-    private func startupEntry(_ startup: StepStatistics.Startup?) -> PyObjectPointer? {
-        guard let startup else { return Py.none() }
-        guard let entry = PyDict_New() else { return nil }
+    private func startupEntry(_ startup: StepStatistics.Startup?) -> OwnedObject? {
+        guard let startup else { return OwnedObject(Py.none()) }
+        guard let entry = Py.dict() else { return nil }
         let fields: [(String, UInt64)] = [("start_s", startup.startedAfter), ("create_s", startup.create),
                                           ("bootstrap_s", startup.bootstrap), ("ready_s", startup.readyAfter)]
         for (key, nanoseconds) in fields {
-            guard let value = Py.float(Double(nanoseconds) / 1e9) else { Py_DecRef(entry); return nil }
-            defer { Py_DecRef(value) }
-            guard PyDict_SetItemString(entry, key, value) == 0 else { Py_DecRef(entry); return nil }
+            guard Py.set(entry, key, OwnedObject(Py.float(Double(nanoseconds) / 1e9))) else { return nil }
         }
         return entry
     }

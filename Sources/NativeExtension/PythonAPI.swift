@@ -113,3 +113,50 @@ enum Py {
             start: sp_Bytes_AS_STRING(object), count: Int(sp_Bytes_GET_SIZE(object)))
     }
 }
+
+/// An owned (new) reference that releases itself: dropping one on an error path cannot leak,
+/// and `take()` hands the reference on (to a call that steals it, or to the caller) exactly
+/// once, which the compiler checks (it cannot be copied, and is gone once taken).
+struct OwnedObject: ~Copyable {
+    private let pointer: PyObjectPointer
+
+    /// Takes over `newReference`; nil (a failed C-API call, its exception set) gives nil.
+    init?(_ newReference: NewReference) {
+        guard let newReference else { return nil }
+        pointer = newReference
+    }
+
+    /// The object, borrowed: valid while this owner lives.
+    var borrowed: PyObjectPointer { pointer }
+
+    /// Hands the reference on; nothing is released.
+    consuming func take() -> PyObjectPointer {
+        let pointer = self.pointer
+        discard self
+        return pointer
+    }
+
+    deinit { Py_DecRef(pointer) }
+}
+
+extension Py {
+    /// A new empty dict, owned.
+    static func dict() -> OwnedObject? { OwnedObject(PyDict_New()) }
+
+    /// A new empty list, owned.
+    static func list() -> OwnedObject? { OwnedObject(PyList_New(0)) }
+
+    /// Stores `value` (a new reference, released here whatever happens) in `dict` under `key`.
+    /// False, with an exception set, when `value` is nil (its creation failed) or the store fails.
+    static func set(_ dict: borrowing OwnedObject, _ key: String, _ value: consuming OwnedObject?) -> Bool {
+        guard let value else { return false }
+        return PyDict_SetItemString(dict.borrowed, key, value.borrowed) == 0
+    }
+
+    /// Appends `value` (released here whatever happens) to `list`; false with an exception set
+    /// when `value` is nil or the append fails.
+    static func append(_ list: borrowing OwnedObject, _ value: consuming OwnedObject?) -> Bool {
+        guard let value else { return false }
+        return PyList_Append(list.borrowed, value.borrowed) == 0
+    }
+}

@@ -21,12 +21,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
-from concurrent.futures._base import (  # the stdlib's own state names
-    CANCELLED,
-    CANCELLED_AND_NOTIFIED,
-    FINISHED,
-    PENDING,
-)
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _adapters, _native, _outcome, _pickling, _versions, _worker
@@ -76,6 +70,12 @@ def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
 class _TaskFuture(Future):  # type: ignore[type-arg]
     """A Future whose ``cancel()`` also stops the task when it is already running.
 
+    It uses only ``Future``'s public methods. Who settles it is decided in Swift (the task's
+    lifecycle, see Sources/NativeExtension/Pool.swift): a cancel that stops the task claims it,
+    and then the completion thread never delivers the task's outcome to it; otherwise the
+    completion thread claims it and a later cancel is too late. So ``set_result`` and ``cancel``
+    never race on one future.
+
     ``submit`` sets ``_sp_pool`` and ``_sp_task_id`` right after creating it (no ``__init__``
     of its own: one Python frame less per task).
     """
@@ -97,27 +97,29 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
     def _sp_cancel(self, interrupt: bool) -> bool:
         if self._sp_moved is not None:  # runs in a process now; fallback._settle cancels this one
             return self._sp_moved.cancel()
-        with self._condition:
-            if self._state == FINISHED:
-                return False
-            if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED):
-                return True
-            verdict = self._sp_pool.native.cancel(self._sp_task_id, interrupt)
-            if verdict == 0:
-                return False
-            self._state = CANCELLED_AND_NOTIFIED
-            for waiter in self._waiters:
-                waiter.add_cancelled(self)
-            self._condition.notify_all()
-        self._invoke_callbacks()
+        if self.done():
+            return self.cancelled()
+        pool = self._sp_pool
+        if pool.native.cancel(self._sp_task_id, interrupt) == 0:
+            return False  # too late: the completion thread (or task_timeout) settles the future
+        # Swift's verdict made this thread the one that settles the future.
+        pool.futures.pop(self._sp_task_id, None)
+        return self._sp_settle_cancelled()
+
+    def _sp_settle_cancelled(self) -> bool:
+        """Moves the future to cancelled as the stdlib's executors do: ``cancel()`` (callbacks,
+        ``result()`` waiters), then ``set_running_or_notify_cancel()`` (``wait`` and
+        ``as_completed``). False if it was settled by someone outside the pool meanwhile."""
+        if not super().cancel():
+            return self.cancelled()
+        self.set_running_or_notify_cancel()
         return True
 
     def running(self) -> bool:
         """Whether a worker is running the task now."""
-        with self._condition:
-            if self._state != PENDING:
-                return False
-            phase = self._sp_pool.native.phase(self._sp_task_id)
+        if self.done():
+            return False
+        phase = self._sp_pool.native.phase(self._sp_task_id)
         return phase in (_native.PHASE_RUNNING, _native.PHASE_INTERRUPTING)
 
     def result(self, timeout: float | None = None) -> Any:
@@ -139,22 +141,27 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
             raise
 
     def _sp_fail(self, error: BaseException) -> None:
+        """Fails the future; for its claimer (see the class), and for the pool's end, which
+        settles what is left."""
         try:
             self.set_exception(error)
         except InvalidStateError:
-            pass
+            pass  # settled by its user (set_result on a future is public) or a cancel at the end
 
 
 class _PoolState:
     """What the executor and its completion thread share (no reference to the executor, so
-    that an executor dropped without ``shutdown()`` can still be collected)."""
+    that an executor dropped without ``shutdown()`` can still be collected).
+
+    The pool's state (running, shutting down, shut down, broken) and each task's state are
+    Swift's (``native.state()``, ``native.phase(id)``); this keeps only the id -> future map,
+    from which whoever settles a future removes it.
+    """
 
     def __init__(self, native: Any, task_timeout: float | None) -> None:
         self.native = native
         self.task_timeout = task_timeout
         self.futures: dict[int, _TaskFuture] = {}
-        self.broken: str | None = None
-        self.closed = False
         self.lock = threading.Lock()
         self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
         # Set when every worker interpreter has ended and every future is settled. Waiting on
@@ -166,14 +173,18 @@ class _PoolState:
         # pickled as its id, which attaches only while some handle keeps the queue alive.
         self.initargs: tuple[Any, ...] = ()
 
+    @property
+    def broken(self) -> str | None:
+        """Why the pool is broken, or None while it is not (Swift keeps it)."""
+        reason: str | None = self.native.broken_reason()
+        return reason
+
     def on_result(self, task_id: int, value: Any) -> None:
-        """Called by ``native.deliver`` on the completion thread for a task that returned."""
+        """Called by ``native.deliver`` on the completion thread for a task that returned (and
+        whose outcome the completion thread claimed: no cancel can settle it now)."""
         future = self.futures.pop(task_id, None)
         if future is not None:
-            try:
-                future.set_result(value)
-            except InvalidStateError:
-                pass  # cancelled or timed out meanwhile
+            future.set_result(value)
 
     def on_event(self, kind: int, task_id: int, payload: Any, worker: int) -> None:
         """Called by ``native.deliver`` on the completion thread, once per worker event."""
@@ -189,12 +200,15 @@ class _PoolState:
         if future is None:
             return
         if kind == _native.EVENT_TIMED_OUT:
-            # The Swift core cancelled or is interrupting the task; its own event follows and
-            # finds the future settled.
+            # The Swift core cancelled or is interrupting the task, and claimed it: its own
+            # event is dropped.
             future._sp_fail(TimeoutError(f"the task did not finish within {self.task_timeout} s"))
             return
+        if kind == _native.EVENT_DELIVERY_FAILED:
+            future._sp_fail(payload)  # MemoryError while building the outcome here
+            return
         if kind == _native.EVENT_SKIPPED:
-            # Skipped without a cancel from the user: the pool broke or shut down meanwhile.
+            # Skipped without a claiming cancel: the pool broke or shut down meanwhile.
             future._sp_fail(BrokenInterpreterPool(self.broken) if self.broken else
                              RuntimeError("the task was dropped at pool shutdown"))
             return
@@ -208,13 +222,10 @@ class _PoolState:
             ok, value = _outcome.decode(payload)
         except BaseException as error:  # SystemExit from a __reduce__ too, or the future hangs
             ok, value = False, _outcome.failure_from_unpickling(error)
-        try:
-            if ok:
-                future.set_result(value)
-            elif not self._fall_back(future, value):
-                future.set_exception(value)
-        except InvalidStateError:
-            pass  # cancelled meanwhile
+        if ok:
+            future.set_result(value)
+        elif not self._fall_back(future, value):
+            future.set_exception(value)
 
     def _fall_back(self, future: _TaskFuture, exc: BaseException) -> bool:
         """fallback="process": hands a task that failed with a refusal to the process pool,
@@ -231,18 +242,15 @@ class _PoolState:
 
     def mark_broken(self, reason: str) -> None:
         """A worker could not start: fail every pending task and refuse new ones."""
-        with self.lock:
-            first = self.broken is None
-            if first:
-                self.broken = reason
-        if not first:
-            return
+        if not self.native.mark_broken(reason):
+            return  # broken already
         logger.error("interpreter pool is broken: %s", reason)
         self.native.close()
         error = BrokenInterpreterPool(
             "a worker interpreter failed to start, so the pool is no longer usable:\n" + reason)
         for future in list(self.futures.values()):
-            if self.native.cancel(future._sp_task_id, False) == 1:
+            if self.native.cancel(future._sp_task_id, False) == 1:  # claimed: ours to settle
+                self.futures.pop(future._sp_task_id, None)
                 future._sp_fail(error)
 
     def deliver_forever(self) -> None:
@@ -251,13 +259,18 @@ class _PoolState:
             while self.native.deliver(self.on_result, self.on_event):
                 pass
         finally:
-            never_ran = self.native.join()
+            try:
+                never_ran = self.native.join()  # the queued tasks it claimed for us
+            except BaseException:  # MemoryError listing them: the sweep below fails them
+                never_ran = []
             error: BaseException = BrokenInterpreterPool(self.broken) if self.broken else \
                 RuntimeError("the pool ended before the task could run")
             for task_id in never_ran:
                 future = self.futures.pop(task_id, None)
-                if future is not None and not future.done():
+                if future is not None:
                     future._sp_fail(error)
+            # Left: nothing, unless an event could not be delivered at all (reported as
+            # unraisable); a cancel's claimer may be settling its own meanwhile.
             for future in list(self.futures.values()):
                 if not future.done():
                     future._sp_fail(error)
@@ -423,8 +436,6 @@ class InterpreterPoolExecutor(Executor):
 
             self._state.fallback = ProcessFallback(max_workers, automatic=True)
         self._ids = itertools.count()
-        self._shutdown_lock = threading.Lock()
-        self._shutdown = False
         completion_name = (f"{thread_name_prefix}_completion" if thread_name_prefix
                            else f"sp-completion-{id(self):x}")
         self._completion = threading.Thread(
@@ -466,8 +477,6 @@ class InterpreterPoolExecutor(Executor):
             if adapted is not None:
                 return adapted
         state = self._state
-        if state.broken is not None:
-            raise BrokenInterpreterPool(state.broken)
         task_id = next(self._ids)
         future = _TaskFuture()
         future._sp_pool = state
@@ -479,8 +488,9 @@ class InterpreterPoolExecutor(Executor):
             state.native.submit(task_id, fn, args, kwargs)
         except BaseException:
             state.futures.pop(task_id, None)
-            if state.broken is not None:
-                raise BrokenInterpreterPool(state.broken) from None
+            reason = state.broken  # Swift refuses tasks of a broken pool too
+            if reason is not None:
+                raise BrokenInterpreterPool(reason) from None
             raise
         return future
 
@@ -644,15 +654,13 @@ class InterpreterPoolExecutor(Executor):
         Ctrl-C while waiting interrupts the running tasks and initializers too. Calling it
         again is harmless.
         """
-        with self._shutdown_lock:
-            self._shutdown = True
         state = self._state
+        state.native.close()  # refuses new tasks from here on (Swift owns the pool's state)
         if interrupt:
             self._interrupt_everything()
         elif cancel_futures:
             for future in list(state.futures.values()):
                 future._sp_cancel(interrupt=False)
-        state.native.close()
         if cancel_futures or interrupt:
             state.native.interrupt_initializers()
         if wait and self._completion is not threading.current_thread():
@@ -710,7 +718,8 @@ class InterpreterPoolExecutor(Executor):
     def status(self) -> Literal["running", "shut down", "broken"]:
         """``"running"`` (it takes tasks), ``"shut down"`` (``shutdown()`` was called) or
         ``"broken"`` (a worker interpreter failed to start)."""
-        return "broken" if self._state.broken else "shut down" if self._shutdown else "running"
+        state = self._state.native.state()
+        return "shut down" if state == "shutting down" else state  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<InterpreterPoolExecutor max_workers={self._max_workers} {self.status}>"
@@ -996,10 +1005,10 @@ def _forget_pools_after_fork() -> None:
     _native._after_fork()
     _live_lock = threading.Lock()  # the parent may have held it while forking
     for pool in list(_live_pools):
-        pool._state.broken = "this process was forked from the one that created the pool; " \
-            "interpreter pools do not survive fork: create a new pool in the child"
+        # Lock-free in Swift: the parent may have held any lock at the fork.
+        pool._state.native.mark_broken("this process was forked from the one that created the pool; "
+                                       "interpreter pools do not survive fork: create a new pool in the child")
         pool._state.ended.set()
-        pool._shutdown = True
     _live_pools.clear()
 
 
