@@ -71,19 +71,37 @@ CHUNK_FAILURES = {
 }
 
 
+@pytest.mark.parametrize("iterables", ["one", "three"])
 @pytest.mark.parametrize("how", list(CHUNK_FAILURES))
 @pytest.mark.parametrize(("count", "at", "chunksize"), [(1000, 500, None), (20, 7, 4), (20, 0, 4)])
-def test_chunked_map_yields_every_result_before_the_failing_item(pool, how, count, at, chunksize):
+def test_chunked_map_yields_every_result_before_the_failing_item(pool, how, count, at, chunksize, iterables):
     error, words = CHUNK_FAILURES[how]
     results = []
+    # One iterable: chunks carry the items bare; three: argument tuples.
+    mapped = (pool.map(functools.partial(sp_tasks.fail_at, at=at, how=how), range(count), chunksize=chunksize)
+              if iterables == "one" else
+              pool.map(sp_tasks.fail_at, range(count), [at] * count, [how] * count, chunksize=chunksize))
     with pytest.raises(error, match=words) as info:
-        for value in pool.map(sp_tasks.fail_at, range(count), [at] * count, [how] * count, chunksize=chunksize):
+        for value in mapped:
             results.append(value)
     assert results == list(range(at))
     if how == "unpicklable result":
         assert any("while pickling the result" in note for note in info.value.__notes__)
     else:  # the item's own traceback came along
         assert "fail_at" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"chunksize": 2}, {"chunksize": 2, "ordered": False}, {"chunksize": 2, "buffersize": 1},
+    {"chunksize": 3, "buffersize": 2, "ordered": False}, {"buffersize": 2}, {"chunksize": 1}])
+def test_map_over_one_iterable_passes_each_item_whole(pool, options):
+    # Items that look like argument tuples, or like the end of the input, are single arguments.
+    items = [(1, 2), None, (), [3], None, (None,), 0]
+    results = list(pool.map(sp_tasks.echo, items, **options))
+    if options.get("ordered", True):
+        assert results == items
+    else:
+        assert sorted(map(repr, results)) == sorted(map(repr, items))
 
 
 def gone(ref, seconds=30.0):

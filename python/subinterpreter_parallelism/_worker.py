@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from itertools import starmap as _starmap
 TYPE_CHECKING = False
 
 from . import _native, _outcome, _pickling, _versions
@@ -139,8 +140,13 @@ def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict
     return target(*args, **kwargs)
 
 
-def run_chunk(fn: Any, chunk: list[tuple[Any, ...]], raise_refusals: bool = False) -> tuple[bytes, bytes | None]:
-    """Runs ``fn(*args)`` for each item of a ``map`` chunk; returns ``(results, failure)``.
+def run_chunk(fn: Any, chunk: list[Any], raise_refusals: bool = False,
+              star: bool = True) -> tuple[bytes, bytes | None]:
+    """Runs a ``map`` chunk; returns ``(results, failure)``.
+
+    Each item of ``chunk`` is an argument tuple, ``fn(*args)``, or with ``star=False`` the one
+    argument itself, ``fn(item)``: ``map`` over one iterable sends its items bare, whose pickle
+    is several times smaller and quicker both ways than one of 1-tuples.
 
     ``results`` is the pickle of the results in order, up to the first item that raised or
     whose result cannot be pickled; ``failure`` is then that item's outcome, encoded as a
@@ -154,8 +160,9 @@ def run_chunk(fn: Any, chunk: list[tuple[Any, ...]], raise_refusals: bool = Fals
     results: list[Any] = []
     failure: bytes | None = None
     try:
-        for args in chunk:
-            results.append(fn(*args))
+        # The loop runs in C (no Python frame per item); list.extend keeps the results it
+        # appended before an item raised.
+        results.extend(_starmap(fn, chunk) if star else map(fn, chunk))
     except TaskInterrupted:
         raise
     except BaseException as exc:

@@ -559,12 +559,15 @@ class InterpreterPoolExecutor(Executor):
             # chunksize=None means 1 here: an automatic size would need the input's length, and
             # a fixed chunk would make buffersize read ahead that many times more items than it
             # says (and hold back the first result until a whole chunk is done).
-            return self._map_buffered(fn, zip(*iterables), deadline, chunksize or 1, buffersize, ordered)
-        items = list(zip(*iterables))
+            return self._map_buffered(fn, iterables, deadline, chunksize or 1, buffersize, ordered)
+        # Over one iterable, items travel bare (see _worker.run_chunk), not as 1-tuples.
+        star = len(iterables) != 1
+        items = list(zip(*iterables)) if star else list(iterables[0])
         if chunksize is None:
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
         if chunksize == 1:
-            futures = deque([self.submit(fn, *args) for args in items])
+            futures = deque([self.submit(fn, *args) for args in items] if star else
+                            [self.submit(fn, item) for item in items])
             results = _yield_results(futures, deadline, chunked=False, ordered=ordered)
             if progress is not None:
                 tracker = _progress.track(futures, None, progress, f"map({_name_of(fn)})")
@@ -572,18 +575,22 @@ class InterpreterPoolExecutor(Executor):
             return results
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
         refusals = self._falls_back()
-        futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals) for chunk in chunks])
+        futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals, star) for chunk in chunks])
         results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
         if progress is not None:
             tracker = _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
             return _progress.finishing(results, tracker, len(items))
         return results
 
-    def _map_buffered(self, fn: Callable[..., T], args_iter: Iterator[tuple[Any, ...]],
+    def _map_buffered(self, fn: Callable[..., T], iterables: tuple[Iterable[Any], ...],
                       deadline: float | None, chunksize: int, buffersize: int, ordered: bool) -> Iterator[T]:
         """``map`` with ``buffersize``: submits the first tasks now, the others as results are
         yielded. The iterator holds the executor (unlike the stdlib's, which stops submitting
         once the executor is collected and so may silently yield fewer results)."""
+        # Chunks over one iterable carry its items bare (see _worker.run_chunk); single items
+        # go as argument tuples, whose emptiness is the end of the input.
+        star = chunksize == 1 or len(iterables) != 1
+        args_iter: Iterator[Any] = zip(*iterables) if star else iter(iterables[0])
         futures: deque[Future[Any]] = deque()
         exhausted = False
         refusals = self._falls_back()
@@ -604,7 +611,7 @@ class InterpreterPoolExecutor(Executor):
                     if not chunk:
                         exhausted = True
                     else:
-                        futures.append(self.submit(_worker.run_chunk, fn, chunk, refusals))
+                        futures.append(self.submit(_worker.run_chunk, fn, chunk, refusals, star))
 
         try:
             refill(0)
