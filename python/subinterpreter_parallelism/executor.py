@@ -657,7 +657,10 @@ class InterpreterPoolExecutor(Executor):
             state.native.interrupt_initializers()
         if wait and self._completion is not threading.current_thread():
             try:
-                state.ended.wait()
+                # Polled: a Ctrl-C that lands just before the wait blocks is seen by CPython
+                # only when the wait ends, which here may be never (exit would hang on it).
+                while not state.ended.wait(_CTRL_C_POLL_SECONDS):
+                    pass
             except KeyboardInterrupt:
                 self._interrupt_everything()
                 raise
@@ -820,6 +823,10 @@ def _yield_in_order(futures: deque[Future[Any]], deadline: float | None, chunked
 # After Ctrl-C at exit: how long workers may stay in the end of their interpreters (which waits
 # for the threads their tasks started) before exit gives up on them.
 _EXIT_GRACE_SECONDS = 2.0
+# How often waits that Ctrl-C must interrupt wake up. CPython handles a signal in the main
+# thread at its next bytecode, or when it interrupts a blocked wait; one that arrives between
+# the last bytecode and the block interrupts nothing, so it is handled only once the wait ends.
+_CTRL_C_POLL_SECONDS = 0.05
 
 _WORKER_ACTIVITY_TEXT = {
     _native.WORKER_STARTING: "its initializer has not returned (code blocked inside C sees the "
@@ -953,7 +960,7 @@ def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
                 _give_up_at_exit(remaining, "Ctrl-C")
         else:
             stuck_since = None
-        remaining[0]._state.ended.wait(0.05)  # a poll, only after Ctrl-C at exit
+        remaining[0]._state.ended.wait(_CTRL_C_POLL_SECONDS)  # a poll, only after Ctrl-C at exit
 
 
 def _give_up_at_exit(pools: list[InterpreterPoolExecutor], why: str) -> None:
