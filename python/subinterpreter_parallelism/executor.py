@@ -659,7 +659,7 @@ class InterpreterPoolExecutor(Executor):
             try:
                 # Polled: a Ctrl-C that lands just before the wait blocks is seen by CPython
                 # only when the wait ends, which here may be never (exit would hang on it).
-                while not state.ended.wait(_CTRL_C_POLL_SECONDS):
+                while not _wait_for_event(state.ended, _CTRL_C_POLL_SECONDS):
                     pass
             except KeyboardInterrupt:
                 self._interrupt_everything()
@@ -943,6 +943,23 @@ def _shutdown_all_at_exit_if_missed() -> None:
         _shutdown_all_at_exit()
 
 
+def _wait_for_event(event: threading.Event, timeout: float) -> bool:
+    """``event.wait(timeout)``, where a Ctrl-C always comes out as KeyboardInterrupt.
+
+    A KeyboardInterrupt raised inside ``Condition.wait`` after it has released its lock and
+    before its ``try`` (a signal handled at that bytecode) leaves ``Event.wait``'s ``with``
+    releasing an unlocked lock: a RuntimeError whose context is the KeyboardInterrupt, which
+    the callers' ``except KeyboardInterrupt`` would miss (and exit would then finalize with
+    live workers).
+    """
+    try:
+        return event.wait(timeout)
+    except RuntimeError as error:
+        if isinstance(error.__context__, KeyboardInterrupt):
+            raise error.__context__ from None
+        raise
+
+
 def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
     """Waits until every pool has ended, or gives up on workers that can only wait for threads."""
     stuck_since: float | None = None
@@ -960,7 +977,7 @@ def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
                 _give_up_at_exit(remaining, "Ctrl-C")
         else:
             stuck_since = None
-        remaining[0]._state.ended.wait(_CTRL_C_POLL_SECONDS)  # a poll, only after Ctrl-C at exit
+        _wait_for_event(remaining[0]._state.ended, _CTRL_C_POLL_SECONDS)  # a poll, only after Ctrl-C at exit
 
 
 def _give_up_at_exit(pools: list[InterpreterPoolExecutor], why: str) -> None:
