@@ -946,11 +946,11 @@ def _shutdown_all_at_exit_if_missed() -> None:
 def _wait_for_event(event: threading.Event, timeout: float) -> bool:
     """``event.wait(timeout)``, where a Ctrl-C always comes out as KeyboardInterrupt.
 
-    A KeyboardInterrupt raised inside ``Condition.wait`` after it has released its lock and
-    before its ``try`` (a signal handled at that bytecode) leaves ``Event.wait``'s ``with``
-    releasing an unlocked lock: a RuntimeError whose context is the KeyboardInterrupt, which
-    the callers' ``except KeyboardInterrupt`` would miss (and exit would then finalize with
-    live workers).
+    A KeyboardInterrupt raised inside ``Condition.wait`` while it does not hold its lock (a
+    signal handled just after it released the lock, or just before it takes it back) leaves
+    ``Event.wait``'s ``with`` releasing an unlocked lock: a RuntimeError whose context is the
+    KeyboardInterrupt, which the callers' ``except KeyboardInterrupt`` would miss (and exit
+    would then finalize with live workers).
     """
     try:
         return event.wait(timeout)
