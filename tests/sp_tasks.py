@@ -263,7 +263,9 @@ def signal_when_waiting(condition, times=1, timeout=60.0, on_signal=None):
     needs no frames (``sys._current_frames()`` would reach into worker interpreters' frames).
 
     A waiter is in the condition's list from just before it blocks until it wakes, so a
-    SIGINT sent then raises KeyboardInterrupt inside that wait. ``on_signal(i)`` runs after
+    SIGINT sent then raises KeyboardInterrupt inside that wait, or, where it lands just
+    before the wait blocks, once the wait ends (CPython does not look for signals between its
+    last bytecode and the block): the waits that must see it poll. ``on_signal(i)`` runs after
     each signal.
     """
     import signal

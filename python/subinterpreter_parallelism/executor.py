@@ -672,7 +672,10 @@ class InterpreterPoolExecutor(Executor):
             state.native.interrupt_initializers()
         if wait and self._completion is not threading.current_thread():
             try:
-                state.ended.wait()
+                # Polled: a Ctrl-C that lands just before the wait blocks is seen by CPython
+                # only when the wait ends, which here may be never (exit would hang on it).
+                while not _wait_for_event(state.ended, _CTRL_C_POLL_SECONDS):
+                    pass
             except KeyboardInterrupt:
                 self._interrupt_everything()
                 raise
@@ -836,6 +839,10 @@ def _yield_in_order(futures: deque[Future[Any]], deadline: float | None, chunked
 # After Ctrl-C at exit: how long workers may stay in the end of their interpreters (which waits
 # for the threads their tasks started) before exit gives up on them.
 _EXIT_GRACE_SECONDS = 2.0
+# How often waits that Ctrl-C must interrupt wake up. CPython handles a signal in the main
+# thread at its next bytecode, or when it interrupts a blocked wait; one that arrives between
+# the last bytecode and the block interrupts nothing, so it is handled only once the wait ends.
+_CTRL_C_POLL_SECONDS = 0.05
 
 _WORKER_ACTIVITY_TEXT = {
     _native.WORKER_STARTING: "its initializer has not returned (code blocked inside C sees the "
@@ -952,6 +959,23 @@ def _shutdown_all_at_exit_if_missed() -> None:
         _shutdown_all_at_exit()
 
 
+def _wait_for_event(event: threading.Event, timeout: float) -> bool:
+    """``event.wait(timeout)``, where a Ctrl-C always comes out as KeyboardInterrupt.
+
+    A KeyboardInterrupt raised inside ``Condition.wait`` while it does not hold its lock (a
+    signal handled just after it released the lock, or just before it takes it back) leaves
+    ``Event.wait``'s ``with`` releasing an unlocked lock: a RuntimeError whose context is the
+    KeyboardInterrupt, which the callers' ``except KeyboardInterrupt`` would miss (and exit
+    would then finalize with live workers).
+    """
+    try:
+        return event.wait(timeout)
+    except RuntimeError as error:
+        if isinstance(error.__context__, KeyboardInterrupt):
+            raise error.__context__ from None
+        raise
+
+
 def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
     """Waits until every pool has ended, or gives up on workers that can only wait for threads."""
     stuck_since: float | None = None
@@ -969,7 +993,7 @@ def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
                 _give_up_at_exit(remaining, "Ctrl-C")
         else:
             stuck_since = None
-        remaining[0]._state.ended.wait(0.05)  # a poll, only after Ctrl-C at exit
+        _wait_for_event(remaining[0]._state.ended, _CTRL_C_POLL_SECONDS)  # a poll, only after Ctrl-C at exit
 
 
 def _give_up_at_exit(pools: list[InterpreterPoolExecutor], why: str) -> None:

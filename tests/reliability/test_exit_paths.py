@@ -357,6 +357,61 @@ def test_ctrl_c_at_exit_gives_up_on_a_thread_a_task_left_running():
     assert_gave_up(result, "Ctrl-C:", "waits for threads that its tasks started")
 
 
+def test_ctrl_c_that_lands_just_before_exit_blocks_is_not_lost():
+    """CPython handles a signal in the main thread at its next bytecode, or when the signal
+    interrupts a blocked wait; one that lands between the two interrupts nothing, so it is
+    handled only when the wait ends. Under load that happened to a Ctrl-C sent as exit began
+    to wait for a worker that can never end: exit then waited for good. Here the main thread
+    blocks SIGINT, so another thread always takes the signal and the main thread's wait is
+    never interrupted: that case, every time. Exit must still act on the Ctrl-C."""
+    result = run_program("""
+    import signal, sp_tasks
+    pool = sp.InterpreterPoolExecutor(1)
+    pool.submit(rel_tasks.leave_a_thread_that_never_ends).result(timeout=60)
+    # Started before the main thread blocks SIGINT: a thread inherits its creator's mask.
+    threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond,), daemon=True).start()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    print("exiting")
+    """, timeout=60)
+    assert_gave_up(result, "Ctrl-C:", "waits for threads that its tasks started")
+
+
+# Raises KeyboardInterrupt in the main thread where a SIGINT handled at that bytecode would:
+# inside the first Condition.wait on `condition`, just after it has released its lock. (A trace
+# function that raises is unset, so this works once.)
+CTRL_C_AFTER_RELEASE = """
+def ctrl_c_after_release(condition):
+    def tracer(frame, event, arg):
+        if event != "call" or frame.f_code is not threading.Condition._release_save.__code__ \\
+                or frame.f_locals.get("self") is not condition:
+            return None
+        def on_return(frame, event, arg):
+            if event == "return":
+                raise KeyboardInterrupt
+            return on_return
+        return on_return
+    sys.settrace(tracer)
+"""
+
+
+@pytest.mark.parametrize("which", ["first", "second"])
+def test_ctrl_c_inside_the_exit_wait_after_it_released_its_lock(which):
+    """Condition.wait interrupted there makes Event.wait raise RuntimeError ("release unlocked
+    lock") with the KeyboardInterrupt as its context. Exit must take it as the Ctrl-C it is:
+    the first one (in the wait for the pools), or the second one (in the wait after the first:
+    here the program itself ends with KeyboardInterrupt). Before, the RuntimeError escaped
+    the exit hook and the process went on to finalize with a live worker."""
+    result = run_program(helpers=CTRL_C_AFTER_RELEASE, body=f"""
+    pool = sp.InterpreterPoolExecutor(1)
+    pool.submit(rel_tasks.leave_a_thread_that_never_ends).result(timeout=60)
+    ctrl_c_after_release(pool._state.ended._cond)
+    print("exiting")
+    if {which!r} == "second":
+        raise KeyboardInterrupt
+    """, timeout=60)
+    assert_gave_up(result, "Ctrl-C:" if which == "first" else "a second Ctrl-C")
+
+
 @pytest.mark.parametrize("stuck", ["task in C", "initializer in C", "thread left running"])
 def test_second_ctrl_c_at_exit_ends_the_process_without_a_fatal_error(tmp_path, stuck):
     mark = str(tmp_path / "started")
