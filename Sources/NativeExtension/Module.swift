@@ -76,6 +76,7 @@ enum NativeModule {
             ("WORKER_ENDING", Int(WorkerInterpreter.Activity.ending.rawValue)),
             ("WORKER_ENDING_WITH_THREADS", Int(WorkerInterpreter.Activity.endingWithThreads.rawValue)),
             ("WORKER_ENDED", Int(WorkerInterpreter.Activity.ended.rawValue)),
+            ("WORKER_WARMING", Int(WorkerInterpreter.Activity.warming.rawValue)),
             ("PHASE_PENDING", Int(TaskPhase.pending.rawValue)),
             ("PHASE_RUNNING", Int(TaskPhase.running.rawValue)),
             ("PHASE_INTERRUPTING", Int(TaskPhase.interrupting.rawValue)),

@@ -231,6 +231,17 @@ final class PoolCore: @unchecked Sendable {
     /// interpreter's start-up (10 to 20 ms on an idle machine), short enough that an
     /// initializer that waits for the other workers only delays them.
     static let startGateNanoseconds: UInt64 = 250_000_000
+    /// `preload="auto"`: the modules of the functions submitted so far, in the order first
+    /// seen. Each worker imports, when no task waits, the names past the cursor it keeps for
+    /// its interpreter (see `WorkerInterpreter.serve`): one at a time, looking for a task
+    /// between two, so that tasks keep priority.
+    let warmList = AppendOnlyList<String>()
+    /// The first failure of each module that could not be warmed: its text, by module name
+    /// (`stats()["warm_failures"]`).
+    let warmFailures = Mutex<[String: String]>([:])
+    /// The message tag of a warm import's failure (the caller logs it once per module; see
+    /// preload.py's `TAG_WARM_FAILED`).
+    static let warmFailedTag: Int64 = 0x4657_0006
 
     init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration
@@ -287,6 +298,23 @@ final class PoolCore: @unchecked Sendable {
         let names = configuration.threadNames
         let name = worker.index < names.count ? names[worker.index] : nil
         return NativeThread.naming(name) { worker.start(pool: self) }
+    }
+
+    /// Adds `module` to the modules to warm (once) and wakes the idle workers to import it.
+    func warm(_ module: String) {
+        guard warmList.appendIfAbsent(module) else { return }
+        // A worker busy now looks at the list before it waits for its next task (it reads the
+        // count after marking itself idle, so it cannot miss this append).
+        for worker in workers where worker.activity == .idle { worker.parker.unpark() }
+    }
+
+    /// Records that `module` could not be warmed; true for its first failure in this pool.
+    func recordWarmFailure(_ module: String, _ text: String) -> Bool {
+        warmFailures.withLock { failures in
+            guard failures[module] == nil else { return false }
+            failures[module] = text
+            return true
+        }
     }
 
     /// Refuses new tasks (`shutdown()`): workers finish the queued ones, then end.

@@ -190,6 +190,13 @@ final class NativePool: NativeBacked {
         .noArgs("alive_workers", "Worker threads that have not ended yet.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.aliveWorkerCount))
         },
+        .fast("warm", "warm(module): preload=\"auto\": add module (a str) to the modules that idle workers import ahead of the tasks that need them (once per pool).") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("warm", 1...1), let module = Py.swiftString(arguments[0]) else { return nil }
+            guard !module.isEmpty else { return Py.fail(PyExc_ValueError, "module must be a non-empty str") }
+            Box.unwrap(me, as: NativePool.self).core.warm(module)
+            return Py.none()
+        },
         .noArgs("queued", "Tasks waiting for a worker.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.tasks.count))
         },
@@ -512,7 +519,32 @@ final class NativePool: NativeBacked {
         // worker_startup: per worker, its latest interpreter's start-up; None for a worker not up yet.
         guard Py.set(result, "steps", stepsDictionary()), Py.set(result, "worker_startup", startupList(snapshot))
         else { return nil }
+        guard addWarming(to: result) else { return nil }
         return result.take()
+    }
+
+    /// `preload="auto"` in `stats()`: `warm_modules` (the pool's list), `warmed_modules` (per
+    /// worker, those its current interpreter has imported ahead of tasks) and `warm_failures`
+    /// (module -> the text of its first failure). False, with an exception set, on failure.
+    private func addWarming(to result: borrowing OwnedObject) -> Bool {
+        let names = core.warmList.all
+        func nameList(_ indices: [Int]) -> OwnedObject? {
+            guard let list = Py.list() else { return nil }
+            for index in indices where !Py.append(list, OwnedObject(Py.string(names[index]))) { return nil }
+            return list
+        }
+        guard let perWorker = Py.list(),
+              Py.set(result, "warm_modules", nameList(Array(names.indices))) else { return false }
+        for worker in core.workers {
+            // A worker may have warmed a module appended after `names` was read: not shown yet.
+            let warmed = worker.warmed.withLock { $0 }.filter { $0 < names.count }
+            guard Py.append(perWorker, nameList(warmed)) else { return false }
+        }
+        guard Py.set(result, "warmed_modules", perWorker), let failures = Py.dict() else { return false }
+        for (module, text) in core.warmFailures.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            guard Py.set(failures, module, OwnedObject(Py.string(text))) else { return false }
+        }
+        return Py.set(result, "warm_failures", failures)
     }
 
     /// `stats()["worker_startup"]`: for each worker, its latest interpreter's start-up as

@@ -43,16 +43,20 @@ final class WorkerInterpreter: @unchecked Sendable {
         case endingWithThreads = 4
         /// The thread has ended.
         case ended = 5
+        /// Importing a module of `preload="auto"` while no task waits (interruptible, like
+        /// the initializer).
+        case warming = 6
     }
 
-    /// What an interruption targets: the initializer, or one task.
+    /// What an interruption targets: what the worker does besides tasks (the initializer, a
+    /// warm import), or one task.
     private enum Target {
         case initializer
         case task(Task)
 
         func matches(_ activity: Activity, _ task: Task?) -> Bool {
             switch self {
-            case .initializer: return activity == .starting
+            case .initializer: return activity == .starting || activity == .warming
             case .task(let target): return activity == .running && task === target
             }
         }
@@ -92,6 +96,9 @@ final class WorkerInterpreter: @unchecked Sendable {
     private let handedBack = Mutex<[SendableBuffer]>([])
     /// Whether `handedBack` holds anything: lets the idle worker's wait check without the lock.
     private let handedBackPending = Atomic<Bool>(false)
+    /// Indices in the pool's `warmList` of the modules this worker's current interpreter has
+    /// warmed (imported, or found imported already), in order (`stats()["warmed_modules"]`).
+    let warmed = Mutex<[Int]>([])
 
     private struct SendableBuffer: @unchecked Sendable { let pointer: UnsafeMutablePointer<Py_buffer> }
 
@@ -391,6 +398,10 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// tasks. Tasks skipped because they were cancelled do not count.
     private func serve(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>, limit: Int) -> Bool {
         var ran = 0
+        // The next module of `pool.warmList` this interpreter has not warmed (a fresh
+        // interpreter starts from the first).
+        var warmCursor = 0
+        warmed.withLock { $0.removeAll() }
         while true {
             if handedBackPending.load(ordering: .acquiring) {
                 // Results the caller has copied: release them now rather than at the next task,
@@ -401,8 +412,19 @@ final class WorkerInterpreter: @unchecked Sendable {
             }
             let task: Task
             do {
-                task = try pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) { [self] _ in
-                    !handedBackPending.load(ordering: .acquiring)  // `giveBack` unparks this wait
+                if warmCursor < pool.warmList.count {
+                    // Modules to warm: only when no task waits, and one at a time.
+                    guard let waiting = try WorkerInterpreter.taskIfAny(pool) else {
+                        warm(pool, subState, warmCursor)
+                        warmCursor += 1
+                        continue
+                    }
+                    task = waiting
+                } else {
+                    task = try pool.tasks.get(parker: parker, spinFor: PoolCore.spinNanoseconds) { [self] _ in
+                        // `giveBack` and `PoolCore.warm` unpark this wait.
+                        !handedBackPending.load(ordering: .acquiring) && warmCursor >= pool.warmList.count
+                    }
                 }
             } catch .stopped {
                 continue
@@ -464,6 +486,75 @@ final class WorkerInterpreter: @unchecked Sendable {
                 return !(pool.tasks.isClosed && pool.tasks.count == 0)
             }
         }
+    }
+
+    /// The next task if one waits, nil if none does. Throws `.closed` once the queue is
+    /// closed and drained.
+    private static func taskIfAny(_ pool: PoolCore) throws(QueueFailure) -> Task? {
+        do {
+            return try pool.tasks.get(block: false)
+        } catch .empty {
+            return nil
+        }
+    }
+
+    /// Imports the module at `position` of `pool.warmList` in this worker's interpreter (called
+    /// and returns without its GIL): `preload="auto"`. A failure is recorded (and its first
+    /// one per module told to the caller), never raised: the task that needs the module gets
+    /// its own error. Interruptible like the initializer (shutdown, Ctrl-C, exit).
+    private func warm(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>, _ position: Int) {
+        let module = pool.warmList[position]
+        // As for a task: the flag is cleared before the activity says what a request targets.
+        interruptRequested.store(false, ordering: .releasing)
+        state.withLock {
+            $0.activity = .warming
+            $0.interruptDelivered = false
+        }
+        // A pool closed meanwhile starts no import: its interruption (`interrupt_initializers`
+        // follows `close`) could have come before the activity above and found nothing to stop.
+        if pool.tasks.isClosed {
+            state.withLock { $0.activity = .idle }
+            return
+        }
+        PyEval_RestoreThread(subState)
+        let failure = importForWarming(module)
+        state.withLock { $0.activity = .idle }  // no interruption targets the import from here
+        let stopped = interruptRequested.load(ordering: .acquiring)
+        if stopped {
+            // The interrupter may have raised after the import returned: drop it.
+            PyThreadState_SetAsyncExc(UInt(PyThread_get_thread_ident()), nil)
+        }
+        _ = PyEval_SaveThread()
+        if stopped { return }  // stopped on request: not a failure of the module
+        guard let failure else {
+            warmed.withLock { $0.append(position) }
+            return
+        }
+        if pool.recordWarmFailure(module, failure) {
+            let text = Array((module + "\n" + failure).utf8)
+            let payload = text.withUnsafeBytes { ByteBuffer(copying: $0) }
+            pool.post(PoolEvent(kind: .message, id: PoolCore.warmFailedTag, task: nil, payload: .encoded(payload),
+                                text: nil, worker: index, postedAt: MonotonicClock.now()))
+        }
+    }
+
+    /// Runs `preload.warm_module(module)` (this worker's GIL held): nil on success, else the
+    /// failure's text.
+    private func importForWarming(_ module: String) -> String? {
+        guard let preload = PyImport_ImportModule("subinterpreter_parallelism.preload") else {
+            return takeErrorText("importing subinterpreter_parallelism.preload")
+        }
+        defer { Py_DecRef(preload) }
+        guard let warmModule = PyObject_GetAttrString(preload, "warm_module") else {
+            return takeErrorText("reading preload.warm_module")
+        }
+        defer { Py_DecRef(warmModule) }
+        guard let name = Py.string(module) else { return takeErrorText("warming \(module)") }
+        defer { Py_DecRef(name) }
+        guard let outcome = PyObject_CallOneArg(warmModule, name) else { return takeErrorText("warming \(module)") }
+        defer { Py_DecRef(outcome) }
+        if outcome == sp_None() { return nil }
+        return Py.swiftString(outcome) ?? takeErrorText("warming \(module)")
     }
 
     /// Decodes, calls and encodes one task in this worker's interpreter (GIL held).
@@ -669,7 +760,7 @@ final class WorkerInterpreter: @unchecked Sendable {
     func requestInterrupt(_ task: Task) -> Bool { request(.task(task)) }
 
     /// Asks the pool's initializer to stop, if this worker still runs it (or has not started
-    /// it: then it is skipped). Returns at once.
+    /// it: then it is skipped), or the warm import it runs (`preload="auto"`). Returns at once.
     @discardableResult
     func requestInitializerInterrupt() -> Bool { request(.initializer) }
 

@@ -320,7 +320,15 @@ class InterpreterPoolExecutor(Executor):
             ``ImportError``, with a note naming the module.
         preload: module names (or one name) that every worker imports at start; the
             constructor returns once all workers have imported them, so first tasks do not
-            pay for the imports. A module that fails to import is reported here.
+            pay for the imports. A module that fails to import is reported here. ``"auto"``
+            (alone, or as an entry beside names: ``preload=["json", "auto"]``) also warms the
+            module of each submitted function (``fn.__module__``; a bound method's, a
+            ``functools.partial``'s function's; not ``__main__``'s) in every worker, the first
+            time a function of it is submitted: idle workers import it while the first tasks
+            run, one module at a time, taking any waiting task first. A warm import that fails
+            is logged once as a warning and shown in ``stats()["warm_failures"]``; the tasks
+            that need the module raise the error themselves. (A module named ``auto`` cannot be
+            preloaded by name: import it in an ``initializer``.)
         forward_logging: records logged in tasks go to this interpreter's loggers of the same
             names (``record.sp_worker`` is the worker's index, ``threadName`` is
             ``sp-worker-N``). Workers skip records below the levels configured when the pool
@@ -406,8 +414,8 @@ class InterpreterPoolExecutor(Executor):
         from . import forwarding
         from . import preload as preloading
 
-        preload_watch: preloading.PreloadWatch | None = preloading.PreloadWatch(
-            max_workers, preloading.check_preload(preload))
+        preload_modules, auto_warm = preloading.check_preload(preload)
+        preload_watch: preloading.PreloadWatch | None = preloading.PreloadWatch(max_workers, preload_modules)
         # What each worker's bootstrap runs before the initializer (see _worker.bootstrap).
         steps: list[tuple[Callable[[Any], object], Any]] = [
             (forwarding.install, forwarding.worker_options(forward_logging, forward_warnings, output))]
@@ -427,6 +435,11 @@ class InterpreterPoolExecutor(Executor):
         self._state = _PoolState(native, task_timeout)
         self._state.initargs = config["initargs"]
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
+        # preload="auto": submit() asks it about each function's module (None: off).
+        self._warm: preloading.AutoWarm | None = None
+        if auto_warm:
+            self._warm = preloading.AutoWarm(native, preload_modules)
+            self._state.message_handlers[preloading.TAG_WARM_FAILED] = self._warm.on_failure
         if preload_watch.modules:
             self._state.message_handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
         else:
@@ -471,7 +484,8 @@ class InterpreterPoolExecutor(Executor):
         """
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
-        if getattr(fn, "__module__", None) in _ADAPTED_MODULES:
+        module = getattr(fn, "__module__", None)
+        if module in _ADAPTED_MODULES:
             # A framework's own task wrapper: its integration sends the user's call instead.
             adapted = _adapters.adapt(self, fn, args, kwargs)
             if adapted is not None:
@@ -492,6 +506,11 @@ class InterpreterPoolExecutor(Executor):
             if reason is not None:
                 raise BrokenInterpreterPool(reason) from None
             raise
+        warm = self._warm
+        if warm is not None and module not in warm.seen:
+            # preload="auto", the first function of its module: after the task is queued, so
+            # that a woken worker takes the task and the others warm the module.
+            warm.note(fn, module)
         return future
 
     def map(
@@ -574,6 +593,7 @@ class InterpreterPoolExecutor(Executor):
                 return _progress.finishing(results, tracker, len(items))
             return results
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
+        self._note_module(fn)  # the chunks' function is the runner's
         refusals = self._falls_back()
         futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals, star) for chunk in chunks])
         results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
@@ -593,6 +613,8 @@ class InterpreterPoolExecutor(Executor):
         args_iter: Iterator[Any] = zip(*iterables) if star else iter(iterables[0])
         futures: deque[Future[Any]] = deque()
         exhausted = False
+        if chunksize != 1:
+            self._note_module(fn)  # the chunks' function is the runner's
         refusals = self._falls_back()
 
         def refill(elsewhere: int) -> None:
@@ -620,6 +642,14 @@ class InterpreterPoolExecutor(Executor):
                 future.cancel()
             raise
         return _yield_results(futures, deadline, chunked=chunksize != 1, ordered=ordered, refill=refill)
+
+    def _note_module(self, fn: Any) -> None:
+        """preload="auto": warms ``fn``'s module, for tasks that send it inside another call."""
+        warm = self._warm
+        if warm is not None:
+            module = getattr(fn, "__module__", None)
+            if module not in warm.seen:
+                warm.note(fn, module)
 
     def _falls_back(self) -> bool:
         """Whether tasks submitted now from this thread may fall back to a process."""
@@ -716,6 +746,10 @@ class InterpreterPoolExecutor(Executor):
         "ready_s"}`` (seconds: when its creation began and when it was ready, counted from the
         pool's creation, and the two steps between), or None while it is not up yet. The first
         worker starts alone; the others begin once it is ready, while the first tasks run.
+        With ``preload="auto"``: ``warm_modules``, the modules seen so far (in order);
+        ``warmed_modules``, for each worker, those its current interpreter has imported ahead
+        of tasks (or found imported by one); ``warm_failures``, module -> the text of its
+        first failed warm import. Without it, these are empty.
         """
         return self._state.native.stats()
 
@@ -851,6 +885,8 @@ _WORKER_ACTIVITY_TEXT = {
     _native.WORKER_RUNNING: "its task has not returned (code blocked inside C sees the "
                             "interruption only when it returns to Python)",
     _native.WORKER_ENDING: "its interpreter is ending",
+    _native.WORKER_WARMING: "it imports a module ahead of tasks (preload=\"auto\"; code blocked inside C "
+                            "sees the interruption only when it returns to Python)",
     _native.WORKER_ENDING_WITH_THREADS: "its interpreter waits for threads that its tasks started "
                                         "and that have not ended (an interpreter ends only after its "
                                         "threads)",

@@ -11,14 +11,28 @@
       wait(): returns once every worker is ready, or the
       error the constructor raises (a refusal gets the
       message of ``python -m subinterpreter_parallelism check``)
+
+``preload="auto"`` (alone, or as an entry beside module names): the modules of the functions
+submitted, warmed in every worker while the first tasks run.
+
+    caller: submit(fn) / map(fn)                          Swift pool / each worker
+    ────────────────────────────                          ────────────────────────
+    AutoWarm.note(fn) the first time fn's module M ─────► warm list (append-only, per pool)
+      is seen (one set lookup per submit)                 an idle worker imports the names past
+                                                          its cursor, one at a time, taking any
+                                                          waiting task first: warm_module(M)
+    on_failure ◄──── TAG_WARM_FAILED, once per module ─── (a failure is recorded, never raised;
+      (a warning in the log)                               the task needing M gets its error)
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import sys
 import time
 
-from . import _native, _outcome, _pickling, _versions
+from . import _native, _outcome, _pickling, _versions, _worker
 
 TYPE_CHECKING = False
 
@@ -29,11 +43,18 @@ if TYPE_CHECKING:
 # The caller side's imports (threading, _refusal, errors) wait inside its functions: a worker
 # interpreter imports this module for import_modules alone, during its start-up.
 
-__all__ = ["PRELOAD_TIMEOUT", "TAG_PRELOAD", "PreloadWatch", "check_preload", "import_modules"]
+__all__ = ["AUTO", "PRELOAD_TIMEOUT", "TAG_PRELOAD", "TAG_WARM_FAILED", "AutoWarm", "PreloadWatch",
+           "check_preload", "import_modules", "warm_module"]
+
+#: The ``preload`` entry that turns on warming the modules of submitted functions.
+AUTO = "auto"
 
 # The message tag of a worker's verdict (the ``tag`` of ``_native.post_message``), beside
 # forwarding's tags.
 TAG_PRELOAD = 0x46570005
+# The message of a module that could not be warmed (posted by the Swift worker, once per module
+# and pool: ``PoolCore.warmFailedTag``): ``b"module\ntext"``.
+TAG_WARM_FAILED = 0x46570006
 
 # How long the pool's constructor waits for its workers to import ``preload`` modules.
 PRELOAD_TIMEOUT = 300.0
@@ -75,19 +96,87 @@ def import_modules(spec: dict[str, Any]) -> bool:
     return True
 
 
+def warm_module(name: str) -> str | None:
+    """Worker side, ``preload="auto"``: imports ``name`` ahead of the tasks that need it (the
+    Swift worker calls it while no task waits). Returns None, or the failure's text: a failure
+    is only recorded, and the task that needs the module gets its own error."""
+    try:
+        importlib.import_module(name)
+    except BaseException as exc:  # anything at all: the worker and the pool go on
+        import traceback
+
+        return "".join(traceback.format_exception_only(exc)).strip()
+    finally:
+        _worker.flush_unflushed()  # what the import printed arrives now, not with a later task
+    return None
+
+
 # ─── caller side ────────────────────────────────────────────────────────────────────────────
 
-def check_preload(preload: str | Iterable[str]) -> tuple[str, ...]:
-    """Caller side: ``preload`` as a tuple of module names (one name alone is allowed).
+def check_preload(preload: str | Iterable[str]) -> tuple[tuple[str, ...], bool]:
+    """Caller side: ``preload`` as a tuple of module names (one name alone is allowed), and
+    whether ``"auto"`` was among them (taken out of the names).
 
     Raises:
-        TypeError: an entry is not a non-empty str.
+        TypeError: ``preload`` is neither a str nor an iterable of str, or an entry is not a
+            non-empty str.
     """
-    modules = (preload,) if isinstance(preload, str) else tuple(preload)
-    for name in modules:
+    if isinstance(preload, str):
+        entries: tuple[Any, ...] = (preload,)
+    elif isinstance(preload, (bytes, bytearray)) or not hasattr(preload, "__iter__"):
+        raise TypeError(f"preload must be a module name, \"auto\", or an iterable of them, "
+                        f"not {type(preload).__name__}")
+    else:
+        entries = tuple(preload)
+    for name in entries:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"preload must hold module names (non-empty str), got {name!r}")
-    return modules
+            raise TypeError(f"preload must hold module names (non-empty str) or \"auto\", got {name!r}")
+    modules = tuple(name for name in entries if name != AUTO)
+    return modules, len(modules) != len(entries)
+
+
+class AutoWarm:
+    """Caller side of ``preload="auto"``: tells the pool each module of a submitted function
+    once. ``submit`` looks its function's ``__module__`` up in ``seen`` and calls ``note`` only
+    when it is not there."""
+
+    def __init__(self, native: Any, preloaded: tuple[str, ...]) -> None:
+        self._native = native
+        # Never warmed: no module (None), the caller's script (workers have their own
+        # __main__), what workers have from the start. "functools" is never added: a partial's
+        # __module__ is "functools", and each partial must be unwrapped (see ``note``).
+        self.seen: set[Any] = {None, "__main__", "builtins", *preloaded}
+        """Modules already handled (warmed, preloaded, or never to warm)."""
+
+    def note(self, fn: Any, module: Any) -> None:
+        """``fn`` (whose ``__module__`` is ``module``) was submitted and ``module`` is not in
+        ``seen``: adds the module of the function it calls to the pool's warm list."""
+        target = fn
+        while isinstance(target, functools.partial):
+            target = target.func
+        if target is not fn:
+            module = getattr(target, "__module__", None)
+            if module in self.seen:
+                return
+        elif module == "functools":
+            return
+        if not isinstance(module, str):
+            return
+        self.seen.add(module)
+        # A module the caller has not imported (a __module__ set by hand) would only fail; the
+        # package's own modules are in every worker already.
+        if module in sys.modules and not module.startswith("subinterpreter_parallelism"):
+            self._native.warm(module)
+
+    def on_failure(self, payload: Any, worker: int) -> None:
+        """The handler for ``TAG_WARM_FAILED``: says once per module (Swift sends each once)
+        that warming it failed; the tasks that need it raise the error themselves."""
+        import logging
+
+        module, _, text = bytes(memoryview(payload)).decode("utf-8", "replace").partition("\n")
+        logging.getLogger("subinterpreter_parallelism").warning(
+            "preload=\"auto\": worker %d could not import module %r ahead of its tasks (the tasks "
+            "that need it will raise the error): %s", worker, module, text)
 
 
 class PreloadWatch:
