@@ -178,3 +178,21 @@ def test_functions_of_main_are_not_warmed():
 def test_bad_preload_values(preload, message):
     with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         sp.InterpreterPoolExecutor(1, preload=preload)
+
+
+def test_one_worker_first_warms_after_a_task_succeeded(monkeypatch):
+    """3.12 (a module refused in one interpreter crashes the process when another one tries
+    it): a module is warmed only once a task of it has succeeded in some worker."""
+    from subinterpreter_parallelism import preload
+
+    monkeypatch.setattr(preload._versions, "ONE_WORKER_FIRST", True)
+    report = sp.Queue()
+    with sp.InterpreterPoolExecutor(3, preload="auto", initializer=warm_tasks.set_queues,
+                                    initargs=(report,)) as pool:
+        with pytest.raises(RuntimeError, match="warm_broken refuses"):
+            pool.submit(warm_broken.never, 1).result(timeout=TIMEOUT)
+        assert pool.submit(warm_recorded.double, 4).result(timeout=TIMEOUT) == 8
+        assert sorted(worker for _, worker, _ in _reports(report, 3)) == [0, 1, 2]
+        stats = pool.stats()
+        # The failed task's module was never tried by another worker.
+        assert stats["warm_modules"] == ["warm_recorded"] and stats["warm_failures"] == {}

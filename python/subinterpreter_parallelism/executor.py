@@ -510,7 +510,7 @@ class InterpreterPoolExecutor(Executor):
         if warm is not None and module not in warm.seen:
             # preload="auto", the first function of its module: after the task is queued, so
             # that a woken worker takes the task and the others warm the module.
-            warm.note(fn, module)
+            warm.note(fn, module, future)
         return future
 
     def map(
@@ -593,9 +593,10 @@ class InterpreterPoolExecutor(Executor):
                 return _progress.finishing(results, tracker, len(items))
             return results
         chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
-        self._note_module(fn)  # the chunks' function is the runner's
         refusals = self._falls_back()
         futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals, star) for chunk in chunks])
+        if futures:
+            self._note_module(fn, futures[0])  # the chunks' function is the runner's
         results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
         if progress is not None:
             tracker = _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
@@ -613,8 +614,6 @@ class InterpreterPoolExecutor(Executor):
         args_iter: Iterator[Any] = zip(*iterables) if star else iter(iterables[0])
         futures: deque[Future[Any]] = deque()
         exhausted = False
-        if chunksize != 1:
-            self._note_module(fn)  # the chunks' function is the runner's
         refusals = self._falls_back()
 
         def refill(elsewhere: int) -> None:
@@ -634,6 +633,7 @@ class InterpreterPoolExecutor(Executor):
                         exhausted = True
                     else:
                         futures.append(self.submit(_worker.run_chunk, fn, chunk, refusals, star))
+                        self._note_module(fn, futures[-1])  # the chunks' function is the runner's
 
         try:
             refill(0)
@@ -643,13 +643,14 @@ class InterpreterPoolExecutor(Executor):
             raise
         return _yield_results(futures, deadline, chunked=chunksize != 1, ordered=ordered, refill=refill)
 
-    def _note_module(self, fn: Any) -> None:
-        """preload="auto": warms ``fn``'s module, for tasks that send it inside another call."""
+    def _note_module(self, fn: Any, future: Future[Any]) -> None:
+        """preload="auto": warms ``fn``'s module, for a task (``future``'s) that sends it
+        inside another call."""
         warm = self._warm
         if warm is not None:
             module = getattr(fn, "__module__", None)
             if module not in warm.seen:
-                warm.note(fn, module)
+                warm.note(fn, module, future)
 
     def _falls_back(self) -> bool:
         """Whether tasks submitted now from this thread may fall back to a process."""

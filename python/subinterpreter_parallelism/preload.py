@@ -38,6 +38,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from concurrent.futures import Future
     from typing import Any
 
 # The caller side's imports (threading, _refusal, errors) wait inside its functions: a worker
@@ -142,15 +143,19 @@ class AutoWarm:
 
     def __init__(self, native: Any, preloaded: tuple[str, ...]) -> None:
         self._native = native
+        # 3.12: a module refused in one interpreter crashes the process when a second one
+        # tries it, so a module is warmed only once a task of it has succeeded in one worker.
+        self._after_first_success = _versions.ONE_WORKER_FIRST
         # Never warmed: no module (None), the caller's script (workers have their own
         # __main__), what workers have from the start. "functools" is never added: a partial's
         # __module__ is "functools", and each partial must be unwrapped (see ``note``).
         self.seen: set[Any] = {None, "__main__", "builtins", *preloaded}
         """Modules already handled (warmed, preloaded, or never to warm)."""
 
-    def note(self, fn: Any, module: Any) -> None:
-        """``fn`` (whose ``__module__`` is ``module``) was submitted and ``module`` is not in
-        ``seen``: adds the module of the function it calls to the pool's warm list."""
+    def note(self, fn: Any, module: Any, future: Future[Any] | None) -> None:
+        """``fn`` (whose ``__module__`` is ``module``) was submitted, as (part of) the task of
+        ``future``, and ``module`` is not in ``seen``: adds the module of the function it
+        calls to the pool's warm list (on 3.12, once that task has succeeded)."""
         target = fn
         while isinstance(target, functools.partial):
             target = target.func
@@ -165,8 +170,19 @@ class AutoWarm:
         self.seen.add(module)
         # A module the caller has not imported (a __module__ set by hand) would only fail; the
         # package's own modules are in every worker already.
-        if module in sys.modules and not module.startswith("subinterpreter_parallelism"):
+        if module not in sys.modules or module.startswith("subinterpreter_parallelism"):
+            return
+        if not self._after_first_success:
             self._native.warm(module)
+        elif future is not None:
+            future.add_done_callback(functools.partial(self._warm_if_succeeded, module))
+
+    def _warm_if_succeeded(self, module: str, future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            try:
+                self._native.warm(module)
+            except Exception:
+                pass  # the pool broke meanwhile: nothing to warm
 
     def on_failure(self, payload: Any, worker: int) -> None:
         """The handler for ``TAG_WARM_FAILED``: says once per module (Swift sends each once)
