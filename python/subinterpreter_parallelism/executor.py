@@ -327,8 +327,11 @@ class InterpreterPoolExecutor(Executor):
             time a function of it is submitted: idle workers import it while the first tasks
             run, one module at a time, taking any waiting task first. A warm import that fails
             is logged once as a warning and shown in ``stats()["warm_failures"]``; the tasks
-            that need the module raise the error themselves. (A module named ``auto`` cannot be
-            preloaded by name: import it in an ``initializer``.)
+            that need the module raise the error themselves. ``stats()`` shows what each worker
+            warmed. On Python 3.12 a module is warmed only once a task of it has succeeded
+            (there a module refused in one interpreter crashes the process when a second one
+            tries it). (A module named ``auto`` cannot be preloaded by name: import it in an
+            ``initializer``.)
         forward_logging: records logged in tasks go to this interpreter's loggers of the same
             names (``record.sp_worker`` is the worker's index, ``threadName`` is
             ``sp-worker-N``). Workers skip records below the levels configured when the pool
