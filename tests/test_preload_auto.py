@@ -22,6 +22,15 @@ from conftest import run_python
 TIMEOUT = 60  # a safety net only: every wait below ends on a handshake
 
 
+@pytest.fixture(autouse=True)
+def warm_at_once(monkeypatch):
+    """Modules are warmed as their first task is submitted, on 3.12 too (where they otherwise
+    wait for that task's success: see the last test). None of these modules is refused."""
+    from subinterpreter_parallelism import _versions
+
+    monkeypatch.setattr(_versions, "ONE_WORKER_FIRST", False)
+
+
 def _reports(queue, n):
     return [queue.get(timeout=TIMEOUT) for _ in range(n)]
 
@@ -106,13 +115,34 @@ def test_a_blocked_warm_import_holds_no_task_back():
         assert first.result(timeout=TIMEOUT) == 3
         assert pool._state.native.worker_activities()[blocked] == _native.WORKER_WARMING
         # Tasks submitted while that import blocks run on the other worker.
-        assert [pool.submit(sp_tasks.identify).result(timeout=TIMEOUT)[0] for _ in range(3)] != []
+        ran_on = {pool.submit(warm_tasks.worker_index).result(timeout=TIMEOUT) for _ in range(3)}
+        assert ran_on == {1 - blocked}
         assert pool.submit(warm_blocking.triple, 2).result(timeout=TIMEOUT) == 6
         assert pool._state.native.worker_activities()[blocked] == _native.WORKER_WARMING
         release.put(None)
     stats = pool.stats()
     assert "warm_blocking" in stats["warmed_modules"][blocked]
     assert stats["warm_failures"] == {}
+
+
+def test_a_waiting_task_goes_before_the_next_warm_import():
+    """A worker warms one module at a time and takes a waiting task before the next one."""
+    report, release, held = sp.Queue(), sp.Queue(), sp.Queue()
+    with sp.InterpreterPoolExecutor(2, preload="auto", initializer=warm_tasks.set_queues,
+                                    initargs=(report, release)) as pool:
+        assert pool.submit(warm_blocking.triple, 1).result(timeout=TIMEOUT) == 3
+        _, blocked, _ = report.get(timeout=TIMEOUT)  # this worker is inside the warm import
+        hold = pool.submit(warm_tasks.hold, held)  # the other worker is busy from here
+        assert report.get(timeout=TIMEOUT) == ("hold", 1 - blocked, False)
+        # Queued while no worker is free; its module joins the warm list behind the blocked one.
+        task = pool.submit(warm_recorded.double, 3)
+        assert pool.stats()["warm_modules"] == ["warm_blocking", "warm_tasks", "warm_recorded"]
+        release.put(None)
+        # The freed worker runs the task (importing its module for it) before warming more.
+        assert report.get(timeout=TIMEOUT) == ("warm_recorded", blocked, False)
+        assert task.result(timeout=TIMEOUT) == 6
+        held.put("done")
+        assert hold.result(timeout=TIMEOUT) == "done"
 
 
 def test_shutdown_interrupts_a_blocked_warm_import():

@@ -37,3 +37,14 @@ def report_import(module: str) -> None:
     """Called by a ``warm_*`` module as it is imported in a worker."""
     if REPORT is not None:
         REPORT.put((module, _native.worker_index(), in_warm_import()))
+
+
+def worker_index():
+    """A task: the index of the worker running it."""
+    return _native.worker_index()
+
+
+def hold(queue):
+    """A task: reports its worker, then waits for an item of ``queue``."""
+    REPORT.put(("hold", _native.worker_index(), False))
+    return queue.get()
