@@ -159,6 +159,16 @@ def test_shutdown_interrupts_a_blocked_warm_import():
     assert stats["warm_failures"] == {}  # stopped on request: no failure of the module
 
 
+def test_a_fresh_interpreter_warms_the_list_again():
+    """With max_tasks_per_worker, each new interpreter of a worker starts its warm list over."""
+    report = sp.Queue()
+    with sp.InterpreterPoolExecutor(1, preload="auto", max_tasks_per_worker=1,
+                                    initializer=warm_tasks.set_queues, initargs=(report,)) as pool:
+        assert pool.submit(warm_recorded.double, 1).result(timeout=TIMEOUT) == 2
+        # The task's interpreter imported it for the task, then ended; the next one warms it.
+        assert _reports(report, 2) == [("warm_recorded", 0, False), ("warm_recorded", 0, True)]
+
+
 def test_which_module_is_warmed():
     with sp.InterpreterPoolExecutor(2, preload="auto") as pool:
         calls = [

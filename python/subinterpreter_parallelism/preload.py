@@ -18,8 +18,8 @@ submitted, warmed in every worker while the first tasks run.
     caller: submit(fn) / map(fn)                          Swift pool / each worker
     ────────────────────────────                          ────────────────────────
     AutoWarm.note(fn) the first time fn's module M ─────► warm list (append-only, per pool)
-      is seen (one set lookup per submit)                 an idle worker imports the names past
-                                                          its cursor, one at a time, taking any
+      is seen (one set lookup per submit; on 3.12,        an idle worker imports the names past
+      once that task has succeeded)                       its cursor, one at a time, taking any
                                                           waiting task first: warm_module(M)
     on_failure ◄──── TAG_WARM_FAILED, once per module ─── (a failure is recorded, never raised;
       (a warning in the log)                               the task needing M gets its error)
