@@ -101,7 +101,7 @@ def encode_bootstrap(config: dict[str, Any]) -> bytes:
         named = tuple((step.__module__, step.__qualname__, argument) for step, argument in config.get("steps", ()))
         try:
             return marshal.dumps((config.get("interruptible_sleep", True), named))
-        except ValueError:  # an argument marshal cannot hold (a class, a Queue): pickled
+        except Exception:  # an argument marshal cannot hold (a class, a Queue): pickled
             pass
     from . import _pickling
 
