@@ -14,6 +14,7 @@ are looked up by the Swift worker on first use and load here then (``__getattr__
 
 from __future__ import annotations
 
+import sys
 import time
 from itertools import starmap as _starmap
 TYPE_CHECKING = False
@@ -123,10 +124,11 @@ def _decode_bootstrap(payload: bytes) -> dict[str, Any]:
 
 
 def _by_name(module: str, qualname: str) -> Any:
-    """``module.qualname``, importing the module (dotted qualified names allowed)."""
-    import importlib
-
-    target: Any = importlib.import_module(module)
+    """``module.qualname``, importing the module (dotted qualified names allowed). With
+    ``__import__``, not ``importlib.import_module``: a worker's bootstrap need not load the
+    ``importlib`` package."""
+    __import__(module)
+    target: Any = sys.modules[module]
     for part in qualname.split("."):
         target = getattr(target, part)
     return target
