@@ -91,6 +91,7 @@ enum NativeModule {
             ("PICKLE_PROTOCOL", Int(WireFormat.pickleProtocol)),
             ("VALUE_TAG", Int(WireFormat.valueTag)),
             ("ERROR_TAG", Int(WireFormat.errorTag)),
+            ("SHAREABLE_TAG", Int(WireFormat.shareableTag)),
             ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
@@ -144,6 +145,20 @@ enum NativeModule {
             let arguments = Arguments(args, n)
             guard arguments.expect("out_of_band_kind", 1...1) else { return nil }
             return Py.int(Int64(WireFormat.outOfBandKind(arguments[0]).rawValue))
+        },
+        .fast("encode_shareable", "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, str and bytes in tuples: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG.") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("encode_shareable", 1...1) else { return nil }
+            if let bytes = ShareableCodec.encodeAsBytes(arguments[0]) { return bytes }
+            return PyErr_Occurred() == nil ? Py.none() : nil
+        },
+        .fast("decode_shareable", "decode_shareable(buffer) -> the value that encode_shareable encoded; ValueError if buffer holds anything else.") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("decode_shareable", 1...1) else { return nil }
+            var view = Py_buffer()
+            guard PyObject_GetBuffer(arguments[0], &view, 0) == 0 else { return nil }
+            defer { PyBuffer_Release(&view) }
+            return ShareableCodec.decode(UnsafeRawBufferPointer(start: view.buf, count: Int(view.len)))
         },
         .fast("factorial_mod", "factorial_mod(n) -> n! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row).") { _, args, n in
             let arguments = Arguments(args, n)

@@ -15,6 +15,14 @@ enum WireFormat {
     /// pickle, and every protocol-5 pickle starts with the PROTO opcode, 0x80.
     static let valueTag: UInt8 = 0x80
 
+    /// The first byte of a task's outcome when the task returned a value that `ShareableCodec`
+    /// holds (its `tag`, "S"): the value in that format follows, no pickle. The first byte of
+    /// a call in that format too (`shareableCall`).
+    static let shareableTag: UInt8 = ShareableCodec.tag
+
+    /// Whether an outcome whose first byte is `first` is a returned value (pickled or not).
+    static func isValue(_ first: UInt8) -> Bool { first == valueTag || first == shareableTag }
+
     /// The first byte of a task's outcome when the task raised ("E"): the pickle of
     /// `(type name, message, traceback text, pickled exception or None)` follows.
     static let errorTag: UInt8 = 0x45
@@ -49,6 +57,15 @@ enum WireFormat {
             return sp_ByteArray_CheckExact(object) != 0 ? .byteArray : .bytes
         }
         return .inBand
+    }
+
+    /// A call that `ShareableCodec` holds, sent instead of a pickle when the function is one
+    /// that pickle would send by reference and every argument is shareable: the tuple
+    /// `(module, qualname, args, kwargs)`, where `kwargs` is None or a flat tuple
+    /// `(name, value, name, value, ...)`. The worker resolves the function by name, as
+    /// unpickling it would (`WorkerInterpreter.resolve`).
+    enum ShareableCall {
+        static let fieldCount = 4
     }
 
     /// A plain pickle that contains this text may refer to `__main__`, which a worker

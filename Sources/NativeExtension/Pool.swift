@@ -3,16 +3,21 @@
 //   caller's interpreter (main)                 worker thread k (its own interpreter and GIL)
 //   ───────────────────────────                 ─────────────────────────────────────────────
 //   Pool.submit(id, fn, args, kwargs)
-//     encoder(fn, args, kwargs) -> bytes         (pickle / cloudpickle, timed: encode_call)
+//     ShareableCodec by name, else               (a module-level function with shareable
+//     encoder(fn, args, kwargs) -> bytes          arguments; else pickle / cloudpickle;
+//                                                 timed: encode_call)
 //     Task{id, bytes kept alive}  ──► tasks: BlockingQueue<Task> ──►  lifecycle.start()
 //                                                                    memoryview over the caller's
 //                                                                    bytes (no copy)
 //                                                                    decode_call -> invoke ->
 //                                                                    encode_result / encode_error
+//                                                                    (a shareable call or result:
+//                                                                     in Swift, no pickle)
 //                                                                    (timed: decode_call, call,
 //                                                                     encode_result)
 //   completion thread: Pool.deliver(cb) ◄── events: BlockingQueue<PoolEvent> ◄── result bytes
 //     cb(kind, id, ResultBuffer, worker)           copied into a Swift-owned ByteBuffer
+//     (or on_result(id, value), decoded in Swift)
 //     -> unpickle, Future.set_result (timed: result_wait, deliver); the task's bytes released
 //
 //   Stopping a task (cancel, task_timeout via the pool's DeadlineTimer thread, Ctrl-C) changes

@@ -28,6 +28,7 @@ final class NativePool: NativeBacked {
 
     func releasePythonReferences() {
         core.stopDeadlines()
+        forgetNamedFunctions()
         Py_DecRef(encoder)
         encoder = nil
         Py_DecRef(resultBufferType.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: PyObject.self) })
@@ -217,7 +218,8 @@ final class NativePool: NativeBacked {
         guard core.lifecycle.acceptsTasks else { return Py.fail(PyExc_RuntimeError, "cannot schedule new futures after shutdown") }
         let start = MonotonicClock.now()
         let (encodedCall, pins) = QueuePins.collecting { () -> PyObjectPointer? in
-            quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
+            shareableCall(arguments[1], arguments[2], arguments[3])
+                ?? quickEncode(arguments[1], arguments[2], arguments[3]) ?? {
                 var callArguments: [PyObjectPointer?] = [arguments[1], arguments[2], arguments[3]]
                 return callArguments.withUnsafeMutableBufferPointer {
                     PyObject_Vectorcall(encoder, $0.baseAddress, 3, nil)
@@ -258,6 +260,135 @@ final class NativePool: NativeBacked {
         }
         defer { Py_DecRef(call) }
         return Pickling.quickDumps(call, with: dumps)
+    }
+
+    // MARK: - Calls by name
+
+    /// A function that pickle sends by reference: its `__module__` and `__qualname__`, which
+    /// resolve back to it (checked the first time it is seen). Holds references to all three.
+    private struct NamedFunction {
+        let function: PyObjectPointer
+        let module: PyObjectPointer
+        let qualname: PyObjectPointer
+    }
+
+    /// The functions seen by `submit` that pickle would send by reference, by identity (each
+    /// entry holds its function, so the address cannot be reused meanwhile). Read and changed
+    /// only with the creating interpreter's GIL held, never across a Python call.
+    private var namedFunctions: [UnsafeMutableRawPointer: NamedFunction] = [:]
+    /// Past this many entries the table starts afresh (functions made at run time, e.g. by a
+    /// decorator factory, must not accumulate).
+    private static let namedFunctionLimit = 1024
+
+    /// The call in `ShareableCodec`'s format (`WireFormat.ShareableCall`): when `fn` is one
+    /// that pickle would send by reference, not from `__main__`, and every argument is
+    /// shareable (and none travels out of band). Else nil, no exception set: pickle takes it.
+    private func shareableCall(_ fn: PyObjectPointer, _ args: PyObjectPointer, _ kwargs: PyObjectPointer) -> PyObjectPointer? {
+        guard sp_ByReferenceCallable(fn) != 0, sp_Tuple_CheckExact(args) != 0, sp_Dict_CheckExact(kwargs) != 0,
+              let named = namedFunction(fn), !NativePool.hasOutOfBand(args, kwargs) else { return nil }
+        var flatKeywords = Py.none()
+        defer { Py_DecRef(flatKeywords) }
+        let keywordCount = PyDict_Size(kwargs)
+        if keywordCount > 0 {
+            guard let flat = PyTuple_New(2 * keywordCount) else { PyErr_Clear(); return nil }
+            Py_DecRef(flatKeywords)
+            flatKeywords = flat
+            var position: Py_ssize_t = 0, index: Py_ssize_t = 0
+            var key: PyObjectPointer?
+            var value: PyObjectPointer?
+            while PyDict_Next(kwargs, &position, &key, &value) != 0 {
+                Py_IncRef(key)
+                Py_IncRef(value)
+                sp_Tuple_SET_ITEM(flat, index, key)
+                sp_Tuple_SET_ITEM(flat, index + 1, value)
+                index += 2
+            }
+        }
+        guard let call = Py.tuple([named.module, named.qualname, args, flatKeywords]) else { PyErr_Clear(); return nil }
+        defer { Py_DecRef(call) }
+        let encoded = ShareableCodec.encodeAsBytes(call)
+        if encoded == nil { PyErr_Clear() }
+        return encoded
+    }
+
+    /// `fn`'s names if pickle would send it by reference now: its module is imported and the
+    /// qualified name, looked up there, is `fn` itself. The names are kept per function, the
+    /// lookup is repeated on every call (a module attribute rebound since then makes pickle
+    /// send the function by value, and so does this). Nil, no exception set, otherwise.
+    private func namedFunction(_ fn: PyObjectPointer) -> NamedFunction? {
+        let key = UnsafeMutableRawPointer(fn)
+        if let known = namedFunctions[key] {
+            return NativePool.resolves(known) ? known : nil
+        }
+        guard let module = PyObject_GetAttrString(fn, "__module__") else { PyErr_Clear(); return nil }
+        guard let qualname = PyObject_GetAttrString(fn, "__qualname__") else {
+            Py_DecRef(module)
+            PyErr_Clear()
+            return nil
+        }
+        Py_IncRef(fn)
+        let named = NamedFunction(function: fn, module: module, qualname: qualname)
+        // Exact str names only (what the worker can be sent); `__main__` is the Python
+        // encoder's (cloudpickle, once per function); `<lambda>`, `f.<locals>.g` never resolve.
+        guard sp_Unicode_CheckExact(module) != 0, sp_Unicode_CheckExact(qualname) != 0,
+              PyUnicode_CompareWithASCIIString(module, WireFormat.mainMarker) != 0,
+              PyUnicode_FindChar(qualname, 0x3C /* < */, 0, PyUnicode_GetLength(qualname), 1) == -1,
+              NativePool.resolves(named)
+        else {
+            PyErr_Clear()
+            NativePool.release(named)
+            return nil
+        }
+        // Python code may have run above (a module's `__getattr__`): the table is read afresh.
+        if namedFunctions.count >= NativePool.namedFunctionLimit { forgetNamedFunctions() }
+        if let previous = namedFunctions.updateValue(named, forKey: key) { NativePool.release(previous) }
+        return named
+    }
+
+    /// Whether `named.qualname`, looked up in the imported module `named.module`, is
+    /// `named.function` (pickle's check). No exception is left set.
+    private static func resolves(_ named: NamedFunction) -> Bool {
+        guard let modules = PyImport_GetModuleDict(),
+              var target = PyDict_GetItemWithError(modules, named.module).map({ object -> PyObjectPointer in
+                  Py_IncRef(object)
+                  return object
+              })
+        else {
+            PyErr_Clear()
+            return false
+        }
+        defer { Py_DecRef(target) }
+        let length = PyUnicode_GetLength(named.qualname)
+        if PyUnicode_FindChar(named.qualname, 0x2E /* . */, 0, length, 1) == -1 {
+            // The common case, a module-level name: one lookup.
+            guard let found = PyObject_GetAttr(target, named.qualname) else { PyErr_Clear(); return false }
+            Py_DecRef(found)
+            return found == named.function
+        }
+        guard let dot = PyUnicode_FromString("."), let parts = PyUnicode_Split(named.qualname, dot, -1) else {
+            PyErr_Clear()
+            return false
+        }
+        Py_DecRef(dot)
+        defer { Py_DecRef(parts) }
+        for i in 0..<PyList_Size(parts) {
+            guard let next = PyObject_GetAttr(target, sp_List_GET_ITEM(parts, i)) else { PyErr_Clear(); return false }
+            Py_DecRef(target)
+            target = next
+        }
+        return target == named.function
+    }
+
+    private static func release(_ named: NamedFunction) {
+        Py_DecRef(named.function)
+        Py_DecRef(named.module)
+        Py_DecRef(named.qualname)
+    }
+
+    private func forgetNamedFunctions() {
+        let entries = namedFunctions
+        namedFunctions = [:]
+        for named in entries.values { NativePool.release(named) }
     }
 
     /// Whether a top-level argument travels out of band (`WireFormat.outOfBandKind`).
@@ -343,6 +474,10 @@ final class NativePool: NativeBacked {
             return .general
         case .lentArgument(let lend):
             built = OwnedObject(lend.callerView())
+            guard built != nil else { return NativePool.failure() }
+        case .encoded(let buffer) where ShareableCodec.holds(buffer):
+            // A value in the shareable format: built here, no pickle.
+            built = OwnedObject(ShareableCodec.decode(buffer))
             guard built != nil else { return NativePool.failure() }
         case .encoded(let buffer):
             guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cPickle?.loads else { return .general }

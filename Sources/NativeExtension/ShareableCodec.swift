@@ -1,8 +1,10 @@
-// The encoding of a `Queue` item made only of the exact types that the stdlib's
+// The encoding of a value made only of the exact types that the stdlib's
 // `concurrent.interpreters` shares without pickling: None, bool, int (64-bit), float, str,
-// bytes, and tuples of them. Such items are most of what flows through a queue (counters,
-// keys, messages), and for them pickle's machinery (a pickler, a frame, an unpickler, a
-// memoryview) costs more than the hand-off itself. Anything else, or anything this format
+// bytes, and tuples of them. Such values are most of what flows through a queue (counters,
+// keys, messages) and most of what tiny tasks take and return, and for them pickle's machinery
+// (a pickler, a frame, an unpickler, a memoryview) costs more than the hand-off itself. A
+// `Queue` item, a task's returned value and a task's call by name (`WireFormat.shareableCall`)
+// use it. Anything else, or anything this format
 // cannot hold (a larger int, a str with lone surrogates, deep nesting), goes to pickle: an
 // item's bytes start with `tag` here and with pickle's PROTO opcode (0x80) otherwise.
 //
@@ -21,23 +23,57 @@ enum ShareableCodec {
     /// `item` in this format, or nil (no exception set) when it holds anything else.
     static func encode(_ item: PyObjectPointer) -> ByteBuffer? {
         guard let size = size(of: item, depth: 0) else { return nil }
-        return ByteBuffer(count: 1 + size) { start in
-            start.storeBytes(of: tag, as: UInt8.self)
-            var offset = 1
-            write(item, to: start, at: &offset)
-        }
+        return ByteBuffer(count: 1 + size) { fill(item, at: $0) }
+    }
+
+    /// `item` in this format as a new `bytes` object (what a pool's task carries), or nil: with
+    /// an exception set when memory ran out, without one when the format cannot hold `item`.
+    static func encodeAsBytes(_ item: PyObjectPointer) -> PyObjectPointer? {
+        guard let size = size(of: item, depth: 0), let bytes = PyBytes_FromStringAndSize(nil, Py_ssize_t(1 + size))
+        else { return nil }
+        fill(item, at: UnsafeMutableRawPointer(sp_Bytes_AS_STRING(bytes)!))
+        return bytes
+    }
+
+    /// Writes the tag and `item` (which `size(of:)` accepted) from `start` on.
+    private static func fill(_ item: PyObjectPointer, at start: UnsafeMutableRawPointer) {
+        start.storeBytes(of: tag, as: UInt8.self)
+        var offset = 1
+        write(item, to: start, at: &offset)
     }
 
     /// Whether `buffer` holds an item in this format (else it holds a pickle).
     static func holds(_ buffer: ByteBuffer) -> Bool {
-        buffer.count > 0 && buffer.bytes[0] == tag
+        holds(buffer.contents)
+    }
+
+    /// Whether `bytes` hold an item in this format (else they hold a pickle).
+    static func holds(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count > 0 && bytes[0] == tag
     }
 
     /// The item that `buffer` (in this format) holds: a new reference, or nil with an
     /// exception set (memory).
     static func decode(_ buffer: ByteBuffer) -> PyObjectPointer? {
+        decode(buffer.contents)
+    }
+
+    /// The item that `bytes` hold: a new reference, or nil with an exception set (memory, or
+    /// bytes that are not one whole item in this format: every read is checked against the
+    /// end, since `_native.decode_shareable` takes any buffer).
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> PyObjectPointer? {
+        guard holds(bytes), let base = bytes.baseAddress else { return malformed() }
         var offset = 1
-        return read(UnsafeRawPointer(buffer.bytes.baseAddress!), at: &offset)
+        guard let item = read(base, at: &offset, end: bytes.count, depth: 0) else { return nil }
+        if offset != bytes.count {
+            Py_DecRef(item)
+            return malformed()
+        }
+        return item
+    }
+
+    private static func malformed() -> PyObjectPointer? {
+        Py.fail(PyExc_ValueError, "not an item in the shareable format (truncated or corrupt)")
     }
 
     // MARK: - Encoding
@@ -116,9 +152,12 @@ enum ShareableCodec {
 
     // MARK: - Decoding
 
-    private static func read(_ start: UnsafeRawPointer, at offset: inout Int) -> PyObjectPointer? {
+    private static func read(_ start: UnsafeRawPointer, at offset: inout Int, end: Int, depth: Int) -> PyObjectPointer? {
+        guard offset < end, depth <= maximumDepth else { return malformed() }
         let kind = Int32(start.load(fromByteOffset: offset, as: UInt8.self))
         offset += 1
+        // What follows the kind byte: 8 bytes for every kind that has a payload.
+        if kind >= SP_SHARE_INT && kind <= SP_SHARE_TUPLE && end - offset < 8 { return malformed() }
         switch kind {
         case SP_SHARE_NONE: return Py.none()
         case SP_SHARE_TRUE: return Py.bool(true)
@@ -133,6 +172,7 @@ enum ShareableCodec {
             return Py.float(Double(bitPattern: bits))
         case SP_SHARE_STR, SP_SHARE_BYTES:
             let length = Int(start.loadUnaligned(fromByteOffset: offset, as: Int64.self))
+            guard length >= 0, length <= end - offset - 8 else { return malformed() }
             let data = (start + offset + 8).assumingMemoryBound(to: CChar.self)
             offset += 8 + length
             return kind == SP_SHARE_STR
@@ -141,9 +181,11 @@ enum ShareableCodec {
         case SP_SHARE_TUPLE:
             let count = Py_ssize_t(start.loadUnaligned(fromByteOffset: offset, as: Int64.self))
             offset += 8
+            // Each item takes at least its kind byte.
+            guard count >= 0, count <= end - offset else { return malformed() }
             guard let tuple = PyTuple_New(count) else { return nil }
             for i in 0..<count {
-                guard let each = read(start, at: &offset) else {
+                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else {
                     Py_DecRef(tuple)
                     return nil
                 }
@@ -151,8 +193,7 @@ enum ShareableCodec {
             }
             return tuple
         default:
-            PyErr_SetString(PyExc_RuntimeError, "a queue item in an unknown format (kind \(kind))")
-            return nil
+            return Py.fail(PyExc_ValueError, "not an item in the shareable format (unknown kind \(kind))")
         }
     }
 }

@@ -103,10 +103,16 @@ final class WorkerInterpreter: @unchecked Sendable {
     private struct SendableBuffer: @unchecked Sendable { let pointer: UnsafeMutablePointer<Py_buffer> }
 
     // Runner functions: references owned by the worker interpreter, used only on its thread.
+    /// The runner module (`_worker`): `decode_call` and `encode_result` are looked up on first
+    /// use, since they load pickle, which a worker whose tasks never need it does not import.
+    private var runner: PyObjectPointer?
     private var decodeCall: PyObjectPointer?
     private var invoke: PyObjectPointer?
     private var encodeResult: PyObjectPointer?
     private var encodeError: PyObjectPointer?
+    /// `_worker.unflushed` and `_worker.flush_unflushed`, for calls made here directly.
+    private var unflushed: PyObjectPointer?
+    private var flushUnflushedFunction: PyObjectPointer?
     /// This interpreter's `LentBuffer` type (see BufferLend.swift).
     private var lentBufferType: PyObjectPointer?
 
@@ -331,18 +337,18 @@ final class WorkerInterpreter: @unchecked Sendable {
         guard let runner = PyImport_ImportModule("subinterpreter_parallelism._worker") else {
             return takeErrorText("importing subinterpreter_parallelism._worker")
         }
-        defer { Py_DecRef(runner) }
+        self.runner = runner
         // One lookup at a time: none may run with the previous one's exception still set, and
         // what was found is released when a later one fails.
         var found: [PyObjectPointer] = []
-        for name in ["decode_call", "invoke", "encode_result", "encode_error", "TaskInterrupted", "bootstrap"] {
+        for name in ["invoke", "encode_error", "unflushed", "flush_unflushed", "TaskInterrupted", "bootstrap"] {
             guard let value = PyObject_GetAttrString(runner, name) else {
                 found.forEach { Py_DecRef($0) }
                 return takeErrorText("reading the runner")
             }
             found.append(value)
         }
-        decodeCall = found[0]; invoke = found[1]; encodeResult = found[2]; encodeError = found[3]
+        invoke = found[0]; encodeError = found[1]; unflushed = found[2]; flushUnflushedFunction = found[3]
         // The runner imported `_native`: its state in this interpreter holds the type.
         guard let native = PyImport_ImportModule("subinterpreter_parallelism._native") else {
             found[4...].forEach { Py_DecRef($0) }
@@ -376,13 +382,32 @@ final class WorkerInterpreter: @unchecked Sendable {
     }
 
     private func releaseRunner() {
-        for object in [decodeCall, invoke, encodeResult, encodeError, lentBufferType] { Py_DecRef(object) }
-        decodeCall = nil; invoke = nil; encodeResult = nil; encodeError = nil; lentBufferType = nil
+        for object in [runner, decodeCall, invoke, encodeResult, encodeError, unflushed, flushUnflushedFunction,
+                       lentBufferType] {
+            Py_DecRef(object)
+        }
+        runner = nil; decodeCall = nil; invoke = nil; encodeResult = nil; encodeError = nil; lentBufferType = nil
+        unflushed = nil; flushUnflushedFunction = nil
         let type = state.withLock { state -> PyObjectPointer? in
             defer { state.interruptType = nil }
             return state.interruptType
         }
         Py_DecRef(type)
+    }
+
+    /// The runner's `name` (`decode_call`, `encode_result`), looked up the first time it is
+    /// needed and kept in `slot`: a borrowed reference, or nil with an exception set.
+    private func runnerFunction(_ slot: inout PyObjectPointer?, _ name: String) -> PyObjectPointer? {
+        if let function = slot { return function }
+        slot = runner.flatMap { PyObject_GetAttrString($0, name) }
+        if slot == nil && PyErr_Occurred() == nil { _ = Py.fail(PyExc_RuntimeError, "the runner is missing") }
+        return slot
+    }
+
+    /// `encode_result(value)` of the runner: a new reference, or nil with an exception set.
+    private func encodeWithRunner(_ value: PyObjectPointer) -> PyObjectPointer? {
+        guard let encode = runnerFunction(&encodeResult, "encode_result") else { return nil }
+        return PyObject_CallOneArg(encode, value)
     }
 
     /// The text of the pending exception (cleared), prefixed with what we were doing.
@@ -474,7 +499,7 @@ final class WorkerInterpreter: @unchecked Sendable {
                 case (.completed, .lent?), (.completed, .lentArgument?):
                     $0.tasksCompleted += 1
                 case (.completed, .encoded(let buffer)?):
-                    if buffer.count > 0 && buffer.contents[0] == WireFormat.valueTag { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
+                    if buffer.count > 0 && WireFormat.isValue(buffer.contents[0]) { $0.tasksCompleted += 1 } else { $0.tasksFailed += 1 }
                 case (.interrupted, _): $0.tasksInterrupted += 1
                 default: $0.tasksFailed += 1
                 }
@@ -560,6 +585,7 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// Decodes, calls and encodes one task in this worker's interpreter (GIL held).
     /// Returns the encoded outcome, or nil and the text of an internal failure.
     private func run(_ task: Task, _ stats: StepStatistics) -> (Payload?, String?) {
+        if ShareableCodec.holds(task.input) { return runShareableCall(task, stats) }
         guard let view = WorkerInterpreter.view(of: task.input) else { return (nil, takeErrorText("wrapping the task")) }
         // Views of the caller's `bytes` (released after decoding, which copies them) and of
         // lent memoryviews (handed to the task itself: see BufferLend.swift).
@@ -599,8 +625,8 @@ final class WorkerInterpreter: @unchecked Sendable {
         var encoded: PyObjectPointer?
         var pins: QueuePins?
         var decodeArguments: [PyObjectPointer?] = [view, extras]
-        let decoded = decodeArguments.withUnsafeMutableBufferPointer {
-            PyObject_Vectorcall(decodeCall, $0.baseAddress, 2, nil)
+        let decoded = runnerFunction(&decodeCall, "decode_call").flatMap { decode in
+            decodeArguments.withUnsafeMutableBufferPointer { PyObject_Vectorcall(decode, $0.baseAddress, 2, nil) }
         }
         // The caller's large bytes are copied by now; their views must not outlive the call.
         // Lent views live on in the call's arguments, as long as the task keeps them.
@@ -611,10 +637,16 @@ final class WorkerInterpreter: @unchecked Sendable {
             let result = PyObject_CallOneArg(invoke, call)
             Py_DecRef(call)
             let t2 = stats.addSince(t1, to: .call)
+            if let result, let buffer = WorkerInterpreter.shareableValue(result) {
+                Py_DecRef(result)
+                stats.addSince(t2, to: .encodeResult)
+                releaseView(view)
+                return (.encoded(buffer), nil)
+            }
             (encoded, pins) = QueuePins.collecting { () -> PyObjectPointer? in
                 guard let result else { return encodeRaisedException() }
                 defer { Py_DecRef(result) }
-                return PyObject_CallOneArg(encodeResult, result)
+                return encodeWithRunner(result)
             }
             stats.addSince(t2, to: .encodeResult)
         } else {
@@ -623,6 +655,147 @@ final class WorkerInterpreter: @unchecked Sendable {
         }
         // The view points into the caller's bytes; release it before the caller may free them.
         releaseView(view)
+        return payload(of: encoded, pins, task)
+    }
+
+    /// A call in `ShareableCodec`'s format (`WireFormat.ShareableCall`): decoded, resolved and
+    /// called here, without a Python frame of the runner and without pickle.
+    private func runShareableCall(_ task: Task, _ stats: StepStatistics) -> (Payload?, String?) {
+        let t0 = MonotonicClock.now()
+        var result: PyObjectPointer?
+        if let call = ShareableCodec.decode(task.input) {
+            defer { Py_DecRef(call) }
+            let target = resolve(call)
+            let t1 = stats.addSince(t0, to: .decodeCall)
+            if let (function, keywords) = target {
+                result = callResolved(function, sp_Tuple_GET_ITEM(call, 2)!, keywords)
+                Py_DecRef(function)
+                Py_DecRef(keywords)
+            }
+            let t2 = stats.addSince(t1, to: .call)
+            if let result, let buffer = WorkerInterpreter.shareableValue(result) {
+                Py_DecRef(result)
+                stats.addSince(t2, to: .encodeResult)
+                return (.encoded(buffer), nil)
+            }
+        } else {
+            stats.addSince(t0, to: .decodeCall)
+        }
+        let t2 = MonotonicClock.now()
+        let (encoded, pins) = QueuePins.collecting { () -> PyObjectPointer? in
+            guard let result else { return encodeRaisedException() }
+            defer { Py_DecRef(result) }
+            return encodeWithRunner(result)
+        }
+        stats.addSince(t2, to: .encodeResult)
+        return payload(of: encoded, pins, task)
+    }
+
+    /// A returned value in `ShareableCodec`'s format, unless it is one that travels out of
+    /// band (large `bytes`: lent, one copy) or one the format cannot hold (pickled instead).
+    private static func shareableValue(_ value: PyObjectPointer) -> ByteBuffer? {
+        guard WireFormat.outOfBandKind(value) == .inBand else { return nil }
+        return ShareableCodec.encode(value)
+    }
+
+    /// The function and keyword arguments (a dict, or NULL) of a decoded shareable call, as new
+    /// references; nil with an exception set when the function cannot be found (the task fails
+    /// with that error, as an unpickling error would fail it) or the call is malformed.
+    ///
+    /// Resolved by name on every call, as unpickling the function would: the module from
+    /// `sys.modules` (imported when missing), then the attributes of the qualified name. So a
+    /// name rebound in this interpreter (by a task, an initializer) is honoured; nothing cached
+    /// here can go stale.
+    private func resolve(_ call: PyObjectPointer) -> (PyObjectPointer, PyObjectPointer?)? {
+        guard sp_Tuple_CheckExact(call) != 0, sp_Tuple_GET_SIZE(call) == WireFormat.ShareableCall.fieldCount,
+              let moduleName = sp_Tuple_GET_ITEM(call, 0), let qualname = sp_Tuple_GET_ITEM(call, 1),
+              sp_Unicode_CheckExact(moduleName) != 0, sp_Unicode_CheckExact(qualname) != 0,
+              sp_Tuple_CheckExact(sp_Tuple_GET_ITEM(call, 2)) != 0
+        else {
+            _ = Py.fail(PyExc_RuntimeError, "a malformed shareable call")
+            return nil
+        }
+        var keywords: PyObjectPointer?
+        let flat = sp_Tuple_GET_ITEM(call, 3)!
+        if flat != sp_None() {
+            guard sp_Tuple_CheckExact(flat) != 0, let dict = PyDict_New() else {
+                if PyErr_Occurred() == nil { _ = Py.fail(PyExc_RuntimeError, "a malformed shareable call") }
+                return nil
+            }
+            keywords = dict
+            var i: Py_ssize_t = 0
+            while i + 1 < sp_Tuple_GET_SIZE(flat) {
+                if PyDict_SetItem(dict, sp_Tuple_GET_ITEM(flat, i), sp_Tuple_GET_ITEM(flat, i + 1)) != 0 {
+                    Py_DecRef(dict)
+                    return nil
+                }
+                i += 2
+            }
+        }
+        var target = PyImport_GetModule(moduleName)
+        if target == nil && PyErr_Occurred() == nil { target = PyImport_Import(moduleName) }
+        guard var found = target else {
+            Py_DecRef(keywords)
+            return nil
+        }
+        let length = PyUnicode_GetLength(qualname)
+        if PyUnicode_FindChar(qualname, 0x2E /* . */, 0, length, 1) == -1 {
+            let function = PyObject_GetAttr(found, qualname)
+            Py_DecRef(found)
+            guard let function else { Py_DecRef(keywords); return nil }
+            return (function, keywords)
+        }
+        guard let dot = PyUnicode_FromString("."), let parts = PyUnicode_Split(qualname, dot, -1) else {
+            Py_DecRef(found)
+            Py_DecRef(keywords)
+            return nil
+        }
+        Py_DecRef(dot)
+        defer { Py_DecRef(parts) }
+        for i in 0..<PyList_Size(parts) {
+            guard let next = PyObject_GetAttr(found, sp_List_GET_ITEM(parts, i)) else {
+                Py_DecRef(found)
+                Py_DecRef(keywords)
+                return nil
+            }
+            Py_DecRef(found)
+            found = next
+        }
+        return (found, keywords)
+    }
+
+    /// Calls a resolved function: a Python function or a class directly, a builtin through the
+    /// runner's `invoke`, since builtins such as `eval`, `globals` or `vars` read the calling
+    /// Python frame, which a call from here would not have (as with pickle, they see the
+    /// runner's). A new reference, or nil with an exception set.
+    private func callResolved(_ function: PyObjectPointer, _ args: PyObjectPointer, _ keywords: PyObjectPointer?) -> PyObjectPointer? {
+        if sp_CFunction_Check(function) == 0 {
+            let result = PyObject_Call(function, args, keywords)
+            flushUnflushed()
+            return result
+        }
+        guard let dict = keywords.map({ object -> PyObjectPointer in
+            Py_IncRef(object)
+            return object
+        }) ?? PyDict_New() else { return nil }
+        defer { Py_DecRef(dict) }
+        guard let call = Py.tuple([function, args, dict]) else { return nil }
+        defer { Py_DecRef(call) }
+        return PyObject_CallOneArg(invoke, call)
+    }
+
+    /// What the runner's `invoke` does after a call: output a call left without a newline goes
+    /// to the caller before the result (`_worker.unflushed`). A raised exception stays set.
+    private func flushUnflushed() {
+        guard let unflushed, PyList_Size(unflushed) > 0, let flush = flushUnflushedFunction else { return }
+        let raised = PyErr_GetRaisedException()
+        if let done = PyObject_CallNoArgs(flush) { Py_DecRef(done) } else { PyErr_Clear() }
+        if let raised { PyErr_SetRaisedException(raised) }
+    }
+
+    /// The outcome the runner encoded (`bytes`, or a binary result to lend), as the payload
+    /// the caller receives; nil and the text of an internal failure when encoding failed.
+    private func payload(of encoded: PyObjectPointer?, _ pins: QueuePins?, _ task: Task) -> (Payload?, String?) {
         guard let encoded else { return (nil, takeErrorText("encoding the outcome")) }
         defer { Py_DecRef(encoded) }
         if sp_Bytes_Check(encoded) != 0 {

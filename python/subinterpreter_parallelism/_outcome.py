@@ -1,6 +1,9 @@
 """The encoding of a task's outcome, made in the worker and read in the caller.
 
-A returned value is its pickle, whose first byte is ``VALUE_TAG`` (pickle's PROTO opcode); a
+A returned value is its pickle, whose first byte is ``VALUE_TAG`` (pickle's PROTO opcode), or,
+when it is made only of None, bool, int, float, str, bytes and tuples, the Swift core's
+pickle-free encoding (first byte ``SHAREABLE_TAG``, made and read in Swift: the worker and the
+caller's completion path never call Python for it); a
 raised exception is ``ERROR_TAG`` followed by the pickle of ``(type name, message, traceback
 text, pickled exception or None)``, so that the caller can rebuild an ``ExecutionFailed`` when
 the exception itself cannot travel. Both tags are the Swift core's (``WireFormat``), which
@@ -12,12 +15,34 @@ from __future__ import annotations
 TYPE_CHECKING = False
 
 from . import _pickling
-from ._native import ERROR_TAG, OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_BYTES, OUT_OF_BAND_NO, VALUE_TAG, LentBuffer
+from ._native import (
+    ERROR_TAG,
+    OUT_OF_BAND_BYTEARRAY,
+    OUT_OF_BAND_BYTES,
+    OUT_OF_BAND_NO,
+    SHAREABLE_TAG,
+    VALUE_TAG,
+    LentBuffer,
+    decode_shareable,
+)
 
 if TYPE_CHECKING:
     from typing import Any
 
 _ERROR_MARK = bytes((ERROR_TAG,))
+
+
+def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """Worker side (the runner's ``decode_call``): unpickles a call; ``extras`` are views of
+    its out-of-band binary arguments, in the caller's memory: those of ``bytes`` (valid during
+    this call only) are copied here once each, a lent memoryview goes to the task as it is
+    (see ``_pickling.OutOfBand``)."""
+    fn, args, kwargs = _pickling.loads(buffer)
+    if extras:
+        OutOfBand = _pickling.OutOfBand
+        args = tuple(a.rebuild(extras[a.index]) if type(a) is OutOfBand else a for a in args)
+        kwargs = {k: v.rebuild(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
+    return fn, args, kwargs
 
 
 def encode_value(value: Any) -> bytes | tuple[bytes]:
@@ -96,6 +121,8 @@ def decode(buffer: Any) -> tuple[bool, Any]:
     view = memoryview(buffer)
     if view[0] == VALUE_TAG:
         return True, _pickling.loads(view)
+    if view[0] == SHAREABLE_TAG:
+        return True, decode_shareable(view)
     from .errors import ExecutionFailed, RemoteTraceback
 
     type_name, message, text, pickled = _pickling.loads(view[1:])

@@ -1,41 +1,47 @@
 """The runner inside every worker interpreter.
 
 The Swift worker (Sources/NativeExtension/WorkerInterpreter.swift) imports this module once
-per interpreter, then for each task calls ``decode_call``, ``invoke`` and ``encode_result``
-or ``encode_error``, timing each step. Keep it small: its imports are part of every
-worker's start-up.
+per interpreter, then for each pickled task calls ``decode_call``, ``invoke`` and
+``encode_result`` or ``encode_error``, timing each step. A call or a result in the Swift
+core's pickle-free format (a module-level function with None, bool, int, float, str, bytes
+and tuple arguments; such a result) never comes here.
+
+Keep it small: its imports are part of every worker's start-up. Pickle (``_pickling``,
+``_outcome``, and through them ``_pickle``, ``functools``, ``collections``) loads only when
+the first pickled call, result or exception appears: ``decode_call`` and ``encode_result``
+are looked up by the Swift worker on first use and load here then (``__getattr__``).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 from itertools import starmap as _starmap
 TYPE_CHECKING = False
 
-from . import _native, _outcome, _pickling, _versions
-from ._native import TaskInterrupted
+from . import _native, _versions  # both imported by the package itself already
+from ._native import VALUE_TAG, TaskInterrupted
 
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["TaskInterrupted", "bootstrap", "call_by_name", "decode_call", "encode_error",
+__all__ = ["TaskInterrupted", "bootstrap", "call_by_name", "decode_call", "encode_bootstrap", "encode_error",
            "encode_result", "flush_unflushed", "invoke", "run_chunk"]
 
-encode_result = _outcome.encode_value
+# The runner's parts that need pickle, by the name of their implementation in _outcome.
+_PICKLING_PARTS = {"decode_call": "decode_call", "encode_result": "encode_value"}
 
 
-def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    """Unpickles a call; ``extras`` are views of its out-of-band binary arguments, in the
-    caller's memory: those of ``bytes`` (valid during this call only) are copied here once
-    each, a lent memoryview goes to the task as it is (see ``_pickling.OutOfBand``)."""
-    fn, args, kwargs = _pickling.loads(buffer)
-    if extras:
-        OutOfBand = _pickling.OutOfBand
-        args = tuple(a.rebuild(extras[a.index]) if type(a) is OutOfBand else a for a in args)
-        kwargs = {k: v.rebuild(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
-    return fn, args, kwargs
+def __getattr__(name: str) -> Any:
+    """``decode_call`` and ``encode_result``: imported with pickle on first use (PEP 562)."""
+    implementation = _PICKLING_PARTS.get(name)
+    if implementation is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _outcome
+
+    value = getattr(_outcome, implementation)
+    globals()[name] = value
+    return value
 
 # The frames of modules that set this lead into the user's code: they are left out of task
 # tracebacks (an integration's evaluator sets it too, e.g. dask_support.expressions).
@@ -78,7 +84,54 @@ def encode_error(exc: BaseException) -> bytes:
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("_SP_RUNNER_FRAMES"):
         skip += 1
         tb = tb.tb_next
+    from . import _outcome  # pickle loads with the first failure, if not before
+
     return _outcome.encode_exception(exc, skip_frames=skip)
+
+
+def encode_bootstrap(config: dict[str, Any]) -> bytes:
+    """Caller side: the ``payload`` of ``bootstrap``. Without an initializer, and when the
+    steps' arguments are plain data, it is marshalled, with each step named by its module
+    and qualified name, so that a worker starts without importing pickle; otherwise pickled.
+    A pickle starts with ``VALUE_TAG`` (its PROTO opcode), which no marshal data does.
+
+    Raises what pickling raises (an initializer or initargs that cannot be pickled)."""
+    if config.get("initializer") is None and not config.get("initargs"):
+        import marshal
+
+        named = tuple((step.__module__, step.__qualname__, argument) for step, argument in config.get("steps", ()))
+        try:
+            return marshal.dumps((config.get("interruptible_sleep", True), named))
+        except Exception:  # an argument marshal cannot hold (a class, a Queue): pickled
+            pass
+    from . import _pickling
+
+    return _pickling.dumps(config)
+
+
+def _decode_bootstrap(payload: bytes) -> dict[str, Any]:
+    """Worker side: the configuration ``encode_bootstrap`` encoded."""
+    if payload[0] == VALUE_TAG:
+        from . import _pickling
+
+        config: dict[str, Any] = _pickling.loads(payload)
+        return config
+    import marshal
+
+    interruptible_sleep, named = marshal.loads(payload)
+    return {"interruptible_sleep": interruptible_sleep,
+            "steps": [(_by_name(module, qualname), argument) for module, qualname, argument in named]}
+
+
+def _by_name(module: str, qualname: str) -> Any:
+    """``module.qualname``, importing the module (dotted qualified names allowed). With
+    ``__import__``, not ``importlib.import_module``: a worker's bootstrap need not load the
+    ``importlib`` package."""
+    __import__(module)
+    target: Any = sys.modules[module]
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
 
 
 def bootstrap(payload: bytes | None) -> str | None:
@@ -93,7 +146,7 @@ def bootstrap(payload: bytes | None) -> str | None:
     Returns None on success, or the traceback text of the failure.
     """
     try:
-        config: dict[str, Any] = _pickling.loads(payload) if payload is not None else {}
+        config = _decode_bootstrap(payload) if payload is not None else {}
         if config.get("interruptible_sleep", True):
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
@@ -134,10 +187,7 @@ def _present_as_datetime(module: Any) -> None:
 
 def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The seed's call: ``module.function(*args, **kwargs)`` by name (dotted names allowed)."""
-    target: Any = importlib.import_module(module)
-    for part in function.split("."):
-        target = getattr(target, part)
-    return target(*args, **kwargs)
+    return _by_name(module, function)(*args, **kwargs)
 
 
 def run_chunk(fn: Any, chunk: list[Any], raise_refusals: bool = False,
@@ -157,6 +207,8 @@ def run_chunk(fn: Any, chunk: list[Any], raise_refusals: bool = False,
     With ``raise_refusals`` (``fallback="process"``), an import that own-GIL interpreters
     refuse is raised instead: the chunk fails as a whole and runs again in a process.
     """
+    from . import _outcome, _pickling
+
     results: list[Any] = []
     failure: bytes | None = None
     try:

@@ -427,7 +427,7 @@ class InterpreterPoolExecutor(Executor):
         config = {"initializer": initializer, "initargs": tuple(initargs), "interruptible_sleep": True,
                   "steps": steps}
         try:
-            bootstrap = _pickling.dumps(config)
+            bootstrap = _worker.encode_bootstrap(config)
         except Exception as exc:
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise

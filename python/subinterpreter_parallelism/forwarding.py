@@ -32,7 +32,7 @@ import sys
 TYPE_CHECKING = False
 
 from . import _import_hooks as import_hooks
-from . import _native, _pickling
+from . import _native
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -256,6 +256,8 @@ def _install_logging(logging: Any, options: dict[str, Any]) -> None:
 
 def _encode_record(record: Any, formatter: Any) -> bytes:
     """The record's attributes, made picklable: message formatted, exception as text."""
+    from . import _pickling  # not at import: a worker loads pickle only when it needs it
+
     attributes = dict(record.__dict__)
     message = record.getMessage()
     attributes["msg"] = message
@@ -291,6 +293,8 @@ def _install_warnings(warnings: Any, filters: list[tuple[Any, ...]]) -> None:
 def _forward_warning(message: Any, category: Any, filename: str, lineno: int,
                      file: Any = None, line: str | None = None) -> None:
     """The worker's ``warnings.showwarning``: sends the warning to the caller."""
+    from . import _pickling  # not at import: a worker loads pickle only when it needs it
+
     try:
         text = str(message)
         module = _module_at(filename, lineno)
@@ -379,6 +383,8 @@ def _error_filters() -> list[tuple[Any, ...]]:
     In a worker, an "error" filter raises in the task (as in the caller's program); every other
     action becomes "always" so that the warning reaches the caller, whose filters decide then.
     """
+    from . import _pickling  # caller side; not at import, which workers do
+
     import warnings
 
     filters = list(warnings.filters)
@@ -454,6 +460,8 @@ class CallerSide:
     @staticmethod
     def on_log(payload: Any, worker: int) -> None:
         """A record logged in a task: handled by the caller's logger of the same name."""
+        from . import _pickling  # caller side; not at import, which workers do
+
         try:
             import logging
 
@@ -476,6 +484,8 @@ class CallerSide:
 
     def on_warning(self, payload: Any, worker: int) -> None:
         """A warning raised in a task: re-issued here, through the caller's current filters."""
+        from . import _pickling  # caller side; not at import, which workers do
+
         try:
             import warnings
 

@@ -63,6 +63,10 @@ static inline int sp_Float_Check(PyObject *o) { return PyFloat_Check(o); }
 static inline int sp_List_Check(PyObject *o) { return PyList_Check(o); }
 static inline int sp_Tuple_Check(PyObject *o) { return PyTuple_Check(o); }
 static inline int sp_Dict_Check(PyObject *o) { return PyDict_Check(o); }
+static inline int sp_Tuple_CheckExact(PyObject *o) { return PyTuple_CheckExact(o); }
+static inline int sp_Dict_CheckExact(PyObject *o) { return PyDict_CheckExact(o); }
+static inline int sp_Unicode_CheckExact(PyObject *o) { return PyUnicode_CheckExact(o); }
+static inline int sp_CFunction_Check(PyObject *o) { return PyCFunction_Check(o); }
 
 static inline PyObject *sp_Tuple_GET_ITEM(PyObject *t, Py_ssize_t i) { return PyTuple_GET_ITEM(t, i); }
 static inline PyObject *sp_List_GET_ITEM(PyObject *l, Py_ssize_t i) { return PyList_GET_ITEM(l, i); }
@@ -97,6 +101,18 @@ static inline int sp_ShareableKind(PyObject *o) {
     if (PyBytes_CheckExact(o)) return SP_SHARE_BYTES;
     if (PyFloat_CheckExact(o)) return SP_SHARE_FLOAT;
     if (PyTuple_CheckExact(o)) return SP_SHARE_TUPLE;
+    return 0;
+}
+/// Whether pickle would send `o` by reference (module and qualified name) if the name
+/// resolves back to it: a plain Python function, a class whose metaclass is `type`, or a
+/// builtin function bound to a module (or to nothing), not a builtin method of some object
+/// (pickle reduces those to getattr calls).
+static inline int sp_ByReferenceCallable(PyObject *o) {
+    if (PyFunction_Check(o) || Py_IS_TYPE(o, &PyType_Type)) return 1;
+    if (PyCFunction_CheckExact(o)) {
+        PyObject *self = PyCFunction_GET_SELF(o);
+        return self == NULL || PyModule_Check(self);
+    }
     return 0;
 }
 static inline Py_ssize_t sp_Tuple_GET_SIZE(PyObject *t) { return PyTuple_GET_SIZE(t); }
