@@ -40,8 +40,10 @@ def test_is_a_future_and_settles_without_a_condition():
     assert isinstance(future, Future)
     assert not future.done() and not future.cancelled() and not future.running()
     future.set_result(42)
-    assert "_condition" not in vars(future)  # nobody waited: no condition was built
+    assert "_condition" not in vars(future) and not future._sp_has_condition  # nobody waited: none built
     assert future.done() and future.result() == 42 and future.exception() is None
+    with pytest.raises(InvalidStateError):  # with no condition yet (it once deadlocked here)
+        future.set_result(1)
     assert "returned int" in repr(future)
     with pytest.raises(InvalidStateError):
         future.set_result(1)
@@ -200,3 +202,28 @@ def test_two_threads_wait_on_one_pool_future(pool):
 
         _run_threads(waiter, waiter)
         assert got == [round_ + 1, round_ + 1]
+
+
+def test_a_future_settled_by_its_user_keeps_its_value(pool, monkeypatch):
+    """``set_result`` is public: when the user settles a pool future first, the task's own
+    value is dropped, the completion thread reports the refusal as unraisable, and goes on
+    delivering (the values' path, which Swift hands straight to ``set_result``)."""
+    import sys
+
+    reported = []
+    seen = threading.Event()
+
+    def hook(unraisable):
+        reported.append(unraisable.exc_type)
+        seen.set()
+
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+    gate = sp.Queue()
+    future = pool.submit(sp_tasks.wait_on_queue, gate)
+    future.set_result("mine")
+    gate.put("the task's")
+    assert seen.wait(HANG_GUARD)
+    assert reported == [InvalidStateError]
+    assert future.result() == "mine"
+    assert pool.submit(sp_tasks.add, 2, 3).result(timeout=HANG_GUARD) == 5
+    assert not pool._state.futures

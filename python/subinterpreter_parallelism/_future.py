@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any
 
@@ -63,6 +63,9 @@ class LightFuture(Future):  # type: ignore[type-arg]
     _state = PENDING
     _result = None
     _exception = None
+    # Whether the condition and lists exist: a flag, because asking ``self.__dict__`` would
+    # build the instance's dict (CPython 3.13+ keeps attributes inline until then).
+    _sp_has_condition = False
 
     # No Future.__init__: the condition and the lists come from __getattr__ (C's init: no frame).
     __init__ = object.__init__  # type: ignore[assignment]
@@ -72,23 +75,23 @@ class LightFuture(Future):  # type: ignore[type-arg]
         if name not in _LAZY:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         with _creation_lock:
-            attributes = self.__dict__
-            if "_condition" not in attributes:
-                attributes["_waiters"] = []
-                attributes["_done_callbacks"] = []
-                attributes["_condition"] = threading.Condition()
-        return attributes[name]
+            if not self._sp_has_condition:
+                self._waiters = []
+                self._done_callbacks = []
+                self._condition = threading.Condition()
+                self._sp_has_condition = True
+        return object.__getattribute__(self, name)
 
     def set_result(self, result: Any) -> None:
         """Sets the value; without a condition yet, nobody waits and no callback is
         registered, so that is a store (the stdlib's path otherwise)."""
         with _creation_lock:
-            if "_condition" not in self.__dict__:
-                if self._state != PENDING and self._state != RUNNING:
-                    raise InvalidStateError(f"{self._state}: {self!r}")
+            if not self._sp_has_condition and (self._state == PENDING or self._state == RUNNING):
                 self._result = result
                 self._state = FINISHED  # after the value: lock-free readers check the state first
                 return
+        # Waiters or callbacks to wake, or a settled future: the stdlib raises InvalidStateError
+        # (outside the lock: its repr() builds the condition, which takes the lock).
         super().set_result(result)
 
     def done(self) -> bool:

@@ -182,13 +182,6 @@ class _PoolState:
         reason: str | None = self.native.broken_reason()
         return reason
 
-    def on_result(self, task_id: int, value: Any) -> None:
-        """Called by ``native.deliver`` on the completion thread for a task that returned (and
-        whose outcome the completion thread claimed: no cancel can settle it now)."""
-        future = self.futures.pop(task_id, None)
-        if future is not None:
-            future.set_result(value)
-
     def on_event(self, kind: int, task_id: int, payload: Any, worker: int) -> None:
         """Called by ``native.deliver`` on the completion thread, once per worker event."""
         if kind == _native.EVENT_MESSAGE:
@@ -259,7 +252,10 @@ class _PoolState:
     def deliver_forever(self) -> None:
         """The completion thread: deliver events until the last worker has ended."""
         try:
-            while self.native.deliver(self.on_result, self.on_event):
+            # A task that returned (and whose outcome the completion thread claimed: no cancel
+            # can settle it now): Swift pops its future from ``futures`` and calls
+            # ``_TaskFuture.set_result(future, value)``, no frame of ours in between.
+            while self.native.deliver(self.futures, _TaskFuture.set_result, self.on_event):
                 pass
         finally:
             try:
