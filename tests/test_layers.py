@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
     ("features beside the executor",
      {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
+    ("the executor's future", {"_future"}),
     ("the executor", {"executor"}),
     ("on the executor: parallel(), the reusable pool", {"parallel_calls", "reusable"}),
     ("integrations", {"dask_support", "dask_support.*", "joblib_backend"}),
@@ -261,20 +262,29 @@ def _future_private_names() -> set[str]:
     return {name for name in names if name.startswith("_") and not name.endswith("__")}
 
 
+# The one module whose job is the future itself: its lazily built condition cannot be made
+# from Future's public methods, which all take the condition (see its docstring; issue 15).
+FUTURE_MODULE = "_future"
+
+
 def test_no_module_touches_future_internals():
     """Who settles a future is decided by Swift's task lifecycle; the package settles futures
     only through ``Future``'s public methods (issue 14): it neither reads nor writes the
     stdlib's ``_state``, ``_waiters``, ``_condition``... of a future, nor imports
     ``concurrent.futures._base``. The executor's own ``self._state`` (its ``_PoolState``)
     is not a future's, so ``_state`` is checked on futures: inside ``Future`` subclasses and
-    on names that hold one."""
+    on names that hold one. Only ``FUTURE_MODULE``, which implements the future, may."""
     private = _future_private_names()
     assert {"_state", "_waiters", "_condition", "_invoke_callbacks"} <= private  # it sees what it guards
     found = []
-    for name, path in _modules().items():
+    modules = _modules()
+    assert FUTURE_MODULE in modules  # the exemption names a module that exists
+    for name, path in modules.items():
+        if name == FUTURE_MODULE:
+            continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         future_classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and any(
-            isinstance(base, ast.Name) and base.id == "Future" for base in node.bases)]
+            isinstance(base, ast.Name) and base.id.endswith("Future") for base in node.bases)]
         inside = {id(node) for cls in future_classes for node in ast.walk(cls)}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "concurrent.futures._base":

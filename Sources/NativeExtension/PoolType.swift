@@ -155,10 +155,12 @@ final class NativePool: NativeBacked {
             }
             return list.take()
         },
-        .fast("deliver", "deliver(on_result, on_event) -> bool: wait for events; call on_result(id, value) for each returned value and on_event(kind, id, payload, worker) for anything else; False once the pool has ended.") { me, args, n in
+        .fast("deliver", "deliver(futures, settle, on_event) -> bool: wait for events; for each returned value, pop the task's future from the dict futures (id -> future) and call settle(future, value) (nothing when it is not there); call on_event(kind, id, payload, worker) for anything else; False once the pool has ended.") { me, args, n in
             let arguments = Arguments(args, n)
-            guard arguments.expect("deliver", 2...2) else { return nil }
-            return Box.unwrap(me, as: NativePool.self).deliver(onResult: arguments[0], onEvent: arguments[1])
+            guard arguments.expect("deliver", 3...3) else { return nil }
+            guard sp_Dict_Check(arguments[0]) != 0 else { return Py.fail(PyExc_TypeError, "deliver(): futures must be a dict") }
+            let values = ValueDelivery(futures: arguments[0], settle: arguments[1])
+            return Box.unwrap(me, as: NativePool.self).deliver(values, onEvent: arguments[2])
         },
         .noArgs("close", "Refuse new tasks; workers finish the queued ones and end their interpreters.") { me, _ in
             Box.unwrap(me, as: NativePool.self).core.close()
@@ -452,7 +454,7 @@ final class NativePool: NativeBacked {
 
     /// What the fast path of delivery did with an event.
     private enum FastDelivery: ~Copyable {
-        /// Handed to `onResult` (or its failure reported as unraisable).
+        /// Handed to its future (or the failure to do so reported as unraisable).
         case delivered
         /// Not a plain returned value, or one to unpickle in Python: the general path takes it.
         case general
@@ -461,8 +463,8 @@ final class NativePool: NativeBacked {
     }
 
     /// The fast path of delivery: a task that returned a value, unpickled here and handed to
-    /// `onResult(id, value)`. No exception is left set, whatever it returns.
-    private func deliverValue(_ event: PoolEvent, to onResult: PyObjectPointer) -> FastDelivery {
+    /// its future (`ValueDelivery`). No exception is left set, whatever it returns.
+    private func deliverValue(_ event: PoolEvent, to values: ValueDelivery) -> FastDelivery {
         guard event.kind == .completed, let payload = event.payload else { return .general }
         let built: OwnedObject?
         switch payload {
@@ -489,10 +491,7 @@ final class NativePool: NativeBacked {
         }
         guard let value = built else { return .general }
         guard let id = OwnedObject(Py.int(event.id)) else { return NativePool.failure() }
-        var arguments: [PyObjectPointer?] = [id.borrowed, value.borrowed]
-        let result = arguments.withUnsafeMutableBufferPointer { PyObject_Vectorcall(onResult, $0.baseAddress, 2, nil) }
-        if let result { Py_DecRef(result) } else { PyErr_WriteUnraisable(onResult) }
-        return .delivered
+        return values.settle(id.borrowed, with: value.borrowed) ? .delivered : NativePool.failure()
     }
 
     /// `.failed` with the exception now set (taken), or `.general` if none is.
@@ -549,7 +548,7 @@ final class NativePool: NativeBacked {
         return count
     }
 
-    private func deliver(onResult: PyObjectPointer, onEvent callback: PyObjectPointer) -> PyObjectPointer? {
+    private func deliver(_ values: ValueDelivery, onEvent callback: PyObjectPointer) -> PyObjectPointer? {
         let parker = deliveryParker
         let batch = Py.withoutGIL { try? core.events.getAll(parker: parker, spinFor: PoolCore.spinNanoseconds) }
         guard let batch else { return Py.bool(false) }
@@ -559,14 +558,14 @@ final class NativePool: NativeBacked {
                 continue
             }
             guard let task = event.task else {
-                deliverOne(event, onResult: onResult, onEvent: callback)
+                deliverOne(event, values, onEvent: callback)
                 continue
             }
             let start = MonotonicClock.now()
             core.stats.add(.resultWait, nanoseconds: start &- event.postedAt)
             // A cancel or an expired task_timeout claimed the task: its future is theirs to
             // settle (and already out of the executor's table), so its event is dropped.
-            if task.lifecycle.claimOutcome() { deliverOne(event, onResult: onResult, onEvent: callback) }
+            if task.lifecycle.claimOutcome() { deliverOne(event, values, onEvent: callback) }
             core.forget(task)
             task.releaseInputs()
             core.stats.addSince(start, to: .deliver)
@@ -574,9 +573,9 @@ final class NativePool: NativeBacked {
         return Py.bool(true)
     }
 
-    /// Hands one event to Python: `onResult` for a returned value unpickled here, else `onEvent`.
-    private func deliverOne(_ event: PoolEvent, onResult: PyObjectPointer, onEvent callback: PyObjectPointer) {
-        let fast = deliverValue(event, to: onResult)
+    /// Hands one event to Python: a returned value unpickled here to its future, else `onEvent`.
+    private func deliverOne(_ event: PoolEvent, _ values: ValueDelivery, onEvent callback: PyObjectPointer) {
+        let fast = deliverValue(event, to: values)
         switch consume fast {
         case .delivered:
             return
@@ -730,4 +729,29 @@ enum ResultBufferType {
             PyType_Slot(slot: sp_slot_bf_getbuffer, pfunc: unsafeBitCast(getBuffer, to: UnsafeMutableRawPointer.self)),
             PyType_Slot(slot: sp_slot_sq_length, pfunc: unsafeBitCast(length, to: UnsafeMutableRawPointer.self)),
         ])
+}
+
+/// Where `deliver` puts a returned value: the executor's id -> future dict and its
+/// `settle(future, value)` (the future's `set_result`). Swift pops the future itself, so that
+/// the common outcome costs the completion thread one Python frame, `settle`'s, and no
+/// look-up or call in Python (issue 15).
+private struct ValueDelivery {
+    /// The executor's `dict` of task id -> future (borrowed: the caller's arguments).
+    let futures: PyObjectPointer
+    let settle: PyObjectPointer
+
+    /// Pops the future of task `id` and settles it with `value`; a future not there any more
+    /// (failed by the pool's end meanwhile) is skipped, and what `settle` raises is reported
+    /// as unraisable, as a done-callback's error would be. False, with the exception set, only
+    /// when the look-up itself failed (a key whose hash or comparison raised: memory ran out).
+    func settle(_ id: PyObjectPointer, with value: PyObjectPointer) -> Bool {
+        guard let future = PyDict_GetItemWithError(futures, id) else { return PyErr_Occurred() == nil }
+        Py_IncRef(future)  // the dict's reference goes with the item
+        defer { Py_DecRef(future) }
+        guard PyDict_DelItem(futures, id) == 0 else { return false }
+        var arguments: [PyObjectPointer?] = [future, value]
+        let result = arguments.withUnsafeMutableBufferPointer { PyObject_Vectorcall(settle, $0.baseAddress, 2, nil) }
+        if let result { Py_DecRef(result) } else { PyErr_WriteUnraisable(settle) }
+        return true
+    }
 }

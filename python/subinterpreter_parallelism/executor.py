@@ -24,6 +24,7 @@ from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _adapters, _native, _outcome, _pickling, _versions, _worker
+from ._future import LightFuture
 from ._versions import default_worker_count
 from .errors import BrokenInterpreterPool, ExecutionFailed
 
@@ -67,10 +68,11 @@ def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
     return None if timeout > threading.TIMEOUT_MAX else float(timeout)
 
 
-class _TaskFuture(Future):  # type: ignore[type-arg]
+class _TaskFuture(LightFuture):
     """A Future whose ``cancel()`` also stops the task when it is already running.
 
-    It uses only ``Future``'s public methods. Who settles it is decided in Swift (the task's
+    It uses only ``Future``'s public methods (``LightFuture``, its base, builds the condition
+    only when something waits: see _future.py). Who settles it is decided in Swift (the task's
     lifecycle, see Sources/NativeExtension/Pool.swift): a cancel that stops the task claims it,
     and then the completion thread never delivers the task's outcome to it; otherwise the
     completion thread claims it and a later cancel is too late. So ``set_result`` and ``cancel``
@@ -122,20 +124,21 @@ class _TaskFuture(Future):  # type: ignore[type-arg]
         phase = self._sp_pool.native.phase(self._sp_task_id)
         return phase in (_native.PHASE_RUNNING, _native.PHASE_INTERRUPTING)
 
-    def result(self, timeout: float | None = None) -> Any:
+    def _sp_wait_result(self, timeout: float | None) -> Any:
+        # result() of a future not finished yet (LightFuture answers a finished one itself).
         if timeout is not None and timeout > threading.TIMEOUT_MAX:
             timeout = None  # inf: no limit (the stdlib's wait raises OverflowError)
         try:
-            return super().result(timeout)
+            return super()._sp_wait_result(timeout)
         except KeyboardInterrupt:
             self.cancel()  # Ctrl-C while waiting stops the task too
             raise
 
-    def exception(self, timeout: float | None = None) -> BaseException | None:
+    def _sp_wait_exception(self, timeout: float | None) -> BaseException | None:
         if timeout is not None and timeout > threading.TIMEOUT_MAX:
             timeout = None
         try:
-            return super().exception(timeout)
+            return super()._sp_wait_exception(timeout)
         except KeyboardInterrupt:
             self.cancel()
             raise
@@ -178,13 +181,6 @@ class _PoolState:
         """Why the pool is broken, or None while it is not (Swift keeps it)."""
         reason: str | None = self.native.broken_reason()
         return reason
-
-    def on_result(self, task_id: int, value: Any) -> None:
-        """Called by ``native.deliver`` on the completion thread for a task that returned (and
-        whose outcome the completion thread claimed: no cancel can settle it now)."""
-        future = self.futures.pop(task_id, None)
-        if future is not None:
-            future.set_result(value)
 
     def on_event(self, kind: int, task_id: int, payload: Any, worker: int) -> None:
         """Called by ``native.deliver`` on the completion thread, once per worker event."""
@@ -256,7 +252,10 @@ class _PoolState:
     def deliver_forever(self) -> None:
         """The completion thread: deliver events until the last worker has ended."""
         try:
-            while self.native.deliver(self.on_result, self.on_event):
+            # A task that returned (and whose outcome the completion thread claimed: no cancel
+            # can settle it now): Swift pops its future from ``futures`` and calls
+            # ``_TaskFuture.set_result(future, value)``, no frame of ours in between.
+            while self.native.deliver(self.futures, _TaskFuture.set_result, self.on_event):
                 pass
         finally:
             try:
