@@ -176,7 +176,7 @@ def test_check_modules_verdicts():
     else:  # its init ran in the first interpreter; a second worker that tries it crashes 3.12
         assert single.result == "crashed"
         assert single.reason.startswith("module _testsinglephase does not support loading in subinterpreters; "
-                                        "then a second interpreter that tried it crashed the process")
+                                        "then another interpreter that tried it crashed the process")
 
     numpy_check = by_name["numpy"]
     assert numpy_check.result == "refused"

@@ -113,14 +113,6 @@ def import_in_worker(name: str) -> dict[str, Any]:
     return record
 
 
-def try_import(name: str) -> None:
-    """Worker side (stage ``again``): the import once more; its failure does not matter."""
-    try:
-        __import__(name)
-    except Exception:
-        pass
-
-
 def import_submodules(name: str) -> dict[str, Any]:
     """Worker side: imports the public submodules of package ``name`` (at most
     ``MAX_SUBMODULES``, within ``SUBMODULE_BUDGET_S``); returns those that fail only because of
@@ -204,8 +196,11 @@ def main() -> int:
             record = {"stage": "sub", "elapsed": None, **_failure_record(exc)}
         report(record)
         if second is not None and record.get("refusal"):
-            # Another worker that started with the first, as in a pool of two.
-            second.submit(probe.try_import, name).result()
+            # Another worker that started with the first, as in a pool of two, running the
+            # import as a user's task does: on 3.12 the crash may come only with what that
+            # worker loads after the failed import (the error's pickling), so the error must
+            # travel back as a task's error does, not be swallowed in the worker.
+            second.submit(importlib.import_module, name).exception()
             report({"stage": "again", "ok": True})
         if record.get("error_type") is None and record.get("is_package"):
             try:
@@ -219,7 +214,7 @@ def main() -> int:
         # A worker started after those have ended: a later pool, or a worker recycled by
         # max_tasks_per_worker.
         with InterpreterPoolExecutor(1) as later:
-            later.submit(probe.try_import, name).result()
+            later.submit(importlib.import_module, name).exception()
         report({"stage": "later", "ok": True})
     report({"stage": "closed", "ok": True})
     return 0

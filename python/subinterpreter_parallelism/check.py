@@ -115,17 +115,12 @@ def _check_one(name: str, paths: list[str], timeout: float | None) -> ModuleChec
             return ModuleCheck(name, "crashed", f"it imported, then {crash} while {where}", elapsed)
         return _works(name, sub, records.get("submodules"), elapsed)
     if sub.get("refusal"):
-        if crash and "again" not in records:  # 3.12: see _probe
+        if crash:  # 3.12 (see _probe): the refusal corrupted memory; the crash lands at random
+            # a little later, in the second worker's import or only in a later interpreter's.
             return ModuleCheck(
-                name, "crashed", f"{sub['refusal']}; then a second interpreter that tried it crashed "
-                "the process (CPython 3.12, gh-117953): a pool whose workers try it crashes, "
-                "fallback=\"process\" or not",
-                elapsed, sub.get("refused_module"))
-        if crash and "later" not in records:
-            return ModuleCheck(
-                name, "refused", f"{sub['refusal']}; on CPython 3.12 a worker that tries it after "
-                "another worker that tried it has ended crashes the process (gh-117953): with tasks "
-                "that import it, do not use max_tasks_per_worker or start a second pool",
+                name, "crashed", f"{sub['refusal']}; then another interpreter that tried it crashed "
+                "the process (CPython 3.12, gh-117953): a pool of two or more workers whose tasks "
+                "import it, a second pool or a recycled worker can crash, fallback=\"process\" or not",
                 elapsed, sub.get("refused_module"))
         return ModuleCheck(name, "refused", sub["refusal"], elapsed, sub.get("refused_module"))
     reason = f"{sub['error_type']}: {sub['error']}".strip()
