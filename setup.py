@@ -21,7 +21,8 @@ from setuptools.command.build_ext import build_ext
 if sys.version_info < (3, 12):
     sys.exit(
         "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL sub-interpreters, "
-        f"PEP 684); this is Python {sys.version.split()[0]}.")
+        f"PEP 684); this is Python {sys.version.split()[0]}."
+    )
 
 ROOT = Path(__file__).resolve().parent
 
@@ -38,14 +39,21 @@ class BuildSwift(build_ext):
 
     def build_extension(self, ext: Extension) -> None:
         if sysconfig.get_config_var("Py_GIL_DISABLED"):
-            sys.exit("subinterpreter_parallelism needs a Python build with a GIL; on a "
-                     "free-threaded build (python3.13t, 3.14t) use threads instead.")
+            sys.exit(
+                "subinterpreter_parallelism needs a Python build with a GIL; on a "
+                "free-threaded build (python3.13t, 3.14t) use threads instead."
+            )
         built = os.environ.get("SP_PREBUILT_NATIVE")
         if not built:
             scratch = ROOT / f".build-py{sys.version_info.major}{sys.version_info.minor}"
             includes = dict.fromkeys(sysconfig.get_path(key) for key in ("include", "platinclude"))
-            result = subprocess.run(["bash", str(ROOT / "scripts" / "build-native"), str(scratch), *includes],
-                                    check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            result = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "build-native"), str(scratch), *includes],
+                check=True,
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             built = result.stdout.strip().splitlines()[-1]
         target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)

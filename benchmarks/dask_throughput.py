@@ -40,7 +40,7 @@ PRELOAD = "subinterpreter_parallelism.dask_support"
 
 def count_primes(n: int) -> int:
     """The primes below ``n``, by trial division: CPU-bound pure Python."""
-    return sum(all(k % d for d in range(2, int(k ** 0.5) + 1)) for k in range(2, n))
+    return sum(all(k % d for d in range(2, int(k**0.5) + 1)) for k in range(2, n))
 
 
 def calibrate(task_seconds: float) -> int:
@@ -73,8 +73,18 @@ def worker_commands(config: str, n: int, address: str, directory: str) -> list[l
     The scheduler's address comes first: options after a preload need it there (with
     ``--scheduler-file`` instead, the first of them would be taken for the address).
     """
-    common = ["worker", address, "--host", "127.0.0.1", "--no-nanny",
-              "--no-dashboard", "--local-directory", directory, "--memory-limit", "0"]
+    common = [
+        "worker",
+        address,
+        "--host",
+        "127.0.0.1",
+        "--no-nanny",
+        "--no-dashboard",
+        "--local-directory",
+        directory,
+        "--memory-limit",
+        "0",
+    ]
     if config == "interpreters":
         return [_dask(*common, "--nthreads", str(n), "--preload", PRELOAD, "--as-default")]
     if config == "processes":
@@ -134,9 +144,22 @@ class Cluster:
         from distributed import Client
 
         scheduler_file = os.path.join(directory, f"{self.config}-scheduler.json")
-        self.processes.append(subprocess.Popen(
-            _dask("scheduler", "--scheduler-file", scheduler_file, "--host", "127.0.0.1",
-                  "--port", "0", "--no-dashboard"), stdout=self._log, stderr=subprocess.STDOUT))
+        self.processes.append(
+            subprocess.Popen(
+                _dask(
+                    "scheduler",
+                    "--scheduler-file",
+                    scheduler_file,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-dashboard",
+                ),
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         deadline = time.monotonic() + 60
         address = None
         while address is None:
@@ -146,8 +169,10 @@ class Cluster:
                 address = json.loads(Path(scheduler_file).read_text())["address"]
             except (OSError, ValueError, KeyError):
                 time.sleep(0.1)
-        self.workers = [subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-                        for cmd in worker_commands(self.config, n, address, directory)]
+        self.workers = [
+            subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+            for cmd in worker_commands(self.config, n, address, directory)
+        ]
         self.processes += self.workers
         self.client = Client(address, timeout=60)
         self.client.wait_for_workers(len(self.workers), timeout=120)
@@ -173,11 +198,17 @@ class Cluster:
 
     def result(self) -> dict[str, Any]:
         text = Path(self.log_path).read_text()
-        return {"config": self.config, "worker_processes": len(self.workers), "slots": self.slots,
-                "rates": self.rates, "median_rate": statistics.median(self.rates),
-                "cpus": self.cpus, "median_cpus": statistics.median(self.cpus),
-                "memory_mib": memory([w.pid for w in self.workers]),
-                "restarts": text.count("Fatal Python error") + text.count("Restarting worker")}
+        return {
+            "config": self.config,
+            "worker_processes": len(self.workers),
+            "slots": self.slots,
+            "rates": self.rates,
+            "median_rate": statistics.median(self.rates),
+            "cpus": self.cpus,
+            "median_cpus": statistics.median(self.cpus),
+            "memory_mib": memory([w.pid for w in self.workers]),
+            "restarts": text.count("Fatal Python error") + text.count("Restarting worker"),
+        }
 
     def close(self) -> None:
         try:
@@ -188,7 +219,9 @@ class Cluster:
             self._log.close()
 
 
-def run(configs: list[str], n: int, tasks: int, size: int, repeats: int) -> tuple[list[dict[str, Any]], list[float]]:
+def run(
+    configs: list[str], n: int, tasks: int, size: int, repeats: int
+) -> tuple[list[dict[str, Any]], list[float]]:
     """All set-ups up at once, their rounds interleaved (so that a change in the machine's load
     hits every set-up alike), a serial run between rounds; then memory."""
     with tempfile.TemporaryDirectory(prefix="sp-dask-bench-") as directory:
@@ -203,11 +236,18 @@ def run(configs: list[str], n: int, tasks: int, size: int, repeats: int) -> tupl
             serial: list[float] = []
             for r in range(repeats):
                 serial.append(1 / _timed(count_primes, size))
-                for cluster in clusters[r % len(clusters):] + clusters[:r % len(clusters)]:  # rotate the order
+                for cluster in (
+                    clusters[r % len(clusters) :] + clusters[: r % len(clusters)]
+                ):  # rotate the order
                     cluster.rates.append(cluster.round(size, tasks))
-                print(f"[dask bench] round {r + 1}/{repeats} (load {os.getloadavg()[0]:.2f}): serial "
-                      f"{serial[-1]:.2f}, " + ", ".join(f"{c.config} {c.rates[-1]:.2f} ({c.cpus[-1]:.2f} CPUs)"
-                                                        for c in clusters) + " tasks/s", file=sys.stderr, flush=True)
+                print(
+                    f"[dask bench] round {r + 1}/{repeats} (load {os.getloadavg()[0]:.2f}): serial "
+                    f"{serial[-1]:.2f}, "
+                    + ", ".join(f"{c.config} {c.rates[-1]:.2f} ({c.cpus[-1]:.2f} CPUs)" for c in clusters)
+                    + " tasks/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return [c.result() for c in clusters], serial
         finally:
             for cluster in clusters:
@@ -226,33 +266,46 @@ def report(results: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         "| set-up | worker processes | tasks/s (median) | min-max | vs serial | CPUs used | tasks per CPU-second | RSS MiB | PSS MiB | USS MiB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    labels = {"interpreters": f"1 worker, {facts['n']} interpreters",
-              "processes": f"{facts['n']} workers x 1 thread",
-              "threads": f"1 worker, {facts['n']} threads"}
+    labels = {
+        "interpreters": f"1 worker, {facts['n']} interpreters",
+        "processes": f"{facts['n']} workers x 1 thread",
+        "threads": f"1 worker, {facts['n']} threads",
+    }
     for r in results:
         m = r["memory_mib"]
         lines.append(
             f"| {labels[r['config']]} | {r['worker_processes']} | {r['median_rate']:.2f} | "
             f"{min(r['rates']):.2f}-{max(r['rates']):.2f} | {r['median_rate'] / facts['serial_rate']:.2f}x | "
             f"{r['median_cpus']:.2f} | {statistics.median(x / c for x, c in zip(r['rates'], r['cpus'])):.2f} | "
-            f"{m['rss']:.0f} | {m['pss']:.0f} | {m['uss']:.0f} |")
+            f"{m['rss']:.0f} | {m['pss']:.0f} | {m['uss']:.0f} |"
+        )
     by = {r["config"]: r for r in results}
     if "interpreters" in by and "processes" in by:
         i, p = by["interpreters"], by["processes"]
-        lines += ["", f"{labels['interpreters']} / {labels['processes']}: throughput "
-                      f"{i['median_rate'] / p['median_rate']:.2f}x, "
-                      f"PSS {i['memory_mib']['pss'] / p['memory_mib']['pss']:.2f}x, "
-                      f"RSS {i['memory_mib']['rss'] / p['memory_mib']['rss']:.2f}x"]
+        lines += [
+            "",
+            f"{labels['interpreters']} / {labels['processes']}: throughput "
+            f"{i['median_rate'] / p['median_rate']:.2f}x, "
+            f"PSS {i['memory_mib']['pss'] / p['memory_mib']['pss']:.2f}x, "
+            f"RSS {i['memory_mib']['rss'] / p['memory_mib']['rss']:.2f}x",
+        ]
     if any(r["restarts"] for r in results):
-        lines += ["", "WARNING: a worker crashed or restarted: " +
-                  ", ".join(f"{r['config']}: {r['restarts']}" for r in results if r["restarts"])]
+        lines += [
+            "",
+            "WARNING: a worker crashed or restarted: "
+            + ", ".join(f"{r['config']}: {r['restarts']}" for r in results if r["restarts"]),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2,
-                        help="N: interpreters, worker processes and threads (default: the CPUs)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="N: interpreters, worker processes and threads (default: the CPUs)",
+    )
     parser.add_argument("--tasks", type=int, default=0, help="tasks per round (default: 16 x N)")
     parser.add_argument("--task-ms", type=float, default=100.0, help="serial time of one task")
     parser.add_argument("--repeats", type=int, default=5, help="measured rounds per set-up")
@@ -265,14 +318,25 @@ def main(argv: list[str] | None = None) -> int:
     tasks = args.tasks or 16 * n
     load_before = os.getloadavg()
     size = calibrate(args.task_ms / 1000)
-    print(f"[dask bench] N={n}, {tasks} tasks of count_primes({size}) x {args.repeats} rounds",
-          file=sys.stderr, flush=True)
+    print(
+        f"[dask bench] N={n}, {tasks} tasks of count_primes({size}) x {args.repeats} rounds",
+        file=sys.stderr,
+        flush=True,
+    )
     results, serial = run(args.configs.split(","), n, tasks, size, args.repeats)
     serial_rate = statistics.median(serial)
-    facts = {"n": n, "tasks": tasks, "size": size, "repeats": args.repeats, "task_ms": 1000 / serial_rate,
-             "serial_rate": serial_rate, "python": sys.version.split()[0],
-             "machine": f"{os.cpu_count()} CPUs", "load_before": " ".join(f"{x:.2f}" for x in load_before),
-             "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    facts = {
+        "n": n,
+        "tasks": tasks,
+        "size": size,
+        "repeats": args.repeats,
+        "task_ms": 1000 / serial_rate,
+        "serial_rate": serial_rate,
+        "python": sys.version.split()[0],
+        "machine": f"{os.cpu_count()} CPUs",
+        "load_before": " ".join(f"{x:.2f}" for x in load_before),
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
     sys.stdout.write(report(results, facts))
     if args.json:
         Path(args.json).write_text(json.dumps({"facts": facts, "results": results}, indent=2))

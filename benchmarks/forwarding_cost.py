@@ -60,7 +60,9 @@ def workloads(quick: bool) -> dict[str, Callable[[sp.InterpreterPoolExecutor], o
         return futures[-1].result()
 
     def map_(pool: sp.InterpreterPoolExecutor) -> object:
-        return sum(h for h, _, _ in pool.map(colorsys.rgb_to_hsv, [0.2] * items, [0.4] * items, [0.6] * items))
+        return sum(
+            h for h, _, _ in pool.map(colorsys.rgb_to_hsv, [0.2] * items, [0.4] * items, [0.6] * items)
+        )
 
     def cpu_(pool: sp.InterpreterPoolExecutor) -> object:
         return sum(pool.map(count_up, [cpu] * 4, chunksize=1))
@@ -118,22 +120,32 @@ def main(argv: list[str] | None = None) -> int:
             for name, seconds in one_round(options, args.workers, args.quick).items():
                 samples[mode].setdefault(name, []).append(seconds)
 
-    print(f"Python {sys.version.split()[0]}, {args.workers} workers, {rounds} rounds per mode "
-          f"(alternating); medians, [min-max]")
+    print(
+        f"Python {sys.version.split()[0]}, {args.workers} workers, {rounds} rounds per mode "
+        f"(alternating); medians, [min-max]"
+    )
     print(f"{'workload':<10} {'forwarding on':>22} {'forwarding off':>22} {'on/off':>8}")
-    report: dict[str, object] = {"python": sys.version.split()[0], "workers": args.workers,
-                                 "rounds": rounds, "workloads": {}}
+    report: dict[str, object] = {
+        "python": sys.version.split()[0],
+        "workers": args.workers,
+        "rounds": rounds,
+        "workloads": {},
+    }
     for name in samples["on"]:
         on, off = samples["on"][name], samples["off"][name]
         ratio = statistics.median(on) / statistics.median(off)
-        print(f"{name:<10} {statistics.median(on) * 1000:9.1f} ms [{min(on) * 1000:.0f}-{max(on) * 1000:.0f}]"
-              f" {statistics.median(off) * 1000:9.1f} ms [{min(off) * 1000:.0f}-{max(off) * 1000:.0f}]"
-              f" {ratio:8.3f}")
+        print(
+            f"{name:<10} {statistics.median(on) * 1000:9.1f} ms [{min(on) * 1000:.0f}-{max(on) * 1000:.0f}]"
+            f" {statistics.median(off) * 1000:9.1f} ms [{min(off) * 1000:.0f}-{max(off) * 1000:.0f}]"
+            f" {ratio:8.3f}"
+        )
         report["workloads"][name] = {"on_s": on, "off_s": off, "ratio_of_medians": ratio}  # type: ignore[index]
     invoke = time_invoke(200_000 if args.quick else 1_000_000)
     extra = (invoke["invoke_with_check"] - invoke["invoke_without_check"]) * 1e9
-    print(f"runner invoke(): {invoke['invoke_with_check'] * 1e9:.0f} ns with the end-of-task check, "
-          f"{invoke['invoke_without_check'] * 1e9:.0f} ns without ({extra:+.0f} ns per task, on or off)")
+    print(
+        f"runner invoke(): {invoke['invoke_with_check'] * 1e9:.0f} ns with the end-of-task check, "
+        f"{invoke['invoke_without_check'] * 1e9:.0f} ns without ({extra:+.0f} ns per task, on or off)"
+    )
     report["invoke_ns"] = {k: v * 1e9 for k, v in invoke.items()}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -71,7 +71,9 @@ def burst(preload: object, workers: int, module: object) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=20_000)
@@ -91,13 +93,19 @@ def main() -> None:
                 bursts[kind].append(burst(preload, options.workers, module))
         print(f"submit, {options.tasks} tiny tasks on 2 workers (medians of {options.rounds}):")
         for kind, values in costs.items():
-            print(f"  {kind:8s} submit {statistics.median(v[0] for v in values):6.2f} us/task   "
-                  f"submit+result {statistics.median(v[1] for v in values):6.2f} us/task")
-        print(f"burst, {options.workers} workers, library {module.LIBRARY} (medians of {options.rounds}, "
-              "start-up included):")
+            print(
+                f"  {kind:8s} submit {statistics.median(v[0] for v in values):6.2f} us/task   "
+                f"submit+result {statistics.median(v[1] for v in values):6.2f} us/task"
+            )
+        print(
+            f"burst, {options.workers} workers, library {module.LIBRARY} (medians of {options.rounds}, "
+            "start-up included):"
+        )
         for kind, values in bursts.items():
-            print(f"  {kind:8s} first result {statistics.median(v[0] for v in values) * 1e3:7.0f} ms   "
-                  f"burst done {statistics.median(v[1] for v in values) * 1e3:7.0f} ms")
+            print(
+                f"  {kind:8s} first result {statistics.median(v[0] for v in values) * 1e3:7.0f} ms   "
+                f"burst done {statistics.median(v[1] for v in values) * 1e3:7.0f} ms"
+            )
         print(f"load after {os.getloadavg()}")
 
 

@@ -40,22 +40,28 @@ def main() -> None:
     options = parser.parse_args()
     load_before = os.getloadavg()[0]
     threads, interpreters = [], []
-    with ThreadPoolExecutor(options.workers) as thread_pool, \
-            InterpreterPoolExecutor(options.workers) as interpreter_pool:
+    with (
+        ThreadPoolExecutor(options.workers) as thread_pool,
+        InterpreterPoolExecutor(options.workers) as interpreter_pool,
+    ):
         per_task_us(thread_pool, options.tasks)  # warm-up: threads started, modules imported
         per_task_us(interpreter_pool, options.tasks)
         for round_ in range(options.rounds):
             pair = [(thread_pool, threads), (interpreter_pool, interpreters)]
-            for pool, times in (pair if round_ % 2 == 0 else pair[::-1]):
+            for pool, times in pair if round_ % 2 == 0 else pair[::-1]:
                 times.append(per_task_us(pool, options.tasks))
     ratios = [i / t for t, i in zip(threads, interpreters)]
     t, i = statistics.median(threads), statistics.median(interpreters)
-    print(f"Python {sys.version.split()[0]}, {options.workers} workers, {options.tasks} tasks x "
-          f"{options.rounds} rounds, load {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(
+        f"Python {sys.version.split()[0]}, {options.workers} workers, {options.tasks} tasks x "
+        f"{options.rounds} rounds, load {load_before:.2f} -> {os.getloadavg()[0]:.2f}"
+    )
     print(f"  threads       {t:7.2f} us/task")
     print(f"  interpreters  {i:7.2f} us/task")
-    print(f"  ratio of medians {i / t:.3f}; median of the rounds' ratios {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+    print(
+        f"  ratio of medians {i / t:.3f}; median of the rounds' ratios {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -27,10 +27,15 @@ from pathlib import Path
 from typing import Any
 
 _HERE = Path(__file__).resolve().parent
-_PATHS = [str(_HERE), str(_HERE.parent / "python"), str(_HERE.parent / "python" / "subinterpreter_parallelism" / "_suite")]
+_PATHS = [
+    str(_HERE),
+    str(_HERE.parent / "python"),
+    str(_HERE.parent / "python" / "subinterpreter_parallelism" / "_suite"),
+]
 
 
 # ─── run inside the workers (imported there as the module ``worker_cpu``) ──────────────────
+
 
 def cpu_per_call(fn: Any, args: tuple[Any, ...], repeat: int) -> float:
     """The worker thread's CPU seconds per call of ``fn(*args)``."""
@@ -52,12 +57,19 @@ def settings() -> dict[str, Any]:
     """What in a worker could make the same code run at another speed."""
     import gc
 
-    return {"switch interval": sys.getswitchinterval(), "recursion limit": sys.getrecursionlimit(),
-            "gc thresholds": gc.get_threshold(), "gc enabled": gc.isenabled(),
-            "trace hook": sys.gettrace(), "profile hook": sys.getprofile(), "modules": len(sys.modules)}
+    return {
+        "switch interval": sys.getswitchinterval(),
+        "recursion limit": sys.getrecursionlimit(),
+        "gc thresholds": gc.get_threshold(),
+        "gc enabled": gc.isenabled(),
+        "trace hook": sys.gettrace(),
+        "profile hook": sys.getprofile(),
+        "modules": len(sys.modules),
+    }
 
 
 # ─── the caller ────────────────────────────────────────────────────────────────────────────
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -91,9 +103,12 @@ def main() -> None:
                 for name, pool in order if round_ % 2 == 0 else reversed(order):  # neither always first
                     samples[name].append(pool.submit(tasks.cpu_per_call, *arguments).result())
             ratios = [a / b for a, b in zip(samples["this"], samples["stdlib"])]
-            print(f"{label:18s} {statistics.median(samples['this']) * 1e3:8.2f}ms "
-                  f"{statistics.median(samples['stdlib']) * 1e3:8.2f}ms  {statistics.median(ratios):.3f} "
-                  f"({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
+            print(
+                f"{label:18s} {statistics.median(samples['this']) * 1e3:8.2f}ms "
+                f"{statistics.median(samples['stdlib']) * 1e3:8.2f}ms  {statistics.median(ratios):.3f} "
+                f"({min(ratios):.2f}-{max(ratios):.2f})",
+                flush=True,
+            )
     finally:
         for pool in pools.values():
             pool.shutdown()
@@ -105,6 +120,9 @@ if __name__ == "__main__":
         # Workers of both pools import by module name: put this folder, the package and the
         # suite on PYTHONPATH, which every interpreter of the new process reads.
         path = os.pathsep.join([*_PATHS, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]],
-                  {**os.environ, "PYTHONPATH": path, "SP_WORKER_CPU_PATHS": "1"})
+        os.execve(
+            sys.executable,
+            [sys.executable, __file__, *sys.argv[1:]],
+            {**os.environ, "PYTHONPATH": path, "SP_WORKER_CPU_PATHS": "1"},
+        )
     main()

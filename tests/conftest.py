@@ -52,8 +52,9 @@ def no_leftovers():
     reset_shared_pool()
     deadline = time.monotonic() + 10
     while True:
-        extra = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()
-                 and not t.daemon]
+        extra = [
+            t for t in threading.enumerate() if t not in threads_before and t.is_alive() and not t.daemon
+        ]
         interpreters = interpreter_count()
         os_threads = os_thread_count()
         clean = not extra and interpreters <= interpreters_before and os_threads <= os_threads_before
@@ -62,14 +63,22 @@ def no_leftovers():
         time.sleep(0.02)
     assert not extra, f"threads left behind: {extra}"
     assert interpreters <= interpreters_before, (
-        f"sub-interpreters left behind: {interpreters} alive, {interpreters_before} before")
+        f"sub-interpreters left behind: {interpreters} alive, {interpreters_before} before"
+    )
     assert os_threads <= os_threads_before, (
-        f"native threads left behind: {os_threads} alive, {os_threads_before} before")
+        f"native threads left behind: {os_threads} alive, {os_threads_before} before"
+    )
 
 
-def run_python(code: str, *args: str, timeout: float = 60, stdin: str | None = None,
-               env: dict[str, str] | None = None, cwd: str | Path | None = None,
-               argv: tuple[str, ...] | list[str] = ()) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str,
+    *args: str,
+    timeout: float = 60,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    argv: tuple[str, ...] | list[str] = (),
+) -> subprocess.CompletedProcess[str]:
     """Runs ``python *args -c code *argv`` in a fresh process with this interpreter
     (``python *args`` when ``code`` is empty, e.g. a script path or ``-i``)."""
     full_env = dict(os.environ)
@@ -77,8 +86,16 @@ def run_python(code: str, *args: str, timeout: float = 60, stdin: str | None = N
     if env:
         full_env.update(env)
     return subprocess.run(
-        [sys.executable, *args, "-c", textwrap.dedent(code), *argv] if code else [sys.executable, *args, *argv],
-        capture_output=True, text=True, timeout=timeout, input=stdin, env=full_env, cwd=cwd)
+        [sys.executable, *args, "-c", textwrap.dedent(code), *argv]
+        if code
+        else [sys.executable, *args, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        env=full_env,
+        cwd=cwd,
+    )
 
 
 def run_script(path: Path, source: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

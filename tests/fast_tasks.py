@@ -53,4 +53,5 @@ class Tools:
 def make_nested():
     def nested(value):
         return ("nested", value)
+
     return nested

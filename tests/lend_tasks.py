@@ -13,7 +13,7 @@ def first_byte_after_handshake(view, ready, go):
 
 
 def write(view, offset, data):
-    view[offset:offset + len(data)] = data
+    view[offset : offset + len(data)] = data
     return view.readonly
 
 

@@ -23,6 +23,7 @@ def fail(kind, message):
 def fail_deep():
     def inner():
         raise ZeroDivisionError("deep inside")
+
     return inner()
 
 
@@ -190,6 +191,7 @@ def sleep_until_interrupted(report, seconds):
 
 # -- A C call that holds the worker's GIL until the test lets it end -----------------------------
 
+
 def hold_gil_in_c(path):
     """One C call (``sum`` over C iterators, no Python code in between) that holds the worker's
     GIL until byte 2 of the file at ``path`` becomes 0.
@@ -283,6 +285,7 @@ def signal_when_waiting(condition, times=1, timeout=60.0, on_signal=None):
         os.kill(os.getpid(), signal.SIGINT)
         if on_signal is not None:
             on_signal(i)
+
 
 def make_queue(items):
     """Creates a Queue in the worker, fills it and returns it (its only handle)."""

@@ -64,8 +64,11 @@ def test_tiny_cell_measures_a_main_function() -> None:
 def test_library_workloads_give_the_same_results_everywhere() -> None:
     """Each library workload runs cold then warm, and every competitor computes the same results
     (the checksum of the outputs): the workers really ran the libraries."""
-    missing = [name for name in ("markdown", "pygments", "sqlglot", "dateutil", "networkx")
-               if importlib.util.find_spec(name) is None]
+    missing = [
+        name
+        for name in ("markdown", "pygments", "sqlglot", "dateutil", "networkx")
+        if importlib.util.find_spec(name) is None
+    ]
     if missing:
         pytest.skip(f"the `bench` extra is not installed ({', '.join(missing)} missing)")
     params = {**plan.build_params(quick=True, cores=2, unit_cost=1e-7)["libraries"], "scale": 0.05}
@@ -73,8 +76,9 @@ def test_library_workloads_give_the_same_results_everywhere() -> None:
     for key in ("serial", "this"):
         records, stderr = suite.run_cell("libraries", key, params, timeout=120)
         assert all("error" not in r for r in records), (records, stderr)
-        assert [r["case"] for r in records] == [f"{name} {kind}" for name in plan.LIBRARY_NAMES
-                                                 for kind in ("cold", "warm")]
+        assert [r["case"] for r in records] == [
+            f"{name} {kind}" for name in plan.LIBRARY_NAMES for kind in ("cold", "warm")
+        ]
         checksums[key] = {r["case"]: r["extra"]["checksum"] for r in records}
     assert checksums["serial"] == checksums["this"]
     records, _ = suite.run_cell("libraries", "seed", {**params, "libraries": ["dateutil"]}, timeout=60)
@@ -83,14 +87,26 @@ def test_library_workloads_give_the_same_results_everywhere() -> None:
 
 def test_widths_cell_measures_each_width() -> None:
     params = plan.build_params(quick=True, cores=2, unit_cost=1e-7, widths=[1, 3])["widths"]
-    params.update(hold_s=0.01, short={**params["short"], "tasks_per_worker": 2},
-                  long={**params["long"], "tasks_per_worker": 1})
+    params.update(
+        hold_s=0.01,
+        short={**params["short"], "tasks_per_worker": 2},
+        long={**params["long"], "tasks_per_worker": 1},
+    )
     records, stderr = suite.run_cell("widths", "this", params, timeout=120)
     assert all(_valid(r) and "error" not in r for r in records), (records, stderr)
     metrics = {(r["extra"]["workers"], r["extra"]["metric"]) for r in records}
-    assert metrics == {(w, m) for w in (1, 3) for m in ("first result", "all started", "memory per worker",
-                                                          "interpreter start-up per worker", "short tasks",
-                                                          "long tasks")}
+    assert metrics == {
+        (w, m)
+        for w in (1, 3)
+        for m in (
+            "first result",
+            "all started",
+            "memory per worker",
+            "interpreter start-up per worker",
+            "short tasks",
+            "long tasks",
+        )
+    }
     startup = [r for r in records if r["extra"]["metric"] == "interpreter start-up per worker"]
     assert [r["extra"]["count"] for r in startup] == [1, 3]  # every worker's interpreter, from stats()
     serial, _ = suite.run_cell("widths", "serial", params, timeout=60)
@@ -99,17 +115,37 @@ def test_widths_cell_measures_each_width() -> None:
 
 def test_scaling_run_from_the_command_line(tmp_path: Path) -> None:
     out, png = tmp_path / "s.json", tmp_path / "s.png"
-    command = [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--scaling", "--quick", "--widths", "2,1",
-               "--competitors", "serial,this", "--json", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "subinterpreter_parallelism",
+        "bench",
+        "--scaling",
+        "--quick",
+        "--widths",
+        "2,1",
+        "--competitors",
+        "serial,this",
+        "--json",
+        str(out),
+    ]
     plot = importlib.util.find_spec("matplotlib") is not None
-    proc = subprocess.run(command + (["--plot", str(png)] if plot else []), capture_output=True, text=True,
-                          timeout=180, cwd=tmp_path)
+    proc = subprocess.run(
+        command + (["--plot", str(png)] if plot else []),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())
     assert {r["workload"] for r in results["records"]} == {"widths"}
     assert results["params"]["widths"]["widths"] == [1, 2]
-    assert [t["target"][:27] for t in results["targets"]] == ["new pool of 2 workers, firs", "new pool of 16 workers, fir",
-                                                               "memory per worker at 16 wor"]
+    assert [t["target"][:27] for t in results["targets"]] == [
+        "new pool of 2 workers, firs",
+        "new pool of 16 workers, fir",
+        "memory per worker at 16 wor",
+    ]
     assert "| 2 workers: first result |" in proc.stdout
     if plot:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -142,8 +178,15 @@ def test_rounds_merge_into_one_record_per_case() -> None:
     def rec(key: str, **fields: Any) -> dict[str, Any]:
         return {"workload": "cpu", "case": "warm", "competitor": key, **fields}
 
-    merged = suite.merge_rounds([rec("a", samples=[1.0], cpu_percent=[150.0]), rec("b", error="boom"),
-                                 rec("a", samples=[2.0]), rec("b", samples=[3.0]), rec("a", error="late")])
+    merged = suite.merge_rounds(
+        [
+            rec("a", samples=[1.0], cpu_percent=[150.0]),
+            rec("b", error="boom"),
+            rec("a", samples=[2.0]),
+            rec("b", samples=[3.0]),
+            rec("a", error="late"),
+        ]
+    )
     a, b = merged
     assert a["samples"] == [1.0, 2.0] and a["cpu_percent"] == [150.0, None] and a["rounds"] == 2
     assert a["round_errors"] == ["late"]
@@ -158,7 +201,8 @@ def test_seed_design_runs_calls_in_new_interpreters() -> None:
 
     from conftest import run_python
 
-    done = run_python("""
+    done = run_python(
+        """
         import pytest
         from benchmarks.seed_design import SeedDesignExecutor
         from benchmarks.workloads import make_payload, tiny
@@ -172,7 +216,9 @@ def test_seed_design_runs_calls_in_new_interpreters() -> None:
         finally:
             executor.shutdown()
         print("ok")
-    """, env={"PYTHONPATH": os.pathsep.join([str(SUITE_ROOT), os.environ.get("PYTHONPATH", "")])})
+    """,
+        env={"PYTHONPATH": os.pathsep.join([str(SUITE_ROOT), os.environ.get("PYTHONPATH", "")])},
+    )
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
 
 
@@ -182,9 +228,18 @@ def _fake_results() -> dict[str, Any]:
     records: list[dict[str, Any]] = []
 
     def add(workload: str, case: str, key: str, value: float, unit: str = "s", better: str = "lower") -> None:
-        records.append({"workload": workload, "case": case, "competitor": key, "unit": unit,
-                        "better": better, "samples": [value, value * 1.1], "cpu_percent": [190.0, None],
-                        "extra": {"bytes": 100_000_000} if workload == "data" else {}})
+        records.append(
+            {
+                "workload": workload,
+                "case": case,
+                "competitor": key,
+                "unit": unit,
+                "better": better,
+                "samples": [value, value * 1.1],
+                "cpu_percent": [190.0, None],
+                "extra": {"bytes": 100_000_000} if workload == "data" else {},
+            }
+        )
 
     for key, factor in (("serial", 2.0), ("fork", 1.1), ("backport", 1.2), ("this", 1.0)):
         add("cpu", "warm", key, 1.2 * factor)
@@ -192,7 +247,13 @@ def _fake_results() -> dict[str, Any]:
         if key != "serial":
             add("scaling", "2 workers", key, 6.0 / factor, "tasks/s", "higher")
             add("data", "100 MB", key, 0.1 * factor * 4)
-    for key, value in (("serial", 1e-7), ("threads", 1e-5), ("fork", 1e-4), ("backport", 5e-5), ("this", 5e-6)):
+    for key, value in (
+        ("serial", 1e-7),
+        ("threads", 1e-5),
+        ("fork", 1e-4),
+        ("backport", 5e-5),
+        ("this", 5e-6),
+    ):
         add("tiny", "submit", key, value)
         add("tiny", "map", key, value / 10)
     for key, value in (("fork", 6e-7), ("this", 5e-7)):  # a chunk size that suits fork better
@@ -205,12 +266,29 @@ def _fake_results() -> dict[str, Any]:
     add("cancel", "cancelled", "this", 0.004)
     records.append({"workload": "cancel", "case": "cancelled", "competitor": "fork", "na": "cannot"})
     records.append({"workload": "memory", "case": "*", "competitor": "fork", "error": "timed out after 9 s"})
-    return {"mode": "full", "duration_s": 1.0, "params": params, "records": records,
-            "competitors": {"serial": "serial", "threads": "threads", "fork": "fork", "backport": "backport",
-                            "this": "this"},
-            "skipped": {"loky": "not installed"},
-            "machine": {"cpu_model": "Test CPU", "cpu_count": 2, "usable_cpus": 2, "python": "3.13.0",
-                        "build": {"swift": "6"}, "load_average": [0.1, 0, 0], "date": "today"}}
+    return {
+        "mode": "full",
+        "duration_s": 1.0,
+        "params": params,
+        "records": records,
+        "competitors": {
+            "serial": "serial",
+            "threads": "threads",
+            "fork": "fork",
+            "backport": "backport",
+            "this": "this",
+        },
+        "skipped": {"loky": "not installed"},
+        "machine": {
+            "cpu_model": "Test CPU",
+            "cpu_count": 2,
+            "usable_cpus": 2,
+            "python": "3.13.0",
+            "build": {"swift": "6"},
+            "load_average": [0.1, 0, 0],
+            "date": "today",
+        },
+    }
 
 
 def test_report_targets_and_readme(tmp_path: Path) -> None:
@@ -249,10 +327,17 @@ def test_plot_is_written(tmp_path: Path) -> None:
     # In a fresh process: matplotlib leaves a native thread behind, which the leak check forbids.
     data, path = tmp_path / "r.json", tmp_path / "plot.png"
     data.write_text(json.dumps(_fake_results()))
-    code = ("import json, pathlib, sys; from benchmarks.plot import plot; "
-            "plot(json.loads(pathlib.Path(sys.argv[1]).read_text()), pathlib.Path(sys.argv[2]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(data), str(path)], cwd=SUITE_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import json, pathlib, sys; from benchmarks.plot import plot; "
+        "plot(json.loads(pathlib.Path(sys.argv[1]).read_text()), pathlib.Path(sys.argv[2]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(data), str(path)],
+        cwd=SUITE_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -260,9 +345,24 @@ def test_plot_is_written(tmp_path: Path) -> None:
 def test_command_line_runs_a_small_suite(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--quick", "--only", "startup,cancel",
-         "--competitors", "serial,threads,this", "--json", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "subinterpreter_parallelism",
+            "bench",
+            "--quick",
+            "--only",
+            "startup,cancel",
+            "--competitors",
+            "serial,threads,this",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "## Summary (medians)" in proc.stdout and "| new pool of 2 workers" in proc.stdout
     results = json.loads(out.read_text())
@@ -281,18 +381,44 @@ def test_bench_runs_from_an_installed_package(tmp_path: Path) -> None:
     if not (ROOT / "setup.py").is_file():
         pytest.skip("not run from a source tree")
     site = tmp_path / "site"
-    done = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(site)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     native = Path(_native.__file__)  # this Python's build (a clone may hold several)
     shutil.copyfile(native, site / "subinterpreter_parallelism" / native.name)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import subinterpreter_parallelism.bench as b; print(b.find_suite_root())"],
-                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    where = subprocess.run(
+        [sys.executable, "-c", "import subinterpreter_parallelism.bench as b; print(b.find_suite_root())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
     assert where.stdout.strip() == str(site / "subinterpreter_parallelism" / "_suite"), where.stderr
     proc = subprocess.run(
-        [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--quick", "--only", "startup",
-         "--competitors", "serial,this"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        [
+            sys.executable,
+            "-m",
+            "subinterpreter_parallelism",
+            "bench",
+            "--quick",
+            "--only",
+            "startup",
+            "--competitors",
+            "serial,this",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "| new pool of 2 workers" in proc.stdout
 
@@ -301,20 +427,38 @@ def test_command_line_renders_a_saved_run(tmp_path: Path) -> None:
     saved, readme = tmp_path / "r.json", tmp_path / "README.md"
     saved.write_text(json.dumps(_fake_results()))
     readme.write_text(f"# x\n{report.README_BEGIN}\n{report.README_END}\n")
-    proc = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "bench", "--load", str(saved),
-                           "--readme", str(readme)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "subinterpreter_parallelism",
+            "bench",
+            "--load",
+            str(saved),
+            "--readme",
+            str(readme),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Test CPU" in proc.stdout and "| 8 × py_factorial" in readme.read_text()
 
 
 def test_command_line_rejects_unknown_names() -> None:
-    proc = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "bench", "--only", "nope"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--only", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "unknown workload" in proc.stderr
 
 
-def test_bench_command_explains_a_missing_suite(monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_command_explains_a_missing_suite(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from subinterpreter_parallelism import bench
 
     assert bench.find_suite_root() == SUITE_ROOT
@@ -354,7 +498,7 @@ def test_the_suite_has_no_import_cycle() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(module):] + [module])}")
+            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(module) :] + [module])}")
         if module in done:
             return
         for target in sorted(graph[module]):
@@ -392,8 +536,12 @@ def test_competitors_declare_their_abilities() -> None:
 def test_a_saved_run_reports_the_abilities_it_recorded() -> None:
     results = _fake_results()
     # A run that declared serial parallel: the report believes the file, not today's registry.
-    results["abilities"] = {"serial": ["parallel", "map"], "fork": ["processes"], "backport": [],
-                            "this": ["subject", "parallel"]}
+    results["abilities"] = {
+        "serial": ["parallel", "map"],
+        "fork": ["processes"],
+        "backport": [],
+        "this": ["subject", "parallel"],
+    }
     r = report.Results(results)
     assert r.case_for("scaling", "2 workers", "serial") == "2 workers"
     assert r.having(report.Ability.PROCESSES) == ("fork",)
@@ -409,7 +557,15 @@ def test_quick_suite_end_to_end(tmp_path: Path) -> None:
     import importlib.util
 
     plot = importlib.util.find_spec("matplotlib") is not None
-    command = [sys.executable, "-m", "subinterpreter_parallelism", "bench", "--quick", "--json", str(tmp_path / "r.json")]
+    command = [
+        sys.executable,
+        "-m",
+        "subinterpreter_parallelism",
+        "bench",
+        "--quick",
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
     if plot:
         command += ["--plot", str(tmp_path / "r.png")]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -89,7 +89,7 @@ def test_sleep_in_a_task_is_interruptible(pool):
 
 # Values time.sleep refuses at once: a worker's interruptible sleep must refuse them the same way
 # (inf slept forever there).
-BAD_SLEEPS = [math.inf, -math.inf, math.nan, -1, -0.5, 1e300, 2 ** 70, -(2 ** 70), "1", None]
+BAD_SLEEPS = [math.inf, -math.inf, math.nan, -1, -0.5, 1e300, 2**70, -(2**70), "1", None]
 
 
 def test_sleep_in_a_task_refuses_what_time_sleep_refuses():
@@ -143,8 +143,16 @@ def test_infinite_timeouts_mean_no_limit(endless):
         assert future.exception(timeout=endless) is None
         for ordered in (True, False):
             for chunksize in (1, 2):
-                assert sorted(pool.map(sp_tasks.add, [1, 2, 3], [1, 1, 1], timeout=endless,
-                                       chunksize=chunksize, ordered=ordered)) == [2, 3, 4]
+                assert sorted(
+                    pool.map(
+                        sp_tasks.add,
+                        [1, 2, 3],
+                        [1, 1, 1],
+                        timeout=endless,
+                        chunksize=chunksize,
+                        ordered=ordered,
+                    )
+                ) == [2, 3, 4]
         q = sp.Queue()
         q.put("x", timeout=endless)
         assert q.get(timeout=endless) == "x"
@@ -370,7 +378,9 @@ def test_ctrl_c_returns_while_the_task_holds_its_gil_in_c():
     assert "Fatal Python error" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "KeyboardInterrupt; the C call had finished: False", "cancelled: True"], result.stdout + result.stderr
+        "KeyboardInterrupt; the C call had finished: False",
+        "cancelled: True",
+    ], result.stdout + result.stderr
 
 
 def test_wait_and_as_completed_see_a_running_task_cancelled(pool):

@@ -56,7 +56,9 @@ def packages(tmp_path_factory):
 
 @pytest.mark.timeout(240)
 def test_degraded_submodules_and_dependencies():
-    accel, subs, needs, plain = check.check_modules(["spk_accel", "spk_subs", "spk_needs", "spk_plain"], timeout=120)
+    accel, subs, needs, plain = check.check_modules(
+        ["spk_accel", "spk_subs", "spk_needs", "spk_plain"], timeout=120
+    )
 
     assert accel.result == "works, degraded" and not accel.ok
     assert accel.degraded == ("numpy._core._multiarray_umath",)
@@ -64,7 +66,9 @@ def test_degraded_submodules_and_dependencies():
 
     assert subs.result == "works, degraded"
     assert subs.degraded == ("spk_subs.heavy",)  # not fine, nor the private ones, tests, __main__
-    assert subs.reason.startswith("spk_subs.heavy fails in worker interpreters (ImportError: module numpy._core.")
+    assert subs.reason.startswith(
+        "spk_subs.heavy fails in worker interpreters (ImportError: module numpy._core."
+    )
     assert "refused: it runs without" not in subs.reason  # numpy's refusal is said with heavy
 
     assert needs.result == "refused" and needs.refused_module.startswith("numpy._core.")
@@ -74,9 +78,13 @@ def test_degraded_submodules_and_dependencies():
 
 @pytest.mark.timeout(240)
 def test_cli_summary_names_degraded_and_crashed_modules(packages):
-    done = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "check", "spk_accel", "spk_crash",
-                           "spk_plain"], capture_output=True, text=True, timeout=200,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(packages)})
+    done = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "check", "spk_accel", "spk_crash", "spk_plain"],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(packages)},
+    )
     assert done.returncode == 1, done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines()[2:5]}
     assert "works, degraded" in rows["spk_accel"]
@@ -86,9 +94,13 @@ def test_cli_summary_names_degraded_and_crashed_modules(packages):
     assert "spk_accel: imports in worker interpreters, degraded (see the reasons)" in summary
     assert "spk_crash: crashed the probe process" in summary
 
-    as_json = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "check", "--json", "spk_accel"],
-                             capture_output=True, text=True, timeout=200,
-                             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(packages)})
+    as_json = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "check", "--json", "spk_accel"],
+        capture_output=True,
+        text=True,
+        timeout=200,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(packages)},
+    )
     [record] = json.loads(as_json.stdout)["modules"]
     assert record["result"] == "works, degraded" and record["degraded"] == ["numpy._core._multiarray_umath"]
 

@@ -14,8 +14,12 @@ from subinterpreter_parallelism import default_worker_count
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_top_level_help_lists_every_command():
@@ -63,8 +67,13 @@ def test_stdout_closed_early_is_quiet(args):
     read, write = os.pipe()
     os.close(read)  # every write to the pipe now fails with EPIPE
     try:
-        done = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", *args], stdout=write,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "subinterpreter_parallelism", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(write)
     assert done.returncode == 1
@@ -110,7 +119,9 @@ def test_check_numpy_json_decimal_table():
     if sys.version_info >= (3, 13):
         assert rows["decimal"].split()[1] == "works"
     else:  # 3.12 workers are refused _decimal and have _pydecimal
-        assert rows["decimal"].split()[1:3] == ["works,", "degraded"] and "_decimal refused" in rows["decimal"]
+        assert (
+            rows["decimal"].split()[1:3] == ["works,", "degraded"] and "_decimal refused" in rows["decimal"]
+        )
     assert "ms" in rows["json"]  # the import time
     assert 'fallback="process"' in done.stdout
 

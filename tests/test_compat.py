@@ -34,7 +34,7 @@ numpy = pytest.importorskip("numpy")
 
 # Task functions live in a module written for this test session (and on sys.path), so that
 # worker interpreters and fallback processes import it by name.
-HELPERS = '''
+HELPERS = """
 import os
 import time
 
@@ -75,7 +75,7 @@ def plain_fail(message):
 
 def pid():
     return os.getpid()
-'''
+"""
 
 # Modules for `check`, beyond the real ones.
 CHECK_MODULES = {
@@ -125,8 +125,11 @@ def _no_children_left() -> None:
 def test_find_refusal_in_message_chain_and_remote_traceback():
     direct = ImportError("module numpy._core._multiarray_umath does not support loading in subinterpreters")
     found = compat.find_refusal(direct)
-    assert found == compat.Refusal("numpy", "numpy._core._multiarray_umath",
-                                   "module numpy._core._multiarray_umath does not support loading in subinterpreters")
+    assert found == compat.Refusal(
+        "numpy",
+        "numpy._core._multiarray_umath",
+        "module numpy._core._multiarray_umath does not support loading in subinterpreters",
+    )
     assert compat.is_refusal(direct) and compat.refused_module(direct) == "numpy._core._multiarray_umath"
 
     wrapper = ImportError("the C extension failed")
@@ -135,11 +138,14 @@ def test_find_refusal_in_message_chain_and_remote_traceback():
 
     # Chained exceptions do not survive pickling; the remote traceback text does.
     remote = ImportError("pkg failed to import")
-    remote.__cause__ = sp.RemoteTraceback("Traceback...\nImportError: module pkg._speedups does not "
-                                          "support loading in subinterpreters\n")
+    remote.__cause__ = sp.RemoteTraceback(
+        "Traceback...\nImportError: module pkg._speedups does not support loading in subinterpreters\n"
+    )
     assert compat.find_refusal(remote).module == "pkg"
 
-    failed = ExecutionFailed("ImportError", "x", "ImportError: module _bar does not support loading in subinterpreters")
+    failed = ExecutionFailed(
+        "ImportError", "x", "ImportError: module _bar does not support loading in subinterpreters"
+    )
     assert compat.find_refusal(failed).extension == "_bar"
 
 
@@ -147,11 +153,18 @@ def test_find_refusal_ignores_other_errors():
     assert compat.find_refusal(ImportError("No module named 'x'")) is None
     not_import = RuntimeError("module _foo does not support loading in subinterpreters")
     assert compat.find_refusal(not_import) is None and not compat.is_refusal(not_import)
-    assert compat.find_refusal(ExecutionFailed("ValueError", "module _foo does not support loading in subinterpreters")) is None
+    assert (
+        compat.find_refusal(
+            ExecutionFailed("ValueError", "module _foo does not support loading in subinterpreters")
+        )
+        is None
+    )
 
 
 def test_refusal_message_names_module_check_and_fallback():
-    text = compat.refusal_message("numpy", "module numpy._core._multiarray_umath does not support loading in subinterpreters")
+    text = compat.refusal_message(
+        "numpy", "module numpy._core._multiarray_umath does not support loading in subinterpreters"
+    )
     assert text.startswith("numpy cannot be imported in an own-GIL sub-interpreter")
     assert "python -m subinterpreter_parallelism check numpy" in text
     assert 'fallback="process"' in text
@@ -163,8 +176,18 @@ def test_refusal_message_names_module_check_and_fallback():
 @pytest.mark.timeout(180)
 def test_check_modules_verdicts():
     results = compat.check_modules(
-        ["_testsinglephase", "numpy", "json", "decimal", "no_such_module_xyz", "spc_noisy",
-         "spc_not_in_subinterpreters", "not a name"], timeout=90)
+        [
+            "_testsinglephase",
+            "numpy",
+            "json",
+            "decimal",
+            "no_such_module_xyz",
+            "spc_noisy",
+            "spc_not_in_subinterpreters",
+            "not a name",
+        ],
+        timeout=90,
+    )
     by_name = {r.module: r for r in results}
     assert [r.module for r in results][:3] == ["_testsinglephase", "numpy", "json"]
 
@@ -175,8 +198,10 @@ def test_check_modules_verdicts():
         assert single.reason == "module _testsinglephase does not support loading in subinterpreters"
     else:  # its init ran in the first interpreter; a second worker that tries it crashes 3.12
         assert single.result == "crashed"
-        assert single.reason.startswith("module _testsinglephase does not support loading in subinterpreters; "
-                                        "then another interpreter that tried it crashed the process")
+        assert single.reason.startswith(
+            "module _testsinglephase does not support loading in subinterpreters; "
+            "then another interpreter that tried it crashed the process"
+        )
 
     numpy_check = by_name["numpy"]
     assert numpy_check.result == "refused"
@@ -235,8 +260,12 @@ def test_check_modules_rejects_bad_arguments():
 
 
 def test_format_table_has_one_row_per_module():
-    rows = [compat.ModuleCheck("json", "works", "", 0.0123),
-            compat.ModuleCheck("numpy", "refused", "module numpy.x does not support loading in subinterpreters", 0.02, "numpy.x")]
+    rows = [
+        compat.ModuleCheck("json", "works", "", 0.0123),
+        compat.ModuleCheck(
+            "numpy", "refused", "module numpy.x does not support loading in subinterpreters", 0.02, "numpy.x"
+        ),
+    ]
     lines = compat.format_table(rows).splitlines()
     assert lines[0].split() == ["module", "result", "import", "time", "reason"]
     assert lines[2].split()[:4] == ["json", "works", "12.3", "ms"]
@@ -258,6 +287,7 @@ def test_fallback_argument_is_checked():
 # numpy runs in this process: it refuses safely in any number of interpreters. _testsinglephase
 # runs in fresh processes with one worker on 3.12, where a second interpreter that tries it
 # crashes the process (CPython gh-117953; `check` reports it).
+
 
 @pytest.mark.timeout(120)
 def test_without_fallback_the_error_names_the_module(helpers):
@@ -285,7 +315,9 @@ def test_fallback_runs_refused_tasks_in_a_process_with_one_warning(helpers):
             assert pool._state.fallback.started
     fallback_warnings = [w for w in caught if issubclass(w.category, sp.ProcessFallbackWarning)]
     assert len(fallback_warnings) == 1
-    assert str(fallback_warnings[0].message).startswith("numpy cannot be imported in an own-GIL sub-interpreter")
+    assert str(fallback_warnings[0].message).startswith(
+        "numpy cannot be imported in an own-GIL sub-interpreter"
+    )
     _no_children_left()
 
 
@@ -299,8 +331,11 @@ def test_fallback_with_numpy_calls_arguments_and_map(helpers):
             # The function itself lives in numpy: unpickling it in a worker fails.
             assert pool.submit(numpy.sum, [1, 2, 3]).result(timeout=120) == 6
             seen = []
-            assert list(pool.map(helpers.numpy_double, range(40), progress=lambda done, total: seen.append((done, total)))) \
-                == [2 * x for x in range(40)]
+            assert list(
+                pool.map(
+                    helpers.numpy_double, range(40), progress=lambda done, total: seen.append((done, total))
+                )
+            ) == [2 * x for x in range(40)]
             assert seen[0] == (0, 40) and seen[-1] == (40, 40)
             assert list(pool.map(helpers.numpy_double, range(5), chunksize=1)) == [0, 2, 4, 6, 8]
     _no_children_left()
@@ -457,18 +492,27 @@ print(json.dumps(report))
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("scenario", ["fallback", "parallel", "no_fallback"])
 def test_singlephase_module_in_a_fresh_process(helper_modules, scenario):
-    done = subprocess.run([sys.executable, "-c", SINGLEPHASE_SCENARIO, scenario], capture_output=True, text=True,
-                          timeout=150, env={**os.environ, "PYTHONPATH": str(helper_modules)})
+    done = subprocess.run(
+        [sys.executable, "-c", SINGLEPHASE_SCENARIO, scenario],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={**os.environ, "PYTHONPATH": str(helper_modules)},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     if scenario == "no_fallback":
         assert report["warnings"] == []
         notes = "\n".join(report["notes"])
-        assert "_testsinglephase cannot be imported in an own-GIL sub-interpreter: module _testsinglephase does " \
-               "not support loading in subinterpreters" in notes
+        assert (
+            "_testsinglephase cannot be imported in an own-GIL sub-interpreter: module _testsinglephase does "
+            "not support loading in subinterpreters" in notes
+        )
         assert "check _testsinglephase" in notes and 'fallback="process"' in notes
         return
-    assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("_testsinglephase cannot be imported")
+    assert len(report["warnings"]) == 1 and report["warnings"][0].startswith(
+        "_testsinglephase cannot be imported"
+    )
     if scenario == "fallback":
         assert report["sums"] == [10, 11, 12, 13] and report["other_process"]
     else:
@@ -477,8 +521,12 @@ def test_singlephase_module_in_a_fresh_process(helper_modules, scenario):
 
 @pytest.mark.timeout(120)
 def test_check_cli_numpy_json_decimal():
-    done = subprocess.run([sys.executable, "-m", "subinterpreter_parallelism", "check", "numpy", "json", "decimal"],
-                          capture_output=True, text=True, timeout=100)
+    done = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "check", "numpy", "json", "decimal"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
     assert done.returncode == 1, done.stderr
     rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[2:5]}
     decimal = "works" if sys.version_info >= (3, 13) else "works,"  # 3.12: "works, degraded" (_pydecimal)
@@ -490,7 +538,10 @@ def test_check_cli_numpy_json_decimal():
 
 
 def _python311() -> str | None:
-    for candidate in [shutil.which("python3.11"), *sorted(glob.glob("/root/.pyenv/versions/3.11*/bin/python3.11"))]:
+    for candidate in [
+        shutil.which("python3.11"),
+        *sorted(glob.glob("/root/.pyenv/versions/3.11*/bin/python3.11")),
+    ]:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -503,8 +554,13 @@ def test_python_311_gets_a_clear_error(tmp_path):
         pytest.skip("no Python 3.11 interpreter found")
     clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     # Importing the package source.
-    imported = subprocess.run([python311, "-c", "import subinterpreter_parallelism"], capture_output=True, text=True,
-                              timeout=60, env={**clean_env, "PYTHONPATH": str(ROOT / "python")})
+    imported = subprocess.run(
+        [python311, "-c", "import subinterpreter_parallelism"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean_env, "PYTHONPATH": str(ROOT / "python")},
+    )
     assert imported.returncode != 0
     assert "ImportError: subinterpreter_parallelism needs Python 3.12 or newer" in imported.stderr
     # pip install . into a throwaway 3.11 venv (a copy of the source: no build output in the tree).
@@ -516,8 +572,20 @@ def test_python_311_gets_a_clear_error(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([python311, "-m", "venv", str(venv)], check=True, timeout=120, env=clean_env)
     installed = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-build-isolation", "--no-index", str(source)],
-        capture_output=True, text=True, timeout=120, env=clean_env)
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-build-isolation",
+            "--no-index",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env,
+    )
     output = installed.stdout + installed.stderr
     assert installed.returncode != 0
     assert "needs Python 3.12 or newer" in output

@@ -53,8 +53,15 @@ def _make_tasks() -> SimpleNamespace:
         mine.put(token)
         return theirs.get(timeout=20)
 
-    return SimpleNamespace(inc=inc, add=add, total=total, describe=describe, fail=fail,
-                           dask_modules_here=dask_modules_here, meet=meet)
+    return SimpleNamespace(
+        inc=inc,
+        add=add,
+        total=total,
+        describe=describe,
+        fail=fail,
+        dask_modules_here=dask_modules_here,
+        meet=meet,
+    )
 
 
 tasks = _make_tasks()
@@ -169,7 +176,8 @@ def test_other_dask_local_callables_pass_through(pool):
 
 
 def test_functions_from_main_in_a_script():
-    result = run_python("""
+    result = run_python(
+        """
         import dask
         import subinterpreter_parallelism as sp
 
@@ -188,7 +196,9 @@ def test_functions_from_main_in_a_script():
                 parts = [dask.delayed(square)(i) for i in range(10)]
                 print(dask.compute(dask.delayed(sum)(parts), scheduler=pool)[0])
                 print(dask.compute(dask.delayed(unbox)(dask.delayed(Box)(7)), scheduler=pool)[0])
-    """, timeout=120)
+    """,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["285", "7"]
     assert "Traceback" not in result.stderr
@@ -326,14 +336,25 @@ def test_cluster_end_to_end(tmp_path):
         pytest.skip("distributed is not installed")
     scheduler_file = tmp_path / "scheduler.json"
     common = ["--host", "127.0.0.1", "--no-dashboard"]
-    worker = [*common, "--nthreads", "2", "--local-directory", str(tmp_path / "work"),
-              "--preload", "subinterpreter_parallelism.dask_support"]
+    worker = [
+        *common,
+        "--nthreads",
+        "2",
+        "--local-directory",
+        str(tmp_path / "work"),
+        "--preload",
+        "subinterpreter_parallelism.dask_support",
+    ]
     logs = [open(tmp_path / name, "w") for name in ("scheduler.log", "worker-1.log", "worker-2.log")]
     processes: list[subprocess.Popen] = []
     try:
-        processes.append(subprocess.Popen(
-            _dask_command("scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *common),
-            stdout=logs[0], stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                _dask_command("scheduler", "--scheduler-file", str(scheduler_file), "--port", "0", *common),
+                stdout=logs[0],
+                stderr=subprocess.STDOUT,
+            )
+        )
         deadline = time.monotonic() + 60
         address = None
         while address is None:
@@ -344,16 +365,28 @@ def test_cluster_end_to_end(tmp_path):
             except (OSError, ValueError, KeyError):
                 time.sleep(0.1)
         # Worker 1: settings from the environment (dask config), the scheduler from its file.
-        processes.append(subprocess.Popen(
-            _dask_command("worker", "--scheduler-file", str(scheduler_file), *worker),
-            env={**os.environ, "DASK_SUBINTERPRETER_PARALLELISM__INTERPRETERS": "3"},
-            stdout=logs[1], stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                _dask_command("worker", "--scheduler-file", str(scheduler_file), *worker),
+                env={**os.environ, "DASK_SUBINTERPRETER_PARALLELISM__INTERPRETERS": "3"},
+                stdout=logs[1],
+                stderr=subprocess.STDOUT,
+            )
+        )
         # Worker 2: options after the preload, which need the scheduler's address first.
-        processes.append(subprocess.Popen(
-            _dask_command("worker", address, *worker, "--interpreters=2", "--as-default"),
-            stdout=logs[2], stderr=subprocess.STDOUT))
-        client = subprocess.run([sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(scheduler_file)],
-                                capture_output=True, text=True, timeout=400)
+        processes.append(
+            subprocess.Popen(
+                _dask_command("worker", address, *worker, "--interpreters=2", "--as-default"),
+                stdout=logs[2],
+                stderr=subprocess.STDOUT,
+            )
+        )
+        client = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(scheduler_file)],
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
     finally:
         _stop(processes)
         for log in logs:
@@ -361,13 +394,21 @@ def test_cluster_end_to_end(tmp_path):
     worker_logs = "\n".join((tmp_path / f"worker-{i}.log").read_text() for i in (1, 2))
     lines = [line for line in client.stdout.splitlines() if line.startswith("REPORT ")]
     assert client.returncode == 0 and lines, client.stdout + client.stderr + worker_logs[-5000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    report = json.loads(lines[-1][len("REPORT ") :])
 
     assert report["executors"] == [
-        {"actor": "ThreadPoolExecutor", "default": "InterpreterPoolExecutor",
-         "interpreters": "InterpreterPoolExecutor", "offload": "ThreadPoolExecutor"},
-        {"actor": "ThreadPoolExecutor", "default": "ThreadPoolExecutor",
-         "interpreters": "InterpreterPoolExecutor", "offload": "ThreadPoolExecutor"},
+        {
+            "actor": "ThreadPoolExecutor",
+            "default": "InterpreterPoolExecutor",
+            "interpreters": "InterpreterPoolExecutor",
+            "offload": "ThreadPoolExecutor",
+        },
+        {
+            "actor": "ThreadPoolExecutor",
+            "default": "ThreadPoolExecutor",
+            "interpreters": "InterpreterPoolExecutor",
+            "offload": "ThreadPoolExecutor",
+        },
     ]
     assert report["pool_sizes"] == [["InterpreterPoolExecutor", 2], ["ThreadPoolExecutor", 3]]
     assert report["results"] == report["expected"]
@@ -379,8 +420,9 @@ def test_cluster_end_to_end(tmp_path):
     assert report["error_tb"] is True
     assert report["graph"][0] == report["graph"][1]
     assert report["busy"] == [3.0] * 4
-    assert report["after_cancel"] == [sum(all(k % d for d in range(2, int(k ** 0.5) + 1))
-                                          for k in range(2, n)) for n in range(100, 106)]
+    assert report["after_cancel"] == [
+        sum(all(k % d for d in range(2, int(k**0.5) + 1)) for k in range(2, n)) for n in range(100, 106)
+    ]
     assert report["executing_before_cancel"] == 4
     assert report["interrupted"] == 4
     assert report["plugged"] == []

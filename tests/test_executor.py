@@ -30,7 +30,7 @@ def pool():
 
 def test_submit_and_result(pool):
     assert pool.submit(sp_tasks.add, 2, b=3).result(timeout=30) == 5
-    assert pool.submit(pow, 2, 100).result(timeout=30) == 2 ** 100
+    assert pool.submit(pow, 2, 100).result(timeout=30) == 2**100
 
 
 def test_runs_in_worker_interpreters(pool):
@@ -47,7 +47,11 @@ def test_persistent_interpreters_are_reused(pool):
 def test_map_keeps_order_with_and_without_chunks(pool):
     data = list(range(1000))
     assert list(pool.map(sp_tasks.square, data)) == [x * x for x in data]
-    assert list(pool.map(sp_tasks.square, data, chunksize=1)[:0] if False else pool.map(sp_tasks.square, data[:50], chunksize=1)) == [x * x for x in data[:50]]
+    assert list(
+        pool.map(sp_tasks.square, data, chunksize=1)[:0]
+        if False
+        else pool.map(sp_tasks.square, data[:50], chunksize=1)
+    ) == [x * x for x in data[:50]]
     assert list(pool.map(sp_tasks.add, [1, 2, 3], [10, 20, 30], chunksize=2)) == [11, 22, 33]
     assert list(pool.map(sp_tasks.square, [])) == []
 
@@ -78,9 +82,11 @@ def test_chunked_map_yields_every_result_before_the_failing_item(pool, how, coun
     error, words = CHUNK_FAILURES[how]
     results = []
     # One iterable: chunks carry the items bare; three: argument tuples.
-    mapped = (pool.map(functools.partial(sp_tasks.fail_at, at=at, how=how), range(count), chunksize=chunksize)
-              if iterables == "one" else
-              pool.map(sp_tasks.fail_at, range(count), [at] * count, [how] * count, chunksize=chunksize))
+    mapped = (
+        pool.map(functools.partial(sp_tasks.fail_at, at=at, how=how), range(count), chunksize=chunksize)
+        if iterables == "one"
+        else pool.map(sp_tasks.fail_at, range(count), [at] * count, [how] * count, chunksize=chunksize)
+    )
     with pytest.raises(error, match=words) as info:
         for value in mapped:
             results.append(value)
@@ -91,9 +97,18 @@ def test_chunked_map_yields_every_result_before_the_failing_item(pool, how, coun
         assert "fail_at" in str(info.value.__cause__)
 
 
-@pytest.mark.parametrize("options", [
-    {}, {"chunksize": 2}, {"chunksize": 2, "ordered": False}, {"chunksize": 2, "buffersize": 1},
-    {"chunksize": 3, "buffersize": 2, "ordered": False}, {"buffersize": 2}, {"chunksize": 1}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"chunksize": 2},
+        {"chunksize": 2, "ordered": False},
+        {"chunksize": 2, "buffersize": 1},
+        {"chunksize": 3, "buffersize": 2, "ordered": False},
+        {"buffersize": 2},
+        {"chunksize": 1},
+    ],
+)
 def test_map_over_one_iterable_passes_each_item_whole(pool, options):
     # Items that look like argument tuples, or like the end of the input, are single arguments.
     items = [(1, 2), None, (), [3], None, (None,), 0]
@@ -415,7 +430,9 @@ def test_stats_counts_and_steps(pool):
 
 def test_future_running_and_cancel_pending(pool):
     gate = sp.Queue()
-    blocker = [pool.submit(sp_tasks.gated, i, gate, {i}) for i in range(2)]  # both workers, until the gate opens
+    blocker = [
+        pool.submit(sp_tasks.gated, i, gate, {i}) for i in range(2)
+    ]  # both workers, until the gate opens
     queued = pool.submit(sp_tasks.add, 1, 1)
     wait_for(lambda: blocker[0].running() and blocker[1].running())
     assert not queued.running()
@@ -468,19 +485,21 @@ def test_functions_from_python_dash_c():
 
 
 def test_functions_from_an_interactive_session():
-    session = "\n".join([
-        "import subinterpreter_parallelism as sp",
-        "def triple(x):",
-        "    return 3 * x",
-        "",
-        "class Box:",
-        "    def __init__(self, v): self.v = v",
-        "",
-        "pool = sp.InterpreterPoolExecutor(1)",
-        "print('REPL', pool.submit(triple, 14).result(), pool.submit(lambda b: b.v, Box(9)).result())",
-        "pool.shutdown()",
-        "",
-    ])
+    session = "\n".join(
+        [
+            "import subinterpreter_parallelism as sp",
+            "def triple(x):",
+            "    return 3 * x",
+            "",
+            "class Box:",
+            "    def __init__(self, v): self.v = v",
+            "",
+            "pool = sp.InterpreterPoolExecutor(1)",
+            "print('REPL', pool.submit(triple, 14).result(), pool.submit(lambda b: b.v, Box(9)).result())",
+            "pool.shutdown()",
+            "",
+        ]
+    )
     result = run_python("", "-i", stdin=session, env={"PYTHONSTARTUP": ""})
     assert result.returncode == 0, result.stderr
     assert "REPL 42 9" in result.stdout
@@ -535,8 +554,10 @@ def test_initializer_and_tasks_from_main_share_one_namespace_per_worker(tmp_path
     # CPython's test_init_with___main___global: what a __main__ initializer sets, __main__ tasks see.
     script = tmp_path / "main_namespace.py"
     script.write_text(MAIN_NAMESPACE_SCRIPT)
-    for result in (run_python("", str(script)),
-                   run_python(MAIN_NAMESPACE_SCRIPT.replace('if __name__ == "__main__":', "if True:"))):
+    for result in (
+        run_python("", str(script)),
+        run_python(MAIN_NAMESPACE_SCRIPT.replace('if __name__ == "__main__":', "if True:")),
+    ):
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert "status initialized" in lines
@@ -582,6 +603,7 @@ def test_stats_show_each_workers_start_up_and_the_first_starts_alone():
 # ("Failed to import encodings module", cpython#128381). That broke a pool on a busy machine;
 # now a worker tries again. The failures here are injected through a test seam in the core.
 
+
 def test_a_failed_interpreter_creation_is_tried_again():
     sp._native._fail_next_interpreter_creations(2)
     try:
@@ -598,8 +620,10 @@ def test_creation_that_keeps_failing_breaks_the_pool_saying_why():
         pool = sp.InterpreterPoolExecutor(1)
         try:
             # The pool may break before or after the submit: either way the error says why.
-            with pytest.raises(sp.BrokenInterpreterPool,
-                               match=r"could not create a sub-interpreter \(4 attempts\): Failed to import encodings"):
+            with pytest.raises(
+                sp.BrokenInterpreterPool,
+                match=r"could not create a sub-interpreter \(4 attempts\): Failed to import encodings",
+            ):
                 pool.submit(sp_tasks.add, 1, 1).result(timeout=60)
         finally:
             pool.shutdown()
@@ -644,7 +668,10 @@ def test_pools_and_parallel_inside_a_task():
     assert result.returncode == 0, result.stderr
     assert "Fatal Python error" not in result.stderr and "free()" not in result.stderr, result.stderr
     assert result.stdout.splitlines() == [
-        "pool [0, 1, 4, 9] True", "parallel [[0, 1, 4], [0, 1, 4]]", "direct [0, 1]"], result.stdout
+        "pool [0, 1, 4, 9] True",
+        "parallel [[0, 1, 4], [0, 1, 4]]",
+        "direct [0, 1]",
+    ], result.stdout
 
 
 def test_status_while_the_workers_still_end_and_after():

@@ -59,7 +59,8 @@ def test_warning_names_the_users_package_and_points_at_the_submitting_line():
     assert warning.filename == __file__ and warning.lineno == submitted_at
     assert str(warning.message).startswith(
         "spf_wrapper (needs numpy, which refuses own-GIL sub-interpreters) cannot be imported in an own-GIL "
-        "sub-interpreter (module numpy._core.")
+        "sub-interpreter (module numpy._core."
+    )
 
 
 @pytest.mark.timeout(180)
@@ -96,13 +97,17 @@ def test_a_script_without_the_main_guard_gets_one_clear_error(tmp_path):
     done = run_script(script, NO_GUARD, timeout=150)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("RuntimeError: numpy cannot be imported in an own-GIL sub-interpreter, and "
-                           'fallback="process" cannot run the task in a process'), done.stderr[-3000:]
+    assert last.startswith(
+        "RuntimeError: numpy cannot be imported in an own-GIL sub-interpreter, and "
+        'fallback="process" cannot run the task in a process'
+    ), done.stderr[-3000:]
     assert f"import the script {script} again" in last
     assert 'if __name__ == "__main__":' in last
     assert "BrokenProcessPool" not in done.stderr
     # Under the guard (or in a function called from there), the same script works.
-    guarded = NO_GUARD.replace("with sp.", 'def main():\n    with sp.').replace("    print(", "        print(")
+    guarded = NO_GUARD.replace("with sp.", "def main():\n    with sp.").replace(
+        "    print(", "        print("
+    )
     guarded += '\n\nif __name__ == "__main__":\n    main()\n'
     done = run_script(script, guarded, "-W", "ignore", timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -119,7 +124,7 @@ def test_zoneinfo_falls_back_on_312():
     with sp.InterpreterPoolExecutor(1) as pool:
         with pytest.raises(AttributeError, match="datetime_CAPI") as info:
             pool.submit(spf_tasks.uses_zoneinfo, "UTC").result(timeout=60)
-    assert any("fallback=\"process\"" in note for note in info.value.__notes__)
+    assert any('fallback="process"' in note for note in info.value.__notes__)
     with pytest.warns(sp.ProcessFallbackWarning, match="zoneinfo"):
         with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
             name, pid = pool.submit(spf_tasks.uses_zoneinfo, "UTC").result(timeout=120)

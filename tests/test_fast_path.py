@@ -22,13 +22,43 @@ from subinterpreter_parallelism import _native, _outcome
 
 # Every kind the format holds, at its edges, and values it does not hold (pickled instead).
 SHAREABLE = [
-    None, True, False, 0, 1, -1, 2**63 - 1, -2**63, 0.0, -0.0, 1.5, math.inf, -math.inf,
-    "", "text", "é ✓ 𝄞", b"", b"\x00\xff", (), (1,), (True, 1, 1.0, "1", b"1", None),
-    ((((),),),), (1, ("a", (b"b", (None, (2.5,))))),
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    0.0,
+    -0.0,
+    1.5,
+    math.inf,
+    -math.inf,
+    "",
+    "text",
+    "é ✓ 𝄞",
+    b"",
+    b"\x00\xff",
+    (),
+    (1,),
+    (True, 1, 1.0, "1", b"1", None),
+    ((((),),),),
+    (1, ("a", (b"b", (None, (2.5,))))),
 ]
 NOT_SHAREABLE = [
-    2**63, -2**63 - 1, 10**40, "lone \ud800 surrogate", [1, 2], {"a": 1}, {1, 2}, frozenset({3}),
-    bytearray(b"ba"), (1, [2]), fast_tasks.Tools(), 1j,
+    2**63,
+    -(2**63) - 1,
+    10**40,
+    "lone \ud800 surrogate",
+    [1, 2],
+    {"a": 1},
+    {1, 2},
+    frozenset({3}),
+    bytearray(b"ba"),
+    (1, [2]),
+    fast_tasks.Tools(),
+    1j,
 ]
 
 
@@ -54,8 +84,10 @@ def pool():
 @pytest.mark.parametrize("value", SHAREABLE + NOT_SHAREABLE, ids=lambda v: repr(v)[:30])
 def test_values_round_trip_exactly_as_argument_and_result(pool, value):
     assert same(pool.submit(fast_tasks.echo, value).result(timeout=60), value)
-    assert same(pool.submit(fast_tasks.echo_kwargs, value, key=value).result(timeout=60),
-                ((value,), (("key", value),)))
+    assert same(
+        pool.submit(fast_tasks.echo_kwargs, value, key=value).result(timeout=60),
+        ((value,), (("key", value),)),
+    )
 
 
 def test_nan_round_trips(pool):
@@ -64,8 +96,12 @@ def test_nan_round_trips(pool):
 
 
 _shareable = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False)
-    | st.text() | st.binary(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
     lambda children: st.lists(children, max_size=4).map(tuple),
     max_leaves=12,
 )
@@ -73,6 +109,7 @@ _shareable = st.recursive(
 
 def test_any_shareable_value_round_trips():
     with sp.InterpreterPoolExecutor(1) as pool:
+
         @settings(max_examples=60, deadline=None)
         @given(_shareable)
         def round_trips(value):
@@ -88,9 +125,18 @@ def test_a_worker_that_ran_only_shareable_tasks_never_imported_pickle():
         for value in SHAREABLE:
             assert same(pool.submit(fast_tasks.echo, value).result(timeout=60), value)
         assert pool.submit(fast_tasks.kinds, 1, True, None, 1.5, "s", b"b", ()).result(timeout=60) == (
-            "int", "bool", "NoneType", "float", "str", "bytes", "tuple")
+            "int",
+            "bool",
+            "NoneType",
+            "float",
+            "str",
+            "bytes",
+            "tuple",
+        )
         assert pool.submit(fast_tasks.echo_kwargs, 1, a=(2,), b=None).result(timeout=60) == (
-            (1,), (("a", (2,)), ("b", None)))
+            (1,),
+            (("a", (2,)), ("b", None)),
+        )
         assert pool.submit(fast_tasks.Tools.double, 21).result(timeout=60) == 42  # a dotted name
         assert pool.submit(math.hypot, 3.0, 4.0).result(timeout=60) == 5.0  # a module's builtin
         assert pool.submit(str, 12).result(timeout=60) == "12"  # a class
@@ -160,11 +206,21 @@ def test_the_general_path_reads_shareable_outcomes_too():
         assert _native.encode_shareable(value) is None
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"S", b"\x80\x05N.", b"S\x63", b"S\x06\xff\xff\xff\xff\xff\xff\xff\x7f",
-    b"S\x08\x05\x00\x00\x00\x00\x00\x00\x00\x01", b"S\x01\x01", b"S" + b"\x08\x01" + b"\x00" * 7,
-    b"S" + (b"\x08\x01" + b"\x00" * 7) * 100 + b"\x01",
-], ids=lambda data: repr(data)[:40])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"S",
+        b"\x80\x05N.",
+        b"S\x63",
+        b"S\x06\xff\xff\xff\xff\xff\xff\xff\x7f",
+        b"S\x08\x05\x00\x00\x00\x00\x00\x00\x00\x01",
+        b"S\x01\x01",
+        b"S" + b"\x08\x01" + b"\x00" * 7,
+        b"S" + (b"\x08\x01" + b"\x00" * 7) * 100 + b"\x01",
+    ],
+    ids=lambda data: repr(data)[:40],
+)
 def test_malformed_shareable_bytes_are_a_value_error(data):
     with pytest.raises(ValueError, match="shareable format"):
         _native.decode_shareable(data)
@@ -178,4 +234,3 @@ def test_the_first_task_of_a_fresh_pool_runs_in_a_worker_that_never_imported_pic
 def test_a_pool_with_an_initializer_still_bootstraps():
     with sp.InterpreterPoolExecutor(1, initializer=fast_tasks.rebind_answer) as pool:
         assert pool.submit(fast_tasks.answer).result(timeout=60) == "replaced"
-

@@ -157,6 +157,7 @@ def run(code: str, *args: str) -> object:
 
 # ─── output ────────────────────────────────────────────────────────────────────────────────
 
+
 def test_print_reaches_capsys_before_the_result(capsys):
     with sp.InterpreterPoolExecutor(2) as pool:
         assert pool.submit(helper.say, "first", "second").result(timeout=30) == 2
@@ -266,15 +267,18 @@ def test_output_in_a_subprocess():
 
 # ─── logging ───────────────────────────────────────────────────────────────────────────────
 
+
 def test_records_reach_caplog_with_levels_and_worker(caplog):
     caplog.set_level(logging.INFO)
     logging.getLogger("forwarding.quiet").setLevel(logging.ERROR)
     try:
         with sp.InterpreterPoolExecutor(2) as pool:
-            calls = [("forwarding.app", logging.INFO, "hello %s", "world"),
-                     ("forwarding.app", logging.DEBUG, "too detailed"),
-                     ("forwarding.quiet", logging.WARNING, "quiet logger drops this"),
-                     ("forwarding.quiet", logging.ERROR, "but not this")]
+            calls = [
+                ("forwarding.app", logging.INFO, "hello %s", "world"),
+                ("forwarding.app", logging.DEBUG, "too detailed"),
+                ("forwarding.quiet", logging.WARNING, "quiet logger drops this"),
+                ("forwarding.quiet", logging.ERROR, "but not this"),
+            ]
             for call in calls:
                 assert pool.submit(helper.log, *call).result(timeout=30) == "logged"
     finally:
@@ -363,6 +367,7 @@ def test_logging_in_a_subprocess():
 
 # ─── warnings ──────────────────────────────────────────────────────────────────────────────
 
+
 def test_warning_reaches_recwarn_with_the_task_location(recwarn):
     with sp.InterpreterPoolExecutor(1) as pool:
         assert pool.submit(helper.warn, "mind the gap").result(timeout=30) == "warned"
@@ -416,7 +421,7 @@ def test_error_filter_added_later_is_logged(caplog):
             warnings.simplefilter("error")
             assert pool.submit(helper.warn, "late error").result(timeout=30) == "warned"
     [record] = [r for r in caplog.records if r.name == "subinterpreter_parallelism"]
-    assert "\"error\" filter added after the pool started" in record.getMessage()
+    assert '"error" filter added after the pool started' in record.getMessage()
     assert "late error" in caplog.text
 
 

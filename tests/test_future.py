@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import (FIRST_COMPLETED, CancelledError, Future, InvalidStateError,
-                                ThreadPoolExecutor, TimeoutError as FuturesTimeoutError,
-                                as_completed, wait)
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    CancelledError,
+    Future,
+    InvalidStateError,
+    ThreadPoolExecutor,
+    TimeoutError as FuturesTimeoutError,
+    as_completed,
+    wait,
+)
 
 import pytest
 
@@ -158,7 +165,8 @@ def test_pool_futures_are_light_and_work_with_wait_and_as_completed(pool):
         done, pending = wait(ours + theirs, timeout=HANG_GUARD)
         assert not pending
         assert sorted(f.result() for f in as_completed(ours + theirs)) == sorted(
-            [i + 1 for i in range(10)] + [2 ** i for i in range(10)])
+            [i + 1 for i in range(10)] + [2**i for i in range(10)]
+        )
         # FIRST_COMPLETED on two pending futures, one of each kind: ours finishes first.
         finisher = threading.Thread(target=gate.put, args=("go",))
         finisher.start()

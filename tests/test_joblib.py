@@ -79,14 +79,16 @@ def test_keyword_arguments_lambdas_and_the_shared_pool():
 
 def test_return_as_generator_yields_in_order():
     gen = Parallel(n_jobs=2, backend="subinterpreters", return_as="generator")(
-        delayed(sp_tasks.sleep_then)(0.01 * (5 - i), i) for i in range(5))
+        delayed(sp_tasks.sleep_then)(0.01 * (5 - i), i) for i in range(5)
+    )
     assert inspect.isgenerator(gen)
     assert list(gen) == [0, 1, 2, 3, 4]
 
 
 def test_return_as_generator_unordered_yields_as_they_finish():
     gen = Parallel(n_jobs=2, backend="subinterpreters", return_as="generator_unordered", batch_size=1)(
-        delayed(sp_tasks.sleep_then)(delay, value) for delay, value in [(1.0, "slow"), (0.0, "a"), (0.0, "b")])
+        delayed(sp_tasks.sleep_then)(delay, value) for delay, value in [(1.0, "slow"), (0.0, "a"), (0.0, "b")]
+    )
     results = list(gen)
     assert sorted(results) == ["a", "b", "slow"]
     assert results[-1] == "slow"
@@ -96,7 +98,8 @@ def test_return_as_generator_unordered_yields_as_they_finish():
 def test_exceptions_keep_their_type_and_remote_traceback(kind, exc_type):
     with pytest.raises(exc_type) as info:
         Parallel(n_jobs=2, backend="subinterpreters")(
-            delayed(sp_tasks.fail)(kind, "boom") if i == 3 else delayed(sp_tasks.square)(i) for i in range(8))
+            delayed(sp_tasks.fail)(kind, "boom") if i == 3 else delayed(sp_tasks.square)(i) for i in range(8)
+        )
     assert info.value.args == ("boom",)
     assert isinstance(info.value.__cause__, sp.RemoteTraceback)
     assert "in fail" in info.value.__cause__.traceback
@@ -106,8 +109,12 @@ def test_an_error_interrupts_the_running_tasks():
     report = sp.Queue()
     with pytest.raises(RuntimeError, match="stop"):
         Parallel(n_jobs=2, backend="subinterpreters", batch_size=1)(
-            [delayed(sp_tasks.spin_until_interrupted)(report),
-             delayed(sp_tasks.sleep_then)(0.2, None), delayed(sp_tasks.fail)("runtime", "stop")])
+            [
+                delayed(sp_tasks.spin_until_interrupted)(report),
+                delayed(sp_tasks.sleep_then)(0.2, None),
+                delayed(sp_tasks.fail)("runtime", "stop"),
+            ]
+        )
     assert report.get(timeout=WAIT) == "started"
     assert report.get(timeout=WAIT) == "interrupted"
 
@@ -118,16 +125,22 @@ def test_timeout_interrupts_the_task():
     report = sp.Queue()
     # Workers started first, and a timeout of seconds: the endless task surely starts before
     # the timeout on a loaded machine (it reports that it started, then that it was stopped).
-    assert Parallel(n_jobs=2, backend="subinterpreters")(delayed(sp_tasks.square)(i) for i in range(2)) == [0, 1]
+    assert Parallel(n_jobs=2, backend="subinterpreters")(delayed(sp_tasks.square)(i) for i in range(2)) == [
+        0,
+        1,
+    ]
     with pytest.raises((TimeoutError, multiprocessing.TimeoutError)):  # joblib raises the latter
         Parallel(n_jobs=2, backend="subinterpreters", timeout=5)(
-            [delayed(sp_tasks.spin_until_interrupted)(report), delayed(sp_tasks.square)(2)])
+            [delayed(sp_tasks.spin_until_interrupted)(report), delayed(sp_tasks.square)(2)]
+        )
     assert report.get(timeout=WAIT) == "started"
     assert report.get(timeout=WAIT) == "interrupted"
 
 
 def test_executor_options_after_the_backend_name():
-    with parallel_config(backend="subinterpreters", n_jobs=2, initializer=sp_tasks.record_init, initargs=("j",)):
+    with parallel_config(
+        backend="subinterpreters", n_jobs=2, initializer=sp_tasks.record_init, initargs=("j",)
+    ):
         inits = Parallel()(delayed(sp_tasks.init_count)() for _ in range(2))
     assert inits == [["j"], ["j"]]
     assert reusable._options == {"initializer": sp_tasks.record_init, "initargs": ("j",)}
@@ -138,7 +151,9 @@ def test_executor_options_after_the_backend_name():
 
 def test_nested_calls_from_threads_share_the_pool():
     def inner(k):
-        return sum(Parallel(n_jobs=2, backend="subinterpreters")(delayed(sp_tasks.add)(k, i) for i in range(10)))
+        return sum(
+            Parallel(n_jobs=2, backend="subinterpreters")(delayed(sp_tasks.add)(k, i) for i in range(10))
+        )
 
     results = Parallel(n_jobs=4, backend="threading")(delayed(inner)(k) for k in range(8))
     assert results == [10 * k + 45 for k in range(8)]

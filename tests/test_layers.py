@@ -21,18 +21,21 @@ SOURCE = Path(__file__).resolve().parent.parent / "python" / PACKAGE
 
 #: From the ground up. A name ending in ``.*`` stands for every module of that subpackage.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base: version facts, errors, import hooks, refusal detection",
-     {"_versions", "errors", "_import_hooks", "_refusal"}),
+    (
+        "base: version facts, errors, import hooks, refusal detection",
+        {"_versions", "errors", "_import_hooks", "_refusal"},
+    ),
     ("wire format: pickling, task outcomes", {"_pickling", "_outcome"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
-    ("features beside the executor",
-     {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
+    ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
     ("the executor", {"executor"}),
     ("on the executor: parallel(), the reusable pool", {"parallel_calls", "reusable"}),
     ("integrations", {"dask_support", "dask_support.*", "joblib_backend"}),
-    ("the package's face and commands",
-     {"__init__", "__main__", "cli", "demo", "bench", "info", "compat", "_probe"}),
+    (
+        "the package's face and commands",
+        {"__init__", "__main__", "cli", "demo", "bench", "info", "compat", "_probe"},
+    ),
 ]
 
 #: Rule breaks that remain, each with the work that removes it. The test fails when one of
@@ -87,7 +90,7 @@ def _imports(name: str, path: Path, modules: set[str]) -> set[str]:
                     add(rest)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = here[:len(here) - (node.level - 1)] if node.level > 1 else list(here)
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
                 target = base + (node.module.split(".") if node.module else [])
             elif node.module and node.module.split(".")[0] == PACKAGE:
                 target = node.module.split(".")[1:]
@@ -168,8 +171,9 @@ def test_imports_run_only_downward():
     for name, targets in _graph().items():
         for target in sorted(targets):
             if _layer_of(target) > _layer_of(name) and (name, target) not in KNOWN_UPWARD:
-                upward.append(f"{name} ({LAYERS[_layer_of(name)][0]}) imports {target} "
-                              f"({LAYERS[_layer_of(target)][0]})")
+                upward.append(
+                    f"{name} ({LAYERS[_layer_of(name)][0]}) imports {target} ({LAYERS[_layer_of(target)][0]})"
+                )
     assert not upward, "imports that run upward:\n" + "\n".join(upward)
 
 
@@ -189,8 +193,11 @@ def test_no_import_cycles():
 
 def test_the_executor_knows_no_dask():
     text = (SOURCE / "executor.py").read_text(encoding="utf-8")
-    mentions = [f"line {n}: {line.strip()}" for n, line in enumerate(text.splitlines(), 1)
-                if re.search("dask", line, re.IGNORECASE)]
+    mentions = [
+        f"line {n}: {line.strip()}"
+        for n, line in enumerate(text.splitlines(), 1)
+        if re.search("dask", line, re.IGNORECASE)
+    ]
     assert not mentions, "executor.py mentions Dask (integrations sit above it):\n" + "\n".join(mentions)
 
 
@@ -210,8 +217,12 @@ def _executor_private_names() -> set[str]:
                 names.add(node.target.id)
             elif isinstance(node, ast.Assign):
                 names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) \
-                    and isinstance(node.value, ast.Name) and node.value.id == "self":
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.ctx, ast.Store)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+            ):
                 names.add(node.attr)
     return {name for name in names if name.startswith("_") and not name.endswith("__")}
 
@@ -225,14 +236,18 @@ def test_only_the_executor_touches_its_private_names():
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in private and not (
-                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in private
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
                 touches.add((name, node.attr, node.lineno))
             elif isinstance(node, ast.ImportFrom) and (node.module or "").endswith("executor"):
                 touches.update((name, a.name, node.lineno) for a in node.names if a.name in private)
     found = sorted(t for t in touches if t[:2] not in KNOWN_PRIVATE)
     assert not found, "modules that reach into the executor's private names:\n" + "\n".join(
-        f"{_modules()[name].relative_to(SOURCE)} line {line}: {attr}" for name, attr, line in found)
+        f"{_modules()[name].relative_to(SOURCE)} line {line}: {attr}" for name, attr, line in found
+    )
     still = {t[:2] for t in touches}
     gone = [pair for pair in KNOWN_PRIVATE if pair not in still]
     assert not gone, f"fixed: remove these entries from KNOWN_PRIVATE: {gone}"
@@ -248,7 +263,7 @@ def test_call_adapters_name_functions_of_the_integrations():
     for wrapper_module, target in _adapters.ADAPTERS.items():
         module, _, function = target.partition(":")
         assert module.startswith(PACKAGE + "."), (wrapper_module, target)
-        relative = module[len(PACKAGE) + 1:]
+        relative = module[len(PACKAGE) + 1 :]
         assert _layer_of(relative) == integrations, (wrapper_module, target)
         tree = ast.parse(modules[relative].read_text(encoding="utf-8"))
         assert any(isinstance(node, ast.FunctionDef) and node.name == function for node in tree.body), target
@@ -283,8 +298,12 @@ def test_no_module_touches_future_internals():
         if name == FUTURE_MODULE:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        future_classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and any(
-            isinstance(base, ast.Name) and base.id.endswith("Future") for base in node.bases)]
+        future_classes = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            and any(isinstance(base, ast.Name) and base.id.endswith("Future") for base in node.bases)
+        ]
         inside = {id(node) for cls in future_classes for node in ast.walk(cls)}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "concurrent.futures._base":
@@ -295,4 +314,5 @@ def test_no_module_touches_future_internals():
             if node.attr != "_state" or id(node) in inside or "future" in holder.lower() or holder == "f":
                 found.append((name, node.lineno, node.attr))
     assert not found, "Future internals touched:\n" + "\n".join(
-        f"{_modules()[name].relative_to(SOURCE)} line {line}: {what}" for name, line, what in found)
+        f"{_modules()[name].relative_to(SOURCE)} line {line}: {what}" for name, line, what in found
+    )

@@ -63,7 +63,13 @@ def test_the_tasks_writes_reach_the_caller(pool):
     doubles = array.array("d", range(8))
     grid = memoryview(doubles).cast("B").cast("d", (2, 4))
     assert pool.submit(lend_tasks.layout, grid).result(timeout=60) == (
-        "memoryview", "d", (2, 4), False, True, [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]])
+        "memoryview",
+        "d",
+        (2, 4),
+        False,
+        True,
+        [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]],
+    )
     pool.submit(lend_tasks.write, memoryview(doubles), 0, array.array("d", [9.5])).result(timeout=60)
     assert doubles[0] == 9.5
 
@@ -136,7 +142,13 @@ def test_a_non_contiguous_view_is_copied(pool):
     data = bytearray(range(20))
     strided = memoryview(data)[::2]
     assert pool.submit(lend_tasks.layout, strided).result(timeout=60) == (
-        "memoryview", "B", (10,), False, True, list(range(0, 20, 2)))
+        "memoryview",
+        "B",
+        (10,),
+        False,
+        True,
+        list(range(0, 20, 2)),
+    )
     pool.submit(lend_tasks.write, strided, 0, b"\xff").result(timeout=60)
     assert data[0] == 0
     strided.release()

@@ -17,7 +17,7 @@ def test_interpreter_changes_every_n_tasks_one_worker():
         futures = [pool.submit(sp_tasks.identify) for _ in range(7)]
         interps = [f.result(timeout=WAIT)[0] for f in futures]
         stats = pool.stats()
-    groups = [interps[i:i + 2] for i in range(0, 7, 2)]
+    groups = [interps[i : i + 2] for i in range(0, 7, 2)]
     assert all(len(set(group)) == 1 for group in groups), interps
     assert len({group[0] for group in groups}) == 4, interps  # a new interpreter each time
     assert stats["steps"]["interpreter_startup"]["count"] >= 4
@@ -42,8 +42,9 @@ def test_shutdown_right_after_submitting_still_runs_every_task():
 
 
 def test_the_initializer_runs_in_every_new_interpreter():
-    with sp.InterpreterPoolExecutor(1, initializer=sp_tasks.record_init, initargs=("i",),
-                                    max_tasks_per_worker=1) as pool:
+    with sp.InterpreterPoolExecutor(
+        1, initializer=sp_tasks.record_init, initargs=("i",), max_tasks_per_worker=1
+    ) as pool:
         seen = [pool.submit(sp_tasks.init_count).result(timeout=WAIT) for _ in range(3)]
     assert seen == [["i"], ["i"], ["i"]]  # module state starts from scratch each time
     with sp.InterpreterPoolExecutor(1, initializer=sp_tasks.record_init, initargs=("i",)) as pool:
@@ -78,8 +79,9 @@ def test_reusable_executor_takes_it():
     assert a != b and sp.get_reusable_executor(1, max_tasks_per_worker=1) is pool
 
 
-@pytest.mark.parametrize("value, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError),
-                                          (True, TypeError), ("2", TypeError)])
+@pytest.mark.parametrize(
+    "value, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)]
+)
 def test_invalid_values(value, error):
     with pytest.raises(error, match="max_tasks_per_worker"):
         sp.InterpreterPoolExecutor(1, max_tasks_per_worker=value)
@@ -99,5 +101,10 @@ def test_worker_threads_keep_their_names():
         return found
 
     with sp.InterpreterPoolExecutor(2, thread_name_prefix="mt", max_tasks_per_worker=1) as pool:
-        assert [f.result(timeout=WAIT) for f in [pool.submit(sp_tasks.add, i) for i in range(4)]] == [0, 1, 2, 3]
+        assert [f.result(timeout=WAIT) for f in [pool.submit(sp_tasks.add, i) for i in range(4)]] == [
+            0,
+            1,
+            2,
+            3,
+        ]
         assert {"mt_0", "mt_1"} <= set(names())

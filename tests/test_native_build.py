@@ -23,10 +23,12 @@ def test_no_swift_runtime_needed():
 def test_exports_only_pyinit():
     if shutil.which("nm") is None:
         pytest.skip("nm is not installed")
-    out = subprocess.run(["nm", "-D", "--defined-only", _native.__file__],
-                         capture_output=True, text=True, check=True).stdout
-    exported = [line.split()[-1] for line in out.splitlines()
-                if len(line.split()) == 3 and line.split()[1].isupper()]
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", _native.__file__], capture_output=True, text=True, check=True
+    ).stdout
+    exported = [
+        line.split()[-1] for line in out.splitlines() if len(line.split()) == 3 and line.split()[1].isupper()
+    ]
     assert exported == ["PyInit__native"], exported
 
 
@@ -74,8 +76,16 @@ def test_native_factorial_matches_python():
 
 
 def test_public_names():
-    for name in ("parallel", "InterpreterPoolExecutor", "BrokenInterpreterPool", "ExecutionFailed",
-                 "Queue", "QueueClosed", "TaskInterrupted", "CallOutcome"):
+    for name in (
+        "parallel",
+        "InterpreterPoolExecutor",
+        "BrokenInterpreterPool",
+        "ExecutionFailed",
+        "Queue",
+        "QueueClosed",
+        "TaskInterrupted",
+        "CallOutcome",
+    ):
         assert hasattr(subinterpreter_parallelism, name), name
     from concurrent.futures import BrokenExecutor, Executor
 

@@ -37,7 +37,7 @@ NEEDED = [
 def source_version() -> str:
     text = (ROOT / "python" / "subinterpreter_parallelism" / "__init__.py").read_text()
     match = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
-    assert match, "no __version__ = \"...\" line in __init__.py"
+    assert match, 'no __version__ = "..." line in __init__.py'
     return match.group(1)
 
 
@@ -46,8 +46,12 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (ROOT / "pyproject.toml").is_file():
         pytest.skip("not run from a source tree")
     out = tmp_path_factory.mktemp("sdist")
-    done = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(ROOT)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [tarball] = out.glob("*.tar.gz")
     return tarball
@@ -68,10 +72,16 @@ def test_sdist_carries_the_native_build(sdist: Path):
     assert any(name.startswith("Sources/NativeExtension/") and name.endswith(".swift") for name in names)
     assert any(name.startswith("Sources/ParallelRuntime/") and name.endswith(".swift") for name in names)
     assert members["scripts/build-native"].mode & 0o111, "scripts/build-native lost its exec bit"
-    local = sorted(name for name in names
-                   if any(part.startswith((".build", ".venv", ".hypothesis", ".pytest_cache", "__pycache__"))
-                          or part in ("dist", "build") for part in name.split("/"))
-                   or name.endswith((".so", ".pyc")))
+    local = sorted(
+        name
+        for name in names
+        if any(
+            part.startswith((".build", ".venv", ".hypothesis", ".pytest_cache", "__pycache__"))
+            or part in ("dist", "build")
+            for part in name.split("/")
+        )
+        or name.endswith((".so", ".pyc"))
+    )
     assert not local, f"local build output in the sdist: {local[:10]}"
     # One version: pyproject.toml reads __version__ (tool.setuptools.dynamic).
     assert f"\nVersion: {version}\n" in pkg_info

@@ -23,7 +23,9 @@ def test_seed_example_and_keyword_arguments():
 
 def test_list_and_tuple_calls_and_dotted_function():
     assert sp.parallel(("os.path", "join", ("a", "b")), ["sp_tasks", "Accumulator.__name__.upper", ()]) == [
-        "a/b", "ACCUMULATOR"]
+        "a/b",
+        "ACCUMULATOR",
+    ]
 
 
 def test_no_calls():
@@ -129,8 +131,8 @@ def test_unpicklable_result_fails_with_pickle_error():
 def test_values_round_trip_exactly():
     values = [
         b"a\x00b\x00\x00c",
-        2 ** 4000 + 17,
-        -(2 ** 200),
+        2**4000 + 17,
+        -(2**200),
         {"nested": [1, (2, 3), {4, 5}, frozenset({6})], "none": None, "f": 1.5e300},
         "ünïcødé \x00 text",
         bytearray(b"\x00\xff" * 10),

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_script
 
 # A task defined in the script itself: cloudpickle sends it by value.
-SCRIPT = textwrap.dedent('''\
+SCRIPT = textwrap.dedent("""\
     import warnings
     import subinterpreter_parallelism as sp
 
@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent('''\
     if __name__ == "__main__":
         with sp.InterpreterPoolExecutor(1) as pool:
             pool.submit(task, 3).result(timeout=60)
-    ''')
+    """)
 
 
 def _line_of(source: str, marker: str) -> int:
@@ -44,8 +44,10 @@ def test_traceback_and_warning_of_a_script_task_name_the_file_and_show_the_sourc
     assert "<dynamic-code>" not in err
     # The remote traceback: the file, the line, and the source text of each of the task's frames
     # (the list comprehension's own code object too, on 3.12).
-    for marker, text in (("CALL-HERE", "return [helper(y) for y in (x,)][0]"),
-                         ("RAISE-HERE", "return 1 / (x - 3)")):
+    for marker, text in (
+        ("CALL-HERE", "return [helper(y) for y in (x,)][0]"),
+        ("RAISE-HERE", "return 1 / (x - 3)"),
+    ):
         assert f'File "{script}", line {_line_of(SCRIPT, marker)}' in err, err
         assert f"    {text}  # {marker}" in err, err
     # The warning, forwarded to the caller, names the file and shows its line.
@@ -54,13 +56,13 @@ def test_traceback_and_warning_of_a_script_task_name_the_file_and_show_the_sourc
     assert err.rstrip().endswith("ZeroDivisionError: division by zero")
 
 
-COMMAND = textwrap.dedent('''\
+COMMAND = textwrap.dedent("""\
     import subinterpreter_parallelism as sp
     def task(x):
         return 1 / x  # FROM-THE-COMMAND
     with sp.InterpreterPoolExecutor(1) as pool:
         pool.submit(task, 0).result(timeout=60)
-    ''')
+    """)
 
 
 @pytest.mark.timeout(120)
@@ -74,7 +76,7 @@ def test_traceback_of_a_python_c_task_shows_its_source_line():
 
 # Functions and classes of __main__ are pickled once (in the caller) and unpickled once per
 # worker; each test below runs a real script, so that they are truly __main__'s.
-ONCE_SCRIPT = textwrap.dedent('''\
+ONCE_SCRIPT = textwrap.dedent("""\
     import gc
     import subinterpreter_parallelism as sp
     from subinterpreter_parallelism import _pickling
@@ -210,7 +212,7 @@ ONCE_SCRIPT = textwrap.dedent('''\
         # definition, as the caller has it now.
         with sp.InterpreterPoolExecutor(1, max_tasks_per_worker=1) as pool:
             print("fresh", [pool.submit(task, i).result(timeout=60) for i in range(3)])
-    ''')
+    """)
 
 
 @pytest.mark.timeout(200)

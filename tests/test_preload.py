@@ -22,12 +22,14 @@ def module_dir(tmp_path, monkeypatch):
 
 def test_preload_imports_before_the_first_task(module_dir, capsys, caplog):
     caplog.set_level(logging.INFO)
-    (module_dir / "_preload_probe.py").write_text(textwrap.dedent("""
+    (module_dir / "_preload_probe.py").write_text(
+        textwrap.dedent("""
         import logging, time
         time.sleep(0.3)
         logging.getLogger("preload.probe").info("imported")
         print("probe imported")
-    """))
+    """)
+    )
     started = time.monotonic()
     with sp.InterpreterPoolExecutor(2, preload=("_preload_probe", "json")) as pool:
         assert time.monotonic() - started >= 0.3
@@ -86,7 +88,8 @@ def test_preload_with_one_worker_first(module_dir, monkeypatch, capsys, one_firs
     """3.12 needs one worker to try first (a refusal seen by two interpreters crashes it)."""
     monkeypatch.setattr(preload._versions, "ONE_WORKER_FIRST", one_first)
     (module_dir / "_preload_counted.py").write_text(
-        "from subinterpreter_parallelism import _native\nprint('imported by', _native.worker_index())\n")
+        "from subinterpreter_parallelism import _native\nprint('imported by', _native.worker_index())\n"
+    )
     with sp.InterpreterPoolExecutor(3, preload=["_preload_counted"]) as pool:
         importers = sorted(capsys.readouterr().out.split())
         assert importers.count("imported") == 3
@@ -94,7 +97,8 @@ def test_preload_with_one_worker_first(module_dir, monkeypatch, capsys, one_firs
     (module_dir / "_preload_fails_once.py").write_text(
         "from subinterpreter_parallelism import _native\n"
         "print('tried by', _native.worker_index())\n"
-        "raise ImportError('no, thanks')\n")
+        "raise ImportError('no, thanks')\n"
+    )
     with pytest.raises(ImportError, match="no, thanks"):
         sp.InterpreterPoolExecutor(3, preload=["_preload_fails_once"])
     tried = capsys.readouterr().out.splitlines()
@@ -142,4 +146,6 @@ def test_preload_in_a_subprocess(tmp_path):
     assert result.returncode == 1
     assert result.stdout == "sub imported\nsub imported\nTrue\n"
     assert result.stderr.rstrip().splitlines()[-1] == (
-        "ImportError: " + compat.refusal_message(refused, f"module {refused} does not support loading in subinterpreters"))
+        "ImportError: "
+        + compat.refusal_message(refused, f"module {refused} does not support loading in subinterpreters")
+    )

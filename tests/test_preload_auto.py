@@ -37,8 +37,9 @@ def _reports(queue, n):
 
 def test_one_task_warms_its_module_in_every_worker():
     report = sp.Queue()
-    with sp.InterpreterPoolExecutor(4, preload="auto", initializer=warm_tasks.set_queues,
-                                    initargs=(report,)) as pool:
+    with sp.InterpreterPoolExecutor(
+        4, preload="auto", initializer=warm_tasks.set_queues, initargs=(report,)
+    ) as pool:
         assert pool.submit(warm_recorded.double, 21).result(timeout=TIMEOUT) == 42
         # Every worker imports the module once: the one that ran the task for it, the three
         # others while idle, in a warm import.
@@ -78,8 +79,9 @@ def test_a_failing_warm_import_breaks_nothing(caplog):
     logging.getLogger("subinterpreter_parallelism").addHandler(flag)
     report = sp.Queue()
     try:
-        with sp.InterpreterPoolExecutor(3, preload="auto", initializer=warm_tasks.set_queues,
-                                        initargs=(report,)) as pool:
+        with sp.InterpreterPoolExecutor(
+            3, preload="auto", initializer=warm_tasks.set_queues, initargs=(report,)
+        ) as pool:
             # The task that needs the module gets its own error, as without warming.
             with pytest.raises(RuntimeError, match="warm_broken refuses worker interpreters"):
                 pool.submit(warm_broken.never, 1).result(timeout=TIMEOUT)
@@ -89,10 +91,14 @@ def test_a_failing_warm_import_breaks_nothing(caplog):
             assert pool.submit(warm_recorded.double, 2).result(timeout=TIMEOUT) == 4
             assert sorted(worker for _, worker, _ in _reports(report, 3)) == [0, 1, 2]
             assert pool.status == "running"
-            assert [f.result(timeout=TIMEOUT) for f in [pool.submit(sp_tasks.add, i, 1) for i in range(6)]] \
-                == list(range(1, 7))
+            assert [
+                f.result(timeout=TIMEOUT) for f in [pool.submit(sp_tasks.add, i, 1) for i in range(6)]
+            ] == list(range(1, 7))
             stats = pool.stats()
-            assert "RuntimeError: warm_broken refuses worker interpreters" in stats["warm_failures"]["warm_broken"]
+            assert (
+                "RuntimeError: warm_broken refuses worker interpreters"
+                in stats["warm_failures"]["warm_broken"]
+            )
             assert list(stats["warm_failures"]) == ["warm_broken"]
             assert all("warm_broken" not in warmed for warmed in stats["warmed_modules"])
     finally:
@@ -105,8 +111,9 @@ def test_a_failing_warm_import_breaks_nothing(caplog):
 
 def test_a_blocked_warm_import_holds_no_task_back():
     report, release = sp.Queue(), sp.Queue()
-    with sp.InterpreterPoolExecutor(2, preload="auto", initializer=warm_tasks.set_queues,
-                                    initargs=(report, release)) as pool:
+    with sp.InterpreterPoolExecutor(
+        2, preload="auto", initializer=warm_tasks.set_queues, initargs=(report, release)
+    ) as pool:
         # The task is queued before its module is warmed: one worker takes it (its import of
         # the module does not block), the other warms the module and blocks inside the import.
         first = pool.submit(warm_blocking.triple, 1)
@@ -128,8 +135,9 @@ def test_a_blocked_warm_import_holds_no_task_back():
 def test_a_waiting_task_goes_before_the_next_warm_import():
     """A worker warms one module at a time and takes a waiting task before the next one."""
     report, release, held = sp.Queue(), sp.Queue(), sp.Queue()
-    with sp.InterpreterPoolExecutor(2, preload="auto", initializer=warm_tasks.set_queues,
-                                    initargs=(report, release)) as pool:
+    with sp.InterpreterPoolExecutor(
+        2, preload="auto", initializer=warm_tasks.set_queues, initargs=(report, release)
+    ) as pool:
         assert pool.submit(warm_blocking.triple, 1).result(timeout=TIMEOUT) == 3
         _, blocked, _ = report.get(timeout=TIMEOUT)  # this worker is inside the warm import
         hold = pool.submit(warm_tasks.hold, held)  # the other worker is busy from here
@@ -147,8 +155,9 @@ def test_a_waiting_task_goes_before_the_next_warm_import():
 
 def test_shutdown_interrupts_a_blocked_warm_import():
     report, release = sp.Queue(), sp.Queue()
-    pool = sp.InterpreterPoolExecutor(2, preload="auto", initializer=warm_tasks.set_queues,
-                                      initargs=(report, release))
+    pool = sp.InterpreterPoolExecutor(
+        2, preload="auto", initializer=warm_tasks.set_queues, initargs=(report, release)
+    )
     assert pool.submit(warm_blocking.triple, 1).result(timeout=TIMEOUT) == 3
     _, blocked, _ = report.get(timeout=TIMEOUT)
     # Never released: cancel_futures stops what is not a task (initializers, warm imports).
@@ -162,8 +171,9 @@ def test_shutdown_interrupts_a_blocked_warm_import():
 def test_a_fresh_interpreter_warms_the_list_again():
     """With max_tasks_per_worker, each new interpreter of a worker starts its warm list over."""
     report = sp.Queue()
-    with sp.InterpreterPoolExecutor(1, preload="auto", max_tasks_per_worker=1,
-                                    initializer=warm_tasks.set_queues, initargs=(report,)) as pool:
+    with sp.InterpreterPoolExecutor(
+        1, preload="auto", max_tasks_per_worker=1, initializer=warm_tasks.set_queues, initargs=(report,)
+    ) as pool:
         assert pool.submit(warm_recorded.double, 1).result(timeout=TIMEOUT) == 2
         # The task's interpreter imported it for the task, then ended; the next one warms it.
         assert _reports(report, 2) == [("warm_recorded", 0, False), ("warm_recorded", 0, True)]
@@ -172,10 +182,10 @@ def test_a_fresh_interpreter_warms_the_list_again():
 def test_which_module_is_warmed():
     with sp.InterpreterPoolExecutor(2, preload="auto") as pool:
         calls = [
-            (print, ("from a builtin",)),                       # builtins: never
-            (functools.partial(sp_tasks.add, 1), (2,)),          # the partial's function
-            (warm_recorded.Doubler().apply, (3,)),               # a bound method's class
-            (json.dumps, ([1],)),                                # a stdlib module
+            (print, ("from a builtin",)),  # builtins: never
+            (functools.partial(sp_tasks.add, 1), (2,)),  # the partial's function
+            (warm_recorded.Doubler().apply, (3,)),  # a bound method's class
+            (json.dumps, ([1],)),  # a stdlib module
         ]
         for fn, args in calls:
             pool.submit(fn, *args).result(timeout=TIMEOUT)
@@ -208,13 +218,16 @@ def test_functions_of_main_are_not_warmed():
     assert result.stdout == "49 1 True\n[]\n"
 
 
-@pytest.mark.parametrize("preload, message", [
-    (3, "preload must be a module name, \"auto\", or an iterable of them, not int"),
-    (None, "not NoneType"),
-    (b"json", "not bytes"),
-    (["auto", ""], "got ''"),
-    (["json", None], "got None"),
-])
+@pytest.mark.parametrize(
+    "preload, message",
+    [
+        (3, 'preload must be a module name, "auto", or an iterable of them, not int'),
+        (None, "not NoneType"),
+        (b"json", "not bytes"),
+        (["auto", ""], "got ''"),
+        (["json", None], "got None"),
+    ],
+)
 def test_bad_preload_values(preload, message):
     with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         sp.InterpreterPoolExecutor(1, preload=preload)
@@ -227,8 +240,9 @@ def test_one_worker_first_warms_after_a_task_succeeded(monkeypatch):
 
     monkeypatch.setattr(preload._versions, "ONE_WORKER_FIRST", True)
     report = sp.Queue()
-    with sp.InterpreterPoolExecutor(3, preload="auto", initializer=warm_tasks.set_queues,
-                                    initargs=(report,)) as pool:
+    with sp.InterpreterPoolExecutor(
+        3, preload="auto", initializer=warm_tasks.set_queues, initargs=(report,)
+    ) as pool:
         with pytest.raises(RuntimeError, match="warm_broken refuses"):
             pool.submit(warm_broken.never, 1).result(timeout=TIMEOUT)
         assert pool.submit(warm_recorded.double, 4).result(timeout=TIMEOUT) == 8

@@ -50,7 +50,9 @@ def pool():
 def test_map_progress_callable(pool, chunksize):
     recorder = Recorder()
     data = list(range(200))
-    assert list(pool.map(sp_tasks.square, data, chunksize=chunksize, progress=recorder)) == [x * x for x in data]
+    assert list(pool.map(sp_tasks.square, data, chunksize=chunksize, progress=recorder)) == [
+        x * x for x in data
+    ]
     recorder.check(200)
     if chunksize == 1:
         assert len(recorder.calls) == 201  # one call per finished item, after the first
@@ -132,7 +134,9 @@ def test_progress_callable_that_raises_is_logged_once(pool, caplog):
         raise RuntimeError("progress callable exploded")
 
     with caplog.at_level(logging.ERROR, logger="subinterpreter_parallelism"):
-        assert list(pool.map(sp_tasks.square, range(20), chunksize=1, progress=broken)) == [x * x for x in range(20)]
+        assert list(pool.map(sp_tasks.square, range(20), chunksize=1, progress=broken)) == [
+            x * x for x in range(20)
+        ]
     assert calls == [0]
     assert sum("progress callable" in record.getMessage() for record in caplog.records) == 1
 
@@ -292,8 +296,9 @@ def test_bar_on_a_terminal_finishes_before_the_next_print(tmp_path, kind):
     leader, follower = pty.openpty()
     # A terminal 120 columns wide (a new pty has none: tqdm would draw nothing).
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-    with subprocess.Popen([sys.executable, str(script), kind], stdin=subprocess.DEVNULL,
-                          stdout=follower, stderr=follower) as child:
+    with subprocess.Popen(
+        [sys.executable, str(script), kind], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+    ) as child:
         os.close(follower)
         chunks = []
         while True:

@@ -265,12 +265,43 @@ def _nested(depth: int) -> tuple:
 
 
 _EDGE_ITEMS = [
-    None, True, False, 0, -1, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**40, 0.0, -0.0, 1.5,
-    float("inf"), float("-inf"), "", "héllo ✓ \x00 𝄞", "lone \ud800 surrogate", b"", bytes(range(256)),
-    (), (1, "a", b"b", None, (2.5, (True, False))), (1, [2]), ([],), tuple(range(1000)),
-    ("a", "\udc80"), (1, 2**64), (0.5, _Text("inside")),
-    _nested(10), _nested(200), 1 + 2j, [1, (2,)], {"k": (1,)}, frozenset({1}), bytearray(b"x"),
-    _Text("a str subclass"), sp_tasks.__name__,
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63 - 1,
+    -(2**63),
+    2**63,
+    -(2**63) - 1,
+    10**40,
+    0.0,
+    -0.0,
+    1.5,
+    float("inf"),
+    float("-inf"),
+    "",
+    "héllo ✓ \x00 𝄞",
+    "lone \ud800 surrogate",
+    b"",
+    bytes(range(256)),
+    (),
+    (1, "a", b"b", None, (2.5, (True, False))),
+    (1, [2]),
+    ([],),
+    tuple(range(1000)),
+    ("a", "\udc80"),
+    (1, 2**64),
+    (0.5, _Text("inside")),
+    _nested(10),
+    _nested(200),
+    1 + 2j,
+    [1, (2,)],
+    {"k": (1,)},
+    frozenset({1}),
+    bytearray(b"x"),
+    _Text("a str subclass"),
+    sp_tasks.__name__,
 ]
 
 
@@ -342,7 +373,9 @@ def test_a_tuple_holding_a_queue_still_carries_the_queue(pool):
 
 _shareable = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
-    lambda inner: st.lists(inner, max_size=4).map(tuple), max_leaves=20)
+    lambda inner: st.lists(inner, max_size=4).map(tuple),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -37,13 +37,15 @@ def python_blocks(text: str) -> list[Block]:
     """The ```python blocks of ``text``, with the marker on the line just before each."""
     blocks = []
     for match in _FENCE.finditer(text):
-        before = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         mark = _MARK.search(before)
         line = text.count("\n", 0, match.start()) + 1
         if mark is None:
             blocks.append(Block(line, match.group(1)))
         elif mark.group(1) == "needs":
-            blocks.append(Block(line, match.group(1), needs=tuple(m.strip() for m in mark.group(2).split(","))))
+            blocks.append(
+                Block(line, match.group(1), needs=tuple(m.strip() for m in mark.group(2).split(",")))
+            )
         else:
             blocks.append(Block(line, match.group(1), not_runnable=mark.group(2) or "marked not runnable"))
     return blocks
@@ -60,8 +62,10 @@ BLOCKS = python_blocks(README.read_text())
 
 
 def test_the_parser_sees_markers():
-    text = "a\n<!-- needs: dask, numpy -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n" \
-           "<!-- not-runnable: a cluster -->\n```python\nz\n```\n"
+    text = (
+        "a\n<!-- needs: dask, numpy -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n"
+        "<!-- not-runnable: a cluster -->\n```python\nz\n```\n"
+    )
     blocks = python_blocks(text)
     assert [b.needs for b in blocks] == [("dask", "numpy"), (), ()]
     assert [b.not_runnable for b in blocks] == [None, None, "a cluster"]
@@ -86,4 +90,5 @@ def test_readme_block_runs(block: Block, tmp_path: Path):
     done = run_python("", str(script), timeout=360, cwd=tmp_path)
     assert done.returncode == 0, (
         f"README.md:{block.line} failed (exit {done.returncode})\n{block.code}\n"
-        f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-5000:]}")
+        f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-5000:]}"
+    )

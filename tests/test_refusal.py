@@ -45,7 +45,8 @@ def test_refusal_names_the_package_the_task_imported(tmp_path, monkeypatch):
     assert refusal.describe() == "spr_wrapper (needs rpds, which refuses own-GIL sub-interpreters)"
     assert refusal.message().startswith(
         f"spr_wrapper cannot be imported in an own-GIL sub-interpreter: it needs rpds: {REASON}. "
-        "Check modules ahead with `python -m subinterpreter_parallelism check spr_wrapper`")
+        "Check modules ahead with `python -m subinterpreter_parallelism check spr_wrapper`"
+    )
     # Not found on sys.path: the refusing module is all that is known.
     elsewhere = ImportError(REASON)
     elsewhere.__cause__ = sp.RemoteTraceback(_remote_text("/nowhere/on/sys/path"))
@@ -69,6 +70,7 @@ def test_subinterpreter_only_failures_are_refusals_too():
 
 def test_worker_and_caller_share_the_walk():
     """run_chunk (in the worker) raises exactly the failures the caller's fallback takes over."""
+
     def refused(_):
         raise ImportError(REASON)
 
@@ -95,9 +97,14 @@ def test_numpy_banner_is_trimmed_to_one_line_with_the_full_text_kept():
             pool.submit(_worker.call_by_name, "numpy", "zeros", (3,), {}).result(timeout=60)
     message = str(info.value)
     assert "\n" not in message and "IMPORTANT" not in message
-    assert message.startswith("Original error was: module numpy._core._multiarray_umath does not support loading "
-                              "in subinterpreters [numpy's message of ")
+    assert message.startswith(
+        "Original error was: module numpy._core._multiarray_umath does not support loading "
+        "in subinterpreters [numpy's message of "
+    )
     cause = info.value.__cause__
     assert "IMPORTANT: PLEASE READ THIS" not in str(cause)
     assert "IMPORTANT: PLEASE READ THIS" in cause.untrimmed
-    assert any(note.startswith("numpy cannot be imported in an own-GIL sub-interpreter") for note in info.value.__notes__)
+    assert any(
+        note.startswith("numpy cannot be imported in an own-GIL sub-interpreter")
+        for note in info.value.__notes__
+    )

@@ -60,8 +60,8 @@ def test_other_options_replace_unless_reuse_is_true():
     assert second is not first and first.status == "shut down"
     assert second.submit(sp_tasks.init_count).result(timeout=WAIT) == ["x"]
     assert sp.get_reusable_executor(1, initializer=sp_tasks.record_init, initargs=("x",)) is second
-    assert sp.get_reusable_executor(1, reuse=True) is second          # options ignored
-    assert sp.get_reusable_executor(reuse=True) is second             # and its size kept
+    assert sp.get_reusable_executor(1, reuse=True) is second  # options ignored
+    assert sp.get_reusable_executor(reuse=True) is second  # and its size kept
     third = sp.get_reusable_executor(1, initializer=sp_tasks.record_init, initargs=("x",), reuse=False)
     assert third is not second and second.status == "shut down"
 

@@ -63,6 +63,7 @@ def pool():
 
 # -- thread_name_prefix and the constructor's signature ----------------------------------
 
+
 def test_thread_name_prefix_names_the_worker_threads():
     before = thread_names()
     with sp.InterpreterPoolExecutor(2, thread_name_prefix="spx") as pool:
@@ -126,13 +127,15 @@ def test_signature_matches_the_stdlib():
         assert sys.version_info < (3, 14)
         return
     theirs = inspect.signature(stdlib).parameters
-    assert [(p.name, p.kind, p.default) for p in theirs.values()] == \
-        [(p.name, p.kind, p.default) for p in list(ours.values())[:len(theirs)]]
+    assert [(p.name, p.kind, p.default) for p in theirs.values()] == [
+        (p.name, p.kind, p.default) for p in list(ours.values())[: len(theirs)]
+    ]
     for name, parameter in inspect.signature(stdlib.map).parameters.items():
         assert name in our_map and our_map[name].kind is parameter.kind, name
 
 
 # -- map(..., buffersize=...) --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("chunksize", [None, 3])
 def test_buffered_map_over_an_endless_input(pool, chunksize):

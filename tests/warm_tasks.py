@@ -26,8 +26,10 @@ def in_warm_import() -> bool:
     """Whether this code runs inside a warm import (``preload.warm_module``), not a task."""
     frame = sys._getframe()
     while frame is not None:
-        if frame.f_code.co_name == "warm_module" and \
-                frame.f_globals.get("__name__") == "subinterpreter_parallelism.preload":
+        if (
+            frame.f_code.co_name == "warm_module"
+            and frame.f_globals.get("__name__") == "subinterpreter_parallelism.preload"
+        ):
             return True
         frame = frame.f_back
     return False

@@ -17,7 +17,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker s
 if sys.version_info < (3, 12):  # pragma: no cover - guarded by requires-python too
     raise ImportError(
         "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL sub-interpreters, "
-        f"PEP 684); this is Python {sys.version.split()[0]}")
+        f"PEP 684); this is Python {sys.version.split()[0]}"
+    )
 
 from . import _versions
 
@@ -25,7 +26,8 @@ if _versions.FREE_THREADED:
     raise ImportError(
         "subinterpreter_parallelism runs each worker in an interpreter with its own GIL; this is a "
         "free-threaded Python build (no GIL), where plain threads already run Python code in "
-        "parallel: use concurrent.futures.ThreadPoolExecutor there instead")
+        "parallel: use concurrent.futures.ThreadPoolExecutor there instead"
+    )
 
 from ._native import Queue, QueueClosed, TaskInterrupted
 from ._versions import default_worker_count
@@ -67,6 +69,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
+
 __all__ = [
     "BrokenInterpreterPool",
     "CallOutcome",
@@ -85,7 +88,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
 
 
 def register_joblib_backend(name: str = "subinterpreters", make_default: bool = False) -> None:

@@ -29,8 +29,9 @@ ADAPTERS: dict[str, str] = {
 _loaded: dict[str, Callable[..., Future[Any] | None]] = {}
 
 
-def adapt(pool: Any, fn: Callable[..., Any], args: tuple[Any, ...],
-          kwargs: dict[str, Any]) -> Future[Any] | None:
+def adapt(
+    pool: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Future[Any] | None:
     """The Future of ``fn(*args, **kwargs)`` as the adapter of ``fn``'s module submitted it, or
     None (no adapter, or the adapter left the call as it is).
 

@@ -97,7 +97,6 @@ def run_hook(hook: Callable[[Any], None], module: Any) -> None:
             pass
 
 
-
 _watcher = ImportWatcher()
 
 

@@ -94,7 +94,7 @@ def encode_exception(exc: BaseException, skip_frames: int = 0) -> bytes:
         text = "".join(traceback.format_exception(type(exc), exc, tb))
         type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
         if type_name.startswith("builtins."):
-            type_name = type_name[len("builtins."):]
+            type_name = type_name[len("builtins.") :]
         try:
             message = str(exc)
         except Exception:

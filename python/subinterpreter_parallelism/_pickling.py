@@ -128,7 +128,14 @@ def _main_aware_pickler() -> Any:
                 make, (code, _, name, argdefs, closure), state = reduced[:3]
                 if self._sp_main is None:
                     self._sp_main = MainGlobals()  # one per pickle: its functions share one dict
-                return make, (code, self._sp_main, name, argdefs, closure), state, None, None, set_main_function_state
+                return (
+                    make,
+                    (code, self._sp_main, name, argdefs, closure),
+                    state,
+                    None,
+                    None,
+                    set_main_function_state,
+                )
 
         _MainAwarePickler = MainAwarePickler
     return _MainAwarePickler
@@ -236,8 +243,9 @@ def code_with_source(rebuild: Any, args: tuple[Any, ...], filename: str, lines: 
 
 
 def _is_main_definition(value: Any) -> bool:
-    return (isinstance(value, type) or type(value) is _FunctionType) and \
-        getattr(value, "__module__", None) == "__main__"
+    return (isinstance(value, type) or type(value) is _FunctionType) and getattr(
+        value, "__module__", None
+    ) == "__main__"
 
 
 # -- each definition of __main__ pickled once --------------------------------------------------
@@ -346,6 +354,7 @@ def _drop_oldest(cache: dict[int, Any]) -> None:
 def _forgetter(key: int) -> Any:
     """The weak reference's callback: when a kept definition's function or class dies, its
     pickle goes too."""
+
     def forget(ref: Any) -> None:
         kept = _definitions.get(key)
         if kept is not None and kept.target is ref:

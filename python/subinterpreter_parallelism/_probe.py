@@ -85,9 +85,12 @@ def _failure_record(error: BaseException) -> dict[str, Any]:
     from ._refusal import find_refusal
 
     refusal = find_refusal(error)
-    return {"error_type": type(error).__name__, "error": " ".join(str(error).split())[:2000],
-            "refusal": refusal.reason if refusal else None,
-            "refused_module": refusal.extension if refusal else None}
+    return {
+        "error_type": type(error).__name__,
+        "error": " ".join(str(error).split())[:2000],
+        "refusal": refusal.reason if refusal else None,
+        "refused_module": refusal.extension if refusal else None,
+    }
 
 
 def import_in_worker(name: str) -> dict[str, Any]:
@@ -104,12 +107,17 @@ def import_in_worker(name: str) -> dict[str, Any]:
         error = exc
     elapsed = time.perf_counter() - start
     sys.meta_path.remove(recorder)
-    record: dict[str, Any] = {"stage": "sub", "elapsed": elapsed, "error_type": None,
-                              "is_package": hasattr(sys.modules.get(name), "__path__")}
+    record: dict[str, Any] = {
+        "stage": "sub",
+        "elapsed": elapsed,
+        "error_type": None,
+        "is_package": hasattr(sys.modules.get(name), "__path__"),
+    }
     if error is not None:
         record.update(_failure_record(error))
-    record["refused_on_the_way"] = [(module, reason) for module, reason in recorder.refused
-                                    if module not in _versions.EXPECTED_REFUSALS]
+    record["refused_on_the_way"] = [
+        (module, reason) for module, reason in recorder.refused if module not in _versions.EXPECTED_REFUSALS
+    ]
     return record
 
 
@@ -124,8 +132,11 @@ def import_submodules(name: str) -> dict[str, Any]:
     from ._refusal import find_refusal
 
     package = importlib.import_module(name)
-    names = sorted(info.name for info in pkgutil.iter_modules(package.__path__)
-                   if not info.name.startswith("_") and info.name not in _SKIPPED_SUBMODULES)
+    names = sorted(
+        info.name
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.name.startswith("_") and info.name not in _SKIPPED_SUBMODULES
+    )
     recorder = _RefusalRecorder()
     sys.meta_path.insert(0, recorder)
     failed: list[tuple[str, str]] = []
@@ -146,9 +157,17 @@ def import_submodules(name: str) -> dict[str, Any]:
                 del recorder.refused[refused_before:]  # said by the failure, not an accelerator
     finally:
         sys.meta_path.remove(recorder)
-    return {"stage": "submodules", "tried": tried, "of": len(names), "failed": failed,
-            "refused_on_the_way": [(module, reason) for module, reason in recorder.refused
-                                   if module not in _versions.EXPECTED_REFUSALS]}
+    return {
+        "stage": "submodules",
+        "tried": tried,
+        "of": len(names),
+        "failed": failed,
+        "refused_on_the_way": [
+            (module, reason)
+            for module, reason in recorder.refused
+            if module not in _versions.EXPECTED_REFUSALS
+        ],
+    }
 
 
 def main() -> int:
@@ -185,9 +204,16 @@ def main() -> int:
             # Started with the first, as the workers of one pool are: see stage "again".
             second = InterpreterPoolExecutor(1)
     except BrokenInterpreterPool as exc:
-        report({"stage": "sub", "elapsed": None, "error_type": "RuntimeError",
+        report(
+            {
+                "stage": "sub",
+                "elapsed": None,
+                "error_type": "RuntimeError",
                 "error": f"the probe could not start a worker interpreter: {exc}",
-                "refusal": None, "refused_module": None})
+                "refusal": None,
+                "refused_module": None,
+            }
+        )
         return 0
     with pool:
         try:
@@ -206,8 +232,16 @@ def main() -> int:
             try:
                 report(pool.submit(probe.import_submodules, name).result())
             except Exception as exc:
-                report({"stage": "submodules", "tried": 0, "of": 0, "failed": [],
-                        "refused_on_the_way": [], "error": f"{type(exc).__name__}: {exc}"})
+                report(
+                    {
+                        "stage": "submodules",
+                        "tried": 0,
+                        "of": 0,
+                        "failed": [],
+                        "refused_on_the_way": [],
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
     if second is not None:
         second.shutdown()
     if record.get("refusal") and _versions.REFUSED_MODULE_CRASHES_OTHERS:

@@ -52,9 +52,11 @@ def _patterns() -> Any:
     if _compiled is None:
         import re
 
-        _compiled = (re.compile(REFUSAL_TEXT),
-                     [(re.compile(text), module) for text, module in SUBINTERPRETER_ONLY_FAILURES],
-                     re.compile(r'File "(?P<file>[^"]+)", line \d+, in <module>'))
+        _compiled = (
+            re.compile(REFUSAL_TEXT),
+            [(re.compile(text), module) for text, module in SUBINTERPRETER_ONLY_FAILURES],
+            re.compile(r'File "(?P<file>[^"]+)", line \d+, in <module>'),
+        )
     return _compiled
 
 
@@ -83,7 +85,7 @@ def refusal_message(module: str, reason: str, needs: str | None = None) -> str:
     return (
         f"{module} cannot be imported in an own-GIL sub-interpreter: {why}. "
         f"Check modules ahead with `python -m subinterpreter_parallelism check {module}`, "
-        "or pass fallback=\"process\" to run such tasks in a process pool."
+        'or pass fallback="process" to run such tasks in a process pool.'
     )
 
 
@@ -106,14 +108,17 @@ class Refusal:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Refusal) and all(
-            getattr(self, name) == getattr(other, name) for name in self.__slots__)
+            getattr(self, name) == getattr(other, name) for name in self.__slots__
+        )
 
     def __hash__(self) -> int:
         return hash((self.module, self.extension, self.reason, self.package))
 
     def __repr__(self) -> str:
-        return (f"Refusal(module={self.module!r}, extension={self.extension!r}, "
-                f"reason={self.reason!r}, package={self.package!r})")
+        return (
+            f"Refusal(module={self.module!r}, extension={self.extension!r}, "
+            f"reason={self.reason!r}, package={self.package!r})"
+        )
 
     def message(self) -> str:
         """``refusal_message`` for this refusal, naming the package the task imported."""
@@ -155,13 +160,13 @@ def find_refusal(exc: BaseException) -> Refusal | None:
             match = refusal_pattern.search(text)
             if match:
                 extension = match.group("module")
-                return Refusal(extension.split(".")[0], extension, match.group(0),
-                               importing_package(exc, module_frame))
+                return Refusal(
+                    extension.split(".")[0], extension, match.group(0), importing_package(exc, module_frame)
+                )
             for pattern, module in other_patterns:
                 match = pattern.search(text)
                 if match:
-                    return Refusal(module, module, match.group(0),
-                                   importing_package(exc, module_frame))
+                    return Refusal(module, module, match.group(0), importing_package(exc, module_frame))
         pending += [current.__context__, current.__cause__]
     return None
 
@@ -192,7 +197,9 @@ def importing_package(exc: BaseException, module_frame: Any = None) -> str | Non
     for text in (getattr(exc, "traceback", None), getattr(cause, "traceback", None)):
         if isinstance(text, str):
             # The outermost exception's own traceback comes last, after its chained causes.
-            own = text.rsplit("\n\nThe above exception was the direct cause of the following exception:", 1)[-1]
+            own = text.rsplit("\n\nThe above exception was the direct cause of the following exception:", 1)[
+                -1
+            ]
             own = own.rsplit("\n\nDuring handling of the above exception, another exception occurred:", 1)[-1]
             files += [match.group("file") for match in module_frame.finditer(own)][:1]
     for file in files:
@@ -213,7 +220,7 @@ def _package_of_file(file: str) -> str | None:
             best = root
     if best is None:
         return None
-    head = file[len(best):].split(os.sep)[0]
+    head = file[len(best) :].split(os.sep)[0]
     name = head.split(".")[0]
     return name if name.isidentifier() and name != "__main__" else None
 

@@ -36,16 +36,22 @@ VERSION = sys.version_info[:2]
 #: Its ABI flags carry a "t" (``3.13t``); ``sysconfig`` answers only where ``sys.abiflags`` does
 #: not exist (Windows): it imports ``threading`` and a large data module, a noticeable part of
 #: a worker interpreter's start-up.
-FREE_THREADED: bool = ("t" in sys.abiflags if hasattr(sys, "abiflags")
-                       else bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED")))
+FREE_THREADED: bool = (
+    "t" in sys.abiflags
+    if hasattr(sys, "abiflags")
+    else bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED"))
+)
 
 #: CPython bugs crash the process when a worker interpreter is the first in the process to
 #: import some extension modules: later, when another interpreter imports them too, or at exit
 #: ("double free", "free(): invalid pointer"; python/cpython#116510, #119450, #136423).
 #: Imported in the caller's interpreter first, they are safe in workers
 #: (tests/reliability/test_imports.py).
-IMPORT_IN_CALLER_FIRST: tuple[str, ...] = ("_datetime",) if VERSION >= (3, 13) else (
-    "_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
+IMPORT_IN_CALLER_FIRST: tuple[str, ...] = (
+    ("_datetime",)
+    if VERSION >= (3, 13)
+    else ("_asyncio", "hashlib", "ssl", "_datetime", "_decimal", "_zoneinfo")
+)
 
 #: CPython 3.12 before 3.12.4 (python/cpython#119213): the first call with keyword arguments of
 #: a function of an extension module loaded from a shared library (``_pickle``, ``_bisect``,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 import time
 from itertools import starmap as _starmap
+
 TYPE_CHECKING = False
 
 from . import _native, _versions  # both imported by the package itself already
@@ -25,8 +26,18 @@ from ._native import VALUE_TAG, TaskInterrupted
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["TaskInterrupted", "bootstrap", "call_by_name", "decode_call", "encode_bootstrap", "encode_error",
-           "encode_result", "flush_unflushed", "invoke", "run_chunk"]
+__all__ = [
+    "TaskInterrupted",
+    "bootstrap",
+    "call_by_name",
+    "decode_call",
+    "encode_bootstrap",
+    "encode_error",
+    "encode_result",
+    "flush_unflushed",
+    "invoke",
+    "run_chunk",
+]
 
 # The runner's parts that need pickle, by the name of their implementation in _outcome.
 _PICKLING_PARTS = {"decode_call": "decode_call", "encode_result": "encode_value"}
@@ -42,6 +53,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(_outcome, implementation)
     globals()[name] = value
     return value
+
 
 # The frames of modules that set this lead into the user's code: they are left out of task
 # tracebacks (an integration's evaluator sets it too, e.g. dask_support.expressions).
@@ -99,7 +111,9 @@ def encode_bootstrap(config: dict[str, Any]) -> bytes:
     if config.get("initializer") is None and not config.get("initargs"):
         import marshal
 
-        named = tuple((step.__module__, step.__qualname__, argument) for step, argument in config.get("steps", ()))
+        named = tuple(
+            (step.__module__, step.__qualname__, argument) for step, argument in config.get("steps", ())
+        )
         try:
             return marshal.dumps((config.get("interruptible_sleep", True), named))
         except Exception:  # an argument marshal cannot hold (a class, a Queue): pickled
@@ -119,8 +133,10 @@ def _decode_bootstrap(payload: bytes) -> dict[str, Any]:
     import marshal
 
     interruptible_sleep, named = marshal.loads(payload)
-    return {"interruptible_sleep": interruptible_sleep,
-            "steps": [(_by_name(module, qualname), argument) for module, qualname, argument in named]}
+    return {
+        "interruptible_sleep": interruptible_sleep,
+        "steps": [(_by_name(module, qualname), argument) for module, qualname, argument in named],
+    }
 
 
 def _by_name(module: str, qualname: str) -> Any:
@@ -190,8 +206,9 @@ def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict
     return _by_name(module, function)(*args, **kwargs)
 
 
-def run_chunk(fn: Any, chunk: list[Any], raise_refusals: bool = False,
-              star: bool = True) -> tuple[bytes, bytes | None]:
+def run_chunk(
+    fn: Any, chunk: list[Any], raise_refusals: bool = False, star: bool = True
+) -> tuple[bytes, bytes | None]:
     """Runs a ``map`` chunk; returns ``(results, failure)``.
 
     Each item of ``chunk`` is an argument tuple, ``fn(*args)``, or with ``star=False`` the one

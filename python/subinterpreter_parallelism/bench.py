@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     loaded = sys.modules.get("benchmarks")
-    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve().parent != root / "benchmarks":
+    if (
+        loaded is not None
+        and Path(getattr(loaded, "__file__", "") or "").resolve().parent != root / "benchmarks"
+    ):
         print(f"another package named 'benchmarks' is already imported ({loaded.__file__})", file=sys.stderr)
         return 2
     suite = importlib.import_module("benchmarks.suite")

@@ -53,8 +53,9 @@ class ModuleCheck:
         return self.result == "works"
 
 
-def check_modules(modules: Sequence[str], *, timeout: float = 60.0,
-                  jobs: int | None = None) -> list[ModuleCheck]:
+def check_modules(
+    modules: Sequence[str], *, timeout: float = 60.0, jobs: int | None = None
+) -> list[ModuleCheck]:
     """Imports each module in a fresh isolated (own-GIL) interpreter; returns the verdicts in order.
 
     Each module is tried in its own probe process (this Python, this ``sys.path``), so that
@@ -106,22 +107,31 @@ def _check_one(name: str, paths: list[str], timeout: float | None) -> ModuleChec
     sub = records.get("sub")
     if sub is None:
         detail = _last_line(stderr)
-        return ModuleCheck(name, "crashed", f"{crash} while importing it" + (f": {detail}" if detail else ""), None)
+        return ModuleCheck(
+            name, "crashed", f"{crash} while importing it" + (f": {detail}" if detail else ""), None
+        )
     elapsed = sub.get("elapsed")
     if sub.get("error_type") is None:
         if crash:
-            where = ("importing its submodules or destroying the interpreter"
-                     if sub.get("is_package") and "submodules" not in records else "destroying the interpreter")
+            where = (
+                "importing its submodules or destroying the interpreter"
+                if sub.get("is_package") and "submodules" not in records
+                else "destroying the interpreter"
+            )
             return ModuleCheck(name, "crashed", f"it imported, then {crash} while {where}", elapsed)
         return _works(name, sub, records.get("submodules"), elapsed)
     if sub.get("refusal"):
         if crash:  # 3.12 (see _probe): the refusal corrupted memory; the crash lands at random
             # a little later, in the second worker's import or only in a later interpreter's.
             return ModuleCheck(
-                name, "crashed", f"{sub['refusal']}; then another interpreter that tried it crashed "
+                name,
+                "crashed",
+                f"{sub['refusal']}; then another interpreter that tried it crashed "
                 "the process (CPython 3.12, gh-117953): a pool of two or more workers whose tasks "
-                "import it, a second pool or a recycled worker can crash, fallback=\"process\" or not",
-                elapsed, sub.get("refused_module"))
+                'import it, a second pool or a recycled worker can crash, fallback="process" or not',
+                elapsed,
+                sub.get("refused_module"),
+            )
         return ModuleCheck(name, "refused", sub["refusal"], elapsed, sub.get("refused_module"))
     reason = f"{sub['error_type']}: {sub['error']}".strip()
     # Failed without CPython's refusal: does it import at all? Asked in another fresh process,
@@ -135,9 +145,10 @@ def _check_one(name: str, paths: list[str], timeout: float | None) -> ModuleChec
     return ModuleCheck(name, "import error", reason, elapsed)
 
 
-def _works(name: str, sub: dict[str, Any], submodules: dict[str, Any] | None,
-           elapsed: float | None) -> ModuleCheck:
-    """"works", or "works, degraded" with what was refused on the way."""
+def _works(
+    name: str, sub: dict[str, Any], submodules: dict[str, Any] | None, elapsed: float | None
+) -> ModuleCheck:
+    """ "works", or "works, degraded" with what was refused on the way."""
     refused = dict(sub.get("refused_on_the_way") or [])
     failed: list[tuple[str, str]] = []
     if submodules is not None:
@@ -148,17 +159,25 @@ def _works(name: str, sub: dict[str, Any], submodules: dict[str, Any] | None,
     parts = [f"{module} fails in worker interpreters ({reason})" for module, reason in failed]
     accelerators = list(refused)
     if accelerators:
-        parts.append(f"{', '.join(accelerators)} refused: "
-                     f"{'it runs' if len(accelerators) == 1 else 'they run'} without "
-                     f"{'this C extension' if len(accelerators) == 1 else 'these C extensions'}")
+        parts.append(
+            f"{', '.join(accelerators)} refused: "
+            f"{'it runs' if len(accelerators) == 1 else 'they run'} without "
+            f"{'this C extension' if len(accelerators) == 1 else 'these C extensions'}"
+        )
     if not parts:
         return ModuleCheck(name, "works", "", elapsed)
-    return ModuleCheck(name, "works, degraded", "; ".join(parts), elapsed,
-                       degraded=tuple(sorted(failed_names)) + tuple(accelerators))
+    return ModuleCheck(
+        name,
+        "works, degraded",
+        "; ".join(parts),
+        elapsed,
+        degraded=tuple(sorted(failed_names)) + tuple(accelerators),
+    )
 
 
-def _run_probe(name: str, paths: list[str], timeout: float | None,
-               mode: str) -> tuple[dict[str, dict[str, Any]], str, str]:
+def _run_probe(
+    name: str, paths: list[str], timeout: float | None, mode: str
+) -> tuple[dict[str, dict[str, Any]], str, str]:
     """Runs one probe process; returns (its reports by stage, why it crashed or "", its stderr).
 
     Raises:
@@ -172,10 +191,15 @@ def _run_probe(name: str, paths: list[str], timeout: float | None,
     # the same version facts (_versions) as everything else.
     command = [sys.executable, "-X", "faulthandler", "-m", f"{__package__}._probe"]
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [package_parent] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
-    done = subprocess.run(command, input=request, capture_output=True, text=True,
-                          timeout=timeout, cwd=os.getcwd(), env=env)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [package_parent] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        ),
+    )
+    done = subprocess.run(
+        command, input=request, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd(), env=env
+    )
     records: dict[str, dict[str, Any]] = {}
     for line in done.stdout.splitlines():
         try:
@@ -211,19 +235,21 @@ def _format_seconds(seconds: float | None) -> str:
 
 def _shorten(text: str, width: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def format_table(results: Sequence[ModuleCheck]) -> str:
     """The table ``check`` prints: module, result, import time, reason."""
     rows = [("module", "result", "import time", "reason")]
-    rows += [(r.module, r.result, _format_seconds(r.import_time_s), _shorten(r.reason, 100))
-             for r in results]
+    rows += [(r.module, r.result, _format_seconds(r.import_time_s), _shorten(r.reason, 100)) for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = []
     for i, row in enumerate(rows):
-        lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1]),
-                                row[2].rjust(widths[2]), row[3]]).rstrip())
+        lines.append(
+            "  ".join(
+                [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].rjust(widths[2]), row[3]]
+            ).rstrip()
+        )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 6)
     return "\n".join(lines)
@@ -234,19 +260,25 @@ def summary(results: Sequence[ModuleCheck]) -> str:
     lines = []
     refused = [r.module for r in results if r.result == "refused"]
     if refused:
-        lines.append(f"{', '.join(refused)}: cannot run in worker interpreters; tasks that import "
-                     f"{'it' if len(refused) == 1 else 'them'} can run in a process pool with "
-                     "fallback=\"process\".")
+        lines.append(
+            f"{', '.join(refused)}: cannot run in worker interpreters; tasks that import "
+            f"{'it' if len(refused) == 1 else 'them'} can run in a process pool with "
+            'fallback="process".'
+        )
     degraded = [r.module for r in results if r.result == "works, degraded"]
     if degraded:
-        lines.append(f"{', '.join(degraded)}: {'imports' if len(degraded) == 1 else 'import'} in worker "
-                     "interpreters, degraded (see the reasons): without a C extension, code runs slower "
-                     "there; a task that imports a submodule that fails there can run in a process pool "
-                     "with fallback=\"process\".")
+        lines.append(
+            f"{', '.join(degraded)}: {'imports' if len(degraded) == 1 else 'import'} in worker "
+            "interpreters, degraded (see the reasons): without a C extension, code runs slower "
+            "there; a task that imports a submodule that fails there can run in a process pool "
+            'with fallback="process".'
+        )
     crashed = [r.module for r in results if r.result == "crashed"]
     if crashed:
-        lines.append(f"{', '.join(crashed)}: crashed the probe process; do not import "
-                     f"{'it' if len(crashed) == 1 else 'them'} in worker interpreters.")
+        lines.append(
+            f"{', '.join(crashed)}: crashed the probe process; do not import "
+            f"{'it' if len(crashed) == 1 else 'them'} in worker interpreters."
+        )
     return "\n".join(["", *lines]) if lines else ""
 
 
@@ -257,11 +289,12 @@ def check_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"{_PROG} check",
         description="Import each module in a fresh isolated (own-GIL) sub-interpreter, in a "
-                    "fresh process, and report whether it works there.",
+        "fresh process, and report whether it works there.",
         epilog="Results: works; works, degraded (imports, without some C extension or public "
-               "submodule of it); refused (imports normally, not in an own-GIL interpreter: "
-               "use fallback=\"process\"); import error (does not import at all); crashed; "
-               "timed out. Exit status 0 if every module works, 1 otherwise.")
+        "submodule of it); refused (imports normally, not in an own-GIL interpreter: "
+        'use fallback="process"); import error (does not import at all); crashed; '
+        "timed out. Exit status 0 if every module works, 1 otherwise.",
+    )
     parser.add_argument("modules", nargs="+", metavar="MODULE", help="module to check (dotted names allowed)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per module (default 60)")
@@ -273,13 +306,19 @@ def check_main(argv: Sequence[str] | None = None) -> int:
         parser.error("--jobs must be >= 1")
     results = check_modules(args.modules, timeout=args.timeout, jobs=args.jobs)
     if args.json:
-        print(json.dumps({"python": sys.version.split()[0], "executable": sys.executable,
-                          "modules": [asdict(r) for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "python": sys.version.split()[0],
+                    "executable": sys.executable,
+                    "modules": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
     else:
         print(format_table(results))
         text = summary(results)
         if text:
             print(text)
     return 0 if all(r.ok for r in results) else 1
-
-

@@ -21,16 +21,32 @@ from collections.abc import Callable, Sequence
 
 # command -> (module, function, one-line help); each function takes argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("subinterpreter_parallelism.demo", "main", "run the seed's comparison (py_factorial, several ways)"),
+    "demo": (
+        "subinterpreter_parallelism.demo",
+        "main",
+        "run the seed's comparison (py_factorial, several ways)",
+    ),
     "bench": ("subinterpreter_parallelism.bench", "main", "run the benchmarks against the alternatives"),
-    "check": ("subinterpreter_parallelism.check", "check_main", "check whether modules load in an own-GIL interpreter"),
-    "info": ("subinterpreter_parallelism.info", "info_main", "show Python, own-GIL support, worker count and build"),
+    "check": (
+        "subinterpreter_parallelism.check",
+        "check_main",
+        "check whether modules load in an own-GIL interpreter",
+    ),
+    "info": (
+        "subinterpreter_parallelism.info",
+        "info_main",
+        "show Python, own-GIL support, worker count and build",
+    ),
 }
 
 
 def _usage() -> str:
-    lines = ["usage: python -m subinterpreter_parallelism COMMAND [options]",
-             "       python -m subinterpreter_parallelism --version", "", "commands:"]
+    lines = [
+        "usage: python -m subinterpreter_parallelism COMMAND [options]",
+        "       python -m subinterpreter_parallelism --version",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<7} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
     lines += ["", "Run `python -m subinterpreter_parallelism COMMAND --help` for a command's options."]
     return "\n".join(lines)

@@ -74,12 +74,16 @@ def run_demo(tasks: int, n: int, workers: int, out: Callable[[str], None] = prin
     calls = [["subinterpreter_parallelism.demo", "py_factorial", (n,)] for _ in range(tasks)]
     cpus = os.cpu_count() or 1
     load_at_start = os.getloadavg()
-    out(f"Workload: {tasks} tasks of py_factorial({n:,}), {workers} workers, "
-        f"{cpus} CPUs, Python {platform.python_version()}\n")
+    out(
+        f"Workload: {tasks} tasks of py_factorial({n:,}), {workers} workers, "
+        f"{cpus} CPUs, Python {platform.python_version()}\n"
+    )
     if load_at_start[0] > cpus * BUSY_LOAD_PER_CPU:
-        out(f"warning: this machine is busy: load average {load_at_start[0]:.2f} on {cpus} CPUs before "
+        out(
+            f"warning: this machine is busy: load average {load_at_start[0]:.2f} on {cpus} CPUs before "
             f"the demo (above {cpus * BUSY_LOAD_PER_CPU:g}). Other programs compete for the CPUs, so the "
-            "times and speedups below are not reliable; run it again when the machine is quieter.\n")
+            "times and speedups below are not reliable; run it again when the machine is quieter.\n"
+        )
 
     rows: list[Row] = []
 
@@ -113,7 +117,9 @@ def run_demo(tasks: int, n: int, workers: int, out: Callable[[str], None] = prin
             return list(pool.map(py_factorial, [n] * tasks))
 
     rows.append(_measure("threads (ThreadPoolExecutor)", threads, expected))
-    rows.append(_measure("serial (one task at a time)", lambda: [py_factorial(n) for _ in range(tasks)], expected))
+    rows.append(
+        _measure("serial (one task at a time)", lambda: [py_factorial(n) for _ in range(tasks)], expected)
+    )
 
     serial = rows[-1].wall_s
     out("| method | wall time | speedup vs serial | CPU use |")
@@ -121,8 +127,10 @@ def run_demo(tasks: int, n: int, workers: int, out: Callable[[str], None] = prin
     for row in rows:
         out(f"| {row.method} | {row.wall_s:.2f} s | {serial / row.wall_s:.2f}x | {row.cpu_percent():.0f}% |")
     load_at_end = os.getloadavg()
-    out(f"\nload average (1, 5, 15 min): {_loads(load_at_start)} at start, {_loads(load_at_end)} at end, "
-        f"on {cpus} CPUs{' (busy)' if load_at_start[0] > cpus * BUSY_LOAD_PER_CPU else ''}")
+    out(
+        f"\nload average (1, 5, 15 min): {_loads(load_at_start)} at start, {_loads(load_at_end)} at end, "
+        f"on {cpus} CPUs{' (busy)' if load_at_start[0] > cpus * BUSY_LOAD_PER_CPU else ''}"
+    )
 
     steps = stats["steps"]
 
@@ -134,16 +142,30 @@ def run_demo(tasks: int, n: int, workers: int, out: Callable[[str], None] = prin
     out("\nSub-interpreter run, per step (measured by the Swift core):")
     out("| step | total | per interpreter or task |")
     out("|---|---|---|")
-    out(f"| creating interpreters | {total('interpreter_startup') * 1e3:.1f} ms | "
-        f"{total('interpreter_startup') / started * 1e3:.1f} ms each ({started}, in parallel) |")
+    out(
+        f"| creating interpreters | {total('interpreter_startup') * 1e3:.1f} ms | "
+        f"{total('interpreter_startup') / started * 1e3:.1f} ms each ({started}, in parallel) |"
+    )
     pickling = total("encode_call", "decode_call", "encode_result", "deliver")
-    out(f"| imports & pickling/unpickling | {pickling * 1e3:.2f} ms | {pickling / tasks * 1e3:.3f} ms per task |")
-    out(f"| waiting in the queue | {total('queue_wait') * 1e3:.1f} ms | {total('queue_wait') / tasks * 1e3:.1f} ms per task |")
+    out(
+        f"| imports & pickling/unpickling | {pickling * 1e3:.2f} ms | {pickling / tasks * 1e3:.3f} ms per task |"
+    )
+    out(
+        f"| waiting in the queue | {total('queue_wait') * 1e3:.1f} ms | {total('queue_wait') / tasks * 1e3:.1f} ms per task |"
+    )
     out(f"| function call | {total('call') * 1e3:.0f} ms | {total('call') / tasks * 1e3:.0f} ms per task |")
-    out(f"| ending interpreters | {total('interpreter_shutdown') * 1e3:.1f} ms | "
-        f"{total('interpreter_shutdown') / ended * 1e3:.1f} ms each |")
-    return {"tasks": tasks, "n": n, "workers": workers, "load_average": [load_at_start, load_at_end],
-            "rows": [row.__dict__ for row in rows], "stats": stats}
+    out(
+        f"| ending interpreters | {total('interpreter_shutdown') * 1e3:.1f} ms | "
+        f"{total('interpreter_shutdown') / ended * 1e3:.1f} ms each |"
+    )
+    return {
+        "tasks": tasks,
+        "n": n,
+        "workers": workers,
+        "load_average": [load_at_start, load_at_end],
+        "rows": [row.__dict__ for row in rows],
+        "stats": stats,
+    }
 
 
 def _loads(loads: tuple[float, float, float]) -> str:
@@ -155,12 +177,19 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m subinterpreter_parallelism demo",
-        description="The seed's comparison: py_factorial(n) as parallel tasks, several ways.")
+        description="The seed's comparison: py_factorial(n) as parallel tasks, several ways.",
+    )
     parser.add_argument("--quick", action="store_true", help="a few seconds instead of about a minute")
     parser.add_argument("--tasks", type=int, help="number of tasks (default: 4 per worker)")
-    parser.add_argument("--n", type=int, help="factorial size per task (default: ~2 s per task, --quick ~0.1 s)")
-    parser.add_argument("--workers", type=int, default=default_worker_count(),
-                        help="workers for every parallel row (default: the usable CPUs)")
+    parser.add_argument(
+        "--n", type=int, help="factorial size per task (default: ~2 s per task, --quick ~0.1 s)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_worker_count(),
+        help="workers for every parallel row (default: the usable CPUs)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")

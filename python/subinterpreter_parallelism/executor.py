@@ -205,8 +205,11 @@ class _PoolState:
             return
         if kind == _native.EVENT_SKIPPED:
             # Skipped without a claiming cancel: the pool broke or shut down meanwhile.
-            future._sp_fail(BrokenInterpreterPool(self.broken) if self.broken else
-                             RuntimeError("the task was dropped at pool shutdown"))
+            future._sp_fail(
+                BrokenInterpreterPool(self.broken)
+                if self.broken
+                else RuntimeError("the task was dropped at pool shutdown")
+            )
             return
         if kind == _native.EVENT_INTERNAL_ERROR:
             future._sp_fail(ExecutionFailed("RuntimeError", str(payload)))
@@ -243,7 +246,8 @@ class _PoolState:
         logger.error("interpreter pool is broken: %s", reason)
         self.native.close()
         error = BrokenInterpreterPool(
-            "a worker interpreter failed to start, so the pool is no longer usable:\n" + reason)
+            "a worker interpreter failed to start, so the pool is no longer usable:\n" + reason
+        )
         for future in list(self.futures.values()):
             if self.native.cancel(future._sp_task_id, False) == 1:  # claimed: ours to settle
                 self.futures.pop(future._sp_task_id, None)
@@ -262,8 +266,11 @@ class _PoolState:
                 never_ran = self.native.join()  # the queued tasks it claimed for us
             except BaseException:  # MemoryError listing them: the sweep below fails them
                 never_ran = []
-            error: BaseException = BrokenInterpreterPool(self.broken) if self.broken else \
-                RuntimeError("the pool ended before the task could run")
+            error: BaseException = (
+                BrokenInterpreterPool(self.broken)
+                if self.broken
+                else RuntimeError("the pool ended before the task could run")
+            )
             for task_id in never_ran:
                 future = self.futures.pop(task_id, None)
                 if future is not None:
@@ -404,7 +411,9 @@ class InterpreterPoolExecutor(Executor):
             if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
                 raise TypeError("task_timeout must be a number of seconds or None")
             if not task_timeout > 0:
-                raise ValueError(f"task_timeout must be None or a number of seconds > 0, not {task_timeout!r}")
+                raise ValueError(
+                    f"task_timeout must be None or a number of seconds > 0, not {task_timeout!r}"
+                )
             if task_timeout > threading.TIMEOUT_MAX:
                 task_timeout = None  # inf: no limit (it used to kill the timeout thread)
         if fallback is not None:
@@ -420,20 +429,31 @@ class InterpreterPoolExecutor(Executor):
         preload_watch: preloading.PreloadWatch | None = preloading.PreloadWatch(max_workers, preload_modules)
         # What each worker's bootstrap runs before the initializer (see _worker.bootstrap).
         steps: list[tuple[Callable[[Any], object], Any]] = [
-            (forwarding.install, forwarding.worker_options(forward_logging, forward_warnings, output))]
+            (forwarding.install, forwarding.worker_options(forward_logging, forward_warnings, output))
+        ]
         if preload_watch.modules:
             steps.append((preloading.import_modules, preload_watch.worker_config()))
-        config = {"initializer": initializer, "initargs": tuple(initargs), "interruptible_sleep": True,
-                  "steps": steps}
+        config = {
+            "initializer": initializer,
+            "initargs": tuple(initargs),
+            "interruptible_sleep": True,
+            "steps": steps,
+        }
         try:
             bootstrap = _worker.encode_bootstrap(config)
         except Exception as exc:
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
         _import_in_caller_first()
-        native = _native.Pool(max_workers, [str(p) for p in sys.path], bootstrap, _pickling.encode_call,
-                              _worker_thread_names(thread_name_prefix, max_workers), max_tasks_per_worker or 0,
-                              task_timeout)
+        native = _native.Pool(
+            max_workers,
+            [str(p) for p in sys.path],
+            bootstrap,
+            _pickling.encode_call,
+            _worker_thread_names(thread_name_prefix, max_workers),
+            max_tasks_per_worker or 0,
+            task_timeout,
+        )
         self._state = _PoolState(native, task_timeout)
         self._state.initargs = config["initargs"]
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
@@ -451,10 +471,12 @@ class InterpreterPoolExecutor(Executor):
 
             self._state.fallback = ProcessFallback(max_workers, automatic=True)
         self._ids = itertools.count()
-        completion_name = (f"{thread_name_prefix}_completion" if thread_name_prefix
-                           else f"sp-completion-{id(self):x}")
+        completion_name = (
+            f"{thread_name_prefix}_completion" if thread_name_prefix else f"sp-completion-{id(self):x}"
+        )
         self._completion = threading.Thread(
-            target=self._state.deliver_forever, name=completion_name, daemon=False)
+            target=self._state.deliver_forever, name=completion_name, daemon=False
+        )
         self._completion.start()
         weakref.finalize(self, _close_native, native)
         with _live_lock:
@@ -573,8 +595,10 @@ class InterpreterPoolExecutor(Executor):
             if buffersize < 1:
                 raise ValueError("buffersize must be None or >= 1")
             if progress is not None and progress is not False:
-                raise ValueError("progress needs the number of items up front, which map() does not "
-                                 "read with buffersize: pass one or the other")
+                raise ValueError(
+                    "progress needs the number of items up front, which map() does not "
+                    "read with buffersize: pass one or the other"
+                )
         deadline = None if timeout is None else time.monotonic() + timeout
         if buffersize is not None:
             # chunksize=None means 1 here: an automatic size would need the input's length, and
@@ -587,26 +611,38 @@ class InterpreterPoolExecutor(Executor):
         if chunksize is None:
             chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
         if chunksize == 1:
-            futures = deque([self.submit(fn, *args) for args in items] if star else
-                            [self.submit(fn, item) for item in items])
+            futures = deque(
+                [self.submit(fn, *args) for args in items]
+                if star
+                else [self.submit(fn, item) for item in items]
+            )
             results = _yield_results(futures, deadline, chunked=False, ordered=ordered)
             if progress is not None:
                 tracker = _progress.track(futures, None, progress, f"map({_name_of(fn)})")
                 return _progress.finishing(results, tracker, len(items))
             return results
-        chunks = [items[i:i + chunksize] for i in range(0, len(items), chunksize)]
+        chunks = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
         refusals = self._falls_back()
         futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals, star) for chunk in chunks])
         if futures:
             self._note_module(fn, futures[0])  # the chunks' function is the runner's
         results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
         if progress is not None:
-            tracker = _progress.track(futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})")
+            tracker = _progress.track(
+                futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})"
+            )
             return _progress.finishing(results, tracker, len(items))
         return results
 
-    def _map_buffered(self, fn: Callable[..., T], iterables: tuple[Iterable[Any], ...],
-                      deadline: float | None, chunksize: int, buffersize: int, ordered: bool) -> Iterator[T]:
+    def _map_buffered(
+        self,
+        fn: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        deadline: float | None,
+        chunksize: int,
+        buffersize: int,
+        ordered: bool,
+    ) -> Iterator[T]:
         """``map`` with ``buffersize``: submits the first tasks now, the others as results are
         yielded. The iterator holds the executor (unlike the stdlib's, which stops submitting
         once the executor is collected and so may silently yield fewer results)."""
@@ -732,7 +768,9 @@ class InterpreterPoolExecutor(Executor):
         state = self._state
         state.native.close()
         native = state.native
-        if not any(native.phase(f._sp_task_id) == _native.PHASE_PENDING for f in list(state.futures.values())):
+        if not any(
+            native.phase(f._sp_task_id) == _native.PHASE_PENDING for f in list(state.futures.values())
+        ):
             native.interrupt_initializers()
 
     def stats(self) -> dict[str, Any]:
@@ -785,7 +823,7 @@ def _worker_thread_names(prefix: str, count: int) -> list[str]:
     names = []
     for i in range(count):
         suffix = f"_{i}"
-        head = encoded[:max(0, _OS_THREAD_NAME_BYTES - len(suffix))].decode("utf-8", "ignore")
+        head = encoded[: max(0, _OS_THREAD_NAME_BYTES - len(suffix))].decode("utf-8", "ignore")
         names.append(head + suffix)
     return names
 
@@ -839,8 +877,13 @@ def _close_native(native: Any) -> None:
     native.close()
 
 
-def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked: bool, ordered: bool = True,
-                   refill: Callable[[int], None] | None = None) -> Iterator[Any]:
+def _yield_results(
+    futures: deque[Future[Any]],
+    deadline: float | None,
+    chunked: bool,
+    ordered: bool = True,
+    refill: Callable[[int], None] | None = None,
+) -> Iterator[Any]:
     """Yields results in order (or, unless ``ordered``, as tasks finish); on timeout, error,
     early close or Ctrl-C cancels the rest.
 
@@ -854,8 +897,9 @@ def _yield_results(futures: deque[Future[Any]], deadline: float | None, chunked:
     return (_yield_in_order if ordered else _yield_as_finished)(futures, deadline, chunked, refill)
 
 
-def _yield_in_order(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
-                    refill: Callable[[int], None] | None) -> Iterator[Any]:
+def _yield_in_order(
+    futures: deque[Future[Any]], deadline: float | None, chunked: bool, refill: Callable[[int], None] | None
+) -> Iterator[Any]:
     try:
         while True:
             if refill is not None:
@@ -883,23 +927,24 @@ _CTRL_C_POLL_SECONDS = 0.05
 
 _WORKER_ACTIVITY_TEXT = {
     _native.WORKER_STARTING: "its initializer has not returned (code blocked inside C sees the "
-                             "interruption only when it returns to Python)",
+    "interruption only when it returns to Python)",
     _native.WORKER_IDLE: "idle",
     _native.WORKER_RUNNING: "its task has not returned (code blocked inside C sees the "
-                            "interruption only when it returns to Python)",
+    "interruption only when it returns to Python)",
     _native.WORKER_ENDING: "its interpreter is ending",
-    _native.WORKER_WARMING: "it imports a module ahead of tasks (preload=\"auto\"; code blocked inside C "
-                            "sees the interruption only when it returns to Python)",
+    _native.WORKER_WARMING: 'it imports a module ahead of tasks (preload="auto"; code blocked inside C '
+    "sees the interruption only when it returns to Python)",
     _native.WORKER_ENDING_WITH_THREADS: "its interpreter waits for threads that its tasks started "
-                                        "and that have not ended (an interpreter ends only after its "
-                                        "threads)",
+    "and that have not ended (an interpreter ends only after its "
+    "threads)",
 }
 
 _exit_hook_ran = False
 
 
-def _yield_as_finished(futures: deque[Future[Any]], deadline: float | None, chunked: bool,
-                       refill: Callable[[int], None] | None) -> Iterator[Any]:
+def _yield_as_finished(
+    futures: deque[Future[Any]], deadline: float | None, chunked: bool, refill: Callable[[int], None] | None
+) -> Iterator[Any]:
     finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
     watched: set[Future[Any]] = set()
     try:
@@ -930,8 +975,9 @@ def _yield_as_finished(futures: deque[Future[Any]], deadline: float | None, chun
             future.cancel()
 
 
-def _outcome_of(future: Future[Any], deadline: float | None,
-                chunked: bool) -> tuple[list[Any], BaseException | None]:
+def _outcome_of(
+    future: Future[Any], deadline: float | None, chunked: bool
+) -> tuple[list[Any], BaseException | None]:
     """Waits for a ``map`` task; returns its results, last first, and the exception to raise
     after them (a chunk's failing item), or raises the task's exception, or ``TimeoutError``
     once ``deadline`` has passed."""
@@ -1022,9 +1068,15 @@ def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
         remaining = [pool for pool in pools if not pool._state.ended.is_set()]
         if not remaining:
             return
-        activities = [activity for pool in remaining for activity in pool._state.native.worker_activities()
-                      if activity != _native.WORKER_ENDED]
-        if activities and all(a in (_native.WORKER_ENDING, _native.WORKER_ENDING_WITH_THREADS) for a in activities):
+        activities = [
+            activity
+            for pool in remaining
+            for activity in pool._state.native.worker_activities()
+            if activity != _native.WORKER_ENDED
+        ]
+        if activities and all(
+            a in (_native.WORKER_ENDING, _native.WORKER_ENDING_WITH_THREADS) for a in activities
+        ):
             now = time.monotonic()
             if stuck_since is None:
                 stuck_since = now
@@ -1048,9 +1100,11 @@ def _give_up_at_exit(pools: list[InterpreterPoolExecutor], why: str) -> None:
                 if activity != _native.WORKER_ENDED:
                     text = _WORKER_ACTIVITY_TEXT.get(activity, f"activity {activity}")
                     lines.append(f"  worker {index} of {pool!r}: {text}")
-        message = (f"subinterpreter_parallelism: exit gave up on worker interpreters after {why}:\n"
-                   + "\n".join(lines)
-                   + "\nThe process ends now without finalizing (atexit functions not yet run are skipped).\n")
+        message = (
+            f"subinterpreter_parallelism: exit gave up on worker interpreters after {why}:\n"
+            + "\n".join(lines)
+            + "\nThe process ends now without finalizing (atexit functions not yet run are skipped).\n"
+        )
         for stream in (sys.stdout, sys.stderr):
             try:
                 if stream is sys.stderr:
@@ -1076,8 +1130,10 @@ def _forget_pools_after_fork() -> None:
     _live_lock = threading.Lock()  # the parent may have held it while forking
     for pool in list(_live_pools):
         # Lock-free in Swift: the parent may have held any lock at the fork.
-        pool._state.native.mark_broken("this process was forked from the one that created the pool; "
-                                       "interpreter pools do not survive fork: create a new pool in the child")
+        pool._state.native.mark_broken(
+            "this process was forked from the one that created the pool; "
+            "interpreter pools do not survive fork: create a new pool in the child"
+        )
         pool._state.ended.set()
     _live_pools.clear()
 
@@ -1085,5 +1141,6 @@ def _forget_pools_after_fork() -> None:
 threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
 atexit.register(_shutdown_all_at_exit_if_missed)
 _native._install_fork_guard(_versions.FORK_CHILD_ABORTS)
-os.register_at_fork(before=_native._before_fork, after_in_parent=_native._after_fork,
-                    after_in_child=_forget_pools_after_fork)
+os.register_at_fork(
+    before=_native._before_fork, after_in_parent=_native._after_fork, after_in_child=_forget_pools_after_fork
+)

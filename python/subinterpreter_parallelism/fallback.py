@@ -33,9 +33,9 @@ def check_fallback(fallback: object) -> str | None:
     if fallback is None:
         return None
     if not isinstance(fallback, str):
-        raise TypeError(f"fallback must be None or \"process\", not {type(fallback).__name__}")
+        raise TypeError(f'fallback must be None or "process", not {type(fallback).__name__}')
     if fallback != "process":
-        raise ValueError(f"fallback must be None or \"process\", not {fallback!r}")
+        raise ValueError(f'fallback must be None or "process", not {fallback!r}')
     return fallback
 
 
@@ -95,8 +95,8 @@ class ProcessFallback:
         except Exception as error:
             import logging
 
-            logging.getLogger("subinterpreter_parallelism").exception("fallback=\"process\" failed")
-            exc.add_note(f"fallback=\"process\" failed: {error!r}")
+            logging.getLogger("subinterpreter_parallelism").exception('fallback="process" failed')
+            exc.add_note(f'fallback="process" failed: {error!r}')
             return None
 
     def _take_over(self, call: Call, future: Future[Any], exc: BaseException) -> Future[Any] | None:
@@ -123,7 +123,7 @@ class ProcessFallback:
             except Exception as error:  # warnings turned into errors: no silent fallback then
                 with self._lock:
                     self._warned.discard(refusal.package)
-                exc.add_note(f"fallback=\"process\" did not run the task in a process: {error!r}")
+                exc.add_note(f'fallback="process" did not run the task in a process: {error!r}')
                 return None
         try:
             from . import _pickling
@@ -137,10 +137,11 @@ class ProcessFallback:
                     from concurrent.futures import ProcessPoolExecutor
 
                     self._processes = ProcessPoolExecutor(
-                        self.max_workers, mp_context=multiprocessing.get_context("spawn"))
+                        self.max_workers, mp_context=multiprocessing.get_context("spawn")
+                    )
                 moved = self._processes.submit(_run_pickled_call, payload)
         except Exception as error:  # cannot move it: the task fails, with the reason in a note
-            exc.add_note(f"fallback=\"process\" could not run the task in a process: {error!r}")
+            exc.add_note(f'fallback="process" could not run the task in a process: {error!r}')
             return None
         moved.add_done_callback(lambda done: _settle(future, done))
         return moved
@@ -160,9 +161,11 @@ class ProcessFallback:
 
 
 def _warning_text(refusal: Refusal) -> str:
-    return (f"{refusal.describe()} cannot be imported in an own-GIL sub-interpreter "
-            f"({refusal.reason}); tasks that need it run in a process pool instead "
-            "(fallback=\"process\")")
+    return (
+        f"{refusal.describe()} cannot be imported in an own-GIL sub-interpreter "
+        f"({refusal.reason}); tasks that need it run in a process pool instead "
+        '(fallback="process")'
+    )
 
 
 class Call:
@@ -187,8 +190,9 @@ class _CallSite:
 
     __slots__ = ("filename", "lineno", "module_globals", "main_lineno")
 
-    def __init__(self, filename: str, lineno: int, module_globals: dict[str, Any] | None,
-                 main_lineno: int | None) -> None:
+    def __init__(
+        self, filename: str, lineno: int, module_globals: dict[str, Any] | None, main_lineno: int | None
+    ) -> None:
         self.filename = filename
         self.lineno = lineno
         self.module_globals = module_globals
@@ -220,18 +224,27 @@ class _CallSite:
         import warnings
 
         module_globals = self.module_globals or {}
-        registry = module_globals.setdefault("__warningregistry__", {}) if self.module_globals is not None else None
+        registry = (
+            module_globals.setdefault("__warningregistry__", {}) if self.module_globals is not None else None
+        )
         # No module_globals: its loader would be asked for the source (python -c: ImportError).
-        warnings.warn_explicit(text, category, self.filename, self.lineno,
-                               module=str(module_globals.get("__name__", "")) or None, registry=registry)
+        warnings.warn_explicit(
+            text,
+            category,
+            self.filename,
+            self.lineno,
+            module=str(module_globals.get("__name__", "")) or None,
+            registry=registry,
+        )
 
 
 _GUARD_MESSAGE = (
-    "{package} cannot be imported in an own-GIL sub-interpreter, and fallback=\"process\" cannot "
-    "run the task in a process: processes started with \"spawn\" import the script {script} "
+    '{package} cannot be imported in an own-GIL sub-interpreter, and fallback="process" cannot '
+    'run the task in a process: processes started with "spawn" import the script {script} '
     "again, and its pool is started at the top level of the script, not under "
-    "`if __name__ == \"__main__\":` - each process would start it again. Put the code that "
-    "starts the pool (and submits tasks) under that guard.")
+    '`if __name__ == "__main__":` - each process would start it again. Put the code that '
+    "starts the pool (and submits tasks) under that guard."
+)
 
 _guard_lock = threading.Lock()
 _guarded_lines: dict[str, Any] = {}  # script -> the line ranges under `if __name__ == "__main__":`
@@ -340,5 +353,3 @@ def _run_pickled_call(payload: bytes) -> bytes:
     except BaseException as exc:
         _outcome.note_unpicklable_result(exc, value)
         return _outcome.encode_exception(exc)
-
-

@@ -164,11 +164,11 @@ class ForwardingStream(io.TextIOBase):
                 self._pending.clear()
                 self._size = 0
             else:
-                out = text[:cut + 1]
+                out = text[: cut + 1]
                 if self._pending:
                     out = "".join(self._pending) + out
                     self._pending.clear()
-                tail = text[cut + 1:]
+                tail = text[cut + 1 :]
                 self._size = len(tail)
                 if tail:
                     self._pending.append(tail)
@@ -290,8 +290,9 @@ def _install_warnings(warnings: Any, filters: list[tuple[Any, ...]]) -> None:
     warnings.showwarning = _forward_warning
 
 
-def _forward_warning(message: Any, category: Any, filename: str, lineno: int,
-                     file: Any = None, line: str | None = None) -> None:
+def _forward_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: str | None = None
+) -> None:
     """The worker's ``warnings.showwarning``: sends the warning to the caller."""
     from . import _pickling  # not at import: a worker loads pickle only when it needs it
 
@@ -306,8 +307,9 @@ def _forward_warning(message: Any, category: Any, filename: str, lineno: int,
         _post(TAG_WARNING, data)
     except Exception as exc:
         try:
-            sys.__stderr__.write(f"{filename}:{lineno}: {category.__name__}: {message}"
-                                 f" (not forwarded: {exc!r})\n")
+            sys.__stderr__.write(
+                f"{filename}:{lineno}: {category.__name__}: {message} (not forwarded: {exc!r})\n"
+            )
         except Exception:
             pass
 
@@ -324,6 +326,7 @@ def _module_at(filename: str, lineno: int) -> str | None:
 
 
 # ─── caller side ────────────────────────────────────────────────────────────────────────────
+
 
 def worker_options(forward_logging: bool | int, forward_warnings: bool, output: str) -> dict[str, Any]:
     """Caller side: what ``install`` needs, with the caller's configuration as it is now.
@@ -390,9 +393,14 @@ def _error_filters() -> list[tuple[Any, ...]]:
     filters = list(warnings.filters)
     last = max((i for i, f in enumerate(filters) if f[0] == "error"), default=-1)
     result: list[tuple[Any, ...]] = []
-    for action, message, category, module, lineno in filters[:last + 1]:
-        entry = ("error" if action == "error" else "always", _pattern(message), category,
-                 _pattern(module), lineno)
+    for action, message, category, module, lineno in filters[: last + 1]:
+        entry = (
+            "error" if action == "error" else "always",
+            _pattern(message),
+            category,
+            _pattern(module),
+            lineno,
+        )
         try:
             _pickling.dumps(entry)
         except Exception:
@@ -492,16 +500,19 @@ class CallerSide:
             category, text, filename, lineno, module = _pickling.loads(memoryview(payload))
             registry = self._registries.setdefault(module or filename, {})
             try:
-                warnings.warn_explicit(text, category or UserWarning, filename, lineno,
-                                       module=module, registry=registry)
+                warnings.warn_explicit(
+                    text, category or UserWarning, filename, lineno, module=module, registry=registry
+                )
             except Warning:
                 # An "error" filter added after the pool started: the task has already run
                 # on, so the error can only be reported here.
                 import logging
 
                 logging.getLogger(__package__).exception(
-                    "a warning raised by a task in worker %d matches an \"error\" filter added "
-                    "after the pool started", worker)
+                    'a warning raised by a task in worker %d matches an "error" filter added '
+                    "after the pool started",
+                    worker,
+                )
         except Exception:
             _report("a warning", worker)
 

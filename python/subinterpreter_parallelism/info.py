@@ -38,7 +38,10 @@ def info() -> dict[str, Any]:
         report["own_gil"] = failure is None
         report["own_gil_detail"] = (
             f"created, ran and destroyed an isolated interpreter in "
-            f"{(time.perf_counter() - start) * 1000:.1f} ms" if failure is None else failure)
+            f"{(time.perf_counter() - start) * 1000:.1f} ms"
+            if failure is None
+            else failure
+        )
     except Exception as exc:
         report["own_gil"] = False
         report["own_gil_detail"] = f"{type(exc).__name__}: {exc}"
@@ -69,7 +72,8 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"{_PROG} info",
         description="Show the Python version, whether own-GIL sub-interpreters are available, "
-                    "the default worker count and how the native core was built.")
+        "the default worker count and how the native core was built.",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     report = info()
@@ -80,11 +84,16 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     if "error" in build:
         build_text = f"cannot load the native core: {build['error']}"
     else:
-        details = ", ".join(f"{key} {value}" for key, value in build.items()
-                            if key not in ("swift", "python_compiled", "module"))
-        build_text = (f"Swift {build.get('swift', '?')}, compiled for CPython "
-                      f"{build.get('python_compiled', '?')}, ABI {report['ext_suffix']}"
-                      + (f", {details}" if details else ""))
+        details = ", ".join(
+            f"{key} {value}"
+            for key, value in build.items()
+            if key not in ("swift", "python_compiled", "module")
+        )
+        build_text = (
+            f"Swift {build.get('swift', '?')}, compiled for CPython "
+            f"{build.get('python_compiled', '?')}, ABI {report['ext_suffix']}"
+            + (f", {details}" if details else "")
+        )
     packages = ", ".join(f"{name} {ver or 'not installed'}" for name, ver in report["packages"].items())
     rows = [
         ("python", f"{report['implementation']} {report['python']} ({report['executable']})"),

@@ -49,7 +49,9 @@ try:
     )
     from joblib.parallel import register_parallel_backend
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("the joblib backend needs joblib: pip install 'subinterpreter_parallelism[joblib]'") from exc
+    raise ImportError(
+        "the joblib backend needs joblib: pip install 'subinterpreter_parallelism[joblib]'"
+    ) from exc
 
 from . import _joblib_tasks, _native
 from ._versions import default_worker_count
@@ -80,14 +82,21 @@ class SubinterpreterBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ig
     MIN_IDEAL_BATCH_DURATION = 0.05
     MAX_IDEAL_BATCH_DURATION = 1.0
 
-    def __init__(self, nesting_level: int | None = None, inner_max_num_threads: int | None = None,
-                 **executor_options: Any) -> None:
+    def __init__(
+        self,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
+        **executor_options: Any,
+    ) -> None:
         unknown = sorted(set(executor_options) - option_names())
         if unknown:
-            raise TypeError(f"unknown options for the {BACKEND_NAME!r} joblib backend: {', '.join(unknown)} "
-                            "(it takes InterpreterPoolExecutor's keyword arguments)")
-        super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads,
-                         **executor_options)
+            raise TypeError(
+                f"unknown options for the {BACKEND_NAME!r} joblib backend: {', '.join(unknown)} "
+                "(it takes InterpreterPoolExecutor's keyword arguments)"
+            )
+        super().__init__(
+            nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads, **executor_options
+        )
         self._executor: InterpreterPoolExecutor | None = None
         self._futures: set[Future[Any]] = set()
         self._futures_lock = threading.Lock()
@@ -102,8 +111,14 @@ class SubinterpreterBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ig
             return max(default_worker_count() + 1 + n_jobs, 1)
         return int(n_jobs)
 
-    def configure(self, n_jobs: int = 1, parallel: Any = None, prefer: str | None = None,
-                  require: str | None = None, **backend_kwargs: Any) -> int:
+    def configure(
+        self,
+        n_jobs: int = 1,
+        parallel: Any = None,
+        prefer: str | None = None,
+        require: str | None = None,
+        **backend_kwargs: Any,
+    ) -> int:
         """Takes the shared pool for ``n_jobs`` workers; 1 falls back to joblib's sequential backend."""
         n_jobs = self.effective_n_jobs(n_jobs)
         if n_jobs == 1:
@@ -111,14 +126,16 @@ class SubinterpreterBackend(AutoBatchingMixin, ParallelBackendBase):  # type: ig
         names = option_names()
         # Parallel also passes its own settings (max_nbytes, mmap_mode, temp_folder, verbose,
         # context...): only the executor's options are kept.
-        options = {key: value for key, value in {**backend_kwargs, **self.backend_kwargs}.items()
-                   if key in names}
+        options = {
+            key: value for key, value in {**backend_kwargs, **self.backend_kwargs}.items() if key in names
+        }
         self._executor = get_reusable_executor(n_jobs, **options)
         self.parallel = parallel
         return n_jobs
 
-    def submit(self, func: Callable[[], Any], callback: Callable[[Future[Any]], object] | None = None
-               ) -> Future[Any]:
+    def submit(
+        self, func: Callable[[], Any], callback: Callable[[Future[Any]], object] | None = None
+    ) -> Future[Any]:
         """Runs one joblib batch as one task; ``callback(future)`` once it is done."""
         executor = self._executor
         if executor is None:

@@ -46,12 +46,13 @@ def _shared_pool() -> InterpreterPoolExecutor:
 def _check_call(index: int, call: Any) -> tuple[str, str, tuple[Any, ...], dict[str, Any]]:
     if not isinstance(call, (list, tuple)):
         raise TypeError(
-            f"call {index}: expected a list or tuple [module, function, (args,)], "
-            f"got {type(call).__name__}")
+            f"call {index}: expected a list or tuple [module, function, (args,)], got {type(call).__name__}"
+        )
     if len(call) not in (3, 4):
         raise ValueError(
             f"call {index}: expected [module, function, (args,)] or "
-            f"[module, function, (args,), {{kwargs}}], got {len(call)} elements")
+            f"[module, function, (args,), {{kwargs}}], got {len(call)} elements"
+        )
     module, function, args = call[0], call[1], call[2]
     kwargs = call[3] if len(call) == 4 else {}
     if not isinstance(module, str) or not module:
@@ -61,7 +62,8 @@ def _check_call(index: int, call: Any) -> tuple[str, str, tuple[Any, ...], dict[
     if not isinstance(args, tuple):
         raise TypeError(
             f"call {index}: the arguments must be a tuple, got {type(args).__name__} "
-            "(write (x,) for one argument)")
+            "(write (x,) for one argument)"
+        )
     if not isinstance(kwargs, dict):
         raise TypeError(f"call {index}: the keyword arguments must be a dict, got {type(kwargs).__name__}")
     for key in kwargs:
@@ -135,8 +137,10 @@ def parallel(
     if not_done:
         for future in not_done:
             future.cancel()  # interrupts the calls still running
-        error = TimeoutError(f"parallel() did not finish within {timeout} s; "
-                             f"{len(not_done)} of {len(futures)} calls were stopped")
+        error = TimeoutError(
+            f"parallel() did not finish within {timeout} s; "
+            f"{len(not_done)} of {len(futures)} calls were stopped"
+        )
         error.parallel_outcomes = _outcomes(checked, futures)  # type: ignore[attr-defined]
         raise error
     outcomes = _outcomes(checked, futures)
@@ -150,8 +154,9 @@ def parallel(
     return [outcome.value for outcome in outcomes]
 
 
-def _outcomes(checked: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]],
-              futures: list[Future[Any]]) -> list[CallOutcome]:
+def _outcomes(
+    checked: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]], futures: list[Future[Any]]
+) -> list[CallOutcome]:
     from concurrent.futures import CancelledError
 
     outcomes = []

@@ -44,8 +44,17 @@ if TYPE_CHECKING:
 # The caller side's imports (threading, _refusal, errors) wait inside its functions: a worker
 # interpreter imports this module for import_modules alone, during its start-up.
 
-__all__ = ["AUTO", "PRELOAD_TIMEOUT", "TAG_PRELOAD", "TAG_WARM_FAILED", "AutoWarm", "PreloadWatch",
-           "check_preload", "import_modules", "warm_module"]
+__all__ = [
+    "AUTO",
+    "PRELOAD_TIMEOUT",
+    "TAG_PRELOAD",
+    "TAG_WARM_FAILED",
+    "AutoWarm",
+    "PreloadWatch",
+    "check_preload",
+    "import_modules",
+    "warm_module",
+]
 
 #: The ``preload`` entry that turns on warming the modules of submitted functions.
 AUTO = "auto"
@@ -64,6 +73,7 @@ _PRELOAD_OK = b"ok"
 
 
 # ─── worker side ────────────────────────────────────────────────────────────────────────────
+
 
 def import_modules(spec: dict[str, Any]) -> bool:
     """Worker side, a step of ``_worker.bootstrap``: imports ``spec["modules"]``; tells the
@@ -114,6 +124,7 @@ def warm_module(name: str) -> str | None:
 
 # ─── caller side ────────────────────────────────────────────────────────────────────────────
 
+
 def check_preload(preload: str | Iterable[str]) -> tuple[tuple[str, ...], bool]:
     """Caller side: ``preload`` as a tuple of module names (one name alone is allowed), and
     whether ``"auto"`` was among them (taken out of the names).
@@ -125,13 +136,14 @@ def check_preload(preload: str | Iterable[str]) -> tuple[tuple[str, ...], bool]:
     if isinstance(preload, str):
         entries: tuple[Any, ...] = (preload,)
     elif isinstance(preload, (bytes, bytearray)) or not hasattr(preload, "__iter__"):
-        raise TypeError(f"preload must be a module name, \"auto\", or an iterable of them, "
-                        f"not {type(preload).__name__}")
+        raise TypeError(
+            f'preload must be a module name, "auto", or an iterable of them, not {type(preload).__name__}'
+        )
     else:
         entries = tuple(preload)
     for name in entries:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"preload must hold module names (non-empty str) or \"auto\", got {name!r}")
+            raise TypeError(f'preload must hold module names (non-empty str) or "auto", got {name!r}')
     modules = tuple(name for name in entries if name != AUTO)
     return modules, len(modules) != len(entries)
 
@@ -191,8 +203,12 @@ class AutoWarm:
 
         module, _, text = bytes(memoryview(payload)).decode("utf-8", "replace").partition("\n")
         logging.getLogger("subinterpreter_parallelism").warning(
-            "preload=\"auto\": worker %d could not import module %r ahead of its tasks (the tasks "
-            "that need it will raise the error): %s", worker, module, text)
+            'preload="auto": worker %d could not import module %r ahead of its tasks (the tasks '
+            "that need it will raise the error): %s",
+            worker,
+            module,
+            text,
+        )
 
 
 class PreloadWatch:
@@ -253,7 +269,8 @@ class PreloadWatch:
                 if time.monotonic() > deadline:
                     error = TimeoutError(
                         f"the worker interpreters did not finish importing the preload modules "
-                        f"within {PRELOAD_TIMEOUT if timeout is None else timeout:g} s")
+                        f"within {PRELOAD_TIMEOUT if timeout is None else timeout:g} s"
+                    )
                     break
         except BaseException:
             self._close_gate()  # the workers still waiting must stop

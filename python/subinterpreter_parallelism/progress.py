@@ -38,12 +38,14 @@ def check_progress(progress: object) -> None:
     """
     if progress is None or isinstance(progress, bool) or callable(progress):
         return
-    raise TypeError(f"progress must be True, False, None or a callable(done, total), "
-                    f"not {type(progress).__name__}")
+    raise TypeError(
+        f"progress must be True, False, None or a callable(done, total), not {type(progress).__name__}"
+    )
 
 
-def track(futures: Sequence[Future[Any]], sizes: Sequence[int] | None, progress: Progress,
-          description: str) -> Tracker | None:
+def track(
+    futures: Sequence[Future[Any]], sizes: Sequence[int] | None, progress: Progress, description: str
+) -> Tracker | None:
     """Reports the progress of ``futures`` (each standing for ``sizes[i]`` items, default 1).
 
     Returns the ``Tracker``, whose ``finish()`` the caller calls before handing back the last
@@ -165,8 +167,7 @@ class _CallbackSink(_Sink):
         try:
             self._callback(done, total)
         except Exception:
-            logger.exception("the progress callable %r raised; it will not be called again",
-                             self._callback)
+            logger.exception("the progress callable %r raised; it will not be called again", self._callback)
             self._callback = None
 
 
@@ -227,8 +228,10 @@ class _StderrBar(_Sink):
         fraction = done / total if total else 1.0
         filled = int(self.WIDTH * fraction)
         elapsed = time.monotonic() - self._start
-        return (f"{self._description}: [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
-                f"{done}/{total} {fraction:4.0%} {elapsed:.1f}s")
+        return (
+            f"{self._description}: [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
+            f"{done}/{total} {fraction:4.0%} {elapsed:.1f}s"
+        )
 
     def _draw(self, final: bool) -> None:
         text = self.render()

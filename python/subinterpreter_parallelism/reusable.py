@@ -61,8 +61,11 @@ def option_names() -> set[str]:
     import inspect
 
     parameters = inspect.signature(InterpreterPoolExecutor).parameters
-    return {name for name, p in parameters.items()
-            if name != "max_workers" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {
+        name
+        for name, p in parameters.items()
+        if name != "max_workers" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -115,9 +118,14 @@ def get_reusable_executor(
     with _lock:
         current = _executor if _usable(_executor) else None
         if max_workers is None:
-            max_workers = current.max_workers if current is not None and reuse is True else default_worker_count()
-        if current is not None and current.max_workers == max_workers and (
-                reuse is True or (reuse == "auto" and _same(options, _options))):
+            max_workers = (
+                current.max_workers if current is not None and reuse is True else default_worker_count()
+            )
+        if (
+            current is not None
+            and current.max_workers == max_workers
+            and (reuse is True or (reuse == "auto" and _same(options, _options)))
+        ):
             return current
         if current is not None:
             current.shutdown(wait=True, cancel_futures=kill_workers, interrupt=kill_workers)

@@ -64,8 +64,9 @@ def pools(count: int, warm_up: int, workers: int) -> dict:
 
     def one_pool():
         with sp.InterpreterPoolExecutor(workers) as pool:
-            assert [f.result(timeout=60) for f in [pool.submit(rel_tasks.add, n, 1) for n in range(20)]] == \
-                list(range(1, 21))
+            assert [
+                f.result(timeout=60) for f in [pool.submit(rel_tasks.add, n, 1) for n in range(20)]
+            ] == list(range(1, 21))
 
     for _ in range(warm_up):
         one_pool()
@@ -87,8 +88,11 @@ def bare(count: int, warm_up: int) -> dict:
 
     # Only names an import statement can spell (Debian's _sysconfigdata__linux_x86_64-linux-gnu
     # cannot be).
-    modules = [m for m in _worker_modules()
-               if m not in ("__main__", "builtins", "sys") and all(p.isidentifier() for p in m.split("."))]
+    modules = [
+        m
+        for m in _worker_modules()
+        if m not in ("__main__", "builtins", "sys") and all(p.isidentifier() for p in m.split("."))
+    ]
     script = "import sys\nsys.path[:] = %r\n" % sys.path + "".join(f"import {name}\n" for name in modules)
 
     def one_interpreter():

@@ -234,8 +234,9 @@ def try_import(name, times=1):
         try:
             outcomes.append(importlib.import_module(name).__name__)
         except ImportError as exc:
-            outcomes.append("refused" if "does not support loading in subinterpreters" in str(exc)
-                            else type(exc).__name__)
+            outcomes.append(
+                "refused" if "does not support loading in subinterpreters" in str(exc) else type(exc).__name__
+            )
         except BaseException as exc:  # noqa: BLE001 - reported
             outcomes.append(type(exc).__name__)
     return outcomes
@@ -315,6 +316,7 @@ def do_threads():
 
 def start_thread_that_outlives_the_task(path, seconds):
     """Starts a (non-daemon) thread that writes ``path`` after ``seconds``, and returns."""
+
     def later():
         time.sleep(seconds)
         with open(path, "w") as out:
@@ -366,6 +368,7 @@ def never_return(how, path=None):
 def leave_a_thread_that_never_ends(path=None):
     """Starts a non-daemon thread that waits forever (inside C), and returns. A worker
     interpreter ends only after its threads, so this one can never end."""
+
     def forever():
         lock = threading.Lock()
         lock.acquire()
@@ -388,8 +391,11 @@ def pickle_with_keywords():
     buffer = io.BytesIO()
     pickle.dump([3], buffer, protocol=5)
     pickle.Pickler(io.BytesIO(), protocol=5).dump(4)
-    values = [pickle.loads(data, fix_imports=True), pickle.load(io.BytesIO(buffer.getvalue()), fix_imports=True),
-              pickle.Unpickler(io.BytesIO(data), fix_imports=True).load()]
+    values = [
+        pickle.loads(data, fix_imports=True),
+        pickle.load(io.BytesIO(buffer.getvalue()), fix_imports=True),
+        pickle.Unpickler(io.BytesIO(data), fix_imports=True).load(),
+    ]
     return values
 
 

@@ -46,13 +46,16 @@ def assert_healthy(pool, interpreter=None):
 # -- 1. cannot be pickled at submit ----------------------------------------------------
 
 
-@pytest.mark.parametrize("make_bad", [
-    pytest.param(threading.Lock, id="lock"),
-    pytest.param(lambda: (i for i in range(3)), id="generator"),
-    pytest.param(lambda: socket.socket(), id="socket"),
-    pytest.param(rel_tasks.FailsToPickle, id="reduce-raises"),
-    pytest.param(lambda: open(os.devnull, "rb"), id="open-file"),
-])
+@pytest.mark.parametrize(
+    "make_bad",
+    [
+        pytest.param(threading.Lock, id="lock"),
+        pytest.param(lambda: (i for i in range(3)), id="generator"),
+        pytest.param(lambda: socket.socket(), id="socket"),
+        pytest.param(rel_tasks.FailsToPickle, id="reduce-raises"),
+        pytest.param(lambda: open(os.devnull, "rb"), id="open-file"),
+    ],
+)
 def test_unpicklable_argument_fails_at_submit(pool, make_bad):
     interpreter = pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT)
     bad = make_bad()
@@ -97,8 +100,11 @@ def test_base_exception_while_pickling_at_submit(pool):
 
 def test_parallel_with_an_unpicklable_argument_runs_the_other_calls():
     with pytest.raises((TypeError, pickle.PicklingError)) as info:
-        sp.parallel(["rel_tasks", "add", (1, 2)], ["rel_tasks", "echo", (threading.Lock(),)],
-                    ["rel_tasks", "add", (3, 4)])
+        sp.parallel(
+            ["rel_tasks", "add", (1, 2)],
+            ["rel_tasks", "echo", (threading.Lock(),)],
+            ["rel_tasks", "add", (3, 4)],
+        )
     outcomes = info.value.parallel_outcomes
     assert [o.ok for o in outcomes] == [True, False, True]
     assert outcomes[0].value == 3 and outcomes[2].value == 7
@@ -120,10 +126,13 @@ def test_argument_that_fails_to_unpickle_in_the_worker(pool):
     assert_healthy(pool, interpreter)
 
 
-@pytest.mark.parametrize(("value", "error"), [
-    (rel_tasks.ExitsAtUnpickle(), SystemExit),
-    (rel_tasks.InterruptsAtUnpickle(), KeyboardInterrupt),
-])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (rel_tasks.ExitsAtUnpickle(), SystemExit),
+        (rel_tasks.InterruptsAtUnpickle(), KeyboardInterrupt),
+    ],
+)
 def test_base_exception_while_unpickling_in_the_worker_stays_in_the_future(pool, value, error):
     interpreter = pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT)
     future = pool.submit(rel_tasks.echo, value)
@@ -149,14 +158,20 @@ def test_function_from_a_module_the_worker_cannot_import(pool):
         del sys.modules["only_in_the_caller"]
 
 
-@pytest.mark.parametrize(("maker", "words"), [
-    ("make_lock", "lock"),
-    ("return_generator", "generator"),
-])
+@pytest.mark.parametrize(
+    ("maker", "words"),
+    [
+        ("make_lock", "lock"),
+        ("return_generator", "generator"),
+    ],
+)
 def test_result_that_fails_to_pickle_in_the_worker(pool, maker, words):
     interpreter = pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT)
-    futures = [pool.submit(rel_tasks.add, 1, 1), pool.submit(getattr(rel_tasks, maker)),
-               pool.submit(rel_tasks.add, 2, 2)]
+    futures = [
+        pool.submit(rel_tasks.add, 1, 1),
+        pool.submit(getattr(rel_tasks, maker)),
+        pool.submit(rel_tasks.add, 2, 2),
+    ]
     with pytest.raises((TypeError, pickle.PicklingError), match=words) as info:
         futures[1].result(timeout=WAIT)
     assert any("while pickling the result" in note for note in info.value.__notes__)
@@ -293,24 +308,27 @@ def test_many_mixed_failures_each_reach_their_own_future(pool):
 # -- 12. bad constructor arguments -----------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"max_workers": 0}, ValueError),
-    ({"max_workers": -1}, ValueError),
-    ({"max_workers": -(2 ** 70)}, ValueError),
-    ({"max_workers": 10 ** 9}, ValueError),  # the core refuses more than 4096 workers
-    ({"max_workers": "2"}, TypeError),
-    ({"max_workers": 2.0}, TypeError),
-    ({"max_workers": math.nan}, TypeError),
-    ({"max_workers": True}, TypeError),
-    ({"max_workers": [2]}, TypeError),
-    ({"max_workers": 1, "initializer": "not callable"}, TypeError),
-    ({"max_workers": 1, "initargs": 5}, TypeError),
-    ({"max_workers": 1, "initializer": rel_tasks.echo, "initargs": (threading.Lock(),)}, TypeError),
-    ({"max_workers": 1, "task_timeout": 0}, ValueError),
-    ({"max_workers": 1, "task_timeout": -1}, ValueError),
-    ({"max_workers": 1, "task_timeout": math.nan}, ValueError),
-    ({"max_workers": 1, "task_timeout": "1"}, TypeError),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"max_workers": 0}, ValueError),
+        ({"max_workers": -1}, ValueError),
+        ({"max_workers": -(2**70)}, ValueError),
+        ({"max_workers": 10**9}, ValueError),  # the core refuses more than 4096 workers
+        ({"max_workers": "2"}, TypeError),
+        ({"max_workers": 2.0}, TypeError),
+        ({"max_workers": math.nan}, TypeError),
+        ({"max_workers": True}, TypeError),
+        ({"max_workers": [2]}, TypeError),
+        ({"max_workers": 1, "initializer": "not callable"}, TypeError),
+        ({"max_workers": 1, "initargs": 5}, TypeError),
+        ({"max_workers": 1, "initializer": rel_tasks.echo, "initargs": (threading.Lock(),)}, TypeError),
+        ({"max_workers": 1, "task_timeout": 0}, ValueError),
+        ({"max_workers": 1, "task_timeout": -1}, ValueError),
+        ({"max_workers": 1, "task_timeout": math.nan}, ValueError),
+        ({"max_workers": 1, "task_timeout": "1"}, TypeError),
+    ],
+)
 def test_bad_constructor_arguments_raise_and_start_nothing(kwargs, error):
     with pytest.raises(error):
         sp.InterpreterPoolExecutor(**kwargs)

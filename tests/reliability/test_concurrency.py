@@ -64,6 +64,7 @@ class ThreadCountSampler:
 def test_thirty_two_threads_submit_at_once():
     per_thread = 300
     with sp.InterpreterPoolExecutor(2) as pool:
+
         def submit_many(i):
             futures = [pool.submit(rel_tasks.add, i * 100_000, n) for n in range(per_thread)]
             return [f.result(timeout=WAIT) for f in futures]
@@ -77,6 +78,7 @@ def test_thirty_two_threads_submit_at_once():
 
 def test_thirty_two_threads_map_and_fail_at_once():
     with sp.InterpreterPoolExecutor(2) as pool:
+
         def mixed(i):
             values = list(pool.map(rel_tasks.add, range(200), [i] * 200))
             error = pool.submit(rel_tasks.planned, "raise", i).exception(timeout=WAIT)
@@ -173,8 +175,9 @@ def test_hundred_thousand_items_through_map_and_parallel():
     with ThreadCountSampler() as sampler:
         baseline = native_threads()
         with sp.InterpreterPoolExecutor(2) as pool:
-            assert list(pool.map(rel_tasks.add, range(100_000), range(100_000))) == \
-                [2 * n for n in range(100_000)]
+            assert list(pool.map(rel_tasks.add, range(100_000), range(100_000))) == [
+                2 * n for n in range(100_000)
+            ]
             calls = [["rel_tasks", "add", (n, 1)] for n in range(20_000)]
             assert sp.parallel(*calls, executor=pool) == [n + 1 for n in range(20_000)]
     assert max(sampler.samples) <= baseline + 3

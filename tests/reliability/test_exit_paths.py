@@ -143,7 +143,10 @@ def test_submit_from_atexit_is_refused_cleanly():
     atexit.register(late)
     """)
     assert_clean_exit(result)
-    assert result.stdout.splitlines() == ["in main 2", "atexit submit refused: cannot schedule new futures after shutdown"]
+    assert result.stdout.splitlines() == [
+        "in main 2",
+        "atexit submit refused: cannot schedule new futures after shutdown",
+    ]
 
 
 @pytest.mark.parametrize("how", ["pool", "parallel"])
@@ -259,13 +262,15 @@ def test_exit_while_a_task_is_blocked_in_c():
 
 
 def test_exit_from_an_interactive_session_with_a_live_pool():
-    session = "\n".join([
-        "import subinterpreter_parallelism as sp, rel_tasks",
-        "pool = sp.InterpreterPoolExecutor(2)",
-        "print('REPL', pool.submit(rel_tasks.add, 20, 22).result())",
-        "f = pool.submit(rel_tasks.spin, 0.2)",
-        "",
-    ])
+    session = "\n".join(
+        [
+            "import subinterpreter_parallelism as sp, rel_tasks",
+            "pool = sp.InterpreterPoolExecutor(2)",
+            "print('REPL', pool.submit(rel_tasks.add, 20, 22).result())",
+            "f = pool.submit(rel_tasks.spin, 0.2)",
+            "",
+        ]
+    )
     result = run_python("", "-i", stdin=session, env={"PYTHONSTARTUP": ""})
     assert_clean_exit(result)
     assert "REPL 42" in result.stdout
@@ -287,11 +292,15 @@ def wait_for(path):
 @pytest.mark.parametrize("how", ["python", "sleep"])
 def test_exit_interrupts_an_initializer_that_never_returns(tmp_path, how):
     mark = str(tmp_path / "started")
-    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    result = run_program(
+        helpers=WAIT_FOR_MARK,
+        body=f"""
     pool = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.never_return, initargs=({how!r}, {mark!r}))
     wait_for({mark!r})
     print("exiting")
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert_clean_exit(result)
     assert result.stdout == "exiting\n"
     assert result.stderr == ""  # an initializer stopped on purpose is not reported as a failure
@@ -300,14 +309,18 @@ def test_exit_interrupts_an_initializer_that_never_returns(tmp_path, how):
 def test_ctrl_c_at_exit_interrupts_an_initializer_that_never_returns(tmp_path):
     """A task waits for the initializer, so exit waits; the first Ctrl-C stops it."""
     mark = str(tmp_path / "started")
-    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    result = run_program(
+        helpers=WAIT_FOR_MARK,
+        body=f"""
     import sp_tasks
     pool = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.never_return, initargs=("python", {mark!r}))
     future = pool.submit(rel_tasks.add, 1, 2)
     wait_for({mark!r})
     threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond,), daemon=True).start()
     print("exiting")
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert "Fatal Python error" not in result.stderr, result.stderr
     assert result.stdout == "exiting\n"
     assert result.returncode in (0, 130, -2), result.stderr
@@ -315,13 +328,17 @@ def test_ctrl_c_at_exit_interrupts_an_initializer_that_never_returns(tmp_path):
 
 def test_shutdown_cancel_futures_interrupts_initializers_that_never_return(tmp_path):
     mark = str(tmp_path / "started")
-    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    result = run_program(
+        helpers=WAIT_FOR_MARK,
+        body=f"""
     pool = sp.InterpreterPoolExecutor(2, initializer=rel_tasks.never_return, initargs=("sleep", {mark!r}))
     future = pool.submit(rel_tasks.add, 1, 2)
     wait_for({mark!r})
     pool.shutdown(wait=True, cancel_futures=True)
     print("shut down; cancelled:", future.cancelled(), "alive workers:", pool._state.native.alive_workers())
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert_clean_exit(result)
     assert result.stdout == "shut down; cancelled: True alive workers: 0\n"
     assert result.stderr == ""
@@ -347,13 +364,16 @@ def assert_gave_up(result, *reasons):
 
 
 def test_ctrl_c_at_exit_gives_up_on_a_thread_a_task_left_running():
-    result = run_program("""
+    result = run_program(
+        """
     import sp_tasks
     pool = sp.InterpreterPoolExecutor(1)
     pool.submit(rel_tasks.leave_a_thread_that_never_ends).result(timeout=60)
     threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond,), daemon=True).start()
     print("exiting")
-    """, timeout=90)
+    """,
+        timeout=90,
+    )
     assert_gave_up(result, "Ctrl-C:", "waits for threads that its tasks started")
 
 
@@ -364,7 +384,8 @@ def test_ctrl_c_that_lands_just_before_exit_blocks_is_not_lost():
     to wait for a worker that can never end: exit then waited for good. Here the main thread
     blocks SIGINT, so another thread always takes the signal and the main thread's wait is
     never interrupted: that case, every time. Exit must still act on the Ctrl-C."""
-    result = run_program("""
+    result = run_program(
+        """
     import signal, sp_tasks
     pool = sp.InterpreterPoolExecutor(1)
     pool.submit(rel_tasks.leave_a_thread_that_never_ends).result(timeout=60)
@@ -372,7 +393,9 @@ def test_ctrl_c_that_lands_just_before_exit_blocks_is_not_lost():
     threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond,), daemon=True).start()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     print("exiting")
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert_gave_up(result, "Ctrl-C:", "waits for threads that its tasks started")
 
 
@@ -401,21 +424,27 @@ def test_ctrl_c_inside_the_exit_wait_after_it_released_its_lock(which):
     the first one (in the wait for the pools), or the second one (in the wait after the first:
     here the program itself ends with KeyboardInterrupt). Before, the RuntimeError escaped
     the exit hook and the process went on to finalize with a live worker."""
-    result = run_program(helpers=CTRL_C_AFTER_RELEASE, body=f"""
+    result = run_program(
+        helpers=CTRL_C_AFTER_RELEASE,
+        body=f"""
     pool = sp.InterpreterPoolExecutor(1)
     pool.submit(rel_tasks.leave_a_thread_that_never_ends).result(timeout=60)
     ctrl_c_after_release(pool._state.ended._cond)
     print("exiting")
     if {which!r} == "second":
         raise KeyboardInterrupt
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert_gave_up(result, "Ctrl-C:" if which == "first" else "a second Ctrl-C")
 
 
 @pytest.mark.parametrize("stuck", ["task in C", "initializer in C", "thread left running"])
 def test_second_ctrl_c_at_exit_ends_the_process_without_a_fatal_error(tmp_path, stuck):
     mark = str(tmp_path / "started")
-    result = run_program(helpers=WAIT_FOR_MARK, body=f"""
+    result = run_program(
+        helpers=WAIT_FOR_MARK,
+        body=f"""
     import sp_tasks
     STUCK = {stuck!r}
     if STUCK == "initializer in C":
@@ -430,7 +459,9 @@ def test_second_ctrl_c_at_exit_ends_the_process_without_a_fatal_error(tmp_path, 
     wait_for({mark!r})
     threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond, 2), daemon=True).start()
     print("exiting")
-    """, timeout=90)
+    """,
+        timeout=90,
+    )
     if stuck == "thread left running":  # the first Ctrl-C may already give up on it
         assert_gave_up(result)
     else:

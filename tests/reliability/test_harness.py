@@ -27,14 +27,17 @@ def test_leftover_check_and_time_limit_apply_to_every_reliability_test(request):
 @pytest.mark.slow
 def test_leftover_check_fails_a_test_that_leaves_a_pool_or_an_interpreter(tmp_path):
     """Runs pytest on two leaky tests, with tests/conftest.py's fixture: both must fail."""
-    (tmp_path / "conftest.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "conftest.py").write_text(
+        textwrap.dedent(f"""
         import importlib.util, sys
         spec = importlib.util.spec_from_file_location("sp_tests_conftest", {str(TESTS / "conftest.py")!r})
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         no_leftovers = module.no_leftovers
-    """))
-    (tmp_path / "test_leaky.py").write_text(textwrap.dedent("""
+    """)
+    )
+    (tmp_path / "test_leaky.py").write_text(
+        textwrap.dedent("""
         import subinterpreter_parallelism as sp
 
         KEPT = []
@@ -54,9 +57,20 @@ def test_leftover_check_fails_a_test_that_leaves_a_pool_or_an_interpreter(tmp_pa
         def test_clean():
             with sp.InterpreterPoolExecutor(1) as pool:
                 assert pool.submit(pow, 2, 3).result(timeout=30) == 8
-    """))
-    result = run_python("", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                        str(tmp_path / "test_leaky.py"), timeout=110)
+    """)
+    )
+    result = run_python(
+        "",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        str(tmp_path / "test_leaky.py"),
+        timeout=110,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "ERROR at teardown of test_leaves_a_pool" in output, output

@@ -32,8 +32,12 @@ def module_dir(tmp_path, monkeypatch):
 def test_missing_module_fails_that_task_only():
     with sp.InterpreterPoolExecutor(1) as pool:
         interpreter = pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT)
-        futures = [pool.submit(rel_tasks.import_module, "json"), pool.submit(rel_tasks.import_module, "no_such_module_rel7"),
-                   pool.submit(rel_tasks.import_module, "no_such_package_rel7.sub"), pool.submit(rel_tasks.add, 1, 2)]
+        futures = [
+            pool.submit(rel_tasks.import_module, "json"),
+            pool.submit(rel_tasks.import_module, "no_such_module_rel7"),
+            pool.submit(rel_tasks.import_module, "no_such_package_rel7.sub"),
+            pool.submit(rel_tasks.add, 1, 2),
+        ]
         assert futures[0].result(timeout=WAIT) == "json"
         with pytest.raises(ModuleNotFoundError, match="no_such_module_rel7"):
             futures[1].result(timeout=WAIT)
@@ -43,13 +47,16 @@ def test_missing_module_fails_that_task_only():
         assert pool.submit(rel_tasks.interpreter_id).result(timeout=WAIT) == interpreter
 
 
-@pytest.mark.parametrize(("body", "error"), [
-    ("raise ValueError('broken at import')", ValueError),
-    ("import no_such_dependency_rel7", ModuleNotFoundError),
-    ("def f(:\n    pass", SyntaxError),
-    ("raise SystemExit('exit at import')", SystemExit),
-    ("import sys\nsys.modules[__name__] = None\nraise ImportError('half initialised')", ImportError),
-])
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ("raise ValueError('broken at import')", ValueError),
+        ("import no_such_dependency_rel7", ModuleNotFoundError),
+        ("def f(:\n    pass", SyntaxError),
+        ("raise SystemExit('exit at import')", SystemExit),
+        ("import sys\nsys.modules[__name__] = None\nraise ImportError('half initialised')", ImportError),
+    ],
+)
 def test_module_that_fails_at_import(module_dir, body, error):
     (module_dir / "rel_tmp_broken.py").write_text(body + "\n")
     with sp.InterpreterPoolExecutor(1) as pool:
@@ -70,7 +77,8 @@ def test_module_that_imports_in_the_caller_but_not_in_a_worker(module_dir):
         "if sys.modules['rel_tasks'].interpreter_id() != 0:\n"
         "    raise ImportError('rel_tmp_caller_only refuses worker interpreters')\n"
         "def triple(x):\n"
-        "    return 3 * x\n")
+        "    return 3 * x\n"
+    )
     sys.modules.setdefault("rel_tasks", rel_tasks)
     import rel_tmp_caller_only
 
@@ -84,8 +92,9 @@ def test_module_that_imports_in_the_caller_but_not_in_a_worker(module_dir):
 
 def test_parallel_with_a_missing_module_keeps_the_other_results():
     with pytest.raises(ModuleNotFoundError) as info:
-        sp.parallel(["rel_tasks", "add", (1, 1)], ["no_such_module_rel7", "f", ()],
-                    ["rel_tasks", "add", (2, 2)])
+        sp.parallel(
+            ["rel_tasks", "add", (1, 1)], ["no_such_module_rel7", "f", ()], ["rel_tasks", "add", (2, 2)]
+        )
     assert [o.ok for o in info.value.parallel_outcomes] == [True, False, True]
     assert sp.parallel(["rel_tasks", "add", (3, 3)]) == [6]
 
@@ -95,8 +104,10 @@ def test_parallel_with_a_missing_module_keeps_the_other_results():
 # These run in a fresh process: on CPython 3.12 a refused single-phase module can corrupt the
 # process's memory (see test_single_phase_module_refused_then_imported_again_on_312).
 
-needs_testsinglephase = pytest.mark.skipif(importlib.util.find_spec("_testsinglephase") is None,
-                                           reason="this CPython was built without _testsinglephase")
+needs_testsinglephase = pytest.mark.skipif(
+    importlib.util.find_spec("_testsinglephase") is None,
+    reason="this CPython was built without _testsinglephase",
+)
 
 SINGLE_PHASE_PROGRAM = """
 import sys
@@ -131,29 +142,52 @@ def run_single_phase(main_first: bool, again: bool):
 
 
 CPYTHON_312_SINGLE_PHASE = pytest.mark.xfail(
-    sys.version_info < (3, 13), strict=True,
+    sys.version_info < (3, 13),
+    strict=True,
     reason="CPython 3.12 bug (python/cpython#116510, #119450): a single-phase module's init runs "
-           "in the worker before the refusal, and the next interpreter that tries it crashes the "
-           "process (double free); importing it in the caller first avoids that")
+    "in the worker before the refusal, and the next interpreter that tries it crashes the "
+    "process (double free); importing it in the caller first avoids that",
+)
 
 
 @needs_testsinglephase
-@pytest.mark.parametrize("main_first", [pytest.param(False, marks=CPYTHON_312_SINGLE_PHASE), True],
-                         ids=["workers-first", "caller-first"])
+@pytest.mark.parametrize(
+    "main_first",
+    [pytest.param(False, marks=CPYTHON_312_SINGLE_PHASE), True],
+    ids=["workers-first", "caller-first"],
+)
 def test_single_phase_extension_is_refused_and_the_pool_survives(main_first):
     """Refused in every worker, every time, with CPython's message; the workers go on; a new
     pool's worker is refused again."""
     result = run_single_phase(main_first, again=True)
     assert_clean_exit(result)
     assert result.stdout.splitlines() == [
-        "worker ['refused', 'refused', 'refused']", "error ImportError True True",
-        "parallel ImportError", "json _json", "add 5", "again ['refused']", "end"]
+        "worker ['refused', 'refused', 'refused']",
+        "error ImportError True True",
+        "parallel ImportError",
+        "json _json",
+        "add 5",
+        "again ['refused']",
+        "end",
+    ]
 
 
-@pytest.mark.parametrize("module", [
-    "datetime", "calendar", "zoneinfo", "email.utils", "http.client", "sqlite3", "tomllib",  # 3.13.0
-    "asyncio", "hashlib", "ssl", "decimal",  # 3.12.1
-])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "datetime",
+        "calendar",
+        "zoneinfo",
+        "email.utils",
+        "http.client",
+        "sqlite3",
+        "tomllib",  # 3.13.0
+        "asyncio",
+        "hashlib",
+        "ssl",
+        "decimal",  # 3.12.1
+    ],
+)
 def test_first_import_in_workers_is_safe(module):
     """CPython bugs: when worker interpreters were the first to import these (the caller had
     not), the process crashed: on 3.13.0 as soon as two interpreters imported _datetime
@@ -177,8 +211,10 @@ def test_first_import_in_workers_is_safe(module):
     lines = result.stdout.splitlines()
     assert lines[-1] == "end" and len(lines) == 3, result.stdout
     # zoneinfo fails to import in a 3.12 sub-interpreter (AttributeError), but must not crash.
-    assert all(line in (f"[['{module}'], ['{module}']]", "[['AttributeError'], ['AttributeError']]")
-               for line in lines[:2]), result.stdout
+    assert all(
+        line in (f"[['{module}'], ['{module}']]", "[['AttributeError'], ['AttributeError']]")
+        for line in lines[:2]
+    ), result.stdout
 
 
 @pytest.mark.skipif(importlib.util.find_spec("numpy") is None, reason="numpy is not installed")
@@ -194,5 +230,7 @@ def test_numpy_refuses_cleanly_in_a_fresh_process():
     """
     result = run_python(code)
     assert_clean_exit(result)
-    assert result.stdout.splitlines() in (["['refused', 'refused', 'refused']", "32"],
-                                          ["['ImportError', 'ImportError', 'ImportError']", "32"])
+    assert result.stdout.splitlines() in (
+        ["['refused', 'refused', 'refused']", "32"],
+        ["['ImportError', 'ImportError', 'ImportError']", "32"],
+    )

@@ -67,7 +67,8 @@ def test_two_hundred_pools_leak_no_more_than_cpython_itself():
     per_bare_interpreter = bare["growth"] / bare["interpreters"]
     assert per_worker <= per_bare_interpreter + 512 * 1024, (
         f"{per_worker / MiB:.2f} MiB per worker vs {per_bare_interpreter / MiB:.2f} MiB per bare "
-        f"interpreter: {pools} {bare}")
+        f"interpreter: {pools} {bare}"
+    )
 
 
 def measure_bare() -> dict:
@@ -109,9 +110,13 @@ def test_arguments_results_and_futures_are_freed(pool):
     result = future.result(timeout=WAIT)
     assert result == rel_tasks.Payload(3)
     assert bound.result(timeout=WAIT) == rel_tasks.Payload(15)
-    refs = {"argument": weakref.ref(argument), "result": weakref.ref(result),
-            "future": weakref.ref(future), "bound method owner": weakref.ref(method_owner),
-            "second future": weakref.ref(bound)}
+    refs = {
+        "argument": weakref.ref(argument),
+        "result": weakref.ref(result),
+        "future": weakref.ref(future),
+        "bound method owner": weakref.ref(method_owner),
+        "second future": weakref.ref(bound),
+    }
     del argument, result, future, method_owner, bound
     for name, ref in refs.items():
         assert collect_until_dead(ref), f"the {name} is still alive: {gc.get_referrers(ref())}"

@@ -98,15 +98,22 @@ def test_fork_exec_and_threads_in_a_fresh_process_leave_clean_output():
     result = run_python(code)
     assert_clean_exit(result)
     assert result.stdout.splitlines() == [
-        "do_fork RuntimeError", "do_exec RuntimeError", "do_daemon_thread RuntimeError",
-        "threads [0, 1, 2, 3]", "done"]
+        "do_fork RuntimeError",
+        "do_exec RuntimeError",
+        "do_daemon_thread RuntimeError",
+        "threads [0, 1, 2, 3]",
+        "done",
+    ]
     assert result.stderr == "", result.stderr
 
 
-@pytest.mark.xfail(sys.version_info < (3, 13), strict=True,
-                   reason="CPython 3.12.1 bug: a ThreadPoolExecutor used inside an isolated "
-                          "sub-interpreter makes the process abort at exit (double free), with "
-                          "_xxsubinterpreters alone too")
+@pytest.mark.xfail(
+    sys.version_info < (3, 13),
+    strict=True,
+    reason="CPython 3.12.1 bug: a ThreadPoolExecutor used inside an isolated "
+    "sub-interpreter makes the process abort at exit (double free), with "
+    "_xxsubinterpreters alone too",
+)
 def test_thread_pool_inside_a_task_then_exit():
     result = run_python("""
     import subinterpreter_parallelism as sp
@@ -203,7 +210,9 @@ def test_fork_while_a_pool_exists_never_shows_a_fatal_error(how):
     assert lines[0] == "pool 2"
     assert lines[-1] == "after shutdown, child exit status 5"
     if sp._versions.FORK_CHILD_ABORTS:
-        assert "this process was forked" in result.stderr and "exits with status 70" in result.stderr, result.stderr
+        assert "this process was forked" in result.stderr and "exits with status 70" in result.stderr, (
+            result.stderr
+        )
         if how == "os.fork":
             assert lines[1:-1] == [f"child exit status {sp._native.FORK_REFUSED_STATUS}"]
         else:

@@ -18,19 +18,33 @@ import subinterpreter_parallelism as sp
 pytestmark = pytest.mark.timeout(600)
 
 WAIT = 60
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=False,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # -- values ---------------------------------------------------------------------------
 
 scalars = (
-    st.none() | st.booleans() | st.integers() | st.integers(min_value=-(2 ** 300), max_value=2 ** 300)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.complex_numbers(allow_nan=True)
-    | st.text() | st.binary() | st.binary().map(bytearray)
-    | st.decimals(allow_nan=False) | st.fractions() | st.uuids()
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**300), max_value=2**300)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.complex_numbers(allow_nan=True)
+    | st.text()
+    | st.binary()
+    | st.binary().map(bytearray)
+    | st.decimals(allow_nan=False)
+    | st.fractions()
+    | st.uuids()
 )
 scalars |= st.datetimes() | st.dates() | st.timedeltas()
-hashables = st.none() | st.booleans() | st.integers() | st.text() | st.binary() | st.tuples(st.integers(), st.text())
+hashables = (
+    st.none() | st.booleans() | st.integers() | st.text() | st.binary() | st.tuples(st.integers(), st.text())
+)
 values = st.recursive(
     scalars,
     lambda children: (
@@ -92,8 +106,13 @@ def test_values_round_trip_through_submit_and_map(pool, batch):
 def test_datetime_values_keep_their_type():
     # On 3.12 the workers run _pydatetime (the C _datetime refuses sub-interpreters); the
     # runner names its classes datetime.* so that values come back as the caller's types.
-    values = [datetime.date(2000, 1, 2), datetime.datetime(2020, 5, 6, 7, 8, 9, 10),
-              datetime.timedelta(days=3, seconds=4), datetime.time(1, 2, 3), datetime.timezone.utc]
+    values = [
+        datetime.date(2000, 1, 2),
+        datetime.datetime(2020, 5, 6, 7, 8, 9, 10),
+        datetime.timedelta(days=3, seconds=4),
+        datetime.time(1, 2, 3),
+        datetime.timezone.utc,
+    ]
     back = sp.parallel(*[["rel_tasks", "echo", (value,)] for value in values])
     assert [type(b) for b in back] == [type(v) for v in values]
     assert back == values
@@ -102,9 +121,11 @@ def test_datetime_values_keep_their_type():
 # -- outcomes -------------------------------------------------------------------------
 
 calls = st.lists(
-    st.tuples(st.sampled_from(["ok", "raise", "key", "slow", "slow_raise"]),
-              st.floats(min_value=0, max_value=0.01)),
-    min_size=1, max_size=30,
+    st.tuples(
+        st.sampled_from(["ok", "raise", "key", "slow", "slow_raise"]), st.floats(min_value=0, max_value=0.01)
+    ),
+    min_size=1,
+    max_size=30,
 )
 
 
@@ -151,8 +172,11 @@ def test_parallel_reports_every_outcome_in_call_order(plan):
 
 
 @SETTINGS
-@given(n=st.integers(min_value=0, max_value=300), bad=st.integers(min_value=-1, max_value=300),
-       chunksize=st.one_of(st.none(), st.integers(min_value=1, max_value=50)))
+@given(
+    n=st.integers(min_value=0, max_value=300),
+    bad=st.integers(min_value=-1, max_value=300),
+    chunksize=st.one_of(st.none(), st.integers(min_value=1, max_value=50)),
+)
 def test_map_yields_exactly_the_results_before_the_first_failure(pool, n, bad, chunksize):
     results = pool.map(rel_tasks.fail_at, range(n), [bad] * n, chunksize=chunksize)
     got = []

@@ -73,6 +73,7 @@ def test_plain_recursion_raises_recursion_error_and_the_worker_goes_on():
 def test_recursion_limit_set_in_a_task_stays_in_that_worker():
     """sys is per interpreter: a task's setrecursionlimit affects later tasks of that worker
     only, never the caller (as with a process pool)."""
+
     def set_limit(limit):
         import sys
 
@@ -119,10 +120,21 @@ DEEP_CASES = {
 # the real stack left instead of a fixed depth, so in a worker's 32 MiB stack many cases now
 # complete correctly instead of raising: the promise is RecursionError or the right result.
 RETURNED = {
-    "python": "int", "repr_list": "int", "pickle_list": "int", "json_dumps": "int",
-    "json_loads": "bool", "compare_lists": "bool", "deepcopy": "bool", "repr_nodes": "int",
-    "compare_nodes": "bool", "getattr_nodes": "AttributeError", "map": "int", "sorted_key": "int",
-    "eval_nested": "bool", "isinstance_nested": "bool", "return_nested": "list",
+    "python": "int",
+    "repr_list": "int",
+    "pickle_list": "int",
+    "json_dumps": "int",
+    "json_loads": "bool",
+    "compare_lists": "bool",
+    "deepcopy": "bool",
+    "repr_nodes": "int",
+    "compare_nodes": "bool",
+    "getattr_nodes": "AttributeError",
+    "map": "int",
+    "sorted_key": "int",
+    "eval_nested": "bool",
+    "isinstance_nested": "bool",
+    "return_nested": "list",
     "dealloc_chain": "str",
 }
 

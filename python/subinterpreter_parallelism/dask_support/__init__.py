@@ -68,8 +68,19 @@ if TYPE_CHECKING:
     from .local import get
     from .preload import CONFIG_SECTION, dask_setup
 
-__all__ = ["CONFIG_SECTION", "DEFAULT_EXECUTOR_NAME", "InterpreterPoolPlugin", "adapt_call", "dask_setup",
-           "evaluate", "evaluate_timed", "get", "install", "lower", "uninstall"]
+__all__ = [
+    "CONFIG_SECTION",
+    "DEFAULT_EXECUTOR_NAME",
+    "InterpreterPoolPlugin",
+    "adapt_call",
+    "dask_setup",
+    "evaluate",
+    "evaluate_timed",
+    "get",
+    "install",
+    "lower",
+    "uninstall",
+]
 
 # Public name -> the module of this package that defines it (imported on first use).
 _LAZY = {
@@ -86,8 +97,9 @@ _LAZY = {
 }
 
 
-def adapt_call(pool: InterpreterPoolExecutor, fn: Callable[..., Any], args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> Future | None:  # type: ignore[type-arg]
+def adapt_call(
+    pool: InterpreterPoolExecutor, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Future | None:  # type: ignore[type-arg]
     """The call adapter for ``dask.local`` and ``distributed.worker`` (see
     ``subinterpreter_parallelism._adapters``): submits Dask's task wrappers without their
     Dask part.

@@ -34,8 +34,9 @@ _PUBLIC_MODULE = __name__.rsplit(".", 1)[0]
 _executing: Any = None
 
 
-def submit_task(pool: InterpreterPoolExecutor, task: Any, data: dict[Hashable, Any],
-                             time_delay: float) -> Future:  # type: ignore[type-arg]
+def submit_task(
+    pool: InterpreterPoolExecutor, task: Any, data: dict[Hashable, Any], time_delay: float
+) -> Future:  # type: ignore[type-arg]
     """``distributed.worker._run_task_simple(task, data, time_delay)``: the task on an
     interpreter; the message a dask worker expects (see that function), built here."""
     submitted = time.time()
@@ -52,8 +53,11 @@ def submit_task(pool: InterpreterPoolExecutor, task: Any, data: dict[Hashable, A
 
             from ..errors import TaskInterrupted
 
-            error: BaseException | None = Reschedule() if future.released else TaskInterrupted(
-                "the task was cancelled in its worker interpreter")
+            error: BaseException | None = (
+                Reschedule()
+                if future.released
+                else TaskInterrupted("the task was cancelled in its worker interpreter")
+            )
         else:
             error = part.exception()
         if error is None:
@@ -74,9 +78,16 @@ def _task_finished(value: Any, start: float, stop: float, thread: int) -> dict[s
     """The message of ``distributed.worker._run_task_simple`` for a task that returned."""
     from dask.sizeof import sizeof
 
-    return {"op": "task-finished", "status": "OK", "result": value, "nbytes": sizeof(value),
-            "type": type(value) if value is not None else None,
-            "start": start, "stop": stop, "thread": thread}
+    return {
+        "op": "task-finished",
+        "status": "OK",
+        "result": value,
+        "nbytes": sizeof(value),
+        "type": type(value) if value is not None else None,
+        "start": start,
+        "stop": stop,
+        "thread": thread,
+    }
 
 
 def _task_erred(error: BaseException, start: float, stop: float) -> dict[str, Any]:
@@ -114,13 +125,14 @@ def _traceback_from_cause(error: BaseException) -> Any:
     try:
         from tblib import Traceback
 
-        return Traceback.from_string(text[text.rindex(header):]).as_traceback()
+        return Traceback.from_string(text[text.rindex(header) :]).as_traceback()
     except Exception:
         return None
 
 
-def install(worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME,
-            default: bool = False) -> InterpreterPoolExecutor:
+def install(
+    worker: Any, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME, default: bool = False
+) -> InterpreterPoolExecutor:
     """Gives a ``distributed.Worker`` an interpreter pool as its executor ``name``.
 
     Tasks annotated ``dask.annotate(executor=name)`` then run in the pool's interpreters;
@@ -239,8 +251,9 @@ def _plugin_class() -> type:
             default: also run un-annotated tasks on the interpreters.
         """
 
-        def __init__(self, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME,
-                     default: bool = False) -> None:
+        def __init__(
+            self, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME, default: bool = False
+        ) -> None:
             self.max_workers = max_workers
             self.executor_name = name
             self.default = default

@@ -56,8 +56,9 @@ class Graph:
 
     __slots__ = ("inputs", "steps", "out")
 
-    def __init__(self, inputs: tuple[tuple[Hashable, Any], ...], steps: tuple[tuple[Hashable, Any], ...],
-                 out: Hashable) -> None:
+    def __init__(
+        self, inputs: tuple[tuple[Hashable, Any], ...], steps: tuple[tuple[Hashable, Any], ...], out: Hashable
+    ) -> None:
         self.inputs = inputs
         self.steps = steps
         self.out = out
@@ -129,7 +130,11 @@ def _make_dict(*flat: Any) -> dict[Any, Any]:
 
 
 _CONTAINER_BUILDERS: dict[type, Callable[..., Any]] = {
-    list: _make_list, tuple: _make_tuple, set: _make_set, dict: _make_dict}
+    list: _make_list,
+    tuple: _make_tuple,
+    set: _make_set,
+    dict: _make_dict,
+}
 
 
 def lower(node: Any, values: Mapping[Hashable, Any]) -> Any:
@@ -166,8 +171,11 @@ def lower(node: Any, values: Mapping[Hashable, Any]) -> Any:
         if isinstance(obj, spec.Task):
             if obj.func is getattr(spec, "_execute_subgraph", None):
                 return subgraph(obj, bound)
-            return Call(obj.func, tuple(convert(a, bound) for a in obj.args),
-                        {name: convert(value, bound) for name, value in obj.kwargs.items()})
+            return Call(
+                obj.func,
+                tuple(convert(a, bound) for a in obj.args),
+                {name: convert(value, bound) for name, value in obj.kwargs.items()},
+            )
         # Unknown kind of node: call it with its dependencies, as Dask does.
         flat: list[Any] = []
         for key in obj.dependencies:
@@ -181,7 +189,8 @@ def lower(node: Any, values: Mapping[Hashable, Any]) -> Any:
         return Graph(
             tuple((key, convert(value, bound)) for key, value in zip(in_keys, inputs)),
             tuple((key, convert(inner[key], scope)) for key in _dependency_order(inner)),
-            out)
+            out,
+        )
 
     return convert(node, None)
 

@@ -54,8 +54,14 @@ def submit_batch(pool: InterpreterPoolExecutor, batch: list[tuple[Any, ...]]) ->
     return future
 
 
-def get(dsk: Mapping[Hashable, Any], keys: Any, *, pool: InterpreterPoolExecutor | None = None,
-        max_workers: int | None = None, **kwargs: Any) -> Any:
+def get(
+    dsk: Mapping[Hashable, Any],
+    keys: Any,
+    *,
+    pool: InterpreterPoolExecutor | None = None,
+    max_workers: int | None = None,
+    **kwargs: Any,
+) -> Any:
     """A Dask scheduler ``get`` that runs the graph's tasks on worker interpreters.
 
     Use it as ``dask.compute(x, scheduler=get)`` or ``dask.config.set(scheduler=get)``. With

@@ -24,14 +24,23 @@ def _dask_setup_command() -> Any:
     import click
 
     @click.command()
-    @click.option("--interpreters", type=int, default=None,
-                  help="Interpreters in the worker's pool (default: the worker's --nthreads).")
-    @click.option("--executor-name", default=None,
-                  help=f"Executor name that tasks are annotated with (default: {DEFAULT_EXECUTOR_NAME}).")
-    @click.option("--as-default", is_flag=True,
-                  help="Run tasks without an executor annotation on the interpreters too.")
-    async def dask_setup(worker: Any, interpreters: int | None, executor_name: str | None,
-                         as_default: bool) -> None:
+    @click.option(
+        "--interpreters",
+        type=int,
+        default=None,
+        help="Interpreters in the worker's pool (default: the worker's --nthreads).",
+    )
+    @click.option(
+        "--executor-name",
+        default=None,
+        help=f"Executor name that tasks are annotated with (default: {DEFAULT_EXECUTOR_NAME}).",
+    )
+    @click.option(
+        "--as-default", is_flag=True, help="Run tasks without an executor annotation on the interpreters too."
+    )
+    async def dask_setup(
+        worker: Any, interpreters: int | None, executor_name: str | None, as_default: bool
+    ) -> None:
         """Preload entry point: ``dask worker ... --preload subinterpreter_parallelism.dask_support``.
 
         Each option may also come from the dask config section ``subinterpreter-parallelism``
@@ -55,7 +64,8 @@ def _dask_setup_command() -> Any:
         plugin = InterpreterPoolPlugin(
             int(interpreters) if interpreters else None,
             name=setting("executor-name", executor_name, DEFAULT_EXECUTOR_NAME),
-            default=_truthy(setting("as-default", as_default, False)))
+            default=_truthy(setting("as-default", as_default, False)),
+        )
         await worker.plugin_add(plugin, name=plugin.name, catch_errors=False)
 
     return dask_setup

@@ -20,8 +20,17 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["COMPETITORS", "Ability", "Competitor", "SerialExecutor", "by_key", "make_executor", "prepare",
-           "second_process_method", "unavailable_reason"]
+__all__ = [
+    "COMPETITORS",
+    "Ability",
+    "Competitor",
+    "SerialExecutor",
+    "by_key",
+    "make_executor",
+    "prepare",
+    "second_process_method",
+    "unavailable_reason",
+]
 
 
 class Ability(str, enum.Enum):
@@ -105,19 +114,26 @@ class SerialExecutor(Executor):
             future.set_exception(exc)
         return future
 
-    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
-            chunksize: int = 1) -> Iterator[Any]:
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int = 1,
+    ) -> Iterator[Any]:
         """The builtin ``map``."""
         return map(fn, *iterables)
 
 
 # -- process pools ------------------------------------------------------------------------------
 
+
 def _start_method_availability(method: str) -> Callable[[], str | None]:
     def reason() -> str | None:
         if method not in multiprocessing.get_all_start_methods():
             return f"the {method} start method is not available on this platform"
         return None
+
     return reason
 
 
@@ -129,23 +145,42 @@ def _manager_queues(method: str) -> Callable[[], tuple[Any, Any, Any]]:
     def make() -> tuple[Any, Any, Any]:
         manager = multiprocessing.get_context(method).Manager()
         return manager.Queue(), manager.Queue(), manager
+
     return make
 
 
-_PROCESS_ABILITIES = frozenset({Ability.PARALLEL, Ability.WORKERS, Ability.BOUNDED, Ability.MAP,
-                                Ability.CHUNKSIZE, Ability.MAIN_FUNCTIONS, Ability.PROCESSES, Ability.QUEUES})
+_PROCESS_ABILITIES = frozenset(
+    {
+        Ability.PARALLEL,
+        Ability.WORKERS,
+        Ability.BOUNDED,
+        Ability.MAP,
+        Ability.CHUNKSIZE,
+        Ability.MAIN_FUNCTIONS,
+        Ability.PROCESSES,
+        Ability.QUEUES,
+    }
+)
 _MANAGER_QUEUE = "multiprocessing Manager().Queue()"
 
 
 def _process_competitor(method: str, colour: str) -> Competitor:
     abilities = _PROCESS_ABILITIES | ({Ability.INHERITS_IMPORTS} if method == "fork" else set())
-    return Competitor(method, f"ProcessPoolExecutor, {method}", frozenset(abilities), _process_pool(method),
-                      availability=_start_method_availability(method), queues=_manager_queues(method),
-                      queue_kind=_MANAGER_QUEUE, lacks={Ability.STOPS_RUNNING: "cancel() cannot stop a running task"},
-                      style={"color": colour})
+    return Competitor(
+        method,
+        f"ProcessPoolExecutor, {method}",
+        frozenset(abilities),
+        _process_pool(method),
+        availability=_start_method_availability(method),
+        queues=_manager_queues(method),
+        queue_kind=_MANAGER_QUEUE,
+        lacks={Ability.STOPS_RUNNING: "cancel() cannot stop a running task"},
+        style={"color": colour},
+    )
 
 
 # -- loky -------------------------------------------------------------------------------------
+
 
 def _loky_availability() -> str | None:
     if importlib.util.find_spec("loky") is None:
@@ -161,17 +196,23 @@ def _loky(workers: int | None) -> Executor:
 
 # -- the stdlib interpreter pool (3.14+) or its 3.13 backport ---------------------------------
 
+
 def _stdlib_pool_label() -> str:
-    return ("stdlib InterpreterPoolExecutor" if sys.version_info >= (3, 14)
-            else "InterpreterPoolExecutor backport (interpreters-pep-734)")
+    return (
+        "stdlib InterpreterPoolExecutor"
+        if sys.version_info >= (3, 14)
+        else "InterpreterPoolExecutor backport (interpreters-pep-734)"
+    )
 
 
 def _stdlib_pool_availability() -> str | None:
     if sys.version_info >= (3, 14):
         return None
     if sys.version_info < (3, 13):
-        return ("no stdlib InterpreterPoolExecutor before 3.14; its backport needs 3.13 "
-                "(on 3.12 it needs interpreters-3-12, whose import crashes)")
+        return (
+            "no stdlib InterpreterPoolExecutor before 3.14; its backport needs 3.13 "
+            "(on 3.12 it needs interpreters-3-12, whose import crashes)"
+        )
     if importlib.util.find_spec("interpreters_backport") is None:
         return "interpreters-pep-734 (the 3.13 backport of the stdlib pool) is not installed"
     return None
@@ -186,8 +227,11 @@ def _stdlib_pool(workers: int | None) -> Executor:
 
 
 def _stdlib_pool_modules() -> list[str]:
-    return (["concurrent.futures"] if sys.version_info >= (3, 14) else
-            ["interpreters_backport.concurrent.futures", "interpreters_backport.interpreters.queues"])
+    return (
+        ["concurrent.futures"]
+        if sys.version_info >= (3, 14)
+        else ["interpreters_backport.concurrent.futures", "interpreters_backport.interpreters.queues"]
+    )
 
 
 def _stdlib_queues() -> tuple[Any, Any, Any]:
@@ -199,6 +243,7 @@ def _stdlib_queues() -> tuple[Any, Any, Any]:
 
 
 # -- the seed design and this project ----------------------------------------------------------
+
 
 def _seed_availability() -> str | None:
     from .seed_design import unavailable_reason as seed_reason
@@ -227,40 +272,114 @@ def _this_queues() -> tuple[Any, Any, Any]:
 _NO_POOL = "no pool"
 
 COMPETITORS: tuple[Competitor, ...] = (
-    Competitor("serial", "serial (a plain loop in the caller)", frozenset({Ability.MAP, Ability.INHERITS_IMPORTS}),
-               lambda workers: SerialExecutor(),
-               lacks={Ability.PARALLEL: _NO_POOL, Ability.WORKERS: "no workers", Ability.QUEUES: "no second party",
-                      Ability.MAIN_FUNCTIONS: "nothing to ship", Ability.CHUNKSIZE: "same as map"},
-               style={"color": "#7f7f7f", "linestyle": "--"}),
-    Competitor("threads", "ThreadPoolExecutor",
-               frozenset({Ability.PARALLEL, Ability.WORKERS, Ability.BOUNDED, Ability.MAP, Ability.MAIN_FUNCTIONS,
-                          Ability.INHERITS_IMPORTS, Ability.QUEUES}),
-               lambda workers: ThreadPoolExecutor(workers), queues=lambda: (queue.Queue(), queue.Queue(), None),
-               queue_kind="queue.Queue", lacks={Ability.CHUNKSIZE: "map() ignores chunksize"},
-               style={"color": "#bcbd22"}),
+    Competitor(
+        "serial",
+        "serial (a plain loop in the caller)",
+        frozenset({Ability.MAP, Ability.INHERITS_IMPORTS}),
+        lambda workers: SerialExecutor(),
+        lacks={
+            Ability.PARALLEL: _NO_POOL,
+            Ability.WORKERS: "no workers",
+            Ability.QUEUES: "no second party",
+            Ability.MAIN_FUNCTIONS: "nothing to ship",
+            Ability.CHUNKSIZE: "same as map",
+        },
+        style={"color": "#7f7f7f", "linestyle": "--"},
+    ),
+    Competitor(
+        "threads",
+        "ThreadPoolExecutor",
+        frozenset(
+            {
+                Ability.PARALLEL,
+                Ability.WORKERS,
+                Ability.BOUNDED,
+                Ability.MAP,
+                Ability.MAIN_FUNCTIONS,
+                Ability.INHERITS_IMPORTS,
+                Ability.QUEUES,
+            }
+        ),
+        lambda workers: ThreadPoolExecutor(workers),
+        queues=lambda: (queue.Queue(), queue.Queue(), None),
+        queue_kind="queue.Queue",
+        lacks={Ability.CHUNKSIZE: "map() ignores chunksize"},
+        style={"color": "#bcbd22"},
+    ),
     _process_competitor("fork", "#1f77b4"),
     _process_competitor(second_process_method(), "#17becf"),
-    Competitor("loky", "loky ProcessPoolExecutor", _PROCESS_ABILITIES, _loky, availability=_loky_availability,
-               modules=lambda: ["loky"], queues=_manager_queues("fork"), queue_kind=_MANAGER_QUEUE,
-               style={"color": "#9467bd"}),
-    Competitor("backport", _stdlib_pool_label(),
-               frozenset({Ability.PARALLEL, Ability.WORKERS, Ability.BOUNDED, Ability.MAP, Ability.MAIN_FUNCTIONS,
-                          Ability.QUEUES}),
-               _stdlib_pool, availability=_stdlib_pool_availability, modules=_stdlib_pool_modules,
-               queues=_stdlib_queues, queue_kind="interpreters Queue",
-               lacks={Ability.CHUNKSIZE: "map() ignores chunksize"}, style={"color": "#ff7f0e"}),
-    Competitor("seed", "seed design: a new thread + own-GIL interpreter per call", frozenset({Ability.PARALLEL}),
-               _seed, availability=_seed_availability, modules=lambda: ["benchmarks.seed_design"],
-               lacks={Ability.WORKERS: "no persistent workers", Ability.MAP: "no map of its own",
-                      Ability.CHUNKSIZE: "no map of its own", Ability.QUEUES: "no queue",
-                      Ability.MAIN_FUNCTIONS: "calls functions by module and name"},
-               style={"color": "#8c564b"}),
-    Competitor("this", "this project: subinterpreter_parallelism.InterpreterPoolExecutor",
-               frozenset({Ability.PARALLEL, Ability.WORKERS, Ability.BOUNDED, Ability.MAP, Ability.BATCHED_MAP,
-                          Ability.CHUNKSIZE, Ability.MAIN_FUNCTIONS, Ability.REPORTS_RUNNING,
-                          Ability.STOPS_RUNNING, Ability.QUEUES, Ability.SUBJECT}),
-               _this, modules=lambda: ["subinterpreter_parallelism.executor"], queues=_this_queues,
-               queue_kind="subinterpreter_parallelism.Queue", style={"color": "#d62728", "linewidth": 2.8}),
+    Competitor(
+        "loky",
+        "loky ProcessPoolExecutor",
+        _PROCESS_ABILITIES,
+        _loky,
+        availability=_loky_availability,
+        modules=lambda: ["loky"],
+        queues=_manager_queues("fork"),
+        queue_kind=_MANAGER_QUEUE,
+        style={"color": "#9467bd"},
+    ),
+    Competitor(
+        "backport",
+        _stdlib_pool_label(),
+        frozenset(
+            {
+                Ability.PARALLEL,
+                Ability.WORKERS,
+                Ability.BOUNDED,
+                Ability.MAP,
+                Ability.MAIN_FUNCTIONS,
+                Ability.QUEUES,
+            }
+        ),
+        _stdlib_pool,
+        availability=_stdlib_pool_availability,
+        modules=_stdlib_pool_modules,
+        queues=_stdlib_queues,
+        queue_kind="interpreters Queue",
+        lacks={Ability.CHUNKSIZE: "map() ignores chunksize"},
+        style={"color": "#ff7f0e"},
+    ),
+    Competitor(
+        "seed",
+        "seed design: a new thread + own-GIL interpreter per call",
+        frozenset({Ability.PARALLEL}),
+        _seed,
+        availability=_seed_availability,
+        modules=lambda: ["benchmarks.seed_design"],
+        lacks={
+            Ability.WORKERS: "no persistent workers",
+            Ability.MAP: "no map of its own",
+            Ability.CHUNKSIZE: "no map of its own",
+            Ability.QUEUES: "no queue",
+            Ability.MAIN_FUNCTIONS: "calls functions by module and name",
+        },
+        style={"color": "#8c564b"},
+    ),
+    Competitor(
+        "this",
+        "this project: subinterpreter_parallelism.InterpreterPoolExecutor",
+        frozenset(
+            {
+                Ability.PARALLEL,
+                Ability.WORKERS,
+                Ability.BOUNDED,
+                Ability.MAP,
+                Ability.BATCHED_MAP,
+                Ability.CHUNKSIZE,
+                Ability.MAIN_FUNCTIONS,
+                Ability.REPORTS_RUNNING,
+                Ability.STOPS_RUNNING,
+                Ability.QUEUES,
+                Ability.SUBJECT,
+            }
+        ),
+        _this,
+        modules=lambda: ["subinterpreter_parallelism.executor"],
+        queues=_this_queues,
+        queue_kind="subinterpreter_parallelism.Queue",
+        style={"color": "#d62728", "linewidth": 2.8},
+    ),
 )
 
 

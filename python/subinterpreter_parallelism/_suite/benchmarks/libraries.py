@@ -20,11 +20,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LIBRARIES", "Library", "date_strings", "graph_specs", "markdown_documents", "python_sources",
-           "sql_queries"]
+__all__ = [
+    "LIBRARIES",
+    "Library",
+    "date_strings",
+    "graph_specs",
+    "markdown_documents",
+    "python_sources",
+    "sql_queries",
+]
 
-_WORDS = ("parallel interpreter worker pool task result future queue memory import module thread "
-          "process fork start value error cancel timeout buffer pickle cache python library").split()
+_WORDS = (
+    "parallel interpreter worker pool task result future queue memory import module thread "
+    "process fork start value error cancel timeout buffer pickle cache python library"
+).split()
 
 
 def _sentence(rng: random.Random, words: int) -> str:
@@ -32,6 +41,7 @@ def _sentence(rng: random.Random, words: int) -> str:
 
 
 # -- markdown ---------------------------------------------------------------------------------
+
 
 def markdown_documents(count: int, sections: int, seed: int = 1) -> list[str]:
     """``count`` Markdown documents of ``sections`` sections: headings, emphasis, links, lists,
@@ -43,12 +53,21 @@ def markdown_documents(count: int, sections: int, seed: int = 1) -> list[str]:
         for s in range(sections):
             parts.append(f"## Section {s}: {rng.choice(_WORDS)}\n")
             text = " ".join(_sentence(rng, rng.randint(5, 14)) for _ in range(4))
-            parts.append(text.replace(" pool ", " **pool** ").replace(" task ", " *task* ")
-                         + f" See [the docs](https://example.org/{d}/{s}).\n")
-            parts.append("\n".join(f"- {_sentence(rng, 6)} `{rng.choice(_WORDS)}()`" for _ in range(4)) + "\n")
-            parts.append("```python\n" + "\n".join(f"x{i} = {rng.randint(0, 999)}" for i in range(4)) + "\n```\n")
-            parts.append("| name | value |\n|---|---|\n"
-                         + "\n".join(f"| {rng.choice(_WORDS)} | {rng.randint(0, 99)} |" for _ in range(3)) + "\n")
+            parts.append(
+                text.replace(" pool ", " **pool** ").replace(" task ", " *task* ")
+                + f" See [the docs](https://example.org/{d}/{s}).\n"
+            )
+            parts.append(
+                "\n".join(f"- {_sentence(rng, 6)} `{rng.choice(_WORDS)}()`" for _ in range(4)) + "\n"
+            )
+            parts.append(
+                "```python\n" + "\n".join(f"x{i} = {rng.randint(0, 999)}" for i in range(4)) + "\n```\n"
+            )
+            parts.append(
+                "| name | value |\n|---|---|\n"
+                + "\n".join(f"| {rng.choice(_WORDS)} | {rng.randint(0, 99)} |" for _ in range(3))
+                + "\n"
+            )
         documents.append("\n".join(parts))
     return documents
 
@@ -62,6 +81,7 @@ def render_markdown(document: str) -> int:
 
 # -- pygments ---------------------------------------------------------------------------------
 
+
 def python_sources(count: int, functions: int, seed: int = 2) -> list[str]:
     """``count`` Python files of ``functions`` functions each (classes, strings, comments)."""
     rng = random.Random(seed)
@@ -70,17 +90,25 @@ def python_sources(count: int, functions: int, seed: int = 2) -> list[str]:
         lines = [f'"""Module {f}: {_sentence(rng, 8)}"""', "import os", "from typing import Any", ""]
         for n in range(functions):
             name = f"{rng.choice(_WORDS)}_{n}"
-            lines += [f"def {name}(value: int, label: str = {rng.choice(_WORDS)!r}) -> dict[str, Any]:",
-                      f'    """{_sentence(rng, 9)}"""',
-                      f"    total = value * {rng.randint(2, 99)} + {rng.random():.4f}  # {_sentence(rng, 4)}",
-                      f"    for i in range({rng.randint(3, 30)}):",
-                      "        if i % 3 == 0 and label:",
-                      f'            total += len(f"{{label}}-{{i}}") ** 2',
-                      "    return {'total': total, 'label': label, 'path': os.sep.join([label, str(value)])}",
-                      ""]
+            lines += [
+                f"def {name}(value: int, label: str = {rng.choice(_WORDS)!r}) -> dict[str, Any]:",
+                f'    """{_sentence(rng, 9)}"""',
+                f"    total = value * {rng.randint(2, 99)} + {rng.random():.4f}  # {_sentence(rng, 4)}",
+                f"    for i in range({rng.randint(3, 30)}):",
+                "        if i % 3 == 0 and label:",
+                f'            total += len(f"{{label}}-{{i}}") ** 2',
+                "    return {'total': total, 'label': label, 'path': os.sep.join([label, str(value)])}",
+                "",
+            ]
             if n % 5 == 4:
-                lines += [f"class Holder{n}:", f"    items: list[int] = [{', '.join(str(rng.randint(0, 9)) for _ in range(6))}]",
-                          "", "    def get(self, index: int) -> int:", "        return self.items[index]", ""]
+                lines += [
+                    f"class Holder{n}:",
+                    f"    items: list[int] = [{', '.join(str(rng.randint(0, 9)) for _ in range(6))}]",
+                    "",
+                    "    def get(self, index: int) -> int:",
+                    "        return self.items[index]",
+                    "",
+                ]
         files.append("\n".join(lines))
     return files
 
@@ -96,6 +124,7 @@ def highlight_python(source: str) -> int:
 
 # -- sqlglot ----------------------------------------------------------------------------------
 
+
 def sql_queries(count: int, joins: int, seed: int = 3) -> list[str]:
     """``count`` analytic SQL queries with ``joins`` joins, a subquery, grouping and ordering."""
     rng = random.Random(seed)
@@ -106,11 +135,13 @@ def sql_queries(count: int, joins: int, seed: int = 3) -> list[str]:
         query = f"SELECT {select}, COUNT(*) AS n, SUM({tables[0]}.amount) AS total FROM {tables[0]}"
         for i, table in enumerate(tables[1:], 1):
             query += f" LEFT JOIN {table} AS j{i} ON j{i}.id = {tables[0]}.k{i}"
-        query += (f" WHERE {tables[0]}.day >= DATE '2024-01-{rng.randint(10, 28)}'"
-                  f" AND {tables[0]}.kind IN (SELECT kind FROM kinds WHERE weight > {rng.randint(1, 50)})"
-                  f" AND COALESCE({tables[0]}.note, '') LIKE '%{rng.choice(_WORDS)}%'"
-                  f" GROUP BY {', '.join(f'a{i}' for i in range(len(tables)))}"
-                  f" HAVING COUNT(*) > {rng.randint(1, 9)} ORDER BY total DESC LIMIT {rng.randint(10, 100)}")
+        query += (
+            f" WHERE {tables[0]}.day >= DATE '2024-01-{rng.randint(10, 28)}'"
+            f" AND {tables[0]}.kind IN (SELECT kind FROM kinds WHERE weight > {rng.randint(1, 50)})"
+            f" AND COALESCE({tables[0]}.note, '') LIKE '%{rng.choice(_WORDS)}%'"
+            f" GROUP BY {', '.join(f'a{i}' for i in range(len(tables)))}"
+            f" HAVING COUNT(*) > {rng.randint(1, 9)} ORDER BY total DESC LIMIT {rng.randint(10, 100)}"
+        )
         queries.append(query)
     return queries
 
@@ -124,9 +155,15 @@ def transpile_sql(query: str) -> int:
 
 # -- dateutil ---------------------------------------------------------------------------------
 
-_DATE_FORMATS = ("{y}-{m:02d}-{d:02d}T{H:02d}:{M:02d}:{S:02d}", "{d} {mon} {y} {H}:{M:02d}",
-                 "{mon} {d}, {y}", "{m}/{d}/{y} {H:02d}:{M:02d}", "{wd}, {d} {mon} {y} {H:02d}:{M:02d}:{S:02d} +0{z}00",
-                 "{y}{m:02d}{d:02d}", "{d}.{m}.{y}")
+_DATE_FORMATS = (
+    "{y}-{m:02d}-{d:02d}T{H:02d}:{M:02d}:{S:02d}",
+    "{d} {mon} {y} {H}:{M:02d}",
+    "{mon} {d}, {y}",
+    "{m}/{d}/{y} {H:02d}:{M:02d}",
+    "{wd}, {d} {mon} {y} {H:02d}:{M:02d}:{S:02d} +0{z}00",
+    "{y}{m:02d}{d:02d}",
+    "{d}.{m}.{y}",
+)
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
@@ -139,9 +176,19 @@ def date_strings(count: int, seed: int = 4) -> list[str]:
     for _ in range(count):
         y, m, d = rng.randint(1990, 2030), rng.randint(1, 12), rng.randint(1, 28)
         weekday = datetime.date(y, m, d).strftime("%a")
-        out.append(rng.choice(_DATE_FORMATS).format(y=y, m=m, d=d, H=rng.randint(0, 23), M=rng.randint(0, 59),
-                                                    S=rng.randint(0, 59), mon=_MONTHS[m - 1], wd=weekday,
-                                                    z=rng.randint(1, 9)))
+        out.append(
+            rng.choice(_DATE_FORMATS).format(
+                y=y,
+                m=m,
+                d=d,
+                H=rng.randint(0, 23),
+                M=rng.randint(0, 59),
+                S=rng.randint(0, 59),
+                mon=_MONTHS[m - 1],
+                wd=weekday,
+                z=rng.randint(1, 9),
+            )
+        )
     return out
 
 
@@ -153,6 +200,7 @@ def parse_dates(strings: list[str]) -> int:
 
 
 # -- networkx ---------------------------------------------------------------------------------
+
 
 def graph_specs(count: int, nodes: int, edges: int, seed: int = 5) -> list[tuple[int, int, int]]:
     """``count`` random graphs as ``(nodes, edges, seed)``: each task builds its own graph."""
@@ -172,6 +220,7 @@ def graph_measures(nodes: int, edges: int, seed: int) -> tuple[int, int, float]:
 
 
 # -- the registry -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Library:
@@ -195,17 +244,37 @@ def _at_least(value: float, floor: int = 1) -> int:
 def _date_calls(scale: float) -> list[tuple[Any, ...]]:
     strings = date_strings(_at_least(5_000 * scale, 40))
     batch = max(1, len(strings) // 20)  # 20 tasks of 250 strings at full size
-    return [(strings[i:i + batch],) for i in range(0, len(strings), batch)]
+    return [(strings[i : i + batch],) for i in range(0, len(strings), batch)]
 
 
 LIBRARIES: tuple[Library, ...] = (
-    Library("markdown", "markdown", render_markdown,
-            lambda s: [(d,) for d in markdown_documents(160, _at_least(2 * s))], "markdown, 160 documents"),
-    Library("pygments", "pygments.lexers", highlight_python,
-            lambda s: [(f,) for f in python_sources(20, _at_least(15 * s))], "pygments, 20 Python files"),
-    Library("sqlglot", "sqlglot", transpile_sql,
-            lambda s: [(q,) for q in sql_queries(100, _at_least(6 * s))], "sqlglot, 100 queries"),
+    Library(
+        "markdown",
+        "markdown",
+        render_markdown,
+        lambda s: [(d,) for d in markdown_documents(160, _at_least(2 * s))],
+        "markdown, 160 documents",
+    ),
+    Library(
+        "pygments",
+        "pygments.lexers",
+        highlight_python,
+        lambda s: [(f,) for f in python_sources(20, _at_least(15 * s))],
+        "pygments, 20 Python files",
+    ),
+    Library(
+        "sqlglot",
+        "sqlglot",
+        transpile_sql,
+        lambda s: [(q,) for q in sql_queries(100, _at_least(6 * s))],
+        "sqlglot, 100 queries",
+    ),
     Library("dateutil", "dateutil.parser", parse_dates, _date_calls, "dateutil, 5,000 date strings"),
-    Library("networkx", "networkx", graph_measures,
-            lambda s: graph_specs(4, _at_least(200 * s, 20), _at_least(800 * s, 40)), "networkx, 4 graphs"),
+    Library(
+        "networkx",
+        "networkx",
+        graph_measures,
+        lambda s: graph_specs(4, _at_least(200 * s, 20), _at_least(800 * s, 40)),
+        "networkx, 4 graphs",
+    ),
 )

@@ -80,8 +80,12 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     """Median, min, max and count of a list of samples (empty dict for no samples)."""
     if not values:
         return {}
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": float(len(values))}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": float(len(values)),
+    }
 
 
 def tree_memory() -> dict[str, int]:
@@ -113,8 +117,12 @@ def _cpu_model() -> str:
 
 def _git_commit(root: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -145,9 +153,17 @@ def machine_facts(root: Path) -> dict[str, Any]:
         "platform": platform.platform(),
         "build": _native.build_info(),
         "git_commit": _git_commit(root),
-        "packages": {name: _version(name) for name in
-                     ("subinterpreter_parallelism", "loky", "interpreters-pep-734", "cloudpickle",
-                      "psutil", "matplotlib")},
+        "packages": {
+            name: _version(name)
+            for name in (
+                "subinterpreter_parallelism",
+                "loky",
+                "interpreters-pep-734",
+                "cloudpickle",
+                "psutil",
+                "matplotlib",
+            )
+        },
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
     }
     psutil = _psutil()

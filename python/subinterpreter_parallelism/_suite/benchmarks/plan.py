@@ -13,7 +13,15 @@ from .libraries import LIBRARIES
 
 LIBRARY_NAMES = tuple(library.name for library in LIBRARIES)
 
-__all__ = ["HEAVY", "SCALING", "WORKLOADS", "scaling_widths", "build_params", "factorial_cost", "worker_counts"]
+__all__ = [
+    "HEAVY",
+    "SCALING",
+    "WORKLOADS",
+    "scaling_widths",
+    "build_params",
+    "factorial_cost",
+    "worker_counts",
+]
 
 # workload -> what it measures (the report's section titles)
 WORKLOADS: dict[str, str] = {
@@ -67,8 +75,9 @@ def scaling_widths(cpus: int) -> list[int]:
     return sorted({1, 2, 4, 8, 16, cpus})
 
 
-def build_params(quick: bool, cores: int, unit_cost: float,
-                 widths: list[int] | None = None) -> dict[str, dict[str, Any]]:
+def build_params(
+    quick: bool, cores: int, unit_cost: float, widths: list[int] | None = None
+) -> dict[str, dict[str, Any]]:
     """Sizes and repeats of every workload; ``unit_cost`` calibrates the CPU-bound tasks."""
     from subinterpreter_parallelism import _native
 
@@ -80,35 +89,74 @@ def build_params(quick: bool, cores: int, unit_cost: float,
     params: dict[str, dict[str, Any]] = {
         # CPU-bound cells run in 3 interleaved rounds (one repeat each), so that a busy spell of
         # the machine spreads over every competitor instead of hitting one.
-        "cpu": {"tasks": 8, "workers": cores, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
-                "target_task_s": 0.04 if q else 0.3, **factorial_of(0.04 if q else 0.3)},
-        "scaling": {"worker_counts": worker_counts(cores, quick), "tasks_per_worker": 2 if q else 4,
-                    "start_s": 0.05 if q else 0.2, "warmups": 0, "repeats": 1, "rounds": 1 if q else 3,
-                    **factorial_of(0.01 if q else 0.05)},
-        "tiny": {"workers": cores, "submit_count": 2_000 if q else 20_000,
-                 "main_count": 500 if q else 5_000, "seed_count": 4 if q else 20,
-                 "map_count": 100_000 if q else 1_000_000, "map_count_per_item": 1_000 if q else 5_000,
-                 "repeats": 1 if q else 3, "main_probe_timeout_s": 1 if q else 10},
-        "data": {"workers": cores,
-                 "sizes": [1_000, 1_000_000] if q else
-                          [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
-                 "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3],
-                 "kinds": {kind: [1_000_000] if q else [1_000_000, 100_000_000]
-                           for kind in ("bytearray", "memoryview")}},
+        "cpu": {
+            "tasks": 8,
+            "workers": cores,
+            "warmups": 0,
+            "repeats": 1,
+            "rounds": 1 if q else 3,
+            "target_task_s": 0.04 if q else 0.3,
+            **factorial_of(0.04 if q else 0.3),
+        },
+        "scaling": {
+            "worker_counts": worker_counts(cores, quick),
+            "tasks_per_worker": 2 if q else 4,
+            "start_s": 0.05 if q else 0.2,
+            "warmups": 0,
+            "repeats": 1,
+            "rounds": 1 if q else 3,
+            **factorial_of(0.01 if q else 0.05),
+        },
+        "tiny": {
+            "workers": cores,
+            "submit_count": 2_000 if q else 20_000,
+            "main_count": 500 if q else 5_000,
+            "seed_count": 4 if q else 20,
+            "map_count": 100_000 if q else 1_000_000,
+            "map_count_per_item": 1_000 if q else 5_000,
+            "repeats": 1 if q else 3,
+            "main_probe_timeout_s": 1 if q else 10,
+        },
+        "data": {
+            "workers": cores,
+            "sizes": [1_000, 1_000_000]
+            if q
+            else [1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000],
+            "trips": [20, 5] if q else [100, 100, 50, 20, 5, 3],
+            "kinds": {
+                kind: [1_000_000] if q else [1_000_000, 100_000_000] for kind in ("bytearray", "memoryview")
+            },
+        },
         "startup": {"workers": 2, "repeats": 1 if q else 5},
         "memory": {"workers": 2 if q else 4, "hold_s": 0.1 if q else 0.3},
-        "queue": {"handoffs": 50 if q else 300, "handoff_warmups": 5 if q else 10, "handoff_min": 20,
-                  "handoff_budget_s": 0.3 if q else 3.0, "pause_s": 0.002, "pairs": 100_000,
-                  "pair_batch_s": 0.02 if q else 0.2, "repeats": 2 if q else 5},
+        "queue": {
+            "handoffs": 50 if q else 300,
+            "handoff_warmups": 5 if q else 10,
+            "handoff_min": 20,
+            "handoff_budget_s": 0.3 if q else 3.0,
+            "pause_s": 0.002,
+            "pairs": 100_000,
+            "pair_batch_s": 0.02 if q else 0.2,
+            "repeats": 2 if q else 5,
+        },
         "cancel": {"repeats": 3 if q else 10, "spin_s": 60.0, "running_s": 0.05},
         # Two interleaved rounds; scale 1 is about a second of serial work per library (2 cores, 3.13).
-        "libraries": {"workers": cores, "libraries": list(LIBRARY_NAMES), "scale": 0.2 if q else 1.0,
-                      "repeats": 1 if q else 3, "rounds": 1 if q else 2},
+        "libraries": {
+            "workers": cores,
+            "libraries": list(LIBRARY_NAMES),
+            "scale": 0.2 if q else 1.0,
+            "repeats": 1 if q else 3,
+            "rounds": 1 if q else 2,
+        },
         # Short tasks show the per-task cost at each width, long ones the CPU-bound scaling.
-        "widths": {"widths": widths or scaling_widths(cores), "hold_s": 0.2, "repeats": 1 if q else 2,
-                   "rounds": 1 if q else 2,
-                   "short": {"tasks_per_worker": 20 if q else 50, **factorial_of(0.001)},
-                   "long": {"tasks_per_worker": 2 if q else 4, **factorial_of(0.02 if q else 0.1)}},
+        "widths": {
+            "widths": widths or scaling_widths(cores),
+            "hold_s": 0.2,
+            "repeats": 1 if q else 2,
+            "rounds": 1 if q else 2,
+            "short": {"tasks_per_worker": 20 if q else 50, **factorial_of(0.001)},
+            "long": {"tasks_per_worker": 2 if q else 4, **factorial_of(0.02 if q else 0.1)},
+        },
     }
     # Seconds after which a cell stops repeating (each case keeps at least one sample).
     budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40, "libraries": 120, "widths": 120}

@@ -61,8 +61,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     sizes = r.cases("data")
     nbytes = [_bytes_of(r, case) for case in sizes]
     for key in r.keys:
-        points = [(b, v) for b, c in zip(nbytes, sizes) if b is not None
-                  for v, _ in r.medians("data", c, [key])]
+        points = [
+            (b, v) for b, c in zip(nbytes, sizes) if b is not None for v, _ in r.medians("data", c, [key])
+        ]
         if points:
             style = _style(key)
             right.plot(*zip(*points), label=key, **style)

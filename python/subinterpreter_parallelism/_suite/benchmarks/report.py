@@ -25,19 +25,22 @@ README_END = "<!-- bench:end -->"
 
 # -- looking things up ------------------------------------------------------------------------
 
+
 class Results:
     """The suite's results, indexed by (workload, case, competitor)."""
 
     def __init__(self, results: dict[str, Any]) -> None:
         self.raw = results
         self.params: dict[str, dict[str, Any]] = results["params"]
-        self.keys: list[str] = [k for k in results["competitors"]
-                                if any(r["competitor"] == k for r in results["records"])]
+        self.keys: list[str] = [
+            k for k in results["competitors"] if any(r["competitor"] == k for r in results["records"])
+        ]
         self.labels: dict[str, str] = results["competitors"]
         # Runs saved before the abilities were recorded: take them from today's competitors.
         saved = results.get("abilities") or {}
         self.abilities: dict[str, frozenset[str]] = {
-            key: frozenset(saved[key]) if key in saved else _known_abilities(key) for key in self.labels}
+            key: frozenset(saved[key]) if key in saved else _known_abilities(key) for key in self.labels
+        }
         subjects = [k for k in self.labels if Ability.SUBJECT.value in self.abilities[k]]
         #: The competitor the report is about (this project).
         self.subject: str = subjects[0] if subjects else "this"
@@ -94,6 +97,7 @@ class Results:
 
 # -- formatting -------------------------------------------------------------------------------
 
+
 def fmt(value: float | None, unit: str) -> str:
     """A value with a readable unit: us/ms/s for seconds, MB for bytes, /s for throughput."""
     if value is None:
@@ -120,7 +124,9 @@ def cell_text(results: Results, workload: str, case: str, key: str, with_min: bo
         return "n/a"
     if "error" in record:
         error = record["error"]
-        return "hangs" if error.startswith("hangs") else "timeout" if error.startswith("timed out") else "fails"
+        return (
+            "hangs" if error.startswith("hangs") else "timeout" if error.startswith("timed out") else "fails"
+        )
     samples = record.get("samples") or []
     if not samples:
         return "—"
@@ -139,13 +145,22 @@ def comparison(results: Results, workload: str, case: str, *, among: tuple[str, 
     if ours is None or record is None or ours <= 0:
         return "—"
     higher = record.get("better") == "higher"
-    others = [(v, k) for v, k in results.medians(
-        workload, case, [k for k in results.keys if k != results.subject and (among is None or k in among)]) if v > 0]
+    others = [
+        (v, k)
+        for v, k in results.medians(
+            workload,
+            case,
+            [k for k in results.keys if k != results.subject and (among is None or k in among)],
+        )
+        if v > 0
+    ]
     if not others:
         return "—"
     value, key = max(others) if higher else min(others)
     ratio = ours / value if higher else value / ours
-    word = {"B": ("less", "more")}.get(record["unit"], ("higher", "lower") if higher else ("faster", "slower"))
+    word = {"B": ("less", "more")}.get(
+        record["unit"], ("higher", "lower") if higher else ("faster", "slower")
+    )
     if ratio >= 1:
         return f"{_times(ratio)} {word[0]} than {key}"
     return f"{_times(1 / ratio)} {word[1]} than {key}"
@@ -164,6 +179,7 @@ def _known_abilities(key: str) -> frozenset[str]:
 
 # -- the summary ------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SummaryRow:
     label: str
@@ -179,33 +195,46 @@ def summary_rows(results: Results) -> list[SummaryRow]:
     serial = results.median("cpu", "warm", "serial")
     each = serial / cpu["tasks"] if serial and cpu else cpu.get("target_task_s", 0.0)
     if cpu:
-        rows.append(SummaryRow(f"{cpu['tasks']} × py_factorial (~{each:.2g} s each), warm pool", "cpu", "warm"))
+        rows.append(
+            SummaryRow(f"{cpu['tasks']} × py_factorial (~{each:.2g} s each), warm pool", "cpu", "warm")
+        )
         rows.append(SummaryRow(f"the same, including pool start-up", "cpu", "cold"))
     if "scaling" in p:
         cases = results.cases("scaling")
         cores = results.raw["machine"]["usable_cpus"]
         for workers in dict.fromkeys([cores, 2 * cores]):
             if f"{workers} workers" in cases:
-                rows.append(SummaryRow(f"CPU-bound throughput, {workers} workers", "scaling", f"{workers} workers"))
+                rows.append(
+                    SummaryRow(f"CPU-bound throughput, {workers} workers", "scaling", f"{workers} workers")
+                )
     tiny = p.get("tiny")
     if tiny:
         rows.append(SummaryRow(f"{tiny['submit_count']:,} tiny tasks via submit: per task", "tiny", "submit"))
         rows.append(SummaryRow("the same, function defined in `__main__`", "tiny", "submit __main__"))
-        rows.append(SummaryRow(f"map, default chunking: per item ({tiny['map_count']:,} items*)", "tiny", "map"))
+        rows.append(
+            SummaryRow(f"map, default chunking: per item ({tiny['map_count']:,} items*)", "tiny", "map")
+        )
         rows.append(SummaryRow(f"map, this project's chunk size: per item", "tiny", "map chunked"))
     if "data" in p:
         cases = results.cases("data")
-        sizes = [case for case in cases if case.endswith("B")]  # the bytes cases: "1 MB", not "1 MB bytearray"
+        sizes = [
+            case for case in cases if case.endswith("B")
+        ]  # the bytes cases: "1 MB", not "1 MB bytearray"
         for case in dict.fromkeys([sizes[0], *(s for s in sizes if s == "1 MB"), sizes[-1]] if sizes else []):
             rows.append(SummaryRow(f"round trip of {case} (argument + result)", "data", case))
         for case in cases:
             if not case.endswith("B") and (sizes and case.startswith(sizes[-1] + " ")):
                 rows.append(SummaryRow(f"round trip of a {case}", "data", case))
     if "startup" in p:
-        rows.append(SummaryRow(f"new pool of {p['startup']['workers']} workers to first result", "startup",
-                               "first result"))
+        rows.append(
+            SummaryRow(
+                f"new pool of {p['startup']['workers']} workers to first result", "startup", "first result"
+            )
+        )
     if "memory" in p:
-        rows.append(SummaryRow(f"memory added per worker (PSS, {p['memory']['workers']} workers)", "memory", "pss"))
+        rows.append(
+            SummaryRow(f"memory added per worker (PSS, {p['memory']['workers']} workers)", "memory", "pss")
+        )
         rows.append(SummaryRow("memory added per worker (RSS)", "memory", "rss"))
     if "queue" in p:
         rows.append(SummaryRow("Queue hand-off to a task blocked in get()", "queue", "hand-off"))
@@ -213,16 +242,27 @@ def summary_rows(results: Results) -> list[SummaryRow]:
     libraries = p.get("libraries")
     if libraries:
         for name in libraries["libraries"]:
-            record = next((results.record("libraries", f"{name} cold", k) for k in results.keys
-                           if "extra" in (results.record("libraries", f"{name} cold", k) or {})), None)
+            record = next(
+                (
+                    results.record("libraries", f"{name} cold", k)
+                    for k in results.keys
+                    if "extra" in (results.record("libraries", f"{name} cold", k) or {})
+                ),
+                None,
+            )
             what = record["extra"]["what"] if record else name
-            rows.append(SummaryRow(f"{what}, {libraries['workers']} workers: new pool (cold)", "libraries",
-                                   f"{name} cold"))
+            rows.append(
+                SummaryRow(
+                    f"{what}, {libraries['workers']} workers: new pool (cold)", "libraries", f"{name} cold"
+                )
+            )
             rows.append(SummaryRow(f"{what}: warm pool", "libraries", f"{name} warm"))
     if "cancel" in p:
         rows.append(SummaryRow("cancel() of a running task until cancelled()", "cancel", "cancelled"))
         rows.append(SummaryRow("cancel() until the worker has run the next task", "cancel", "worker free"))
-        rows.append(SummaryRow("cancel() of a task inside a GIL-bound C call, until it returns", "cancel", "in C"))
+        rows.append(
+            SummaryRow("cancel() of a task inside a GIL-bound C call, until it returns", "cancel", "in C")
+        )
     return [row for row in rows if any(results.record(row.workload, row.case, k) for k in results.keys)]
 
 
@@ -237,16 +277,27 @@ def summary_table(results: Results) -> list[str]:
     header = ["workload", *results.keys, "this vs best other", "this vs best process pool"]
     rows = []
     for row in summary_rows(results):
-        cells = [cell_text(results, row.workload, results.case_for(row.workload, row.case, k), k) for k in results.keys]
-        rows.append([row.label, *cells, comparison(results, row.workload, row.case),
-                     comparison(results, row.workload, row.case, among=results.having(Ability.PROCESSES))])
+        cells = [
+            cell_text(results, row.workload, results.case_for(row.workload, row.case, k), k)
+            for k in results.keys
+        ]
+        rows.append(
+            [
+                row.label,
+                *cells,
+                comparison(results, row.workload, row.case),
+                comparison(results, row.workload, row.case, among=results.having(Ability.PROCESSES)),
+            ]
+        )
     lines = _table(header, rows)
     tiny = results.params.get("tiny")
     if tiny:
         lines.append("")
-        lines.append(f"\\* executors that send each item alone ran map over {tiny['map_count_per_item']:,} "
-                     f"items and the seed design {tiny['seed_count']} tasks; serial and this project "
-                     f"the full count. Costs are per item, so they compare.")
+        lines.append(
+            f"\\* executors that send each item alone ran map over {tiny['map_count_per_item']:,} "
+            f"items and the seed design {tiny['seed_count']} tasks; serial and this project "
+            f"the full count. Costs are per item, so they compare."
+        )
     return lines
 
 
@@ -256,6 +307,7 @@ def legend(results: Results) -> list[str]:
 
 
 # -- targets ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Target:
@@ -294,6 +346,7 @@ def _cpu_faster_than(key: str) -> Callable[[Results], tuple[str, bool | None]]:
         if ours is None or other is None:
             return _missing("this project" if ours is None else key)
         return f"this {fmt(ours, 's')}, {key} {fmt(other, 's')} ({_ratio_text(other, ours)})", ours < other
+
     return check
 
 
@@ -306,6 +359,7 @@ def _tiny_vs(keys: tuple[str, ...], factor: float | None) -> Callable[[Results],
         other, key = min(values)
         text = f"{other / ours:.1f}x (this {fmt(ours, 's')}, {key} {fmt(other, 's')} per task)"
         return text, None if factor is None else other / ours >= factor
+
     return check
 
 
@@ -314,13 +368,18 @@ def _tiny_at_most_threads(r: Results) -> tuple[str, bool | None]:
     ours, threads = r.median("tiny", "submit", r.subject), r.median("tiny", "submit", "threads")
     if ours is None or threads is None:
         return _missing("this project" if ours is None else "threads")
-    return (f"{ours / threads:.2f}x threads' time (this {fmt(ours, 's')}, threads {fmt(threads, 's')} per task)",
-            ours <= 0.8 * threads)
+    return (
+        f"{ours / threads:.2f}x threads' time (this {fmt(ours, 's')}, threads {fmt(threads, 's')} per task)",
+        ours <= 0.8 * threads,
+    )
 
 
 def _main_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
     """Issue 12: tiny tasks of a ``__main__`` function at least as fast as in the stdlib pool."""
-    ours, other = r.median("tiny", "submit __main__", r.subject), r.median("tiny", "submit __main__", "backport")
+    ours, other = (
+        r.median("tiny", "submit __main__", r.subject),
+        r.median("tiny", "submit __main__", "backport"),
+    )
     if ours is None or other is None:
         return _missing("this project" if ours is None else "backport")
     return f"{other / ours:.2f}x (this {fmt(ours, 's')}, backport {fmt(other, 's')} per task)", ours <= other
@@ -329,12 +388,17 @@ def _main_vs_stdlib_pool(r: Results) -> tuple[str, bool | None]:
 def _map_vs_best_fork(r: Results) -> tuple[str, bool | None]:
     """Issue 15: ``map`` per item at least 1.5x faster than a fork pool with its best chunk size
     (of the two this suite runs: the default and this project's)."""
-    ours = [v for v, _ in r.medians("tiny", "map", [r.subject]) + r.medians("tiny", "map chunked", [r.subject])]
+    ours = [
+        v for v, _ in r.medians("tiny", "map", [r.subject]) + r.medians("tiny", "map chunked", [r.subject])
+    ]
     fork = [v for v, _ in r.medians("tiny", "map", ["fork"]) + r.medians("tiny", "map chunked", ["fork"])]
     if not ours or not fork:
         return _missing("this project" if not ours else "fork")
     best, fork_best = min(ours), min(fork)
-    return f"{fork_best / best:.2f}x (this {fmt(best, 's')}, fork {fmt(fork_best, 's')} per item)", fork_best / best >= 1.5
+    return (
+        f"{fork_best / best:.2f}x (this {fmt(best, 's')}, fork {fmt(fork_best, 's')} per item)",
+        fork_best / best >= 1.5,
+    )
 
 
 def _map_overhead(r: Results) -> tuple[str, bool | None]:
@@ -343,8 +407,10 @@ def _map_overhead(r: Results) -> tuple[str, bool | None]:
         return _missing("this project" if ours is None else "serial")
     items = r.params["tiny"]["map_count"]
     overhead = ours - serial
-    text = (f"{fmt(overhead, 's')} per item over {items:,} items (this {fmt(ours, 's')}, "
-            f"serial {fmt(serial, 's')})")
+    text = (
+        f"{fmt(overhead, 's')} per item over {items:,} items (this {fmt(ours, 's')}, "
+        f"serial {fmt(serial, 's')})"
+    )
     return text, overhead <= 1e-6
 
 
@@ -396,6 +462,7 @@ def _threshold(workload: str, case: str, limit: float) -> Callable[[Results], tu
         record = r.record(workload, case, r.subject) or {}
         best = min(record.get("samples") or [ours])
         return f"median {fmt(ours, 's')} (min {fmt(best, 's')})", ours < limit
+
     return check
 
 
@@ -437,8 +504,11 @@ def _first_result_at(width: int) -> Callable[[Results], tuple[str, bool | None]]
             return f"not measured (this project at {width} workers missing)", None
         if theirs is None:
             return f"this {fmt(ours, 's')}; forkserver not measured", None
-        return (f"this {fmt(ours, 's')}, forkserver {fmt(theirs, 's')} ({theirs / ours:.2f}x)",
-                ours <= 0.015 and ours < theirs)
+        return (
+            f"this {fmt(ours, 's')}, forkserver {fmt(theirs, 's')} ({theirs / ours:.2f}x)",
+            ours <= 0.015 and ours < theirs,
+        )
+
     return check
 
 
@@ -448,6 +518,7 @@ def _memory_per_worker_at(width: int, limit: float) -> Callable[[Results], tuple
         if ours is None:
             return f"not measured (this project at {width} workers missing)", None
         return f"{fmt(ours, 'B')} per worker", ours <= limit
+
     return check
 
 
@@ -455,31 +526,75 @@ TARGETS: tuple[_Target, ...] = (
     _Target("cpu", "8 CPU-bound tasks of ~0.3 s: >= 1.85x serial throughput", _cpu_vs_serial),
     _Target("cpu", "8 CPU-bound tasks: faster than ProcessPool (fork)", _cpu_faster_than("fork")),
     _Target("cpu", "8 CPU-bound tasks: faster than the stdlib-pool backport", _cpu_faster_than("backport")),
-    _Target("tiny", "20,000 tiny tasks via submit: per task <= 0.8x ThreadPoolExecutor's", _tiny_at_most_threads),
-    _Target("tiny", "tiny tasks of a `__main__` function: at least as fast as the stdlib pool", _main_vs_stdlib_pool),
-    _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than the backport", _tiny_vs(("backport",), 7)),
-    _Target("tiny", "20,000 tiny tasks via submit: >= 7x faster than ProcessPool",
-            _tiny_vs(("fork", "forkserver", "spawn"), 7)),
-    _Target("tiny", "map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead),
-    _Target("tiny", "map per item: >= 1.5x faster than a fork pool at its best chunk size", _map_vs_best_fork),
+    _Target(
+        "tiny", "20,000 tiny tasks via submit: per task <= 0.8x ThreadPoolExecutor's", _tiny_at_most_threads
+    ),
+    _Target(
+        "tiny",
+        "tiny tasks of a `__main__` function: at least as fast as the stdlib pool",
+        _main_vs_stdlib_pool,
+    ),
+    _Target(
+        "tiny", "20,000 tiny tasks via submit: >= 7x faster than the backport", _tiny_vs(("backport",), 7)
+    ),
+    _Target(
+        "tiny",
+        "20,000 tiny tasks via submit: >= 7x faster than ProcessPool",
+        _tiny_vs(("fork", "forkserver", "spawn"), 7),
+    ),
+    _Target(
+        "tiny", "map over 1,000,000 tiny items, default chunking: overhead <= 1 us per item", _map_overhead
+    ),
+    _Target(
+        "tiny", "map per item: >= 1.5x faster than a fork pool at its best chunk size", _map_vs_best_fork
+    ),
     _Target("data", "100 MB bytes argument + result: >= 3x faster than ProcessPool", _data_vs_processes),
-    _Target("data", "100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies),
-    _Target("data", "every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
-            _data_vs_stdlib_pool),
-    _Target("startup", "new pool of 2 workers runs its first task within 30 ms", _threshold("startup", "first result", 0.030)),
+    _Target(
+        "data", "100 MB bytes argument + result: within 1.2x of two copies in the caller", _data_vs_two_copies
+    ),
+    _Target(
+        "data",
+        "every data case (bytes, bytearray, memoryview): at least as fast as the stdlib pool",
+        _data_vs_stdlib_pool,
+    ),
+    _Target(
+        "startup",
+        "new pool of 2 workers runs its first task within 30 ms",
+        _threshold("startup", "first result", 0.030),
+    ),
     _Target("queue", "Queue hand-off median < 50 us", _threshold("queue", "hand-off", 50e-6)),
     _Target("queue", "Queue put/get pair in one interpreter < 2 us", _threshold("queue", "put+get", 2e-6)),
     _Target("cancel", "cancel-to-cancelled < 20 ms", _threshold("cancel", "cancelled", 0.020)),
-    _Target("cancel", "cancel() of a task inside a GIL-bound C call returns < 50 ms",
-            _threshold("cancel", "in C", 0.050)),
-    _Target("libraries", "five library workloads, cold (new pool): within 10% of fork or faster on each", _libraries_cold_vs_fork),
-    _Target("libraries", "five library workloads, warm: >= 1.9x serial on each (2 cores)", _libraries_warm_vs_serial),
-    _Target("widths", "new pool of 2 workers, first result: <= 15 ms and faster than forkserver",
-            _first_result_at(2)),
-    _Target("widths", "new pool of 16 workers, first result: <= 15 ms and faster than forkserver",
-            _first_result_at(16)),
-    _Target("widths", "memory per worker at 16 workers (PSS): no more than 4.6 MB (issue 15's figure)",
-            _memory_per_worker_at(16, 4.6e6)),
+    _Target(
+        "cancel",
+        "cancel() of a task inside a GIL-bound C call returns < 50 ms",
+        _threshold("cancel", "in C", 0.050),
+    ),
+    _Target(
+        "libraries",
+        "five library workloads, cold (new pool): within 10% of fork or faster on each",
+        _libraries_cold_vs_fork,
+    ),
+    _Target(
+        "libraries",
+        "five library workloads, warm: >= 1.9x serial on each (2 cores)",
+        _libraries_warm_vs_serial,
+    ),
+    _Target(
+        "widths",
+        "new pool of 2 workers, first result: <= 15 ms and faster than forkserver",
+        _first_result_at(2),
+    ),
+    _Target(
+        "widths",
+        "new pool of 16 workers, first result: <= 15 ms and faster than forkserver",
+        _first_result_at(16),
+    ),
+    _Target(
+        "widths",
+        "memory per worker at 16 workers (PSS): no more than 4.6 MB (issue 15's figure)",
+        _memory_per_worker_at(16, 4.6e6),
+    ),
 )
 
 
@@ -500,12 +615,15 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 def targets_table(results: dict[str, Any]) -> list[str]:
     """The targets as a Markdown table."""
-    rows = [[t["target"], t["measured"], {True: "yes", False: "**no**", None: "—"}[t["met"]]]
-            for t in results.get("targets") or evaluate_targets(results)]
+    rows = [
+        [t["target"], t["measured"], {True: "yes", False: "**no**", None: "—"}[t["met"]]]
+        for t in results.get("targets") or evaluate_targets(results)
+    ]
     return _table(["target", "measured", "met"], rows)
 
 
 # -- the full report --------------------------------------------------------------------------
+
 
 def machine_line(results: dict[str, Any]) -> str:
     """One line naming the machine, the Python, the build and the load."""
@@ -514,9 +632,11 @@ def machine_line(results: dict[str, Any]) -> str:
     build_text = ", ".join(f"{k} {v}" for k, v in build.items()) if isinstance(build, dict) else str(build)
     load0 = m["load_average"][0]
     load1 = m.get("load_average_end", [load0])[0]
-    return (f"{m['cpu_model']}, {m['cpu_count']} CPUs ({m['usable_cpus']} usable), "
-            f"Python {m['python']}, build: {build_text}; load average {load0:.2f} at start, "
-            f"{load1:.2f} at end; {results['mode']} run of {results['duration_s']:.0f} s on {m['date']}")
+    return (
+        f"{m['cpu_model']}, {m['cpu_count']} CPUs ({m['usable_cpus']} usable), "
+        f"Python {m['python']}, build: {build_text}; load average {load0:.2f} at start, "
+        f"{load1:.2f} at end; {results['mode']} run of {results['duration_s']:.0f} s on {m['date']}"
+    )
 
 
 def _details(results: Results, workload: str, title: str) -> list[str]:
@@ -524,9 +644,18 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
     if not cases and not any(results.record(workload, "*", k) for k in results.keys):
         return []
     lines = [f"### {title}", ""]
-    rows = [[case, *[cell_text(results, workload, results.case_for(workload, case, k), k, with_min=True)
-                     for k in results.keys], comparison(results, workload, case),
-             comparison(results, workload, case, among=results.having(Ability.PROCESSES))] for case in cases or ["*"]]
+    rows = [
+        [
+            case,
+            *[
+                cell_text(results, workload, results.case_for(workload, case, k), k, with_min=True)
+                for k in results.keys
+            ],
+            comparison(results, workload, case),
+            comparison(results, workload, case, among=results.having(Ability.PROCESSES)),
+        ]
+        for case in cases or ["*"]
+    ]
     lines += _table(["case", *results.keys, "this vs best other", "this vs best process pool"], rows)
     cpu_rows = []
     for case in cases:

@@ -35,11 +35,25 @@ __all__ = ["SCENARIOS", "run_scenario"]
 Record = dict[str, Any]
 
 
-def _record(workload: str, case: str, key: str, unit: str, samples: Sequence[float], *,
-            better: str = "lower", cpu: Sequence[float | None] | None = None,
-            extra: dict[str, Any] | None = None) -> Record:
-    record: Record = {"workload": workload, "case": case, "competitor": key, "unit": unit,
-                      "better": better, "samples": list(samples)}
+def _record(
+    workload: str,
+    case: str,
+    key: str,
+    unit: str,
+    samples: Sequence[float],
+    *,
+    better: str = "lower",
+    cpu: Sequence[float | None] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Record:
+    record: Record = {
+        "workload": workload,
+        "case": case,
+        "competitor": key,
+        "unit": unit,
+        "better": better,
+        "samples": list(samples),
+    }
     if cpu is not None:
         record["cpu_percent"] = list(cpu)
     if extra:
@@ -97,6 +111,7 @@ def _repeat(run: Callable[[], Any], warmups: int, repeats: int) -> list[Timing]:
 
 # -- (a) the seed's factorial, CPU-bound ------------------------------------------------------
 
+
 def scenario_cpu(key: str, p: dict[str, Any]) -> list[Record]:
     """``tasks`` calls of ``py_factorial(n)`` at once: first with pool start, then warm."""
     tasks, n, workers = p["tasks"], p["n"], p["workers"]
@@ -114,19 +129,24 @@ def scenario_cpu(key: str, p: dict[str, Any]) -> list[Record]:
     executor = holder[0]
     try:
         _check(results, expected, "py_factorial")
-        runs = _repeat(lambda: _check(_run_batch(executor, py_factorial, calls), expected,
-                                      "py_factorial"), p["warmups"], p["repeats"])
+        runs = _repeat(
+            lambda: _check(_run_batch(executor, py_factorial, calls), expected, "py_factorial"),
+            p["warmups"],
+            p["repeats"],
+        )
     finally:
         executor.shutdown(wait=True)
     extra = {"tasks": tasks, "n": n, "workers": size}
     return [
-        _record("cpu", "warm", key, "s", [t.wall_s for t in runs],
-                cpu=[t.cpu_percent for t in runs], extra=extra),
+        _record(
+            "cpu", "warm", key, "s", [t.wall_s for t in runs], cpu=[t.cpu_percent for t in runs], extra=extra
+        ),
         _record("cpu", "cold", key, "s", [first.wall_s], cpu=[first.cpu_percent], extra=extra),
     ]
 
 
 # -- (b) CPU-bound scaling with the number of workers -----------------------------------------
+
 
 def scenario_scaling(key: str, p: dict[str, Any]) -> list[Record]:
     """Throughput (tasks/s) of ``tasks_per_worker * w`` factorial tasks with ``w`` workers."""
@@ -139,18 +159,30 @@ def scenario_scaling(key: str, p: dict[str, Any]) -> list[Record]:
         executor = make_executor(key, workers)
         try:
             _start_all(executor, key, workers, p["start_s"])
-            runs = _repeat(lambda: _check(_run_batch(executor, py_factorial, calls), expected,
-                                          "py_factorial"), p["warmups"], p["repeats"])
+            runs = _repeat(
+                lambda: _check(_run_batch(executor, py_factorial, calls), expected, "py_factorial"),
+                p["warmups"],
+                p["repeats"],
+            )
         finally:
             executor.shutdown(wait=True)
-        records.append(_record("scaling", f"{workers} workers", key, "tasks/s",
-                               [tasks / t.wall_s for t in runs], better="higher",
-                               cpu=[t.cpu_percent for t in runs],
-                               extra={"workers": workers, "tasks": tasks, "n": p["n"]}))
+        records.append(
+            _record(
+                "scaling",
+                f"{workers} workers",
+                key,
+                "tasks/s",
+                [tasks / t.wall_s for t in runs],
+                better="higher",
+                cpu=[t.cpu_percent for t in runs],
+                extra={"workers": workers, "tasks": tasks, "n": p["n"]},
+            )
+        )
     return records
 
 
 # -- (c) tiny tasks through submit and map ----------------------------------------------------
+
 
 def _main_function() -> Callable[[int], int] | None:
     """``tiny_in_main`` from the ``__main__`` module (benchmarks.cell defines it there)."""
@@ -181,13 +213,31 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
     if not competitor.can(Ability.PARALLEL):
         count = p["submit_count"]
         runs = _repeat(lambda: [workloads.tiny(i) for i in range(count)], 1, p["repeats"])
-        records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
-                               cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "plain loop"}))
+        records.append(
+            _record(
+                "tiny",
+                "submit",
+                key,
+                "s",
+                _per_item(runs, count),
+                cpu=[t.cpu_percent for t in runs],
+                extra={"items": count, "how": "plain loop"},
+            )
+        )
         records.append(_na("tiny", "submit __main__", key, competitor.why_not(Ability.MAIN_FUNCTIONS)))
         count = p["map_count"]
         runs = _repeat(lambda: list(map(workloads.tiny, range(count))), 1, p["repeats"])
-        records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
-                               cpu=[t.cpu_percent for t in runs], extra={"items": count, "how": "builtin map"}))
+        records.append(
+            _record(
+                "tiny",
+                "map",
+                key,
+                "s",
+                _per_item(runs, count),
+                cpu=[t.cpu_percent for t in runs],
+                extra={"items": count, "how": "builtin map"},
+            )
+        )
         records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.CHUNKSIZE)))
         return records
 
@@ -198,8 +248,17 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
         # Without persistent workers every call starts an interpreter: far fewer calls.
         count = p["submit_count"] if competitor.can(Ability.WORKERS) else p["seed_count"]
         runs = _submit_per_task(executor, workloads.tiny, count, p["repeats"])
-        records.append(_record("tiny", "submit", key, "s", _per_item(runs, count),
-                               cpu=[t.cpu_percent for t in runs], extra={"items": count}))
+        records.append(
+            _record(
+                "tiny",
+                "submit",
+                key,
+                "s",
+                _per_item(runs, count),
+                cpu=[t.cpu_percent for t in runs],
+                extra={"items": count},
+            )
+        )
 
         # map: each executor's default chunking, then the chunks this project picks
         if not competitor.can(Ability.MAP):
@@ -209,15 +268,32 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
             # A map that sends each item alone gets fewer items (the cost is per item).
             count = p["map_count"] if competitor.can(Ability.BATCHED_MAP) else p["map_count_per_item"]
             runs = _repeat(_mapper(executor, count, None), 0, p["repeats"])
-            records.append(_record("tiny", "map", key, "s", _per_item(runs, count),
-                                   cpu=[t.cpu_percent for t in runs], extra={"items": count}))
+            records.append(
+                _record(
+                    "tiny",
+                    "map",
+                    key,
+                    "s",
+                    _per_item(runs, count),
+                    cpu=[t.cpu_percent for t in runs],
+                    extra={"items": count},
+                )
+            )
             if competitor.can(Ability.CHUNKSIZE):
                 count = p["map_count"]
                 chunk = max(1, min(4096, count // (workers * 16)))
                 runs = _repeat(_mapper(executor, count, chunk), 0, p["repeats"])
-                records.append(_record("tiny", "map chunked", key, "s", _per_item(runs, count),
-                                       cpu=[t.cpu_percent for t in runs],
-                                       extra={"items": count, "chunksize": chunk}))
+                records.append(
+                    _record(
+                        "tiny",
+                        "map chunked",
+                        key,
+                        "s",
+                        _per_item(runs, count),
+                        cpu=[t.cpu_percent for t in runs],
+                        extra={"items": count, "chunksize": chunk},
+                    )
+                )
             else:
                 records.append(_na("tiny", "map chunked", key, competitor.why_not(Ability.CHUNKSIZE)))
 
@@ -233,15 +309,30 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
                 probe.result(timeout=p["main_probe_timeout_s"])
             except TimeoutError:
                 usable = False
-                records.append({"workload": "tiny", "case": "submit __main__", "competitor": key,
-                                "error": f"hangs: no result after {p['main_probe_timeout_s']} s"})
+                records.append(
+                    {
+                        "workload": "tiny",
+                        "case": "submit __main__",
+                        "competitor": key,
+                        "error": f"hangs: no result after {p['main_probe_timeout_s']} s",
+                    }
+                )
             except Exception as exc:
                 records.append(_error("tiny", "submit __main__", key, exc))
             else:
                 count = p["main_count"]
                 runs = _submit_per_task(executor, main_fn, count, p["repeats"])
-                records.append(_record("tiny", "submit __main__", key, "s", _per_item(runs, count),
-                                       cpu=[t.cpu_percent for t in runs], extra={"items": count}))
+                records.append(
+                    _record(
+                        "tiny",
+                        "submit __main__",
+                        key,
+                        "s",
+                        _per_item(runs, count),
+                        cpu=[t.cpu_percent for t in runs],
+                        extra={"items": count},
+                    )
+                )
     finally:
         if usable:
             executor.shutdown(wait=True)
@@ -252,19 +343,25 @@ def scenario_tiny(key: str, p: dict[str, Any]) -> list[Record]:
 
 def _mapper(executor: Executor, count: int, chunksize: int | None) -> Callable[[], None]:
     """A run of ``executor.map(tiny, range(count))`` that checks the last result."""
+
     def run() -> None:
         items = range(count)
-        out = executor.map(workloads.tiny, items) if chunksize is None else \
-            executor.map(workloads.tiny, items, chunksize=chunksize)
+        out = (
+            executor.map(workloads.tiny, items)
+            if chunksize is None
+            else executor.map(workloads.tiny, items, chunksize=chunksize)
+        )
         last = -1
         for last in out:
             pass
         if last != count:
             raise AssertionError("map: wrong results")
+
     return run
 
 
 # -- (d) data transfer ------------------------------------------------------------------------
+
 
 def _data_cases(p: dict[str, Any]) -> list[tuple[str, int, int, str]]:
     """(case, size, trips, kind): every size as ``bytes``, some sizes as the other kinds."""
@@ -308,14 +405,17 @@ def scenario_data(key: str, p: dict[str, Any]) -> list[Record]:
             except Exception as exc:
                 if kind == "memoryview" and ("pickle" in str(exc).lower() or "shareable" in str(exc).lower()):
                     # Process pools and the stdlib pool pickle what they send: pickle refuses memoryviews.
-                    records.append(_na("data", case, key, f"cannot send a memoryview ({type(exc).__name__}: {exc})"))
+                    records.append(
+                        _na("data", case, key, f"cannot send a memoryview ({type(exc).__name__}: {exc})")
+                    )
                 else:
                     records.append(_error("data", case, key, exc))
                 continue
             finally:
                 del data
-            records.append(_record("data", case, key, "s", samples,
-                                   extra={"bytes": size, "trips": trips, "kind": kind}))
+            records.append(
+                _record("data", case, key, "s", samples, extra={"bytes": size, "trips": trips, "kind": kind})
+            )
     finally:
         if executor is not None:
             executor.shutdown(wait=True)
@@ -330,6 +430,7 @@ def _size_case(size: int) -> str:
 
 
 # -- (e) pool start-up to first result --------------------------------------------------------
+
 
 def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
     """From creating a pool of ``workers`` to the first task's result; shutdown timed apart."""
@@ -350,11 +451,13 @@ def scenario_startup(key: str, p: dict[str, Any]) -> list[Record]:
         if attempt:
             starts.append(t1 - t0)
             stops.append(t2 - t1)
-    return [_record("startup", "first result", key, "s", starts,
-                    extra={"workers": workers, "shutdown_s": stops})]
+    return [
+        _record("startup", "first result", key, "s", starts, extra={"workers": workers, "shutdown_s": stops})
+    ]
 
 
 # -- (f) memory per worker --------------------------------------------------------------------
+
 
 def scenario_memory(key: str, p: dict[str, Any]) -> list[Record]:
     """RSS and PSS added per worker: process tree before the pool and with ``workers`` warm workers."""
@@ -374,11 +477,14 @@ def scenario_memory(key: str, p: dict[str, Any]) -> list[Record]:
     finally:
         executor.shutdown(wait=True)
     extra = {"workers": workers, "before": before, "after": after, "worker_pids": len(set(pids))}
-    return [_record("memory", kind, key, "B", [(after[kind] - before[kind]) / workers], extra=extra)
-            for kind in ("pss", "rss")]
+    return [
+        _record("memory", kind, key, "B", [(after[kind] - before[kind]) / workers], extra=extra)
+        for kind in ("pss", "rss")
+    ]
 
 
 # -- (g) Queue hand-off ------------------------------------------------------------------------
+
 
 def scenario_queue(key: str, p: dict[str, Any]) -> list[Record]:
     """Hand-off to a task blocked in ``get()``, and a put/get pair within the caller."""
@@ -410,8 +516,16 @@ def scenario_queue(key: str, p: dict[str, Any]) -> list[Record]:
             inbox.put(rest)
             outbox.get(timeout=30)
         task.result(timeout=60)
-        records.append(_record("queue", "hand-off", key, "s", latencies,
-                               extra={"queue": competitor.queue_kind, "pause_s": p["pause_s"]}))
+        records.append(
+            _record(
+                "queue",
+                "hand-off",
+                key,
+                "s",
+                latencies,
+                extra={"queue": competitor.queue_kind, "pause_s": p["pause_s"]},
+            )
+        )
     except Exception as exc:
         records.append(_error("queue", "hand-off", key, exc))
     finally:
@@ -443,11 +557,18 @@ def _pair_record(key: str, q: Any, p: dict[str, Any]) -> Record:
             q.get()
 
     runs = _repeat(batch, 1, p["repeats"])
-    return _record("queue", "put+get", key, "s", _per_item(runs, count),
-                   extra={"queue": by_key(key).queue_kind, "pairs": count})
+    return _record(
+        "queue",
+        "put+get",
+        key,
+        "s",
+        _per_item(runs, count),
+        extra={"queue": by_key(key).queue_kind, "pairs": count},
+    )
 
 
 # -- (h) cancel a running task ----------------------------------------------------------------
+
 
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.perf_counter() + timeout
@@ -492,8 +613,10 @@ def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
             to_free.append(t2 - t0)
     finally:
         executor.shutdown(wait=True)
-    records = [_record("cancel", "cancelled", key, "s", to_cancelled),
-               _record("cancel", "worker free", key, "s", to_free)]
+    records = [
+        _record("cancel", "cancelled", key, "s", to_cancelled),
+        _record("cancel", "worker free", key, "s", to_free),
+    ]
     if not competitor.can(Ability.STOPS_RUNNING):
         return records + [_na("cancel", "in C", key, competitor.why_not(Ability.STOPS_RUNNING))]
     return records + [_cancel_in_c(key, p)]
@@ -539,6 +662,7 @@ def _cancel_in_c(key: str, p: dict[str, Any]) -> Record:
 
 # -- (i) popular pure-Python libraries, cold and warm -------------------------------------------
 
+
 def _digest(results: Sequence[Any]) -> int:
     """A checksum of a run's results: every competitor must get the same one (the test checks)."""
     import zlib
@@ -560,8 +684,10 @@ def scenario_libraries(key: str, p: dict[str, Any]) -> list[Record]:
             continue
         cases = (f"{library.name} cold", f"{library.name} warm")
         if competitor.can(Ability.PARALLEL) and not competitor.can(Ability.WORKERS):
-            records += [_na("libraries", case, key, "a new interpreter per call imports the library every time")
-                        for case in cases]
+            records += [
+                _na("libraries", case, key, "a new interpreter per call imports the library every time")
+                for case in cases
+            ]
             continue
         try:
             importlib.import_module(library.module)
@@ -575,9 +701,13 @@ def scenario_libraries(key: str, p: dict[str, Any]) -> list[Record]:
             results, first = timed(cold)
             digest = _digest(results)
             try:
+
                 def again() -> None:
                     if _digest(_run_batch(holder[0], library.task, calls)) != digest:
-                        raise AssertionError(f"{library.name}: a warm run gave other results than the cold one")
+                        raise AssertionError(
+                            f"{library.name}: a warm run gave other results than the cold one"
+                        )
+
                 runs = _repeat(again, 0, p["repeats"])
             finally:
                 holder[0].shutdown(wait=True)
@@ -585,14 +715,25 @@ def scenario_libraries(key: str, p: dict[str, Any]) -> list[Record]:
             records += [_error("libraries", case, key, exc) for case in cases]
             continue
         extra = {"tasks": len(calls), "workers": p["workers"], "checksum": digest, "what": library.what}
-        records.append(_record("libraries", cases[0], key, "s", [first.wall_s], cpu=[first.cpu_percent],
-                               extra=extra))
-        records.append(_record("libraries", cases[1], key, "s", [t.wall_s for t in runs],
-                               cpu=[t.cpu_percent for t in runs], extra=extra))
+        records.append(
+            _record("libraries", cases[0], key, "s", [first.wall_s], cpu=[first.cpu_percent], extra=extra)
+        )
+        records.append(
+            _record(
+                "libraries",
+                cases[1],
+                key,
+                "s",
+                [t.wall_s for t in runs],
+                cpu=[t.cpu_percent for t in runs],
+                extra=extra,
+            )
+        )
     return records
 
 
 # -- (j) widths: start-up, memory and throughput at 1 to N workers (make bench-scaling) ----------
+
 
 def _startup_record(executor: Executor, width: int, key: str) -> Record | None:
     """This project's own account of its workers' start-up (``stats()``, read once the pool has
@@ -604,12 +745,22 @@ def _startup_record(executor: Executor, width: int, key: str) -> Record | None:
     if not ups:
         return None
     each = [s["create_s"] + s["bootstrap_s"] for s in ups]
-    extra = {"workers": width, "metric": "interpreter start-up per worker", "count": len(ups),
-             "create_s": statistics.mean(s["create_s"] for s in ups),
-             "bootstrap_s": statistics.mean(s["bootstrap_s"] for s in ups),
-             "last_ready_s": max(s["ready_s"] for s in ups)}
-    return _record("widths", f"{width} workers: interpreter start-up per worker", key, "s",
-                   [statistics.mean(each)], extra=extra)
+    extra = {
+        "workers": width,
+        "metric": "interpreter start-up per worker",
+        "count": len(ups),
+        "create_s": statistics.mean(s["create_s"] for s in ups),
+        "bootstrap_s": statistics.mean(s["bootstrap_s"] for s in ups),
+        "last_ready_s": max(s["ready_s"] for s in ups),
+    }
+    return _record(
+        "widths",
+        f"{width} workers: interpreter start-up per worker",
+        key,
+        "s",
+        [statistics.mean(each)],
+        extra=extra,
+    )
 
 
 def _width_cold(key: str, width: int, p: dict[str, Any]) -> tuple[list[Record], Executor]:
@@ -632,13 +783,29 @@ def _width_cold(key: str, width: int, p: dict[str, Any]) -> tuple[list[Record], 
         executor.shutdown(wait=True)
         raise
     extra = {"workers": width, "metric": "first result"}
-    records = [_record(workload, f"{width} workers: first result", key, "s", [t1 - t0], extra=extra),
-               _record(workload, f"{width} workers: all started", key, "s", [max(0.0, t2 - t0 - p["hold_s"])],
-                       extra={**extra, "metric": "all started", "hold_s": p["hold_s"]}),
-               _record(workload, f"{width} workers: memory per worker", key, "B",
-                       [(after["pss"] - before["pss"]) / width],
-                       extra={**extra, "metric": "memory per worker", "rss_per_worker":
-                              (after["rss"] - before["rss"]) / width})]
+    records = [
+        _record(workload, f"{width} workers: first result", key, "s", [t1 - t0], extra=extra),
+        _record(
+            workload,
+            f"{width} workers: all started",
+            key,
+            "s",
+            [max(0.0, t2 - t0 - p["hold_s"])],
+            extra={**extra, "metric": "all started", "hold_s": p["hold_s"]},
+        ),
+        _record(
+            workload,
+            f"{width} workers: memory per worker",
+            key,
+            "B",
+            [(after["pss"] - before["pss"]) / width],
+            extra={
+                **extra,
+                "metric": "memory per worker",
+                "rss_per_worker": (after["rss"] - before["rss"]) / width,
+            },
+        ),
+    ]
     return records, executor
 
 
@@ -660,13 +827,28 @@ def scenario_widths(key: str, p: dict[str, Any]) -> list[Record]:
                 tasks = size["tasks_per_worker"] * width
                 calls = [(size["n"],)] * tasks
                 expected = [size["expected"]] * tasks
-                runs = _repeat(lambda: _check(_run_batch(executor, py_factorial, calls), expected, "py_factorial"),
-                               1, p["repeats"])
-                records.append(_record("widths", f"{width} workers: {kind} tasks", key, "tasks/s",
-                                       [tasks / t.wall_s for t in runs], better="higher",
-                                       cpu=[t.cpu_percent for t in runs],
-                                       extra={"workers": width, "metric": f"{kind} tasks", "tasks": tasks,
-                                              "task_s": size["task_s"]}))
+                runs = _repeat(
+                    lambda: _check(_run_batch(executor, py_factorial, calls), expected, "py_factorial"),
+                    1,
+                    p["repeats"],
+                )
+                records.append(
+                    _record(
+                        "widths",
+                        f"{width} workers: {kind} tasks",
+                        key,
+                        "tasks/s",
+                        [tasks / t.wall_s for t in runs],
+                        better="higher",
+                        cpu=[t.cpu_percent for t in runs],
+                        extra={
+                            "workers": width,
+                            "metric": f"{kind} tasks",
+                            "tasks": tasks,
+                            "task_s": size["task_s"],
+                        },
+                    )
+                )
         finally:
             executor.shutdown(wait=True)
         startup = _startup_record(executor, width, key)

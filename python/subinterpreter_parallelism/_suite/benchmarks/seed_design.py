@@ -138,8 +138,9 @@ class SeedDesignExecutor(Executor):
             raise TypeError(f"the seed design calls module-level functions by name, not {fn!r}")
         payload = pickle.dumps((args, kwargs), pickle.HIGHEST_PROTOCOL)
         future: Future[Any] = Future()
-        thread = threading.Thread(target=self._run, args=(future, module, name, payload),
-                                  name="seed-design-call")
+        thread = threading.Thread(
+            target=self._run, args=(future, module, name, payload), name="seed-design-call"
+        )
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot submit after shutdown")

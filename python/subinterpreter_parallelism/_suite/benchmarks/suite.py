@@ -26,7 +26,10 @@ __all__ = ["main", "run_cell", "run_suite"]
 # from it as the top-level package `benchmarks`.
 ROOT = Path(__file__).resolve().parent.parent
 
-def run_cell(workload: str, key: str, params: dict[str, Any], timeout: float) -> tuple[list[dict[str, Any]], str]:
+
+def run_cell(
+    workload: str, key: str, params: dict[str, Any], timeout: float
+) -> tuple[list[dict[str, Any]], str]:
     """Runs one workload for one competitor in a fresh interpreter process.
 
     Returns the records and the process's stderr (warnings, tracebacks).
@@ -39,16 +42,36 @@ def run_cell(workload: str, key: str, params: dict[str, Any], timeout: float) ->
         # `benchmarks` through PYTHONPATH.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         try:
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.cell", str(spec), str(out)],
-                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.cell", str(spec), str(out)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired as exc:
-            stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-            return [{"workload": workload, "case": "*", "competitor": key,
-                     "error": f"timed out after {timeout:.0f} s"}], stderr
+            stderr = (
+                exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            )
+            return [
+                {
+                    "workload": workload,
+                    "case": "*",
+                    "competitor": key,
+                    "error": f"timed out after {timeout:.0f} s",
+                }
+            ], stderr
         if proc.returncode != 0 or not out.exists():
             last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-            return [{"workload": workload, "case": "*", "competitor": key,
-                     "error": f"the cell process failed (exit {proc.returncode}): {last[:300]}"}], proc.stderr
+            return [
+                {
+                    "workload": workload,
+                    "case": "*",
+                    "competitor": key,
+                    "error": f"the cell process failed (exit {proc.returncode}): {last[:300]}",
+                }
+            ], proc.stderr
         return json.loads(out.read_text()), proc.stderr
 
 
@@ -92,12 +115,21 @@ def _compile_sources(log: Any) -> None:
 
     package = Path(__file__).resolve().parents[2]  # subinterpreter_parallelism/
     if not compileall.compile_dir(str(package), quiet=2):
-        print(f"note: could not write byte code for every module under {package}; start-up rows "
-              "then include compiling", file=log)
+        print(
+            f"note: could not write byte code for every module under {package}; start-up rows "
+            "then include compiling",
+            file=log,
+        )
 
 
-def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float | None = None,
-              log: Any = sys.stderr, widths: list[int] | None = None) -> dict[str, Any]:
+def run_suite(
+    quick: bool,
+    workloads: list[str],
+    keys: list[str],
+    timeout: float | None = None,
+    log: Any = sys.stderr,
+    widths: list[int] | None = None,
+) -> dict[str, Any]:
     """Runs the chosen workloads for the chosen competitors; returns everything for the JSON file."""
     started = time.perf_counter()
     _compile_sources(log)
@@ -123,8 +155,11 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
             print("skipped: memory per worker: psutil is not installed", file=log)
     cell_timeout = timeout or (90.0 if quick else 240.0)
     cells = [(w, k) for w in workloads for _ in range(params[w].get("rounds", 1)) for k in runnable]
-    print(f"{len(cells)} cells ({'quick' if quick else 'full'}), {cores} usable CPUs, "
-          f"load {facts['load_average'][0]:.2f}", file=log)
+    print(
+        f"{len(cells)} cells ({'quick' if quick else 'full'}), {cores} usable CPUs, "
+        f"load {facts['load_average'][0]:.2f}",
+        file=log,
+    )
     records: list[dict[str, Any]] = []
     warnings: list[dict[str, str]] = []
     for index, (workload, key) in enumerate(cells, 1):
@@ -137,8 +172,11 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
         if stderr.strip():
             warnings.append({"workload": workload, "competitor": key, "stderr": stderr[-2000:]})
         status = f"error: {errors[0]}" if errors else "ok"
-        print(f"[{index:>2}/{len(cells)}] {workload:<8} {key:<10} {time.perf_counter() - t0:6.1f} s  {status}",
-              file=log, flush=True)
+        print(
+            f"[{index:>2}/{len(cells)}] {workload:<8} {key:<10} {time.perf_counter() - t0:6.1f} s  {status}",
+            file=log,
+            flush=True,
+        )
     facts["load_average_end"] = list(os.getloadavg())
     return {
         "schema": 1,
@@ -157,8 +195,13 @@ def run_suite(quick: bool, workloads: list[str], keys: list[str], timeout: float
 
 # The competitors of --scaling (issue 15): process pools and, where it is in the stdlib, the
 # stdlib interpreter pool (its 3.13 backport runs when named).
-SCALING_COMPETITORS = ("serial", "fork", "forkserver", *(("backport",) if sys.version_info >= (3, 14) else ()),
-                       "this")
+SCALING_COMPETITORS = (
+    "serial",
+    "fork",
+    "forkserver",
+    *(("backport",) if sys.version_info >= (3, 14) else ()),
+    "this",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,24 +212,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m subinterpreter_parallelism bench",
         description="Benchmarks this project against serial code, threads, process pools, loky, "
-                    "the stdlib interpreter pool and the seed's design, each in a fresh process.")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"small sizes, one repeat, without {', '.join(sorted(HEAVY))}: under a minute")
+        "the stdlib interpreter pool and the seed's design, each in a fresh process.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small sizes, one repeat, without {', '.join(sorted(HEAVY))}: under a minute",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every sample and the machine facts here")
     parser.add_argument("--plot", metavar="FILE.png", help="write the plot here (needs matplotlib)")
-    parser.add_argument("--readme", metavar="FILE",
-                        help="replace the text between the bench markers in this file with the summary")
-    parser.add_argument("--only", metavar="W,W", help=f"workloads to run (default all: {','.join(WORKLOADS)})")
-    parser.add_argument("--competitors", metavar="K,K", help=f"competitors to run (default all: {','.join(keys)})")
-    parser.add_argument("--scaling", action="store_true",
-                        help="the many-core run instead (make bench-scaling): at each of --widths workers, "
-                             "start-up, first result, memory per worker, short and long tasks; "
-                             f"competitors {', '.join(SCALING_COMPETITORS)} unless --competitors says")
-    parser.add_argument("--widths", metavar="N,N",
-                        help="worker counts of --scaling (default 1,2,4,8,16 and the CPU count)")
-    parser.add_argument("--timeout", type=float, help="seconds before a cell is stopped (default 240, quick 90)")
-    parser.add_argument("--load", metavar="FILE",
-                        help="measure nothing: report, plot and --readme from a JSON file an earlier run wrote")
+    parser.add_argument(
+        "--readme",
+        metavar="FILE",
+        help="replace the text between the bench markers in this file with the summary",
+    )
+    parser.add_argument(
+        "--only", metavar="W,W", help=f"workloads to run (default all: {','.join(WORKLOADS)})"
+    )
+    parser.add_argument(
+        "--competitors", metavar="K,K", help=f"competitors to run (default all: {','.join(keys)})"
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="the many-core run instead (make bench-scaling): at each of --widths workers, "
+        "start-up, first result, memory per worker, short and long tasks; "
+        f"competitors {', '.join(SCALING_COMPETITORS)} unless --competitors says",
+    )
+    parser.add_argument(
+        "--widths", metavar="N,N", help="worker counts of --scaling (default 1,2,4,8,16 and the CPU count)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds before a cell is stopped (default 240, quick 90)"
+    )
+    parser.add_argument(
+        "--load",
+        metavar="FILE",
+        help="measure nothing: report, plot and --readme from a JSON file an earlier run wrote",
+    )
     args = parser.parse_args(argv)
 
     workloads = _pick(parser, args.only, list(WORKLOADS), "workload")
@@ -229,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         plot(results, path)
         print(f"wrote {path}", file=sys.stderr)
     if args.readme:
-        image = os.path.relpath(Path(args.plot).resolve(), Path(args.readme).resolve().parent) if args.plot else None
+        image = (
+            os.path.relpath(Path(args.plot).resolve(), Path(args.readme).resolve().parent)
+            if args.plot
+            else None
+        )
         report.update_readme(Path(args.readme), results, image)
         print(f"updated {args.readme}", file=sys.stderr)
     if not args.load:
