@@ -14,6 +14,7 @@ Modules, each importing only those listed above it (tests/test_bench.py checks t
     scenarios.py    what is measured, one function per workload (a)-(h)
     cell.py         one workload x one competitor, in a fresh process
     cpu_per_task.py (k) CPU time per task inside the task, with bare interpreters; perf stat
+    cpu_report.py   its tables and target
     plan.py         the workloads' titles and sizes
     report.py       Markdown tables, targets, the README section
     plot.py         the PNG

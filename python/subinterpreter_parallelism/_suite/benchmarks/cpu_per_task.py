@@ -22,13 +22,16 @@ tasks, glibc's malloc instead of pymalloc (``PYTHONMALLOC=malloc``), or a 32 MiB
 bare interpreters' threads (what this project's workers get).
 
 ``python -m benchmarks.cpu_per_task SPEC.json OUT.json`` is one cell (this module is then
-``__main__``); :func:`run` runs them all and :func:`render` writes the tables.
+``__main__``); :func:`run` runs them all; ``cpu_report`` writes the tables.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
+import queue
 import shutil
 import statistics
 import subprocess
@@ -42,7 +45,7 @@ from typing import Any
 
 from . import workloads
 
-__all__ = ["COMPETITORS", "VARIANTS", "available", "render", "run", "targets"]
+__all__ = ["COMPETITORS", "PERF_EVENTS", "VARIANTS", "BareInterpreters", "available", "ratio_of_pairs", "run"]
 
 Trace = tuple[int, float, int, int, float]
 
@@ -105,10 +108,15 @@ def _pin(native_ids: Sequence[int]) -> None:
         os.sched_setaffinity(native_id, {cpus[index % len(cpus)]})
 
 
-def _make_pool(key: str, workers: int) -> Any:
+def _make_pool(key: str, workers: int, initializer: str | None = None) -> Any:
     if key == "this":
         import subinterpreter_parallelism as sp
 
+        if initializer:  # an experiment: "module.function" run once in each worker first
+            module, _, name = initializer.rpartition(".")
+            return sp.InterpreterPoolExecutor(
+                workers, initializer=getattr(importlib.import_module(module), name)
+            )
         return sp.InterpreterPoolExecutor(workers)
     if key == "stdlib":
         from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
@@ -144,22 +152,6 @@ def _run_pool(spec: dict[str, Any], counters: _Counters) -> tuple[list[Trace], f
     return traces, wall
 
 
-_BARE_SETUP = """
-import os, sys
-sys.path[:0] = {path!r}
-from benchmarks import workloads
-mark = workloads.ready(0.0)
-os.write({fd}, (repr(mark[1]) + "\\n").encode())
-for _ in range(2):
-    workloads.cpu_timed({loop!r}, {warm}, {gc_off!r})
-"""
-
-_BARE_TASKS = """
-traces = [workloads.cpu_timed({loop!r}, {n}, {gc_off!r}) for _ in range({count})]
-os.write({fd}, (repr(traces) + "\\n").encode())
-"""
-
-
 def _interpreters_module() -> Any:
     try:
         import _interpreters  # type: ignore[import-not-found]  # 3.13+
@@ -168,81 +160,175 @@ def _interpreters_module() -> Any:
     return _interpreters
 
 
+class BareInterpreters:
+    """``workers`` own-GIL interpreters of the low-level module, each served by a thread of its
+    own that runs the code strings it is given with ``run_string``: no pool, no queue of tasks,
+    no pickling. Each batch gives every interpreter the same share of the tasks."""
+
+    def __init__(
+        self,
+        workers: int,
+        stack: int | None = None,
+        create_in_thread: bool = False,
+        imports: Sequence[str] = (),
+    ) -> None:
+        self._api = _interpreters_module()
+        self._isolated = {"isolated": True} if sys.version_info < (3, 13) else {}
+        # Created here by default; ``create_in_thread``: each by the thread that serves it, as
+        # this project's workers do (the creating thread's malloc arena holds its state).
+        self._ids: list[Any] = [
+            None if create_in_thread else self._api.create(**self._isolated) for _ in range(workers)
+        ]
+        self._inboxes: list[queue.SimpleQueue[str | None]] = [queue.SimpleQueue() for _ in range(workers)]
+        self._pipes = [os.pipe() for _ in range(workers)]
+        self._errors: list[BaseException] = []
+        previous = threading.stack_size(stack) if stack else None
+        self._threads = [threading.Thread(target=self._serve, args=(i,)) for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+        if previous is not None:
+            threading.stack_size(previous)
+        self.native_ids = [
+            int(line) for line in self._run_all("import _thread; _out(_thread.get_native_id())")
+        ]
+        self._run_all(f"import sys; sys.path[:0] = {sys.path!r}; from benchmarks import workloads; _out(0)")
+        if imports:  # an experiment: what this project's workers have loaded, loaded here too
+            self._run_all(
+                f"import importlib; [importlib.import_module(m) for m in {list(imports)!r}]; _out(0)"
+            )
+
+    def _serve(self, index: int) -> None:
+        if self._ids[index] is None:
+            self._ids[index] = self._api.create(**self._isolated)
+        while (code := self._inboxes[index].get()) is not None:
+            try:
+                # 3.12 raises the interpreter's exception; 3.13+ returns a description of it.
+                failure = self._api.run_string(self._ids[index], code)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+                failure = exc
+            if failure is not None:
+                self._errors.append(
+                    failure if isinstance(failure, BaseException) else RuntimeError(str(failure))
+                )
+                os.write(self._pipes[index][1], b"ERROR\n")
+
+    def _run_all(self, code: str) -> list[str]:
+        """Runs ``code`` in every interpreter at once; each calls ``_out(value)`` once."""
+        for index, inbox in enumerate(self._inboxes):
+            prelude = f"import os\ndef _out(value): os.write({self._pipes[index][1]}, (repr(value) + '\\n').encode())\n"
+            inbox.put(prelude + code)
+        lines = [_read_line(read_end) for read_end, _ in self._pipes]
+        if self._errors:
+            error, self._errors[:] = self._errors[0], []
+            raise RuntimeError(f"a bare interpreter failed: {error!r}") from error
+        return lines
+
+    def batch(self, loop: str, n: int, tasks: int, gc_off: bool = False) -> list[Trace]:
+        """``tasks`` calls of ``cpu_timed(loop, n)``, split evenly over the interpreters."""
+        per = tasks // len(self._ids)
+        code = f"_out([workloads.cpu_timed({loop!r}, {n}, {gc_off!r}) for _ in range({per})])"
+        return [trace for line in self._run_all(code) for trace in ast.literal_eval(line)]
+
+    def close(self) -> None:
+        for inbox in self._inboxes:
+            inbox.put(None)
+        for thread in self._threads:
+            thread.join()
+        for interp, (read_end, write_end) in zip(self._ids, self._pipes):
+            self._api.destroy(interp)
+            os.close(read_end)
+            os.close(write_end)
+
+
+def _read_line(fd: int) -> str:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            raise RuntimeError("a bare interpreter's pipe closed")
+        data += chunk
+    return data.decode().strip()
+
+
 def _run_bare(spec: dict[str, Any], counters: _Counters) -> tuple[list[Trace], float]:
-    """One thread per own-GIL interpreter, each running its share of the tasks in one
-    ``run_string``; the main thread pins, counts and times between two barriers."""
-    interpreters = _interpreters_module()
     workers, tasks, n, loop = spec["workers"], spec["tasks"], spec["n"], spec["workload"]
-    gc_off = bool(spec.get("gc_off"))
     if tasks % workers:
         raise ValueError("bare interpreters split the tasks evenly: tasks must be a multiple of workers")
-    isolated = {"isolated": True} if sys.version_info < (3, 13) else {}
-    ids = [interpreters.create(**isolated) for _ in range(workers)]
-    pipes = [os.pipe() for _ in range(workers)]
-    ready, go = threading.Barrier(workers + 1), threading.Barrier(workers + 1)
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        write_end = pipes[index][1]
-        try:
-            setup = _BARE_SETUP.format(
-                path=sys.path, fd=write_end, loop=loop, warm=max(1, n // 10), gc_off=gc_off
-            )
-            interpreters.run_string(ids[index], setup)
-            ready.wait()
-            go.wait()
-            interpreters.run_string(
-                ids[index],
-                _BARE_TASKS.format(loop=loop, n=n, count=tasks // workers, fd=write_end, gc_off=gc_off),
-            )
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
-            ready.abort()
-            go.abort()
-
-    previous = threading.stack_size(spec["stack"]) if spec.get("stack") else None
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    if previous is not None:
-        threading.stack_size(previous)
+    gc_off = bool(spec.get("gc_off"))
+    bare = BareInterpreters(
+        workers, spec.get("stack"), bool(spec.get("create_in_thread")), spec.get("bare_imports", ())
+    )
     try:
-        ready.wait()
-        native_ids = [int(os.read(read_end, 64).split(b"\n")[0]) for read_end, _ in pipes]
         if spec.get("pin"):
-            _pin(native_ids)
+            _pin(bare.native_ids)
+        bare.batch(loop, max(1, n // 10), 2 * workers, gc_off)
         counters.enable()
         t0 = time.perf_counter()
-        go.wait()
-        for thread in threads:
-            thread.join()
+        traces = bare.batch(loop, n, tasks, gc_off)
         wall = time.perf_counter() - t0
         counters.disable()
-    except threading.BrokenBarrierError:
-        for thread in threads:
-            thread.join()
-        raise RuntimeError(f"a bare interpreter failed: {errors[0]!r}") from errors[0]
-    if errors:
-        raise RuntimeError(f"a bare interpreter failed: {errors[0]!r}") from errors[0]
-    traces: list[Trace] = []
-    for (read_end, write_end), interp in zip(pipes, ids):
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as stream:
-            traces += eval(stream.read().decode())  # the repr of a list of tuples of numbers
-        interpreters.destroy(interp)
+    finally:
+        bare.close()
     return traces, wall
+
+
+def _check(traces: list[Trace], loop: str, n: int, who: str) -> list[float]:
+    """The CPU seconds of each trace, once every result is checked."""
+    expected = workloads.LOOPS[loop](n)
+    if any(trace[0] != expected for trace in traces):
+        raise AssertionError(f"{who}: {loop} returned wrong results")
+    return [trace[1] for trace in traces]
+
+
+def _run_paired(spec: dict[str, Any]) -> dict[str, Any]:
+    """This project's pool and bare interpreters in one process, batch for batch, the order
+    swapped each round: what differs is the pool, not the process (its memory layout, the
+    moment's load). Returns each side's CPU seconds per task, one list per round."""
+    workers, tasks, n, loop = spec["workers"], spec["tasks"], spec["n"], spec["workload"]
+    if spec.get("bare_first"):  # creation order moves where CPython's allocations land
+        bare = BareInterpreters(
+            workers, spec.get("stack"), bool(spec.get("create_in_thread")), spec.get("bare_imports", ())
+        )
+        pool = _make_pool("this", workers, spec.get("initializer"))
+    else:
+        pool = _make_pool("this", workers, spec.get("initializer"))
+        bare = BareInterpreters(
+            workers, spec.get("stack"), bool(spec.get("create_in_thread")), spec.get("bare_imports", ())
+        )
+    rounds: dict[str, list[list[float]]] = {"this": [], "bare": []}
+    try:
+        [f.result() for f in [pool.submit(workloads.ready, 0.05) for _ in range(workers)]]
+        warm = [pool.submit(workloads.cpu_timed, loop, max(1, n // 10)) for _ in range(2 * workers)]
+        [f.result() for f in warm]
+        bare.batch(loop, max(1, n // 10), 2 * workers)
+
+        def ours() -> None:
+            futures = [pool.submit(workloads.cpu_timed, loop, n) for _ in range(tasks)]
+            rounds["this"].append(_check([f.result() for f in futures], loop, n, "this"))
+
+        def theirs() -> None:
+            rounds["bare"].append(_check(bare.batch(loop, n, tasks), loop, n, "bare"))
+
+        for round_index in range(spec["pairs"]):
+            for run_batch in (ours, theirs) if round_index % 2 == 0 else (theirs, ours):
+                run_batch()
+    finally:
+        pool.shutdown(wait=True)
+        bare.close()
+    return rounds
 
 
 def cell_main(argv: list[str]) -> int:
     """One cell: runs the batch of ``argv[0]``'s spec, writes the per-task CPU times to ``argv[1]``."""
     spec = json.loads(Path(argv[0]).read_text())
-    counters = _Counters(spec.get("ctl"), spec.get("ack"))
-    run_batch = _run_bare if spec["competitor"] == "bare" else _run_pool
-    traces, wall = run_batch(spec, counters)
-    expected = workloads.LOOPS[spec["workload"]](spec["n"])
-    if any(trace[0] != expected for trace in traces):
-        raise AssertionError(f"{spec['competitor']}: {spec['workload']} returned wrong results")
-    Path(argv[1]).write_text(json.dumps({"cpu_s": [t[1] for t in traces], "wall_s": wall}))
+    if spec["competitor"] == "paired":
+        record: dict[str, Any] = {"paired": _run_paired(spec)}
+    else:
+        counters = _Counters(spec.get("ctl"), spec.get("ack"))
+        run_batch = _run_bare if spec["competitor"] == "bare" else _run_pool
+        traces, wall = run_batch(spec, counters)
+        record = {"cpu_s": _check(traces, spec["workload"], spec["n"], spec["competitor"]), "wall_s": wall}
+    Path(argv[1]).write_text(json.dumps(record))
     return 0
 
 
@@ -327,6 +413,17 @@ def calibrate(task_s: float) -> dict[str, int]:
     return sizes
 
 
+def ratio_of_pairs(cells: list[dict[str, Any]]) -> float | None:
+    """Median over rounds of (this project's median CPU per task / bare interpreters') in paired cells."""
+    ratios = [
+        statistics.median(ours) / statistics.median(bare)
+        for cell in cells
+        if "paired" in cell
+        for ours, bare in zip(cell["paired"]["this"], cell["paired"]["bare"])
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
 def run(p: dict[str, Any], log: Any = sys.stderr, variants: Sequence[str] = ("default",)) -> dict[str, Any]:
     """Every (variant, loop, competitor) cell, ``p["rounds"]`` times, in turns; returns the
     samples (for the JSON file and :func:`render`)."""
@@ -339,6 +436,8 @@ def run(p: dict[str, Any], log: Any = sys.stderr, variants: Sequence[str] = ("de
             _, spec_extra, env = VARIANTS[variant]
             for loop in workloads.LOOPS:
                 order = keys if round_index % 2 == 0 else keys[::-1]  # drift hits every competitor alike
+                if variant == "default" and {"this", "bare"} <= set(keys):
+                    order = [*order, "paired"]  # both in one process, batch for batch
                 for key in order:
                     if variant == "stack 32 MiB" and key != "bare":
                         continue
@@ -348,16 +447,21 @@ def run(p: dict[str, Any], log: Any = sys.stderr, variants: Sequence[str] = ("de
                         "n": sizes[loop],
                         "tasks": p["tasks"],
                         "workers": p["workers"],
+                        "pairs": p.get("pairs", 4),
                         **spec_extra,
                     }
                     t0 = time.perf_counter()
-                    record = _run_cell(spec, env, perf, p.get("timeout_s", 300.0))
+                    record = _run_cell(
+                        spec, env, perf if key != "paired" else None, p.get("timeout_s", 300.0)
+                    )
                     load = os.getloadavg()[0]
                     cells.append(
                         {"variant": variant, "workload": loop, "competitor": key, "load": load, **record}
                     )
-                    status = (
-                        record.get("error") or f"{statistics.median(record['cpu_s']) * 1e3:.1f} ms per task"
+                    status = record.get("error") or (
+                        f"this / bare {ratio_of_pairs([record]):.3f}"
+                        if key == "paired"
+                        else f"{statistics.median(record['cpu_s']) * 1e3:.1f} ms per task"
                     )
                     print(
                         f"cpu per task [{round_index + 1}/{p['rounds']}] {variant:<12} {loop:<15} {key:<10} "
@@ -370,118 +474,13 @@ def run(p: dict[str, Any], log: Any = sys.stderr, variants: Sequence[str] = ("de
         "tasks": p["tasks"],
         "workers": p["workers"],
         "rounds": p["rounds"],
+        "pairs": p.get("pairs", 4),
         "competitors": {key: COMPETITORS[key] for key in keys},
         "skipped": {key: reason for key in COMPETITORS if (reason := available(key))},
         "perf": perf is not None,
         "variants": {v: VARIANTS[v][0] for v in variants},
         "cells": cells,
     }
-
-
-# -- the report ---------------------------------------------------------------------------------
-
-
-def _cells(data: dict[str, Any], variant: str, loop: str, key: str) -> list[dict[str, Any]]:
-    return [
-        c for c in data["cells"] if (c["variant"], c["workload"], c["competitor"]) == (variant, loop, key)
-    ]
-
-
-def median_cpu(data: dict[str, Any], variant: str, loop: str, key: str) -> float | None:
-    """Median CPU seconds per task over every round of one cell, or None."""
-    samples = [s for c in _cells(data, variant, loop, key) for s in c.get("cpu_s", [])]
-    return statistics.median(samples) if samples else None
-
-
-def _per_task(data: dict[str, Any], variant: str, loop: str, key: str, event: str) -> float | None:
-    cells = [c for c in _cells(data, variant, loop, key) if event in c.get("counters", {})]
-    if not cells:
-        return None
-    return statistics.median(c["counters"][event] / len(c["cpu_s"]) for c in cells)
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value * 1e3:.2f} ms"
-
-
-def render(results: dict[str, Any]) -> list[str]:
-    """The Markdown tables of :func:`run`'s results ([] when the run had none)."""
-    data = results.get("cpu_per_task")
-    if not data:
-        return []
-    keys = list(data["competitors"])
-    loads = [c["load"] for c in data["cells"]]
-    lines = [
-        "### (k) CPU time per task, inside the task (time.thread_time())",
-        "",
-        f"{data['tasks']} tasks per batch on {data['workers']} workers, each loop sized for ~{data['task_s'] * 1e3:.0f} ms "
-        f"of CPU ({', '.join(f'{k} n={v:,}' for k, v in data['sizes'].items())}); {data['rounds']} rounds, "
-        f"each batch in a fresh process; medians over every task. Load average (1 min) during the "
-        f"cells: {min(loads):.2f} to {max(loads):.2f}.",
-        "",
-    ]
-    for variant, what in data["variants"].items():
-        variant_keys = [k for k in keys if _cells(data, variant, next(iter(workloads.LOOPS)), k)]
-        if variant != "default":
-            lines += [f"Variant **{variant}**: {what}.", ""]
-        header = ["loop", *variant_keys] + (["this / bare"] if {"this", "bare"} <= set(variant_keys) else [])
-        rows = []
-        for loop in workloads.LOOPS:
-            values = {k: median_cpu(data, variant, loop, k) for k in variant_keys}
-            row = [loop, *[_ms(values[k]) for k in variant_keys]]
-            if "this / bare" in header:
-                this, bare = values["this"], values["bare"]
-                row.append(f"{this / bare:.3f}x" if this and bare else "—")
-            rows.append(row)
-        lines += _table(header, rows) + [""]
-        if data["perf"]:
-            lines += ["perf stat, per task, while the batch ran (all threads and processes of the cell):", ""]
-            counter_rows = []
-            for loop in workloads.LOOPS:
-                for event in PERF_EVENTS:
-                    values = [_per_task(data, variant, loop, k, event) for k in variant_keys]
-                    unit = (
-                        (lambda v: _ms(v / 1e3) if v is not None else "—")
-                        if event == "task-clock"
-                        else (lambda v: "—" if v is None else f"{v:.1f}")
-                    )
-                    counter_rows.append([f"{loop}: {event}", *[unit(v) for v in values]])
-            lines += _table(["counter", *variant_keys], counter_rows) + [""]
-    if not data["perf"]:
-        lines += ["perf stat could not run here: no counters.", ""]
-    errors = [
-        f"- {c['variant']}, {c['workload']}, {c['competitor']}: {c['error']}"
-        for c in data["cells"]
-        if "error" in c
-    ]
-    lines += ["Errors:", *errors, ""] if errors else []
-    lines += [f"- {key}: {reason}" for key, reason in data.get("skipped", {}).items()]
-    return lines + [""]
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(r) + " |" for r in rows
-    ]
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 26's target: CPU per task in this project's pool <= 1.02x bare interpreters', each loop."""
-    data = results.get("cpu_per_task")
-    if not data:
-        return []
-    ratios = {}
-    for loop in workloads.LOOPS:
-        this, bare = median_cpu(data, "default", loop, "this"), median_cpu(data, "default", loop, "bare")
-        if this and bare:
-            ratios[loop] = this / bare
-    if not ratios:
-        return [{"target": _TARGET, "measured": "not measured", "met": None}]
-    measured = ", ".join(f"{loop} {ratio:.3f}x" for loop, ratio in ratios.items())
-    return [{"target": _TARGET, "measured": measured, "met": all(r <= 1.02 for r in ratios.values())}]
-
-
-_TARGET = "CPU per task (inside the task): this project's pool <= 1.02x bare interpreters, each loop"
 
 
 if __name__ == "__main__":

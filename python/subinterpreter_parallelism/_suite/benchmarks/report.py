@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import cpu_per_task
+from . import cpu_report
 from .competitors import Ability, by_key
 from .plan import WORKLOADS
 
@@ -608,7 +608,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue  # a run of other workloads (--only, --scaling)
         measured, met = target.check(r)
         out.append({"target": target.name, "measured": measured, "met": met})
-    out += cpu_per_task.targets(results)
+    out += cpu_report.targets(results)
     if results.get("mode") == "quick":
         for item in out:
             item["note"] = "quick mode: smaller sizes than the targets name"
@@ -698,7 +698,7 @@ def render(results: dict[str, Any]) -> str:
     lines += ["## Details (median, with the best sample)", ""]
     for workload, title in WORKLOADS.items():
         lines += _details(r, workload, title)
-    lines += cpu_per_task.render(results)
+    lines += cpu_report.render(results)
     return "\n".join(lines)
 
 
