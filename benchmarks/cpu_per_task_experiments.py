@@ -6,7 +6,10 @@ batch of each in turn, the order swapped every round), so that the process, its 
 and the moment's load are the same for both sides. It prints, per loop and experiment, each
 side's median CPU per task (``time.thread_time()`` inside the task) and the median of the
 per-round ratios, with the load average. Then the suite's own variants (pinned threads, gc off,
-glibc malloc, 32 MiB stacks), one process per batch, through ``cpu_per_task.run``.
+glibc malloc, 32 MiB stacks), one process per batch, through ``cpu_per_task.run``. Last, the
+same ``py_factorial`` call in this (main) interpreter under 0 to 39 extra Python frames: on
+3.13 its cost moves with where its frame lands on the thread's data stack, which is how a
+worker's call path alone can make one loop slower there (see changes/fair-demo.md).
 
     .venv/bin/python benchmarks/cpu_per_task_experiments.py [--loops "int loop"] [--repeat 2]
     scripts/debian-root run .venv-py314/bin/python benchmarks/cpu_per_task_experiments.py
@@ -73,6 +76,18 @@ def paired(loop: str, n: int, extra: dict[str, object]) -> tuple[float, float, f
     )
 
 
+def frame_depth(loop: str, n: int, depths: int = 40, repeats: int = 4) -> str:
+    """The cost of one ``cpu_timed(loop, n)`` call under 0..depths-1 extra Python frames, each
+    over the cheapest: '0:1.01 1:1.00 ...'."""
+    from benchmarks import workloads
+
+    def nest(depth: int) -> float:
+        return workloads.cpu_timed(loop, n)[1] if depth == 0 else nest(depth - 1)
+
+    best = [min(nest(d) for _ in range(repeats)) for d in range(depths)]
+    return " ".join(f"{d}:{cost / min(best):.2f}" for d, cost in enumerate(best))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loops", default="int loop,str/dict loop,allocation loop")
@@ -98,6 +113,12 @@ def main() -> int:
                     f"{os.getloadavg()[0]:.2f} |",
                     flush=True,
                 )
+    for loop in args.loops.split(","):
+        print(
+            f"\n{loop} in this interpreter under d extra Python frames (cost / cheapest): "
+            f"{frame_depth(loop, sizes[loop])}",
+            flush=True,
+        )
     if not args.no_variants:
         params = {"task_s": args.task_s, "tasks": 4, "workers": 2, "rounds": 1, "pairs": 4}
         results = cpu_per_task.run(params, variants=list(cpu_per_task.VARIANTS))
