@@ -80,7 +80,17 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(VPY) demo.py --quick
 
-test: pytest swift-test
+# Both runners, each to the end even when the other failed, then one closing line for each
+# (scripts/test-summary): pytest's counts and XCTest's. Their logs stay in .build-test-logs/.
+TEST_LOGS := .build-test-logs/py$(PYTAG)
+test: install
+	@mkdir -p $(TEST_LOGS); status=0; \
+	for runner in pytest swift-test; do \
+		{ $(MAKE) --no-print-directory $$runner 2>&1; echo $$? > $(TEST_LOGS)/$$runner.status; } \
+			| tee $(TEST_LOGS)/$$runner.log; \
+		[ "$$(cat $(TEST_LOGS)/$$runner.status)" = 0 ] || status=1; \
+	done; \
+	echo; scripts/test-summary $(TEST_LOGS)/pytest.log $(TEST_LOGS)/swift-test.log; exit $$status
 
 # Byte code first, as a wheel install has it: under PYTHONDONTWRITEBYTECODE every new worker
 # interpreter would compile the package's modules from source again.
@@ -101,7 +111,7 @@ test-under-load: install
 # Python's headers, and its debug build clashes with Glibc's module over fd_set.
 swift-test:
 	$(SWIFT) build --scratch-path .build-swift-test --product SubinterpreterParallelismPackageTests
-	$(SWIFT) test --skip-build --scratch-path .build-swift-test
+	$(SWIFT) test --skip-build --scratch-path .build-swift-test --disable-swift-testing
 
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
