@@ -96,11 +96,14 @@ def parallel(
             a callable: called as ``progress(done, total)`` as calls finish.
 
     Raises:
-        TypeError, ValueError: a call is malformed, or ``timeout``, ``executor``, ``fallback``
-            or ``progress`` is invalid (checked before anything runs).
-        The exception of the lowest-index failing call, with its original type and args, its
-        remote traceback as ``__cause__``, a note naming the call, and
-        ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
+        TypeError: a call is malformed, or ``timeout``, ``executor``, ``fallback`` or
+            ``progress`` has the wrong type (checked before anything runs).
+        ValueError: a call, ``timeout``, ``fallback`` or ``progress`` has a wrong value
+            (checked before anything runs).
+        TimeoutError: ``timeout`` expired; the calls still running were interrupted.
+        Exception: the exception of the lowest-index failing call, with its original type and
+            args, its remote traceback as ``__cause__``, a note naming the call, and
+            ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
     """
     checked = [_check_call(i, call) for i, call in enumerate(calls)]
     timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
