@@ -152,9 +152,21 @@ def parallel(
             exc = outcome.exception
             assert exc is not None
             exc.add_note(f"raised by call {outcome.index}: {outcome.target}")
+            module, function = checked[outcome.index][:2]
+            if module == "__main__" and isinstance(exc, (AttributeError, ImportError)):
+                exc.add_note(_MAIN_BY_NAME.format(function=function))
             exc.parallel_outcomes = outcomes  # type: ignore[attr-defined]
             raise exc
     return [outcome.value for outcome in outcomes]
+
+
+# A call by name runs in a worker, whose __main__ is not the caller's script: the script's
+# functions reach a worker only as objects, which the executor sends by value.
+_MAIN_BY_NAME = (
+    "parallel() finds functions by name in the worker interpreters, whose __main__ is not your "
+    "script: pass the function object to the executor instead, e.g. "
+    "`with sp.InterpreterPoolExecutor() as pool: pool.submit({function}, ...)`"
+)
 
 
 def _outcomes(
