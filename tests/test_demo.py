@@ -183,3 +183,23 @@ def test_plot_is_written(tmp_path):
     path = tmp_path / "demo.png"
     plot(results, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_seed_verdict_compares_the_parallel_rows_and_says_when_threads_won():
+    from subinterpreter_parallelism.demo import Row, seed_verdict
+
+    mp = Row("multiprocessing (fork, the default start method)", total_s=[1.0, 1.2, 1.1])
+    ours = Row("sub-interpreters (this project)", total_s=[1.0, 1.0, 1.0])
+    threads = Row("threads (ThreadPoolExecutor)", parallel=False, total_s=[2.0, 2.0, 2.0])
+    serial = Row("serial (one task at a time)", parallel=False, total_s=[2.0, 2.0, 2.0])
+    swift = Row("reference: the same loop in Swift, not Python (threads)", python=False, total_s=[0.01])
+    verdict = seed_verdict([mp, ours, threads, serial, swift], runs=3)
+    assert verdict.word == "ahead" and verdict.ratio == pytest.approx(1.1)
+    assert verdict.text == (
+        "ahead: sub-interpreters took 1.00 s, multiprocessing (fork, the default start method) 1.10 s "
+        "(1.10x; per run 1.00, 1.20, 1.10)"
+    )
+    threads.total_s = [0.5]
+    verdict = seed_verdict([mp, ours, threads, serial, swift], runs=1)
+    assert verdict.word == "ahead"  # threads are not a parallel row
+    assert "threads (ThreadPoolExecutor) beat every parallel row (0.50 s): no core was free" in verdict.text

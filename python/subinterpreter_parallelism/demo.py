@@ -51,8 +51,10 @@ class Row:
     """One way of running the seed's tasks, over one or more runs."""
 
     method: str
-    #: Whether it is the user's Python code run in parallel (the reference row is not).
+    #: Whether it runs the Python tasks (the Swift reference row does not).
     python: bool = True
+    #: Whether it can run Python code on several cores at once (threads and serial cannot).
+    parallel: bool = True
     total_s: list[float] = field(default_factory=list)
     #: From creating the pool until its last worker began its first task (None: no pool).
     startup_s: list[float] = field(default_factory=list)
@@ -139,8 +141,8 @@ def seed_comparison(
     rows["this"] = Row("sub-interpreters (this project)")
     if sys.version_info >= (3, 14):
         rows["stdlib"] = Row("stdlib InterpreterPoolExecutor")
-    rows["threads"] = Row("threads (ThreadPoolExecutor)")
-    rows["serial"] = Row("serial (one task at a time)")
+    rows["threads"] = Row("threads (ThreadPoolExecutor)", parallel=False)
+    rows["serial"] = Row("serial (one task at a time)", parallel=False)
     rows["swift"] = Row("reference: the same loop in Swift, not Python (threads)", python=False)
     stats: dict[str, Any] = {}
 
@@ -195,9 +197,10 @@ def _ms(seconds: float) -> str:
 
 
 def seed_verdict(rows: list[Row], runs: int) -> Section:
-    """This project's total against every other parallel Python row of part 1."""
+    """This project's total against the other rows that run Python on several cores at once
+    (process pools, the stdlib interpreter pool); threads and serial are there for reference."""
     ours = next(row for row in rows if row.method.startswith("sub-interpreters"))
-    others = [row for row in rows if row.python and row is not ours and not row.method.startswith("serial")]
+    others = [row for row in rows if row.python and row.parallel and row is not ours]
     best = min(others, key=lambda row: row.total)
     ratio = best.total / ours.total
     word = verdict_word(ratio, EVEN_WITHIN)
@@ -209,7 +212,13 @@ def seed_verdict(rows: list[Row], runs: int) -> Section:
         f"({mp_ratio:.2f}x{f'; per run {per_run}' if runs > 1 else ''})"
     )
     if best is not mp:
-        text += f", best other {best.method} {best.total:.2f} s ({ratio:.2f}x)"
+        text += f"; best other parallel row: {best.method} {best.total:.2f} s ({ratio:.2f}x)"
+    threads = next((row for row in rows if row.python and not row.parallel and row.total < best.total), None)
+    if threads is not None and threads.total < ours.total:
+        text += (
+            f". {threads.method} beat every parallel row ({threads.total:.2f} s): no core was free "
+            "for a second worker while this ran"
+        )
     return Section("the seed's comparison (total time, start-up included)", word, text, ratio)
 
 
