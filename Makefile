@@ -74,11 +74,13 @@ $(EXTRAS_STAMP): $(STAMP) pyproject.toml
 		echo "$$reqs" | $(VPY) -m pip install -q -r /dev/stdin; fi
 	@touch $@
 
+# DEMO_ARGS="--runs 3" takes the median of three runs of the seed's comparison (--help for more).
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(VPY) demo.py
+	$(VPY) demo.py $(DEMO_ARGS)
 
 demo-quick: $(STAMP)
-	$(VPY) demo.py --quick
+	$(VPY) demo.py --quick $(DEMO_ARGS)
 
 # Both runners, each to the end even when the other failed, then one closing line for each
 # (scripts/test-summary): pytest's counts and XCTest's. Their logs stay in .build-test-logs/.
@@ -120,8 +122,8 @@ $(VENV)/.bench-extras: $(STAMP) pyproject.toml
 	$(BENCH_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
 	@touch $@
 
-# Every competitor, each workload in a fresh process (the library workloads included): about
-# 12 minutes on 2 cores.
+# Every competitor, each workload in a fresh process (the library workloads included), then
+# (k) CPU time per task with bare interpreters under perf stat: about 15 minutes on 2 cores.
 bench: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot bench-results/latest.png
 
