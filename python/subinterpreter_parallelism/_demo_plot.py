@@ -21,6 +21,7 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), dpi=90, gridspec_kw={"width_ratios": [1, 1.1]})
     rows = results["rows"]
@@ -45,10 +46,18 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
     names = [v["title"] for v in verdicts]
     ratios = [v["ratio"] for v in verdicts]
     spots = list(range(len(verdicts)))
-    right.barh(spots, ratios, color=[_COLOURS[v["word"]] for v in verdicts], left=0)
+    # From 1 (even) towards the ratio: right of 1 this project is ahead, left of it behind.
+    right.barh(spots, [r - 1 for r in ratios], left=1, color=[_COLOURS[v["word"]] for v in verdicts])
     right.axvspan(1 / 1.05, 1.05, color="#dddddd", zorder=0)
     right.axvline(1.0, color="black", linewidth=0.8)
     right.set_xscale("log")
+    low, high = min([*ratios, 1.0]), max([*ratios, 1.0])
+    right.set_xlim(low / 1.6, high * 3)
+    ticks = [
+        t for t in (0.01, 0.03, 0.1, 0.25, 0.5, 1, 2, 4, 10, 30, 100, 300, 1000) if low / 1.6 <= t <= high * 3
+    ]
+    right.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    right.set_xticks(ticks, [f"{t:g}x" for t in ticks])
     right.set_yticks(spots, names, fontsize=8)
     right.invert_yaxis()
     right.set_xlabel("best alternative / this project (above 1: this project ahead)")
