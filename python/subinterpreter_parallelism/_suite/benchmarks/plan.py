@@ -46,7 +46,7 @@ OWN_RUNNER = frozenset({"cputask"})
 SCALING = ("widths",)
 
 # Left out of --quick unless named with --only: they take minutes.
-HEAVY = frozenset({"libraries"})
+HEAVY = frozenset({"libraries", "cputask"})
 
 
 def factorial_cost() -> float:
