@@ -3,6 +3,7 @@ tables, verdicts, the load, and the fairness of what its workers import. No spee
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -164,9 +165,8 @@ def test_verdict_words_and_lines():
 
 
 def test_plot_is_written(tmp_path):
-    pytest.importorskip("matplotlib")
-    from subinterpreter_parallelism._demo_plot import plot
-
+    if importlib.util.find_spec("matplotlib") is None:  # not imported here: see below
+        pytest.skip("matplotlib is not installed")
     results = {
         "python": "3.13.0",
         "cpus": 2,
@@ -177,11 +177,21 @@ def test_plot_is_written(tmp_path):
             {"method": "sub-interpreters (this project)", "total_s": [1.0], "startup_s": [0.02]},
             {"method": "serial (one task at a time)", "total_s": [2.0], "startup_s": []},
         ],
-        "verdicts": [{"title": "many small tasks", "word": "ahead", "ratio": 3.0, "text": ""}],
+        "verdicts": [
+            {"title": "many small tasks", "word": "ahead", "ratio": 3.0, "text": ""},
+            {"title": "start-up", "word": "behind", "ratio": 0.3, "text": ""},
+        ],
         "load_average": [(1.0, 1.0, 1.0), (1.2, 1.0, 1.0)],
     }
-    path = tmp_path / "demo.png"
-    plot(results, path)
+    data, path = tmp_path / "results.json", tmp_path / "demo.png"
+    data.write_text(json.dumps(results))
+    # In a fresh process: matplotlib (numpy's thread pool) leaves a native thread behind.
+    code = (
+        "import json, pathlib, sys; from subinterpreter_parallelism._demo_plot import plot; "
+        "plot(json.loads(pathlib.Path(sys.argv[1]).read_text()), sys.argv[2])"
+    )
+    done = run_python(code, argv=[str(data), str(path)], timeout=120)
+    assert done.returncode == 0, done.stderr
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -203,3 +213,25 @@ def test_seed_verdict_compares_the_parallel_rows_and_says_when_threads_won():
     verdict = seed_verdict([mp, ours, threads, serial, swift], runs=1)
     assert verdict.word == "ahead"  # threads are not a parallel row
     assert "threads (ThreadPoolExecutor) beat every parallel row (0.50 s): no core was free" in verdict.text
+
+
+def test_start_all_waits_until_every_worker_has_answered():
+    """A worker that came up early can take both ready() tasks of a pool of 2: the demo asks
+    again with a longer hold until both workers answered, and keeps each one's first start."""
+    from concurrent.futures import Future
+
+    class EarlyWorkerPool:
+        def __init__(self):
+            self.holds = []
+
+        def submit(self, fn, hold):
+            self.holds.append(hold)
+            answer = 2 if len(self.holds) == 4 else 1  # worker 2 answers only the 4th task
+            future = Future()
+            future.set_result((answer, answer, float(len(self.holds))))
+            return future
+
+    pool = EarlyWorkerPool()
+    first = sections._start_all(pool, 2, 0.01)  # type: ignore[arg-type]
+    assert first == {(1, 1): 1.0, (2, 2): 4.0}
+    assert pool.holds == [0.01, 0.01, 0.02, 0.02]
