@@ -22,13 +22,14 @@ SOURCE = Path(__file__).resolve().parent.parent / "python" / PACKAGE
 #: From the ground up. A name ending in ``.*`` stands for every module of that subpackage.
 LAYERS: list[tuple[str, set[str]]] = [
     (
-        "base: version facts, errors, import hooks, refusal detection",
-        {"_versions", "errors", "_import_hooks", "_refusal"},
+        "base: version facts, errors, import hooks, refusal detection, argument rules",
+        {"_versions", "errors", "_import_hooks", "_refusal", "_validate"},
     ),
     ("wire format: pickling, task outcomes", {"_pickling", "_outcome"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
+    ("the executor's rooms: map", {"_map"}),
     ("the executor", {"executor"}),
     ("on the executor: parallel(), the reusable pool", {"parallel_calls", "reusable"}),
     ("integrations", {"dask_support", "dask_support.*", "joblib_backend"}),

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _worker, fallback as _fallback
-from .executor import InterpreterPoolExecutor, check_timeout
+from ._validate import check_timeout
+from .executor import InterpreterPoolExecutor
 from .progress import check_progress, track
 
 __all__ = ["CallOutcome", "parallel"]
