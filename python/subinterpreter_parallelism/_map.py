@@ -14,14 +14,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from . import _outcome, _pickling, _worker
 from . import progress as _progress
 
 __all__ = ["MapExecutor", "map_tasks"]
-
-T = TypeVar("T")
 
 # Chunks of map(): enough per worker to balance uneven items, few enough to amortise the
 # per-task cost (about 10 us) over many tiny items.
@@ -35,10 +33,10 @@ class MapExecutor(Protocol):
     @property
     def max_workers(self) -> int: ...
 
-    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
+    def submit[T](self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
 
 
-def map_tasks(
+def map_tasks[T](
     executor: MapExecutor,
     fn: Callable[..., T],
     iterables: tuple[Iterable[Any], ...],
@@ -94,7 +92,7 @@ def map_tasks(
     return results
 
 
-def _map_buffered(
+def _map_buffered[T](
     executor: MapExecutor,
     fn: Callable[..., T],
     iterables: tuple[Iterable[Any], ...],

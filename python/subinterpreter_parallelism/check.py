@@ -150,7 +150,7 @@ def _works(
     refused = dict(sub.get("refused_on_the_way") or [])
     failed: list[tuple[str, str]] = []
     if submodules is not None:
-        failed = [tuple(entry) for entry in submodules.get("failed") or []]  # type: ignore[misc]
+        failed = [tuple(entry) for entry in submodules.get("failed") or []]
         for module, reason in submodules.get("refused_on_the_way") or []:
             refused.setdefault(module, reason)
     failed_names = {module for module, _ in failed}

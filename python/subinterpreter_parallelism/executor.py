@@ -22,10 +22,10 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _adapters, _map, _native, _outcome, _pickling, _versions, _worker
 from ._future import LightFuture
-from .progress import check_progress
 from ._validate import check_count, check_time_limit, check_timeout
 from ._versions import default_worker_count
 from .errors import BrokenInterpreterPool, ExecutionFailed
+from .progress import check_progress
 
 __all__ = ["InterpreterPoolExecutor", "default_worker_count"]
 
