@@ -341,7 +341,8 @@ def test_cluster_end_to_end(tmp_path):
         "--preload",
         "subinterpreter_parallelism.dask_support",
     ]
-    logs = [open(tmp_path / name, "w") for name in ("scheduler.log", "worker-1.log", "worker-2.log")]
+    # The processes' logs, open while they run (closed in the finally below).
+    logs = [open(tmp_path / name, "w") for name in ("scheduler.log", "worker-1.log", "worker-2.log")]  # noqa: SIM115
     processes: list[subprocess.Popen] = []
     try:
         processes.append(

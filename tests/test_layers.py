@@ -99,9 +99,9 @@ def _imports(name: str, path: Path, modules: set[str]) -> set[str]:
                 continue
             add(target[:-1])
             for alias in node.names:
-                submodule = ".".join(target + [alias.name])
+                submodule = ".".join([*target, alias.name])
                 if submodule in modules:  # `from . import forwarding` imports a module
-                    add(target + [alias.name])
+                    add([*target, alias.name])
                 elif not (target == [] and alias.name in compiled):  # a name taken from target
                     add(target)
                     if ".".join(target) in modules or not target:  # even from a parent package
