@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from subinterpreter_parallelism.bench import SUITE_ROOT  # noqa: E402
+from subinterpreter_parallelism.bench import SUITE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(SUITE_ROOT) not in sys.path:
     sys.path.insert(0, str(SUITE_ROOT))
 
-from benchmarks import plan, report, suite  # noqa: E402
-from benchmarks.seed_design import unavailable_reason  # noqa: E402
+from benchmarks import plan, report, suite
+from benchmarks.seed_design import unavailable_reason
 
 
 def _params(workload: str) -> dict[str, Any]:
@@ -149,7 +149,7 @@ def test_scaling_run_from_the_command_line(tmp_path: Path) -> None:
     assert "| 2 workers: first result |" in proc.stdout
     if plot:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    bad = subprocess.run(command[:-2] + ["--widths", "0,2"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run([*command[:-2], "--widths", "0,2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "at least 1" in bad.stderr
 
 
@@ -498,11 +498,11 @@ def test_the_suite_has_no_import_cycle() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(module) :] + [module])}")
+            raise AssertionError(f"import cycle: {' -> '.join([*path[path.index(module) :], module])}")
         if module in done:
             return
         for target in sorted(graph[module]):
-            visit(target, path + [module])
+            visit(target, [*path, module])
         done.add(module)
 
     for module in sorted(graph):

@@ -32,6 +32,9 @@ __all__ = ["SECTIONS", "TASK_MODULE", "Section", "load_line", "task_module", "ve
 #: The module of every task the demo runs: the benchmark suite's, which imports nothing heavy.
 TASK_MODULE = "benchmarks.workloads"
 
+#: Whether this Python has the stdlib's ``InterpreterPoolExecutor`` (3.14+). A value, not a
+#: ``sys.version_info`` test at each use: the type checker reads the code for 3.12.
+HAS_STDLIB_POOL = sys.version_info >= (3, 14)
 #: Within this ratio either way, two figures are "even".
 EVEN_WITHIN = 1.05
 SUBJECT = "this project"
@@ -115,7 +118,7 @@ def _process_way(method: str) -> Way:
 
 
 def _stdlib_way() -> list[Way]:
-    if sys.version_info < (3, 14):
+    if not HAS_STDLIB_POOL:
         return []
     return [Way("stdlib InterpreterPoolExecutor", stdlib_pool, lends=True)]
 

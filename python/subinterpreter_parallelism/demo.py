@@ -116,7 +116,7 @@ def _run_pool(row: Row, make: Callable[[], Executor], calls: list[tuple[str, int
     t0 = time.perf_counter()
     pool = make()
     try:
-        futures = [pool.submit(task_module().cpu_timed, *call) for call in calls]
+        futures = [pool.submit(task_module().cpu_timed, loop, n) for loop, n in calls]
         traces = [future.result() for future in futures]
     finally:
         pool.shutdown(wait=True)
@@ -227,7 +227,7 @@ def step_table(stats: dict[str, Any], tasks: int, out: Callable[[str], None]) ->
     steps = stats["steps"]
 
     def total(*names: str) -> float:
-        return sum(steps[name]["total_s"] for name in names)
+        return float(sum(steps[name]["total_s"] for name in names))
 
     started = max(1, steps["interpreter_startup"]["count"])
     ended = max(1, steps["interpreter_shutdown"]["count"])

@@ -154,10 +154,9 @@ def _run_pool(spec: dict[str, Any], counters: _Counters) -> tuple[list[Trace], f
 
 def _interpreters_module() -> Any:
     try:
-        import _interpreters  # type: ignore[import-not-found]  # 3.13+
+        return importlib.import_module("_interpreters")  # 3.13+
     except ImportError:
-        import _xxsubinterpreters as _interpreters  # type: ignore[import-not-found, no-redef]  # 3.12
-    return _interpreters
+        return importlib.import_module("_xxsubinterpreters")  # 3.12
 
 
 class BareInterpreters:
@@ -204,7 +203,7 @@ class BareInterpreters:
             try:
                 # 3.12 raises the interpreter's exception; 3.13+ returns a description of it.
                 failure = self._api.run_string(self._ids[index], code)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises it
+            except BaseException as exc:
                 failure = exc
             if failure is not None:
                 self._errors.append(
@@ -394,7 +393,7 @@ def _run_cell(
         if done.returncode != 0 or not out.exists():
             last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
             return {"error": last[:300]}
-        record = json.loads(out.read_text())
+        record: dict[str, Any] = json.loads(out.read_text())
         if perf is not None and perf_out.exists():
             record["counters"] = _parse_perf(perf_out.read_text())
         return record

@@ -32,7 +32,14 @@ def _per_task(data: dict[str, Any], variant: str, loop: str, key: str, event: st
     cells = [c for c in _cells(data, variant, loop, key) if event in c.get("counters", {})]
     if not cells:
         return None
-    return statistics.median(c["counters"][event] / len(c["cpu_s"]) for c in cells)
+    return float(statistics.median(c["counters"][event] / len(c["cpu_s"]) for c in cells))
+
+
+def _count(event: str, value: float | None) -> str:
+    """A perf counter per task: task-clock (perf's msec) as time, the others as counts."""
+    if value is None:
+        return "—"
+    return _ms(value / 1e3) if event == "task-clock" else f"{value:.1f}"
 
 
 def _ms(value: float | None) -> str:
@@ -73,7 +80,7 @@ def render(results: dict[str, Any]) -> list[str]:
                 ratio = paired_ratio(data, loop)
                 row.append("—" if ratio is None else f"{ratio:.3f}x")
             rows.append(row)
-        lines += _table(header, rows) + [""]
+        lines += [*_table(header, rows), ""]
         if paired:
             lines += [
                 "Paired: this project's pool and bare interpreters in one process, a batch of each in turn "
@@ -88,14 +95,9 @@ def render(results: dict[str, Any]) -> list[str]:
             counter_rows = []
             for loop in workloads.LOOPS:
                 for event in PERF_EVENTS:
-                    values = [_per_task(data, variant, loop, k, event) for k in variant_keys]
-                    unit = (
-                        (lambda v: _ms(v / 1e3) if v is not None else "—")
-                        if event == "task-clock"
-                        else (lambda v: "—" if v is None else f"{v:.1f}")
-                    )
-                    counter_rows.append([f"{loop}: {event}", *[unit(v) for v in values]])
-            lines += _table(["counter", *variant_keys], counter_rows) + [""]
+                    counts = [_per_task(data, variant, loop, k, event) for k in variant_keys]
+                    counter_rows.append([f"{loop}: {event}", *[_count(event, v) for v in counts]])
+            lines += [*_table(["counter", *variant_keys], counter_rows), ""]
     if not data["perf"]:
         lines += ["perf stat could not run here: no counters.", ""]
     errors = [
@@ -105,7 +107,7 @@ def render(results: dict[str, Any]) -> list[str]:
     ]
     lines += ["Errors:", *errors, ""] if errors else []
     lines += [f"- {key}: {reason}" for key, reason in data.get("skipped", {}).items()]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -18,9 +18,9 @@ __all__ = [
     "OWN_RUNNER",
     "SCALING",
     "WORKLOADS",
-    "scaling_widths",
     "build_params",
     "factorial_cost",
+    "scaling_widths",
     "worker_counts",
 ]
 

@@ -199,7 +199,7 @@ def summary_rows(results: Results) -> list[SummaryRow]:
         rows.append(
             SummaryRow(f"{cpu['tasks']} × py_factorial (~{each:.2g} s each), warm pool", "cpu", "warm")
         )
-        rows.append(SummaryRow(f"the same, including pool start-up", "cpu", "cold"))
+        rows.append(SummaryRow("the same, including pool start-up", "cpu", "cold"))
     if "scaling" in p:
         cases = results.cases("scaling")
         cores = results.raw["machine"]["usable_cpus"]
@@ -215,7 +215,7 @@ def summary_rows(results: Results) -> list[SummaryRow]:
         rows.append(
             SummaryRow(f"map, default chunking: per item ({tiny['map_count']:,} items*)", "tiny", "map")
         )
-        rows.append(SummaryRow(f"map, this project's chunk size: per item", "tiny", "map chunked"))
+        rows.append(SummaryRow("map, this project's chunk size: per item", "tiny", "map chunked"))
     if "data" in p:
         cases = results.cases("data")
         sizes = [

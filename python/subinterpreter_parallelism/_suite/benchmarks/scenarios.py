@@ -24,8 +24,8 @@ from concurrent.futures import Executor
 from typing import Any
 
 from . import workloads
-from .libraries import LIBRARIES
 from .competitors import Ability, by_key, make_executor
+from .libraries import LIBRARIES
 from .measure import Timing, timed, tree_memory
 from .workloads import py_factorial
 

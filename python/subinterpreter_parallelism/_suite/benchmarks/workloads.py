@@ -143,7 +143,12 @@ def echo(data: bytes) -> bytes:
 
 def as_kind(data: bytes, kind: str) -> bytes | bytearray | memoryview:
     """``data`` as a ``bytes``, a ``bytearray`` or a read-only ``memoryview``."""
-    return {"bytes": data, "bytearray": bytearray(data), "memoryview": memoryview(data)}[kind]
+    kinds: dict[str, bytes | bytearray | memoryview] = {
+        "bytes": data,
+        "bytearray": bytearray(data),
+        "memoryview": memoryview(data),
+    }
+    return kinds[kind]
 
 
 def two_copies(data: bytes | bytearray | memoryview) -> bytes | bytearray:
@@ -194,7 +199,7 @@ def hold_gil_in_c(path: str) -> int:
 
     with open(path, "r+b") as file:
         shared = mmap.mmap(file.fileno(), 3)
-    mark_start = filter(None, map(shared.__setitem__, [0], [1]))
+    mark_start: Any = filter(None, map(shared.__setitem__, [0], [1]))  # yields nothing: only sets byte 0
     spin_until_released = itertools.takewhile(bool, map(shared.__getitem__, itertools.repeat(2)))
     return sum(itertools.chain(mark_start, spin_until_released))
 
