@@ -101,16 +101,15 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
 
     /// A new memoryview of a new `LentBuffer` of `type` (the worker's GIL held), or nil with an
     /// exception set. From here the lend waits for that exporter's end.
-    func view(as type: UnsafeMutablePointer<PyTypeObject>) -> PyObjectPointer? {
+    func view(as type: UnsafeMutablePointer<PyTypeObject>) -> OwnedObject? {
         // Before the exporter exists: its deallocation (even right below) sets the bit again.
         // The caller cannot look at `done` now: it waits for this task's event.
         done.store(0, ordering: .releasing)
-        guard let exporter = Box.wrap(self, as: type) else {
+        guard let exporter = OwnedObject(Box.wrap(self, as: type)) else {
             done.store(BufferLend.workerDone, ordering: .releasing)
             return nil
         }
-        defer { Py_DecRef(exporter) }
-        return PyMemoryView_FromObject(exporter)
+        return OwnedObject(PyMemoryView_FromObject(exporter.borrowed))
     }
 
     /// The worker's `LentBuffer` was deallocated (that interpreter's GIL held, any thread):
@@ -143,8 +142,7 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
     /// A new reference to the caller's memoryview that was lent (the caller's GIL held).
     func callerView() -> PyObjectPointer? {
         guard let object = held.pointee.obj else { return Py.fail(PyExc_RuntimeError, "the lent memoryview is gone") }
-        Py_IncRef(object)
-        return object
+        return OwnedObject(retaining: object).take()
     }
 
     /// The caller is done with the task (the caller's GIL held): releases the export now if
@@ -193,8 +191,7 @@ enum LentBufferType {
             PyErr_SetString(PyExc_BufferError, "the caller's memoryview is not Fortran-contiguous")
             return -1
         }
-        Py_IncRef(instance)
-        view.pointee.obj = instance
+        view.pointee.obj = OwnedObject(retaining: instance).take()  // the export's reference
         lend.exports.add(1, ordering: .relaxed)
         return 0
     }

@@ -49,17 +49,17 @@ enum ForkGuard {
             + "\(exitStatus). Use the \"spawn\" or \"forkserver\" start method, or fork before creating the pools "
             + "or after shutting them down.\n").utf8)
         enabled = refuseChildren
-        pthread_atfork(nil, nil, childHandler)
+        precondition(pthread_atfork(nil, nil, childHandler) == 0, "pthread_atfork failed")
     }
 
     /// Called by the Python before-fork hook, on the forking thread.
     static func markForking() {
-        pthread_setspecific(forkingKey, UnsafeRawPointer(bitPattern: 1))
+        precondition(pthread_setspecific(forkingKey, UnsafeRawPointer(bitPattern: 1)) == 0, "pthread_setspecific failed")
     }
 
     /// Called by the Python after-fork hooks (parent, and a child that may go on).
     static func unmarkForking() {
-        pthread_setspecific(forkingKey, nil)
+        precondition(pthread_setspecific(forkingKey, nil) == 0, "pthread_setspecific failed")
     }
 
     private static let childHandler: @convention(c) () -> Void = {

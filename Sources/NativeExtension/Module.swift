@@ -95,18 +95,19 @@ enum NativeModule {
             ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
-        guard let mainMarker = WireFormat.mainMarker.utf8CString.withUnsafeBytes({
-            Py.bytes(UnsafeRawBufferPointer(rebasing: $0.dropLast()))  // without the NUL
-        }) else { return -1 }
-        defer { Py_DecRef(mainMarker) }
-        if PyModule_AddObjectRef(module, "MAIN_MARKER", mainMarker) != 0 { return -1 }
+        guard
+            let mainMarker = OwnedObject(
+                WireFormat.mainMarker.utf8CString.withUnsafeBytes {
+                    Py.bytes(UnsafeRawBufferPointer(rebasing: $0.dropLast()))  // without the NUL
+                }),
+            PyModule_AddObjectRef(module, "MAIN_MARKER", mainMarker.borrowed) == 0
+        else { return -1 }
 
         // `sleep` lets the stdlib's own `time.sleep` word its refusals; workers replace
         // `time.sleep` later, so it is taken now (`time` is built in and already imported).
-        guard let time = PyImport_ImportModule("time") else { return -1 }
-        state.pointee.stdlib_sleep = PyObject_GetAttrString(time, "sleep")
-        Py_DecRef(time)
-        return state.pointee.stdlib_sleep == nil ? -1 : 0
+        guard let time = Py.importModule("time"), let sleep = Py.attribute(time.borrowed, "sleep") else { return -1 }
+        state.pointee.stdlib_sleep = sleep.take()  // the state owns it
+        return 0
     }
 
     static let traverse: @convention(c) (PyObjectPointer?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
@@ -125,11 +126,7 @@ enum NativeModule {
     static let clear: @convention(c) (PyObjectPointer?) -> Int32 = { module in
         guard let module, let state = ModuleState.of(module: module) else { return 0 }
         let fields = sp_ModuleState_Fields(state)!
-        for i in 0..<Int(sp_ModuleState_FieldCount()) {
-            let field = fields[i]
-            fields[i] = nil
-            Py_DecRef(field)
-        }
+        for i in 0..<Int(sp_ModuleState_FieldCount()) { Py.clear(&fields[i]) }
         return 0
     }
 
@@ -225,16 +222,14 @@ enum NativeModule {
             return SharedQueue.attach(module!, arguments[0])
         },
         .noArgs("build_info", "How this extension was built: Swift compiler, the Python it was compiled for.") { _, _ in
-            guard let info = PyDict_New() else { return nil }
+            guard let info = Py.dict() else { return nil }
             let entries: [(String, String)] = [
                 ("swift", swiftCompilerVersion),
                 ("python_compiled", String(cString: sp_CompiledPythonVersion())),
                 ("stdlib", "static"),
             ]
-            for (key, value) in entries {
-                if let text = Py.string(value) { PyDict_SetItemString(info, key, text); Py_DecRef(text) }
-            }
-            return info
+            for (key, value) in entries where !Py.set(info, key, OwnedObject(Py.string(value))) { return nil }
+            return info.take()
         },
     ]
 
@@ -260,9 +255,11 @@ enum NativeModule {
         if sp_Float_Check(object) != 0 {
             seconds = PyFloat_AsDouble(object)
         } else {
-            guard let index = PyNumber_Index(object) else { PyErr_Clear(); return nil }
-            seconds = PyLong_AsDouble(index)
-            Py_DecRef(index)
+            guard let index = OwnedObject(PyNumber_Index(object)) else {
+                PyErr_Clear()
+                return nil
+            }
+            seconds = PyLong_AsDouble(index.borrowed)
         }
         if PyErr_Occurred() != nil { PyErr_Clear(); return nil }
         guard seconds >= 0, seconds * 1e9 < 9.223372036854775807e18 else { return nil }  // false for NaN
@@ -304,14 +301,13 @@ enum ModuleState {
         _ second: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>)
     ) -> Bool {
         if state.pointee[keyPath: first.1] != nil && state.pointee[keyPath: second.1] != nil { return true }
-        guard let imported = PyImport_ImportModule(module) else { return false }
-        defer { Py_DecRef(imported) }
-        guard let a = PyObject_GetAttrString(imported, first.0) else { return false }
-        guard let b = PyObject_GetAttrString(imported, second.0) else { Py_DecRef(a); return false }
-        Py_DecRef(state.pointee[keyPath: first.1])
-        Py_DecRef(state.pointee[keyPath: second.1])
-        state.pointee[keyPath: first.1] = a
-        state.pointee[keyPath: second.1] = b
+        guard let imported = Py.importModule(module), let a = Py.attribute(imported.borrowed, first.0),
+            let b = Py.attribute(imported.borrowed, second.0)
+        else { return false }
+        Py.clear(&state.pointee[keyPath: first.1])
+        Py.clear(&state.pointee[keyPath: second.1])
+        state.pointee[keyPath: first.1] = a.take()  // the state owns them
+        state.pointee[keyPath: second.1] = b.take()
         return true
     }
 
@@ -349,8 +345,8 @@ enum ModuleState {
     }
 
     /// A module-level function of the instance's `_native` module (new reference).
-    static func function(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
+    static func function(for instance: PyObjectPointer, _ name: String) -> OwnedObject? {
         guard let module = PyType_GetModule(Py_TYPE(instance)) else { return nil }
-        return PyObject_GetAttrString(module, name)
+        return Py.attribute(module, name)
     }
 }

@@ -60,7 +60,9 @@ enum Box {
         let type = Py_TYPE(instance)!
         let free = unsafeBitCast(PyType_GetSlot(type, sp_slot_tp_free), to: freefunc.self)
         free(UnsafeMutableRawPointer(instance))
-        Py_DecRef(UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyObject.self))
+        // A heap type's instance holds a reference to its type: it goes with the instance.
+        var typeReference: PyObjectPointer? = UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyObject.self)
+        Py.clear(&typeReference)
     }
 }
 

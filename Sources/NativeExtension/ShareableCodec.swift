@@ -3,7 +3,7 @@
 // bytes, and tuples of them. Such values are most of what flows through a queue (counters,
 // keys, messages) and most of what tiny tasks take and return, and for them pickle's machinery
 // (a pickler, a frame, an unpickler, a memoryview) costs more than the hand-off itself. A
-// `Queue` item, a task's returned value and a task's call by name (`WireFormat.shareableCall`)
+// `Queue` item, a task's returned value and a task's call by name (`WireFormat.ShareableCall`)
 // use it. Anything else, or anything this format
 // cannot hold (a larger int, a str with lone surrogates, deep nesting), goes to pickle: an
 // item's bytes start with `tag` here and with pickle's PROTO opcode (0x80) otherwise.
@@ -64,12 +64,9 @@ enum ShareableCodec {
     static func decode(_ bytes: UnsafeRawBufferPointer) -> PyObjectPointer? {
         guard holds(bytes), let base = bytes.baseAddress else { return malformed() }
         var offset = 1
-        guard let item = read(base, at: &offset, end: bytes.count, depth: 0) else { return nil }
-        if offset != bytes.count {
-            Py_DecRef(item)
-            return malformed()
-        }
-        return item
+        guard let item = OwnedObject(read(base, at: &offset, end: bytes.count, depth: 0)) else { return nil }
+        if offset != bytes.count { return malformed() }
+        return item.take()
     }
 
     private static func malformed() -> PyObjectPointer? {
@@ -183,15 +180,12 @@ enum ShareableCodec {
             offset += 8
             // Each item takes at least its kind byte.
             guard count >= 0, count <= end - offset else { return malformed() }
-            guard let tuple = PyTuple_New(count) else { return nil }
+            guard let tuple = OwnedObject(PyTuple_New(count)) else { return nil }
             for i in 0..<count {
-                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else {
-                    Py_DecRef(tuple)
-                    return nil
-                }
-                sp_Tuple_SET_ITEM(tuple, i, each)  // steals the reference
+                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else { return nil }
+                sp_Tuple_SET_ITEM(tuple.borrowed, i, each)  // steals the reference
             }
-            return tuple
+            return tuple.take()
         default:
             return Py.fail(PyExc_ValueError, "not an item in the shareable format (unknown kind \(kind))")
         }

@@ -60,23 +60,21 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     /// it would keep it forever).
     private func encode(_ item: PyObjectPointer, _ me: PyObjectPointer) -> ByteBuffer? {
         if let native = ShareableCodec.encode(item) { return native }
-        let (data, pins) = QueuePins.collecting { SharedQueue.pickle(item, me) }
-        guard let data else { return nil }
-        defer { Py_DecRef(data) }
+        var pins: QueuePins?
+        guard let data = QueuePins.collecting(into: &pins, { SharedQueue.pickle(item, me) }) else { return nil }
         pins?.remove(self)
-        return ByteBuffer(copying: Py.contents(ofBytes: data), pins: pins)
+        return ByteBuffer(copying: Py.contents(ofBytes: data.borrowed), pins: pins)
     }
 
     /// The pickle of `item` (a new `bytes`), or nil with an exception set.
-    private static func pickle(_ item: PyObjectPointer, _ me: PyObjectPointer) -> PyObjectPointer? {
+    private static func pickle(_ item: PyObjectPointer, _ me: PyObjectPointer) -> OwnedObject? {
         if let fast = ModuleState.cPickle(for: Py_TYPE(me)), let data = Pickling.quickDumps(item, with: fast.dumps) {
             return data
         }
         PyErr_Clear()
         guard let dumps = ModuleState.pickling(for: me, "dumps") else { return nil }
-        guard let data = PyObject_CallOneArg(dumps, item) else { return nil }
-        guard sp_Bytes_Check(data) != 0 else {
-            Py_DecRef(data)
+        guard let data = OwnedObject(PyObject_CallOneArg(dumps, item)) else { return nil }
+        guard sp_Bytes_Check(data.borrowed) != 0 else {
             PyErr_SetString(PyExc_TypeError, "dumps must return bytes")
             return nil
         }
@@ -220,11 +218,10 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         .noArgs("__reduce__", "Pickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive).") { me, _ in
             let queue = Box.unwrap(me, as: SharedQueue.self)
             QueuePins.note(queue)
-            guard let attach = ModuleState.function(for: me!, "_attach_queue"), let id = Py.int(queue.id) else { return nil }
-            defer { Py_DecRef(attach); Py_DecRef(id) }
-            guard let arguments = Py.tuple([id]) else { return nil }
-            defer { Py_DecRef(arguments) }
-            return Py.tuple([attach, arguments])
+            guard let attach = ModuleState.function(for: me!, "_attach_queue"), let id = OwnedObject(Py.int(queue.id)),
+                let arguments = OwnedObject(Py.tuple([id.borrowed]))
+            else { return nil }
+            return Py.tuple([attach.borrowed, arguments.borrowed])
         },
     ]
 
@@ -284,19 +281,24 @@ final class QueuePins: @unchecked Sendable {
     /// This thread's collector while an encoding runs (an unretained `QueuePins`), else nil.
     private static let currentKey: pthread_key_t = {
         var key = pthread_key_t()
-        pthread_key_create(&key, nil)
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
         return key
     }()
 
-    /// Runs `body` (which pickles) and returns its result with the queues it pickled, if any.
-    /// Nested encodings collect into their own `QueuePins`.
-    static func collecting<T>(_ body: () -> T) -> (T, QueuePins?) {
-        let pins = QueuePins()
+    /// Runs `body` (which pickles) and returns its result; `pins` gets the queues it pickled,
+    /// if any. Nested encodings collect into their own `QueuePins`.
+    static func collecting<T: ~Copyable>(into pins: inout QueuePins?, _ body: () -> T) -> T {
+        let collector = QueuePins()
         let outer = pthread_getspecific(currentKey)
-        pthread_setspecific(currentKey, Unmanaged.passUnretained(pins).toOpaque())
+        set(Unmanaged.passUnretained(collector).toOpaque())
         let result = body()
-        pthread_setspecific(currentKey, outer)
-        return (result, pins.queues.isEmpty ? nil : pins)
+        set(outer)
+        pins = collector.queues.isEmpty ? nil : collector
+        return result
+    }
+
+    private static func set(_ collector: UnsafeMutableRawPointer?) {
+        precondition(pthread_setspecific(currentKey, collector) == 0, "pthread_setspecific failed")
     }
 
     /// Called by `Queue.__reduce__`: pins `queue` to the encoding running on this thread, if any.
