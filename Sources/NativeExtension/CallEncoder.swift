@@ -49,7 +49,7 @@ final class CallEncoder {
     private func shareableCall(_ fn: PyObjectPointer, _ args: PyObjectPointer, _ kwargs: PyObjectPointer)
         -> OwnedObject?
     {
-        guard sp_ByReferenceCallable(fn) != 0, sp_Tuple_CheckExact(args) != 0, sp_Dict_CheckExact(kwargs) != 0,
+        guard ByName.mayTravel(fn), sp_Tuple_CheckExact(args) != 0, sp_Dict_CheckExact(kwargs) != 0,
             let named = namedFunctions.names(of: fn), !CallEncoder.hasOutOfBand(args, kwargs)
         else { return nil }
         guard let keywords = CallEncoder.flatKeywords(kwargs),

@@ -4,6 +4,18 @@
 @preconcurrency import CPythonShim
 
 enum ByName {
+    /// Whether pickle would send `object` by reference (module and qualified name) if the
+    /// name resolves back to it: a plain Python function, a class whose metaclass is `type`,
+    /// or a builtin function bound to a module (or to nothing), not a builtin method of some
+    /// object (pickle reduces those to getattr calls).
+    static func mayTravel(_ object: PyObjectPointer) -> Bool {
+        if Py_IS_TYPE(object, &PyFunction_Type) != 0 || Py_IS_TYPE(object, &PyType_Type) != 0 { return true }
+        guard Py_IS_TYPE(object, &PyCFunction_Type) != 0 else { return false }
+        // NULL for a function bound to nothing (METH_STATIC, or no module).
+        guard let owner = PyCFunction_GetSelf(object) else { return true }
+        return PyObject_TypeCheck(owner, &PyModule_Type) != 0
+    }
+
     /// `qualname` (an exact `str`, dotted or not) looked up attribute by attribute from
     /// `module`, as unpickling a reference does. Nil with an exception set when a name is
     /// missing.
