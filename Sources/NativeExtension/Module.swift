@@ -95,6 +95,9 @@ enum NativeModule {
             ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
+        for tag in MessageTag.allCases where PyModule_AddIntConstant(module, tag.exportedName, Int(tag.rawValue)) != 0 {
+            return -1
+        }
         guard
             let mainMarker = OwnedObject(
                 WireFormat.mainMarker.utf8CString.withUnsafeBytes {

@@ -101,9 +101,6 @@ final class PoolCore: @unchecked Sendable {
     /// The first failure of each module that could not be warmed: its text, by module name
     /// (`stats()["warm_failures"]`).
     let warmFailures = Mutex<[String: String]>([:])
-    /// The message tag of a warm import's failure (the caller logs it once per module; see
-    /// preload.py's `TAG_WARM_FAILED`).
-    static let warmFailedTag: Int64 = 0x4657_0006
 
     init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration

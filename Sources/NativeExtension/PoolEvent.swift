@@ -2,6 +2,34 @@
 // outcome), and messages, failures and lends besides.
 import ParallelRuntime
 
+/// The tags of `message` events (`_native.post_message(tag, data)`), written here once and
+/// exported as `_native.TAG_*`: the Python side reads them from there. Far from small
+/// numbers, so that other features can pick tags of their own without clashing.
+enum MessageTag: Int64, CaseIterable {
+    /// Forwarded output and records (forwarding.py).
+    case stdout = 0x4657_0001
+    case stderr = 0x4657_0002
+    case log = 0x4657_0003
+    case warning = 0x4657_0004
+    /// A worker's verdict on `preload` (preload.py): `b"ok"` or the failure.
+    case preload = 0x4657_0005
+    /// A module that `preload="auto"` could not warm, posted by the Swift worker once per
+    /// module and pool: `b"module\ntext"`.
+    case warmFailed = 0x4657_0006
+
+    /// The name `_native` exports it under.
+    var exportedName: String {
+        switch self {
+        case .stdout: "TAG_STDOUT"
+        case .stderr: "TAG_STDERR"
+        case .log: "TAG_LOG"
+        case .warning: "TAG_WARNING"
+        case .preload: "TAG_PRELOAD"
+        case .warmFailed: "TAG_WARM_FAILED"
+        }
+    }
+}
+
 /// Something a worker tells the submitting interpreter.
 struct PoolEvent: Sendable {
     /// The kinds, as the Python layer sees them (`kind` argument of the delivery callback).

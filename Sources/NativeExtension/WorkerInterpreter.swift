@@ -425,7 +425,7 @@ final class WorkerInterpreter: @unchecked Sendable {
             let payload = text.withUnsafeBytes { ByteBuffer(copying: $0) }
             pool.post(
                 PoolEvent(
-                    kind: .message, id: PoolCore.warmFailedTag, task: nil, payload: .encoded(payload),
+                    kind: .message, id: MessageTag.warmFailed.rawValue, task: nil, payload: .encoded(payload),
                     text: nil, worker: index, postedAt: MonotonicClock.now()))
         }
     }
