@@ -16,8 +16,8 @@
 //     Whichever of the two comes second does it: the caller at once, the worker by posting a
 //     `lendEnded` event that the caller's completion thread handles (`NativePool.deliver`).
 @preconcurrency import CPythonShim
-import ParallelRuntime
 import Glibc
+import ParallelRuntime
 import Synchronization
 
 /// One `memoryview` argument lent to a worker: the caller's buffer export and what a worker
@@ -119,8 +119,10 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
         guard before & BufferLend.callerDone != 0 else { return }
         // The caller delivered the task's outcome before the task's views were gone: only
         // its interpreter may release the export.
-        core?.post(PoolEvent(kind: .lendEnded, id: -1, task: nil, payload: .lend(self), text: nil,
-                             worker: -1, postedAt: MonotonicClock.now()))
+        core?.post(
+            PoolEvent(
+                kind: .lendEnded, id: -1, task: nil, payload: .lend(self), text: nil,
+                worker: -1, postedAt: MonotonicClock.now()))
     }
 
     /// Whether `view` (a worker's memoryview of this lend) shows exactly the lent memoryview:
@@ -128,9 +130,9 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
     func isPresented(as view: Py_buffer) -> Bool {
         var view = view
         guard view.buf == start, Int(view.len) == count, (view.readonly != 0) == readonly,
-              Int(view.itemsize) == itemSize, Int(view.ndim) == dimensions,
-              let viewFormat = view.format, strcmp(viewFormat, format) == 0,
-              PyBuffer_IsContiguous(&view, CChar(UInt8(ascii: "C"))) != 0
+            Int(view.itemsize) == itemSize, Int(view.ndim) == dimensions,
+            let viewFormat = view.format, strcmp(viewFormat, format) == 0,
+            PyBuffer_IsContiguous(&view, CChar(UInt8(ascii: "C"))) != 0
         else { return false }
         guard dimensions > 0 else { return true }
         guard let viewShape = view.shape, let shape else { return false }
@@ -187,7 +189,8 @@ enum LentBufferType {
         view.pointee.suboffsets = nil
         view.pointee.internal = nil
         if flags & sp_BUF_F_CONTIGUOUS == sp_BUF_F_CONTIGUOUS && flags & sp_BUF_ANY_CONTIGUOUS != sp_BUF_ANY_CONTIGUOUS,
-           PyBuffer_IsContiguous(view, CChar(UInt8(ascii: "F"))) == 0 {
+            PyBuffer_IsContiguous(view, CChar(UInt8(ascii: "F"))) == 0
+        {
             PyErr_SetString(PyExc_BufferError, "the caller's memoryview is not Fortran-contiguous")
             return -1
         }
@@ -203,10 +206,12 @@ enum LentBufferType {
 
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.LentBuffer",
-        doc: "The caller's memory, lent to a task: exports the caller's memoryview (format, shape, read-only flag) without a copy.",
+        doc:
+            "The caller's memory, lent to a task: exports the caller's memoryview (format, shape, read-only flag) without a copy.",
         methods: [],
         extraSlots: [
             PyType_Slot(slot: sp_slot_bf_getbuffer, pfunc: unsafeBitCast(getBuffer, to: UnsafeMutableRawPointer.self)),
-            PyType_Slot(slot: sp_slot_bf_releasebuffer, pfunc: unsafeBitCast(releaseBuffer, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(
+                slot: sp_slot_bf_releasebuffer, pfunc: unsafeBitCast(releaseBuffer, to: UnsafeMutableRawPointer.self)),
         ])
 }

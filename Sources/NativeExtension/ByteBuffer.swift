@@ -56,4 +56,3 @@ enum ResultBufferType {
             PyType_Slot(slot: sp_slot_sq_length, pfunc: unsafeBitCast(length, to: UnsafeMutableRawPointer.self)),
         ])
 }
-

@@ -4,6 +4,10 @@
 @preconcurrency import CPythonShim
 
 enum ByName {
+    /// "." and "<" (`<lambda>`, `<locals>`), as `PyUnicode_FindChar` takes them.
+    static let dot = Py_UCS4(UInt8(ascii: "."))
+    static let lessThan = Py_UCS4(UInt8(ascii: "<"))
+
     /// Whether pickle would send `object` by reference (module and qualified name) if the
     /// name resolves back to it: a plain Python function, a class whose metaclass is `type`,
     /// or a builtin function bound to a module (or to nothing), not a builtin method of some
@@ -21,7 +25,7 @@ enum ByName {
     /// missing.
     static func walk(_ qualname: PyObjectPointer, from module: consuming OwnedObject) -> OwnedObject? {
         let length = PyUnicode_GetLength(qualname)
-        var dot = PyUnicode_FindChar(qualname, 0x2E /* . */, 0, length, 1)
+        var dot = PyUnicode_FindChar(qualname, ByName.dot, 0, length, 1)
         // The common case, a module-level name: one lookup.
         if dot == -1 { return OwnedObject(PyObject_GetAttr(module.borrowed, qualname)) }
         var target = module
@@ -34,7 +38,7 @@ enum ByName {
             target = next
             if dot == -1 { return target }
             start = dot + 1
-            dot = PyUnicode_FindChar(qualname, 0x2E, start, length, 1)
+            dot = PyUnicode_FindChar(qualname, ByName.dot, start, length, 1)
         }
         return nil  // -2: FindChar failed, its exception set
     }
@@ -96,7 +100,7 @@ final class NamedFunctions {
         // encoder's (cloudpickle, once per function); `<lambda>`, `f.<locals>.g` never resolve.
         guard sp_Unicode_CheckExact(module.borrowed) != 0, sp_Unicode_CheckExact(qualname.borrowed) != 0,
             PyUnicode_CompareWithASCIIString(module.borrowed, WireFormat.mainMarker) != 0,
-            PyUnicode_FindChar(qualname.borrowed, 0x3C /* < */, 0, PyUnicode_GetLength(qualname.borrowed), 1) == -1
+            PyUnicode_FindChar(qualname.borrowed, ByName.lessThan, 0, PyUnicode_GetLength(qualname.borrowed), 1) == -1
         else {
             PyErr_Clear()
             return nil

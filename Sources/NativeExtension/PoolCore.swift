@@ -127,8 +127,10 @@ final class PoolCore: @unchecked Sendable {
         } else if !task.lifecycle.requestInterrupt(claim: true) {
             return  // finished, or already cancelled or interrupted
         }
-        post(PoolEvent(kind: .timedOut, id: task.id, task: nil, payload: nil, text: nil,
-                       worker: -1, postedAt: MonotonicClock.now()))
+        post(
+            PoolEvent(
+                kind: .timedOut, id: task.id, task: nil, payload: nil, text: nil,
+                worker: -1, postedAt: MonotonicClock.now()))
         _ = worker(running: task)?.requestInterrupt(task)
     }
 
@@ -144,9 +146,11 @@ final class PoolCore: @unchecked Sendable {
         for worker in workers where !startNamed(worker) {
             ok = false
             if worker.index == 0 { startGate.open() }  // the others must not wait for it
-            post(PoolEvent(kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
-                           text: "RuntimeError: could not start worker thread \(worker.index)",
-                           worker: worker.index, postedAt: MonotonicClock.now()))
+            post(
+                PoolEvent(
+                    kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
+                    text: "RuntimeError: could not start worker thread \(worker.index)",
+                    worker: worker.index, postedAt: MonotonicClock.now()))
             workerExited()
         }
         return ok

@@ -35,7 +35,9 @@ extension NativePool {
             built = OwnedObject(ShareableCodec.decode(buffer))
             guard built != nil else { return NativePool.failure() }
         case .encoded(let buffer):
-            guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cLoads else { return .general }
+            guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cLoads else {
+                return .general
+            }
             built = OwnedObject(Pickling.loads(buffer, with: loads))
             guard built != nil else {
                 PyErr_Clear()  // the general path reports why it cannot be unpickled here
@@ -52,8 +54,6 @@ extension NativePool {
         if let exception = Py.takeRaised() { return .failed(exception) }
         return .general
     }
-
-
 
     /// `deliver(futures, settle, on_event)`: waits (GIL released) for the next events and
     /// hands each on. False once the pool has ended.
@@ -99,7 +99,8 @@ extension NativePool {
     /// no copy), its text, or None. Nil, with an exception set, when memory ran out.
     private func eventPayload(_ event: PoolEvent) -> OwnedObject? {
         if case .encoded(let buffer)? = event.payload, let type = resultBufferType.borrowed {
-            return OwnedObject(Box.wrap(buffer, as: UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self)))
+            return OwnedObject(
+                Box.wrap(buffer, as: UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self)))
         }
         if let text = event.text { return OwnedObject(Py.string(text)) }
         return OwnedObject(Py.none())
@@ -109,12 +110,16 @@ extension NativePool {
     /// out), a task's event becomes `deliveryFailed` with that exception, so that its future
     /// fails instead of waiting forever; what cannot be delivered even so is reported as
     /// unraisable.
-    private func call(_ callback: PyObjectPointer, kind: PoolEvent.Kind, _ event: PoolEvent, payload: consuming OwnedObject?) {
+    private func call(
+        _ callback: PyObjectPointer, kind: PoolEvent.Kind, _ event: PoolEvent, payload: consuming OwnedObject?
+    ) {
         var delivered = false
         if let payload, let kindObject = OwnedObject(Py.int(kind.rawValue)), let id = OwnedObject(Py.int(event.id)),
-           let worker = OwnedObject(Py.int(Int64(event.worker))) {
+            let worker = OwnedObject(Py.int(Int64(event.worker)))
+        {
             delivered = Py.call(callback, kindObject.borrowed, id.borrowed, payload.borrowed, worker.borrowed) != nil
-        } else if kind != .deliveryFailed, event.task != nil || event.kind == .timedOut, let exception = Py.takeRaised() {
+        } else if kind != .deliveryFailed, event.task != nil || event.kind == .timedOut, let exception = Py.takeRaised()
+        {
             call(callback, kind: .deliveryFailed, event, payload: exception)
             return
         }

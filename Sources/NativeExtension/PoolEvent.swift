@@ -79,4 +79,3 @@ enum Payload: Sendable {
     /// memoryview is the result, no copy (as with threads).
     case lentArgument(BufferLend)
 }
-

@@ -12,9 +12,9 @@ extension NativePool {
             guard let steps = Py.dict() else { return nil }
             for step in Step.allCases {
                 guard let entry = Py.dict(),
-                      Py.set(entry, "total_s", OwnedObject(Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))),
-                      Py.set(entry, "count", OwnedObject(Py.int(Int64(snapshot.counts[step.rawValue])))),
-                      Py.set(steps, step.name, entry)
+                    Py.set(entry, "total_s", OwnedObject(Py.float(Double(snapshot.nanoseconds[step.rawValue]) / 1e9))),
+                    Py.set(entry, "count", OwnedObject(Py.int(Int64(snapshot.counts[step.rawValue])))),
+                    Py.set(steps, step.name, entry)
                 else { return nil }
             }
             return steps
@@ -56,7 +56,8 @@ extension NativePool {
             return list
         }
         guard let perWorker = Py.list(),
-              Py.set(result, "warm_modules", nameList(Array(names.indices))) else { return false }
+            Py.set(result, "warm_modules", nameList(Array(names.indices)))
+        else { return false }
         for worker in core.workers {
             // A worker may have warmed a module appended after `names` was read: not shown yet.
             let warmed = worker.warmed.withLock { $0 }.filter { $0 < names.count }
@@ -83,8 +84,10 @@ extension NativePool {
     private func startupEntry(_ startup: StepStatistics.Startup?) -> OwnedObject? {
         guard let startup else { return OwnedObject(Py.none()) }
         guard let entry = Py.dict() else { return nil }
-        let fields: [(String, UInt64)] = [("start_s", startup.startedAfter), ("create_s", startup.create),
-                                          ("bootstrap_s", startup.bootstrap), ("ready_s", startup.readyAfter)]
+        let fields: [(String, UInt64)] = [
+            ("start_s", startup.startedAfter), ("create_s", startup.create),
+            ("bootstrap_s", startup.bootstrap), ("ready_s", startup.readyAfter),
+        ]
         for (key, nanoseconds) in fields {
             guard Py.set(entry, key, OwnedObject(Py.float(Double(nanoseconds) / 1e9))) else { return nil }
         }

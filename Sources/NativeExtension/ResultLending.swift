@@ -89,8 +89,10 @@ final class ResultLending: @unchecked Sendable {
     /// interpreter's GIL held): the caller's own lent memoryview when `value` shows it as it
     /// was lent, else a buffer export of `value`. Nil, with an exception set, when no buffer
     /// can be taken.
-    func payload(lending value: PyObjectPointer, asByteArray: Bool, of task: Task,
-                 lentBufferType: PyObjectPointer) -> Payload? {
+    func payload(
+        lending value: PyObjectPointer, asByteArray: Bool, of task: Task,
+        lentBufferType: PyObjectPointer
+    ) -> Payload? {
         if let lend = ResultLending.returnedLend(value, of: task, lentBufferType: lentBufferType) {
             return .lentArgument(lend)
         }
@@ -100,8 +102,10 @@ final class ResultLending: @unchecked Sendable {
 
     /// The lend of `task` whose view `value` is, if `value` is a memoryview of it with the
     /// same memory, layout and read-only flag: then the caller's own view is the result.
-    private static func returnedLend(_ value: PyObjectPointer, of task: Task,
-                                     lentBufferType: PyObjectPointer) -> BufferLend? {
+    private static func returnedLend(
+        _ value: PyObjectPointer, of task: Task,
+        lentBufferType: PyObjectPointer
+    ) -> BufferLend? {
         guard sp_MemoryView_Check(value) != 0,
             let view = sp_MemoryView_GET_BUFFER(value)?.pointee,
             let exporter = view.obj,

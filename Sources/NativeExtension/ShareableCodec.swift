@@ -118,7 +118,8 @@ enum ShareableCodec {
         switch kind {
         case SP_SHARE_INT:
             var overflow: Int32 = 0
-            start.storeBytes(of: Int64(PyLong_AsLongLongAndOverflow(item, &overflow)), toByteOffset: offset, as: Int64.self)
+            start.storeBytes(
+                of: Int64(PyLong_AsLongLongAndOverflow(item, &overflow)), toByteOffset: offset, as: Int64.self)
             offset += 8
         case SP_SHARE_FLOAT:
             start.storeBytes(of: sp_Float_AS_DOUBLE(item).bitPattern, toByteOffset: offset, as: UInt64.self)
@@ -139,8 +140,10 @@ enum ShareableCodec {
         }
     }
 
-    private static func writeData(_ data: UnsafeRawPointer, _ length: Int, to start: UnsafeMutableRawPointer,
-                                  at offset: inout Int) {
+    private static func writeData(
+        _ data: UnsafeRawPointer, _ length: Int, to start: UnsafeMutableRawPointer,
+        at offset: inout Int
+    ) {
         start.storeBytes(of: Int64(length), toByteOffset: offset, as: Int64.self)
         offset += 8
         if length > 0 { (start + offset).copyMemory(from: data, byteCount: length) }
@@ -149,7 +152,8 @@ enum ShareableCodec {
 
     // MARK: - Decoding
 
-    private static func read(_ start: UnsafeRawPointer, at offset: inout Int, end: Int, depth: Int) -> PyObjectPointer? {
+    private static func read(_ start: UnsafeRawPointer, at offset: inout Int, end: Int, depth: Int) -> PyObjectPointer?
+    {
         guard offset < end, depth <= maximumDepth else { return malformed() }
         let kind = Int32(start.load(fromByteOffset: offset, as: UInt8.self))
         offset += 1

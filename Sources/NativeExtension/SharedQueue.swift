@@ -38,20 +38,21 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
 
     // MARK: - Python methods
 
-    static let new: @convention(c) (
-        UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
-    ) -> PyObjectPointer? = { type, args, kwargs in
-        var parsed: [PyObjectPointer?] = [nil]
-        guard Keywords.parse(function: "Queue", names: ["maxsize"], tuple: args, dict: kwargs, into: &parsed)
-        else { return nil }
-        var maxsize: Int64 = 0
-        if let value = parsed[0] {
-            guard sp_Long_Check(value) != 0 else { return Py.fail(PyExc_TypeError, "maxsize must be an int") }
-            guard let number = Py.int64(value) else { return nil }
-            maxsize = max(0, number)  // like queue.Queue, maxsize <= 0 means unbounded
+    static let new:
+        @convention(c) (
+            UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
+        ) -> PyObjectPointer? = { type, args, kwargs in
+            var parsed: [PyObjectPointer?] = [nil]
+            guard Keywords.parse(function: "Queue", names: ["maxsize"], tuple: args, dict: kwargs, into: &parsed)
+            else { return nil }
+            var maxsize: Int64 = 0
+            if let value = parsed[0] {
+                guard sp_Long_Check(value) != 0 else { return Py.fail(PyExc_TypeError, "maxsize must be an int") }
+                guard let number = Py.int64(value) else { return nil }
+                maxsize = max(0, number)  // like queue.Queue, maxsize <= 0 means unbounded
+            }
+            return Box.wrap(SharedQueue(maxsize: Int(maxsize)), as: type!)
         }
-        return Box.wrap(SharedQueue(maxsize: Int(maxsize)), as: type!)
-    }
 
     /// Encodes `item` into a Swift buffer: natively when it is made of the types the stdlib
     /// shares without pickling (`ShareableCodec`), else pickled with the package's encoder
@@ -105,7 +106,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         return (true, MonotonicClock.deadline(afterSeconds: seconds))
     }
 
-    private func put(_ me: PyObjectPointer, _ item: PyObjectPointer, block: Bool, deadline: UInt64?) -> PyObjectPointer? {
+    private func put(_ me: PyObjectPointer, _ item: PyObjectPointer, block: Bool, deadline: UInt64?) -> PyObjectPointer?
+    {
         guard let buffer = encode(item, me) else { return nil }
         // The common case, room in the queue, never releases the GIL.
         do {
@@ -134,7 +136,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         do {
             buffer = try items.get(block: false)
         } catch .empty where block {
-            let outcome: BlockingCall.Outcome<ByteBuffer> = BlockingCall.run { parker, keepWaiting throws(QueueFailure) in
+            let outcome: BlockingCall.Outcome<ByteBuffer> = BlockingCall.run {
+                parker, keepWaiting throws(QueueFailure) in
                 try items.get(deadline: deadline, parker: parker, keepWaiting: keepWaiting)
             }
             switch outcome {
@@ -168,22 +171,35 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 
     static let methods: [MethodEntry] = [
-        .keywords("put", "put(item, block=True, timeout=None): add item; raises queue.Full or QueueClosed.") { me, args, n, names in
+        .keywords("put", "put(item, block=True, timeout=None): add item; raises queue.Full or QueueClosed.") {
+            me, args, n, names in
             if n == 1 && names == nil {  // put(item), the common call: nothing to parse
                 return Box.unwrap(me, as: SharedQueue.self).put(me!, args![0]!, block: true, deadline: nil)
             }
             var parsed: [PyObjectPointer?] = [nil, nil, nil]
-            guard Keywords.parse(function: "put", names: ["item", "block", "timeout"], args: args, count: n, keywords: names, into: &parsed) else { return nil }
-            guard let item = parsed[0] else { return Py.fail(PyExc_TypeError, "put() missing required argument 'item'") }
+            guard
+                Keywords.parse(
+                    function: "put", names: ["item", "block", "timeout"], args: args, count: n, keywords: names,
+                    into: &parsed)
+            else { return nil }
+            guard let item = parsed[0] else {
+                return Py.fail(PyExc_TypeError, "put() missing required argument 'item'")
+            }
             guard let (block, deadline) = waitArguments(parsed[1], parsed[2]) else { return nil }
             return Box.unwrap(me, as: SharedQueue.self).put(me!, item, block: block, deadline: deadline)
         },
-        .keywords("get", "get(block=True, timeout=None): remove and return the oldest item; raises queue.Empty or QueueClosed.") { me, args, n, names in
+        .keywords(
+            "get",
+            "get(block=True, timeout=None): remove and return the oldest item; raises queue.Empty or QueueClosed."
+        ) { me, args, n, names in
             if n == 0 && names == nil {  // get(), the common call
                 return Box.unwrap(me, as: SharedQueue.self).get(me!, block: true, deadline: nil)
             }
             var parsed: [PyObjectPointer?] = [nil, nil]
-            guard Keywords.parse(function: "get", names: ["block", "timeout"], args: args, count: n, keywords: names, into: &parsed) else { return nil }
+            guard
+                Keywords.parse(
+                    function: "get", names: ["block", "timeout"], args: args, count: n, keywords: names, into: &parsed)
+            else { return nil }
             guard let (block, deadline) = waitArguments(parsed[0], parsed[1]) else { return nil }
             return Box.unwrap(me, as: SharedQueue.self).get(me!, block: block, deadline: deadline)
         },
@@ -205,7 +221,9 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             let queue = Box.unwrap(me, as: SharedQueue.self)
             return Py.bool(queue.items.capacity > 0 && queue.items.count >= queue.items.capacity)
         },
-        .noArgs("close", "Refuse new items and wake every waiter with QueueClosed; items already queued can still be taken.") { me, _ in
+        .noArgs(
+            "close", "Refuse new items and wake every waiter with QueueClosed; items already queued can still be taken."
+        ) { me, _ in
             Box.unwrap(me, as: SharedQueue.self).items.close()
             return Py.none()
         },
@@ -215,7 +233,10 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         .noArgs("_id", "The process-wide id of the queue.") { me, _ in
             Py.int(Box.unwrap(me, as: SharedQueue.self).id)
         },
-        .noArgs("__reduce__", "Pickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive).") { me, _ in
+        .noArgs(
+            "__reduce__",
+            "Pickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive)."
+        ) { me, _ in
             let queue = Box.unwrap(me, as: SharedQueue.self)
             QueuePins.note(queue)
             guard let attach = ModuleState.function(for: me!, "_attach_queue"), let id = OwnedObject(Py.int(queue.id)),
@@ -228,13 +249,13 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.Queue",
         doc: """
-        Queue(maxsize=0): a FIFO shared by every interpreter of the process.
+            Queue(maxsize=0): a FIFO shared by every interpreter of the process.
 
-        Items made of None, bool, int, float, str, bytes and tuples of them are copied without
-        pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
-        the same queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
-        polling); interrupting the task or Ctrl-C on the main thread ends them.
-        """,
+            Items made of None, bool, int, float, str, bytes and tuples of them are copied without
+            pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
+            the same queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
+            polling); interrupting the task or Ctrl-C on the main thread ends them.
+            """,
         methods: methods,
         extraSlots: [
             PyType_Slot(slot: sp_slot_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self)),

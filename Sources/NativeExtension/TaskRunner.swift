@@ -160,8 +160,10 @@ struct TaskRunner: ~Copyable {
     /// The caller's payload for a call that returned `result` (nil: it raised, the exception
     /// set): the value in the shareable format when it is one, else what the runner encodes
     /// (`encode_result`/`encode_error`). Times the encoding from `start`, if given.
-    mutating func outcome(encoding result: consuming OwnedObject?, stats: StepStatistics, since start: UInt64?,
-                          _ task: Task, _ lending: ResultLending) -> (Payload?, String?) {
+    mutating func outcome(
+        encoding result: consuming OwnedObject?, stats: StepStatistics, since start: UInt64?,
+        _ task: Task, _ lending: ResultLending
+    ) -> (Payload?, String?) {
         if let value = result?.borrowed, let buffer = TaskRunner.shareableValue(value) {
             if let start { stats.addSince(start, to: .encodeResult) }
             return (.encoded(buffer), nil)
@@ -203,8 +205,10 @@ struct TaskRunner: ~Copyable {
 
     /// The outcome the runner encoded (`bytes`, or a binary result to lend), as the payload
     /// the caller receives; nil and the text of an internal failure when encoding failed.
-    private func payload(of encoded: consuming OwnedObject?, _ pins: QueuePins?, _ task: Task,
-                         _ lending: ResultLending) -> (Payload?, String?) {
+    private func payload(
+        of encoded: consuming OwnedObject?, _ pins: QueuePins?, _ task: Task,
+        _ lending: ResultLending
+    ) -> (Payload?, String?) {
         guard let encoded else { return (nil, TaskRunner.errorText("encoding the outcome")) }
         let object = encoded.borrowed
         if sp_Bytes_Check(object) != 0 {

@@ -28,11 +28,13 @@ public final class NativeThread: @unchecked Sendable {
         // EINVAL: below PTHREAD_STACK_MIN, which no caller asks for.
         NativeThread.check(pthread_attr_setstacksize(&attributes, stackSize), "pthread_attr_setstacksize")
         let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-        let rc = pthread_create(&handle, &attributes, { raw in
-            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &handle, &attributes,
+            { raw in
+                let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+                body.run()
+                return nil
+            }, box)
         if rc != 0 {
             Unmanaged<ThreadBody>.fromOpaque(box).release()
             return nil

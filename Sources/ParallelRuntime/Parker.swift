@@ -71,7 +71,10 @@ public final class Parker: @unchecked Sendable {
             let remaining = deadline - now
             var total = UInt64(wall.tv_nsec) + remaining % 1_000_000_000
             var seconds = UInt64(wall.tv_sec) + remaining / 1_000_000_000
-            if total >= 1_000_000_000 { seconds += 1; total -= 1_000_000_000 }
+            if total >= 1_000_000_000 {
+                seconds += 1
+                total -= 1_000_000_000
+            }
             var absolute = timespec(tv_sec: Int(seconds), tv_nsec: Int(total))
             if sem_timedwait(semaphore, &absolute) == 0 { return .unparked }
             let error = errno
