@@ -4,7 +4,6 @@ it leaked when its release fails."""
 from __future__ import annotations
 
 import view_tasks
-
 from subinterpreter_parallelism import InterpreterPoolExecutor
 
 
