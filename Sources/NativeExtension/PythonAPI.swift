@@ -215,6 +215,7 @@ extension Py {
     }
 
     /// `function(*arguments)` (vectorcall), or nil with an exception set.
+    @inline(__always)
     static func call(_ function: PyObjectPointer, _ arguments: PyObjectPointer...) -> OwnedObject? {
         var items: [PyObjectPointer?] = arguments
         return OwnedObject(

@@ -115,9 +115,11 @@ struct TaskRunner: ~Copyable {
         if ShareableCodec.holds(task.input) { return runShareableCall(task, stats, lending: lending) }
         // The view points into the caller's bytes: released (as it is dropped, at the end)
         // before the caller may free them.
-        guard let input = ForeignView(task.input) else { return (nil, TaskRunner.errorText("wrapping the task")) }
+        guard let input = ForeignView(task.input), let extras = extraViews(of: task) else {
+            return (nil, TaskRunner.errorText("wrapping the task"))
+        }
         let t0 = MonotonicClock.now()
-        let decoded = decode(input, task)
+        let decoded = decode(input, extras, task)
         guard let call = decoded else {
             stats.addSince(t0, to: .decodeCall)
             return outcome(encoding: nil, stats: stats, since: nil, task, lending)
@@ -128,21 +130,13 @@ struct TaskRunner: ~Copyable {
         return outcome(encoding: result, stats: stats, since: t2, task, lending)
     }
 
-    /// The decoded call `(fn, args, kwargs)` of a pickled task, or nil with an exception set.
-    /// The out-of-band arguments go along as views: of the caller's large `bytes` (copied by
-    /// `decode_call`, released as soon as it returns) and of lent memoryviews (handed to the
-    /// task itself, which may keep them: see BufferLend.swift).
-    private mutating func decode(_ input: borrowing ForeignView, _ task: Task) -> OwnedObject? {
-        guard let decode = decodeCallFunction() else { return nil }
-        if task.extras.isEmpty { return Py.call(decode, input.view.borrowed, sp_None()) }
+    /// The views of a task's out-of-band arguments, as `decode_call` takes them (None when
+    /// there are none), or nil with an exception set: views of the caller's large `bytes`
+    /// (copied by `decode_call`) and of lent memoryviews (handed to the task itself, which may
+    /// keep them: see BufferLend.swift).
+    private func extraViews(of task: Task) -> OwnedObject? {
+        if task.extras.isEmpty { return OwnedObject(Py.none()) }
         guard let views = Py.list() else { return nil }
-        defer {
-            // The caller's bytes are copied by now (or the decoding failed): their views must
-            // not outlive the call. Lent views live on in the call's arguments.
-            for (index, extra) in task.extras.enumerated() where index < PyList_Size(views.borrowed) {
-                if case .bytes = extra { ForeignView.release(sp_List_GET_ITEM(views.borrowed, index)!) }
-            }
-        }
         for extra in task.extras {
             let view: OwnedObject?
             switch extra {
@@ -152,9 +146,31 @@ struct TaskRunner: ~Copyable {
                 let type = UnsafeMutableRawPointer(lentBufferType.borrowed).assumingMemoryBound(to: PyTypeObject.self)
                 view = lend.view(as: type)
             }
-            guard Py.append(views, view) else { return nil }
+            guard Py.append(views, view) else {
+                TaskRunner.releaseCopiedViews(views.borrowed, of: task)
+                return nil
+            }
         }
-        return Py.call(decode, input.view.borrowed, views.borrowed)
+        return views
+    }
+
+    /// The decoded call `(fn, args, kwargs)` of a pickled task, or nil with an exception set.
+    private mutating func decode(_ input: borrowing ForeignView, _ extras: borrowing OwnedObject, _ task: Task)
+        -> OwnedObject?
+    {
+        defer { TaskRunner.releaseCopiedViews(extras.borrowed, of: task) }
+        guard let decode = decodeCallFunction() else { return nil }
+        return Py.call(decode, input.view.borrowed, extras.borrowed)
+    }
+
+    /// Releases the views of the caller's large `bytes` in `views` (a list from `extraViews`):
+    /// copied by now, or the decoding failed, they must not outlive the call. Lent views live
+    /// on in the call's arguments.
+    private static func releaseCopiedViews(_ views: PyObjectPointer, of task: Task) {
+        guard views != sp_None() else { return }
+        for (index, extra) in task.extras.enumerated() where index < PyList_Size(views) {
+            if case .bytes = extra { ForeignView.release(sp_List_GET_ITEM(views, index)!) }
+        }
     }
 
     /// The caller's payload for a call that returned `result` (nil: it raised, the exception
