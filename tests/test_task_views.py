@@ -13,3 +13,4 @@ def test_a_view_whose_release_fails_is_not_leaked():
     with InterpreterPoolExecutor(1) as pool:
         assert pool.submit(view_tasks.identity, view_tasks.Grabber()).result(timeout=60) == 0
         assert pool.submit(view_tasks.references_to_kept_view).result(timeout=60) == 0
+        assert pool.submit(view_tasks.forget).result(timeout=60) == 0
