@@ -28,7 +28,7 @@ enum WireFormat {
     static let errorTag: UInt8 = 0x45
 
     /// `bytes` arguments and results at least this large travel out of band (see `Task` and
-    /// `LentBytes` in Pool.swift): one copy each way instead of three. Measured: in-band round
+    /// `LentBytes` in ResultLending.swift): one copy each way instead of three. Measured: in-band round
     /// trips jump from 0.07 ms at 64 KiB to 0.24 ms at 100 KiB (pickle frames and fresh pages);
     /// out of band, 128 KiB takes 0.05 ms.
     static let outOfBandMinimum = 64 << 10

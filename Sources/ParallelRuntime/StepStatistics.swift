@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The steps of a task's path, timed by the runtime (see the picture in NativeExtension/Pool.swift).
+/// The steps of a task's path, timed by the runtime (see the picture in NativeExtension/PoolCore.swift).
 public enum Step: Int, CaseIterable, Sendable {
     /// Creating a worker's interpreter and importing its runner (once per worker).
     case interpreterStartup
