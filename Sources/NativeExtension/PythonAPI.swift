@@ -216,10 +216,9 @@ extension Py {
 
     /// `function(*arguments)` (vectorcall), or nil with an exception set.
     @inline(__always)
-    static func call(_ function: PyObjectPointer, _ arguments: PyObjectPointer...) -> OwnedObject? {
-        var items: [PyObjectPointer?] = arguments
-        return OwnedObject(
-            items.withUnsafeMutableBufferPointer {
+    static func call(_ function: PyObjectPointer, _ arguments: PyObjectPointer?...) -> OwnedObject? {
+        OwnedObject(
+            arguments.withUnsafeBufferPointer {
                 PyObject_Vectorcall(function, $0.baseAddress, $0.count, nil)
             })
     }
