@@ -46,7 +46,8 @@ import Synchronization
 struct WorkerConfiguration: Sendable {
     /// The caller's `sys.path` at pool creation.
     let sysPath: [String]
-    /// Pickled `(initializer, initargs, options)` for the runner's `bootstrap`, or nil.
+    /// The runner's `bootstrap` argument, made by `_worker.encode_bootstrap` (the pool's steps
+    /// and initializer: marshalled by name when that is possible, else pickled), or nil.
     let bootstrapPayload: ByteBuffer?
     /// Stack size of worker threads: deep enough that Python's recursion limit trips first.
     let stackSize: Int
