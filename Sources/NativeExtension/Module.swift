@@ -151,7 +151,7 @@ enum NativeModule {
     static let functions: [MethodEntry] = [
         .fast(
             "out_of_band_kind",
-            "out_of_band_kind(value) -> how value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Pickling.swift)."
+            "out_of_band_kind($module, value, /)\n--\n\nHow value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Pickling.swift)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("out_of_band_kind", 1...1) else { return nil }
@@ -159,7 +159,7 @@ enum NativeModule {
         },
         .fast(
             "encode_shareable",
-            "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, str and bytes in tuples: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG."
+            "encode_shareable($module, value, /)\n--\n\nBytes, or None when value is not made only of None, bool, int (64-bit), float, str and bytes in tuples: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("encode_shareable", 1...1) else { return nil }
@@ -168,7 +168,7 @@ enum NativeModule {
         },
         .fast(
             "decode_shareable",
-            "decode_shareable(buffer) -> the value that encode_shareable encoded; ValueError if buffer holds anything else."
+            "decode_shareable($module, buffer, /)\n--\n\nThe value that encode_shareable encoded; ValueError if buffer holds anything else."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("decode_shareable", 1...1) else { return nil }
@@ -179,7 +179,7 @@ enum NativeModule {
         },
         .fast(
             "factorial_mod",
-            "factorial_mod(n) -> n! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row)."
+            "factorial_mod($module, n, /)\n--\n\nn! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("factorial_mod", 1...1), let value = Py.int64(arguments[0]) else { return nil }
@@ -189,7 +189,7 @@ enum NativeModule {
         },
         .fast(
             "sleep",
-            "sleep(seconds): like time.sleep (with its errors), but interrupting the task (cancel, timeout, Ctrl-C) ends it at once."
+            "sleep($module, seconds, /)\n--\n\nLike time.sleep (with its errors), but interrupting the task (cancel, timeout, Ctrl-C) ends it at once."
         ) { module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("sleep", 1...1) else { return nil }
@@ -205,7 +205,7 @@ enum NativeModule {
         },
         .fast(
             "post_message",
-            "post_message(tag, data): from a task, send bytes to the pool's owner (delivered in order with the task's result)."
+            "post_message($module, tag, data, /)\n--\n\nFrom a task, send bytes to the pool's owner (delivered in order with the task's result)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("post_message", 2...2), let tag = Py.int64(arguments[0]) else { return nil }
@@ -222,7 +222,7 @@ enum NativeModule {
         },
         .fast(
             "_install_fork_guard",
-            "_install_fork_guard(refuse_children): once per process, from the main interpreter: a child forked through Python while worker interpreters exist prints why and exits with FORK_REFUSED_STATUS instead of aborting (when refuse_children)."
+            "_install_fork_guard($module, refuse_children, /)\n--\n\nOnce per process, from the main interpreter: a child forked through Python while worker interpreters exist prints why and exits with FORK_REFUSED_STATUS instead of aborting (when refuse_children)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_install_fork_guard", 1...1) else { return nil }
@@ -231,19 +231,25 @@ enum NativeModule {
             ForkGuard.install(refuseChildren: truth == 1)
             return Py.none()
         },
-        .noArgs("_before_fork", "os.register_at_fork(before=...): marks the forking thread for the fork guard.") {
+        .noArgs(
+            "_before_fork",
+            "_before_fork($module, /)\n--\n\nos.register_at_fork(before=...): marks the forking thread for the fork guard."
+        ) {
             _, _ in
             ForkGuard.markForking()
             return Py.none()
         },
-        .noArgs("_after_fork", "os.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark.") {
+        .noArgs(
+            "_after_fork",
+            "_after_fork($module, /)\n--\n\nos.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark."
+        ) {
             _, _ in
             ForkGuard.unmarkForking()
             return Py.none()
         },
         .fast(
             "_fail_next_interpreter_creations",
-            "_fail_next_interpreter_creations(n): for tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen."
+            "_fail_next_interpreter_creations($module, n, /)\n--\n\nFor tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_fail_next_interpreter_creations", 1...1), let count = Py.int64(arguments[0]) else {
@@ -253,17 +259,26 @@ enum NativeModule {
             WorkerInterpreter.injectedCreationFailures.store(Int(count), ordering: .relaxed)
             return Py.none()
         },
-        .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in
+        .noArgs(
+            "worker_index",
+            "worker_index($module, /)\n--\n\nThe index of the pool worker running this code, or None outside workers."
+        ) { _, _ in
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))
         },
-        .fast("_attach_queue", "_attach_queue(id): a handle to the live Queue with this id (used by unpickling).") {
+        .fast(
+            "_attach_queue",
+            "_attach_queue($module, id, /)\n--\n\nA handle to the live Queue with this id (used by unpickling)."
+        ) {
             module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_attach_queue", 1...1) else { return nil }
             return SharedQueue.attach(module!, arguments[0])
         },
-        .noArgs("build_info", "How this extension was built: Swift compiler, the Python it was compiled for.") { _, _ in
+        .noArgs(
+            "build_info",
+            "build_info($module, /)\n--\n\nHow this extension was built: Swift compiler, the Python it was compiled for."
+        ) { _, _ in
             guard let info = Py.dict() else { return nil }
             let entries: [(String, String)] = [
                 ("swift", swiftCompilerVersion),
