@@ -387,9 +387,20 @@ enum ModuleState {
     static func cPickle(for type: UnsafeMutablePointer<PyTypeObject>) -> (
         dumps: PyObjectPointer, loads: PyObjectPointer
     )? {
-        guard let state = of(type: type),
-            load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
-        else { return nil }
+        guard let state = of(type: type) else { return nil }
+        return cPickle(in: state)
+    }
+
+    /// The same for the interpreter of the `_native` module `module`.
+    static func cPickle(module: PyObjectPointer) -> (dumps: PyObjectPointer, loads: PyObjectPointer)? {
+        guard let state = of(module: module) else { return nil }
+        return cPickle(in: state)
+    }
+
+    private static func cPickle(in state: UnsafeMutablePointer<sp_ModuleState>) -> (
+        dumps: PyObjectPointer, loads: PyObjectPointer
+    )? {
+        guard load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads)) else { return nil }
         return (state.pointee.c_dumps!, state.pointee.c_loads!)
     }
 

@@ -23,7 +23,9 @@ extension TaskRunner {
         let t1 = stats.addSince(t0, to: .decodeCall)
         var result: OwnedObject?
         if let target {
-            result = callResolved(target, arguments: sp_Tuple_GET_ITEM(call.borrowed, 2)!)
+            result = self.call(
+                target.function.borrowed, arguments: sp_Tuple_GET_ITEM(call.borrowed, 2)!,
+                keywords: target.keywords?.borrowed)
         }
         let t2 = stats.addSince(t1, to: .call)
         return outcome(encoding: result, stats: stats, since: t2, task, lending)
@@ -71,35 +73,5 @@ extension TaskRunner {
     private static func malformed() -> ResolvedCall? {
         if PyErr_Occurred() == nil { PyErr_SetString(PyExc_RuntimeError, "a malformed shareable call") }
         return nil
-    }
-
-    /// Calls a resolved function: a Python function or a class directly, a builtin through the
-    /// runner's `invoke`, since builtins such as `eval`, `globals` or `vars` read the calling
-    /// Python frame, which a call from here would not have (as with pickle, they see the
-    /// runner's). Nil with an exception set when the call raised.
-    private func callResolved(_ target: borrowing ResolvedCall, arguments: PyObjectPointer) -> OwnedObject? {
-        if sp_CFunction_Check(target.function.borrowed) == 0 {
-            let result = OwnedObject(PyObject_Call(target.function.borrowed, arguments, target.keywords.borrowed))
-            flushOutput()
-            return result
-        }
-        let keywords: OwnedObject?
-        switch target.keywords {
-        case .some(let given): keywords = OwnedObject(retaining: given.borrowed)
-        case .none: keywords = Py.dict()
-        }
-        guard let keywords,
-            let call = OwnedObject(Py.tuple([target.function.borrowed, arguments, keywords.borrowed]))
-        else { return nil }
-        return OwnedObject(PyObject_CallOneArg(invoke.borrowed, call.borrowed))
-    }
-
-    /// What the runner's `invoke` does after a call: output a call left without a newline goes
-    /// to the caller before the result (`_worker.unflushed`). A raised exception stays set.
-    private func flushOutput() {
-        guard PyList_Size(unflushed.borrowed) > 0 else { return }
-        let raised = Py.takeRaised()
-        if Py.call(flushUnflushed.borrowed) == nil { PyErr_Clear() }
-        if let raised { PyErr_SetRaisedException(raised.take()) }
     }
 }

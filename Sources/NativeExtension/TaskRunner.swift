@@ -1,10 +1,14 @@
 // The Python half of a worker, bound once per interpreter: the runner module
 // (python/subinterpreter_parallelism/_worker.py), its functions bound by name, and how a task
-// is run with them. A pickled call goes through the runner (`decode_call`, `invoke`,
-// `encode_result` or `encode_error`, each timed); a call in the shareable format is resolved
-// and called here (TaskRunner+ShareableCall.swift). Every method runs on the worker's thread
-// with its interpreter's GIL held, and the runner is dropped (its references released) before
-// that interpreter ends.
+// is run with them. A task crosses into Python once, for the call itself: a pickled call is
+// unpickled here with the C pickler, then the function is called (a Python function or a
+// class directly, anything else through the runner's `invoke`), and its result is encoded
+// here (the shareable format, else the C pickler); the runner's `decode_call`, `encode_result`
+// and `encode_error` take only what that cannot do (out-of-band arguments and results,
+// `__main__`, failures, exceptions). A call in the shareable format is resolved here
+// (TaskRunner+ShareableCall.swift). Each step is timed. Every method runs on the worker's
+// thread with its interpreter's GIL held, and the runner is dropped (its references released)
+// before that interpreter ends.
 @preconcurrency import CPythonShim
 import ParallelRuntime
 
@@ -31,8 +35,12 @@ struct TaskRunner: ~Copyable {
     private let interruptType: OwnedObject
     /// This interpreter's `LentBuffer` type (see BufferLend.swift).
     let lentBufferType: OwnedObject
-    /// `decode_call` and `encode_result`, looked up on first use: they load pickle, which a
-    /// worker whose tasks never need it does not import.
+    /// This interpreter's `_native` module, whose state keeps its `_pickle` functions.
+    private let native: OwnedObject
+    /// `_pickle.dumps` and `_pickle.loads` (borrowed from `native`'s state), and the runner's
+    /// `decode_call` and `encode_result`, looked up on first use: a worker whose tasks never
+    /// need pickle does not import it.
+    private var cPickle: (dumps: PyObjectPointer, loads: PyObjectPointer)?
     private var decodeCall: OwnedObject?
     private var encodeResult: OwnedObject?
 
@@ -76,6 +84,8 @@ struct TaskRunner: ~Copyable {
         self.bootstrapFunction = bootstrap
         self.interruptType = interruptType
         self.lentBufferType = OwnedObject(retaining: type)
+        self.native = native
+        cPickle = nil
         decodeCall = nil
         encodeResult = nil
     }
@@ -115,19 +125,85 @@ struct TaskRunner: ~Copyable {
         if ShareableCodec.holds(task.input) { return runShareableCall(task, stats, lending: lending) }
         // The view points into the caller's bytes: released (as it is dropped, at the end)
         // before the caller may free them.
-        guard let input = ForeignView(task.input), let extras = extraViews(of: task) else {
+        guard let input = ForeignView(task.input) else {
             return (nil, TaskRunner.errorText("wrapping the task"))
         }
         let t0 = MonotonicClock.now()
-        let decoded = decode(input, extras, task)
+        let decoded = decode(input, task)
         guard let call = decoded else {
             stats.addSince(t0, to: .decodeCall)
             return outcome(encoding: nil, stats: stats, since: nil, task, lending)
         }
         let t1 = stats.addSince(t0, to: .decodeCall)
-        let result = OwnedObject(PyObject_CallOneArg(invoke.borrowed, call.borrowed))
+        let result = self.call(
+            sp_Tuple_GET_ITEM(call.borrowed, 0)!, arguments: sp_Tuple_GET_ITEM(call.borrowed, 1)!,
+            keywords: sp_Tuple_GET_ITEM(call.borrowed, 2)!, packed: call.borrowed)
         let t2 = stats.addSince(t1, to: .call)
         return outcome(encoding: result, stats: stats, since: t2, task, lending)
+    }
+
+    /// `function(*arguments, **keywords)` (`keywords` a dict or nil; `packed`, when given, the
+    /// tuple `(function, arguments, keywords)`): a Python function or a class is called
+    /// directly; anything else through the runner's `invoke`, since builtins such as `eval`,
+    /// `globals` or `vars` read the calling Python frame, which a call from here would not
+    /// have (as with pickle, they see the runner's). Output a direct call left without a
+    /// newline is flushed, as `invoke` does. Nil with an exception set when the call raised.
+    func call(
+        _ function: PyObjectPointer, arguments: PyObjectPointer, keywords: PyObjectPointer?,
+        packed: PyObjectPointer? = nil
+    ) -> OwnedObject? {
+        if Py_IS_TYPE(function, &PyFunction_Type) != 0 || Py_IS_TYPE(function, &PyType_Type) != 0 {
+            let given = keywords.flatMap { PyDict_Size($0) > 0 ? $0 : nil }
+            let result = OwnedObject(PyObject_Call(function, arguments, given))
+            flushOutput()
+            return result
+        }
+        if let packed { return OwnedObject(PyObject_CallOneArg(invoke.borrowed, packed)) }
+        let dict: OwnedObject?
+        if let keywords { dict = OwnedObject(retaining: keywords) } else { dict = Py.dict() }
+        guard let dict, let call = OwnedObject(Py.tuple([function, arguments, dict.borrowed])) else { return nil }
+        return OwnedObject(PyObject_CallOneArg(invoke.borrowed, call.borrowed))
+    }
+
+    /// What the runner's `invoke` does after a call: output a call left without a newline goes
+    /// to the caller before the result (`_worker.unflushed`). A raised exception stays set.
+    private func flushOutput() {
+        guard PyList_Size(unflushed.borrowed) > 0 else { return }
+        let raised = Py.takeRaised()
+        if Py.call(flushUnflushed.borrowed) == nil { PyErr_Clear() }
+        if let raised { PyErr_SetRaisedException(raised.take()) }
+    }
+
+    /// The decoded call `(fn, args, kwargs)` of a pickled task (a tuple, args a tuple, kwargs a
+    /// dict), or nil with an exception set: unpickled here, or by the runner's `decode_call`
+    /// when arguments travel out of band.
+    private mutating func decode(_ input: borrowing ForeignView, _ task: Task) -> OwnedObject? {
+        let decoded: OwnedObject?
+        if task.extras.isEmpty {
+            guard let loads = pickle()?.loads else { return nil }
+            decoded = OwnedObject(PyObject_CallOneArg(loads, input.view.borrowed))
+        } else {
+            guard let extras = extraViews(of: task) else { return nil }
+            defer { TaskRunner.releaseCopiedViews(extras.borrowed, of: task) }
+            guard let decode = decodeCallFunction() else { return nil }
+            decoded = Py.call(decode, input.view.borrowed, extras.borrowed)
+        }
+        guard let call = decoded else { return nil }
+        guard sp_Tuple_CheckExact(call.borrowed) != 0, sp_Tuple_GET_SIZE(call.borrowed) == 3,
+            sp_Tuple_Check(sp_Tuple_GET_ITEM(call.borrowed, 1)) != 0,
+            sp_Dict_Check(sp_Tuple_GET_ITEM(call.borrowed, 2)) != 0
+        else {
+            PyErr_SetString(PyExc_RuntimeError, "a malformed pickled call")
+            return nil
+        }
+        return call
+    }
+
+    /// `_pickle.dumps` and `_pickle.loads` of this interpreter (imported the first time), or nil
+    /// with an exception set.
+    private mutating func pickle() -> (dumps: PyObjectPointer, loads: PyObjectPointer)? {
+        if cPickle == nil { cPickle = ModuleState.cPickle(module: native.borrowed) }
+        return cPickle
     }
 
     /// The views of a task's out-of-band arguments, as `decode_call` takes them (None when
@@ -154,15 +230,6 @@ struct TaskRunner: ~Copyable {
         return views
     }
 
-    /// The decoded call `(fn, args, kwargs)` of a pickled task, or nil with an exception set.
-    private mutating func decode(_ input: borrowing ForeignView, _ extras: borrowing OwnedObject, _ task: Task)
-        -> OwnedObject?
-    {
-        defer { TaskRunner.releaseCopiedViews(extras.borrowed, of: task) }
-        guard let decode = decodeCallFunction() else { return nil }
-        return Py.call(decode, input.view.borrowed, extras.borrowed)
-    }
-
     /// Releases the views of the caller's large `bytes` in `views` (a list from `extraViews`):
     /// copied by now, or the decoding failed, they must not outlive the call. Lent views live
     /// on in the call's arguments.
@@ -174,8 +241,9 @@ struct TaskRunner: ~Copyable {
     }
 
     /// The caller's payload for a call that returned `result` (nil: it raised, the exception
-    /// set): the value in the shareable format when it is one, else what the runner encodes
-    /// (`encode_result`/`encode_error`). Times the encoding from `start`, if given.
+    /// set): the value in the shareable format when it is one, else its C pickle, else what
+    /// the runner encodes (`encode_result`: out of band, `__main__`, a value that cannot be
+    /// pickled; `encode_error`). Times the encoding from `start`, if given.
     mutating func outcome(
         encoding result: consuming OwnedObject?, stats: StepStatistics, since start: UInt64?,
         _ task: Task, _ lending: ResultLending
@@ -187,6 +255,12 @@ struct TaskRunner: ~Copyable {
         var pins: QueuePins?
         let encoded = QueuePins.collecting(into: &pins) { () -> OwnedObject? in
             guard let value = result.take() else { return encodeRaisedException() }
+            if WireFormat.outOfBandKind(value.borrowed) == .inBand {
+                if let dumps = pickle()?.dumps, let data = Pickling.quickDumps(value.borrowed, with: dumps) {
+                    return data
+                }
+                PyErr_Clear()  // no pickle module here: the runner's encoder reports why
+            }
             guard let encode = encodeResultFunction() else { return nil }
             return OwnedObject(PyObject_CallOneArg(encode, value.borrowed))
         }

@@ -1,15 +1,17 @@
 """The runner inside every worker interpreter.
 
 The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once
-per interpreter, then for each pickled task calls ``decode_call``, ``invoke`` and
-``encode_result`` or ``encode_error``, timing each step. A call or a result in the Swift
-core's pickle-free format (a module-level function with None, bool, int, float, str, bytes
-and tuple arguments; such a result) never comes here.
+per interpreter. A task crosses into Python once: the Swift worker unpickles a pickled call
+with the C pickler, calls the function (a Python function or a class directly, anything else
+through ``invoke``) and encodes the result (the pickle-free format, else the C pickler). The
+runner's ``decode_call``, ``encode_result`` and ``encode_error`` take only what that cannot
+do: arguments and results that travel out of band, results that refer to ``__main__`` or
+cannot be pickled, and exceptions.
 
-Keep it small: its imports are part of every worker's start-up. Pickle (``_pickling``,
-``_outcome``, and through them ``_pickle``, ``functools``, ``collections``) loads only when
-the first pickled call, result or exception appears: ``decode_call`` and ``encode_result``
-are looked up by the Swift worker on first use and load here then (``__getattr__``).
+Keep it small: its imports are part of every worker's start-up. ``_pickling`` and
+``_outcome`` (and through them ``functools``, ``collections``) load only when one of those
+cases first appears: ``decode_call`` and ``encode_result`` are looked up by the Swift worker
+on first use and load here then (``__getattr__``).
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ unflushed: list[Any] = []
 
 
 def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
-    """Runs one decoded call."""
+    """Runs one decoded call whose function is not a Python function or class (a builtin, a
+    ``functools.partial``, a bound method): builtins such as ``eval`` or ``vars`` read the
+    calling Python frame, which is this one."""
     fn, args, kwargs = call
     try:
         return fn(*args, **kwargs)
