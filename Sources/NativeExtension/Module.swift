@@ -42,7 +42,9 @@ enum NativeModule {
         guard addType(NativePool.spec, \.pool_type),
               addType(SharedQueue.spec, \.queue_type),
               addType(ResultBufferType.spec, \.result_buffer_type),
-              addType(LentBufferType.spec, \.lent_buffer_type)
+              addType(LentBufferType.spec, \.lent_buffer_type),
+              addType(SharedMapType.spec, \.shared_map_type),
+              addType(SharedMapCursor.spec, \.shared_map_iterator_type)
         else { return -1 }
 
         // `queue` (for Empty and Full) is imported on first use: a worker interpreter's start-up
@@ -219,6 +221,11 @@ enum NativeModule {
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))
         },
+        .fast("_encode_for_interpreters", "_encode_for_interpreters(encode, value) -> encode(value), run as an encoding for another interpreter of this process: a SharedMap pickled meanwhile travels as its id (not as a file for other processes). Whoever keeps value keeps its handles alive.") { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_encode_for_interpreters", 2...2) else { return nil }
+            return QueuePins.collecting { PyObject_CallOneArg(arguments[0], arguments[1]) }.0
+        },
         .fast("_attach_queue", "_attach_queue(id): a handle to the live Queue with this id (used by unpickling).") { module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_attach_queue", 1...1) else { return nil }
@@ -298,7 +305,7 @@ enum ModuleState {
 
     /// Fills two state fields with attributes of `module` (imported now) unless both are set.
     /// Returns false with an exception set if the import or a look-up fails.
-    private static func load(
+    static func load(
         _ state: UnsafeMutablePointer<sp_ModuleState>, from module: String,
         _ first: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>),
         _ second: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>)
