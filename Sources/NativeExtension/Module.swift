@@ -148,7 +148,7 @@ enum NativeModule {
             guard arguments.expect("out_of_band_kind", 1...1) else { return nil }
             return Py.int(Int64(WireFormat.outOfBandKind(arguments[0]).rawValue))
         },
-        .fast("encode_shareable", "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, str and bytes in tuples: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG.") { _, args, n in
+        .fast("encode_shareable", "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, complex, str and bytes in tuples, frozensets and (3.15+) frozendicts: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG.") { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("encode_shareable", 1...1) else { return nil }
             if let bytes = ShareableCodec.encodeAsBytes(arguments[0]) { return bytes }

@@ -257,6 +257,11 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
         return 0
     }
 
+    /// The file this map was mapped from or written to for other processes, if any.
+    func existingFile() -> String? {
+        path ?? spilled.withLock { $0?.path }
+    }
+
     /// A file that other processes can map this map from: the one it was mapped from, else one
     /// written now at `candidate` (once per map: later calls return that one, which is deleted
     /// when the map is). Nil with OSError set when writing fails.

@@ -195,10 +195,15 @@ enum SharedMapType {
         .noArgs("_pin_in_transit", "Whether an encoding for another interpreter of this process runs on this thread; if so the bytes it makes retain this map (QueuePins).") { me, _ in
             Py.bool(QueuePins.note(storage(me)))
         },
-        .fast("_file_for_processes", "_file_for_processes(candidate): the file another process can map: the one the map came from, else one written at candidate once (deleted with the map).") { me, args, n in
+        .fast("_file_for_processes", "_file_for_processes(candidate): the file another process can map: the one the map came from or was written to, else (candidate None) None, else one written at candidate now (deleted with the map).") { me, args, n in
             let arguments = Arguments(args, n)
-            guard arguments.expect("_file_for_processes", 1...1), let candidate = Py.swiftString(arguments[0]) else { return nil }
-            return storage(me).fileForProcesses(candidate: candidate).flatMap { Py.string($0) }
+            guard arguments.expect("_file_for_processes", 1...1) else { return nil }
+            let storage = storage(me)
+            guard let candidateObject = arguments.optional(0) else {
+                return storage.existingFile().map { Py.string($0) } ?? Py.none()
+            }
+            guard let candidate = Py.swiftString(candidateObject) else { return nil }
+            return storage.fileForProcesses(candidate: candidate).flatMap { Py.string($0) }
         },
         .noArgs("_id", "The process-wide id of the map.") { me, _ in
             Py.int(storage(me).id)

@@ -233,8 +233,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         doc: """
         Queue(maxsize=0): a FIFO shared by every interpreter of the process.
 
-        Items made of None, bool, int, float, str, bytes and tuples of them are copied without
-        pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
+        Items made of None, bool, int, float, complex, str, bytes and tuples, frozensets (and
+        frozendicts) of them are copied without pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
         the same queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
         polling); interrupting the task or Ctrl-C on the main thread ends them.
         """,
