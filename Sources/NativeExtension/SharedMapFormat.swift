@@ -137,23 +137,23 @@ enum StableHash {
         return z ^ (z >> 31)
     }
 
-    /// The last `count % 8` bytes at `tail`, zero-extended into one word.
+    /// The hash of `count` bytes at `bytes`. A last partial word is read as the 8 bytes that end
+    /// the data (overlapping the word before; the count is mixed in, so no two inputs collide
+    /// by it); data shorter than a word is gathered byte by byte.
     @inline(__always)
-    private static func tailWord(_ tail: UnsafeRawPointer, _ count: Int) -> UInt64 {
-        var word: UInt64 = 0
-        withUnsafeMutableBytes(of: &word) { $0.baseAddress!.copyMemory(from: tail, byteCount: count) }
-        return word
-    }
-
-    /// The hash of `count` bytes at `bytes`.
     static func hash(_ bytes: UnsafeRawPointer, _ count: Int, seed: UInt64 = 0) -> UInt64 {
         var h = seed ^ (UInt64(count) &* k1)
+        if count < 8 {
+            var word: UInt64 = 0
+            for i in 0..<count { word |= UInt64(bytes.load(fromByteOffset: i, as: UInt8.self)) << (8 * UInt64(i)) }
+            return finish(step(h, word))
+        }
         var i = 0
         while i + 8 <= count {
             h = step(h, bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             i += 8
         }
-        if i < count { h = step(h, tailWord(bytes + i, count - i)) }
+        if i < count { h = step(h, bytes.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)) }
         return finish(h)
     }
 

@@ -14,6 +14,16 @@ enum SharedMapType {
         Box.unwrap(me, as: SharedMapStorage.self)
     }
 
+    /// Runs `body` with the storage of `me` without retaining it: the handle holds it for the
+    /// call. Lookups take this path because a retain is an atomic write to the storage's
+    /// reference count, a cache line that every interpreter's lookups would then fight over
+    /// (and, the registry's weak references having given it a side table, a slow one).
+    @inline(__always)
+    private static func withStorage<T>(_ me: PyObjectPointer?, _ body: (SharedMapStorage) -> T) -> T {
+        let raw = me!.withMemoryRebound(to: sp_BoxObject.self, capacity: 1) { $0.pointee.swift_object }!
+        return Unmanaged<SharedMapStorage>.fromOpaque(raw)._withUnsafeGuaranteedRef(body)
+    }
+
     /// The `_native` state of the interpreter owning `instance`, whose type may be a Python
     /// subclass of ours (so `ModuleState.of(instance:)`, which reads the type's own module, cannot).
     private static func state(of instance: PyObjectPointer) -> UnsafeMutablePointer<sp_ModuleState>? {
@@ -74,9 +84,10 @@ enum SharedMapType {
     }
 
     /// The value stored in `bytes`: built from the shareable format, or unpickled.
-    static func value(_ bytes: UnsafeRawBufferPointer, _ state: UnsafeMutablePointer<sp_ModuleState>?) -> PyObjectPointer? {
+    static func value(_ bytes: UnsafeRawBufferPointer,
+                      _ state: @autoclosure () -> UnsafeMutablePointer<sp_ModuleState>?) -> PyObjectPointer? {
         if ShareableCodec.holds(bytes) { return ShareableCodec.decode(bytes) }
-        guard let state, ModuleState.load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads)),
+        guard let state = state(), ModuleState.load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads)),
               let loads = state.pointee.c_loads
         else { return PyErr_Occurred() == nil ? Py.fail(PyExc_RuntimeError, "_native module state is missing") : nil }
         guard let view = PyMemoryView_FromMemory(
@@ -101,7 +112,7 @@ enum SharedMapType {
     }
 
     static let item: @convention(c) (PyObjectPointer?, PyObjectPointer?) -> PyObjectPointer? = { me, key in
-        switch find(storage(me), key!) {
+        switch withStorage(me, { find($0, key!) }) {
         case .entry(let record):
             return value(record.value, state(of: me!))
         case .missing:
@@ -116,7 +127,7 @@ enum SharedMapType {
     }
 
     static let contains: @convention(c) (PyObjectPointer?, PyObjectPointer?) -> Int32 = { me, key in
-        switch find(storage(me), key!) {
+        switch withStorage(me, { find($0, key!) }) {
         case .entry: return 1
         case .missing: return 0
         case .failed: return -1
@@ -124,7 +135,7 @@ enum SharedMapType {
     }
 
     static let length: @convention(c) (PyObjectPointer?) -> Py_ssize_t = { me in
-        Py_ssize_t(storage(me).count)
+        withStorage(me) { Py_ssize_t($0.count) }
     }
 
     static let iterate: @convention(c) (PyObjectPointer?) -> PyObjectPointer? = { me in
@@ -172,7 +183,7 @@ enum SharedMapType {
         .fast("get", "get(key, default=None): the value of key, else default.") { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("get", 1...2) else { return nil }
-            switch find(storage(me), arguments[0]) {
+            switch withStorage(me, { find($0, arguments[0]) }) {
             case .entry(let record): return value(record.value, state(of: me!))
             case .missing:
                 let fallback = n == 2 ? arguments[1] : sp_None()
