@@ -25,7 +25,7 @@ from typing import Any
 
 from subinterpreter_parallelism.demo import py_factorial
 
-from . import workloads
+from . import shared_table, workloads
 from .libraries import LIBRARIES
 from .competitors import Ability, by_key, make_executor
 from .measure import Timing, timed, tree_memory
@@ -868,6 +868,8 @@ SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
     "cancel": scenario_cancel,
     "libraries": scenario_libraries,
     "widths": scenario_widths,
+    "table": shared_table.scenario_table,
+    "table-widths": shared_table.scenario_table_widths,
 }
 
 
