@@ -41,8 +41,9 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
     /// The region's checksum once computed (a built map computes it on its first save).
     private let knownChecksum = Mutex<UInt64?>(nil)
 
-    private static let indexBits: UInt64 = 40
-    private static let indexMask: UInt64 = (1 << indexBits) - 1
+    /// A slot: the top 24 bits of its key's hash, then its record's offset.
+    static let offsetBits: UInt64 = 40
+    private static let offsetMask: UInt64 = (1 << offsetBits) - 1
 
     private static let nextID = Atomic<Int64>(1)
     private static let registry = Mutex<[Int64: WeakStorage]>([:])
@@ -90,11 +91,15 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
 
     // MARK: - Reading (no lock: the region is immutable)
 
-    /// Entry `index`'s bytes, or nil when they leave the records (a damaged file read without
-    /// verification: every length is checked, so no read leaves the region).
+    /// Entry `index`'s bytes (in insertion order), or nil when they leave the records.
     func record(_ index: Int) -> Record? {
         guard index >= 0, index < count else { return nil }
-        let offset = Int(truncatingIfNeeded: entries.load(fromByteOffset: index * 8, as: UInt64.self))
+        return record(at: Int(truncatingIfNeeded: entries.load(fromByteOffset: index * 8, as: UInt64.self)))
+    }
+
+    /// The bytes of the record at `offset`, or nil when they leave the records (a damaged file
+    /// read without verification: every length is checked, so no read leaves the region).
+    private func record(at offset: Int) -> Record? {
         guard offset >= SharedMapHeader.size, offset <= recordsEnd - 16 else { return nil }
         let keyLength = Int(base.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
         let originalLength = Int(base.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
@@ -109,21 +114,19 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
             value: UnsafeRawBufferPointer(start: base + start + keyLength + originalLength, count: valueLength))
     }
 
-    /// The index of the entry whose canonical key bytes are `key`, or nil.
-    func find(_ key: UnsafeRawBufferPointer) -> Int? {
+    /// The entry whose canonical key bytes are `key`, or nil.
+    func find(_ key: UnsafeRawBufferPointer) -> Record? {
         let hash = StableHash.hash(key.baseAddress!, key.count)
-        let fingerprint = hash >> SharedMapStorage.indexBits
+        let fingerprint = hash >> SharedMapStorage.offsetBits
         var slot = hash & slotMask
         // At most one round: a damaged table without an empty slot must not loop forever.
         for _ in 0...slotMask {
             let word = slots.load(fromByteOffset: Int(slot) * 8, as: UInt64.self)
             if word == 0 { return nil }
-            if word >> SharedMapStorage.indexBits == fingerprint {
-                let index = Int(word & SharedMapStorage.indexMask) - 1
-                if let found = record(index), found.key.count == key.count,
-                   memcmp(found.key.baseAddress!, key.baseAddress!, key.count) == 0 {
-                    return index
-                }
+            if word >> SharedMapStorage.offsetBits == fingerprint,
+               let found = record(at: Int(word & SharedMapStorage.offsetMask)), found.key.count == key.count,
+               memcmp(found.key.baseAddress!, key.baseAddress!, key.count) == 0 {
+                return found
             }
             slot = (slot + 1) & slotMask
         }
@@ -384,17 +387,24 @@ private struct RegionBuilder {
         let entriesOffset = (used + 7) & ~7
         let slotsOffset = entriesOffset + count * 8
         let totalSize = slotsOffset + slotCount * 8
+        guard totalSize < 1 << SharedMapStorage.offsetBits else {
+            PyErr_SetString(PyExc_ValueError, "a SharedMap holds at most 1 TiB")
+            return nil
+        }
         guard reserve(totalSize - used) else { return nil }
         let base = self.base!
-        offsets.withUnsafeBytes { (base + entriesOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        if count > 0 {
+            offsets.withUnsafeBytes { (base + entriesOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
         memset(base + used, 0, entriesOffset - used)
         memset(base + slotsOffset, 0, slotCount * 8)
         let slots = (base + slotsOffset).bindMemory(to: UInt64.self, capacity: slotCount)
         let mask = UInt64(slotCount - 1)
-        for (index, hash) in hashes.enumerated() {
+        let bits = SharedMapStorage.offsetBits
+        for (offset, hash) in zip(offsets, hashes) {
             var slot = Int(hash & mask)
             while slots[slot] != 0 { slot = (slot + 1) & Int(mask) }
-            slots[slot] = (hash >> 40) << 40 | UInt64(index + 1)
+            slots[slot] = (hash >> bits) << bits | offset
         }
         used = totalSize
         if let shrunk = realloc(base, totalSize) { self.base = shrunk }

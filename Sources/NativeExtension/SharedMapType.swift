@@ -63,11 +63,7 @@ enum SharedMapType {
     }
 
     private static func locate(_ storage: SharedMapStorage, _ key: UnsafeRawBufferPointer) -> Found {
-        guard let index = storage.find(key) else { return .missing }
-        guard let record = storage.record(index) else {
-            damaged()
-            return .failed
-        }
+        guard let record = storage.find(key) else { return .missing }
         return .entry(record)
     }
 
