@@ -218,6 +218,44 @@ enum SharedMapKeys {
         return "\(text) (of type \(typeName))"
     }
 
+    // MARK: - Hashing and comparing
+
+    /// The hash of a canonical key (`StableHash`): of its payload alone, seeded with its kind,
+    /// for a str, a bytes or an int, so that a lookup can hash those straight from the key
+    /// object (`hash(kind:_:)`, no encoding written and read back), and of all its bytes
+    /// otherwise.
+    static func hash(canonical key: UnsafeRawBufferPointer) -> UInt64 {
+        let base = key.baseAddress!
+        let kind = base.load(as: UInt8.self)
+        if kind == kindStr || kind == kindBytes, key.count >= 5,
+           Int(base.loadUnaligned(fromByteOffset: 1, as: UInt32.self)) == key.count - 5 {
+            return hash(kind: kind, base + 5, key.count - 5)
+        }
+        if kind == kindInt, key.count == 9 { return hash(kind: kind, base + 1, 8) }
+        return StableHash.hash(base, key.count)
+    }
+
+    /// The hash of the canonical key of `kind` (str, bytes or int) whose payload is `count`
+    /// bytes at `payload` (UTF-8 text, data, or the int's 8 bytes).
+    @inline(__always)
+    static func hash(kind: UInt8, _ payload: UnsafeRawPointer, _ count: Int) -> UInt64 {
+        StableHash.hash(payload, count, seed: UInt64(kind) &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Whether the canonical key `key` is the str or bytes (`kind`) with this payload.
+    @inline(__always)
+    static func matches(_ key: UnsafeRawBufferPointer, kind: UInt8, _ payload: UnsafeRawPointer, _ count: Int) -> Bool {
+        key.count == 5 + count && key.load(as: UInt8.self) == kind
+            && (count == 0 || memcmp(key.baseAddress! + 5, payload, count) == 0)
+    }
+
+    /// Whether the canonical key `key` is the int `value`.
+    @inline(__always)
+    static func matches(_ key: UnsafeRawBufferPointer, int value: Int64) -> Bool {
+        key.count == 9 && key.load(as: UInt8.self) == kindInt
+            && key.loadUnaligned(fromByteOffset: 1, as: Int64.self) == value
+    }
+
     // MARK: - Decoding
 
     /// The key encoded at `offset` (either encoding) as a new reference; nil with ValueError

@@ -114,9 +114,10 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
             value: UnsafeRawBufferPointer(start: base + start + keyLength + originalLength, count: valueLength))
     }
 
-    /// The entry whose canonical key bytes are `key`, or nil.
-    func find(_ key: UnsafeRawBufferPointer) -> Record? {
-        let hash = StableHash.hash(key.baseAddress!, key.count)
+    /// The entry whose canonical key has `hash` (`SharedMapKeys.hash`) and whose bytes
+    /// `matches` accepts, or nil.
+    @inline(__always)
+    func find(hash: UInt64, _ matches: (UnsafeRawBufferPointer) -> Bool) -> Record? {
         let fingerprint = hash >> SharedMapStorage.offsetBits
         var slot = hash & slotMask
         // At most one round: a damaged table without an empty slot must not loop forever.
@@ -124,8 +125,7 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
             let word = slots.load(fromByteOffset: Int(slot) * 8, as: UInt64.self)
             if word == 0 { return nil }
             if word >> SharedMapStorage.offsetBits == fingerprint,
-               let found = record(at: Int(word & SharedMapStorage.offsetMask)), found.key.count == key.count,
-               memcmp(found.key.baseAddress!, key.baseAddress!, key.count) == 0 {
+               let found = record(at: Int(word & SharedMapStorage.offsetMask)), matches(found.key) {
                 return found
             }
             slot = (slot + 1) & slotMask
@@ -352,7 +352,7 @@ private struct RegionBuilder {
         guard reserve(16 + 256) else { return nil }
         used += 16
         guard let (keyLength, converted) = appendKey(key, canonical: true) else { return nil }
-        let hash = StableHash.hash(base! + start + 16, keyLength)
+        let hash = SharedMapKeys.hash(canonical: UnsafeRawBufferPointer(start: base! + start + 16, count: keyLength))
         var originalLength = 0
         if converted {
             guard let (length, _) = appendKey(key, canonical: false) else { return nil }

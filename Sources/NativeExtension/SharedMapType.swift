@@ -41,7 +41,35 @@ enum SharedMapType {
 
     /// The entry of `key`. A key that no map can hold is missing, as a key of another type is
     /// from a dict, unless it is unhashable: then TypeError, as from a dict.
+    ///
+    /// A str or an int, the usual keys, is hashed and compared straight from the key object:
+    /// encoding it first and reading the bytes back costs a store-forwarding stall per read,
+    /// which was a third of a lookup of a short key.
     private static func find(_ storage: SharedMapStorage, _ key: PyObjectPointer) -> Found {
+        let kind = sp_ShareableKind(key)
+        if kind == SP_SHARE_STR {
+            var length: Py_ssize_t = 0
+            if let text = PyUnicode_AsUTF8AndSize(key, &length) {
+                let count = Int(length)
+                let hash = SharedMapKeys.hash(kind: SharedMapKeys.kindStr, text, count)
+                let found = storage.find(hash: hash) { SharedMapKeys.matches($0, kind: SharedMapKeys.kindStr, text, count) }
+                return found.map { .entry($0) } ?? .missing
+            }
+            PyErr_Clear()  // lone surrogates: the general path encodes them
+        } else if kind == SP_SHARE_INT {
+            var overflow: Int32 = 0
+            var value = PyLong_AsLongLongAndOverflow(key, &overflow)
+            if overflow == 0 {
+                let hash = withUnsafeBytes(of: &value) { SharedMapKeys.hash(kind: SharedMapKeys.kindInt, $0.baseAddress!, 8) }
+                let found = storage.find(hash: hash) { SharedMapKeys.matches($0, int: value) }
+                return found.map { .entry($0) } ?? .missing
+            }
+        }
+        return findEncoded(storage, key)
+    }
+
+    /// `find` for any key: its canonical encoding, hashed and compared as bytes.
+    private static func findEncoded(_ storage: SharedMapStorage, _ key: PyObjectPointer) -> Found {
         let scratchSize = 256
         return withUnsafeTemporaryAllocation(byteCount: scratchSize, alignment: 8) { scratch -> Found in
             var writer = SharedMapKeys.Writer(scratch.baseAddress!, capacity: scratchSize)
@@ -63,8 +91,10 @@ enum SharedMapType {
     }
 
     private static func locate(_ storage: SharedMapStorage, _ key: UnsafeRawBufferPointer) -> Found {
-        guard let record = storage.find(key) else { return .missing }
-        return .entry(record)
+        let found = storage.find(hash: SharedMapKeys.hash(canonical: key)) {
+            $0.count == key.count && memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0
+        }
+        return found.map { .entry($0) } ?? .missing
     }
 
     private static func unusable(_ problem: SharedMapKeys.Problem, _ key: PyObjectPointer) -> Found {
