@@ -78,6 +78,11 @@ enum ShareableCodec {
     /// end, since `_native.decode_shareable` takes any buffer).
     static func decode(_ bytes: UnsafeRawBufferPointer) -> PyObjectPointer? {
         guard holds(bytes), let base = bytes.baseAddress else { return malformed() }
+        // A lone int, the commonest small value (a counter, an id, a SharedMap's value): built
+        // without the general reader.
+        if bytes.count == 10, bytes[1] == UInt8(SP_SHARE_INT) {
+            return Py.int(base.loadUnaligned(fromByteOffset: 2, as: Int64.self))
+        }
         var offset = 1
         guard let item = read(base, at: &offset, end: bytes.count, depth: 0) else { return nil }
         if offset != bytes.count {
