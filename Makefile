@@ -3,6 +3,7 @@
 #               (installs only the package: no test or other extras)
 #   make test   the same set-up plus the EXTRAS (test,progress), then pytest and `swift test`
 #   make test-under-load   the pytest run with 2x the CPU count of busy processes beside it
+#   make lint   ruff (rules and formatting) on the Python code, mypy --strict on the package
 # PY=3.12 (or PY=python3.12, or a path) picks another interpreter; VENV=... another virtual
 # environment. PY=3.14 and PY=3.15 use this machine's python3.14/3.15 when it has them, else
 # a Debian root that scripts/debian-root creates once (cached outside the work tree): the
@@ -35,7 +36,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest test-under-load swift-test bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load swift-test lint lint-python bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
 
 all: test
 
@@ -112,6 +113,25 @@ test-under-load: install
 swift-test:
 	$(SWIFT) build --scratch-path .build-swift-test --product SubinterpreterParallelismPackageTests
 	$(SWIFT) test --skip-build --scratch-path .build-swift-test --disable-swift-testing
+
+# The linters, with the versions the `lint` extra pins (pyproject.toml holds their settings):
+# ruff's rules and its formatting on the Python code, mypy --strict on the package (typed
+# against _native.pyi: no Swift build needed).
+LINT_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))'
+LINTED := python tests benchmarks
+
+$(VENV)/.lint-extras: pyproject.toml
+	@$(IN) test -x $(VENV)/bin/python || $(IN) $(PYTHON) -m venv $(VENV)
+	@echo "installing the lint extra"
+	@$(LINT_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
+	@touch $@
+
+lint: lint-python
+
+lint-python: $(VENV)/.lint-extras
+	$(VPY) -m ruff check $(LINTED)
+	$(VPY) -m ruff format --check $(LINTED)
+	$(VPY) -m mypy
 
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
