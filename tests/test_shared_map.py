@@ -425,7 +425,7 @@ def test_another_process_maps_the_file_and_the_written_file_goes_with_the_map(tm
     del m
     gc.collect()
     assert not os.path.exists(written)
-    with pytest.raises(LookupError, match="no longer exists|is gone"):
+    with pytest.raises(LookupError, match=r"no longer exists|is gone"):
         pickle.loads(data)
     # A map read from a file sends that file.
     sp.SharedMap({"c": 3}).save(tmp_path / "c.spmap")

@@ -146,21 +146,27 @@ def _pss() -> int:
     return tree_memory()["pss"]
 
 
+def _read_then_pss(width: int, p: dict[str, Any], count: int) -> Callable[[Executor], int]:
+    """For ``_with_pool``: every worker reads, then the memory (PSS) of the process tree."""
+
+    def measure(pool: Executor) -> int:
+        _read_everywhere(pool, width, p, 0, count)
+        return _pss()
+
+    return measure
+
+
+#: Workers without the table: what a worker costs by itself.
+_BARE = _Way(lambda: (None, ()))
+
+
 def _measure_way(key: str, suffix: str, way: _Way, p: dict[str, Any]) -> list[Record]:
     """Memory per extra worker, first result and lookups/s of one way (records ``case + suffix``)."""
     workers, count = p["workers"], p["lookups"]
     # What an extra worker costs without any table (the same tasks, the table left out).
-    bare = [
-        _with_pool(
-            key,
-            width,
-            _Way(lambda: (None, ())),
-            lambda pool: (_read_everywhere(pool, width, p, 0, count), _pss())[1],
-        )
-        for width in (1, workers)
-    ]
+    bare = [_with_pool(key, width, _BARE, _read_then_pss(width, p, count)) for width in (1, workers)]
     # One worker, warm: every page it needs read.
-    alone = _with_pool(key, 1, way, lambda pool: (_read_everywhere(pool, 1, p, 0, count), _pss())[1])
+    alone = _with_pool(key, 1, way, _read_then_pss(1, p, count))
     # A new pool of `workers`: the first result (loading the table included), then lookups by
     # every worker at once, then the memory.
     firsts: list[float] = []
@@ -198,7 +204,7 @@ def _measure_way(key: str, suffix: str, way: _Way, p: dict[str, Any]) -> list[Re
                 f"pss_{workers}": together,
                 "without_table": (bare[1] - bare[0]) / (workers - 1),
             },
-        ),  # fmt: skip
+        ),
         _record(WORKLOAD, FIRST + suffix, key, "s", firsts, extra=extra),
         _record(
             WORKLOAD,
@@ -396,8 +402,6 @@ def scenario_table_widths(key: str, p: dict[str, Any]) -> list[Record]:
     import psutil
 
     records: list[Record] = []
-    read = lambda width: lambda pool: (_read_everywhere(pool, width, p, 0, p["lookups"]), _pss())[1]  # noqa: E731
-    bare = _Way(lambda: (None, ()))  # workers without the table: what a worker costs by itself
     with tempfile.TemporaryDirectory(prefix="sp-bench-table-") as folder:
         pickled, mapped = _files(p, Path(folder), key)
         # The size of one copy of the dict (what a worker that loads its own copy adds).
@@ -414,7 +418,8 @@ def scenario_table_widths(key: str, p: dict[str, Any]) -> list[Record]:
                 reason = f"{width} copies of the table would need {width * copy_size / 1e9:.1f} GB"
                 records.append(_na(WIDTHS_WORKLOAD, f"{width} workers: {MEMORY}", key, reason))
                 continue
-            totals = (_with_pool(key, width, way, read(width)), _with_pool(key, width, bare, read(width)))
+            measure = _read_then_pss(width, p, p["lookups"])
+            totals = (_with_pool(key, width, way, measure), _with_pool(key, width, _BARE, measure))
             if first is None:
                 first = totals
             elif width > 1:
