@@ -7,7 +7,6 @@
 // `_pin_in_transit`), and the bytes that carry it retain the map meanwhile (`QueuePins`); to
 // another process, as the path of a file to map (`_file_for_processes`).
 @preconcurrency import CPythonShim
-import Synchronization
 
 enum SharedMapType {
     private static func storage(_ me: PyObjectPointer?) -> SharedMapStorage {
