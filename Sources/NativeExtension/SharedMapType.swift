@@ -253,7 +253,7 @@ enum SharedMapType {
             flags: METH_FASTCALL | METH_CLASS,
             doc: "_attach(id): a handle in this interpreter on the live map id; LookupError when every handle is gone."),
         MethodEntry(
-            name: "_live", function: unsafeBitCast(live, to: PyCFunction.self),
+            name: "_live", function: live,
             flags: METH_NOARGS | METH_STATIC,
             doc: "_live() -> (maps alive in this process, their bytes): for tests."),
     ]
