@@ -36,7 +36,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest test-under-load swift-test lint lint-python bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load swift-test lint lint-python lint-swift bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
 
 all: test
 
@@ -75,11 +75,13 @@ $(EXTRAS_STAMP): $(STAMP) pyproject.toml
 		echo "$$reqs" | $(VPY) -m pip install -q -r /dev/stdin; fi
 	@touch $@
 
+# DEMO_ARGS="--runs 3" takes the median of three runs of the seed's comparison (--help for more).
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(VPY) demo.py
+	$(VPY) demo.py $(DEMO_ARGS)
 
 demo-quick: $(STAMP)
-	$(VPY) demo.py --quick
+	$(VPY) demo.py --quick $(DEMO_ARGS)
 
 # Both runners, each to the end even when the other failed, then one closing line for each
 # (scripts/test-summary): pytest's counts and XCTest's. Their logs stay in .build-test-logs/.
@@ -133,6 +135,11 @@ lint-python: $(VENV)/.lint-extras
 	$(VPY) -m ruff format --check $(LINTED)
 	$(VPY) -m mypy
 
+# The toolchain's `swift format` (swift-format) in lint mode over Sources/, with the rules in
+# .swift-format; `swift format format -i -r Sources` applies them.
+lint-swift:
+	$(SWIFT) format lint --strict --recursive Sources
+
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
 
@@ -140,8 +147,8 @@ $(VENV)/.bench-extras: $(STAMP) pyproject.toml
 	$(BENCH_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
 	@touch $@
 
-# Every competitor, each workload in a fresh process (the library workloads included): about
-# 12 minutes on 2 cores.
+# Every competitor, each workload in a fresh process (the library workloads included), then
+# (k) CPU time per task with bare interpreters under perf stat: about 15 minutes on 2 cores.
 bench: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot bench-results/latest.png
 

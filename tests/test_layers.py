@@ -35,7 +35,18 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("integrations", {"dask_support", "dask_support.*", "joblib_backend"}),
     (
         "the package's face and commands",
-        {"__init__", "__main__", "cli", "demo", "bench", "info", "compat", "_probe"},
+        {
+            "__init__",
+            "__main__",
+            "cli",
+            "demo",
+            "_demo_sections",
+            "_demo_plot",
+            "bench",
+            "info",
+            "compat",
+            "_probe",
+        },
     ),
 ]
 

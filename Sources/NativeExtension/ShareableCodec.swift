@@ -4,7 +4,7 @@
 // Pythons that have it (3.15+), `frozendict`, of those too. Such values are most of what flows through a queue (counters,
 // keys, messages) and most of what tiny tasks take and return, and for them pickle's machinery
 // (a pickler, a frame, an unpickler, a memoryview) costs more than the hand-off itself. A
-// `Queue` item, a task's returned value and a task's call by name (`WireFormat.shareableCall`)
+// `Queue` item, a task's returned value and a task's call by name (`WireFormat.ShareableCall`)
 // use it. Anything else, or anything this format
 // cannot hold (a larger int, a str with lone surrogates, deep nesting), goes to pickle: an
 // item's bytes start with `tag` here and with pickle's PROTO opcode (0x80) otherwise.
@@ -84,12 +84,9 @@ enum ShareableCodec {
             return Py.int(base.loadUnaligned(fromByteOffset: 2, as: Int64.self))
         }
         var offset = 1
-        guard let item = read(base, at: &offset, end: bytes.count, depth: 0) else { return nil }
-        if offset != bytes.count {
-            Py_DecRef(item)
-            return malformed()
-        }
-        return item
+        guard let item = OwnedObject(read(base, at: &offset, end: bytes.count, depth: 0)) else { return nil }
+        if offset != bytes.count { return malformed() }
+        return item.take()
     }
 
     private static func malformed() -> PyObjectPointer? {
@@ -147,8 +144,9 @@ enum ShareableCodec {
     /// Calls `body` with each item of a frozenset, or each key then its value of a frozendict,
     /// until it returns false; false then (or when iterating failed: no exception is left set).
     /// Both are immutable, so two passes (size, then write) see the same items in the same order.
-    private static func forEachItem(of container: PyObjectPointer, kind: Int32,
-                                    _ body: (PyObjectPointer) -> Bool) -> Bool {
+    private static func forEachItem(
+        of container: PyObjectPointer, kind: Int32, _ body: (PyObjectPointer) -> Bool
+    ) -> Bool {
         if kind == SP_SHARE_FROZENDICT {
             var position: Py_ssize_t = 0
             var key: PyObjectPointer?
@@ -158,14 +156,12 @@ enum ShareableCodec {
             }
             return true
         }
-        guard let iterator = PyObject_GetIter(container) else {
+        guard let iterator = OwnedObject(PyObject_GetIter(container)) else {
             PyErr_Clear()
             return false
         }
-        defer { Py_DecRef(iterator) }
-        while let each = PyIter_Next(iterator) {
-            defer { Py_DecRef(each) }  // the frozenset holds it meanwhile
-            guard body(each) else { return false }
+        while let each = OwnedObject(PyIter_Next(iterator.borrowed)) {  // the frozenset holds it meanwhile
+            guard body(each.borrowed) else { return false }
         }
         if PyErr_Occurred() != nil {
             PyErr_Clear()
@@ -182,7 +178,8 @@ enum ShareableCodec {
         switch kind {
         case SP_SHARE_INT:
             var overflow: Int32 = 0
-            start.storeBytes(of: Int64(PyLong_AsLongLongAndOverflow(item, &overflow)), toByteOffset: offset, as: Int64.self)
+            start.storeBytes(
+                of: Int64(PyLong_AsLongLongAndOverflow(item, &overflow)), toByteOffset: offset, as: Int64.self)
             offset += 8
         case SP_SHARE_FLOAT:
             start.storeBytes(of: sp_Float_AS_DOUBLE(item).bitPattern, toByteOffset: offset, as: UInt64.self)
@@ -212,14 +209,17 @@ enum ShareableCodec {
                 return true
             }
             // A frozendict's count is of pairs.
-            start.storeBytes(of: kind == SP_SHARE_FROZENDICT ? count / 2 : count, toByteOffset: countOffset, as: Int64.self)
+            start.storeBytes(
+                of: kind == SP_SHARE_FROZENDICT ? count / 2 : count, toByteOffset: countOffset, as: Int64.self)
         default:
             break  // None, True, False: the kind says it all
         }
     }
 
-    private static func writeData(_ data: UnsafeRawPointer, _ length: Int, to start: UnsafeMutableRawPointer,
-                                  at offset: inout Int) {
+    private static func writeData(
+        _ data: UnsafeRawPointer, _ length: Int, to start: UnsafeMutableRawPointer,
+        at offset: inout Int
+    ) {
         start.storeBytes(of: Int64(length), toByteOffset: offset, as: Int64.self)
         offset += 8
         if length > 0 { (start + offset).copyMemory(from: data, byteCount: length) }
@@ -228,7 +228,8 @@ enum ShareableCodec {
 
     // MARK: - Decoding
 
-    private static func read(_ start: UnsafeRawPointer, at offset: inout Int, end: Int, depth: Int) -> PyObjectPointer? {
+    private static func read(_ start: UnsafeRawPointer, at offset: inout Int, end: Int, depth: Int) -> PyObjectPointer?
+    {
         guard offset < end, depth <= maximumDepth else { return malformed() }
         let kind = Int32(start.load(fromByteOffset: offset, as: UInt8.self))
         offset += 1
@@ -259,15 +260,12 @@ enum ShareableCodec {
             offset += 8
             // Each item takes at least its kind byte.
             guard count >= 0, count <= end - offset else { return malformed() }
-            guard let tuple = PyTuple_New(count) else { return nil }
+            guard let tuple = OwnedObject(PyTuple_New(count)) else { return nil }
             for i in 0..<count {
-                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else {
-                    Py_DecRef(tuple)
-                    return nil
-                }
-                sp_Tuple_SET_ITEM(tuple, i, each)  // steals the reference
+                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else { return nil }
+                sp_Tuple_SET_ITEM(tuple.borrowed, i, each)  // steals the reference
             }
-            return tuple
+            return tuple.take()
         case SP_SHARE_COMPLEX:
             guard end - offset >= 16 else { return malformed() }
             let real = Double(bitPattern: start.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
@@ -278,36 +276,27 @@ enum ShareableCodec {
             let count = Int(start.loadUnaligned(fromByteOffset: offset, as: Int64.self))
             offset += 8
             guard count >= 0, count <= end - offset else { return malformed() }
-            guard let set = PyFrozenSet_New(nil) else { return nil }
+            guard let set = OwnedObject(PyFrozenSet_New(nil)) else { return nil }
             for _ in 0..<count {
                 // Filling a frozenset nobody else sees yet is what PySet_Add allows it for.
-                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else {
-                    Py_DecRef(set)
-                    return nil
-                }
-                let added = PySet_Add(set, each)
-                Py_DecRef(each)
-                if added != 0 {
-                    Py_DecRef(set)
-                    return nil
-                }
+                guard let each = OwnedObject(read(start, at: &offset, end: end, depth: depth + 1)),
+                    PySet_Add(set.borrowed, each.borrowed) == 0
+                else { return nil }
             }
-            return set
+            return set.take()
         case SP_SHARE_FROZENDICT:
             let count = Int(start.loadUnaligned(fromByteOffset: offset, as: Int64.self))
             offset += 8
             // Each pair takes at least two kind bytes.
             guard count >= 0, count <= (end - offset) / 2 else { return malformed() }
-            guard let dict = PyDict_New() else { return nil }
-            defer { Py_DecRef(dict) }
+            guard let dict = Py.dict() else { return nil }
             for _ in 0..<count {
-                guard let key = read(start, at: &offset, end: end, depth: depth + 1) else { return nil }
-                defer { Py_DecRef(key) }
-                guard let value = read(start, at: &offset, end: end, depth: depth + 1) else { return nil }
-                defer { Py_DecRef(value) }
-                if PyDict_SetItem(dict, key, value) != 0 { return nil }
+                guard let key = OwnedObject(read(start, at: &offset, end: end, depth: depth + 1)),
+                    let value = OwnedObject(read(start, at: &offset, end: end, depth: depth + 1)),
+                    PyDict_SetItem(dict.borrowed, key.borrowed, value.borrowed) == 0
+                else { return nil }
             }
-            return sp_FrozenDict_FromDict(dict)
+            return sp_FrozenDict_FromDict(dict.borrowed)
         default:
             return Py.fail(PyExc_ValueError, "not an item in the shareable format (unknown kind \(kind))")
         }

@@ -145,7 +145,8 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
         var hashes: [UInt64] = []
         offsets.reserveCapacity(size)
         hashes.reserveCapacity(size)
-        let (built, pins) = QueuePins.collecting { () -> Bool in
+        var pins: QueuePins?
+        let built = QueuePins.collecting(into: &pins) { () -> Bool in
             var position: Py_ssize_t = 0
             var borrowedKey: PyObjectPointer?
             var borrowedValue: PyObjectPointer?

@@ -183,7 +183,7 @@ enum SharedMapType {
               ModuleState.load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
         else { return nil }
         let pickle = { (value: PyObjectPointer) -> PyObjectPointer? in
-            if let data = Pickling.quickDumps(value, with: state.pointee.c_dumps!) { return data }
+            if let data = Pickling.quickDumps(value, with: state.pointee.c_dumps!) { return data.take() }
             // By value (functions and classes of `__main__`), or the error that says why not.
             guard ModuleState.load(state, from: "subinterpreter_parallelism._pickling", ("dumps", \.dumps), ("loads", \.loads)),
                   let data = PyObject_CallOneArg(state.pointee.dumps, value)

@@ -15,11 +15,12 @@ LIBRARY_NAMES = tuple(library.name for library in LIBRARIES)
 
 __all__ = [
     "HEAVY",
+    "OWN_RUNNER",
     "SCALING",
     "WORKLOADS",
-    "scaling_widths",
     "build_params",
     "factorial_cost",
+    "scaling_widths",
     "worker_counts",
 ]
 
@@ -35,20 +36,24 @@ WORKLOADS: dict[str, str] = {
     "cancel": "(h) cancel a running pure-Python task",
     "libraries": "(i) popular pure-Python libraries: a new pool (start-up and imports included), then warm",
     "widths": "(j) 1 to N workers: start-up, first result, memory per worker, short and long tasks",
-    "table": "(k) a big read-only table that every worker reads: SharedMap and the other ways",
-    "table-widths": "(l) the big table at 1 to N workers: memory per extra worker",
+    "cputask": "(k) CPU time per task, inside the task: this pool, bare interpreters, process pools, stdlib pool",
+    "table": "(l) a big read-only table that every worker reads: SharedMap and the other ways",
+    "table-widths": "(m) the big table at 1 to N workers: memory per extra worker",
 }
+
+# Workloads with a runner of their own (cpu_per_task.py: its own competitors, perf stat per cell).
+OWN_RUNNER = frozenset({"cputask"})
 
 # The many-core run (`make bench-scaling`, --scaling): not part of the default run.
 SCALING = ("widths", "table-widths")
 
 # Left out of --quick unless named with --only: they take minutes.
-HEAVY = frozenset({"libraries"})
+HEAVY = frozenset({"libraries", "cputask"})
 
 
 def factorial_cost() -> float:
     """Seconds per unit of ``n`` of ``py_factorial(n)`` on this machine, now (best of 5)."""
-    from subinterpreter_parallelism.demo import py_factorial
+    from .workloads import py_factorial
 
     probe = 20_000
     best = float("inf")
@@ -176,6 +181,14 @@ def build_params(
         **table,
         "widths": sorted({1, *(widths or scaling_widths(cores))}),
         "memory_fraction": 0.25,
+    }
+    # Each batch in a fresh process under perf stat; tasks a multiple of the workers (the bare
+    # interpreters split them evenly).
+    params["cputask"] = {
+        "task_s": 0.03 if q else 0.1,
+        "tasks": (2 if q else 4) * cores,
+        "workers": cores,
+        "rounds": 1 if q else 3,
     }
     # Seconds after which a cell stops repeating (each case keeps at least one sample).
     budgets = {

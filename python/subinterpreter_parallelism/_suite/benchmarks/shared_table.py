@@ -1,4 +1,4 @@
-"""(k) A big read-only table that every worker reads: ``sp.SharedMap`` against the other ways to
+"""(l) A big read-only table that every worker reads: ``sp.SharedMap`` against the other ways to
 give workers the same data (issue 25).
 
 The table has ``entries`` (2,000,000) keys ``"k<i>" -> (i, i / 2, "v<i>")``. It starts in a file,
