@@ -18,6 +18,7 @@ STUB = Path(_native.__file__).with_name("_native.pyi")
 # What every native class has without the stub declaring it (`__new__` is the constructor,
 # held against the stub's `__init__`).
 IMPLICIT = {"__doc__", "__module__", "__new__", "__dict__", "__weakref__", "__init__"}
+CONSTRUCTORS = ("__init__", "__new__")
 
 
 def _stub() -> ast.Module:
@@ -103,7 +104,7 @@ def test_every_member_of_every_class_both_ways():
         stub = set(_members(node.body))
         own = set(vars(cls)) - IMPLICIT
         assert sorted(own - stub) == [], f"_native.{name} has members that _native.pyi lacks"
-        missing = sorted(member for member in stub - {"__init__"} if not hasattr(cls, member))
+        missing = sorted(member for member in stub - set(CONSTRUCTORS) if not hasattr(cls, member))
         assert missing == [], f"_native.pyi gives _native.{name} members it lacks"
 
 
@@ -128,7 +129,7 @@ def test_constants_have_their_stub_types():
 
 def _functions() -> list[tuple[str, Any, ast.FunctionDef]]:
     """Every function of the stub as ``(label, native callable, node)``; a class's ``__init__``
-    stands for the class itself (its constructor)."""
+    or ``__new__`` stands for the class itself (its constructor)."""
     found = []
     for name, node in _members(_stub().body).items():
         if isinstance(node, ast.FunctionDef):
@@ -137,9 +138,8 @@ def _functions() -> list[tuple[str, Any, ast.FunctionDef]]:
             cls = getattr(_native, name)
             for member, inner in _members(node.body).items():
                 if isinstance(inner, ast.FunctionDef) and "property" not in _decorators(inner):
-                    found.append(
-                        (f"{name}.{member}", cls if member == "__init__" else getattr(cls, member), inner)
-                    )
+                    native = cls if member in CONSTRUCTORS else getattr(cls, member)
+                    found.append((f"{name}.{member}", native, inner))
     return found
 
 
@@ -157,7 +157,7 @@ def test_signatures_match(label, native, node):
         # `self` (or `cls`) of the stub; the native side names `self` when it is an unbound
         # instance method (or the constructor's class is taken as the callable: none).
         stub = stub[1:]
-        if not label.endswith(".__init__") and "classmethod" not in _decorators(node):
+        if label.rpartition(".")[2] not in CONSTRUCTORS and "classmethod" not in _decorators(node):
             theirs = theirs[1:]
     assert _same(stub, theirs), f"{label}: _native.pyi says {stub}, the module says {theirs}"
 

@@ -123,10 +123,11 @@ enum NativeTables {
         return table
     }
 
-    /// A heap type spec for a boxed type, living for the whole process.
+    /// A heap type spec for a boxed type, living for the whole process (`extraFlags`: e.g.
+    /// `Py_TPFLAGS_BASETYPE` for a type that Python subclasses).
     static func boxedTypeSpec(
         name: StaticString, doc: StaticString, methods: [MethodEntry],
-        extraSlots: [PyType_Slot] = []
+        extraSlots: [PyType_Slot] = [], extraFlags: UInt32 = 0
     ) -> UnsafeMutablePointer<PyType_Spec> {
         var slots: [PyType_Slot] = [
             PyType_Slot(slot: sp_slot_tp_dealloc, pfunc: unsafeBitCast(Box.dealloc, to: UnsafeMutableRawPointer.self)),
@@ -137,7 +138,7 @@ enum NativeTables {
         slots.append(PyType_Slot(slot: 0, pfunc: nil))
         // A type without a `tp_new` of its own is made only by Swift (`Box.wrap`): from Python,
         // object's would make an empty box, which every method traps on.
-        var flags = UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE)
+        var flags = UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE) | extraFlags
         if !extraSlots.contains(where: { $0.slot == sp_slot_tp_new }) {
             flags |= UInt32(Py_TPFLAGS_DISALLOW_INSTANTIATION)
         }

@@ -124,7 +124,9 @@ def encode_bootstrap(config: dict[str, Any]) -> bytes:
             pass
     from . import _pickling
 
-    return _pickling.dumps(config)
+    # For this process's interpreters: a SharedMap in initargs travels as its id (the executor
+    # keeps the initializer and initargs, and so the map, while workers may start).
+    return _native._encode_for_interpreters(_pickling.dumps, config)
 
 
 def _decode_bootstrap(payload: bytes) -> dict[str, Any]:
