@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import crossing_probe
-
 from subinterpreter_parallelism import InterpreterPoolExecutor
 
 NAMES = ("calls", "crossings", "into_swift", "from_swift")
@@ -82,7 +81,7 @@ def main() -> None:
         sys.setprofile(None)  # the main thread counts only while it submits
         (completion,) = [t.ident for t in threading.enumerate() if "completion" in t.name]
         for label, submit_all in kinds.items():
-            counts = measure(pool, completion, lambda: submit_all(pool))
+            counts = measure(pool, completion, lambda submit_all=submit_all: submit_all(pool))
             print(f"\n{label}: per task")
             print(f"  {'side':<11}{'crossings':>10}{'calls':>8}   (into Swift / from Swift)")
             total_crossings = total_calls = 0.0

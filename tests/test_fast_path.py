@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import fast_tasks
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import _native, _outcome
+from subinterpreter_parallelism import _native, _wire
 
 # Every kind the format holds, at its edges, and values it does not hold (pickled instead).
 SHAREABLE = [
@@ -254,7 +254,7 @@ def test_the_general_path_reads_shareable_outcomes_too():
     for value in SHAREABLE:
         encoded = _native.encode_shareable(value)
         assert encoded is not None and encoded[0] == _native.SHAREABLE_TAG
-        ok, decoded = _outcome.decode(encoded)
+        ok, decoded = _wire.decode_outcome(encoded)
         assert ok and same(decoded, value)
     for value in NOT_SHAREABLE:
         assert _native.encode_shareable(value) is None

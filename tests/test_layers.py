@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "base: version facts, errors, import hooks, refusal detection, argument rules, the shared map",
         {"_versions", "errors", "_import_hooks", "_refusal", "_validate", "shared_map"},
     ),
-    ("wire format: pickling, task outcomes", {"_pickling", "_outcome"}),
+    ("wire format: pickling, the records that cross", {"_pickling", "_wire"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),

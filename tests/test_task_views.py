@@ -23,6 +23,5 @@ def test_a_view_whose_release_fails_is_not_leaked():
 def test_a_plain_call_is_unpickled_where_python_cannot_reach_the_view():
     """A pickled call without out-of-band arguments is unpickled by the Swift worker: no Python
     frame holds the view over the caller's bytes: the reconstructor has no Python caller."""
-    with InterpreterPoolExecutor(1) as pool:
-        with pytest.raises(ValueError, match="call stack is not deep enough"):
-            pool.submit(view_tasks.identity, view_tasks.Grabber()).result(timeout=60)
+    with InterpreterPoolExecutor(1) as pool, pytest.raises(ValueError, match="call stack is not deep enough"):
+        pool.submit(view_tasks.identity, view_tasks.Grabber()).result(timeout=60)

@@ -99,9 +99,9 @@ enum NativeModule {
             ("OUT_OF_BAND_BYTEARRAY", WireFormat.OutOfBand.byteArray.rawValue),
             ("OUT_OF_BAND_MEMORYVIEW", WireFormat.OutOfBand.memoryView.rawValue),
             ("PICKLE_PROTOCOL", Int(WireFormat.pickleProtocol)),
-            ("VALUE_TAG", Int(WireFormat.valueTag)),
-            ("ERROR_TAG", Int(WireFormat.errorTag)),
-            ("SHAREABLE_TAG", Int(WireFormat.shareableTag)),
+            ("VALUE_TAG", Int(WireFormat.Value.tag)),
+            ("ERROR_TAG", Int(WireFormat.Error.tag)),
+            ("SHAREABLE_TAG", Int(WireFormat.Shareable.tag)),
             ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
@@ -153,7 +153,7 @@ enum NativeModule {
     static let functions: [MethodEntry] = [
         .fast(
             "out_of_band_kind",
-            "out_of_band_kind($module, value, /)\n--\n\nHow value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Pickling.swift)."
+            "out_of_band_kind($module, value, /)\n--\n\nHow value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Wire.swift)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("out_of_band_kind", 1...1) else { return nil }

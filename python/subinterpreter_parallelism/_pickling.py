@@ -1,4 +1,4 @@
-"""How calls, results and queue items become bytes and back.
+"""How calls, results and queue items become bytes and back: pickle, for ``_wire``'s records.
 
 Plain ``pickle`` (protocol 5) is tried first because it is fast; ``cloudpickle`` takes over
 when plain pickle fails (lambdas, closures, local classes) or when the pickle refers to
@@ -12,59 +12,17 @@ from __future__ import annotations
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
 
-# The wire format's rules are written once, in the Swift core (WireFormat in Pickling.swift),
-# which exports them:
-# - PICKLE_PROTOCOL: the protocol of every pickle that crosses interpreters;
-# - MAIN_MARKER: a plain pickle that contains it may refer to `__main__`, which a worker cannot
-#   resolve, so it is made again by cloudpickle (by value);
-# - out_of_band_kind(value): which arguments and results travel beside the pickle, never
-#   pickled (`bytes` and `bytearray` from OUT_OF_BAND_MIN bytes, every `memoryview`). What each
-#   kind costs, for an argument: `bytes` are copied once, by the worker, straight from the
-#   caller's object; a `bytearray` is snapshotted as `bytes` at submit (a task sees its argument
-#   as it was at submit, as with a process pool), then copied once more; a C-contiguous
-#   `memoryview` is lent: the task gets a memoryview of the caller's memory, no copy (see
-#   BufferLend.swift), and a non-contiguous one is copied as before (a snapshot).
+# The rules of what crosses are written once, in the Swift core (WireFormat in Wire.swift),
+# which exports them: PICKLE_PROTOCOL, the protocol of every pickle that crosses interpreters;
+# MAIN_MARKER: a plain pickle that contains it may refer to `__main__`, which a worker cannot
+# resolve, so it is made again by cloudpickle (by value). The records themselves are _wire's.
 from ._native import MAIN_MARKER as _MAIN_MARKER
-from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO, out_of_band_kind
 from ._native import PICKLE_PROTOCOL as PROTOCOL
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any, ClassVar
-
-
-class OutOfBand:
-    """Stands in a pickled call for a binary argument sent beside the pickle.
-
-    ``kind`` says what the worker makes of it: ``"bytes"`` or ``"bytearray"`` (a copy of the
-    bytes sent), ``"lent"`` (the caller's memoryview, lent: the view itself, no copy) or
-    ``"memoryview"`` (a non-contiguous view's snapshot; ``layout`` is its
-    ``(format, shape, readonly)``).
-    """
-
-    __slots__ = ("index", "kind", "layout")
-
-    def __init__(self, index: int, kind: str = "bytes", layout: tuple[Any, ...] | None = None) -> None:
-        self.index = index
-        self.kind = kind
-        self.layout = layout
-
-    def __reduce__(self) -> tuple[type[OutOfBand], tuple[Any, ...]]:
-        return OutOfBand, (self.index, self.kind, self.layout)
-
-    def rebuild(self, view: memoryview) -> Any:
-        """Worker side: the argument, made from ``view`` (the caller's memory): the view itself
-        when lent, else with one copy."""
-        if self.kind == "lent":
-            return view
-        if self.kind == "bytes":
-            return bytes(view)
-        if self.kind == "bytearray":
-            return bytearray(view)
-        format, shape, readonly = self.layout  # type: ignore[misc]
-        copy = memoryview(bytes(view) if readonly else bytearray(view))
-        return copy if format == "B" and len(shape) == 1 else copy.cast(format, shape)
 
 
 def dumps(obj: Any) -> bytes:
@@ -286,9 +244,15 @@ _keys: Any = None  # itertools.count: keys, unique in the process (a random star
 loaded_definitions = 0  # how many definitions this interpreter unpickled (the tests read it)
 _MISSING = object()  # a captured global that the namespace lacks, or an empty cell
 _SELF = object()  # the function itself among what it captures (recursion): not held, or it never dies
+
+
+class _Slotted:
+    __slots__ = ("slot",)
+
+
 _CLASS_OWN = (
     type(type.__dict__["__dict__"]),
-    type(OutOfBand.__dict__["index"]),
+    type(_Slotted.__dict__["slot"]),
 )  # getset and member descriptors
 
 
@@ -497,66 +461,3 @@ def _definitions_pickler() -> Any:
 
         _DefinitionsPickler = DefinitionsPickler
     return _DefinitionsPickler
-
-
-def encode_call(
-    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> bytes | tuple[bytes, list[bytes | memoryview]]:
-    """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
-
-    Arguments that ``out_of_band_kind`` picks are not pickled: the result is then
-    ``(pickle, [bytes or memoryview, ...])``, the pickle holding ``OutOfBand`` markers in their
-    places (see ``_worker.decode_call``); the Swift core lends each memoryview to the worker.
-    Raises ValueError for a released memoryview.
-    """
-    extras: list[bytes | memoryview] = []
-
-    def out_of_band(value: Any, label: str) -> Any:
-        kind = out_of_band_kind(value)
-        if kind == OUT_OF_BAND_NO:
-            return value
-        if kind == OUT_OF_BAND_MEMORYVIEW:
-            try:
-                lendable = value.c_contiguous
-            except ValueError as exc:  # released
-                exc.add_note(f"{label} is a released memoryview: it cannot be sent to a worker")
-                raise
-            if lendable:
-                extras.append(value)
-                return OutOfBand(len(extras) - 1, "lent")
-            # Non-contiguous: a snapshot, rebuilt with the same format and shape (a copy, so
-            # the task's writes do not reach the caller).
-            extras.append(value.tobytes())
-            return OutOfBand(len(extras) - 1, "memoryview", (value.format, value.shape, value.readonly))
-        extras.append(bytes(value) if kind == OUT_OF_BAND_BYTEARRAY else value)
-        return OutOfBand(len(extras) - 1, "bytearray" if kind == OUT_OF_BAND_BYTEARRAY else "bytes")
-
-    call_args = tuple(out_of_band(value, f"argument {i}") for i, value in enumerate(args))
-    call_kwargs = {key: out_of_band(value, f"keyword argument {key!r}") for key, value in kwargs.items()}
-    try:
-        data = dumps_to_worker(fn, call_args, call_kwargs)
-    except Exception as exc:
-        exc.add_note(_culprit(fn, args, kwargs))
-        raise
-    return (data, extras) if extras else data
-
-
-def _culprit(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """Finds which part of a call cannot be pickled (run only after a failure)."""
-    parts: list[tuple[str, Any]] = [(f"the function {_describe(fn)}", fn)]
-    parts += [(f"argument {i}", value) for i, value in enumerate(args)]
-    parts += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
-    for label, value in parts:
-        try:
-            dumps(value)
-        except Exception:
-            return (
-                f"{label} ({type(value).__module__}.{type(value).__qualname__}) cannot be "
-                "pickled, so it cannot be sent to a worker interpreter"
-            )
-    return "the call cannot be pickled, so it cannot be sent to a worker interpreter"
-
-
-def _describe(fn: Any) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    return f"{name!s}" if name else repr(fn)

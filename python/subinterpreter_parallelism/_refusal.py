@@ -3,7 +3,7 @@
 Many extension modules (numpy among them) refuse to load in an interpreter with its own GIL;
 CPython raises ``ImportError: module X does not support loading in subinterpreters``. A few
 failures mean the same without that sentence (``SUBINTERPRETER_ONLY_FAILURES``). The worker
-(``_worker.run_chunk``), the caller (``_outcome.decode``), ``fallback="process"``, ``preload``
+(``_worker.run_chunk``), the caller (``_wire.Error.exception``), ``fallback="process"``, ``preload``
 and ``check`` all ask ``find_refusal``.
 
 Worker interpreters import this module only when a task fails; ``re`` is imported then.

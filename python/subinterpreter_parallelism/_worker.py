@@ -1,30 +1,27 @@
 """The runner inside every worker interpreter.
 
-The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once
-per interpreter. A task crosses into Python once: the Swift worker unpickles a pickled call
-with the C pickler, calls the function (a Python function or a class directly, anything else
-through ``invoke``) and encodes the result (the pickle-free format, else the C pickler). The
-runner's ``decode_call``, ``encode_result`` and ``encode_error`` take only what that cannot
-do: arguments and results that travel out of band, results that refer to ``__main__`` or
-cannot be pickled, and exceptions.
+The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once per
+interpreter and binds its functions by name. A task crosses into Python once: the Swift
+worker decodes the Call (``_wire``'s records), calls the function (a Python function or a
+class directly, anything else through ``invoke``) and encodes what it returned; ``_wire``'s
+``decode_call`` and ``encode_value``, and ``encode_error`` here, take only what Swift cannot
+do (out-of-band arguments, results that are lent, refer to ``__main__`` or cannot be pickled,
+exceptions). ``bootstrap`` prepares the interpreter; ``run_chunk`` runs a ``map`` chunk.
 
-Keep it small: its imports are part of every worker's start-up. ``_pickling`` and
-``_outcome`` (and through them ``functools``, ``collections``) load only when one of those
-cases first appears: ``decode_call`` and ``encode_result`` are looked up by the Swift worker
-on first use and load here then (``__getattr__``).
+Keep it small: its imports are part of every worker's start-up. Pickle (``_pickling``, and
+through it ``_pickle``, ``functools``, ``collections``) loads only when a record first needs
+it (see ``_wire``).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from itertools import starmap as _starmap
 
-TYPE_CHECKING = False
+from . import _native, _versions, _wire  # _native and _versions: imported by the package already
+from ._native import TaskInterrupted
 
-from . import _native, _versions  # both imported by the package itself already
-from ._native import VALUE_TAG, TaskInterrupted
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -32,29 +29,11 @@ __all__ = [
     "TaskInterrupted",
     "bootstrap",
     "call_by_name",
-    "decode_call",
-    "encode_bootstrap",
     "encode_error",
-    "encode_result",
     "flush_unflushed",
     "invoke",
     "run_chunk",
 ]
-
-# The runner's parts that need pickle, by the name of their implementation in _outcome.
-_PICKLING_PARTS = {"decode_call": "decode_call", "encode_result": "encode_value"}
-
-
-def __getattr__(name: str) -> Any:
-    """``decode_call`` and ``encode_result``: imported with pickle on first use (PEP 562)."""
-    implementation = _PICKLING_PARTS.get(name)
-    if implementation is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import _outcome
-
-    value = getattr(_outcome, implementation)
-    globals()[name] = value
-    return value
 
 
 # The frames of modules that set this lead into the user's code: they are left out of task
@@ -89,99 +68,50 @@ def flush_unflushed() -> None:
 
 
 def encode_error(exc: BaseException) -> bytes:
-    """Encodes an exception raised by ``decode_call`` or ``invoke``.
+    """Encodes an exception raised by a task (its Error record, see ``_wire``).
 
     The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``, and those of
     modules that set ``_SP_RUNNER_FRAMES``) are left out of the traceback: the user's code starts
     the story.
     """
+    return _wire.encode_error(exc, skip_frames=_runner_frames(exc))
+
+
+def _runner_frames(exc: BaseException) -> int:
+    """How many of the leading frames of ``exc``'s traceback are the runner's."""
     skip = 0
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("_SP_RUNNER_FRAMES"):
         skip += 1
         tb = tb.tb_next
-    from . import _outcome  # pickle loads with the first failure, if not before
-
-    return _outcome.encode_exception(exc, skip_frames=skip)
-
-
-def encode_bootstrap(config: dict[str, Any]) -> bytes:
-    """Caller side: the ``payload`` of ``bootstrap``. Without an initializer, and when the
-    steps' arguments are plain data, it is marshalled, with each step named by its module
-    and qualified name, so that a worker starts without importing pickle; otherwise pickled.
-    A pickle starts with ``VALUE_TAG`` (its PROTO opcode), which no marshal data does.
-
-    Raises what pickling raises (an initializer or initargs that cannot be pickled)."""
-    if config.get("initializer") is None and not config.get("initargs"):
-        import marshal
-
-        named = tuple(
-            (step.__module__, step.__qualname__, argument) for step, argument in config.get("steps", ())
-        )
-        try:
-            return marshal.dumps((config.get("interruptible_sleep", True), named))
-        except Exception:  # an argument marshal cannot hold (a class, a Queue): pickled
-            pass
-    from . import _pickling
-
-    # For this process's interpreters: a SharedMap in initargs travels as its id (the executor
-    # keeps the initializer and initargs, and so the map, while workers may start).
-    return _native._encode_for_interpreters(_pickling.dumps, config)
-
-
-def _decode_bootstrap(payload: bytes) -> dict[str, Any]:
-    """Worker side: the configuration ``encode_bootstrap`` encoded."""
-    if payload[0] == VALUE_TAG:
-        from . import _pickling
-
-        config: dict[str, Any] = _pickling.loads(payload)
-        return config
-    import marshal
-
-    interruptible_sleep, named = marshal.loads(payload)
-    return {
-        "interruptible_sleep": interruptible_sleep,
-        "steps": [(_by_name(module, qualname), argument) for module, qualname, argument in named],
-    }
-
-
-def _by_name(module: str, qualname: str) -> Any:
-    """``module.qualname``, importing the module (dotted qualified names allowed). With
-    ``__import__``, not ``importlib.import_module``: a worker's bootstrap need not load the
-    ``importlib`` package."""
-    __import__(module)
-    target: Any = sys.modules[module]
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target
+    return skip
 
 
 def bootstrap(payload: bytes | None) -> str | None:
     """Prepares the interpreter: interruptible ``time.sleep``, the pool's ``steps``, then its
     initializer.
 
-    ``steps`` are ``(function, argument)`` pairs, pickled by the pool (forwarding's
-    ``install``, preload's ``import_modules``): the runner calls each in order and knows
-    none of them. A step that returns False has reported its failure to the pool itself
+    ``payload`` is a ``_wire.Bootstrap``. Its ``steps`` are ``(function, argument)`` pairs
+    (forwarding's ``install``, preload's ``import_modules``): the runner calls each in order
+    and knows none of them. A step that returns False has reported its failure to the pool itself
     (preload does): the bootstrap ends there, quietly.
 
     Returns None on success, or the traceback text of the failure.
     """
     try:
-        config = _decode_bootstrap(payload) if payload is not None else {}
-        if config.get("interruptible_sleep", True):
+        config = _wire.Bootstrap.decode(payload) if payload is not None else _wire.Bootstrap()
+        if config.interruptible_sleep:
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
         if _versions.PYDATETIME_IN_WORKERS:
             from . import _import_hooks
 
             _import_hooks.watch("_pydatetime", _present_as_datetime)
-        for step, argument in config.get("steps", ()):
+        for step, argument in config.steps:
             if step(argument) is False:
                 return None  # the failure went to the pool's constructor, which reports it
-        initializer = config.get("initializer")
-        if initializer is not None:
-            initializer(*config.get("initargs", ()))
+        if config.initializer is not None:
+            config.initializer(*config.initargs)
     except BaseException as exc:
         import traceback
 
@@ -209,31 +139,25 @@ def _present_as_datetime(module: Any) -> None:
 
 def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The seed's call: ``module.function(*args, **kwargs)`` by name (dotted names allowed)."""
-    return _by_name(module, function)(*args, **kwargs)
+    return _wire.by_name(module, function)(*args, **kwargs)
 
 
 def run_chunk(
     fn: Any, chunk: list[Any], raise_refusals: bool = False, star: bool = True
 ) -> tuple[bytes, bytes | None]:
-    """Runs a ``map`` chunk; returns ``(results, failure)``.
+    """Runs a ``map`` chunk; returns its ``_wire.Chunk``, encoded.
 
     Each item of ``chunk`` is an argument tuple, ``fn(*args)``, or with ``star=False`` the one
     argument itself, ``fn(item)``: ``map`` over one iterable sends its items bare, whose pickle
-    is several times smaller and quicker both ways than one of 1-tuples.
-
-    ``results`` is the pickle of the results in order, up to the first item that raised or
-    whose result cannot be pickled; ``failure`` is then that item's outcome, encoded as a
-    task's exception is (so an exception that cannot be pickled still arrives, as
-    ``ExecutionFailed``), else None. Pickling here rather than in the runner is what lets the
-    results before a failing item travel whatever the failure is.
+    is several times smaller and quicker both ways than one of 1-tuples. An item that raises
+    ends the chunk: its Error follows the results before it (so an exception that cannot be
+    pickled still arrives, as ``ExecutionFailed``).
 
     With ``raise_refusals`` (``fallback="process"``), an import that own-GIL interpreters
     refuse is raised instead: the chunk fails as a whole and runs again in a process.
     """
-    from . import _outcome, _pickling
-
     results: list[Any] = []
-    failure: bytes | None = None
+    failure = None
     try:
         # The loop runs in C (no Python frame per item); list.extend keeps the results it
         # appended before an item raised.
@@ -242,20 +166,9 @@ def run_chunk(
         raise
     except BaseException as exc:
         if raise_refusals:
-            from ._refusal import find_refusal
+            from ._refusal import find_refusal  # only with fallback="process", on a failure
 
             if find_refusal(exc) is not None:
                 raise
-        failure = encode_error(exc)
-    try:
-        return _pickling.dumps(results), failure
-    except BaseException as exc:
-        whole = exc
-    # Some result cannot be pickled: the first such item fails, and the ones before it travel.
-    for index, value in enumerate(results):
-        try:
-            _pickling.dumps(value)
-        except BaseException as exc:
-            _outcome.note_unpicklable_result(exc, value)
-            return _pickling.dumps(results[:index]), _outcome.encode_exception(exc)
-    return _pickling.dumps([]), _outcome.encode_exception(whole)
+        failure = _wire.Error.of(exc, skip_frames=_runner_frames(exc))
+    return _wire.Chunk(results, failure).encode()

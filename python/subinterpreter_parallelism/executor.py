@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _adapters, _map, _native, _outcome, _pickling, _versions, _worker
+from . import _adapters, _map, _native, _versions, _wire
 from ._future import LightFuture
 from ._validate import check_count, check_time_limit, check_timeout
 from ._versions import default_worker_count
@@ -193,9 +193,9 @@ class _PoolState:
             future._sp_fail(RuntimeError("the task was interrupted"))
             return
         try:
-            ok, value = _outcome.decode(payload)
+            ok, value = _wire.decode_outcome(payload)
         except BaseException as error:  # SystemExit from a __reduce__ too, or the future hangs
-            ok, value = False, _outcome.failure_from_unpickling(error)
+            ok, value = False, _wire.failure_from_unpickling(error)
         if ok:
             future.set_result(value)
         elif not self._fall_back(future, value):
@@ -394,14 +394,9 @@ class InterpreterPoolExecutor(Executor):
         ]
         if preload_watch.modules:
             steps.append((preloading.import_modules, preload_watch.worker_config()))
-        config = {
-            "initializer": initializer,
-            "initargs": tuple(initargs),
-            "interruptible_sleep": True,
-            "steps": steps,
-        }
+        config = _wire.Bootstrap(steps, initializer, tuple(initargs))
         try:
-            bootstrap = _worker.encode_bootstrap(config)
+            bootstrap = config.encode()
         except Exception as exc:
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
@@ -410,13 +405,13 @@ class InterpreterPoolExecutor(Executor):
             max_workers,
             [str(p) for p in sys.path],
             bootstrap,
-            _pickling.encode_call,
+            _wire.encode_call,
             _worker_thread_names(thread_name_prefix, max_workers),
             max_tasks_per_worker or 0,
             task_timeout,
         )
         self._state = _PoolState(native, task_timeout)
-        self._state.initargs = (config["initializer"], *config["initargs"])
+        self._state.initargs = (config.initializer, *config.initargs)
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
         # preload="auto": submit() asks it about each function's module (None: off).
         self._warm: preloading.AutoWarm | None = None

@@ -318,12 +318,12 @@ def _settle(future: Any, moved: Any) -> None:
         return
     error = moved.exception()
     if error is None:
-        from . import _outcome
+        from . import _wire
 
         try:
-            ok, value = _outcome.decode(moved.result())
+            ok, value = _wire.decode_outcome(moved.result())
         except BaseException as unpickling:  # even SystemExit from a __reduce__: settle the future
-            ok, value = False, _outcome.failure_from_unpickling(unpickling)
+            ok, value = False, _wire.failure_from_unpickling(unpickling)
     else:  # the process pool itself failed (a crashed process, ...)
         ok, value = False, error
     try:
@@ -337,19 +337,19 @@ def _settle(future: Any, moved: Any) -> None:
 
 def _run_pickled_call(payload: bytes) -> bytes:
     """Process side of the fallback: runs a call pickled by ``_pickling.dumps`` and returns its
-    outcome encoded as a worker's is (``_outcome``): pickled the way the call came, so that a
+    outcome encoded as a worker's is (``_wire``'s Value or Error): pickled the way the call came, so that a
     result or exception whose class came by value (defined in the caller's ``__main__``, which
     the process re-imported as another module) goes back by value too, and an exception that
     cannot be pickled still arrives, as ``ExecutionFailed``."""
-    from . import _outcome, _pickling
+    from . import _pickling, _wire
 
     fn, args, kwargs = _pickling.loads(payload)
     try:
         value = fn(*args, **kwargs)
     except BaseException as exc:
-        return _outcome.encode_exception(exc, skip_frames=1)  # from the user's code on
+        return _wire.encode_error(exc, skip_frames=1)  # from the user's code on
     try:
         return _pickling.dumps(value)
     except BaseException as exc:
-        _outcome.note_unpicklable_result(exc, value)
-        return _outcome.encode_exception(exc)
+        _wire.note_unpicklable_result(exc, value)
+        return _wire.encode_error(exc)

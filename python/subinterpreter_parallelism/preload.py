@@ -32,7 +32,7 @@ import importlib
 import sys
 import time
 
-from . import _native, _outcome, _pickling, _versions, _worker
+from . import _native, _pickling, _versions, _wire, _worker
 
 TYPE_CHECKING = False
 
@@ -100,7 +100,7 @@ def import_modules(spec: dict[str, Any]) -> bool:
         try:
             importlib.import_module(name)
         except BaseException as exc:
-            failure = _pickling._dumps((name, _outcome.encode_exception(exc)), _pickling.PROTOCOL)
+            failure = _pickling._dumps((name, _wire.encode_error(exc)), _pickling.PROTOCOL)
             _native.post_message(TAG_PRELOAD, failure)
             return False
     _native.post_message(TAG_PRELOAD, _PRELOAD_OK)
@@ -288,9 +288,9 @@ def _preload_error(data: bytes) -> BaseException:
 
     module, encoded = _pickling.loads(data)
     try:
-        _, error = _outcome.decode(encoded)
+        _, error = _wire.decode_outcome(encoded)
     except Exception as exc:
-        error = _outcome.failure_from_unpickling(exc)
+        error = _wire.failure_from_unpickling(exc)
     refusal = _refusal.find_refusal(error)
     if refusal is None:
         error.add_note(f"raised in a worker interpreter while importing preload module {module!r}")
