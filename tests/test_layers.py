@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     ("wire format: pickling, task outcomes", {"_pickling", "_outcome"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
+    ("worker-side streams", {"_streams"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
     ("the executor", {"executor"}),
