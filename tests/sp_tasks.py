@@ -390,3 +390,9 @@ def report_then_return(report, value):
     task's completion."""
     report.put("started")
     return value
+
+
+def add_own_paths(front, back):
+    """An initializer that puts entries of the worker's own on its sys.path."""
+    sys.path.insert(0, front)
+    sys.path.append(back)

@@ -187,8 +187,6 @@ final class ByteBuffer: @unchecked Sendable {
 
 /// What every worker of a pool needs to start.
 struct WorkerConfiguration: Sendable {
-    /// The caller's `sys.path` at pool creation.
-    let sysPath: [String]
     /// Pickled `(initializer, initargs, options)` for the runner's `bootstrap`, or nil.
     let bootstrapPayload: ByteBuffer?
     /// Stack size of worker threads: deep enough that Python's recursion limit trips first.
@@ -219,6 +217,9 @@ final class PoolCore: @unchecked Sendable {
     /// Python layer reads (`Pool.state()`) instead of keeping flags of its own.
     let lifecycle = PoolLifecycle()
     let configuration: WorkerConfiguration
+    /// The caller's `sys.path` as of its latest submit (`Pool.set_sys_path`, called when it
+    /// changed): each interpreter starts with it and follows its changes before its next task.
+    let callerPath: Versioned<[String]>
     private(set) var workers: [WorkerInterpreter] = []
     private let liveWorkers: Atomic<Int>
     private let running = Mutex<[Int64: Task]>([:])
@@ -248,8 +249,9 @@ final class PoolCore: @unchecked Sendable {
     /// preload.py's `TAG_WARM_FAILED`).
     static let warmFailedTag: Int64 = 0x4657_0006
 
-    init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
+    init(workerCount: Int, sysPath: [String], configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration
+        callerPath = Versioned(sysPath)
         self.taskTimeout = taskTimeout
         liveWorkers = Atomic(workerCount)
         workers = (0..<workerCount).map { WorkerInterpreter(index: $0) }

@@ -58,12 +58,7 @@ final class NativePool: NativeBacked {
         guard let workers = Py.int64(sp_Tuple_GET_ITEM(args, 0)) else { return nil }
         guard workers >= 1 && workers <= maxWorkers else { return Py.fail(PyExc_ValueError, "workers must be 1..\(maxWorkers)") }
         let pathList = sp_Tuple_GET_ITEM(args, 1)!
-        guard sp_List_Check(pathList) != 0 else { return Py.fail(PyExc_TypeError, "sys_path must be a list of str") }
-        var sysPath: [String] = []
-        for i in 0..<PyList_Size(pathList) {
-            guard let entry = Py.swiftString(sp_List_GET_ITEM(pathList, i)) else { return nil }
-            sysPath.append(entry)
-        }
+        guard let sysPath = NativePool.stringList(pathList, "sys_path") else { return nil }
         let payload = sp_Tuple_GET_ITEM(args, 2)!
         var bootstrap: ByteBuffer?
         if payload != sp_None() {
@@ -96,8 +91,8 @@ final class NativePool: NativeBacked {
             return Py.fail(PyExc_RuntimeError, "_native module state is missing")
         }
         let core = PoolCore(
-            workerCount: Int(workers),
-            configuration: WorkerConfiguration(sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize,
+            workerCount: Int(workers), sysPath: sysPath,
+            configuration: WorkerConfiguration(bootstrapPayload: bootstrap, stackSize: workerStackSize,
                                                threadNames: threadNames, maxTasksPerInterpreter: Int(maxTasks)),
             taskTimeout: taskTimeout)
         let cPickle = ModuleState.cPickle(for: type)
@@ -112,6 +107,20 @@ final class NativePool: NativeBacked {
         }
         _ = core.start()  // a refused thread is reported as a workerFailed event
         return instance
+    }
+
+    /// The strings of `list` (a list of str), or nil with TypeError naming `what`.
+    static func stringList(_ list: PyObjectPointer, _ what: String) -> [String]? {
+        guard sp_List_Check(list) != 0 else {
+            PyErr_SetString(PyExc_TypeError, "\(what) must be a list of str")
+            return nil
+        }
+        var strings: [String] = []
+        for i in 0..<PyList_Size(list) {
+            guard let entry = Py.swiftString(sp_List_GET_ITEM(list, i)) else { return nil }
+            strings.append(entry)
+        }
+        return strings
     }
 
     /// Worker threads get 32 MiB of stack (only touched pages cost memory), so that deep
@@ -198,6 +207,12 @@ final class NativePool: NativeBacked {
             guard arguments.expect("warm", 1...1), let module = Py.swiftString(arguments[0]) else { return nil }
             guard !module.isEmpty else { return Py.fail(PyExc_ValueError, "module must be a non-empty str") }
             Box.unwrap(me, as: NativePool.self).core.warm(module)
+            return Py.none()
+        },
+        .fast("set_sys_path", "set_sys_path(sys_path): the caller's sys.path (a list of str) changed; each worker interpreter follows it before its next task.") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("set_sys_path", 1...1), let path = NativePool.stringList(arguments[0], "sys_path") else { return nil }
+            Box.unwrap(me, as: NativePool.self).core.callerPath.set(path)
             return Py.none()
         },
         .noArgs("queued", "Tasks waiting for a worker.") { me, _ in

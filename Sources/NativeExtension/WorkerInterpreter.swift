@@ -115,6 +115,9 @@ final class WorkerInterpreter: @unchecked Sendable {
     private var flushUnflushedFunction: PyObjectPointer?
     /// This interpreter's `LentBuffer` type (see BufferLend.swift).
     private var lentBufferType: PyObjectPointer?
+    /// The version of `PoolCore.callerPath` that this interpreter's `sys.path` follows (used only
+    /// on the worker's thread).
+    private var pathVersion = 0
 
     init(index: Int) {
         self.index = index
@@ -190,7 +193,7 @@ final class WorkerInterpreter: @unchecked Sendable {
             $0.interpreter = interpreter
             $0.threadIdent = ident
         }
-        let bootError = bootstrap(pool.configuration)
+        let bootError = bootstrap(pool.configuration, path: pool.callerPath.read())
         pool.stats.addStartup(worker: index, start: startedAt, created: createdAt)
         // Ready (or failed, which the others may not): the other workers start theirs now.
         if index == 0 { pool.startGate.open() }
@@ -320,19 +323,15 @@ final class WorkerInterpreter: @unchecked Sendable {
                   worker: index, postedAt: MonotonicClock.now())
     }
 
-    /// Sets `sys.path`, imports the runner and runs the pool's initializer.
-    /// Returns nil on success or the error text (with the GIL of the new interpreter held).
-    private func bootstrap(_ configuration: WorkerConfiguration) -> String? {
-        guard let path = PyList_New(0) else { return takeErrorText("building sys.path") }
-        for entry in configuration.sysPath {
-            guard let item = Py.string(entry) else { Py_DecRef(path); return takeErrorText("building sys.path") }
-            let appended = PyList_Append(path, item)
-            Py_DecRef(item)
-            if appended != 0 { Py_DecRef(path); return takeErrorText("building sys.path") }
-        }
-        let setPath = PySys_SetObject("path", path)
-        Py_DecRef(path)
+    /// Sets `sys.path` (the caller's as of its latest submit), imports the runner and runs the
+    /// pool's initializer. Returns nil on success or the error text (with the GIL of the new
+    /// interpreter held).
+    private func bootstrap(_ configuration: WorkerConfiguration, path: (version: Int, value: [String])) -> String? {
+        guard let list = WorkerInterpreter.stringList(path.value) else { return takeErrorText("building sys.path") }
+        let setPath = PySys_SetObject("path", list)
+        Py_DecRef(list)
         if setPath != 0 { return takeErrorText("setting sys.path") }
+        pathVersion = path.version
 
         guard let runner = PyImport_ImportModule("subinterpreter_parallelism._worker") else {
             return takeErrorText("importing subinterpreter_parallelism._worker")
@@ -379,6 +378,43 @@ final class WorkerInterpreter: @unchecked Sendable {
         defer { Py_DecRef(outcome) }
         if outcome == sp_None() { return nil }
         return Py.swiftString(outcome) ?? takeErrorText("worker bootstrap")
+    }
+
+    /// A new list of `strings`, or nil with an exception set.
+    private static func stringList(_ strings: [String]) -> PyObjectPointer? {
+        guard let list = PyList_New(0) else { return nil }
+        for entry in strings {
+            guard let item = Py.string(entry) else { Py_DecRef(list); return nil }
+            let appended = PyList_Append(list, item)
+            Py_DecRef(item)
+            if appended != 0 { Py_DecRef(list); return nil }
+        }
+        return list
+    }
+
+    /// Brings this interpreter's `sys.path` up to the caller's when the caller's changed since
+    /// (`_worker.follow_sys_path`). Called without the GIL, while the worker is idle (no
+    /// interruption targets it); the check alone is one atomic load. A failure (memory) is
+    /// reported as unraisable and tried again before the next task.
+    private func followCallerPath(_ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>) {
+        guard pool.callerPath.version != pathVersion else { return }
+        let (version, entries) = pool.callerPath.read()
+        PyEval_RestoreThread(subState)
+        defer { _ = PyEval_SaveThread() }
+        guard let follow = runner.flatMap({ PyObject_GetAttrString($0, "follow_sys_path") }) else {
+            PyErr_WriteUnraisable(nil)
+            return
+        }
+        defer { Py_DecRef(follow) }
+        let list = WorkerInterpreter.stringList(entries)
+        let outcome = list.flatMap { PyObject_CallOneArg(follow, $0) }
+        Py_DecRef(list)
+        guard let outcome else {
+            PyErr_WriteUnraisable(follow)
+            return
+        }
+        Py_DecRef(outcome)
+        pathVersion = version
     }
 
     private func releaseRunner() {
@@ -440,6 +476,7 @@ final class WorkerInterpreter: @unchecked Sendable {
                 if warmCursor < pool.warmList.count {
                     // Modules to warm: only when no task waits, and one at a time.
                     guard let waiting = try WorkerInterpreter.taskIfAny(pool) else {
+                        followCallerPath(pool, subState)  // the module may come from a new entry
                         warm(pool, subState, warmCursor)
                         warmCursor += 1
                         continue
@@ -457,6 +494,8 @@ final class WorkerInterpreter: @unchecked Sendable {
                 return false  // closed and drained
             }
             let takenAt = MonotonicClock.now()
+            // The task was submitted after the caller's sys.path changed: it finds the change.
+            followCallerPath(pool, subState)
             guard task.lifecycle.start() else {
                 pool.post(PoolEvent(kind: .skipped, id: task.id, task: task, payload: nil, text: nil,
                                     worker: index, postedAt: takenAt))

@@ -35,6 +35,7 @@ __all__ = [
     "encode_error",
     "encode_result",
     "flush_unflushed",
+    "follow_sys_path",
     "invoke",
     "run_chunk",
 ]
@@ -63,6 +64,29 @@ _SP_RUNNER_FRAMES = True
 # Forwarded output a call left without a newline (see forwarding.py): flushed when the call
 # ends, so that it reaches the caller before the result. Features beside the runner register here.
 unflushed: list[Any] = []
+
+
+# The caller's sys.path as this interpreter last took it: the Swift worker sets sys.path to
+# the caller's just before it imports this module, and calls follow_sys_path when it changes.
+_caller_path: list[str] = list(sys.path)
+
+
+def follow_sys_path(entries: list[str]) -> None:
+    """Makes ``sys.path`` the caller's ``entries`` (its ``sys.path`` as of a later submit).
+
+    Entries this interpreter added itself (its initializer's, a task's) stay: those it put
+    before the caller's entries stay in front, the others follow them.
+    """
+    global _caller_path
+    previous = _caller_path
+    current = sys.path
+    cut = 0
+    while cut < len(current) and current[cut] not in previous:
+        cut += 1
+    front = [entry for entry in current[:cut] if entry not in entries]
+    back = [entry for entry in current[cut:] if entry not in previous and entry not in entries]
+    sys.path[:] = front + entries + back
+    _caller_path = list(entries)
 
 
 def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
