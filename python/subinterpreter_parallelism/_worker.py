@@ -180,8 +180,10 @@ def bootstrap(payload: bytes | None) -> str | None:
 
     ``steps`` are ``(function, argument)`` pairs, pickled by the pool (forwarding's
     ``install``, preload's ``import_modules``): the runner calls each in order and knows
-    none of them. A step that returns False has reported its failure to the pool itself
-    (preload does): the bootstrap ends there, quietly.
+    none of them. A step that fails raises, as a failing initializer does: the bootstrap
+    fails with its traceback, and the pool breaks with that reason. A step that returns False
+    says that the pool broke or is going away (preload's gate closed): the bootstrap ends
+    there, quietly (the worker gets no task).
 
     Returns None on success, or the traceback text of the failure.
     """
@@ -196,7 +198,7 @@ def bootstrap(payload: bytes | None) -> str | None:
             _import_hooks.watch("_pydatetime", _present_as_datetime)
         for step, argument in config.get("steps", ()):
             if step(argument) is False:
-                return None  # the failure went to the pool's constructor, which reports it
+                return None  # the pool broke or is going away: no task will come
         initializer = config.get("initializer")
         if initializer is not None:
             initializer(*config.get("initargs", ()))

@@ -465,6 +465,7 @@ class InterpreterPoolExecutor(Executor):
             self._warm = preloading.AutoWarm(native, preload_modules)
             self._state.message_handlers[preloading.TAG_WARM_FAILED] = self._warm.on_failure
         if preload_watch.modules:
+            preload_watch.connect(native.mark_broken)
             self._state.message_handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
         else:
             preload_watch = None
