@@ -523,6 +523,9 @@ final class NativePool: NativeBacked {
         // Claiming: the caller settles the future; the completion thread drops the task's event.
         if task.lifecycle.cancelPending(claim: true) {
             core.stats.count { $0.tasksCancelled += 1 }
+            // No worker will read them: released now, not when a worker reaches the task,
+            // which a busy pool may do much later (its `skipped` event releases nothing more).
+            task.releaseInputs()
             return 1
         }
         guard interrupt, task.lifecycle.requestInterrupt(claim: true) else { return 0 }
