@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "base: version facts, errors, import hooks, refusal detection",
         {"_versions", "errors", "_import_hooks", "_refusal"},
     ),
-    ("wire format: pickling, task outcomes", {"_pickling", "_outcome"}),
+    ("wire format: pickling, task outcomes", {"_pickling", "_rebuild", "_outcome"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
     ("worker-side streams", {"_streams"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
