@@ -35,7 +35,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest test-under-load swift-test bench bench-quick bench-scaling bench-readme clean distclean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load swift-test bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
 
 all: test
 
@@ -80,7 +80,17 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(VPY) demo.py --quick
 
-test: pytest swift-test
+# Both runners, each to the end even when the other failed, then one closing line for each
+# (scripts/test-summary): pytest's counts and XCTest's. Their logs stay in .build-test-logs/.
+TEST_LOGS := .build-test-logs/py$(PYTAG)
+test: install
+	@mkdir -p $(TEST_LOGS); status=0; \
+	for runner in pytest swift-test; do \
+		{ $(MAKE) --no-print-directory $$runner 2>&1; echo $$? > $(TEST_LOGS)/$$runner.status; } \
+			| tee $(TEST_LOGS)/$$runner.log; \
+		[ "$$(cat $(TEST_LOGS)/$$runner.status)" = 0 ] || status=1; \
+	done; \
+	echo; scripts/test-summary $(TEST_LOGS)/pytest.log $(TEST_LOGS)/swift-test.log; exit $$status
 
 # Byte code first, as a wheel install has it: under PYTHONDONTWRITEBYTECODE every new worker
 # interpreter would compile the package's modules from source again.
@@ -101,7 +111,7 @@ test-under-load: install
 # Python's headers, and its debug build clashes with Glibc's module over fd_set.
 swift-test:
 	$(SWIFT) build --scratch-path .build-swift-test --product SubinterpreterParallelismPackageTests
-	$(SWIFT) test --skip-build --scratch-path .build-swift-test
+	$(SWIFT) test --skip-build --scratch-path .build-swift-test --disable-swift-testing
 
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
@@ -127,16 +137,46 @@ bench-scaling: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --scaling $(if $(WIDTHS),--widths $(WIDTHS)) \
 		--json bench-results/scaling.json --plot bench-results/scaling.png
 
-# The README's figures and docs/bench-latest.png from the last `make bench` (nothing is re-measured).
+# The benchmarks page's figures (docs/benchmarks.md) and docs/bench-latest.png from the last
+# `make bench` (nothing is re-measured).
 bench-readme: $(VENV)/.bench-extras
 	@test -f bench-results/latest.json || { echo "no bench-results/latest.json: run make bench first"; exit 1; }
-	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png --readme README.md
+	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png --readme docs/benchmarks.md
+
+# The documentation site (mkdocs.yml, docs/): the `docs` extra's packages only, in the venv
+# (the API reference is read from the sources: no Swift build needed). Its address comes from
+# pyproject.toml's [tool.subinterpreter_parallelism], the one place that names it.
+DOCS_URL = $(VPY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["subinterpreter_parallelism"]["documentation"])'
+MKDOCS = SP_DOCS_URL=$$($(DOCS_URL)) NO_MKDOCS_2_WARNING=1 $(VPY) -m mkdocs
+DOCS_SCREENSHOTS ?= bench-results/docs-screenshots
+DOCS_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["docs"]))'
+
+$(VENV)/.docs-extras: pyproject.toml
+	@$(IN) test -x $(VENV)/bin/python || $(IN) $(PYTHON) -m venv $(VENV)
+	@echo "installing the docs extra"
+	@$(DOCS_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
+	@touch $@
+
+# Strict: a broken link, anchor, snippet or API reference fails the build.
+docs: $(VENV)/.docs-extras
+	$(MKDOCS) build --strict
+
+docs-serve: $(VENV)/.docs-extras
+	$(MKDOCS) serve
+
+# The built home, API reference and benchmarks pages in headless Chromium (Debian's package,
+# installed when missing): fails on console errors, failed loads, broken images or unrendered
+# content, and saves a screenshot of each page.
+docs-check: docs
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for docs-check"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+	$(VPY) scripts/docs-check site $(DOCS_SCREENSHOTS)
 
 # Build outputs only (Swift builds, packaging work files, dist/, the built extension). The
 # virtual environments stay: `make distclean` removes them too (every .venv*, those of the
 # Debian root included; the root itself stays cached outside the work tree).
 clean:
-	rm -rf .build .build-* build dist python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
+	rm -rf .build .build-* build dist site python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
 	rm -f .venv*/.installed-py*  # the editable installs lost their extension: the next make rebuilds it
 
 distclean: clean

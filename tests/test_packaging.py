@@ -88,3 +88,41 @@ def test_sdist_carries_the_native_build(sdist: Path):
     assert "\nLicense-Expression: MIT\n" in pkg_info and "\nLicense-File: LICENSE\n" in pkg_info
     [requires_python] = re.findall(r"^Requires-Python: (.*)$", pkg_info, re.MULTILINE)
     assert set(requires_python.split(",")) == {">=3.12", "<3.16"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_package_page_metadata(sdist: Path):
+    """The package index's page: Project-URLs from pyproject's one table of addresses, author,
+    classifiers, and a long description whose links all work there (absolute)."""
+    import tomllib
+
+    version = source_version()
+    with tarfile.open(sdist) as tar:
+        pkg_info = tar.extractfile(f"subinterpreter_parallelism-{version}/PKG-INFO").read().decode()
+    headers, _, description = pkg_info.partition("\n\n")
+    addresses = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["subinterpreter_parallelism"]
+    docs, repo = addresses["documentation"].rstrip("/") + "/", addresses["repository"].rstrip("/")
+    urls = dict(
+        line.split(": ", 1)[1].split(", ", 1)
+        for line in headers.splitlines()
+        if line.startswith("Project-URL")
+    )
+    assert urls == {
+        "Documentation": docs,
+        "Source": repo,
+        "Issues": f"{repo}/issues",
+        "Changelog": f"{docs}changelog/",
+    }
+    assert re.search(r"^Author: \S", headers, re.MULTILINE)
+    assert re.search(r"^Keywords: \S", headers, re.MULTILINE)
+    classifiers = set(re.findall(r"^Classifier: (.*)$", headers, re.MULTILINE))
+    assert {"Typing :: Typed", "Intended Audience :: Developers"} <= classifiers
+    assert any(c.startswith("Development Status ::") for c in classifiers)
+    assert any(c.startswith("Topic ::") for c in classifiers)
+    assert "Description-Content-Type: text/markdown" in headers
+    links = re.findall(r"\]\(([^)\s]+)\)", description)
+    assert links and description.startswith("# subinterpreter_parallelism")
+    relative = [link for link in links if not re.match(r"https?://", link)]
+    assert not relative, f"links that would be broken on the package index: {relative}"
+    assert f"{docs}executor/" in links and f"{docs}changelog/" in links

@@ -1,4 +1,3 @@
-import DequeModule
 import Glibc
 import Synchronization
 
@@ -35,9 +34,9 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     }
 
     private struct State: ~Copyable {
-        var items = Deque<Element>()
-        var getters = Deque<Slot>()
-        var putters = Deque<Slot>()
+        var items = RingBuffer<Element>()
+        var getters = RingBuffer<Slot>()
+        var putters = RingBuffer<Slot>()
         var isClosed = false
     }
 
@@ -284,7 +283,6 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     }
 
     private func withdraw(_ slot: Slot, from state: inout State) {
-        if let i = state.getters.firstIndex(where: { $0 === slot }) { state.getters.remove(at: i) }
-        if let i = state.putters.firstIndex(where: { $0 === slot }) { state.putters.remove(at: i) }
+        if !state.getters.removeFirst(where: { $0 === slot }) { state.putters.removeFirst(where: { $0 === slot }) }
     }
 }

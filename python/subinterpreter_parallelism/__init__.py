@@ -56,18 +56,22 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+class _PublicModule(type(sys)):  # type(sys) is ModuleType, without importing types
+    """This package's module type: the executor and parallel() load on first use, and ``dir()``
+    lists ``__all__`` only (module-level ``__getattr__``/``__dir__`` functions would show in
+    ``help()`` beside the API)."""
 
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(self, name: str) -> Any:
+        if name in _LAZY:
+            import importlib
 
+            value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+            setattr(self, name, value)
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    def __dir__(self) -> list[str]:
+        return sorted(__all__)
 
 
 __all__ = [
@@ -112,3 +116,7 @@ if "joblib" in sys.modules:
         register_joblib_backend()
     except ImportError:  # a joblib too old or broken: the backend is simply not there
         pass
+
+# The module is the API alone: its helpers leave the namespace (dir(), help(), completion).
+sys.modules[__name__].__class__ = _PublicModule
+del annotations, sys, TYPE_CHECKING

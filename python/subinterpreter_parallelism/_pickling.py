@@ -78,9 +78,13 @@ def dumps(obj: Any) -> bytes:
     Raises the error pickle raised (``TypeError``, ``pickle.PicklingError``, ...) when the
     object cannot be pickled at all, e.g. a lock or an open file.
     """
+    # Each retry runs outside the except clause: when it fails too, its error is the one the
+    # user sees, without "During handling of the above exception" and the first attempt's.
     try:
         data = _dumps(obj, PROTOCOL)
     except Exception:
+        data = None
+    if data is None:
         return _cloudpickle_dumps(obj)
     # A by-reference pickle of something in __main__ would not load in a worker.
     if _MAIN_MARKER in data:
@@ -394,6 +398,8 @@ def dumps_to_worker(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
         try:
             made = _definition_of(fn)
         except Exception:
+            made = None
+        if made is None:
             return dumps(call)  # cloudpickle's own error, and the culprit's note, follow
         try:
             data = _dumps((made, args, kwargs), PROTOCOL)
@@ -415,9 +421,11 @@ def dumps_to_worker(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
         pickler = _definitions_pickler()(file, PROTOCOL)
         try:
             pickler.dump(call)
+            data = file.getvalue()
         except Exception:
-            return _cloudpickle_dumps(call)
-        data = file.getvalue()
+            data = None
+    if data is None:
+        return _cloudpickle_dumps(call)
     markers = pickler.sp_markers
     # Something of __main__ that is neither a function nor a class (a module-level object
     # pickled by name): cloudpickle knows what to do.

@@ -96,11 +96,14 @@ def parallel(
             a callable: called as ``progress(done, total)`` as calls finish.
 
     Raises:
-        TypeError, ValueError: a call is malformed, or ``timeout``, ``executor``, ``fallback``
-            or ``progress`` is invalid (checked before anything runs).
-        The exception of the lowest-index failing call, with its original type and args, its
-        remote traceback as ``__cause__``, a note naming the call, and
-        ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
+        TypeError: a call is malformed, or ``timeout``, ``executor``, ``fallback`` or
+            ``progress`` has the wrong type (checked before anything runs).
+        ValueError: a call, ``timeout``, ``fallback`` or ``progress`` has a wrong value
+            (checked before anything runs).
+        TimeoutError: ``timeout`` expired; the calls still running were interrupted.
+        Exception: the exception of the lowest-index failing call, with its original type and
+            args, its remote traceback as ``__cause__``, a note naming the call, and
+            ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
     """
     checked = [_check_call(i, call) for i, call in enumerate(calls)]
     timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
@@ -149,9 +152,21 @@ def parallel(
             exc = outcome.exception
             assert exc is not None
             exc.add_note(f"raised by call {outcome.index}: {outcome.target}")
+            module, function = checked[outcome.index][:2]
+            if module == "__main__" and isinstance(exc, (AttributeError, ImportError)):
+                exc.add_note(_MAIN_BY_NAME.format(function=function))
             exc.parallel_outcomes = outcomes  # type: ignore[attr-defined]
             raise exc
     return [outcome.value for outcome in outcomes]
+
+
+# A call by name runs in a worker, whose __main__ is not the caller's script: the script's
+# functions reach a worker only as objects, which the executor sends by value.
+_MAIN_BY_NAME = (
+    "parallel() finds functions by name in the worker interpreters, whose __main__ is not your "
+    "script: pass the function object to the executor instead, e.g. "
+    "`with sp.InterpreterPoolExecutor() as pool: pool.submit({function}, ...)`"
+)
 
 
 def _outcomes(
