@@ -120,9 +120,24 @@ def encode_error(exc: BaseException) -> bytes:
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("_SP_RUNNER_FRAMES"):
         skip += 1
         tb = tb.tb_next
-    from . import _outcome  # pickle loads with the first failure, if not before
+    limit = sys.getrecursionlimit()
+    if limit >= _REPORTING_DEPTH:
+        from . import _outcome  # pickle loads with the first failure, if not before
 
-    return _outcome.encode_exception(exc, skip_frames=skip)
+        return _outcome.encode_exception(exc, skip_frames=skip)
+    # A task set a very low recursion limit: the imports that encoding may need first
+    # (pickle, traceback and theirs) need more, and the failure must still be reported.
+    sys.setrecursionlimit(_REPORTING_DEPTH)
+    try:
+        from . import _outcome
+
+        return _outcome.encode_exception(exc, skip_frames=skip)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+# The recursion limit under which ``encode_error`` raises it while it works (CPython's default).
+_REPORTING_DEPTH = 1000
 
 
 def encode_bootstrap(config: dict[str, Any]) -> bytes:
