@@ -3,6 +3,7 @@
 #               (installs only the package: no test or other extras)
 #   make test   the same set-up plus the EXTRAS (test,progress), then pytest and `swift test`
 #   make test-under-load   the pytest run with 2x the CPU count of busy processes beside it
+#   make lint   ruff (rules and formatting) on the Python code, mypy --strict on the package
 # PY=3.12 (or PY=python3.12, or a path) picks another interpreter; VENV=... another virtual
 # environment. PY=3.14 and PY=3.15 use this machine's python3.14/3.15 when it has them, else
 # a Debian root that scripts/debian-root creates once (cached outside the work tree): the
@@ -35,7 +36,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest test-under-load swift-test bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load swift-test lint lint-python bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
 
 all: test
 
@@ -74,11 +75,13 @@ $(EXTRAS_STAMP): $(STAMP) pyproject.toml
 		echo "$$reqs" | $(VPY) -m pip install -q -r /dev/stdin; fi
 	@touch $@
 
+# DEMO_ARGS="--runs 3" takes the median of three runs of the seed's comparison (--help for more).
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(VPY) demo.py
+	$(VPY) demo.py $(DEMO_ARGS)
 
 demo-quick: $(STAMP)
-	$(VPY) demo.py --quick
+	$(VPY) demo.py --quick $(DEMO_ARGS)
 
 # Both runners, each to the end even when the other failed, then one closing line for each
 # (scripts/test-summary): pytest's counts and XCTest's. Their logs stay in .build-test-logs/.
@@ -113,6 +116,25 @@ swift-test:
 	$(SWIFT) build --scratch-path .build-swift-test --product SubinterpreterParallelismPackageTests
 	$(SWIFT) test --skip-build --scratch-path .build-swift-test --disable-swift-testing
 
+# The linters, with the versions the `lint` extra pins (pyproject.toml holds their settings):
+# ruff's rules and its formatting on the Python code, mypy --strict on the package (typed
+# against _native.pyi: no Swift build needed).
+LINT_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))'
+LINTED := python tests benchmarks
+
+$(VENV)/.lint-extras: pyproject.toml
+	@$(IN) test -x $(VENV)/bin/python || $(IN) $(PYTHON) -m venv $(VENV)
+	@echo "installing the lint extra"
+	@$(LINT_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
+	@touch $@
+
+lint: lint-python
+
+lint-python: $(VENV)/.lint-extras
+	$(VPY) -m ruff check $(LINTED)
+	$(VPY) -m ruff format --check $(LINTED)
+	$(VPY) -m mypy
+
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
 
@@ -120,8 +142,8 @@ $(VENV)/.bench-extras: $(STAMP) pyproject.toml
 	$(BENCH_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
 	@touch $@
 
-# Every competitor, each workload in a fresh process (the library workloads included): about
-# 12 minutes on 2 cores.
+# Every competitor, each workload in a fresh process (the library workloads included), then
+# (k) CPU time per task with bare interpreters under perf stat: about 15 minutes on 2 cores.
 bench: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot bench-results/latest.png
 

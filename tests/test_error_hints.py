@@ -13,7 +13,7 @@ from conftest import run_python
 
 def _chained(exc: BaseException) -> list[BaseException]:
     seen = []
-    while exc.__context__ is not None and not exc.__suppress_context__ or exc.__cause__ is not None:
+    while (exc.__context__ is not None and not exc.__suppress_context__) or exc.__cause__ is not None:
         exc = exc.__cause__ or exc.__context__
         seen.append(exc)
     return seen
@@ -22,7 +22,7 @@ def _chained(exc: BaseException) -> list[BaseException]:
 @pytest.mark.timeout(60)
 def test_unpicklable_argument_raises_one_error_without_a_chain():
     with sp.InterpreterPoolExecutor(1) as pool:
-        with pytest.raises(TypeError, match="cannot pickle '_thread.lock' object") as info:
+        with pytest.raises(TypeError, match=r"cannot pickle '_thread\.lock' object") as info:
             pool.submit(len, threading.Lock())
         assert _chained(info.value) == []
         assert "argument 0 (_thread.lock) cannot be pickled" in "\n".join(info.value.__notes__)

@@ -58,3 +58,14 @@ def test_help_lists_only_the_public_api():
     # for any package).
     own = "".join(_section(text, title) for title in ("CLASSES", "FUNCTIONS", "DATA"))
     assert not re.findall(r"^    (TYPE_CHECKING|annotations|sys|_[a-z]\w*)\b", own, re.MULTILINE)
+
+
+def test_compat_keeps_the_names_it_held_before_the_split():
+    """``compat`` re-exports what it held before it was split by feature: the same objects as
+    their modules' (its tests now use those modules)."""
+    from subinterpreter_parallelism import _refusal, check, compat, fallback, info
+
+    homes = (_refusal, check, fallback, info)
+    for name in compat.__all__:
+        value = getattr(compat, name)
+        assert any(getattr(home, name, None) is value for home in homes), name

@@ -7,7 +7,10 @@ do (`make check-dist`), not pytest.
 
 from __future__ import annotations
 
+import glob
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -126,3 +129,61 @@ def test_package_page_metadata(sdist: Path):
     relative = [link for link in links if not re.match(r"https?://", link)]
     assert not relative, f"links that would be broken on the package index: {relative}"
     assert f"{docs}executor/" in links and f"{docs}changelog/" in links
+
+
+# -- Python < 3.12 --------------------------------------------------------------------------------
+
+
+def _python311() -> str | None:
+    for candidate in [
+        shutil.which("python3.11"),
+        *sorted(glob.glob("/root/.pyenv/versions/3.11*/bin/python3.11")),
+    ]:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.mark.timeout(240)
+def test_python_311_gets_a_clear_error(tmp_path):
+    python311 = _python311()
+    if python311 is None:
+        pytest.skip("no Python 3.11 interpreter found")
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    # Importing the package source.
+    imported = subprocess.run(
+        [python311, "-c", "import subinterpreter_parallelism"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean_env, "PYTHONPATH": str(ROOT / "python")},
+    )
+    assert imported.returncode != 0
+    assert "ImportError: subinterpreter_parallelism needs Python 3.12 or newer" in imported.stderr
+    # pip install . into a throwaway 3.11 venv (a copy of the source: no build output in the tree).
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "python", source / "python", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([python311, "-m", "venv", str(venv)], check=True, timeout=120, env=clean_env)
+    installed = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-build-isolation",
+            "--no-index",
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env,
+    )
+    output = installed.stdout + installed.stderr
+    assert installed.returncode != 0
+    assert "needs Python 3.12 or newer" in output
+    assert "swift" not in output.lower() and "linker" not in output.lower()

@@ -221,6 +221,13 @@ final class NativePool: NativeBacked {
         .noArgs("stats", "Counters and per-step times measured by the runtime.") { me, _ in
             Box.unwrap(me, as: NativePool.self).statsDictionary()
         },
+        .fast("_fast_forward_deadlines", "_fast_forward_deadlines(seconds) -> int: for tests: the task_timeout deadlines of the tasks submitted so far come `seconds` earlier, as if that much time had passed for them (those it reaches expire now); returns how many were waiting.") { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_fast_forward_deadlines", 1...1), let seconds = Py.double(arguments[0]) else { return nil }
+            guard seconds >= 0, seconds.isFinite else { return Py.fail(PyExc_ValueError, "seconds must be finite and >= 0") }
+            let nanoseconds = UInt64(min(seconds * 1e9, Double(UInt64.max / 4)))
+            return Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.deadlines?.fastForward(byNanoseconds: nanoseconds) ?? 0))
+        },
     ]
 
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(

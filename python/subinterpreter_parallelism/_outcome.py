@@ -12,8 +12,6 @@ reads them too.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-
 from . import _pickling
 from ._native import (
     ERROR_TAG,
@@ -26,6 +24,7 @@ from ._native import (
     decode_shareable,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
 if TYPE_CHECKING:
     from typing import Any
 

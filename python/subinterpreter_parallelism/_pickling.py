@@ -28,15 +28,14 @@ from _pickle import loads as _loads
 #   BufferLend.swift), and a non-contiguous one is copied as before (a snapshot).
 from . import _rebuild
 from ._native import MAIN_MARKER as _MAIN_MARKER
-from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO
+from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO, out_of_band_kind
 from ._native import PICKLE_PROTOCOL as PROTOCOL
-from ._native import out_of_band_kind
 from ._rebuild import is_main_definition as _is_main_definition
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, ClassVar
 
 
 class OutOfBand:
@@ -123,15 +122,15 @@ def _main_aware_pickler() -> Any:
     cloudpickle's: a worker then loads them without importing cloudpickle (see ``_rebuild``)."""
     global _MainAwarePickler
     if _MainAwarePickler is None:
-        import cloudpickle
-
         from collections import ChainMap
+
+        import cloudpickle
 
         own = {_CodeType: _code_reduce, _rebuild.CellType: _cell_reduce, type(sys): _module_reduce}
 
         class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]
             _sp_main: MainGlobals | None = None
-            dispatch_table = ChainMap(own, cloudpickle.Pickler.dispatch_table)
+            dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(own, cloudpickle.Pickler.dispatch_table)
 
             def _dynamic_function_reduce(self, func: Any) -> Any:
                 _, (code, globals, name, argdefs, closure), state = super()._dynamic_function_reduce(func)[:3]
@@ -246,13 +245,16 @@ _keys: Any = None  # itertools.count: keys, unique in the process (a random star
 loaded_definitions = 0  # how many definitions this interpreter unpickled (the tests read it)
 _MISSING = object()  # a captured global that the namespace lacks, or an empty cell
 _SELF = object()  # the function itself among what it captures (recursion): not held, or it never dies
-_CLASS_OWN = (type(type.__dict__["__dict__"]), type(OutOfBand.index))  # getset and member descriptors
+_CLASS_OWN = (
+    type(type.__dict__["__dict__"]),
+    type(OutOfBand.__dict__["index"]),
+)  # getset and member descriptors
 
 
 class MainDefinition:
     """A definition of ``__main__`` pickled once: stands for it in calls' pickles (see above)."""
 
-    __slots__ = ("target", "ids", "captured", "reduced", "markers")
+    __slots__ = ("captured", "ids", "markers", "reduced", "target")
 
     def __init__(self, target: Any, captured: tuple[Any, ...], data: bytes) -> None:
         self.target = target  # a weak reference to the function or class
@@ -442,7 +444,7 @@ def _definitions_pickler() -> Any:
     if _DefinitionsPickler is None:
         from _pickle import Pickler
 
-        class DefinitionsPickler(Pickler):  # type: ignore[misc]
+        class DefinitionsPickler(Pickler):
             sp_markers = 0
 
             def reducer_override(self, obj: Any) -> Any:
@@ -456,7 +458,9 @@ def _definitions_pickler() -> Any:
     return _DefinitionsPickler
 
 
-def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | tuple[bytes, list[bytes]]:
+def encode_call(
+    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bytes | tuple[bytes, list[bytes | memoryview]]:
     """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
 
     Arguments that ``out_of_band_kind`` picks are not pickled: the result is then

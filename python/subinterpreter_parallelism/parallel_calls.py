@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from concurrent.futures import Future, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from . import _worker, fallback as _fallback
-from .executor import InterpreterPoolExecutor, check_timeout
+from . import _worker
+from . import fallback as _fallback
+from ._validate import check_timeout
+from .executor import InterpreterPoolExecutor
 from .progress import check_progress, track
 
 __all__ = ["CallOutcome", "parallel"]
@@ -149,14 +151,14 @@ def parallel(
     outcomes = _outcomes(checked, futures)
     for outcome in outcomes:
         if not outcome.ok:
-            exc = outcome.exception
-            assert exc is not None
-            exc.add_note(f"raised by call {outcome.index}: {outcome.target}")
+            failure = outcome.exception
+            assert failure is not None
+            failure.add_note(f"raised by call {outcome.index}: {outcome.target}")
             module, function = checked[outcome.index][:2]
-            if module == "__main__" and isinstance(exc, (AttributeError, ImportError)):
-                exc.add_note(_MAIN_BY_NAME.format(function=function))
-            exc.parallel_outcomes = outcomes  # type: ignore[attr-defined]
-            raise exc
+            if module == "__main__" and isinstance(failure, (AttributeError, ImportError)):
+                failure.add_note(_MAIN_BY_NAME.format(function=function))
+            failure.parallel_outcomes = outcomes  # type: ignore[attr-defined]
+            raise failure
     return [outcome.value for outcome in outcomes]
 
 

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypedDict, Unpack
 
+from . import _native
+from ._validate import check_count
 from ._versions import default_worker_count
 from .executor import InterpreterPoolExecutor
 
@@ -108,10 +110,7 @@ def get_reusable_executor(
     global _executor, _options
     if reuse not in (True, False, "auto"):
         raise ValueError(f"reuse must be True, False or 'auto', not {reuse!r}")
-    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)):
-        raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
-    if max_workers is not None and max_workers <= 0:
-        raise ValueError("max_workers must be greater than 0")
+    max_workers = check_count(max_workers, "max_workers", _native.MAX_WORKERS)
     unknown = sorted(set(options) - option_names())
     if unknown:
         raise TypeError(f"get_reusable_executor() got unexpected keyword arguments: {', '.join(unknown)}")
