@@ -66,7 +66,7 @@ def test_the_shared_pool_of_parallel_follows(late):
 
 
 def test_entries_a_worker_added_itself_stay_where_it_put_them(late):
-    folder, name = late
+    folder, _ = late
     with sp.InterpreterPoolExecutor(
         1, initializer=sp_tasks.add_own_paths, initargs=("/own-front", "/own-back")
     ) as pool:

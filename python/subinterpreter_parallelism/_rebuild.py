@@ -43,8 +43,8 @@ def _function() -> None:
 
 
 # The types, without importing `types` (a worker loads this module while it unpickles a task).
-_FunctionType = type(_function)
-_CodeType = type(_function.__code__)
+_FunctionType: Any = type(_function)
+_CodeType: Any = type(_function.__code__)
 CellType = type((lambda value: lambda: value)(None).__closure__[0])  # type: ignore[index]
 
 # Attributes of a function's state that are no attributes to set: the globals and cells it
@@ -94,7 +94,8 @@ def main_globals() -> dict[str, Any]:
 
     if worker_index() is None:
         return {"__name__": "__main__"}
-    return sys.modules["__main__"].__dict__  # type: ignore[no-any-return]
+    namespace: dict[str, Any] = sys.modules["__main__"].__dict__
+    return namespace
 
 
 def set_main_function_state(func: Any, state: tuple[dict[str, Any], dict[str, Any]]) -> None:

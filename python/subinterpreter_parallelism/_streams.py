@@ -181,7 +181,7 @@ class ForwardingStream(io.TextIOBase):
         self._lock = _thread.allocate_lock()
         self._original = original
         self._isatty = bool(facts.get("isatty", False))
-        self._name = facts.get("name", getattr(original, "name", "<stdout>"))
+        self._name = str(facts.get("name", "<stdout>"))
         self._text = _Lines(tag, "", "\n")
         self._bytes = _Lines(tag + (TAG_STDOUT_BYTES - TAG_STDOUT), b"", b"\n")
         self._encoding = "utf-8"

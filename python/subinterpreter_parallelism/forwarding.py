@@ -38,8 +38,8 @@ from ._streams import (
     TAG_STDOUT_BYTES,
     ForwardingStream,
     flush_deferred,
+    post,
 )
-from ._streams import post as _post
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -119,7 +119,7 @@ def _install_logging(logging: Any, options: dict[str, Any]) -> None:
 
         def emit(self, record: Any) -> None:
             try:
-                _post(TAG_LOG, _encode_record(record, formatter))
+                post(TAG_LOG, _encode_record(record, formatter))
             except Exception:
                 self.handleError(record)
 
@@ -181,7 +181,7 @@ def _forward_warning(
         except Exception:  # a category that cannot travel: a UserWarning naming it
             name = f"{category.__module__}.{category.__qualname__}"
             data = _pickling.dumps((None, f"{name}: {text}", filename, lineno, module))
-        _post(TAG_WARNING, data)
+        post(TAG_WARNING, data)
     except Exception as exc:
         try:
             sys.__stderr__.write(
