@@ -406,3 +406,7 @@ def init_fails_if_flagged(flag, value):
     if os.path.exists(flag):
         raise ValueError(f"initializer refused: {flag} exists")
     record_init(value)
+
+
+def on_sys_path(entry):
+    return entry in sys.path
