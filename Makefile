@@ -36,7 +36,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest test-under-load swift-test lint lint-python bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load swift-test lint lint-python lint-swift bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
 
 all: test
 
@@ -134,6 +134,11 @@ lint-python: $(VENV)/.lint-extras
 	$(VPY) -m ruff check $(LINTED)
 	$(VPY) -m ruff format --check $(LINTED)
 	$(VPY) -m mypy
+
+# The toolchain's `swift format` (swift-format) in lint mode over Sources/, with the rules in
+# .swift-format; `swift format format -i -r Sources` applies them.
+lint-swift:
+	$(SWIFT) format lint --strict --recursive Sources
 
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'

@@ -40,9 +40,22 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
         var isClosed = false
     }
 
-    private enum PutOutcome { case done, wake(Slot), wait(Slot), fail(QueueFailure) }
-    private enum GetOutcome { case item(Element, Slot?), wait(Slot), fail(QueueFailure) }
-    private enum WaitStep { case done, fail(QueueFailure), ask }
+    private enum PutOutcome {
+        case done
+        case wake(Slot)
+        case wait(Slot)
+        case fail(QueueFailure)
+    }
+    private enum GetOutcome {
+        case item(Element, Slot?)
+        case wait(Slot)
+        case fail(QueueFailure)
+    }
+    private enum WaitStep {
+        case done
+        case fail(QueueFailure)
+        case ask
+    }
 
     private let state = Mutex(State())
     /// `items.count`, readable without the lock: lets a spinning getter watch for work cheaply.
@@ -91,7 +104,9 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
         }
         switch outcome {
         case .done: return
-        case .wake(let getter): getter.parker.unpark(); return
+        case .wake(let getter):
+            getter.parker.unpark()
+            return
         case .fail(let failure): throw failure
         case .wait(let slot):
             try waitUntilSettled(slot, deadline: deadline, keepWaiting: keepWaiting, timeout: QueueFailure.full)

@@ -141,7 +141,8 @@ public final class DeadlineTimer<Item: AnyObject & Sendable>: @unchecked Sendabl
         let first = heap.removeLast()
         var parent = 0
         while true {
-            let left = 2 * parent + 1, right = left + 1
+            let left = 2 * parent + 1
+            let right = left + 1
             var smallest = parent
             if left < heap.count && heap[left].isEarlier(than: heap[smallest]) { smallest = left }
             if right < heap.count && heap[right].isEarlier(than: heap[smallest]) { smallest = right }

@@ -26,7 +26,10 @@ final class VersionedTests: XCTestCase {
             var last = 0
             while !done.load(ordering: .acquiring) {
                 let seen = box.version
-                guard seen != last else { sched_yield(); continue }
+                guard seen != last else {
+                    sched_yield()
+                    continue
+                }
                 let (version, value) = box.read()
                 if version < seen || value != version { stale.add(1, ordering: .relaxed) }
                 last = version

@@ -33,6 +33,14 @@ OUT_OF_BAND_NO: Final[int]
 OUT_OF_BAND_BYTES: Final[int]
 OUT_OF_BAND_BYTEARRAY: Final[int]
 OUT_OF_BAND_MEMORYVIEW: Final[int]
+TAG_STDOUT: Final[int]
+TAG_STDERR: Final[int]
+TAG_LOG: Final[int]
+TAG_WARNING: Final[int]
+TAG_PRELOAD: Final[int]
+TAG_WARM_FAILED: Final[int]
+TAG_STDOUT_BYTES: Final[int]
+TAG_STDERR_BYTES: Final[int]
 
 def out_of_band_kind(value: object, /) -> int:
     """How ``value`` travels as an argument or result: one of the OUT_OF_BAND_* values."""

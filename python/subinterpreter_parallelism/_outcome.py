@@ -48,7 +48,7 @@ def encode_value(value: Any) -> bytes | tuple[bytes]:
     """Worker side: the outcome of a call that returned ``value``.
 
     A result that ``out_of_band_kind`` picks is not pickled: ``(value,)`` tells the Swift core
-    to lend its buffer to the caller, which copies it once (see ``LentBytes`` in Pool.swift).
+    to lend its buffer to the caller, which copies it once (see ``LentBytes`` in ResultLending.swift).
     A ``bytearray`` goes as ``(value, True)``, rebuilt as a bytearray (the core lends a snapshot
     if anything else still references it). A ``memoryview`` comes back as ``bytes`` (what
     pickling it would give, if pickle could): lent when the memory behind it cannot change

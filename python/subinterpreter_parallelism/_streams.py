@@ -38,12 +38,11 @@ __all__ = [
     "post",
 ]
 
-# Message tags (the ``tag`` of ``_native.post_message``). Far from small numbers so that
-# other features of the pool can pick tags of their own without clashing (preload uses 5, 6).
-TAG_STDOUT = 0x46570001
-TAG_STDERR = 0x46570002
-TAG_STDOUT_BYTES = 0x46570007
-TAG_STDERR_BYTES = 0x46570008
+# Message tags (the ``tag`` of ``_native.post_message``), written once, in the Swift core.
+TAG_STDOUT = _native.TAG_STDOUT
+TAG_STDERR = _native.TAG_STDERR
+TAG_STDOUT_BYTES = _native.TAG_STDOUT_BYTES
+TAG_STDERR_BYTES = _native.TAG_STDERR_BYTES
 
 # A line longer than this is sent in pieces (a progress bar that never ends its line, say).
 _MAX_PENDING = 8192
@@ -183,7 +182,7 @@ class ForwardingStream(io.TextIOBase):
         self._isatty = bool(facts.get("isatty", False))
         self._name = str(facts.get("name", "<stdout>"))
         self._text = _Lines(tag, "", "\n")
-        self._bytes = _Lines(tag + (TAG_STDOUT_BYTES - TAG_STDOUT), b"", b"\n")
+        self._bytes = _Lines(TAG_STDOUT_BYTES if tag == TAG_STDOUT else TAG_STDERR_BYTES, b"", b"\n")
         self._encoding = "utf-8"
         self._errors = "strict"
         self._as_is = False

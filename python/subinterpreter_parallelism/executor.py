@@ -1,6 +1,6 @@
 """InterpreterPoolExecutor: a ``concurrent.futures`` executor on persistent own-GIL interpreters.
 
-The Swift core runs the workers (see the picture in Sources/NativeExtension/Pool.swift);
+The Swift core runs the workers (see the picture in Sources/NativeExtension/PoolCore.swift);
 this module adds what users touch: futures, ``map``, ``asyncio``, shutdown, and the
 completion thread that turns worker events into finished futures.
 """
@@ -47,7 +47,7 @@ class _TaskFuture(LightFuture):
 
     It uses only ``Future``'s public methods (``LightFuture``, its base, builds the condition
     only when something waits: see _future.py). Who settles it is decided in Swift (the task's
-    lifecycle, see Sources/NativeExtension/Pool.swift): a cancel that stops the task claims it,
+    lifecycle, see Sources/NativeExtension/PoolCore.swift): a cancel that stops the task claims it,
     and then the completion thread never delivers the task's outcome to it; otherwise the
     completion thread claims it and a later cancel is too late. So ``set_result`` and ``cancel``
     never race on one future.

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import sys
 
-TYPE_CHECKING = False
-
 from . import _import_hooks as import_hooks
+from . import _native
 from ._streams import (
     TAG_STDERR,
     TAG_STDERR_BYTES,
@@ -40,6 +39,8 @@ from ._streams import (
     flush_deferred,
     post,
 )
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,10 +59,10 @@ __all__ = [
     "worker_options",
 ]
 
-# Message tags (the ``tag`` of ``_native.post_message``) beside the streams' (``_streams``:
-# 1, 2, 7, 8) and preload's (5, 6).
-TAG_LOG = 0x46570003
-TAG_WARNING = 0x46570004
+# Message tags (the ``tag`` of ``_native.post_message``), written once, in the Swift core;
+# the streams' are in ``_streams``.
+TAG_LOG = _native.TAG_LOG
+TAG_WARNING = _native.TAG_WARNING
 
 
 # ─── worker side ────────────────────────────────────────────────────────────────────────────
