@@ -3,8 +3,8 @@
 The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once
 per interpreter, then for each pickled task calls ``decode_call``, ``invoke`` and
 ``encode_result`` or ``encode_error``, timing each step. A call or a result in the Swift
-core's pickle-free format (a module-level function with None, bool, int, float, str, bytes
-and tuple arguments; such a result) never comes here.
+core's pickle-free format (a module-level function with None, bool, int, float, complex,
+str, bytes, tuple, frozenset and frozendict arguments; such a result) never comes here.
 
 Keep it small: its imports are part of every worker's start-up. Pickle (``_pickling``,
 ``_outcome``, and through them ``_pickle``, ``functools``, ``collections``) loads only when
@@ -159,7 +159,9 @@ def encode_bootstrap(config: dict[str, Any]) -> bytes:
             pass
     from . import _pickling
 
-    return _pickling.dumps(config)
+    # For this process's interpreters: a SharedMap in initargs travels as its id (the executor
+    # keeps the initializer and initargs, and so the map, while workers may start).
+    return _native._encode_for_interpreters(_pickling.dumps, config)
 
 
 def _decode_bootstrap(payload: bytes) -> dict[str, Any]:

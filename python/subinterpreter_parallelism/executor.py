@@ -146,8 +146,9 @@ class _PoolState:
         # still-running thread as stopped, so a later join() would return too early.
         self.ended = threading.Event()
         self.fallback: Any = None  # fallback.ProcessFallback: fallback="process" or parallel(fallback=...)
-        # The initializer's arguments, kept while workers may still start: a Queue among them is
-        # pickled as its id, which attaches only while some handle keeps the queue alive.
+        # The initializer and its arguments, kept while workers may still start: a Queue or a
+        # SharedMap among them (or bound in a partial) is pickled as its id, which attaches only
+        # while some handle keeps it alive.
         self.initargs: tuple[Any, ...] = ()
 
     @property
@@ -417,7 +418,7 @@ class InterpreterPoolExecutor(Executor):
             task_timeout,
         )
         self._state = _PoolState(native, task_timeout)
-        self._state.initargs = config["initargs"]
+        self._state.initargs = (config["initializer"], *config["initargs"])
         self._state.message_handlers.update(forwarding.CallerSide().handlers())
         # preload="auto": submit() asks it about each function's module (None: off).
         self._warm: preloading.AutoWarm | None = None
