@@ -41,6 +41,8 @@ TAG_LOG: Final[int]
 TAG_WARNING: Final[int]
 TAG_PRELOAD: Final[int]
 TAG_WARM_FAILED: Final[int]
+TAG_STDOUT_BYTES: Final[int]
+TAG_STDERR_BYTES: Final[int]
 
 def out_of_band_kind(value: object, /) -> int:
     """How ``value`` travels as an argument or result: one of the OUT_OF_BAND_* values."""
@@ -135,6 +137,8 @@ class Pool:
     def warm(self, module: str, /) -> None:
         """``preload="auto"``: idle workers import ``module`` ahead of the tasks that need it."""
     def queued(self) -> int: ...
+    def set_sys_path(self, sys_path: list[str], /) -> None:
+        """The caller's ``sys.path`` changed: each worker follows it before its next task."""
     def stats(self) -> dict[str, Any]: ...
 
 def factorial_mod(n: int, /) -> int: ...

@@ -15,6 +15,7 @@ it (see ``_wire``).
 
 from __future__ import annotations
 
+import sys
 import time
 from itertools import starmap as _starmap
 
@@ -23,6 +24,7 @@ from ._native import TaskInterrupted
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "call_by_name",
     "encode_error",
     "flush_unflushed",
+    "follow_sys_path",
     "invoke",
     "run_chunk",
 ]
@@ -44,6 +47,29 @@ _SP_RUNNER_FRAMES = True
 # Forwarded output a call left without a newline (see forwarding.py): flushed when the call
 # ends, so that it reaches the caller before the result. Features beside the runner register here.
 unflushed: list[Any] = []
+
+
+# The caller's sys.path as this interpreter last took it: the Swift worker sets sys.path to
+# the caller's just before it imports this module, and calls follow_sys_path when it changes.
+_caller_path: list[str] = list(sys.path)
+
+
+def follow_sys_path(entries: list[str]) -> None:
+    """Makes ``sys.path`` the caller's ``entries`` (its ``sys.path`` as of a later submit).
+
+    Entries this interpreter added itself (its initializer's, a task's) stay: those it put
+    before the caller's entries stay in front, the others follow them.
+    """
+    global _caller_path
+    previous = _caller_path
+    current = sys.path
+    cut = 0
+    while cut < len(current) and current[cut] not in previous:
+        cut += 1
+    front = [entry for entry in current[:cut] if entry not in entries]
+    back = [entry for entry in current[cut:] if entry not in previous and entry not in entries]
+    sys.path[:] = front + entries + back
+    _caller_path = list(entries)
 
 
 def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
@@ -74,7 +100,26 @@ def encode_error(exc: BaseException) -> bytes:
     modules that set ``_SP_RUNNER_FRAMES``) are left out of the traceback: the user's code starts
     the story.
     """
-    return _wire.encode_error(exc, skip_frames=_runner_frames(exc))
+    return _reporting(lambda: _wire.encode_error(exc, skip_frames=_runner_frames(exc)))
+
+
+def _error_of(exc: BaseException) -> _wire.Error:
+    """The Error record of a task's exception, as ``encode_error`` makes it."""
+    return _reporting(lambda: _wire.Error.of(exc, skip_frames=_runner_frames(exc)))
+
+
+def _reporting[T](encode: Callable[[], T]) -> T:
+    """``encode()``; when a task set a very low recursion limit, with ``_REPORTING_DEPTH`` while
+    it runs: the imports that encoding may need first (pickle, traceback and theirs) need more,
+    and the failure must still be reported."""
+    limit = sys.getrecursionlimit()
+    if limit >= _REPORTING_DEPTH:
+        return encode()
+    sys.setrecursionlimit(_REPORTING_DEPTH)
+    try:
+        return encode()
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _runner_frames(exc: BaseException) -> int:
@@ -87,14 +132,20 @@ def _runner_frames(exc: BaseException) -> int:
     return skip
 
 
+# The recursion limit under which ``encode_error`` raises it while it works (CPython's default).
+_REPORTING_DEPTH = 1000
+
+
 def bootstrap(payload: bytes | None) -> str | None:
     """Prepares the interpreter: interruptible ``time.sleep``, the pool's ``steps``, then its
     initializer.
 
     ``payload`` is a ``_wire.Bootstrap``. Its ``steps`` are ``(function, argument)`` pairs
     (forwarding's ``install``, preload's ``import_modules``): the runner calls each in order
-    and knows none of them. A step that returns False has reported its failure to the pool itself
-    (preload does): the bootstrap ends there, quietly.
+    and knows none of them. A step that fails raises, as a failing initializer does: the
+    bootstrap fails with its traceback, and the pool breaks with that reason. A step that
+    returns False says that the pool broke or is going away (preload's gate closed): the
+    bootstrap ends there, quietly (the worker gets no task).
 
     Returns None on success, or the traceback text of the failure.
     """
@@ -109,7 +160,7 @@ def bootstrap(payload: bytes | None) -> str | None:
             _import_hooks.watch("_pydatetime", _present_as_datetime)
         for step, argument in config.steps:
             if step(argument) is False:
-                return None  # the failure went to the pool's constructor, which reports it
+                return None  # the pool broke or is going away: no task will come
         if config.initializer is not None:
             config.initializer(*config.initargs)
     except BaseException as exc:
@@ -170,5 +221,5 @@ def run_chunk(
 
             if find_refusal(exc) is not None:
                 raise
-        failure = _wire.Error.of(exc, skip_frames=_runner_frames(exc))
+        failure = _error_of(exc)
     return _wire.Chunk(results, failure).encode()

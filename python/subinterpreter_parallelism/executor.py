@@ -401,9 +401,11 @@ class InterpreterPoolExecutor(Executor):
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
         _import_in_caller_first()
+        # What the workers' sys.path follows: submit() sends the caller's again when it changed.
+        self._sys_path = list(sys.path)
         native = _native.Pool(
             max_workers,
-            [str(p) for p in sys.path],
+            [str(p) for p in self._sys_path],
             bootstrap,
             _wire.encode_call,
             _worker_thread_names(thread_name_prefix, max_workers),
@@ -419,6 +421,7 @@ class InterpreterPoolExecutor(Executor):
             self._warm = preloading.AutoWarm(native, preload_modules)
             self._state.message_handlers[preloading.TAG_WARM_FAILED] = self._warm.on_failure
         if preload_watch.modules:
+            preload_watch.connect(native.mark_broken)
             self._state.message_handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
         else:
             preload_watch = None
@@ -471,6 +474,8 @@ class InterpreterPoolExecutor(Executor):
             if adapted is not None:
                 return adapted
         state = self._state
+        if sys.path != self._sys_path:  # one comparison of the same str objects when unchanged
+            self._follow_sys_path(state)
         task_id = next(self._ids)
         future = _TaskFuture()
         future._sp_pool = state
@@ -492,6 +497,13 @@ class InterpreterPoolExecutor(Executor):
             # that a woken worker takes the task and the others warm the module.
             warm.note(fn, module, future)
         return future
+
+    def _follow_sys_path(self, state: _PoolState) -> None:
+        """The caller's ``sys.path`` changed since the last submit: the workers follow it before
+        their next task (and interpreters started later begin with it)."""
+        path = list(sys.path)
+        state.native.set_sys_path([str(p) for p in path])
+        self._sys_path = path
 
     def map(
         self,
