@@ -8,7 +8,7 @@ rounds, wall time and the process's CPU time (every thread's: the workers run in
 in microseconds per task or item, with the load average before and after. Run it under two
 builds, alternating, to compare them (the same script, each with its own venv).
 
-    .venv/bin/python benchmarks/task_paths.py [--tasks 5000] [--items 200000] [--rounds 5]
+    .venv/bin/python benchmarks/task_paths.py [--tasks 5000] [--items 200000] [--rounds 5] [--only name]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", default="", help="time only the kinds whose name contains this")
     options = parser.parse_args()
     load_before = os.getloadavg()[0]
     times: dict[str, list[tuple[float, float]]] = {}
@@ -54,6 +55,7 @@ def main() -> None:
             "__main__ fn(i)": lambda: per_task_us(lambda i: pool.submit(plus_one, i), n),
             "map(abs, range) per item": lambda: _map_us(pool, m),
         }
+        kinds = {name: timer for name, timer in kinds.items() if options.only in name}
         for timer in kinds.values():
             timer()  # warm-up: every worker up, modules imported, definitions sent
         order = list(kinds)
