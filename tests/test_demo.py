@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import multiprocessing
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from conftest import run_python
 from subinterpreter_parallelism import _demo_sections as sections
+from subinterpreter_parallelism._demo_table import TABLE_MODULE, TableRow, table_verdict
 from subinterpreter_parallelism.bench import SUITE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +52,7 @@ def test_demo_prints_the_load_and_warns_when_busy(load, busy):
 @pytest.mark.timeout(600)
 def test_quick_demo_shows_every_row_and_section(tmp_path):
     """`python demo.py --quick` as a user runs it: part 1 with a start-up per parallel row and
-    the Swift row labelled as a reference, part 2's five sections each with a verdict, the
+    the Swift row labelled as a reference, part 2's six sections each with a verdict, the
     summary, and the load at start and end."""
     done = run_python("", str(ROOT / "demo.py"), "--quick", "--workers", "2", timeout=540)
     assert done.returncode == 0, done.stderr
@@ -75,6 +78,7 @@ def test_quick_demo_shows_every_row_and_section(tmp_path):
         "a data-heavy task",
         "start-up against spawn and forkserver",
         "memory per worker",
+        "a big read-only table that every worker reads",
         "cancelling a running task",
     ]
     for number, title in enumerate(titles, 1):
@@ -135,6 +139,94 @@ def test_the_demos_task_module_imports_nothing_heavy():
         heavy = [m for m in new if m in {"argparse", "platform", "dataclasses", "concurrent.futures.process"}]
         ours = [m for m in new if m.split(".")[0] == "subinterpreter_parallelism"]
         assert not heavy and not ours, (module, new)
+
+
+def test_the_table_module_imports_nothing_heavy():
+    """The worker side of the shared-table section is light too: it is imported in every
+    worker of every way, and its imports would count in their first result and memory."""
+    loaded = run_python(LIGHT, argv=[TABLE_MODULE], env={"PYTHONPATH": str(SUITE_ROOT)}, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    new = json.loads(loaded.stdout)
+    assert TABLE_MODULE in new
+    heavy = [m for m in new if m in {"argparse", "platform", "dataclasses", "concurrent.futures.process"}]
+    ours = [m for m in new if m.split(".")[0] == "subinterpreter_parallelism"]
+    assert not heavy and not ours, new
+
+
+# The shared-table section alone, with a small table (one pool per way) to keep it short.
+TABLE_SECTION = """
+from subinterpreter_parallelism import _demo_table
+_demo_table.SIZES[True] = (30_000, 3_000, 1)
+section = _demo_table.shared_table(2, True, print, "2.5")
+print("WORD", section.word)
+"""
+
+FIGURE = r"[0-9.]+ (us|ms|s)"
+
+
+@pytest.mark.timeout(240)
+def test_shared_table_section_measures_every_way():
+    """Every way gets the table its own way and shows both figures; the caller's share is shown
+    where the caller holds the table (fork's dict, the SharedMap), and the verdict names both
+    figures. The PSS figures see the copies: a worker that loads its own dict adds at least
+    most of the dict that the caller's copy took (in a child process or in an interpreter of
+    this process alike)."""
+    done = run_python(TABLE_SECTION, timeout=200)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "### 2.5 a big read-only table that every worker reads" in out
+    assert "30,000 entries" in out and "3,000 random keys" in out and "median of 1 pools" in out
+    assert "load average (1, 5, 15 min) now: " in out
+    lines = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| way")]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in lines}
+    fork = sections.process_way("fork").label
+    loader = sections.process_way(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ).label
+    own = ["this project, a dict per worker", loader]
+    if sys.version_info >= (3, 14):
+        own.append("stdlib InterpreterPoolExecutor")
+    assert set(rows) == {fork, "this project, SharedMap", *own}, out
+    assert lines[-1].startswith("| this project, SharedMap |")
+    for label, (how, caller, first, first_vs, added, added_vs) in rows.items():
+        assert re.fullmatch(FIGURE, first) and re.fullmatch("[0-9.]+ MB", added), (label, first, added)
+        if label in (fork, "this project, SharedMap"):
+            assert re.fullmatch(FIGURE + ", -?[0-9.]+ MB", caller), (label, caller)
+        else:
+            assert caller == "—" and how == "its own dict, loaded from the pickle", label
+        assert (first_vs == added_vs == "—") is (label == "this project, SharedMap")
+    dict_mb = float(rows[fork][1].split(", ")[1].split()[0])
+    assert dict_mb > 1, rows[fork]
+    for label in own:
+        assert float(rows[label][4].split()[0]) >= 0.8 * dict_mb, (label, rows[label], dict_mb)
+    assert re.search(
+        r"\nThe table: a [0-9.]+ MB pickle; [0-9.]+ MB as a SharedMap, built from the dict in ", out
+    )
+    verdict = out.split("\nverdict: ", 1)[1].splitlines()[0]
+    assert verdict.startswith("new pool to first result: ") and ". Memory per worker: " in verdict
+    assert out.splitlines()[-1].split()[1] in ("ahead", "even", "behind")
+
+
+def test_the_table_verdict_is_ahead_only_where_both_figures_are():
+    """Fork's inherited dict can give the first result sooner while a SharedMap takes less
+    memory: the section is then "behind", and its line says both."""
+    this, fork, server = _way("this project", True), _way("fork"), _way("forkserver")
+    rows = [
+        TableRow(fork, "inherited", (0.5, 50e6), 0.02, 20e6),
+        TableRow(server, "own", None, 0.4, 60e6),
+        TableRow(this, "handle", (0.001, 20e6), 0.1, 5e6),
+    ]
+    mixed = table_verdict("t", rows)
+    assert mixed.word == "behind" and mixed.ratio == pytest.approx(0.2)
+    assert mixed.text == (
+        "new pool to first result: behind: this project 100.0 ms, fork 20.0 ms; ahead of forkserver; "
+        "behind fork (5.00x). Memory per worker: ahead of every alternative: this project 5.0 MB, "
+        "the best other (fork) 20.0 MB, 4.00x"
+    )
+    rows[0].first_s = 0.3
+    both = table_verdict("t", rows)
+    assert both.word == "ahead" and both.ratio == pytest.approx(3.0)
+    assert both.text.startswith("new pool to first result: ahead of every alternative: this project 100.0 ms")
 
 
 def _way(label: str, subject: bool = False) -> sections.Way:

@@ -37,7 +37,30 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._demo_sections import SECTIONS, TASK_MODULE, Section, load_line, stdlib_pool, task_module, verdict_word
+from ._demo_sections import (
+    TASK_MODULE,
+    Section,
+    cancel_running,
+    data_heavy,
+    load_line,
+    many_small_tasks,
+    memory,
+    startup,
+    stdlib_pool,
+    task_module,
+    verdict_word,
+)
+from ._demo_table import shared_table
+
+#: Part 2 of the demo, in order: each takes (workers, quick, out, its number) and returns its verdict.
+SECTIONS: list[Callable[[int, bool, Callable[[str], None], str], Section]] = [
+    many_small_tasks,
+    data_heavy,
+    startup,
+    memory,
+    shared_table,
+    cancel_running,
+]
 
 #: A 1-minute load average above this many per CPU at start makes the demo warn that the
 #: machine is busy.
