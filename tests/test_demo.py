@@ -3,6 +3,7 @@ tables, verdicts, the load, and the fairness of what its workers import. No spee
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import multiprocessing
@@ -14,7 +15,7 @@ import pytest
 
 from conftest import run_python
 from subinterpreter_parallelism import _demo_sections as sections
-from subinterpreter_parallelism._demo_table import TABLE_MODULE, TableRow, table_verdict
+from subinterpreter_parallelism._demo_table import TABLE_MODULE, TableRow, table_verdicts
 from subinterpreter_parallelism.bench import SUITE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +97,9 @@ def test_quick_demo_shows_every_row_and_section(tmp_path):
     counted = sum(
         int(line.split(": ")[1].split(":")[0]) for line in summary.splitlines() if line.startswith("- ")
     )
-    assert counted == len(titles) + 1
+    assert counted == len(titles) + 2  # part 1's, one per section, two for the table's two figures
+    assert "a big read-only table: new pool to first result" in summary
+    assert "a big read-only table: memory per worker" in summary
     assert "load average (1, 5, 15 min) at start: " in out and "load average (1, 5, 15 min) at end: " in out
 
 
@@ -157,8 +160,8 @@ def test_the_table_module_imports_nothing_heavy():
 TABLE_SECTION = """
 from subinterpreter_parallelism import _demo_table
 _demo_table.SIZES[True] = (30_000, 3_000, 1)
-section = _demo_table.shared_table(2, True, print, "2.5")
-print("WORD", section.word)
+verdicts = _demo_table.shared_table(2, True, print, "2.5")
+print("VERDICTS", [(v.title, v.word) for v in verdicts])
 """
 
 FIGURE = r"[0-9.]+ (us|ms|s)"
@@ -202,31 +205,42 @@ def test_shared_table_section_measures_every_way():
     assert re.search(
         r"\nThe table: a [0-9.]+ MB pickle; [0-9.]+ MB as a SharedMap, built from the dict in ", out
     )
+    assert out.count("\nverdict: ") == 1
     verdict = out.split("\nverdict: ", 1)[1].splitlines()[0]
     assert verdict.startswith("new pool to first result: ") and ". Memory per worker: " in verdict
-    assert out.splitlines()[-1].split()[1] in ("ahead", "even", "behind")
+    verdicts = ast.literal_eval(out.split("VERDICTS ", 1)[1])
+    assert [title for title, _ in verdicts] == [
+        "a big read-only table: new pool to first result",
+        "a big read-only table: memory per worker",
+    ]
+    assert all(word in ("ahead", "even", "behind") for _, word in verdicts)
 
 
-def test_the_table_verdict_is_ahead_only_where_both_figures_are():
+def test_the_table_section_gives_a_verdict_per_figure():
     """Fork's inherited dict can give the first result sooner while a SharedMap takes less
-    memory: the section is then "behind", and its line says both."""
+    memory: the section then counts once behind and once ahead, each figure with its line."""
     this, fork, server = _way("this project", True), _way("fork"), _way("forkserver")
     rows = [
         TableRow(fork, "inherited", (0.5, 50e6), 0.02, 20e6),
         TableRow(server, "own", None, 0.4, 60e6),
         TableRow(this, "handle", (0.001, 20e6), 0.1, 5e6),
     ]
-    mixed = table_verdict("t", rows)
-    assert mixed.word == "behind" and mixed.ratio == pytest.approx(0.2)
-    assert mixed.text == (
-        "new pool to first result: behind: this project 100.0 ms, fork 20.0 ms; ahead of forkserver; "
-        "behind fork (5.00x). Memory per worker: ahead of every alternative: this project 5.0 MB, "
-        "the best other (fork) 20.0 MB, 4.00x"
+    first, memory = table_verdicts(rows)
+    assert (first.title, first.word, memory.title, memory.word) == (
+        "a big read-only table: new pool to first result",
+        "behind",
+        "a big read-only table: memory per worker",
+        "ahead",
     )
-    rows[0].first_s = 0.3
-    both = table_verdict("t", rows)
-    assert both.word == "ahead" and both.ratio == pytest.approx(3.0)
-    assert both.text.startswith("new pool to first result: ahead of every alternative: this project 100.0 ms")
+    assert first.ratio == pytest.approx(0.2) and memory.ratio == pytest.approx(4.0)
+    assert first.text == (
+        "new pool to first result: behind: this project 100.0 ms, fork 20.0 ms; ahead of forkserver; "
+        "behind fork (5.00x)"
+    )
+    assert memory.text == (
+        "memory per worker: ahead of every alternative: this project 5.0 MB, the best other (fork) "
+        "20.0 MB, 4.00x"
+    )
 
 
 def _way(label: str, subject: bool = False) -> sections.Way:
@@ -254,6 +268,15 @@ def test_verdict_words_and_lines():
     )
     even = sections._verdict("t", [(fork, 1.03e6), (this, 1.0e6)], "B", lines.append)
     assert even.word == "even" and "| fork | 1.0 MB | 1.03x ours |" in lines
+
+
+def test_a_figure_of_zero_is_behind_without_dividing_by_it():
+    """An alternative's figure can be 0 (a PSS growth lost in the noise): ours is behind it,
+    and the verdict says so instead of failing on ours / 0."""
+    this, fork = _way("this project", True), _way("fork")
+    word, text, ratio = sections.compare([(fork, 0.0), (this, 2e6)], "B")
+    assert (word, ratio) == ("behind", 0.0)
+    assert text == "behind: this project 2.0 MB, fork 0.0 MB; behind fork (0.0 MB)"
 
 
 def test_plot_is_written(tmp_path):

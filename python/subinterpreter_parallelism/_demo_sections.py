@@ -227,7 +227,8 @@ def compare(measured: list[tuple[Way, float]], unit: str) -> tuple[str, str, flo
     word = verdict_word(best_value / ours) if ours > 0 else "ahead"
     beaten = [way.label for value, way in others if verdict_word(value / ours) == "ahead"]
     lost = [
-        f"{way.label} ({ours / value:.2f}x)"
+        # A figure of 0 (a memory growth lost in the noise) has no ratio: it is shown as it is.
+        f"{way.label} ({f'{ours / value:.2f}x' if value > 0 else fmt(value, unit)})"
         for value, way in others
         if verdict_word(value / ours) == "behind"
     ]

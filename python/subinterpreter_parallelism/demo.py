@@ -52,8 +52,9 @@ from ._demo_sections import (
 )
 from ._demo_table import shared_table
 
-#: Part 2 of the demo, in order: each takes (workers, quick, out, its number) and returns its verdict.
-SECTIONS: list[Callable[[int, bool, Callable[[str], None], str], Section]] = [
+#: Part 2 of the demo, in order: each takes (workers, quick, out, its number) and returns its
+#: verdict, or one per figure where it judges several (the shared table).
+SECTIONS: list[Callable[[int, bool, Callable[[str], None], str], Section | list[Section]]] = [
     many_small_tasks,
     data_heavy,
     startup,
@@ -330,7 +331,8 @@ def run_demo(
     if sections:
         out("\n## 2. Where interpreters win: each measured now, against the alternatives")
         for number, section in enumerate(SECTIONS, 1):
-            verdicts.append(section(workers, quick, out, f"2.{number}"))
+            found = section(workers, quick, out, f"2.{number}")
+            verdicts += found if isinstance(found, list) else [found]
         out("\n## Summary of this run")
         for word in ("ahead", "even", "behind"):
             names = [v.title for v in verdicts if v.word == word]
