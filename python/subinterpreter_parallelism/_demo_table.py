@@ -1,12 +1,15 @@
-"""The demo's part 2, one more place where interpreters are meant to win: workers that all
-read one big read-only table, given them as one ``sp.SharedMap`` (stored once, in native memory)
-against a fork pool that inherits the caller's dict and pools whose workers each load a copy.
+"""The demo's part 2, the shared-table section: workers that all read one big read-only table.
 
-The table (``benchmarks.table_tasks.make_table``) starts in a file, a pickle and the file
-``SharedMap.save`` writes, both written before any clock starts. What each way does in the
-caller before its pool (fork: load the dict; this project: map the SharedMap's file) is timed
-and shown on its own; the figures compared are the time from a new pool to its first result and
-the PSS added per worker once every worker has read the table.
+This project gives them one ``sp.SharedMap`` (stored once, in native memory; each worker holds
+a handle), against a fork pool whose workers inherit the caller's dict, and pools whose workers
+each load a copy: forkserver (spawn where there is none), the stdlib interpreter pool (3.14+),
+and this project's pool with a plain dict per worker.
+
+The table (``benchmarks.table_tasks.make_table``) starts in two files, a pickle and the file
+``SharedMap.save`` writes, written before any clock starts. What a way does in the caller before
+its pool (fork: load the dict; this project: map the SharedMap's file) is timed and shown apart.
+The figures compared, each with its own verdict, are the time from creating a pool to its first
+result and the PSS added per worker once every worker has looked up many keys.
 """
 
 from __future__ import annotations
@@ -165,7 +168,7 @@ def _measure(
     """Every way of :func:`_table_ways`, one after the other."""
     rows = []
     for way, how, prepare in _table_ways(tables, pickled, mapped):
-        gc.collect()
+        _settle()
         before = tree_pss()
         t0 = time.perf_counter()
         release = prepare()
