@@ -13,9 +13,11 @@ Python 3.14 and later the process row uses the default start method (forkserver)
 and the stdlib ``InterpreterPoolExecutor`` beside it. Then the per-step breakdown of the
 sub-interpreter run, as the Swift core timed it.
 
-Part 2 (:mod:`subinterpreter_parallelism._demo_sections`) measures, now, each place where
+Part 2 (:data:`SECTIONS`: :mod:`subinterpreter_parallelism._demo_sections`, and the shared
+table in :mod:`subinterpreter_parallelism._demo_table`) measures, now, each place where
 interpreters are meant to win against the alternatives, with a one-line verdict each; the
-closing lines count where this project was ahead of every alternative, even, or behind.
+closing lines count, figure by figure, where this project was ahead of every alternative, even,
+or behind.
 
 The load average goes with every part: a busy machine moves every wall-clock figure.
 
