@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli",
             "demo",
             "_demo_sections",
+            "_demo_table",
             "_demo_plot",
             "bench",
             "info",
