@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("wire format: pickling, the records that cross", {"_pickling", "_rebuild", "_wire"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
     ("worker-side streams", {"_streams"}),
+    ("worker-side features: the worker halves of forwarding and preload", {"_worker_features"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
     ("the executor's rooms: map", {"_map"}),

@@ -134,13 +134,14 @@ struct TaskRunner: ~Copyable {
         return true
     }
 
-    /// Runs `preload.warm_module(module)`: nil on success, else the failure's text.
+    /// Runs `_worker_features.warm_module(module)` (preload's worker half: a worker never
+    /// imports `preload` itself): nil on success, else the failure's text.
     func warm(_ module: String) -> String? {
-        guard let preload = Py.importModule("subinterpreter_parallelism.preload") else {
-            return TaskRunner.errorText("importing subinterpreter_parallelism.preload")
+        guard let features = Py.importModule("subinterpreter_parallelism._worker_features") else {
+            return TaskRunner.errorText("importing subinterpreter_parallelism._worker_features")
         }
-        guard let warmModule = Py.attribute(preload.borrowed, "warm_module") else {
-            return TaskRunner.errorText("reading preload.warm_module")
+        guard let warmModule = Py.attribute(features.borrowed, "warm_module") else {
+            return TaskRunner.errorText("reading _worker_features.warm_module")
         }
         guard let name = OwnedObject(Py.string(module)),
             let outcome = OwnedObject(PyObject_CallOneArg(warmModule.borrowed, name.borrowed))

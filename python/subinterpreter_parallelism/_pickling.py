@@ -8,11 +8,19 @@ defined in a script, in ``python -c`` or in a REPL travel by value.
 
 from __future__ import annotations
 
+import copyreg
+import io
+import itertools
+import operator
+import os
 import sys
+import weakref
 
 # The C pickler directly: `import pickle` would add `re` and `enum` to every worker's start-up.
+from _pickle import Pickler
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
+from collections import ChainMap
 
 # The rules of what crosses are written once, in the Swift core (WireFormat in Wire.swift),
 # which exports them: PICKLE_PROTOCOL, the protocol of every pickle that crosses interpreters;
@@ -54,9 +62,16 @@ def loads(data: Any) -> Any:
     return _loads(data)
 
 
-def _cloudpickle_dumps(obj: Any) -> bytes:
-    import io
+def _cloudpickle() -> Any:
+    """cloudpickle's module (``cloudpickle.cloudpickle``, where its helpers are), imported the
+    first time something needs it: it is slow to import, and a worker needs it only to send
+    back what refers to its ``__main__``."""
+    import cloudpickle.cloudpickle as module
 
+    return module
+
+
+def _cloudpickle_dumps(obj: Any) -> bytes:
     with io.BytesIO() as file:
         _main_aware_pickler()(file, PROTOCOL).dump(obj)
         return file.getvalue()
@@ -80,10 +95,7 @@ def _main_aware_pickler() -> Any:
     cloudpickle's: a worker then loads them without importing cloudpickle (see ``_rebuild``)."""
     global _MainAwarePickler
     if _MainAwarePickler is None:
-        from collections import ChainMap
-
-        import cloudpickle
-
+        cloudpickle = _cloudpickle()
         own = {_CodeType: _code_reduce, _rebuild.CellType: _cell_reduce, type(sys): _module_reduce}
 
         class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]
@@ -121,8 +133,7 @@ def _cell_reduce(cell: Any) -> Any:
 
 
 def _module_reduce(module: Any) -> Any:
-    from cloudpickle import cloudpickle
-
+    cloudpickle = _cloudpickle()
     if cloudpickle._should_pickle_by_reference(module):
         return _rebuild.import_module, (module.__name__,)
     return cloudpickle._module_reduce(module)  # made at run time: sent whole, by cloudpickle
@@ -141,9 +152,7 @@ _DYNAMIC = "<dynamic-code>"
 
 
 def _code_reduce(code: Any) -> Any:
-    import cloudpickle
-
-    args = cloudpickle.Pickler.dispatch_table[_CodeType](code)[1]  # CodeType's arguments
+    args = _cloudpickle().Pickler.dispatch_table[_CodeType](code)[1]  # CodeType's arguments
     if _DYNAMIC in args:  # else a cloudpickle that keeps the file name itself
         args = list(args)
         args[args.index(_DYNAMIC)] = code.co_filename  # nothing before it is a str
@@ -158,8 +167,6 @@ def _code_reduce(code: Any) -> Any:
 
 def _pseudo_file_lines(code: Any) -> list[str] | None:
     """The source lines the caller's linecache holds for code without a file (``-c``, REPL)."""
-    import sys
-
     linecache = sys.modules.get("linecache")
     if linecache is None:
         return None
@@ -226,11 +233,6 @@ class MainDefinition:
         self.ids = tuple(map(id, captured))
         global _keys
         if _keys is None:
-            import copyreg
-            import itertools
-            import operator
-            import os
-
             _keys = itertools.count(int.from_bytes(os.urandom(6), "little") << 24)
             # The C pickler then reduces it without a Python frame (__reduce__ stays for
             # picklers with a dispatch table of their own).
@@ -263,8 +265,6 @@ def _definition_of(obj: Any) -> MainDefinition:
     kept = _definitions.get(id(obj))
     if kept is not None and kept.target() is obj and kept.ids == tuple(map(id, captured)):
         return kept
-    import weakref
-
     data = _cloudpickle_dumps(obj)
     made = MainDefinition(weakref.ref(obj, _forgetter(id(obj))), captured, data)
     if len(data) <= _MAX_DEFINITION_BYTES:
@@ -308,11 +308,9 @@ def _captured(root: Any) -> tuple[Any, ...]:
             code = obj.__code__
             names = _names_by_code.get(id(code))
             if names is None or names[0] is not code:
-                from cloudpickle.cloudpickle import _extract_code_globals
-
                 if len(_names_by_code) >= 4 * _MAX_DEFINITIONS:
                     _names_by_code.clear()
-                names = _names_by_code[id(code)] = (code, tuple(_extract_code_globals(code)))
+                names = _names_by_code[id(code)] = (code, tuple(_cloudpickle()._extract_code_globals(code)))
             out += (code, obj.__defaults__, obj.__kwdefaults__)
             namespace = obj.__globals__
             values = [namespace.get(name, _MISSING) for name in names[1]]
@@ -381,8 +379,6 @@ def dumps_to_worker(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
             data = None
         if data is not None and _MAIN_MARKER not in data:
             return data
-    import io
-
     with io.BytesIO() as file:
         pickler = _definitions_pickler()(file, PROTOCOL)
         try:
@@ -406,7 +402,6 @@ def _definitions_pickler() -> Any:
     ``definition(key, data)`` reference, counting what their bytes say of ``__main__``."""
     global _DefinitionsPickler
     if _DefinitionsPickler is None:
-        from _pickle import Pickler
 
         class DefinitionsPickler(Pickler):
             sp_markers = 0

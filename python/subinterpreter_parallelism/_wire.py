@@ -76,14 +76,16 @@ __all__ = [
     "encode_error",
     "encode_value",
     "failure_from_unpickling",
+    "pickling",
 ]
 
 _pickling: ModuleType | None = None
 
 
-def _pickler() -> ModuleType:
+def pickling() -> ModuleType:
     """``_pickling``, imported the first time a record needs pickle: a worker whose calls and
-    results are all pickle-free, and whose Bootstrap is marshalled, never loads it."""
+    results are all pickle-free, and whose Bootstrap is marshalled, never loads it. The worker
+    half's other modules (``_worker_features``) take pickle from here too."""
     global _pickling
     if _pickling is None:
         from . import _pickling as module  # the one lazy import: see the docstring
@@ -155,11 +157,11 @@ def encode_call(
         call_kwargs = {
             key: _out_of_band(value, f"keyword argument {key!r}", extras) for key, value in kwargs.items()
         }
-    pickling = _pickling or _pickler()
+    module = _pickling or pickling()
     try:
-        data: bytes = pickling.dumps_to_worker(fn, call_args, call_kwargs)
+        data: bytes = module.dumps_to_worker(fn, call_args, call_kwargs)
     except Exception as exc:
-        exc.add_note(_culprit(pickling, fn, args, kwargs))
+        exc.add_note(_culprit(module, fn, args, kwargs))
         raise
     return (data, extras) if extras else data
 
@@ -195,7 +197,7 @@ def decode_call(buffer: Any, extras: list[memoryview] | None) -> tuple[Any, tupl
     ``(fn, args, kwargs)``; ``extras`` are views of its out-of-band arguments, in the caller's
     memory: those of ``bytes`` (valid during this call only) are copied here once each, a lent
     memoryview goes to the task as it is."""
-    fn, args, kwargs = _pickler().loads(buffer)
+    fn, args, kwargs = pickling().loads(buffer)
     if extras:
         args = tuple(a.rebuild(extras[a.index]) if type(a) is OutOfBand else a for a in args)
         kwargs = {k: v.rebuild(extras[v.index]) if type(v) is OutOfBand else v for k, v in kwargs.items()}
@@ -275,7 +277,7 @@ def encode_value(value: Any) -> bytes | Lent:
             note_unpicklable_result(exc, value)
             return encode_error(exc)
     try:
-        data: bytes = _pickler().dumps(value)
+        data: bytes = pickling().dumps(value)
     except BaseException as exc:  # the result cannot be pickled: the task fails with that error
         note_unpicklable_result(exc, value)
         return encode_error(exc)
@@ -326,7 +328,7 @@ class Error:
             except Exception:
                 message = "<str() failed>"
             try:
-                pickled: bytes | None = _pickler().dumps(exc)
+                pickled: bytes | None = pickling().dumps(exc)
             except BaseException:
                 pickled = None
             return cls(type_name, message, text, pickled)
@@ -334,9 +336,9 @@ class Error:
             return cls("RuntimeError", "the worker could not encode the task's exception", "", None)
 
     def encode(self) -> bytes:
-        pickling = _pickler()
+        module = pickling()
         fields = (self.type_name, self.message, self.traceback, self.pickled)
-        return bytes((ERROR_TAG,)) + pickling._dumps(fields, pickling.PROTOCOL)  # type: ignore[no-any-return]
+        return bytes((ERROR_TAG,)) + module._dumps(fields, module.PROTOCOL)  # type: ignore[no-any-return]
 
     @classmethod
     def decode(cls, buffer: Any) -> Error:
@@ -344,7 +346,7 @@ class Error:
         view = memoryview(buffer)
         if view[0] != ERROR_TAG:
             raise ValueError(f"not an Error record (first byte {view[0]:#x})")
-        return cls(*_pickler().loads(view[1:]))
+        return cls(*pickling().loads(view[1:]))
 
     def exception(self) -> BaseException:
         """Caller side: the exception to raise: the original, with its type and args, when it
@@ -357,7 +359,7 @@ class Error:
         exc: Any = None
         if self.pickled is not None:
             try:
-                exc = _pickler().loads(self.pickled)
+                exc = pickling().loads(self.pickled)
             except BaseException:  # even SystemExit from a __reduce__: the future must still fail
                 exc = None
         if not isinstance(exc, BaseException):
@@ -378,7 +380,7 @@ def decode_outcome(buffer: Any) -> tuple[bool, Any]:
     or an Error. Raises only if the value itself cannot be unpickled here."""
     view = memoryview(buffer)
     if view[0] == VALUE_TAG:
-        return True, _pickler().loads(view)
+        return True, pickling().loads(view)
     if view[0] == SHAREABLE_TAG:
         return True, decode_shareable(view)
     return False, Error.decode(view).exception()
@@ -421,19 +423,19 @@ class Chunk:
     def encode(self) -> tuple[bytes, bytes | None]:
         """Worker side. Some result that cannot be pickled: that item fails, with the Error of
         pickling it, and the ones before it travel."""
-        pickling = _pickler()
+        module = pickling()
         failure = None if self.failure is None else self.failure.encode()
         try:
-            return pickling.dumps(self.results), failure
+            return module.dumps(self.results), failure
         except BaseException as exc:
             whole = exc
         for index, value in enumerate(self.results):
             try:
-                pickling.dumps(value)
+                module.dumps(value)
             except BaseException as exc:
                 note_unpicklable_result(exc, value)
-                return pickling.dumps(self.results[:index]), encode_error(exc)
-        return pickling.dumps([]), encode_error(whole)
+                return module.dumps(self.results[:index]), encode_error(exc)
+        return module.dumps([]), encode_error(whole)
 
     @classmethod
     def decode(cls, wire: tuple[bytes, bytes | None]) -> Chunk:
@@ -441,7 +443,7 @@ class Chunk:
         unpickle here."""
         data, failure = wire
         try:
-            results = _pickler().loads(data)
+            results = pickling().loads(data)
         except BaseException as error:
             raise failure_from_unpickling(error) from None
         return cls(results, None if failure is None else Error.decode(failure))
@@ -488,13 +490,13 @@ class Bootstrap:
         fields = (self.interruptible_sleep, tuple(self.steps), self.initializer, tuple(self.initargs))
         # For this process's interpreters: a SharedMap in initargs travels as its id (the executor
         # keeps the initializer and initargs, and so the map, while workers may start).
-        return _native._encode_for_interpreters(_pickler().dumps, fields)
+        return _native._encode_for_interpreters(pickling().dumps, fields)
 
     @classmethod
     def decode(cls, payload: bytes) -> Bootstrap:
         """Worker side (the runner's ``bootstrap``)."""
         if payload[0] == VALUE_TAG:
-            interruptible_sleep, steps, initializer, initargs = _pickler().loads(payload)
+            interruptible_sleep, steps, initializer, initargs = pickling().loads(payload)
             return cls(steps, initializer, initargs, interruptible_sleep)
         interruptible_sleep, named = marshal.loads(payload)
         steps = [(by_name(module, qualname), argument) for module, qualname, argument in named]

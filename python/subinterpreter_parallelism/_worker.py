@@ -19,7 +19,7 @@ import sys
 import time
 from itertools import starmap as _starmap
 
-from . import _native, _versions, _wire  # _native and _versions: imported by the package already
+from . import _import_hooks, _native, _versions, _wire  # _native, _versions: the package has them
 from ._native import TaskInterrupted
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
@@ -155,8 +155,6 @@ def bootstrap(payload: bytes | None) -> str | None:
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
         if _versions.PYDATETIME_IN_WORKERS:
-            from . import _import_hooks
-
             _import_hooks.watch("_pydatetime", _present_as_datetime)
         for step, argument in config.steps:
             if step(argument) is False:

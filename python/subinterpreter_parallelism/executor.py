@@ -7,8 +7,11 @@ completion thread that turns worker events into finished futures.
 
 from __future__ import annotations
 
+import _pickle
 import atexit
 import contextlib
+import importlib
+import io
 import itertools
 import logging
 import os
@@ -20,11 +23,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _adapters, _map, _native, _versions, _wire
+from . import _adapters, _map, _native, _versions, _wire, forwarding
+from . import preload as preloading
 from ._future import LightFuture
 from ._validate import check_count, check_time_limit, check_timeout
 from ._versions import default_worker_count
 from .errors import BrokenInterpreterPool, ExecutionFailed
+from .fallback import ProcessFallback, check_fallback
 from .progress import check_progress
 
 __all__ = ["InterpreterPoolExecutor", "default_worker_count"]
@@ -378,14 +383,9 @@ class InterpreterPoolExecutor(Executor):
         check_count(max_tasks_per_worker, "max_tasks_per_worker")
         task_timeout = check_time_limit(task_timeout, "task_timeout")  # inf: None (no limit)
         if fallback is not None:
-            from .fallback import check_fallback
-
             check_fallback(fallback)
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix
-        from . import forwarding
-        from . import preload as preloading
-
         preload_modules, auto_warm = preloading.check_preload(preload)
         preload_watch: preloading.PreloadWatch | None = preloading.PreloadWatch(max_workers, preload_modules)
         # What each worker's bootstrap runs before the initializer (see _worker.bootstrap).
@@ -426,8 +426,6 @@ class InterpreterPoolExecutor(Executor):
         else:
             preload_watch = None
         if fallback is not None:
-            from .fallback import ProcessFallback
-
             self._state.fallback = ProcessFallback(max_workers, automatic=True)
         self._ids = itertools.count()
         completion_name = (
@@ -591,8 +589,6 @@ class InterpreterPoolExecutor(Executor):
 
         The process pool is created on the first refusal and shut down with this pool.
         """
-        from .fallback import ProcessFallback
-
         state = self._state
         with state.lock:
             if state.fallback is None:
@@ -718,8 +714,6 @@ def _worker_thread_names(prefix: str, count: int) -> list[str]:
 
 
 def _import_in_caller_first() -> None:
-    import importlib
-
     for name in _versions.IMPORT_IN_CALLER_FIRST:
         if name not in sys.modules:
             try:
@@ -744,9 +738,6 @@ def _call_pickle_with_keywords() -> None:
     global _pickle_called_with_keywords
     if _pickle_called_with_keywords:
         return
-    import _pickle
-    import io
-
     data = _pickle.dumps(None, protocol=2, fix_imports=True, buffer_callback=None)
     _pickle.dump(None, io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
     _pickle.Pickler(io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
