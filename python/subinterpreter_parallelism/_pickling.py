@@ -95,7 +95,7 @@ def _main_aware_pickler() -> Any:
     cloudpickle's: a worker then loads them without importing cloudpickle (see ``_rebuild``)."""
     global _MainAwarePickler
     if _MainAwarePickler is None:
-        cloudpickle = _cloudpickle()
+        cloudpickle: Any = _cloudpickle()
         own = {_CodeType: _code_reduce, _rebuild.CellType: _cell_reduce, type(sys): _module_reduce}
 
         class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]

@@ -118,7 +118,8 @@ def _encode_record(record: Any, formatter: Any) -> bytes:
         attributes["exc_text"] = record.exc_text or formatter.formatException(record.exc_info)
     attributes["exc_info"] = None
     try:
-        return pickling._dumps(attributes, pickling.PROTOCOL)
+        data: bytes = pickling._dumps(attributes, pickling.PROTOCOL)
+        return data
     except Exception:
         pass
     for key, value in attributes.items():  # an `extra=` value that cannot travel: its repr
@@ -129,7 +130,8 @@ def _encode_record(record: Any, formatter: Any) -> bytes:
                 attributes[key] = repr(value)
             except Exception:
                 attributes[key] = f"<{type(value).__qualname__}>"
-    return pickling._dumps(attributes, pickling.PROTOCOL)
+    data = pickling._dumps(attributes, pickling.PROTOCOL)
+    return data
 
 
 def _install_warnings(warnings: Any, filters: list[tuple[Any, ...]]) -> None:

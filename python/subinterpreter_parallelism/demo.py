@@ -397,14 +397,13 @@ def main(argv: list[str] | None = None) -> int:
     n = args.n if args.n is not None else (300_000 if args.quick else 5_000_000)
     if tasks < 1 or n < 0:
         parser.error("--tasks must be >= 1 and --n >= 0")
-    plot = None
     if args.plot:
         try:
             from ._demo_plot import plot  # imports matplotlib: only for --plot
         except ImportError:
             parser.error("--plot needs matplotlib: pip install matplotlib (or the `bench` extra)")
     results = run_demo(tasks, n, args.workers, quick=args.quick, runs=args.runs, sections=not args.seed_only)
-    if plot is not None:
+    if args.plot:
         plot(results, args.plot)
         print(f"wrote {args.plot}")
     return 0
