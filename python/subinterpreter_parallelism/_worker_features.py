@@ -89,7 +89,7 @@ def _install_logging(logging: Any, options: dict[str, Any]) -> None:
     """Hooks the worker's ``logging``: levels as in the caller, one handler that forwards."""
     formatter = logging.Formatter()
 
-    class ForwardingHandler(logging.Handler):
+    class ForwardingHandler(logging.Handler):  # type: ignore[misc]  # the worker's logging, passed in
         """Sends each record to the caller's interpreter (in the manner of ``QueueHandler``)."""
 
         def emit(self, record: Any) -> None:
@@ -159,7 +159,7 @@ def _forward_warning(
         post(TAG_WARNING, data)
     except Exception as exc:
         try:
-            sys.__stderr__.write(
+            sys.__stderr__.write(  # type: ignore[union-attr]  # None only without a stderr: then it raises here, caught below
                 f"{filename}:{lineno}: {category.__name__}: {message} (not forwarded: {exc!r})\n"
             )
         except Exception:
