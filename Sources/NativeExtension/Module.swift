@@ -243,6 +243,10 @@ enum NativeModule {
             ForkGuard.unmarkForking()
             return Py.none()
         },
+        .keywords(
+            "with_environment_lock",
+            "with_environment_lock(function, /, *args, **kwargs) -> function(*args, **kwargs), called holding the process-wide lock under which the environment changes and fallback processes start (EnvironmentLock.swift says why).",
+            EnvironmentLock.call),
         .fast(
             "_fail_next_interpreter_creations",
             "_fail_next_interpreter_creations(n): for tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen."

@@ -36,6 +36,7 @@ __all__ = [
     "encode_result",
     "flush_unflushed",
     "follow_sys_path",
+    "guard_environment_writes",
     "invoke",
     "run_chunk",
 ]
@@ -206,6 +207,7 @@ def bootstrap(payload: bytes | None) -> str | None:
     """
     try:
         config = _decode_bootstrap(payload) if payload is not None else {}
+        guard_environment_writes()
         if config.get("interruptible_sleep", True):
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
@@ -226,6 +228,31 @@ def bootstrap(payload: bytes | None) -> str | None:
     finally:
         flush_unflushed()
     return None
+
+
+def guard_environment_writes() -> None:
+    """Makes this interpreter's ``os.putenv`` and ``os.unsetenv`` (and so the writes of
+    ``os.environ``, which call them) take the process-wide lock under which
+    ``fallback="process"`` starts its processes. A process start reads the C environment while
+    the other threads go on, and fails, silently, when one of them removes a variable meanwhile:
+    numpy's import, refused here and so run again in every task that needs numpy, adds and
+    removes one (EnvironmentLock.swift tells the whole story)."""
+    import os
+
+    for name in ("putenv", "unsetenv"):
+        original = getattr(os, name)
+        if getattr(original, "__wrapped__", None) is None:  # not guarded yet
+            setattr(os, name, _under_environment_lock(original))
+
+
+def _under_environment_lock(original: Any) -> Any:
+    def guarded(*args: Any) -> Any:
+        return _native.with_environment_lock(original, *args)
+
+    guarded.__name__ = guarded.__qualname__ = original.__name__
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original  # type: ignore[attr-defined]
+    return guarded
 
 
 def _present_as_datetime(module: Any) -> None:
