@@ -18,7 +18,7 @@ import warnings
 import pytest
 
 import subinterpreter_parallelism as sp
-from conftest import importable
+from conftest import importable, run_python
 
 numpy = pytest.importorskip("numpy")
 
@@ -98,6 +98,42 @@ def test_with_environment_lock_calls_and_checks_its_arguments():
     with pytest.raises(ZeroDivisionError):
         sp._native.with_environment_lock(divmod, 1, 0)
     assert sp._native.with_environment_lock(abs, -1) == 1  # released after the error too
+
+
+FORK_WHILE_HELD = """
+import os, signal, threading, warnings
+from subinterpreter_parallelism import _native
+
+held, release = threading.Event(), threading.Event()
+
+
+def hold():
+    held.set()
+    release.wait()
+
+
+holder = threading.Thread(target=_native.with_environment_lock, args=(hold,))
+holder.start()
+held.wait()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # forking while a thread runs
+    pid = os.fork()
+if pid == 0:
+    signal.alarm(60)  # a child stuck on the lock dies of SIGALRM instead of hanging
+    _native.with_environment_lock(os.putenv, "SP_TEST_FORKED", "1")
+    os._exit(0)
+release.set()
+holder.join()
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_child_forked_while_another_thread_holds_the_lock_can_take_it():
+    """The child has only the forking thread: the lock that another thread held is free there."""
+    done = run_python(FORK_WHILE_HELD, timeout=100)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["0"], done.stderr[-3000:]
 
 
 @pytest.mark.slow

@@ -24,20 +24,31 @@ import Glibc
 enum EnvironmentLock {
     /// Recursive: a call made under the lock may change the environment itself.
     nonisolated(unsafe) private static let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
+        let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        initialize(mutex)
+        inForkedChild = mutex
+        // A fork while another thread holds it would leave the child's copy held by nobody:
+        // the child, which has only the forking thread, starts with a fresh one.
+        precondition(pthread_atfork(nil, nil, { if let mutex = inForkedChild { initialize(mutex) } }) == 0)
+        return mutex
+    }()
+
+    /// The mutex, for the fork child handler (which must not run `mutex`'s lazy initializer).
+    nonisolated(unsafe) private static var inForkedChild: UnsafeMutablePointer<pthread_mutex_t>?
+
+    private static func initialize(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
         var attributes = pthread_mutexattr_t()
         precondition(pthread_mutexattr_init(&attributes) == 0, "pthread_mutexattr_init failed")
         defer { pthread_mutexattr_destroy(&attributes) }
         precondition(
             pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE)) == 0,
             "pthread_mutexattr_settype failed")
-        let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         precondition(pthread_mutex_init(mutex, &attributes) == 0, "pthread_mutex_init failed")
-        return mutex
-    }()
+    }
 
     /// `with_environment_lock(function, /, *args, **kwargs)`: calls `function` holding the lock,
-    /// which it waits for with the GIL released (the holder may need no GIL of this interpreter,
-    /// but this interpreter's other threads go on meanwhile).
+    /// which it waits for with the GIL released: the holder may need this interpreter's GIL (the
+    /// fallback's holder needs the main interpreter's), and its other threads go on meanwhile.
     static let call: KeywordMethod = { _, args, count, keywordNames in
         guard count >= 1, let function = args?[0] else {
             return Py.fail(PyExc_TypeError, "with_environment_lock() needs the function to call")
