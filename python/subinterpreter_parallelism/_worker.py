@@ -246,8 +246,8 @@ def guard_environment_writes() -> None:
 
 
 def _under_environment_lock(original: Any) -> Any:
-    def guarded(*args: Any) -> Any:
-        return _native.with_environment_lock(original, *args)
+    def guarded(*args: Any, **kwargs: Any) -> Any:  # the original's own errors for bad arguments
+        return _native.with_environment_lock(original, *args, **kwargs)
 
     guarded.__name__ = guarded.__qualname__ = original.__name__
     guarded.__doc__ = original.__doc__
