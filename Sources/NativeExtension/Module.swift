@@ -249,6 +249,10 @@ enum NativeModule {
             ForkGuard.unmarkForking()
             return Py.none()
         },
+        .keywords(
+            "with_environment_lock",
+            "with_environment_lock($module, function, /, *args, **kwargs)\n--\n\nfunction(*args, **kwargs), called holding the process-wide lock under which the environment changes and fallback processes start (EnvironmentLock.swift says why).",
+            EnvironmentLock.call),
         .fast(
             "_fail_next_interpreter_creations",
             "_fail_next_interpreter_creations($module, n, /)\n--\n\nFor tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen."

@@ -15,6 +15,7 @@ it (see ``_wire``).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from itertools import starmap as _starmap
@@ -34,6 +35,7 @@ __all__ = [
     "encode_error",
     "flush_unflushed",
     "follow_sys_path",
+    "guard_environment_writes",
     "invoke",
     "run_chunk",
 ]
@@ -151,6 +153,7 @@ def bootstrap(payload: bytes | None) -> str | None:
     """
     try:
         config = _wire.Bootstrap.decode(payload) if payload is not None else _wire.Bootstrap()
+        guard_environment_writes()
         if config.interruptible_sleep:
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
@@ -168,6 +171,29 @@ def bootstrap(payload: bytes | None) -> str | None:
     finally:
         flush_unflushed()
     return None
+
+
+def guard_environment_writes() -> None:
+    """Makes this interpreter's ``os.putenv`` and ``os.unsetenv`` (and so the writes of
+    ``os.environ``, which call them) take the process-wide lock under which
+    ``fallback="process"`` starts its processes. A process start reads the C environment while
+    the other threads go on, and fails, silently, when one of them removes a variable meanwhile:
+    numpy's import, refused here and so run again in every task that needs numpy, adds and
+    removes one (EnvironmentLock.swift tells the whole story)."""
+    for name in ("putenv", "unsetenv"):
+        original = getattr(os, name)
+        if getattr(original, "__wrapped__", None) is None:  # not guarded yet
+            setattr(os, name, _under_environment_lock(original))
+
+
+def _under_environment_lock(original: Any) -> Any:
+    def guarded(*args: Any, **kwargs: Any) -> Any:  # the original's own errors for bad arguments
+        return _native.with_environment_lock(original, *args, **kwargs)
+
+    guarded.__name__ = guarded.__qualname__ = original.__name__
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original  # type: ignore[attr-defined]
+    return guarded
 
 
 def _present_as_datetime(module: Any) -> None:

@@ -16,7 +16,7 @@ import warnings
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from . import _pickling, _wire
+from . import _native, _pickling, _wire
 from ._refusal import Refusal, find_refusal
 
 __all__ = ["ProcessFallback", "ProcessFallbackWarning", "check_fallback"]
@@ -128,6 +128,10 @@ class ProcessFallback:
                 return None
         try:
             payload = _pickling.dumps((call.fn, call.args, call.kwargs))
+            # Creating the pool (which starts multiprocessing's resource tracker) and submitting
+            # (which starts a process while fewer than max_workers run) start processes: under the
+            # environment lock, so that no worker's os.putenv/os.unsetenv (numpy's import, refused
+            # in the workers and so run again by each task) breaks the start (EnvironmentLock.swift).
             with self._lock:
                 if self._closed:
                     return None
@@ -137,10 +141,10 @@ class ProcessFallback:
                     import multiprocessing
                     from concurrent.futures import ProcessPoolExecutor
 
-                    self._processes = ProcessPoolExecutor(
-                        self.max_workers, mp_context=multiprocessing.get_context("spawn")
+                    self._processes = _native.with_environment_lock(
+                        ProcessPoolExecutor, self.max_workers, mp_context=multiprocessing.get_context("spawn")
                     )
-                moved = self._processes.submit(_run_pickled_call, payload)
+                moved = _native.with_environment_lock(self._processes.submit, _run_pickled_call, payload)
         except Exception as error:  # cannot move it: the task fails, with the reason in a note
             exc.add_note(f'fallback="process" could not run the task in a process: {error!r}')
             return None
