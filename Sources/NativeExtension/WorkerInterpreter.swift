@@ -49,14 +49,16 @@ final class WorkerInterpreter: @unchecked Sendable {
     }
 
     /// What an interruption targets: what the worker does besides tasks (the initializer, a
-    /// warm import), or one task.
+    /// warm import), a warm import alone, or one task.
     private enum Target {
         case initializer
+        case warmImport
         case task(Task)
 
         func matches(_ activity: Activity, _ task: Task?) -> Bool {
             switch self {
             case .initializer: return activity == .starting || activity == .warming
+            case .warmImport: return activity == .warming
             case .task(let target): return activity == .running && task === target
             }
         }
@@ -936,6 +938,12 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// it: then it is skipped), or the warm import it runs (`preload="auto"`). Returns at once.
     @discardableResult
     func requestInitializerInterrupt() -> Bool { request(.initializer) }
+
+    /// Asks the warm import this worker runs (`preload="auto"`), if any, to stop; unlike
+    /// `requestInitializerInterrupt`, an initializer that a queued task may need goes on.
+    /// Returns at once.
+    @discardableResult
+    func requestWarmImportInterrupt() -> Bool { request(.warmImport) }
 
     private func request(_ target: Target) -> Bool {
         let requested = state.withLock { state -> Bool in

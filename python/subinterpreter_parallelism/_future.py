@@ -18,17 +18,40 @@ This is the one module that touches ``Future``'s private attributes (``_conditio
 all take it. Everything else in the package uses the public methods (tests/test_layers.py).
 Each condition is the future's own (not shared), so ``Future.result()``'s single ``wait()``,
 which does not loop on spurious wake-ups, stays correct.
+
+Two more things live here because they need those attributes too:
+
+- Waits on a pool worker's thread (a task waiting on a pool of its own, or on ``parallel()``):
+  ``result()``, ``exception()``, and the stdlib's ``wait()`` and ``as_completed()`` over these
+  futures wait in a ``WorkerEvent``, which interrupting the task (cancel, ``task_timeout``,
+  Ctrl-C) ends with ``TaskInterrupted``, as it ends ``time.sleep`` and ``Queue.get`` in tasks.
+  A ``threading`` lock, where the stdlib waits, can be ended by nothing but its release.
+- Done-callbacks: a subclass may run them elsewhere than on the settling thread
+  (``_sp_defer_callbacks``), so that the pool's completion thread never waits on user code.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import threading
+import time
+from collections import deque
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any
 
-__all__ = ["LightFuture"]
+from . import _native
+
+__all__ = ["QUICK_CALLBACK", "Completions", "LightFuture", "WorkerEvent", "on_worker_thread"]
+
+logger = logging.getLogger("concurrent.futures")  # where Future reports a failing callback
+
+#: The attribute that marks a done-callback of the library's own which never blocks and must
+#: run as the future settles (progress counting): it runs on the settling thread even where
+#: the other callbacks are deferred.
+QUICK_CALLBACK = "_sp_quick"
 
 # Orders the creation of a future's condition against a condition-less set_result (see the
 # module's docstring). Held for a few bytecodes, never around a wait or a callback.
@@ -76,7 +99,7 @@ class LightFuture(Future):  # type: ignore[type-arg]
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         with _creation_lock:
             if not self._sp_has_condition:
-                self._waiters = []
+                self._waiters = _Waiters()
                 self._done_callbacks = []
                 self._condition = threading.Condition()
                 self._sp_has_condition = True
@@ -129,7 +152,205 @@ class LightFuture(Future):  # type: ignore[type-arg]
         return self._sp_wait_exception(timeout)
 
     def _sp_wait_result(self, timeout: float | None) -> Any:
+        if _native.worker_index() is not None:
+            self._sp_wait_in_worker(timeout)
+            return Future.result(self, 0)  # the value, or what Future.result raises
         return Future.result(self, timeout)
 
     def _sp_wait_exception(self, timeout: float | None) -> BaseException | None:
+        if _native.worker_index() is not None:
+            self._sp_wait_in_worker(timeout)
+            return Future.exception(self, 0)
         return Future.exception(self, timeout)
+
+    def _sp_wait_in_worker(self, timeout: float | None) -> None:
+        """Waits until the future is settled, or ``timeout`` passes, in a ``WorkerEvent``:
+        interrupting the worker's task ends the wait with ``TaskInterrupted``."""
+        waiter = _Wake()
+        with self._condition:
+            if self.done():
+                return
+            self._waiters.append(waiter)
+        try:
+            waiter.event.wait(timeout)
+        finally:
+            with self._condition:
+                self._waiters.remove(waiter)
+
+    def cancel(self) -> bool:
+        """Cancels the future if it has not started (``Future.cancel``)."""
+        cancelled = Future.cancel(self)
+        if cancelled:
+            # Future.cancel wakes result() waiters through the condition only; a waiter in a
+            # worker waits in its WorkerEvent (set again by set_running_or_notify_cancel).
+            for waiter in list(self._waiters):
+                if isinstance(waiter, _Wake):
+                    waiter.event.set()
+        return cancelled
+
+    # -- done-callbacks ------------------------------------------------------------
+
+    def _invoke_callbacks(self) -> None:
+        # Future calls this once settled (set_result, set_exception, cancel), outside the lock.
+        if self._done_callbacks and not self._sp_defer_callbacks():
+            Future._invoke_callbacks(self)  # type: ignore[misc]
+
+    def _sp_defer_callbacks(self) -> bool:
+        """True when the done-callbacks will run elsewhere, later, through
+        ``_sp_run_callbacks``: a subclass decides (by default they run now)."""
+        return False
+
+    def _sp_run_callbacks(self, quick: bool | None = None) -> bool:
+        """Runs the done-callbacks, as ``Future`` does, on the calling thread: all of them, or
+        only those marked ``QUICK_CALLBACK`` (``quick=True``) or only the others (False).
+        Returns whether any callback was left out. A ``BaseException`` from one is logged
+        too: it must not end the thread that runs them."""
+        left = False
+        for callback in self._done_callbacks:
+            if quick is not None and bool(getattr(callback, QUICK_CALLBACK, False)) is not quick:
+                left = True
+                continue
+            try:
+                callback(self)
+            except BaseException:
+                logger.exception("exception calling callback for %r", self)
+        return left
+
+
+def on_worker_thread() -> bool:
+    """Whether this thread is a pool worker's (whose waits ``WorkerEvent`` makes interruptible)."""
+    return _native.worker_index() is not None
+
+
+class WorkerEvent:
+    """``threading.Event``'s ``set``, ``clear``, ``is_set`` and ``wait``, for a waiter on a pool
+    worker's thread: the wait blocks in ``Queue.get``, which the worker's interruption ends
+    (``TaskInterrupted``), as it ends ``time.sleep`` (see BlockingCall.swift). Each ``set``
+    posts a token; ``wait`` takes tokens until the flag is set, so stale ones cost a loop."""
+
+    __slots__ = ("_flag", "_tokens")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._tokens = _native.Queue()
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        self._flag = True
+        self._tokens.put_nowait(None)  # unbounded: never full
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._flag:
+            if deadline is None:
+                self._tokens.get()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                self._tokens.get(timeout=remaining)
+            except queue.Empty:
+                break
+        return self._flag
+
+
+class _Wake:
+    """A waiter of one future's ``result()``/``exception()`` in a worker: the future's waiter
+    list calls it when the future is settled (as it calls ``wait()``'s waiters)."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = WorkerEvent()
+
+    def add_result(self, future: Future[Any]) -> None:
+        self.event.set()
+
+    add_exception = add_cancelled = add_result
+
+
+class _Waiters(list):  # type: ignore[type-arg]
+    """A LightFuture's waiter list. The stdlib's ``wait()`` and ``as_completed()`` append their
+    waiter, then block in its ``threading.Event``: appended from a pool worker's thread, that
+    Event becomes a ``WorkerEvent``, so interrupting the task ends those waits too. (The waiter
+    is shared by the futures waited on, and is swapped before any of them can settle: the
+    stdlib appends it while it holds every future's condition.)"""
+
+    __slots__ = ()
+
+    def append(self, waiter: Any) -> None:
+        event = getattr(waiter, "event", None)
+        if type(event) is threading.Event and not event.is_set() and _native.worker_index() is not None:
+            waiter.event = WorkerEvent()
+        list.append(self, waiter)
+
+
+class Completions:
+    """The futures given to ``watch``, in the order they finish (``map(ordered=False)``).
+
+    Told by each future's waiter list, as the stdlib's ``as_completed`` is, so the news does not
+    wait behind done-callbacks; on a pool worker's thread, ``get`` ends when the task is
+    interrupted. Works for any ``Future``.
+    """
+
+    def __init__(self) -> None:
+        self._finished: deque[Future[Any]] = deque()
+        self._lock = threading.Lock()
+        self._event: Any = WorkerEvent() if on_worker_thread() else threading.Event()
+        self._watched: set[Future[Any]] = set()  # those whose waiter lists hold this
+
+    def watch(self, future: Future[Any]) -> None:
+        with future._condition:
+            if future.done():
+                self._add(future)
+                return
+            future._waiters.append(self)
+        self._watched.add(future)
+
+    def get(self, timeout: float | None) -> Future[Any]:
+        """The next finished future; ``TimeoutError`` when none finished within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._finished:
+                    future = self._finished.popleft()
+                    if not self._finished:
+                        self._event.clear()
+                    break
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._event.wait(remaining) and deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError
+        if future in self._watched:  # no reference to it stays here once it is handed out
+            self._watched.discard(future)
+            self._leave(future)
+        return future
+
+    def close(self) -> None:
+        """Leaves the waiter lists of the futures still watched (so that none keeps this alive)."""
+        watched, self._watched = self._watched, set()
+        for future in watched:
+            self._leave(future)
+
+    def _leave(self, future: Future[Any]) -> None:
+        with future._condition:
+            try:
+                future._waiters.remove(self)
+            except ValueError:
+                pass
+
+    # The waiter protocol (Future calls these under its condition).
+    def add_result(self, future: Future[Any]) -> None:
+        self._add(future)
+
+    add_exception = add_cancelled = add_result
+
+    def _add(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._finished.append(future)
+            self._event.set()

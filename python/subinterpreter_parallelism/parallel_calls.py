@@ -126,8 +126,9 @@ def parallel(
                 futures.append(failed)
     tracker = track(futures, None, progress, "parallel")
     try:
+        # In a task, interrupting it ends this wait too (TaskInterrupted; see _future.py).
         done, not_done = wait(futures, timeout)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or in a task its interruption: the calls stop too
         for future in futures:
             future.cancel()
         raise

@@ -12,6 +12,7 @@ caller), so that what the caller prints next comes after it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -62,7 +63,12 @@ def track(
         sink = _CallbackSink(progress)  # type: ignore[arg-type]
     tracker = Tracker(total, len(futures), sink)
     for future, weight in zip(futures, weights):
-        future.add_done_callback(lambda done, weight=weight: tracker.finished(done, weight))
+        count = functools.partial(tracker.finished, weight=weight)
+        # Runs as the task's future settles, on the completion thread, even where the pool
+        # runs done-callbacks on its callback thread (_future.QUICK_CALLBACK): the count
+        # must not fall behind the results.
+        count._sp_quick = True  # type: ignore[attr-defined]
+        future.add_done_callback(count)
     return tracker
 
 

@@ -1,0 +1,40 @@
+"""The random-Ctrl-C stress (tests/sigint_stress.py; ``make test-sigint`` runs 200): how it
+judges a run, and a few runs of it."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+import sigint_stress
+
+TRACEBACK = 'Traceback (most recent call last):\n  File "<string>", line 9, in <module>\nKeyboardInterrupt\n'
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stderr", "outcome"),
+    [
+        (-signal.SIGINT, TRACEBACK, "ok"),
+        (-signal.SIGINT, TRACEBACK + "Exception ignored in: <function on_event>\n", "stray"),
+        (-signal.SIGINT, TRACEBACK + TRACEBACK, "stray"),
+        (-signal.SIGINT, "some output\n" + TRACEBACK, "stray"),
+        (-signal.SIGINT, TRACEBACK.replace("KeyboardInterrupt", "RuntimeError: boom"), "stray"),
+        (1, TRACEBACK, "stray"),  # the traceback, but not the exit of a Ctrl-C
+        (-signal.SIGSEGV, TRACEBACK, "crash"),
+        (-signal.SIGABRT, "Fatal Python error: PyThreadState_Get\n", "crash"),
+        (70, "", "crash"),
+    ],
+)
+def test_how_a_run_is_judged(returncode, stderr, outcome):
+    assert sigint_stress._judge(returncode, stderr)[0] == outcome
+
+
+@pytest.mark.slow
+def test_random_ctrl_c_stops_every_program_shape():
+    results = sigint_stress.stress(2 * len(sigint_stress.SHAPES), jobs=2)
+    failed = [run for run in results if run.outcome != "ok"]
+    assert not failed, "\n\n".join(
+        f"{run.outcome}: {run.shape} (signal after {run.delay:.3f} s): {run.why}\n{run.stderr[-2000:]}"
+        for run in failed
+    )
