@@ -44,7 +44,7 @@ def test_a_blocking_callback_delays_no_result_and_no_wait():
 
     def blocking(done):
         entered.set()
-        release.wait(TIMEOUT)
+        release.wait()  # until the test ends (its `finally`), passed or failed
 
     with sp.InterpreterPoolExecutor(2) as pool:
         gate = sp.Queue()

@@ -15,7 +15,7 @@ import pytest
 
 import stop_tasks
 import subinterpreter_parallelism as sp
-from conftest import interpreter_count, run_python
+from conftest import interpreter_count, os_thread_count, run_python
 
 TIMEOUT = 60
 
@@ -34,8 +34,9 @@ def assert_ended_by_ctrl_c(result, *stdout):
 
 
 def test_a_constructor_that_cannot_start_its_completion_thread_leaves_nothing(monkeypatch):
-    """Before, the native pool's workers stayed alive and orphaned (exit then crashed or hung)."""
-    before = interpreter_count()
+    """Before, the exception came out while the native pool's workers still ran, orphaned
+    (they ended only when the native pool was collected)."""
+    before = interpreter_count(), os_thread_count()
     real_start = threading.Thread.start
 
     def refuse_completion_thread(thread):
@@ -46,7 +47,7 @@ def test_a_constructor_that_cannot_start_its_completion_thread_leaves_nothing(mo
     monkeypatch.setattr(threading.Thread, "start", refuse_completion_thread)
     with pytest.raises(RuntimeError, match="can't start new thread"):
         sp.InterpreterPoolExecutor(2)
-    assert interpreter_count() == before  # ended before the exception came out
+    assert (interpreter_count(), os_thread_count()) == before  # ended before the exception came out
 
 
 def test_ctrl_c_right_after_the_completion_thread_started():

@@ -16,7 +16,6 @@ import pytest
 import sp_tasks
 import subinterpreter_parallelism as sp
 from conftest import interpreter_count, run_python
-from subinterpreter_parallelism import _exit
 
 TIMEOUT = 60
 
@@ -85,6 +84,8 @@ def test_an_idle_pool_steps_aside_at_fork_and_comes_back_in_both_processes():
 
 
 def test_a_busy_pool_does_not_step_aside():
+    from subinterpreter_parallelism import _exit
+
     with sp.InterpreterPoolExecutor(1) as pool:
         gate = sp.Queue()
         busy = pool.submit(sp_tasks.wait_on_queue, gate)
@@ -95,6 +96,8 @@ def test_a_busy_pool_does_not_step_aside():
 
 
 def test_a_pool_that_stepped_aside_then_shut_down_stays_down():
+    from subinterpreter_parallelism import _exit
+
     before = interpreter_count()
     pool = sp.InterpreterPoolExecutor(2)
     assert pool.submit(sp_tasks.add, 1, 2).result(timeout=TIMEOUT) == 3
@@ -108,6 +111,8 @@ def test_a_pool_that_stepped_aside_then_shut_down_stays_down():
 
 
 def test_map_and_parallel_bring_a_pool_back():
+    from subinterpreter_parallelism import _exit
+
     pool = sp.InterpreterPoolExecutor(2)
     try:
         assert _exit.step_aside(pool)

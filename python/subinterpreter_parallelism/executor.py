@@ -344,38 +344,45 @@ class InterpreterPoolExecutor(Executor):
             from .fallback import ProcessFallback
 
             process_pool = ProcessFallback(max_workers, automatic=True)
-        self._state = self._start(process_pool)
         error = None
         try:
-            _exit.register(self)
+            self._start(process_pool)
             if preload_watch is not None:
                 error = preload_watch.wait(lambda: self._state.broken)
         except BaseException:
             # All or nothing, whatever ended the constructor (Ctrl-C too): the pool stops here,
             # as after Ctrl-C in `with pool:`, and exit sees it until its workers have ended.
-            _exit.keep_until_ended(self)
-            _exit.stop_after_ctrl_c(self)
+            if hasattr(self, "_state"):  # else _start has ended what it made
+                _exit.keep_until_ended(self)
+                _exit.stop_after_ctrl_c(self)
             raise
         if error is not None:
             self.shutdown(wait=not isinstance(error, TimeoutError))
             raise error
 
-    def _start(self, process_pool: Any) -> PoolState:
-        """Makes the native pool and its completion thread: in the constructor, and when a pool
-        that stepped aside comes back. All or nothing: whatever ends it (Ctrl-C, "can't start
-        new thread"), its workers have ended when the exception propagates (unless a second
-        Ctrl-C stops that wait)."""
-        native = _native.Pool(self._max_workers, [str(p) for p in sys.path], *self._native_arguments)
-        state = None
+    def _start(self, process_pool: Any) -> None:
+        """Makes the native pool and its completion thread, and registers the pool for exit: in
+        the constructor, and when a pool that stepped aside comes back. All or nothing:
+        whatever ends it (Ctrl-C, "can't start new thread"), its workers have ended when the
+        exception propagates (unless a second Ctrl-C stops that wait)."""
+        made: list[Any] = []
+        state: PoolState | None = None
         # Whoever takes it delivers the pool's events and joins its workers: the completion
         # thread, or (if that thread never began) this one, below.
         delivery = threading.Lock()
 
         def deliver() -> None:
             if delivery.acquire(blocking=False):
+                assert state is not None
                 state.deliver_forever()
 
         try:
+            # Stored from C (list.extend over map), not by an assignment: a Ctrl-C handled
+            # between the call's return and the next bytecode would drop the pool with its
+            # workers running, and nothing would wait for them.
+            arguments = (self._max_workers, [str(p) for p in sys.path], *self._native_arguments)
+            made.extend(map(_native.Pool, *([argument] for argument in arguments)))
+            native = made[0]
             state = PoolState(native, self._task_timeout, self._thread_names[1])
             state.initargs = self._initargs
             state.fallback = process_pool
@@ -389,27 +396,29 @@ class InterpreterPoolExecutor(Executor):
             completion = threading.Thread(target=deliver, name=self._thread_names[0], daemon=False)
             completion.start()
             weakref.finalize(self, _close_native, native)
+            self._completion = completion
+            self._warm = warm
+            self._state = state
+            _exit.register(self)
         except BaseException:
-            native.close()
-            native.interrupt_all()  # the initializers too
-            if state is None:
-                native.join()
-            elif delivery.acquire(blocking=False):
-                state.deliver_forever()  # the completion thread never began: end it all here
-            else:
-                while not _exit.wait_for_event(state.ended, _exit.CTRL_C_POLL_SECONDS):
-                    pass
+            if made:
+                made[0].close()
+                made[0].interrupt_all()  # the initializers too
+                if state is None:
+                    made[0].join()
+                elif delivery.acquire(blocking=False):
+                    state.deliver_forever()  # the completion thread never began: end it all here
+                else:
+                    while not _exit.wait_for_event(state.ended, _exit.CTRL_C_POLL_SECONDS):
+                        pass
             raise
-        self._completion = completion
-        self._warm = warm
-        return state
 
     def _come_back(self) -> bool:
         """A pool that stepped aside makes new interpreters, for its next task. False: it has
         been shut down meanwhile."""
         with self._lifecycle_lock:
             if self._stepped_aside:
-                self._state = self._start(self._state.fallback)
+                self._start(self._state.fallback)
                 self._stepped_aside = False
             return self._state.native.state() == "running"
 
@@ -499,7 +508,7 @@ class InterpreterPoolExecutor(Executor):
         tasks still running are interrupted and ``TimeoutError`` is raised. Closing the
         iterator early (or Ctrl-C) cancels what is left. ``progress=True`` shows a progress
         bar (tqdm when installed, else a plain one on stderr); ``progress=callable`` is called
-        as ``callable(done, total)`` from the pool's callback thread (see
+        as ``callable(done, total)`` from the completion thread (see
         ``subinterpreter_parallelism.progress``).
 
         Raises:

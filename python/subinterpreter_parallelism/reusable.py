@@ -63,14 +63,11 @@ def _usable(executor: InterpreterPoolExecutor | None) -> bool:
 def option_names() -> set[str]:
     """The names of :class:`InterpreterPoolExecutor`'s options (its parameters but
     ``max_workers``): what ``get_reusable_executor`` and the joblib backend accept."""
-    import inspect
-
-    parameters = inspect.signature(InterpreterPoolExecutor).parameters
-    return {
-        name
-        for name, p in parameters.items()
-        if name != "max_workers" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    # From the code object, not ``inspect``: importing inspect on the first parallel() call
+    # is slow, and a Ctrl-C inside it (building its enums) prints notes after the traceback.
+    code = InterpreterPoolExecutor.__init__.__code__
+    names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+    return {name for name in names if name != "max_workers"}
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
