@@ -20,6 +20,12 @@ TRACEBACK = 'Traceback (most recent call last):\n  File "<string>", line 9, in <
         (-signal.SIGINT, TRACEBACK + TRACEBACK, "stray"),
         (-signal.SIGINT, "some output\n" + TRACEBACK, "stray"),
         (-signal.SIGINT, TRACEBACK.replace("KeyboardInterrupt", "RuntimeError: boom"), "stray"),
+        # A note CPython adds to the KeyboardInterrupt (it landed inside an enum's creation).
+        (
+            -signal.SIGINT,
+            TRACEBACK + "Error calling __set_name__ on '_proto_member' instance 'A' in 'B'\n",
+            "ok",
+        ),
         (1, TRACEBACK, "stray"),  # the traceback, but not the exit of a Ctrl-C
         (-signal.SIGSEGV, TRACEBACK, "crash"),
         (-signal.SIGABRT, "Fatal Python error: PyThreadState_Get\n", "crash"),

@@ -265,15 +265,16 @@ def step_aside(pool: Any, patience: float | None = None) -> bool:
     """
     with pool._lifecycle_lock:
         state = pool._state
-        if pool._stepped_aside or state.futures or state.native.state() != "running":
-            return False
-        pool._stepped_aside = True
-        state.native.close()  # a submit from now on is refused, and comes back (see submit)
-        state.native.interrupt_warm_imports()
-        if not state.futures:
-            # No task was accepted before the close (a submit registers its future first):
-            # an initializer still running prepares for nothing.
-            state.native.interrupt_initializers()
+        if not pool._stepped_aside:  # else another thread stepped it aside: wait with it
+            if state.futures or state.native.state() != "running":
+                return False
+            pool._stepped_aside = True
+            state.native.close()  # a submit from now on is refused, and comes back (see submit)
+            state.native.interrupt_warm_imports()
+            if not state.futures:
+                # No task was accepted before the close (a submit registers its future first):
+                # an initializer still running prepares for nothing.
+                state.native.interrupt_initializers()
     return not _wait_until_ended([pool], patience)
 
 

@@ -295,54 +295,65 @@ class Completions:
     """The futures given to ``watch``, in the order they finish (``map(ordered=False)``).
 
     Told by each future's waiter list, as the stdlib's ``as_completed`` is, so the news does not
-    wait behind done-callbacks; on a pool worker's thread, ``get`` ends when the task is
-    interrupted. Works for any ``Future``.
+    wait behind done-callbacks. On a pool worker's thread, ``get`` waits in a ``WorkerEvent``,
+    which the task's interruption ends; elsewhere in a ``SimpleQueue`` (in C, and Ctrl-C ends
+    it). Works for any ``Future``.
     """
 
     def __init__(self) -> None:
-        self._finished: deque[Future[Any]] = deque()
+        self._in_worker = on_worker_thread()
+        self._finished: Any = deque() if self._in_worker else queue.SimpleQueue()
+        self._event = WorkerEvent() if self._in_worker else None
         self._lock = threading.Lock()
-        self._event: Any = WorkerEvent() if on_worker_thread() else threading.Event()
-        self._watched: set[Future[Any]] = set()  # those whose waiter lists hold this
+        # The futures whose waiter lists hold this and that have not been handed out.
+        self._watched: set[Future[Any]] = set()
 
     def watch(self, future: Future[Any]) -> None:
         with future._condition:
-            if future.done():
-                self._add(future)
+            if not future.done():
+                future._waiters.append(self)
+                self._watched.add(future)
                 return
-            future._waiters.append(self)
-        self._watched.add(future)
+        self._add(future)
 
     def get(self, timeout: float | None) -> Future[Any]:
         """The next finished future; ``TimeoutError`` when none finished within ``timeout``."""
+        if not self._in_worker:
+            try:
+                future: Future[Any] = self._finished.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError from None
+        else:
+            future = self._get_in_worker(timeout)
+        # No reference to it stays here once it is handed out (its settled waiter list may still
+        # hold this: it is never called again).
+        self._watched.discard(future)
+        return future
+
+    def _get_in_worker(self, timeout: float | None) -> Future[Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        event = self._event
+        assert event is not None
         while True:
             with self._lock:
                 if self._finished:
-                    future = self._finished.popleft()
+                    future: Future[Any] = self._finished.popleft()
                     if not self._finished:
-                        self._event.clear()
-                    break
+                        event.clear()
+                    return future
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self._event.wait(remaining) and deadline is not None and time.monotonic() >= deadline:
+            if not event.wait(remaining) and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError
-        if future in self._watched:  # no reference to it stays here once it is handed out
-            self._watched.discard(future)
-            self._leave(future)
-        return future
 
     def close(self) -> None:
         """Leaves the waiter lists of the futures still watched (so that none keeps this alive)."""
         watched, self._watched = self._watched, set()
         for future in watched:
-            self._leave(future)
-
-    def _leave(self, future: Future[Any]) -> None:
-        with future._condition:
-            try:
-                future._waiters.remove(self)
-            except ValueError:
-                pass
+            with future._condition:
+                try:
+                    future._waiters.remove(self)
+                except ValueError:
+                    pass
 
     # The waiter protocol (Future calls these under its condition).
     def add_result(self, future: Future[Any]) -> None:
@@ -351,6 +362,10 @@ class Completions:
     add_exception = add_cancelled = add_result
 
     def _add(self, future: Future[Any]) -> None:
+        if not self._in_worker:
+            self._finished.put(future)
+            return
         with self._lock:
             self._finished.append(future)
+            assert self._event is not None
             self._event.set()
