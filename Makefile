@@ -3,6 +3,7 @@
 #               (installs only the package: no test or other extras)
 #   make test   the same set-up plus the EXTRAS (test,progress), then pytest and `swift test`
 #   make test-under-load   the pytest run with 2x the CPU count of busy processes beside it
+#   make lint   ruff (rules and formatting) on the Python code, mypy --strict on the package
 # PY=3.12 (or PY=python3.12, or a path) picks another interpreter; VENV=... another virtual
 # environment. PY=3.14 and PY=3.15 use this machine's python3.14/3.15 when it has them, else
 # a Debian root that scripts/debian-root creates once (cached outside the work tree): the
@@ -35,7 +36,7 @@ comma := ,
 # One stamp per set of extras installed on top of the package (make install EXTRAS=...).
 EXTRAS_STAMP := $(VENV)/.extras-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: all install demo demo-quick test pytest test-under-load test-sigint swift-test bench bench-quick bench-scaling bench-readme clean distclean sdist wheel check-dist
+.PHONY: all install demo demo-quick test pytest test-under-load test-sigint swift-test lint lint-python lint-swift bench bench-quick bench-scaling bench-readme docs docs-serve docs-check clean distclean sdist wheel check-dist
 
 all: test
 
@@ -74,13 +75,25 @@ $(EXTRAS_STAMP): $(STAMP) pyproject.toml
 		echo "$$reqs" | $(VPY) -m pip install -q -r /dev/stdin; fi
 	@touch $@
 
+# DEMO_ARGS="--runs 3" takes the median of three runs of the seed's comparison (--help for more).
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(VPY) demo.py
+	$(VPY) demo.py $(DEMO_ARGS)
 
 demo-quick: $(STAMP)
-	$(VPY) demo.py --quick
+	$(VPY) demo.py --quick $(DEMO_ARGS)
 
-test: pytest swift-test
+# Both runners, each to the end even when the other failed, then one closing line for each
+# (scripts/test-summary): pytest's counts and XCTest's. Their logs stay in .build-test-logs/.
+TEST_LOGS := .build-test-logs/py$(PYTAG)
+test: install
+	@mkdir -p $(TEST_LOGS); status=0; \
+	for runner in pytest swift-test; do \
+		{ $(MAKE) --no-print-directory $$runner 2>&1; echo $$? > $(TEST_LOGS)/$$runner.status; } \
+			| tee $(TEST_LOGS)/$$runner.log; \
+		[ "$$(cat $(TEST_LOGS)/$$runner.status)" = 0 ] || status=1; \
+	done; \
+	echo; scripts/test-summary $(TEST_LOGS)/pytest.log $(TEST_LOGS)/swift-test.log; exit $$status
 
 # Byte code first, as a wheel install has it: under PYTHONDONTWRITEBYTECODE every new worker
 # interpreter would compile the package's modules from source again.
@@ -109,7 +122,31 @@ test-sigint: install
 # Python's headers, and its debug build clashes with Glibc's module over fd_set.
 swift-test:
 	$(SWIFT) build --scratch-path .build-swift-test --product SubinterpreterParallelismPackageTests
-	$(SWIFT) test --skip-build --scratch-path .build-swift-test
+	$(SWIFT) test --skip-build --scratch-path .build-swift-test --disable-swift-testing
+
+# The linters, with the versions the `lint` extra pins (pyproject.toml holds their settings):
+# ruff's rules and its formatting on the Python code, mypy --strict on the package (typed
+# against _native.pyi: no Swift build needed).
+LINT_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lint"]))'
+LINTED := python tests benchmarks
+
+$(VENV)/.lint-extras: pyproject.toml
+	@$(IN) test -x $(VENV)/bin/python || $(IN) $(PYTHON) -m venv $(VENV)
+	@echo "installing the lint extra"
+	@$(LINT_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
+	@touch $@
+
+lint: lint-python
+
+lint-python: $(VENV)/.lint-extras
+	$(VPY) -m ruff check $(LINTED)
+	$(VPY) -m ruff format --check $(LINTED)
+	$(VPY) -m mypy
+
+# The toolchain's `swift format` (swift-format) in lint mode over Sources/, with the rules in
+# .swift-format; `swift format format -i -r Sources` applies them.
+lint-swift:
+	$(SWIFT) format lint --strict --recursive Sources
 
 # The `bench` extra's packages only: reinstalling the project itself would rebuild the Swift core.
 BENCH_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))'
@@ -118,8 +155,8 @@ $(VENV)/.bench-extras: $(STAMP) pyproject.toml
 	$(BENCH_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
 	@touch $@
 
-# Every competitor, each workload in a fresh process (the library workloads included): about
-# 12 minutes on 2 cores.
+# Every competitor, each workload in a fresh process (the library workloads included), then
+# (k) CPU time per task with bare interpreters under perf stat: about 15 minutes on 2 cores.
 bench: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --json bench-results/latest.json --plot bench-results/latest.png
 
@@ -135,16 +172,46 @@ bench-scaling: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --scaling $(if $(WIDTHS),--widths $(WIDTHS)) \
 		--json bench-results/scaling.json --plot bench-results/scaling.png
 
-# The README's figures and docs/bench-latest.png from the last `make bench` (nothing is re-measured).
+# The benchmarks page's figures (docs/benchmarks.md) and docs/bench-latest.png from the last
+# `make bench` (nothing is re-measured).
 bench-readme: $(VENV)/.bench-extras
 	@test -f bench-results/latest.json || { echo "no bench-results/latest.json: run make bench first"; exit 1; }
-	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png --readme README.md
+	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png --readme docs/benchmarks.md
+
+# The documentation site (mkdocs.yml, docs/): the `docs` extra's packages only, in the venv
+# (the API reference is read from the sources: no Swift build needed). Its address comes from
+# pyproject.toml's [tool.subinterpreter_parallelism], the one place that names it.
+DOCS_URL = $(VPY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["subinterpreter_parallelism"]["documentation"])'
+MKDOCS = SP_DOCS_URL=$$($(DOCS_URL)) NO_MKDOCS_2_WARNING=1 $(VPY) -m mkdocs
+DOCS_SCREENSHOTS ?= bench-results/docs-screenshots
+DOCS_REQUIREMENTS = $(VPY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["docs"]))'
+
+$(VENV)/.docs-extras: pyproject.toml
+	@$(IN) test -x $(VENV)/bin/python || $(IN) $(PYTHON) -m venv $(VENV)
+	@echo "installing the docs extra"
+	@$(DOCS_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
+	@touch $@
+
+# Strict: a broken link, anchor, snippet or API reference fails the build.
+docs: $(VENV)/.docs-extras
+	$(MKDOCS) build --strict
+
+docs-serve: $(VENV)/.docs-extras
+	$(MKDOCS) serve
+
+# The built home, API reference and benchmarks pages in headless Chromium (Debian's package,
+# installed when missing): fails on console errors, failed loads, broken images or unrendered
+# content, and saves a screenshot of each page.
+docs-check: docs
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for docs-check"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+	$(VPY) scripts/docs-check site $(DOCS_SCREENSHOTS)
 
 # Build outputs only (Swift builds, packaging work files, dist/, the built extension). The
 # virtual environments stay: `make distclean` removes them too (every .venv*, those of the
 # Debian root included; the root itself stays cached outside the work tree).
 clean:
-	rm -rf .build .build-* build dist python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
+	rm -rf .build .build-* build dist site python/subinterpreter_parallelism/_native*.so *.egg-info python/*.egg-info
 	rm -f .venv*/.installed-py*  # the editable installs lost their extension: the next make rebuilds it
 
 distclean: clean

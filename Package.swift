@@ -10,9 +10,8 @@ let package = Package(
     products: [
         .library(name: "SubinterpreterParallelism", type: .dynamic, targets: ["NativeExtension"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
-    ],
+    // No dependencies: a build needs no network and no package resolution, so an sdist builds
+    // offline (swift-collections' Deque was the only one; RingBuffer.swift replaces it).
     targets: [
         // Only what Swift cannot import from <Python.h>: macros, object layouts, constants.
         .target(name: "CPythonShim"),
@@ -20,7 +19,6 @@ let package = Package(
         // so `swift test` covers it on its own.
         .target(
             name: "ParallelRuntime",
-            dependencies: [.product(name: "DequeModule", package: "swift-collections")],
             // Lets the extension specialise the generic queue for its element types: without it
             // every queue operation looks up generic metadata at run time (~7% of a tiny task).
             swiftSettings: [.unsafeFlags(["-cross-module-optimization"])]

@@ -1,18 +1,25 @@
-"""Builds the Swift core as the extension module ``subinterpreter_parallelism._native``.
+"""Builds the Swift core as the extension module ``subinterpreter_parallelism._native``, and the
+package page's long description and Project-URLs.
 
 ``build_ext`` runs ``scripts/build-native`` (``swift build -c release``) for the very
 interpreter running pip: that interpreter's headers, the static Swift standard library (no
 Swift runtime needed at run time), and a linker version script that exports only
-``PyInit__native``.
+``PyInit__native``. Its progress goes to pip's output (``pip install -v`` shows it).
+
+The long description is README.md with its relative links made absolute (they would be broken
+on the package index): documentation pages go to the documentation site, other files to the
+repository. Both addresses come from ``[tool.subinterpreter_parallelism]`` in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -25,6 +32,49 @@ if sys.version_info < (3, 12):
     )
 
 ROOT = Path(__file__).resolve().parent
+# [text](target): a Markdown link or image whose target has no scheme and is not an anchor.
+_RELATIVE_LINK = re.compile(r"(!?\[[^\]]*\]\()(?![a-z][a-z0-9+.-]*:|#)([^)\s]+)\)")
+
+
+def public_addresses() -> tuple[str, str]:
+    """(repository, documentation): the project's addresses, from pyproject.toml."""
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        table = tomllib.load(file)["tool"]["subinterpreter_parallelism"]
+    return table["repository"].rstrip("/"), table["documentation"].rstrip("/") + "/"
+
+
+def absolute_link(target: str, repository: str, documentation: str) -> str:
+    """Where a README link goes on the package index: a documentation page to its page on the
+    site (``docs/executor.md#map`` -> ``.../executor/#map``), CHANGELOG.md and CONTRIBUTING.md
+    to theirs, an image to the repository's raw file, any other file to its page there."""
+    path, _, anchor = target.partition("#")
+    anchor = f"#{anchor}" if anchor else ""
+    pages = {"CHANGELOG.md": "changelog/", "CONTRIBUTING.md": "contributing/", "docs/index.md": ""}
+    if path in pages:
+        return documentation + pages[path] + anchor
+    if path.startswith("docs/") and path.endswith(".md"):
+        return f"{documentation}{path.removeprefix('docs/').removesuffix('.md')}/{anchor}"
+    kind = "raw" if path.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".svg")) else "blob"
+    return f"{repository}/{kind}/main/{path}{anchor}"
+
+
+def long_description() -> str:
+    """README.md with every relative link made absolute."""
+    repository, documentation = public_addresses()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return _RELATIVE_LINK.sub(
+        lambda m: f"{m.group(1)}{absolute_link(m.group(2), repository, documentation)})", text
+    )
+
+
+def project_urls() -> dict[str, str]:
+    repository, documentation = public_addresses()
+    return {
+        "Documentation": documentation,
+        "Source": repository,
+        "Issues": f"{repository}/issues",
+        "Changelog": f"{documentation}changelog/",
+    }
 
 
 class SwiftExtension(Extension):
@@ -66,6 +116,9 @@ class BuildSwift(build_ext):
 
 
 setup(
+    long_description=long_description(),
+    long_description_content_type="text/markdown",
+    project_urls=project_urls(),
     ext_modules=[SwiftExtension("subinterpreter_parallelism._native")],
     cmdclass={"build_ext": BuildSwift},
 )

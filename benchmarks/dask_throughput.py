@@ -131,7 +131,7 @@ class Cluster:
         self.rates: list[float] = []
         self.cpus: list[float] = []  # CPUs the worker processes used during each round
         self.log_path = os.path.join(directory, f"{config}.log")
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (the processes' log while they live: close())
         self.processes: list[subprocess.Popen] = []
         self.client: Any = None
         try:

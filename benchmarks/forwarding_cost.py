@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import functools
 import json
 import statistics
 import sys
@@ -34,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
-import subinterpreter_parallelism as sp  # noqa: E402
-from subinterpreter_parallelism import _worker  # noqa: E402
+import subinterpreter_parallelism as sp
+from subinterpreter_parallelism import _worker
 
 OFF = {"forward_logging": False, "forward_warnings": False, "output": "fd"}
 ON: dict[str, object] = {}  # the defaults
@@ -100,7 +101,7 @@ def time_invoke(number: int) -> dict[str, float]:
     call = (abs, (-1,), {})
     results = {}
     for name, fn in (("invoke_with_check", _worker.invoke), ("invoke_without_check", invoke_without_check)):
-        results[name] = min(timeit.repeat(lambda: fn(call), number=number, repeat=7)) / number
+        results[name] = min(timeit.repeat(functools.partial(fn, call), number=number, repeat=7)) / number
     return results
 
 

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,30 @@ def reset_shared_pool() -> None:
     reusable._shutdown_current(wait=True)
 
 
+def eventually[T](
+    condition: Callable[[], T], timeout: float = 60.0, message: str | Callable[[], object] = ""
+) -> T:
+    """Polls ``condition()`` until it returns something true, and returns that.
+
+    For states that nothing signals (a task's phase, a counter, an OS thread leaving /proc, an
+    object being collected): everything that can be awaited (a queue, an event, a future) is
+    awaited instead. ``timeout`` only guards against a hang: on a loaded machine the wait just
+    takes longer. Then it fails with ``message`` (a str, or a callable for a text made at that
+    moment: a table of counters, say). The polls start at 1 ms and back off to 50 ms.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"not within {timeout:g} s: {text or 'the condition never held'}")
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers():
     """Fails a test that leaves pool threads or sub-interpreters alive after it ends."""
@@ -50,24 +74,25 @@ def no_leftovers():
     interpreters_before = interpreter_count()
     yield
     reset_shared_pool()
-    deadline = time.monotonic() + 10
-    while True:
+    left: list[str] = []
+
+    def clean() -> bool:
+        left.clear()
         extra = [
             t for t in threading.enumerate() if t not in threads_before and t.is_alive() and not t.daemon
         ]
+        if extra:
+            left.append(f"threads left behind: {extra}")
         interpreters = interpreter_count()
+        if interpreters > interpreters_before:
+            left.append(f"sub-interpreters left behind: {interpreters} alive, {interpreters_before} before")
         os_threads = os_thread_count()
-        clean = not extra and interpreters <= interpreters_before and os_threads <= os_threads_before
-        if clean or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    assert not extra, f"threads left behind: {extra}"
-    assert interpreters <= interpreters_before, (
-        f"sub-interpreters left behind: {interpreters} alive, {interpreters_before} before"
-    )
-    assert os_threads <= os_threads_before, (
-        f"native threads left behind: {os_threads} alive, {os_threads_before} before"
-    )
+        if os_threads > os_threads_before:
+            left.append(f"native threads left behind: {os_threads} alive, {os_threads_before} before")
+        return not left
+
+    # Joined threads may take a moment to leave /proc, an ending interpreter to leave the list.
+    eventually(clean, timeout=10, message=lambda: "; ".join(left))
 
 
 def run_python(

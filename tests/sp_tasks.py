@@ -232,10 +232,9 @@ class CGate:
         return self._shared[1] == 1
 
     def wait_started(self, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while not self.started:
-            assert time.monotonic() < deadline, "the C call never started"
-            time.sleep(0.001)
+        from conftest import eventually  # the caller's side only: workers import this module too
+
+        eventually(lambda: self.started, timeout, "the C call never started")
 
     def release(self):
         """Lets the C call end."""
@@ -253,10 +252,9 @@ class CGate:
 def wait_until_waiting(condition, timeout=60.0):
     """Returns once some thread waits on ``condition`` (a ``threading.Condition``, or an
     Event's or Future's): it is in the condition's list from just before it blocks."""
-    deadline = time.monotonic() + timeout
-    while not condition._waiters:
-        assert time.monotonic() < deadline, "nobody waited"
-        time.sleep(0.001)
+    from conftest import eventually  # the caller's side only: workers import this module too
+
+    eventually(lambda: condition._waiters, timeout, "nobody waited")
 
 
 def signal_when_waiting(condition, times=1, timeout=60.0, on_signal=None):
@@ -272,16 +270,15 @@ def signal_when_waiting(condition, times=1, timeout=60.0, on_signal=None):
     """
     import signal
 
+    from conftest import eventually  # the caller's side only: workers import this module too
+
     seen = []
+
+    def fresh():
+        return [w for w in list(condition._waiters) if not any(w is s for s in seen)]
+
     for i in range(times):
-        deadline = time.monotonic() + timeout
-        while True:
-            fresh = [w for w in list(condition._waiters) if not any(w is s for s in seen)]
-            if fresh:
-                seen.extend(fresh)
-                break
-            assert time.monotonic() < deadline, "nobody waited"
-            time.sleep(0.001)
+        seen.extend(eventually(fresh, timeout, "nobody waited"))
         os.kill(os.getpid(), signal.SIGINT)
         if on_signal is not None:
             on_signal(i)

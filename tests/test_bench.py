@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from subinterpreter_parallelism.bench import SUITE_ROOT  # noqa: E402
+from subinterpreter_parallelism.bench import SUITE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(SUITE_ROOT) not in sys.path:
     sys.path.insert(0, str(SUITE_ROOT))
 
-from benchmarks import plan, report, suite  # noqa: E402
-from benchmarks.seed_design import unavailable_reason  # noqa: E402
+from benchmarks import plan, report, suite
+from benchmarks.seed_design import unavailable_reason
 
 
 def _params(workload: str) -> dict[str, Any]:
@@ -149,7 +149,7 @@ def test_scaling_run_from_the_command_line(tmp_path: Path) -> None:
     assert "| 2 workers: first result |" in proc.stdout
     if plot:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    bad = subprocess.run(command[:-2] + ["--widths", "0,2"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run([*command[:-2], "--widths", "0,2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "at least 1" in bad.stderr
 
 
@@ -498,11 +498,11 @@ def test_the_suite_has_no_import_cycle() -> None:
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            raise AssertionError(f"import cycle: {' -> '.join(path[path.index(module) :] + [module])}")
+            raise AssertionError(f"import cycle: {' -> '.join([*path[path.index(module) :], module])}")
         if module in done:
             return
         for target in sorted(graph[module]):
-            visit(target, path + [module])
+            visit(target, [*path, module])
         done.add(module)
 
     for module in sorted(graph):
@@ -575,3 +575,69 @@ def test_quick_suite_end_to_end(tmp_path: Path) -> None:
     assert not errors, errors
     if plot:
         assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+# -- (k) CPU time per task (cpu_per_task.py, cpu_report.py) ------------------------------------
+
+
+def test_cpu_per_task_runs_every_competitor_and_reports() -> None:
+    """Every competitor's cell (bare interpreters and the paired cell included) returns one
+    CPU time per task, perf's counters where perf can count here, and the report and target
+    come from them. No speed is checked."""
+    from benchmarks import cpu_per_task, cpu_report
+
+    params = {"task_s": 0.002, "tasks": 2, "workers": 2, "rounds": 1, "pairs": 2}
+    data = cpu_per_task.run(params, log=sys.stderr, variants=("default", "gc off"))
+    assert not [c for c in data["cells"] if "error" in c], data["cells"]
+    expected = {"this", "bare", "fork", "forkserver"} | ({"stdlib"} if sys.version_info >= (3, 14) else set())
+    assert set(data["competitors"]) == expected
+    for cell in data["cells"]:
+        if cell["competitor"] == "paired":
+            assert len(cell["paired"]["this"]) == len(cell["paired"]["bare"]) == 2
+            assert all(len(batch) == 2 for side in cell["paired"].values() for batch in side)
+        else:
+            assert len(cell["cpu_s"]) == 2 and all(s > 0 for s in cell["cpu_s"])
+            if data["perf"] and cell["competitor"] != "paired":
+                assert set(cell["counters"]) == set(cpu_per_task.PERF_EVENTS), cell
+    text = "\n".join(cpu_report.render({"cpu_per_task": data}))
+    assert "### (k) CPU time per task" in text and "| int loop |" in text
+    assert "this / bare, paired in one process" in text and "Variant **gc off**" in text
+    (target,) = cpu_report.targets({"cpu_per_task": data})
+    assert target["met"] in (True, False) and "int loop" in target["measured"]
+
+
+def test_perf_stat_output_is_parsed() -> None:
+    from benchmarks import cpu_per_task
+
+    text = (
+        "# started on Mon Dec  7 16:55:46 2026\n\n"
+        "152.85,msec,task-clock,152849922,100.00,0.297,CPUs utilized\n"
+        "27,,context-switches,152849922,100.00,176.644,/sec\n"
+        "<not counted>,,cpu-migrations,0,100.00,,\n"
+        "10102,,page-faults,152849922,100.00,66.091,K/sec\n"
+    )
+    assert cpu_per_task._parse_perf(text) == {
+        "task-clock": 152.85,
+        "context-switches": 27.0,
+        "page-faults": 10102.0,
+    }
+
+
+def test_bare_interpreters_run_batches_and_report_errors() -> None:
+    from benchmarks import cpu_per_task
+
+    bare = cpu_per_task.BareInterpreters(2)
+    try:
+        traces = bare.batch("int loop", 100, 4)
+        assert len(traces) == 4 and {t[0] for t in traces} == {workloads_factorial(100)}
+        assert len({t[3] for t in traces}) == 2  # two threads, one per interpreter
+        with pytest.raises(RuntimeError, match="a bare interpreter failed"):
+            bare.batch("no such loop", 100, 2)
+    finally:
+        bare.close()
+
+
+def workloads_factorial(n: int) -> int:
+    from benchmarks.workloads import py_factorial
+
+    return py_factorial(n)

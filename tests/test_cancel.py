@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from concurrent.futures import CancelledError, as_completed
 
 import pytest
 
 import sp_tasks
 import subinterpreter_parallelism as sp
-from conftest import run_python
+from conftest import eventually, run_python
 
 
 @pytest.fixture
 def pool():
     with sp.InterpreterPoolExecutor(2) as executor:
         yield executor
-
-
-def wait_running(future, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not future.running():
-        assert time.monotonic() < deadline, "the task never started"
-        time.sleep(0.002)
 
 
 def test_cancel_running_task_interrupts_it(pool):
@@ -45,7 +37,7 @@ def test_cancel_wakes_a_waiting_caller(pool):
     import threading
 
     future = pool.submit(sp_tasks.spin, 60)
-    wait_running(future)
+    eventually(future.running, message="the task never started")
     outcome = []
 
     def waiter():
@@ -111,7 +103,7 @@ def test_sleep_in_a_task_refuses_what_time_sleep_refuses():
 def test_cancel_interrupts_a_task_blocked_in_queue_get(pool):
     queue = sp.Queue()
     future = pool.submit(sp_tasks.wait_on_queue, queue)
-    wait_running(future)
+    eventually(future.running, message="the task never started")
     assert future.cancel()
     # The worker is free again, and the queue lost nothing: a later item goes to a later get.
     queue.put("for the next task")
@@ -178,28 +170,52 @@ def test_check_modules_takes_an_infinite_timeout():
     assert [r.result for r in compat.check_modules(["json"], timeout=math.inf)] == ["works"]
 
 
-# task_timeout counts from submission, worker start-up included: the worker is started first,
-# and the limit is a few seconds, so that the quick tasks surely finish in time on a loaded
-# machine (at 0.5 s, an endless task was cancelled there before it started).
+# task_timeout counts from submission, worker start-up included. The tests below give their pools
+# an hour, which every quick task meets on any machine, and once the task under test runs they
+# move the deadlines of the tasks submitted so far an hour closer (Swift's DeadlineTimer
+# fastForward): no waiting for a short limit, and no bet that a loaded machine meets one (at
+# 0.5 s, an endless task was cancelled there before it started).
+TASK_TIMEOUT = 3600
+
+
+def expire_task_timeouts(pool):
+    """The task_timeout of every task submitted to ``pool`` so far passes now."""
+    assert pool._state.native._fast_forward_deadlines(TASK_TIMEOUT) >= 1
+
+
+def test_task_timeout_expires_on_the_real_clock():
+    # The one wait for a real deadline: whether the endless task was still queued (cancelled)
+    # or running (interrupted) when it came, its future fails with TimeoutError.
+    report = sp.Queue()
+    with sp.InterpreterPoolExecutor(1, task_timeout=0.5) as pool:
+        error = pool.submit(sp_tasks.spin_until_interrupted, report).exception(timeout=120)
+        assert isinstance(error, TimeoutError) and "within 0.5 s" in str(error), error
+
+
 def test_task_timeout_stops_running_tasks():
     report = sp.Queue()
-    with sp.InterpreterPoolExecutor(1, task_timeout=5) as pool:
+    with sp.InterpreterPoolExecutor(1, task_timeout=TASK_TIMEOUT) as pool:
         assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
         slow = pool.submit(sp_tasks.spin_until_interrupted, report)
+        assert report.get(timeout=60) == "started"
+        expire_task_timeouts(pool)
         # exception() raises TimeoutError if the future is not done; the task's own is returned.
         assert isinstance(slow.exception(timeout=120), TimeoutError)
-        assert [report.get(timeout=60) for _ in range(2)] == ["started", "interrupted"]
+        assert report.get(timeout=60) == "interrupted"
         assert pool.submit(sp_tasks.add, 1, 2).result(timeout=60) == 3  # worker reused
         assert pool.stats()["tasks_interrupted"] == 1
 
 
 def test_task_timeout_on_a_sleeping_task():
     report = sp.Queue()
-    with sp.InterpreterPoolExecutor(1, task_timeout=5) as pool:
+    with sp.InterpreterPoolExecutor(1, task_timeout=TASK_TIMEOUT) as pool:
         assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
-        error = pool.submit(sp_tasks.sleep_until_interrupted, report, 300).exception(timeout=120)
+        sleeping = pool.submit(sp_tasks.sleep_until_interrupted, report, 300)
+        assert report.get(timeout=60) == "started"
+        expire_task_timeouts(pool)
+        error = sleeping.exception(timeout=120)
         assert isinstance(error, TimeoutError), error
-        assert [report.get(timeout=60) for _ in range(2)] == ["started", "interrupted"]
+        assert report.get(timeout=60) == "interrupted"
         assert pool.submit(sp_tasks.sleep_then, 0.01, "ok").result(timeout=60) == "ok"
 
 
@@ -269,7 +285,7 @@ def test_ctrl_c_while_waiting(mode):
     result = run_python(CTRL_C, argv=[mode], timeout=60)
     assert "Fatal Python error" not in result.stderr, result.stderr
     assert result.returncode == 0, result.stderr
-    line = next(l for l in result.stdout.splitlines() if l.startswith("KeyboardInterrupt"))
+    line = next(text for text in result.stdout.splitlines() if text.startswith("KeyboardInterrupt"))
     # The tasks never end by themselves: a Ctrl-C that waited for them would hang. The margin
     # holds on a loaded machine; the benchmark measures the real latency.
     assert float(line.split()[2]) < 10.0, line
@@ -320,22 +336,18 @@ def test_cancel_returns_while_the_task_holds_its_gil_in_c(pool, tmp_path):
     # Once the C call returns, the interruption reaches it and the worker is free again.
     assert pool.submit(sp_tasks.add, 2, 3).result(timeout=60) == 5
     # The other worker may have run add(): the interrupted one counts once its call returned.
-    deadline = time.monotonic() + 60
-    while pool.stats()["tasks_interrupted"] != 1:
-        assert time.monotonic() < deadline, pool.stats()
-        time.sleep(0.01)
+    eventually(lambda: pool.stats()["tasks_interrupted"] == 1, message=pool.stats)
 
 
 def test_task_timeout_fires_while_the_task_holds_its_gil_in_c(tmp_path):
     gate = sp_tasks.CGate(tmp_path)
-    # task_timeout counts from submission, worker start-up included: 15 s is enough for add()
-    # on a loaded machine.
-    with sp.InterpreterPoolExecutor(1, task_timeout=15) as pool:
+    with sp.InterpreterPoolExecutor(1, task_timeout=TASK_TIMEOUT) as pool:
         assert pool.submit(sp_tasks.add, 1, 1).result(timeout=60) == 2  # the worker is up
         future = pool.submit(sp_tasks.hold_gil_in_c, gate.path)
         guard = gate.release_after(120)  # a timeout that waits for the C call would hang here
         try:
             gate.wait_started()
+            expire_task_timeouts(pool)
             error = future.exception(timeout=90)  # raises TimeoutError if the future is not done
             assert isinstance(error, TimeoutError), error
             assert not gate.finished
@@ -404,10 +416,7 @@ def test_wait_and_as_completed_see_a_running_task_cancelled(pool):
     for thread in threads:
         thread.start()
     # Both waiters are installed on the future (each registers one before it blocks).
-    deadline = time.monotonic() + 60
-    while len(future._waiters) < 2:
-        assert time.monotonic() < deadline, "the waiters never installed themselves"
-        time.sleep(0.001)
+    eventually(lambda: len(future._waiters) >= 2, message="the waiters never installed themselves")
     assert future.running()
     assert future.cancel()
     for thread in threads:

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -48,9 +49,26 @@ PACKAGES = {
 }
 
 
+# Modules for the verdicts, beyond the real ones.
+CHECK_MODULES = {
+    "spc_aborts.py": "import os\nos.abort()\n",
+    "spc_sleeps.py": "import time\ntime.sleep(60)\n",
+    "spc_noisy.py": "print('noise on stdout while importing')\nVALUE = 1\n",
+    "spc_not_in_subinterpreters.py": textwrap.dedent("""\
+        import sys
+        try:
+            import _interpreters as _i
+        except ImportError:
+            import _xxsubinterpreters as _i
+        if _i.get_current() != _i.get_main():
+            raise RuntimeError("this module works only in the main interpreter")
+        """),
+}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def packages(tmp_path_factory):
-    with importable(tmp_path_factory.mktemp("check_packages"), PACKAGES) as folder:
+    with importable(tmp_path_factory.mktemp("check_packages"), {**PACKAGES, **CHECK_MODULES}) as folder:
         yield folder
 
 
@@ -112,3 +130,120 @@ def test_zoneinfo_fails_in_312_workers_and_check_says_so():
     [zone] = check.check_modules(["zoneinfo"])
     assert zone.result == "refused"
     assert "datetime_CAPI" in zone.reason
+
+
+# -- the verdicts on real modules, crashes, hangs, arguments, the table ---------------------------
+
+
+@pytest.mark.timeout(180)
+def test_check_modules_verdicts():
+    results = check.check_modules(
+        [
+            "_testsinglephase",
+            "numpy",
+            "json",
+            "decimal",
+            "no_such_module_xyz",
+            "spc_noisy",
+            "spc_not_in_subinterpreters",
+            "not a name",
+        ],
+        timeout=90,
+    )
+    by_name = {r.module: r for r in results}
+    assert [r.module for r in results][:3] == ["_testsinglephase", "numpy", "json"]
+
+    single = by_name["_testsinglephase"]
+    assert not single.ok and single.refused_module == "_testsinglephase"
+    if sys.version_info >= (3, 13):
+        assert single.result == "refused"
+        assert single.reason == "module _testsinglephase does not support loading in subinterpreters"
+    else:  # its init ran in the first interpreter; a second worker that tries it crashes 3.12
+        assert single.result == "crashed"
+        assert single.reason.startswith(
+            "module _testsinglephase does not support loading in subinterpreters; "
+            "then another interpreter that tried it crashed the process"
+        )
+
+    numpy_check = by_name["numpy"]
+    assert numpy_check.result == "refused"
+    assert numpy_check.refused_module.startswith("numpy.")
+    assert "does not support loading in subinterpreters" in numpy_check.reason
+
+    works = ("json", "decimal", "spc_noisy") if sys.version_info >= (3, 13) else ("json", "spc_noisy")
+    for name in works:
+        assert by_name[name].result == "works" and by_name[name].ok and by_name[name].reason == ""
+        assert 0 <= by_name[name].import_time_s < 30
+    if sys.version_info < (3, 13):  # 3.12 refuses _decimal in workers: decimal is _pydecimal there
+        assert by_name["decimal"].result == "works, degraded"
+        assert by_name["decimal"].degraded == ("_decimal",)
+
+    missing = by_name["no_such_module_xyz"]
+    assert missing.result == "import error"
+    assert "ModuleNotFoundError" in missing.reason and "no_such_module_xyz" in missing.reason
+
+    # Fails only in sub-interpreters, without CPython's refusal: still "refused".
+    only_main = by_name["spc_not_in_subinterpreters"]
+    assert only_main.result == "refused"
+    assert "works only in the main interpreter" in only_main.reason
+
+    assert by_name["not a name"].result == "import error"
+
+
+@pytest.mark.timeout(120)
+def test_check_datetime_differs_between_312_and_313():
+    """_datetime became isolated in 3.13; 3.12 refuses it."""
+    (result,) = check.check_modules(["_datetime"])
+    if sys.version_info >= (3, 13):
+        assert result.result == "works"
+    else:  # refused; a pool imports it in the caller first, so no worker crashes on it
+        assert result.result == "refused"
+        assert result.reason == "module _datetime does not support loading in subinterpreters"
+
+
+@pytest.mark.timeout(120)
+def test_check_survives_a_crash_and_a_hang():
+    started = time.monotonic()
+    crashed, hung, fine = check.check_modules(["spc_aborts", "spc_sleeps", "json"], timeout=5)
+    assert crashed.result == "crashed" and "SIGABRT" in crashed.reason
+    assert hung.result == "timed out" and "5 s" in hung.reason
+    assert fine.result == "works"
+    assert time.monotonic() - started < 60
+
+
+def test_check_modules_rejects_bad_arguments():
+    with pytest.raises(TypeError):
+        check.check_modules([42])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        check.check_modules(["json"], timeout=0)
+    with pytest.raises(ValueError):
+        check.check_modules(["json"], jobs=0)
+    assert check.check_modules([]) == []
+
+
+def test_format_table_has_one_row_per_module():
+    rows = [
+        check.ModuleCheck("json", "works", "", 0.0123),
+        check.ModuleCheck(
+            "numpy", "refused", "module numpy.x does not support loading in subinterpreters", 0.02, "numpy.x"
+        ),
+    ]
+    lines = check.format_table(rows).splitlines()
+    assert lines[0].split() == ["module", "result", "import", "time", "reason"]
+    assert lines[2].split()[:4] == ["json", "works", "12.3", "ms"]
+    assert lines[3].startswith("numpy") and "refused" in lines[3] and "numpy.x" in lines[3]
+
+
+@pytest.mark.timeout(120)
+def test_check_cli_numpy_json_decimal():
+    done = subprocess.run(
+        [sys.executable, "-m", "subinterpreter_parallelism", "check", "numpy", "json", "decimal"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 1, done.stderr
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[2:5]}
+    decimal = "works" if sys.version_info >= (3, 13) else "works,"  # 3.12: "works, degraded" (_pydecimal)
+    assert rows == {"numpy": "refused", "json": "works", "decimal": decimal}
+    assert 'fallback="process"' in done.stdout

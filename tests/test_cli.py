@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from subinterpreter_parallelism import _native, cli, compat
-from subinterpreter_parallelism import default_worker_count
+from subinterpreter_parallelism import _native, cli, compat, default_worker_count
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +18,7 @@ import pytest
 dask = pytest.importorskip("dask")
 
 import subinterpreter_parallelism as sp
-from conftest import run_python
+from conftest import eventually, run_python
 from subinterpreter_parallelism import dask_support
 from subinterpreter_parallelism.dask_support import expressions
 
@@ -209,6 +208,7 @@ def test_functions_from_main_in_a_script():
 CLIENT_SCRIPT = """
 import json, sys, time, traceback
 import dask
+from conftest import eventually
 from distributed import Client, wait
 from subinterpreter_parallelism.dask_support import InterpreterPoolPlugin
 
@@ -285,16 +285,12 @@ with Client(scheduler_file=sys.argv[1], timeout=60) as client:
     with dask.annotate(executor="interpreters"):
         spinning = [client.submit(spin, i, workers=[w], pure=False)
                     for w in client.scheduler_info()["workers"] for i in range(2)]
-        deadline = time.monotonic() + 60
-        while sum(client.run(executing).values()) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: sum(client.run(executing).values()) >= 4)
         report["executing_before_cancel"] = sum(client.run(executing).values())
         client.cancel(spinning)
         after = client.map(count_primes, [100, 101, 102, 103, 104, 105], pure=False)
         report["after_cancel"] = client.gather(after)
-    deadline = time.monotonic() + 30
-    while sum(client.run(interrupted).values()) - before < 4 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    eventually(lambda: sum(client.run(interrupted).values()) - before >= 4)
     report["interrupted"] = sum(client.run(interrupted).values()) - before
 
     # A worker plugin installs a pool on running workers, under another name.
@@ -345,7 +341,8 @@ def test_cluster_end_to_end(tmp_path):
         "--preload",
         "subinterpreter_parallelism.dask_support",
     ]
-    logs = [open(tmp_path / name, "w") for name in ("scheduler.log", "worker-1.log", "worker-2.log")]
+    # The processes' logs, open while they run (closed in the finally below).
+    logs = [open(tmp_path / name, "w") for name in ("scheduler.log", "worker-1.log", "worker-2.log")]  # noqa: SIM115
     processes: list[subprocess.Popen] = []
     try:
         processes.append(
@@ -355,15 +352,15 @@ def test_cluster_end_to_end(tmp_path):
                 stderr=subprocess.STDOUT,
             )
         )
-        deadline = time.monotonic() + 60
-        address = None
-        while address is None:
+
+        def scheduler_address() -> str | None:
             assert processes[0].poll() is None, (tmp_path / "scheduler.log").read_text()
-            assert time.monotonic() < deadline, "the scheduler did not write its file"
             try:
-                address = json.loads(scheduler_file.read_text())["address"]
+                return json.loads(scheduler_file.read_text())["address"]
             except (OSError, ValueError, KeyError):
-                time.sleep(0.1)
+                return None
+
+        address = eventually(scheduler_address, message="the scheduler did not write its file")
         # Worker 1: settings from the environment (dask config), the scheduler from its file.
         processes.append(
             subprocess.Popen(
@@ -381,12 +378,7 @@ def test_cluster_end_to_end(tmp_path):
                 stderr=subprocess.STDOUT,
             )
         )
-        client = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(CLIENT_SCRIPT), str(scheduler_file)],
-            capture_output=True,
-            text=True,
-            timeout=400,
-        )
+        client = run_python(CLIENT_SCRIPT, argv=[str(scheduler_file)], timeout=400)
     finally:
         _stop(processes)
         for log in logs:

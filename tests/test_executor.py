@@ -7,9 +7,7 @@ import functools
 import gc
 import itertools
 import logging
-import os
 import pickle
-import sys
 import threading
 import time
 import weakref
@@ -19,7 +17,7 @@ import pytest
 
 import sp_tasks
 import subinterpreter_parallelism as sp
-from conftest import interpreter_count, os_thread_count, run_python
+from conftest import eventually, interpreter_count, os_thread_count, run_python
 
 
 @pytest.fixture
@@ -119,13 +117,9 @@ def test_map_over_one_iterable_passes_each_item_whole(pool, options):
         assert sorted(map(repr, results)) == sorted(map(repr, items))
 
 
-def gone(ref, seconds=30.0):
-    """Waits until ``ref`` is dead: the completion thread may still hold the object for a moment
-    after handing it over (as the stdlib's test_free_reference allows for)."""
-    deadline = time.monotonic() + seconds
-    while ref() is not None and time.monotonic() < deadline:
-        gc.collect()
-        time.sleep(0.01)
+def gone(ref) -> bool:
+    """Whether ``ref`` is dead once a collection has run."""
+    gc.collect()
     return ref() is None
 
 
@@ -136,7 +130,9 @@ def test_map_keeps_no_reference_to_yielded_results(pool, chunksize, ordered):
     for obj in pool.map(sp_tasks.make_dummy, range(3), chunksize=chunksize, ordered=ordered):
         ref = weakref.ref(obj)
         del obj
-        assert gone(ref)
+        # The completion thread may still hold the object for a moment after handing it over (as
+        # the stdlib's test_free_reference allows for).
+        eventually(functools.partial(gone, ref), message="the result is still referenced")
 
 
 def test_map_unordered_yields_results_as_they_finish(pool):
@@ -335,20 +331,12 @@ def test_submit_after_shutdown_raises():
     pool.shutdown()  # twice is harmless
 
 
-def wait_for(condition, seconds=30.0):
-    """Polls ``condition`` until it holds (a worker's start takes a while on a loaded machine)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.005)
-
-
 def test_shutdown_without_wait_cancels_promptly():
     pool = sp.InterpreterPoolExecutor(1)
     gate = sp.Queue()
     running = pool.submit(sp_tasks.gated, 0, gate, {0})  # runs until the gate opens
     queued = [pool.submit(sp_tasks.spin, 1.0) for _ in range(5)]
-    wait_for(running.running)
+    eventually(running.running)  # a worker's start takes a while on a loaded machine
     pool.shutdown(wait=False, cancel_futures=True)  # returns with the task still blocked
     assert all(f.cancelled() for f in queued)
     gate.put("open")
@@ -394,10 +382,7 @@ def test_hundred_pools_leave_nothing_behind():
         with sp.InterpreterPoolExecutor(2) as pool:
             pool.submit(sp_tasks.add, 1, 1).result(timeout=30)
     # A joined thread's OS thread may take a moment to disappear from /proc.
-    deadline = time.monotonic() + 5
-    while os_thread_count() > threads and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert os_thread_count() <= threads
+    eventually(lambda: os_thread_count() <= threads, message=lambda: f"{os_thread_count()} > {threads}")
     assert interpreter_count() <= interps
 
 
@@ -434,7 +419,7 @@ def test_future_running_and_cancel_pending(pool):
         pool.submit(sp_tasks.gated, i, gate, {i}) for i in range(2)
     ]  # both workers, until the gate opens
     queued = pool.submit(sp_tasks.add, 1, 1)
-    wait_for(lambda: blocker[0].running() and blocker[1].running())
+    eventually(lambda: blocker[0].running() and blocker[1].running())
     assert not queued.running()
     assert queued.cancel()
     assert queued.cancelled()

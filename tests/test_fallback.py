@@ -1,22 +1,78 @@
-"""``fallback="process"`` (fallback.py): what its warnings and errors say, and where.
+"""``fallback="process"`` (fallback.py): tasks that fail because a module refuses own-GIL
+interpreters run again in a process pool; what its warnings and errors say, and where.
 
-The scenarios of running refused tasks in processes are in test_compat.py; numpy is the
-refusing module (the ``test`` extra).
+numpy (the ``test`` extra) is the refusing module in this process: it refuses safely in any
+number of interpreters. ``_testsinglephase`` (a single-phase module shipped with CPython 3.12
+and 3.13) runs in fresh processes with one worker on 3.12, where a second interpreter that
+tries it crashes the process (CPython gh-117953; ``check`` reports it).
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import os
+import subprocess
 import sys
 import textwrap
 import warnings
+from concurrent.futures import CancelledError, wait
 
 import pytest
 
 import subinterpreter_parallelism as sp
-from conftest import importable, run_script
+from conftest import eventually, importable, reset_shared_pool, run_script
+from subinterpreter_parallelism import _worker
 
-pytest.importorskip("numpy")
+# A worker's refused numpy import still dlopens numpy's extension, whose BLAS starts its native
+# threads in this process; importing numpy here first keeps them out of the leftover check.
+numpy = pytest.importorskip("numpy")
+
+# Task functions live in a module written for this test module (and on sys.path), so that
+# worker interpreters and fallback processes import it by name.
+HELPERS = """
+import os
+import time
+
+
+def singlephase_sum(a, b):
+    import _testsinglephase
+    return _testsinglephase.sum(a, b), os.getpid()
+
+
+def numpy_double(x):
+    import numpy
+    return int(numpy.int64(x) * 2)
+
+
+def numpy_double_and_pid(x):
+    import numpy
+    return int(numpy.int64(x) * 2), os.getpid()
+
+
+def numpy_sleep(seconds):
+    import numpy
+    time.sleep(seconds)
+    return seconds
+
+
+def numpy_then_fail(message):
+    import numpy
+    raise ValueError(message)
+
+
+def array_total(array):
+    return int(array.sum())
+
+
+def plain_fail(message):
+    raise ValueError(message)
+
+
+def pid():
+    return os.getpid()
+"""
+
 
 MODULES = {
     # A package of the user's that needs a refusing dependency (jsonschema needs rpds).
@@ -34,6 +90,7 @@ MODULES = {
             import zoneinfo
             return str(zoneinfo.ZoneInfo(key)), os.getpid()
         """),
+    "spc_helpers.py": HELPERS,
 }
 
 
@@ -41,6 +98,17 @@ MODULES = {
 def modules(tmp_path_factory):
     with importable(tmp_path_factory.mktemp("fallback_modules"), MODULES) as folder:
         yield folder
+
+
+@pytest.fixture
+def helpers():
+    import spc_helpers
+
+    return spc_helpers
+
+
+def _no_children_left() -> None:
+    eventually(lambda: not multiprocessing.active_children(), message=multiprocessing.active_children)
 
 
 @pytest.mark.timeout(180)
@@ -121,11 +189,253 @@ def test_zoneinfo_falls_back_on_312():
     (AttributeError: module 'datetime' has no attribute 'datetime_CAPI'); fallback takes it."""
     import spf_tasks
 
-    with sp.InterpreterPoolExecutor(1) as pool:
-        with pytest.raises(AttributeError, match="datetime_CAPI") as info:
-            pool.submit(spf_tasks.uses_zoneinfo, "UTC").result(timeout=60)
+    with (
+        sp.InterpreterPoolExecutor(1) as pool,
+        pytest.raises(AttributeError, match="datetime_CAPI") as info,
+    ):
+        pool.submit(spf_tasks.uses_zoneinfo, "UTC").result(timeout=60)
     assert any('fallback="process"' in note for note in info.value.__notes__)
-    with pytest.warns(sp.ProcessFallbackWarning, match="zoneinfo"):
-        with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
-            name, pid = pool.submit(spf_tasks.uses_zoneinfo, "UTC").result(timeout=120)
+    with (
+        pytest.warns(sp.ProcessFallbackWarning, match="zoneinfo"),
+        sp.InterpreterPoolExecutor(1, fallback="process") as pool,
+    ):
+        name, pid = pool.submit(spf_tasks.uses_zoneinfo, "UTC").result(timeout=120)
     assert name == "UTC" and pid != os.getpid()
+
+
+# -- refused tasks in processes: results, errors, cancel, map, parallel() -------------------------
+
+
+def test_fallback_argument_is_checked():
+    with pytest.raises(ValueError, match="fallback"):
+        sp.InterpreterPoolExecutor(1, fallback="bogus")
+    with pytest.raises(TypeError, match="fallback"):
+        sp.InterpreterPoolExecutor(1, fallback=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fallback"):
+        sp.parallel(["math", "gcd", (4, 6)], fallback="threads")
+
+
+@pytest.mark.timeout(120)
+def test_without_fallback_the_error_names_the_module(helpers):
+    with sp.InterpreterPoolExecutor(1) as pool, pytest.raises(ImportError) as info:
+        pool.submit(helpers.numpy_double, 2).result(timeout=60)
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "numpy cannot be imported in an own-GIL sub-interpreter: module numpy._core." in notes
+    assert "python -m subinterpreter_parallelism check numpy" in notes
+    assert 'fallback="process"' in notes
+
+
+@pytest.mark.timeout(180)
+def test_fallback_runs_refused_tasks_in_a_process_with_one_warning(helpers):
+    main_pid = os.getpid()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with sp.InterpreterPoolExecutor(2, fallback="process") as pool:
+            futures = [pool.submit(helpers.numpy_double_and_pid, i) for i in range(6)]
+            results = [f.result(timeout=120) for f in futures]
+            assert [value for value, _ in results] == [0, 2, 4, 6, 8, 10]
+            assert all(pid != main_pid for _, pid in results)  # ran in another process
+            # Tasks that work in sub-interpreters stay there.
+            assert pool.submit(helpers.pid).result(timeout=60) == main_pid
+            assert pool._state.fallback.started
+    fallback_warnings = [w for w in caught if issubclass(w.category, sp.ProcessFallbackWarning)]
+    assert len(fallback_warnings) == 1
+    assert str(fallback_warnings[0].message).startswith(
+        "numpy cannot be imported in an own-GIL sub-interpreter"
+    )
+    _no_children_left()
+
+
+@pytest.mark.timeout(180)
+def test_fallback_with_numpy_calls_arguments_and_map(helpers):
+    with (
+        pytest.warns(sp.ProcessFallbackWarning, match="numpy"),
+        sp.InterpreterPoolExecutor(2, fallback="process") as pool,
+    ):
+        assert pool.submit(helpers.numpy_double, 21).result(timeout=120) == 42
+        # The argument itself cannot be unpickled in a worker interpreter.
+        assert pool.submit(helpers.array_total, numpy.arange(10)).result(timeout=120) == 45
+        # The function itself lives in numpy: unpickling it in a worker fails.
+        assert pool.submit(numpy.sum, [1, 2, 3]).result(timeout=120) == 6
+        seen = []
+        assert list(
+            pool.map(helpers.numpy_double, range(40), progress=lambda done, total: seen.append((done, total)))
+        ) == [2 * x for x in range(40)]
+        assert seen[0] == (0, 40) and seen[-1] == (40, 40)
+        assert list(pool.map(helpers.numpy_double, range(5), chunksize=1)) == [0, 2, 4, 6, 8]
+    _no_children_left()
+
+
+@pytest.mark.timeout(120)
+def test_fallback_keeps_other_errors_and_the_process_errors(helpers):
+    with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+        with pytest.raises(ValueError, match="plain"):
+            pool.submit(helpers.plain_fail, "plain").result(timeout=60)
+        assert not pool._state.fallback.started  # not a refusal: no process pool
+        with pytest.warns(sp.ProcessFallbackWarning):
+            future = pool.submit(helpers.numpy_then_fail, "from the process")
+            with pytest.raises(ValueError, match="from the process"):
+                future.result(timeout=120)
+    _no_children_left()
+
+
+@pytest.mark.timeout(120)
+def test_cancel_a_task_waiting_in_the_process_pool(helpers):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sp.ProcessFallbackWarning)
+        with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+            futures = [pool.submit(helpers.numpy_sleep, 0.5) for _ in range(4)]
+            last = futures[-1]
+            eventually(lambda: last._sp_moved is not None, message="the task never moved to a process")
+            assert last.cancel()  # still queued in the one-process pool
+            assert last.cancelled()
+            _, not_done = wait(futures, timeout=90)
+            assert not not_done
+            with pytest.raises(CancelledError):
+                last.result()
+            assert [f.result() for f in futures[:-1]] == [0.5] * 3
+    _no_children_left()
+
+
+@pytest.mark.timeout(180)
+def test_parallel_fallback(helpers):
+    with pytest.warns(sp.ProcessFallbackWarning, match="numpy"):
+        results = sp.parallel(["numpy", "add", (2, 3)], ["math", "gcd", (12, 18)], fallback="process")
+    assert results == [5, 6]
+    # The shared pool's fallback covers only the calls that asked for it.
+    with pytest.raises(ImportError) as info:
+        sp.parallel(["numpy", "add", (2, 3)], ["math", "gcd", (12, 18)])
+    notes = "\n".join(info.value.__notes__)
+    assert "raised by call 0: numpy.add" in notes
+    assert "check numpy" in notes
+    # With an executor of one's own.
+    with sp.InterpreterPoolExecutor(1) as pool:
+        with pytest.warns(sp.ProcessFallbackWarning):
+            assert sp.parallel(["numpy", "multiply", (4, 5)], executor=pool, fallback="process") == [20]
+        with pytest.raises(ImportError):
+            pool.submit(_worker.call_by_name, "numpy", "add", (1, 1), {}).result(timeout=60)
+        with pool.process_fallback():  # what parallel(fallback="process") does
+            assert pool.submit(_worker.call_by_name, "numpy", "add", (1, 1), {}).result(timeout=60) == 2
+    reset_shared_pool()  # the shared pool's shutdown ends its process pool too
+    _no_children_left()
+
+
+def test_fallback_error_becomes_a_note_when_warnings_are_errors(helpers):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sp.ProcessFallbackWarning)
+        with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+            with pytest.raises(ImportError) as info:
+                pool.submit(helpers.numpy_double, 1).result(timeout=60)
+            assert not pool._state.fallback.started
+    assert any("did not run the task in a process" in note for note in info.value.__notes__)
+
+
+MAIN_CLASSES_SCRIPT = """
+import dataclasses, warnings
+import subinterpreter_parallelism as sp
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+class Oops(Exception):
+    pass
+
+
+def make_point(x):
+    import numpy
+    return Point(int(numpy.int64(x)), 2 * x)
+
+
+def fail(x):
+    import numpy
+    raise Oops(f"oops {x}")
+
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore", sp.ProcessFallbackWarning)
+    with sp.InterpreterPoolExecutor(1, fallback="process") as pool:
+        p = pool.submit(make_point, 3).result(timeout=120)
+        print("point", type(p) is Point, p)
+        try:
+            pool.submit(fail, 4).result(timeout=120)
+        except Oops as exc:
+            print("oops", exc, type(exc.__cause__).__name__)
+        print("map", list(pool.map(make_point, [1, 2], chunksize=1)) == [Point(1, 2), Point(2, 4)])
+"""
+
+
+@pytest.mark.timeout(180)
+def test_fallback_results_and_exceptions_of_classes_from_main(tmp_path):
+    # A dataclass defined in the script came back from the process with PicklingError
+    # "it's not the same object as __main__.Point".
+    script = tmp_path / "fallback_script.py"
+    script.write_text(MAIN_CLASSES_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "point True Point(x=3, y=6)" in lines
+    assert "oops oops 4 RemoteTraceback" in lines
+    assert "map True" in lines
+
+
+SINGLEPHASE_SCENARIO = """
+import json, os, sys, warnings
+import subinterpreter_parallelism as sp
+import spc_helpers
+
+workers = 1 if sys.version_info < (3, 13) else 2
+report = {}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    if sys.argv[1] == "fallback":
+        with sp.InterpreterPoolExecutor(workers, fallback="process") as pool:
+            results = [f.result(timeout=120) for f in [pool.submit(spc_helpers.singlephase_sum, i, 10) for i in range(4)]]
+        report["sums"] = [total for total, _ in results]
+        report["other_process"] = all(pid != os.getpid() for _, pid in results)
+    elif sys.argv[1] == "parallel":
+        with sp.InterpreterPoolExecutor(workers) as pool:
+            report["results"] = sp.parallel(["_testsinglephase", "sum", (2, 3)], ["math", "gcd", (12, 18)],
+                                            executor=pool, fallback="process")
+    else:
+        with sp.InterpreterPoolExecutor(1) as pool:
+            try:
+                pool.submit(spc_helpers.singlephase_sum, 1, 2).result(timeout=60)
+            except ImportError as exc:
+                report["notes"] = getattr(exc, "__notes__", [])
+report["warnings"] = [str(w.message) for w in caught if issubclass(w.category, sp.ProcessFallbackWarning)]
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("scenario", ["fallback", "parallel", "no_fallback"])
+def test_singlephase_module_in_a_fresh_process(modules, scenario):
+    done = subprocess.run(
+        [sys.executable, "-c", SINGLEPHASE_SCENARIO, scenario],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={**os.environ, "PYTHONPATH": str(modules)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    if scenario == "no_fallback":
+        assert report["warnings"] == []
+        notes = "\n".join(report["notes"])
+        assert (
+            "_testsinglephase cannot be imported in an own-GIL sub-interpreter: module _testsinglephase does "
+            "not support loading in subinterpreters" in notes
+        )
+        assert "check _testsinglephase" in notes and 'fallback="process"' in notes
+        return
+    assert len(report["warnings"]) == 1 and report["warnings"][0].startswith(
+        "_testsinglephase cannot be imported"
+    )
+    if scenario == "fallback":
+        assert report["sums"] == [10, 11, 12, 13] and report["other_process"]
+    else:
+        assert report["results"] == [5, 6]

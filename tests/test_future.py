@@ -12,9 +12,11 @@ from concurrent.futures import (
     Future,
     InvalidStateError,
     ThreadPoolExecutor,
-    TimeoutError as FuturesTimeoutError,
     as_completed,
     wait,
+)
+from concurrent.futures import (
+    TimeoutError as FuturesTimeoutError,
 )
 
 import pytest
@@ -204,7 +206,7 @@ def test_two_threads_wait_on_one_pool_future(pool):
         start = threading.Barrier(2)
         got = []
 
-        def waiter():
+        def waiter(start=start, got=got, future=future):  # this round's (the threads end in it)
             start.wait()
             got.append(future.result(timeout=HANG_GUARD))
 

@@ -8,12 +8,12 @@ import threading
 import pytest
 
 joblib = pytest.importorskip("joblib")
-from joblib import Parallel, delayed, parallel_config  # noqa: E402
+from joblib import Parallel, delayed, parallel_config
 
-import sp_tasks  # noqa: E402
-import subinterpreter_parallelism as sp  # noqa: E402
-from conftest import run_python  # noqa: E402
-from subinterpreter_parallelism import reusable  # noqa: E402
+import sp_tasks
+import subinterpreter_parallelism as sp
+from conftest import run_python
+from subinterpreter_parallelism import reusable
 
 WAIT = 60
 
@@ -144,9 +144,11 @@ def test_executor_options_after_the_backend_name():
         inits = Parallel()(delayed(sp_tasks.init_count)() for _ in range(2))
     assert inits == [["j"], ["j"]]
     assert reusable._options == {"initializer": sp_tasks.record_init, "initargs": ("j",)}
-    with pytest.raises(TypeError, match="no_such_option"):
-        with parallel_config(backend="subinterpreters", no_such_option=1):
-            pass
+    with (
+        pytest.raises(TypeError, match="no_such_option"),
+        parallel_config(backend="subinterpreters", no_such_option=1),
+    ):
+        pass
 
 
 def test_nested_calls_from_threads_share_the_pool():

@@ -22,20 +22,31 @@ SOURCE = Path(__file__).resolve().parent.parent / "python" / PACKAGE
 #: From the ground up. A name ending in ``.*`` stands for every module of that subpackage.
 LAYERS: list[tuple[str, set[str]]] = [
     (
-        "base: version facts, errors, import hooks, refusal detection",
-        {"_versions", "errors", "_import_hooks", "_refusal"},
+        "base: version facts, errors, import hooks, refusal detection, argument rules",
+        {"_versions", "errors", "_import_hooks", "_refusal", "_validate"},
     ),
     ("wire format: pickling, task outcomes", {"_pickling", "_outcome"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
-    ("the executor's rooms: completion, exit", {"_completion", "_exit"}),
+    ("the executor's rooms: completion, map, exit", {"_completion", "_map", "_exit"}),
     ("the executor", {"executor"}),
     ("on the executor: parallel(), the reusable pool", {"parallel_calls", "reusable"}),
     ("integrations", {"dask_support", "dask_support.*", "joblib_backend"}),
     (
         "the package's face and commands",
-        {"__init__", "__main__", "cli", "demo", "bench", "info", "compat", "_probe"},
+        {
+            "__init__",
+            "__main__",
+            "cli",
+            "demo",
+            "_demo_sections",
+            "_demo_plot",
+            "bench",
+            "info",
+            "compat",
+            "_probe",
+        },
     ),
 ]
 
@@ -99,9 +110,9 @@ def _imports(name: str, path: Path, modules: set[str]) -> set[str]:
                 continue
             add(target[:-1])
             for alias in node.names:
-                submodule = ".".join(target + [alias.name])
+                submodule = ".".join([*target, alias.name])
                 if submodule in modules:  # `from . import forwarding` imports a module
-                    add(target + [alias.name])
+                    add([*target, alias.name])
                 elif not (target == [] and alias.name in compiled):  # a name taken from target
                     add(target)
                     if ".".join(target) in modules or not target:  # even from a parent package

@@ -10,8 +10,8 @@ import pytest
 
 import sp_tasks
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import compat, preload
 from conftest import run_python
+from subinterpreter_parallelism import compat, preload
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import warm_blocking
 import warm_broken
 import warm_recorded
 import warm_tasks
-from subinterpreter_parallelism import _native
 from conftest import run_python
+from subinterpreter_parallelism import _native
 
 TIMEOUT = 60  # a safety net only: every wait below ends on a handshake
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 import logging
+import os
 import sys
 import threading
 import time
@@ -106,12 +106,15 @@ def test_stderr_bar_on_a_terminal_redraws_in_place():
             return True
 
     stream = Terminal()
-    bar = progress_module._StderrBar(4, "work", stream)
+    now = [0.0]
+    bar = progress_module._StderrBar(4, "work", stream, clock=lambda: now[0])
     bar.update(0, 4)
-    time.sleep(0.15)
+    bar.update(1, 4)  # within the redraw interval: not drawn
+    now[0] += 0.15
     bar.update(2, 4)
     bar.close()
     text = stream.getvalue()
+    assert text.count("\r") == 3 and "1/4" not in text  # the first update, the third, the end
     assert text.startswith("\rwork: [")
     assert "2/4  50%" in text
     assert text.endswith("\n") and text.count("\n") == 1

@@ -1,4 +1,5 @@
-"""Every ```python block of README.md runs as written, each as a script in a fresh process.
+"""Every ```python block of README.md, CONTRIBUTING.md and the documentation pages (docs/*.md)
+runs as written, each as a script in a fresh process.
 
 A block that needs an optional module carries an HTML comment on the line just before it,
 ``<!-- needs: dask -->`` (several: ``<!-- needs: dask, distributed -->``), and is skipped
@@ -19,7 +20,10 @@ import pytest
 
 from conftest import run_python
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+# The pages whose examples must run: the README, the contributors' guide and the docs site.
+DOCUMENTS = [README, ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _MARK = re.compile(r"<!--\s*(needs|not-runnable)\s*:\s*(.*?)\s*-->\s*\Z", re.DOTALL)
@@ -59,6 +63,13 @@ def importable(module: str) -> bool:
 
 
 BLOCKS = python_blocks(README.read_text())
+# (document, block) for every page; a missing page (an sdist without docs/) has none.
+ALL_BLOCKS = [
+    (path.relative_to(ROOT).as_posix(), block)
+    for path in DOCUMENTS
+    if path.is_file()
+    for block in python_blocks(path.read_text())
+]
 
 
 def test_the_parser_sees_markers():
@@ -72,23 +83,32 @@ def test_the_parser_sees_markers():
     assert blocks[0].code == "x = 1\n" and blocks[0].line == 3
 
 
-def test_readme_has_python_blocks_and_few_unrunnable_ones():
-    assert len(BLOCKS) >= 10
-    assert sum(b.not_runnable is not None for b in BLOCKS) <= 1
+def test_readme_is_short_and_its_examples_all_run():
+    assert len(README.read_text().splitlines()) <= 300
+    assert len(BLOCKS) >= 3
+    assert all(b.not_runnable is None and not b.needs for b in BLOCKS)
+
+
+def test_docs_have_python_blocks_and_few_unrunnable_ones():
+    if not (ROOT / "docs" / "index.md").is_file():
+        pytest.skip("no docs/ in this tree")
+    assert len(ALL_BLOCKS) >= 20
+    assert sum(b.not_runnable is not None for _, b in ALL_BLOCKS) <= 2
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"line{b.line}" for b in BLOCKS])
-def test_readme_block_runs(block: Block, tmp_path: Path):
+@pytest.mark.parametrize(("document", "block"), ALL_BLOCKS, ids=[f"{doc}:{b.line}" for doc, b in ALL_BLOCKS])
+def test_documented_block_runs(document: str, block: Block, tmp_path: Path):
+    where = f"{document}:{block.line}"
     if block.not_runnable:
-        pytest.skip(f"README.md:{block.line} is marked not runnable: {block.not_runnable}")
+        pytest.skip(f"{where} is marked not runnable: {block.not_runnable}")
     missing = [module for module in block.needs if not importable(module)]
     if missing:
-        pytest.skip(f"README.md:{block.line} needs {', '.join(missing)}")
-    script = tmp_path / f"readme_line{block.line}.py"
+        pytest.skip(f"{where} needs {', '.join(missing)}")
+    script = tmp_path / f"block_line{block.line}.py"
     script.write_text(block.code)
     done = run_python("", str(script), timeout=360, cwd=tmp_path)
     assert done.returncode == 0, (
-        f"README.md:{block.line} failed (exit {done.returncode})\n{block.code}\n"
+        f"{where} failed (exit {done.returncode})\n{block.code}\n"
         f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-5000:]}"
     )

@@ -7,6 +7,7 @@ import pytest
 
 import subinterpreter_parallelism as sp
 from subinterpreter_parallelism import _outcome, _refusal, _worker
+from subinterpreter_parallelism.errors import ExecutionFailed
 
 try:  # imported here first: a worker's refused import starts numpy's BLAS threads in this process
     import numpy
@@ -82,7 +83,7 @@ def test_worker_and_caller_share_the_walk():
 
     with pytest.raises(ImportError):
         _worker.run_chunk(refused, [(1,)], raise_refusals=True)
-    results, failure = _worker.run_chunk(caught, [(1,)], raise_refusals=True)
+    _, failure = _worker.run_chunk(caught, [(1,)], raise_refusals=True)
     ok, error = _outcome.decode(failure)
     assert not ok and isinstance(error, ValueError)
     assert _refusal.find_refusal(error) is None
@@ -92,9 +93,8 @@ def test_worker_and_caller_share_the_walk():
 def test_numpy_banner_is_trimmed_to_one_line_with_the_full_text_kept():
     pytest.importorskip("numpy")
 
-    with sp.InterpreterPoolExecutor(1) as pool:
-        with pytest.raises(ImportError) as info:
-            pool.submit(_worker.call_by_name, "numpy", "zeros", (3,), {}).result(timeout=60)
+    with sp.InterpreterPoolExecutor(1) as pool, pytest.raises(ImportError) as info:
+        pool.submit(_worker.call_by_name, "numpy", "zeros", (3,), {}).result(timeout=60)
     message = str(info.value)
     assert "\n" not in message and "IMPORTANT" not in message
     assert message.startswith(
@@ -108,3 +108,54 @@ def test_numpy_banner_is_trimmed_to_one_line_with_the_full_text_kept():
         note.startswith("numpy cannot be imported in an own-GIL sub-interpreter")
         for note in info.value.__notes__
     )
+
+
+# -- the refusal in an exception, its chain, a remote traceback -----------------------------------
+
+
+def test_find_refusal_in_message_chain_and_remote_traceback():
+    direct = ImportError("module numpy._core._multiarray_umath does not support loading in subinterpreters")
+    found = _refusal.find_refusal(direct)
+    assert found == _refusal.Refusal(
+        "numpy",
+        "numpy._core._multiarray_umath",
+        "module numpy._core._multiarray_umath does not support loading in subinterpreters",
+    )
+    assert _refusal.is_refusal(direct) and _refusal.refused_module(direct) == "numpy._core._multiarray_umath"
+
+    wrapper = ImportError("the C extension failed")
+    wrapper.__cause__ = ImportError("module _foo does not support loading in subinterpreters")
+    assert _refusal.find_refusal(wrapper).extension == "_foo"
+
+    # Chained exceptions do not survive pickling; the remote traceback text does.
+    remote = ImportError("pkg failed to import")
+    remote.__cause__ = sp.RemoteTraceback(
+        "Traceback...\nImportError: module pkg._speedups does not support loading in subinterpreters\n"
+    )
+    assert _refusal.find_refusal(remote).module == "pkg"
+
+    failed = ExecutionFailed(
+        "ImportError", "x", "ImportError: module _bar does not support loading in subinterpreters"
+    )
+    assert _refusal.find_refusal(failed).extension == "_bar"
+
+
+def test_find_refusal_ignores_other_errors():
+    assert _refusal.find_refusal(ImportError("No module named 'x'")) is None
+    not_import = RuntimeError("module _foo does not support loading in subinterpreters")
+    assert _refusal.find_refusal(not_import) is None and not _refusal.is_refusal(not_import)
+    assert (
+        _refusal.find_refusal(
+            ExecutionFailed("ValueError", "module _foo does not support loading in subinterpreters")
+        )
+        is None
+    )
+
+
+def test_refusal_message_names_module_check_and_fallback():
+    text = _refusal.refusal_message(
+        "numpy", "module numpy._core._multiarray_umath does not support loading in subinterpreters"
+    )
+    assert text.startswith("numpy cannot be imported in an own-GIL sub-interpreter")
+    assert "python -m subinterpreter_parallelism check numpy" in text
+    assert 'fallback="process"' in text

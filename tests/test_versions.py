@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
 import sp_tasks
 import subinterpreter_parallelism as sp
 from conftest import run_python

@@ -1,5 +1,5 @@
 // How a native call that may block (Queue.get/put, sleep) waits: with the GIL released, parked
-// on the calling worker's own parker so that `WorkerInterpreter.interrupt` can wake it, and,
+// on the calling worker's own parker so that an interrupt request (`WorkerInterrupter`) can wake it, and,
 // on the main thread, returning to Python when a signal handler ran (Ctrl-C).
 @preconcurrency import CPythonShim
 import ParallelRuntime
@@ -21,8 +21,7 @@ enum BlockingCall {
 
     /// True when this thread's task was already asked to stop: a blocking call must not start.
     static var interruptPending: WorkerInterpreter? {
-        guard let worker = WorkerInterpreter.current,
-              worker.interruptRequested.load(ordering: .acquiring) else { return nil }
+        guard let worker = WorkerInterpreter.current, worker.interruptRequested else { return nil }
         return worker
     }
 
@@ -35,7 +34,7 @@ enum BlockingCall {
         var stop: Stop?
         let saved = PyEval_SaveThread()
         let keepWaiting: (WakeReason) -> Bool = { reason in
-            if let worker, worker.interruptRequested.load(ordering: .acquiring) {
+            if let worker, worker.interruptRequested {
                 stop = .interrupted(worker)
                 return false
             }

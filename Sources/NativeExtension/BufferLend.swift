@@ -16,8 +16,8 @@
 //     Whichever of the two comes second does it: the caller at once, the worker by posting a
 //     `lendEnded` event that the caller's completion thread handles (`NativePool.deliver`).
 @preconcurrency import CPythonShim
-import ParallelRuntime
 import Glibc
+import ParallelRuntime
 import Synchronization
 
 /// One `memoryview` argument lent to a worker: the caller's buffer export and what a worker
@@ -101,16 +101,15 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
 
     /// A new memoryview of a new `LentBuffer` of `type` (the worker's GIL held), or nil with an
     /// exception set. From here the lend waits for that exporter's end.
-    func view(as type: UnsafeMutablePointer<PyTypeObject>) -> PyObjectPointer? {
+    func view(as type: UnsafeMutablePointer<PyTypeObject>) -> OwnedObject? {
         // Before the exporter exists: its deallocation (even right below) sets the bit again.
         // The caller cannot look at `done` now: it waits for this task's event.
         done.store(0, ordering: .releasing)
-        guard let exporter = Box.wrap(self, as: type) else {
+        guard let exporter = OwnedObject(Box.wrap(self, as: type)) else {
             done.store(BufferLend.workerDone, ordering: .releasing)
             return nil
         }
-        defer { Py_DecRef(exporter) }
-        return PyMemoryView_FromObject(exporter)
+        return OwnedObject(PyMemoryView_FromObject(exporter.borrowed))
     }
 
     /// The worker's `LentBuffer` was deallocated (that interpreter's GIL held, any thread):
@@ -120,8 +119,10 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
         guard before & BufferLend.callerDone != 0 else { return }
         // The caller delivered the task's outcome before the task's views were gone: only
         // its interpreter may release the export.
-        core?.post(PoolEvent(kind: .lendEnded, id: -1, task: nil, payload: .lend(self), text: nil,
-                             worker: -1, postedAt: MonotonicClock.now()))
+        core?.post(
+            PoolEvent(
+                kind: .lendEnded, id: -1, task: nil, payload: .lend(self), text: nil,
+                worker: -1, postedAt: MonotonicClock.now()))
     }
 
     /// Whether `view` (a worker's memoryview of this lend) shows exactly the lent memoryview:
@@ -129,9 +130,9 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
     func isPresented(as view: Py_buffer) -> Bool {
         var view = view
         guard view.buf == start, Int(view.len) == count, (view.readonly != 0) == readonly,
-              Int(view.itemsize) == itemSize, Int(view.ndim) == dimensions,
-              let viewFormat = view.format, strcmp(viewFormat, format) == 0,
-              PyBuffer_IsContiguous(&view, CChar(UInt8(ascii: "C"))) != 0
+            Int(view.itemsize) == itemSize, Int(view.ndim) == dimensions,
+            let viewFormat = view.format, strcmp(viewFormat, format) == 0,
+            PyBuffer_IsContiguous(&view, CChar(UInt8(ascii: "C"))) != 0
         else { return false }
         guard dimensions > 0 else { return true }
         guard let viewShape = view.shape, let shape else { return false }
@@ -143,8 +144,7 @@ final class BufferLend: NativeBacked, @unchecked Sendable {
     /// A new reference to the caller's memoryview that was lent (the caller's GIL held).
     func callerView() -> PyObjectPointer? {
         guard let object = held.pointee.obj else { return Py.fail(PyExc_RuntimeError, "the lent memoryview is gone") }
-        Py_IncRef(object)
-        return object
+        return OwnedObject(retaining: object).take()
     }
 
     /// The caller is done with the task (the caller's GIL held): releases the export now if
@@ -189,12 +189,12 @@ enum LentBufferType {
         view.pointee.suboffsets = nil
         view.pointee.internal = nil
         if flags & sp_BUF_F_CONTIGUOUS == sp_BUF_F_CONTIGUOUS && flags & sp_BUF_ANY_CONTIGUOUS != sp_BUF_ANY_CONTIGUOUS,
-           PyBuffer_IsContiguous(view, CChar(UInt8(ascii: "F"))) == 0 {
+            PyBuffer_IsContiguous(view, CChar(UInt8(ascii: "F"))) == 0
+        {
             PyErr_SetString(PyExc_BufferError, "the caller's memoryview is not Fortran-contiguous")
             return -1
         }
-        Py_IncRef(instance)
-        view.pointee.obj = instance
+        view.pointee.obj = OwnedObject(retaining: instance).take()  // the export's reference
         lend.exports.add(1, ordering: .relaxed)
         return 0
     }
@@ -206,10 +206,12 @@ enum LentBufferType {
 
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.LentBuffer",
-        doc: "The caller's memory, lent to a task: exports the caller's memoryview (format, shape, read-only flag) without a copy.",
+        doc:
+            "The caller's memory, lent to a task: exports the caller's memoryview (format, shape, read-only flag) without a copy.",
         methods: [],
         extraSlots: [
             PyType_Slot(slot: sp_slot_bf_getbuffer, pfunc: unsafeBitCast(getBuffer, to: UnsafeMutableRawPointer.self)),
-            PyType_Slot(slot: sp_slot_bf_releasebuffer, pfunc: unsafeBitCast(releaseBuffer, to: UnsafeMutableRawPointer.self)),
+            PyType_Slot(
+                slot: sp_slot_bf_releasebuffer, pfunc: unsafeBitCast(releaseBuffer, to: UnsafeMutableRawPointer.self)),
         ])
 }

@@ -43,28 +43,31 @@ enum ForkGuard {
         guard !installed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         _ = forkingKey
         _ = liveInterpreters.load(ordering: .relaxed)
-        message = Array(("subinterpreter_parallelism: this process was forked (os.fork(), or multiprocessing's "
-            + "\"fork\" start method) while interpreter pools were running. Python \(String(cString: sp_CompiledPythonVersion())) "
-            + "cannot run in such a child (it would abort: python/cpython#101437), so the child exits with status "
-            + "\(exitStatus). Use the \"spawn\" or \"forkserver\" start method, or fork before creating the pools "
-            + "or after shutting them down.\n").utf8)
+        message = Array(
+            ("subinterpreter_parallelism: this process was forked (os.fork(), or multiprocessing's "
+                + "\"fork\" start method) while interpreter pools were running. Python \(String(cString: sp_CompiledPythonVersion())) "
+                + "cannot run in such a child (it would abort: python/cpython#101437), so the child exits with status "
+                + "\(exitStatus). Use the \"spawn\" or \"forkserver\" start method, or fork before creating the pools "
+                + "or after shutting them down.\n").utf8)
         enabled = refuseChildren
-        pthread_atfork(nil, nil, childHandler)
+        precondition(pthread_atfork(nil, nil, childHandler) == 0, "pthread_atfork failed")
     }
 
     /// Called by the Python before-fork hook, on the forking thread.
     static func markForking() {
-        pthread_setspecific(forkingKey, UnsafeRawPointer(bitPattern: 1))
+        precondition(
+            pthread_setspecific(forkingKey, UnsafeRawPointer(bitPattern: 1)) == 0, "pthread_setspecific failed")
     }
 
     /// Called by the Python after-fork hooks (parent, and a child that may go on).
     static func unmarkForking() {
-        pthread_setspecific(forkingKey, nil)
+        precondition(pthread_setspecific(forkingKey, nil) == 0, "pthread_setspecific failed")
     }
 
     private static let childHandler: @convention(c) () -> Void = {
         guard enabled, pthread_getspecific(forkingKey) != nil,
-              liveInterpreters.load(ordering: .acquiring) > 0 else { return }
+            liveInterpreters.load(ordering: .acquiring) > 0
+        else { return }
         message.withUnsafeBytes { bytes in
             var offset = 0
             while offset < bytes.count {

@@ -8,41 +8,49 @@ import ParallelRuntime
 /// CPython calls this when `subinterpreter_parallelism._native` is imported (must be public:
 /// the release build exports only public symbols, and the version script keeps just this one).
 @_cdecl("PyInit__native")
-public func PyInit__native() -> UnsafeMutablePointer<PyObject>? {
+public func initializeNativeModule() -> UnsafeMutablePointer<PyObject>? {
     PyModuleDef_Init(NativeModule.definition)
 }
 
 enum NativeModule {
     nonisolated(unsafe) static let definition: UnsafeMutablePointer<PyModuleDef> = {
         let slots = UnsafeMutablePointer<PyModuleDef_Slot>.allocate(capacity: 3)
-        slots[0] = PyModuleDef_Slot(slot: sp_slot_mod_exec, value: unsafeBitCast(exec, to: UnsafeMutableRawPointer.self))
-        slots[1] = PyModuleDef_Slot(slot: sp_slot_mod_multiple_interpreters, value: sp_MOD_PER_INTERPRETER_GIL_SUPPORTED())
+        slots[0] = PyModuleDef_Slot(
+            slot: sp_slot_mod_exec, value: unsafeBitCast(exec, to: UnsafeMutableRawPointer.self))
+        slots[1] = PyModuleDef_Slot(
+            slot: sp_slot_mod_multiple_interpreters, value: sp_MOD_PER_INTERPRETER_GIL_SUPPORTED())
         slots[2] = PyModuleDef_Slot(slot: 0, value: nil)
         let definition = UnsafeMutablePointer<PyModuleDef>.allocate(capacity: 1)
-        definition.initialize(to: PyModuleDef(
-            m_base: sp_ModuleDef_HEAD_INIT(),
-            m_name: ("_native" as StaticString).cString,
-            m_doc: ("The Swift core of subinterpreter_parallelism: worker pools of own-GIL interpreters, the shared Queue, and native helpers." as StaticString).cString,
-            m_size: MemoryLayout<sp_ModuleState>.size,
-            m_methods: NativeTables.methods(functions),
-            m_slots: slots,
-            m_traverse: traverse,
-            m_clear: clear,
-            m_free: free))
+        definition.initialize(
+            to: PyModuleDef(
+                m_base: sp_ModuleDef_HEAD_INIT(),
+                m_name: ("_native" as StaticString).cString,
+                m_doc: ("The Swift core of subinterpreter_parallelism: worker pools of own-GIL interpreters, the shared Queue, and native helpers."
+                    as StaticString).cString,
+                m_size: MemoryLayout<sp_ModuleState>.size,
+                m_methods: NativeTables.methods(functions),
+                m_slots: slots,
+                m_traverse: traverse,
+                m_clear: clear,
+                m_free: free))
         return definition
     }()
 
     static let exec: @convention(c) (PyObjectPointer?) -> Int32 = { module in
         guard let module, let state = ModuleState.of(module: module) else { return -1 }
-        func addType(_ spec: UnsafeMutablePointer<PyType_Spec>, _ slot: WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>) -> Bool {
+        func addType(
+            _ spec: UnsafeMutablePointer<PyType_Spec>,
+            _ slot: WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>
+        ) -> Bool {
             guard let type = PyType_FromModuleAndSpec(module, spec, nil) else { return false }
             state.pointee[keyPath: slot] = type
-            return PyModule_AddType(module, UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self)) == 0
+            return PyModule_AddType(module, UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self))
+                == 0
         }
         guard addType(NativePool.spec, \.pool_type),
-              addType(SharedQueue.spec, \.queue_type),
-              addType(ResultBufferType.spec, \.result_buffer_type),
-              addType(LentBufferType.spec, \.lent_buffer_type)
+            addType(SharedQueue.spec, \.queue_type),
+            addType(ResultBufferType.spec, \.result_buffer_type),
+            addType(LentBufferType.spec, \.lent_buffer_type)
         else { return -1 }
 
         // `queue` (for Empty and Full) is imported on first use: a worker interpreter's start-up
@@ -56,8 +64,8 @@ enum NativeModule {
             "Raised inside a task when it is stopped (cancel, timeout, Ctrl-C, shutdown). A BaseException, so that `except Exception` in task code does not swallow it; the caller sees CancelledError or TimeoutError instead.",
             PyExc_BaseException, nil)
         guard let closedType = state.pointee.queue_closed, let interruptedType = state.pointee.task_interrupted,
-              PyModule_AddObjectRef(module, "QueueClosed", closedType) == 0,
-              PyModule_AddObjectRef(module, "TaskInterrupted", interruptedType) == 0
+            PyModule_AddObjectRef(module, "QueueClosed", closedType) == 0,
+            PyModule_AddObjectRef(module, "TaskInterrupted", interruptedType) == 0
         else { return -1 }
 
         let constants: [(String, Int)] = [
@@ -95,18 +103,22 @@ enum NativeModule {
             ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
-        guard let mainMarker = WireFormat.mainMarker.utf8CString.withUnsafeBytes({
-            Py.bytes(UnsafeRawBufferPointer(rebasing: $0.dropLast()))  // without the NUL
-        }) else { return -1 }
-        defer { Py_DecRef(mainMarker) }
-        if PyModule_AddObjectRef(module, "MAIN_MARKER", mainMarker) != 0 { return -1 }
+        for tag in MessageTag.allCases where PyModule_AddIntConstant(module, tag.exportedName, Int(tag.rawValue)) != 0 {
+            return -1
+        }
+        guard
+            let mainMarker = OwnedObject(
+                WireFormat.mainMarker.utf8CString.withUnsafeBytes {
+                    Py.bytes(UnsafeRawBufferPointer(rebasing: $0.dropLast()))  // without the NUL
+                }),
+            PyModule_AddObjectRef(module, "MAIN_MARKER", mainMarker.borrowed) == 0
+        else { return -1 }
 
         // `sleep` lets the stdlib's own `time.sleep` word its refusals; workers replace
         // `time.sleep` later, so it is taken now (`time` is built in and already imported).
-        guard let time = PyImport_ImportModule("time") else { return -1 }
-        state.pointee.stdlib_sleep = PyObject_GetAttrString(time, "sleep")
-        Py_DecRef(time)
-        return state.pointee.stdlib_sleep == nil ? -1 : 0
+        guard let time = Py.importModule("time"), let sleep = Py.attribute(time.borrowed, "sleep") else { return -1 }
+        state.pointee.stdlib_sleep = sleep.take()  // the state owns it
+        return 0
     }
 
     static let traverse: @convention(c) (PyObjectPointer?, visitproc?, UnsafeMutableRawPointer?) -> Int32 = {
@@ -125,11 +137,7 @@ enum NativeModule {
     static let clear: @convention(c) (PyObjectPointer?) -> Int32 = { module in
         guard let module, let state = ModuleState.of(module: module) else { return 0 }
         let fields = sp_ModuleState_Fields(state)!
-        for i in 0..<Int(sp_ModuleState_FieldCount()) {
-            let field = fields[i]
-            fields[i] = nil
-            Py_DecRef(field)
-        }
+        for i in 0..<Int(sp_ModuleState_FieldCount()) { Py.clear(&fields[i]) }
         return 0
     }
 
@@ -141,18 +149,27 @@ enum NativeModule {
     // MARK: - Module functions
 
     static let functions: [MethodEntry] = [
-        .fast("out_of_band_kind", "out_of_band_kind(value) -> how value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Pickling.swift).") { _, args, n in
+        .fast(
+            "out_of_band_kind",
+            "out_of_band_kind(value) -> how value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Pickling.swift)."
+        ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("out_of_band_kind", 1...1) else { return nil }
             return Py.int(Int64(WireFormat.outOfBandKind(arguments[0]).rawValue))
         },
-        .fast("encode_shareable", "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, str and bytes in tuples: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG.") { _, args, n in
+        .fast(
+            "encode_shareable",
+            "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, str and bytes in tuples: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG."
+        ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("encode_shareable", 1...1) else { return nil }
             if let bytes = ShareableCodec.encodeAsBytes(arguments[0]) { return bytes }
             return PyErr_Occurred() == nil ? Py.none() : nil
         },
-        .fast("decode_shareable", "decode_shareable(buffer) -> the value that encode_shareable encoded; ValueError if buffer holds anything else.") { _, args, n in
+        .fast(
+            "decode_shareable",
+            "decode_shareable(buffer) -> the value that encode_shareable encoded; ValueError if buffer holds anything else."
+        ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("decode_shareable", 1...1) else { return nil }
             var view = Py_buffer()
@@ -160,14 +177,20 @@ enum NativeModule {
             defer { PyBuffer_Release(&view) }
             return ShareableCodec.decode(UnsafeRawBufferPointer(start: view.buf, count: Int(view.len)))
         },
-        .fast("factorial_mod", "factorial_mod(n) -> n! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row).") { _, args, n in
+        .fast(
+            "factorial_mod",
+            "factorial_mod(n) -> n! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row)."
+        ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("factorial_mod", 1...1), let value = Py.int64(arguments[0]) else { return nil }
             guard value >= 0 else { return Py.fail(PyExc_ValueError, "factorial_mod() needs n >= 0") }
             let result = Py.withoutGIL { factorialModulo(UInt64(value)) }
             return Py.int(result)
         },
-        .fast("sleep", "sleep(seconds): like time.sleep (with its errors), but interrupting the task (cancel, timeout, Ctrl-C) ends it at once.") { module, args, n in
+        .fast(
+            "sleep",
+            "sleep(seconds): like time.sleep (with its errors), but interrupting the task (cancel, timeout, Ctrl-C) ends it at once."
+        ) { module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("sleep", 1...1) else { return nil }
             guard let seconds = sleepLength(arguments[0]) else {
@@ -180,19 +203,27 @@ enum NativeModule {
             }
             return BlockingCall.sleep(seconds: seconds)
         },
-        .fast("post_message", "post_message(tag, data): from a task, send bytes to the pool's owner (delivered in order with the task's result).") { _, args, n in
+        .fast(
+            "post_message",
+            "post_message(tag, data): from a task, send bytes to the pool's owner (delivered in order with the task's result)."
+        ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("post_message", 2...2), let tag = Py.int64(arguments[0]) else { return nil }
             guard sp_Bytes_Check(arguments[1]) != 0 else { return Py.fail(PyExc_TypeError, "data must be bytes") }
             guard let worker = WorkerInterpreter.current, let pool = worker.pool else {
                 return Py.fail(PyExc_RuntimeError, "post_message() works only inside a pool worker")
             }
-            pool.post(PoolEvent(kind: .message, id: tag, task: nil,
-                                payload: .encoded(ByteBuffer(copying: Py.contents(ofBytes: arguments[1]))), text: nil,
-                                worker: worker.index, postedAt: MonotonicClock.now()))
+            pool.post(
+                PoolEvent(
+                    kind: .message, id: tag, task: nil,
+                    payload: .encoded(ByteBuffer(copying: Py.contents(ofBytes: arguments[1]))), text: nil,
+                    worker: worker.index, postedAt: MonotonicClock.now()))
             return Py.none()
         },
-        .fast("_install_fork_guard", "_install_fork_guard(refuse_children): once per process, from the main interpreter: a child forked through Python while worker interpreters exist prints why and exits with FORK_REFUSED_STATUS instead of aborting (when refuse_children).") { _, args, n in
+        .fast(
+            "_install_fork_guard",
+            "_install_fork_guard(refuse_children): once per process, from the main interpreter: a child forked through Python while worker interpreters exist prints why and exits with FORK_REFUSED_STATUS instead of aborting (when refuse_children)."
+        ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_install_fork_guard", 1...1) else { return nil }
             let truth = PyObject_IsTrue(arguments[0])
@@ -200,17 +231,24 @@ enum NativeModule {
             ForkGuard.install(refuseChildren: truth == 1)
             return Py.none()
         },
-        .noArgs("_before_fork", "os.register_at_fork(before=...): marks the forking thread for the fork guard.") { _, _ in
+        .noArgs("_before_fork", "os.register_at_fork(before=...): marks the forking thread for the fork guard.") {
+            _, _ in
             ForkGuard.markForking()
             return Py.none()
         },
-        .noArgs("_after_fork", "os.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark.") { _, _ in
+        .noArgs("_after_fork", "os.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark.") {
+            _, _ in
             ForkGuard.unmarkForking()
             return Py.none()
         },
-        .fast("_fail_next_interpreter_creations", "_fail_next_interpreter_creations(n): for tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen.") { _, args, n in
+        .fast(
+            "_fail_next_interpreter_creations",
+            "_fail_next_interpreter_creations(n): for tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen."
+        ) { _, args, n in
             let arguments = Arguments(args, n)
-            guard arguments.expect("_fail_next_interpreter_creations", 1...1), let count = Py.int64(arguments[0]) else { return nil }
+            guard arguments.expect("_fail_next_interpreter_creations", 1...1), let count = Py.int64(arguments[0]) else {
+                return nil
+            }
             guard count >= 0 else { return Py.fail(PyExc_ValueError, "n must be >= 0") }
             WorkerInterpreter.injectedCreationFailures.store(Int(count), ordering: .relaxed)
             return Py.none()
@@ -219,36 +257,35 @@ enum NativeModule {
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))
         },
-        .fast("_attach_queue", "_attach_queue(id): a handle to the live Queue with this id (used by unpickling).") { module, args, n in
+        .fast("_attach_queue", "_attach_queue(id): a handle to the live Queue with this id (used by unpickling).") {
+            module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_attach_queue", 1...1) else { return nil }
             return SharedQueue.attach(module!, arguments[0])
         },
         .noArgs("build_info", "How this extension was built: Swift compiler, the Python it was compiled for.") { _, _ in
-            guard let info = PyDict_New() else { return nil }
+            guard let info = Py.dict() else { return nil }
             let entries: [(String, String)] = [
                 ("swift", swiftCompilerVersion),
                 ("python_compiled", String(cString: sp_CompiledPythonVersion())),
                 ("stdlib", "static"),
             ]
-            for (key, value) in entries {
-                if let text = Py.string(value) { PyDict_SetItemString(info, key, text); Py_DecRef(text) }
-            }
-            return info
+            for (key, value) in entries where !Py.set(info, key, OwnedObject(Py.string(value))) { return nil }
+            return info.take()
         },
     ]
 
     static var swiftCompilerVersion: String {
         #if compiler(>=6.4)
-        return ">=6.4"
+            return ">=6.4"
         #elseif compiler(>=6.3)
-        return "6.3"
+            return "6.3"
         #elseif compiler(>=6.2)
-        return "6.2"
+            return "6.2"
         #elseif compiler(>=6.1)
-        return "6.1"
+            return "6.1"
         #else
-        return "6.0"
+            return "6.0"
         #endif
     }
 
@@ -260,11 +297,16 @@ enum NativeModule {
         if sp_Float_Check(object) != 0 {
             seconds = PyFloat_AsDouble(object)
         } else {
-            guard let index = PyNumber_Index(object) else { PyErr_Clear(); return nil }
-            seconds = PyLong_AsDouble(index)
-            Py_DecRef(index)
+            guard let index = OwnedObject(PyNumber_Index(object)) else {
+                PyErr_Clear()
+                return nil
+            }
+            seconds = PyLong_AsDouble(index.borrowed)
         }
-        if PyErr_Occurred() != nil { PyErr_Clear(); return nil }
+        if PyErr_Occurred() != nil {
+            PyErr_Clear()
+            return nil
+        }
         guard seconds >= 0, seconds * 1e9 < 9.223372036854775807e18 else { return nil }  // false for NaN
         return seconds
     }
@@ -304,14 +346,13 @@ enum ModuleState {
         _ second: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>)
     ) -> Bool {
         if state.pointee[keyPath: first.1] != nil && state.pointee[keyPath: second.1] != nil { return true }
-        guard let imported = PyImport_ImportModule(module) else { return false }
-        defer { Py_DecRef(imported) }
-        guard let a = PyObject_GetAttrString(imported, first.0) else { return false }
-        guard let b = PyObject_GetAttrString(imported, second.0) else { Py_DecRef(a); return false }
-        Py_DecRef(state.pointee[keyPath: first.1])
-        Py_DecRef(state.pointee[keyPath: second.1])
-        state.pointee[keyPath: first.1] = a
-        state.pointee[keyPath: second.1] = b
+        guard let imported = Py.importModule(module), let a = Py.attribute(imported.borrowed, first.0),
+            let b = Py.attribute(imported.borrowed, second.0)
+        else { return false }
+        Py.clear(&state.pointee[keyPath: first.1])
+        Py.clear(&state.pointee[keyPath: second.1])
+        state.pointee[keyPath: first.1] = a.take()  // the state owns them
+        state.pointee[keyPath: second.1] = b.take()
         return true
     }
 
@@ -328,9 +369,11 @@ enum ModuleState {
 
     /// `_pickle.dumps` and `_pickle.loads` of the interpreter owning `type` (borrowed), imported
     /// on first use; nil with an exception set if that fails.
-    static func cPickle(for type: UnsafeMutablePointer<PyTypeObject>) -> (dumps: PyObjectPointer, loads: PyObjectPointer)? {
+    static func cPickle(for type: UnsafeMutablePointer<PyTypeObject>) -> (
+        dumps: PyObjectPointer, loads: PyObjectPointer
+    )? {
         guard let state = of(type: type),
-              load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
+            load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
         else { return nil }
         return (state.pointee.c_dumps!, state.pointee.c_loads!)
     }
@@ -339,7 +382,7 @@ enum ModuleState {
     /// imported on first use (a worker's start-up should not pay for it).
     static func exception(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
         guard let state = of(instance: instance),
-              load(state, from: "queue", ("Empty", \.queue_empty), ("Full", \.queue_full))
+            load(state, from: "queue", ("Empty", \.queue_empty), ("Full", \.queue_full))
         else { return nil }
         switch name {
         case "Empty": return state.pointee.queue_empty
@@ -349,8 +392,8 @@ enum ModuleState {
     }
 
     /// A module-level function of the instance's `_native` module (new reference).
-    static func function(for instance: PyObjectPointer, _ name: String) -> PyObjectPointer? {
+    static func function(for instance: PyObjectPointer, _ name: String) -> OwnedObject? {
         guard let module = PyType_GetModule(Py_TYPE(instance)) else { return nil }
-        return PyObject_GetAttrString(module, name)
+        return Py.attribute(module, name)
     }
 }

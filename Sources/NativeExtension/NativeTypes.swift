@@ -15,9 +15,10 @@ extension NativeBacked {
 }
 
 /// `(self, args, nargs) -> result`, the METH_FASTCALL signature.
-typealias FastMethod = @convention(c) (
-    PyObjectPointer?, UnsafePointer<PyObjectPointer?>?, Py_ssize_t
-) -> PyObjectPointer?
+typealias FastMethod =
+    @convention(c) (
+        PyObjectPointer?, UnsafePointer<PyObjectPointer?>?, Py_ssize_t
+    ) -> PyObjectPointer?
 
 enum Box {
     /// A new instance of `type` (one of our heap types) holding a retained `object`.
@@ -60,14 +61,17 @@ enum Box {
         let type = Py_TYPE(instance)!
         let free = unsafeBitCast(PyType_GetSlot(type, sp_slot_tp_free), to: freefunc.self)
         free(UnsafeMutableRawPointer(instance))
-        Py_DecRef(UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyObject.self))
+        // A heap type's instance holds a reference to its type: it goes with the instance.
+        var typeReference: PyObjectPointer? = UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyObject.self)
+        Py.clear(&typeReference)
     }
 }
 
 /// `(self, args, nargs, kwnames) -> result`, the METH_FASTCALL | METH_KEYWORDS signature.
-typealias KeywordMethod = @convention(c) (
-    PyObjectPointer?, UnsafePointer<PyObjectPointer?>?, Py_ssize_t, PyObjectPointer?
-) -> PyObjectPointer?
+typealias KeywordMethod =
+    @convention(c) (
+        PyObjectPointer?, UnsafePointer<PyObjectPointer?>?, Py_ssize_t, PyObjectPointer?
+    ) -> PyObjectPointer?
 
 /// `(self, unused) -> result`, the METH_NOARGS signature.
 typealias NoArgsMethod = @convention(c) (PyObjectPointer?, PyObjectPointer?) -> PyObjectPointer?
@@ -86,8 +90,9 @@ struct MethodEntry {
 
     /// A method taking positional and keyword arguments (`METH_FASTCALL | METH_KEYWORDS`).
     static func keywords(_ name: StaticString, _ doc: StaticString, _ function: KeywordMethod) -> MethodEntry {
-        MethodEntry(name: name, function: unsafeBitCast(function, to: PyCFunction.self),
-                    flags: METH_FASTCALL | Int32(METH_KEYWORDS), doc: doc)
+        MethodEntry(
+            name: name, function: unsafeBitCast(function, to: PyCFunction.self),
+            flags: METH_FASTCALL | Int32(METH_KEYWORDS), doc: doc)
     }
 
     /// A method taking no arguments (`METH_NOARGS`).
@@ -131,12 +136,13 @@ enum NativeTables {
         let slotTable = UnsafeMutablePointer<PyType_Slot>.allocate(capacity: slots.count)
         slotTable.initialize(from: slots, count: slots.count)
         let spec = UnsafeMutablePointer<PyType_Spec>.allocate(capacity: 1)
-        spec.initialize(to: PyType_Spec(
-            name: name.cString,
-            basicsize: Int32(MemoryLayout<sp_BoxObject>.size),
-            itemsize: 0,
-            flags: UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE),
-            slots: slotTable))
+        spec.initialize(
+            to: PyType_Spec(
+                name: name.cString,
+                basicsize: Int32(MemoryLayout<sp_BoxObject>.size),
+                itemsize: 0,
+                flags: UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE),
+                slots: slotTable))
         return spec
     }
 }
@@ -154,7 +160,8 @@ struct Arguments {
     /// Checks the count; sets TypeError naming `function` when it is wrong.
     func expect(_ function: String, _ range: ClosedRange<Int>) -> Bool {
         if range.contains(count) { return true }
-        let wanted = range.lowerBound == range.upperBound
+        let wanted =
+            range.lowerBound == range.upperBound
             ? "\(range.lowerBound)" : "\(range.lowerBound) to \(range.upperBound)"
         PyErr_SetString(PyExc_TypeError, "\(function)() takes \(wanted) arguments (\(count) given)")
         return false
@@ -178,7 +185,8 @@ enum Keywords {
     ) -> Bool {
         let positional = Int(count)
         guard positional <= names.count else {
-            PyErr_SetString(PyExc_TypeError, "\(function)() takes at most \(names.count) arguments (\(positional) given)")
+            PyErr_SetString(
+                PyExc_TypeError, "\(function)() takes at most \(names.count) arguments (\(positional) given)")
             return false
         }
         for i in 0..<positional { values[i] = args![i] }
@@ -197,7 +205,8 @@ enum Keywords {
     ) -> Bool {
         let positional = tuple.map { Int(PyTuple_Size($0)) } ?? 0
         guard positional <= names.count else {
-            PyErr_SetString(PyExc_TypeError, "\(function)() takes at most \(names.count) arguments (\(positional) given)")
+            PyErr_SetString(
+                PyExc_TypeError, "\(function)() takes at most \(names.count) arguments (\(positional) given)")
             return false
         }
         for i in 0..<positional { values[i] = sp_Tuple_GET_ITEM(tuple, i) }

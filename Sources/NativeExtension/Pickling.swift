@@ -28,7 +28,7 @@ enum WireFormat {
     static let errorTag: UInt8 = 0x45
 
     /// `bytes` arguments and results at least this large travel out of band (see `Task` and
-    /// `LentBytes` in Pool.swift): one copy each way instead of three. Measured: in-band round
+    /// `LentBytes` in ResultLending.swift): one copy each way instead of three. Measured: in-band round
     /// trips jump from 0.07 ms at 64 KiB to 0.24 ms at 100 KiB (pickle frames and fresh pages);
     /// out of band, 128 KiB takes 0.05 ms.
     static let outOfBandMinimum = 64 << 10
@@ -63,7 +63,7 @@ enum WireFormat {
     /// that pickle would send by reference and every argument is shareable: the tuple
     /// `(module, qualname, args, kwargs)`, where `kwargs` is None or a flat tuple
     /// `(name, value, name, value, ...)`. The worker resolves the function by name, as
-    /// unpickling it would (`WorkerInterpreter.resolve`).
+    /// unpickling it would (`TaskRunner.resolve`, with `ByName.walk`).
     enum ShareableCall {
         static let fieldCount = 4
     }
@@ -82,31 +82,28 @@ enum WireFormat {
 }
 
 enum Pickling {
-    /// `_pickle.dumps(object, 5)`, or nil (no error set) when that fails or when the pickle
-    /// mentions `__main__`, which a worker interpreter could not resolve.
-    static func quickDumps(_ object: PyObjectPointer, with dumps: PyObjectPointer) -> PyObjectPointer? {
-        guard let version = Py.int(WireFormat.pickleProtocol) else { PyErr_Clear(); return nil }
-        defer { Py_DecRef(version) }
-        var arguments: [PyObjectPointer?] = [object, version]
-        guard let data = arguments.withUnsafeMutableBufferPointer({
-            PyObject_Vectorcall(dumps, $0.baseAddress, 2, nil)
-        }) else {
+    /// `_pickle.dumps(object, 5)` (a `bytes`), or nil (no error set) when that fails or when
+    /// the pickle mentions `__main__`, which a worker interpreter could not resolve.
+    static func quickDumps(_ object: PyObjectPointer, with dumps: PyObjectPointer) -> OwnedObject? {
+        guard let version = OwnedObject(Py.int(WireFormat.pickleProtocol)),
+            let data = Py.call(dumps, object, version.borrowed)
+        else {
             PyErr_Clear()
             return nil
         }
-        if WireFormat.mentionsMain(Py.contents(ofBytes: data)) {
-            Py_DecRef(data)
-            return nil
-        }
+        if WireFormat.mentionsMain(Py.contents(ofBytes: data.borrowed)) { return nil }
         return data
     }
 
-    /// `loads(memoryview(buffer))` without copying the buffer.
+    /// `loads(memoryview(buffer))` without copying the buffer: a new reference, or nil with an
+    /// exception set.
     static func loads(_ buffer: ByteBuffer, with loads: PyObjectPointer) -> PyObjectPointer? {
-        guard let view = PyMemoryView_FromMemory(
-            buffer.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count), PyBUF_READ)
+        guard
+            let view = OwnedObject(
+                PyMemoryView_FromMemory(
+                    buffer.bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Py_ssize_t(buffer.count),
+                    PyBUF_READ))
         else { return nil }
-        defer { Py_DecRef(view) }
-        return PyObject_CallOneArg(loads, view)
+        return PyObject_CallOneArg(loads, view.borrowed)
     }
 }

@@ -1,5 +1,8 @@
-// The one funnel for the CPython C API: small wrappers that make reference ownership explicit.
-// Every other file calls these instead of juggling PyObject pointers on its own.
+// Where references are counted, and nowhere else: `OwnedObject` (a reference that releases
+// itself, as PyO3's `Bound`/`Py` do) and `UnmanagedObject` (one held across threads and released
+// by hand, as Swift's `Unmanaged` is), plus small wrappers that return them. Other files call
+// the C API directly, each call checked where it is made (as CPython's crossinterp.c does), but
+// none of them takes or drops a reference by hand: `Py_IncRef` and `Py_DecRef` appear only here.
 @preconcurrency import CPythonShim
 
 /// A pointer to a Python object. Which interpreter it belongs to is the caller's business:
@@ -87,13 +90,13 @@ enum Py {
     /// as plain text. Consumes nothing; clears any error it causes.
     static func describe(_ exception: PyObjectPointer) -> String {
         var text = "exception"
-        if let name = PyType_GetName(Py_TYPE(exception)) {
-            text = swiftString(name) ?? text
-            Py_DecRef(name)
+        if let name = OwnedObject(PyType_GetName(Py_TYPE(exception))) {
+            text = swiftString(name.borrowed) ?? text
         }
-        if let message = PyObject_Str(exception) {
-            if let swift = swiftString(message), !swift.isEmpty { text += ": " + swift }
-            Py_DecRef(message)
+        if let message = OwnedObject(PyObject_Str(exception)), let swift = swiftString(message.borrowed),
+            !swift.isEmpty
+        {
+            text += ": " + swift
         }
         PyErr_Clear()
         return text
@@ -116,7 +119,10 @@ enum Py {
 
 /// An owned (new) reference that releases itself: dropping one on an error path cannot leak,
 /// and `take()` hands the reference on (to a call that steals it, or to the caller) exactly
-/// once, which the compiler checks (it cannot be copied, and is gone once taken).
+/// once, which the compiler checks (it cannot be copied, and is gone once taken). Its owner
+/// must hold the GIL of the object's interpreter wherever it drops it: keep one in locals and
+/// in objects that die under that GIL, and use `UnmanagedObject` for anything that crosses
+/// threads.
 struct OwnedObject: ~Copyable {
     private let pointer: PyObjectPointer
 
@@ -124,6 +130,12 @@ struct OwnedObject: ~Copyable {
     init?(_ newReference: NewReference) {
         guard let newReference else { return nil }
         pointer = newReference
+    }
+
+    /// A new reference to `borrowed` (`Py_NewRef`).
+    init(retaining borrowed: PyObjectPointer) {
+        Py_IncRef(borrowed)
+        pointer = borrowed
     }
 
     /// The object, borrowed: valid while this owner lives.
@@ -137,6 +149,38 @@ struct OwnedObject: ~Copyable {
     }
 
     deinit { Py_DecRef(pointer) }
+}
+
+extension Optional where Wrapped == OwnedObject {
+    /// The object, borrowed, if there is one.
+    var borrowed: PyObjectPointer? {
+        switch self {
+        case .some(let owner): return owner.borrowed
+        case .none: return nil
+        }
+    }
+}
+
+/// A reference held by a Swift object that may die on a thread without the GIL of the
+/// object's interpreter (a task's inputs, owned by the caller's interpreter but read by a
+/// worker): released only by `release()`, explicitly, with that GIL held. The counterpart of
+/// Swift's `Unmanaged`: one that is never released is leaked, never released on the wrong
+/// thread.
+struct UnmanagedObject: @unchecked Sendable {
+    let object: PyObjectPointer
+
+    /// Takes over the reference `owned` holds.
+    init(_ owned: consuming OwnedObject) {
+        object = owned.take()
+    }
+
+    /// A new reference to `borrowed`.
+    static func retaining(_ borrowed: PyObjectPointer) -> UnmanagedObject {
+        UnmanagedObject(OwnedObject(retaining: borrowed))
+    }
+
+    /// Gives the reference back (the object's interpreter's GIL held), once.
+    func release() { Py_DecRef(object) }
 }
 
 extension Py {
@@ -159,4 +203,33 @@ extension Py {
         guard let value else { return false }
         return PyList_Append(list.borrowed, value.borrowed) == 0
     }
+
+    /// `object.name`, or nil with an exception set.
+    static func attribute(_ object: PyObjectPointer, _ name: String) -> OwnedObject? {
+        OwnedObject(PyObject_GetAttrString(object, name))
+    }
+
+    /// The module `name`, imported if it is not yet, or nil with an exception set.
+    static func importModule(_ name: String) -> OwnedObject? {
+        OwnedObject(PyImport_ImportModule(name))
+    }
+
+    /// `function(*arguments)` (vectorcall), or nil with an exception set.
+    @inline(__always)
+    static func call(_ function: PyObjectPointer, _ arguments: PyObjectPointer?...) -> OwnedObject? {
+        OwnedObject(
+            arguments.withUnsafeBufferPointer {
+                PyObject_Vectorcall(function, $0.baseAddress, $0.count, nil)
+            })
+    }
+
+    /// Releases the reference a C struct's field holds (the module state's), and clears it.
+    static func clear(_ field: inout PyObjectPointer?) {
+        let held = field
+        field = nil
+        _ = OwnedObject(held)
+    }
+
+    /// The exception now set, taken (owned), or nil if none is.
+    static func takeRaised() -> OwnedObject? { OwnedObject(PyErr_GetRaisedException()) }
 }

@@ -3,7 +3,7 @@
 // bytes, and tuples of them. Such values are most of what flows through a queue (counters,
 // keys, messages) and most of what tiny tasks take and return, and for them pickle's machinery
 // (a pickler, a frame, an unpickler, a memoryview) costs more than the hand-off itself. A
-// `Queue` item, a task's returned value and a task's call by name (`WireFormat.shareableCall`)
+// `Queue` item, a task's returned value and a task's call by name (`WireFormat.ShareableCall`)
 // use it. Anything else, or anything this format
 // cannot hold (a larger int, a str with lone surrogates, deep nesting), goes to pickle: an
 // item's bytes start with `tag` here and with pickle's PROTO opcode (0x80) otherwise.
@@ -64,12 +64,9 @@ enum ShareableCodec {
     static func decode(_ bytes: UnsafeRawBufferPointer) -> PyObjectPointer? {
         guard holds(bytes), let base = bytes.baseAddress else { return malformed() }
         var offset = 1
-        guard let item = read(base, at: &offset, end: bytes.count, depth: 0) else { return nil }
-        if offset != bytes.count {
-            Py_DecRef(item)
-            return malformed()
-        }
-        return item
+        guard let item = OwnedObject(read(base, at: &offset, end: bytes.count, depth: 0)) else { return nil }
+        if offset != bytes.count { return malformed() }
+        return item.take()
     }
 
     private static func malformed() -> PyObjectPointer? {
@@ -121,7 +118,8 @@ enum ShareableCodec {
         switch kind {
         case SP_SHARE_INT:
             var overflow: Int32 = 0
-            start.storeBytes(of: Int64(PyLong_AsLongLongAndOverflow(item, &overflow)), toByteOffset: offset, as: Int64.self)
+            start.storeBytes(
+                of: Int64(PyLong_AsLongLongAndOverflow(item, &overflow)), toByteOffset: offset, as: Int64.self)
             offset += 8
         case SP_SHARE_FLOAT:
             start.storeBytes(of: sp_Float_AS_DOUBLE(item).bitPattern, toByteOffset: offset, as: UInt64.self)
@@ -142,8 +140,10 @@ enum ShareableCodec {
         }
     }
 
-    private static func writeData(_ data: UnsafeRawPointer, _ length: Int, to start: UnsafeMutableRawPointer,
-                                  at offset: inout Int) {
+    private static func writeData(
+        _ data: UnsafeRawPointer, _ length: Int, to start: UnsafeMutableRawPointer,
+        at offset: inout Int
+    ) {
         start.storeBytes(of: Int64(length), toByteOffset: offset, as: Int64.self)
         offset += 8
         if length > 0 { (start + offset).copyMemory(from: data, byteCount: length) }
@@ -152,7 +152,8 @@ enum ShareableCodec {
 
     // MARK: - Decoding
 
-    private static func read(_ start: UnsafeRawPointer, at offset: inout Int, end: Int, depth: Int) -> PyObjectPointer? {
+    private static func read(_ start: UnsafeRawPointer, at offset: inout Int, end: Int, depth: Int) -> PyObjectPointer?
+    {
         guard offset < end, depth <= maximumDepth else { return malformed() }
         let kind = Int32(start.load(fromByteOffset: offset, as: UInt8.self))
         offset += 1
@@ -183,15 +184,12 @@ enum ShareableCodec {
             offset += 8
             // Each item takes at least its kind byte.
             guard count >= 0, count <= end - offset else { return malformed() }
-            guard let tuple = PyTuple_New(count) else { return nil }
+            guard let tuple = OwnedObject(PyTuple_New(count)) else { return nil }
             for i in 0..<count {
-                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else {
-                    Py_DecRef(tuple)
-                    return nil
-                }
-                sp_Tuple_SET_ITEM(tuple, i, each)  // steals the reference
+                guard let each = read(start, at: &offset, end: end, depth: depth + 1) else { return nil }
+                sp_Tuple_SET_ITEM(tuple.borrowed, i, each)  // steals the reference
             }
-            return tuple
+            return tuple.take()
         default:
             return Py.fail(PyExc_ValueError, "not an item in the shareable format (unknown kind \(kind))")
         }

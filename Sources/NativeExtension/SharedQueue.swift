@@ -38,20 +38,21 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
 
     // MARK: - Python methods
 
-    static let new: @convention(c) (
-        UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
-    ) -> PyObjectPointer? = { type, args, kwargs in
-        var parsed: [PyObjectPointer?] = [nil]
-        guard Keywords.parse(function: "Queue", names: ["maxsize"], tuple: args, dict: kwargs, into: &parsed)
-        else { return nil }
-        var maxsize: Int64 = 0
-        if let value = parsed[0] {
-            guard sp_Long_Check(value) != 0 else { return Py.fail(PyExc_TypeError, "maxsize must be an int") }
-            guard let number = Py.int64(value) else { return nil }
-            maxsize = max(0, number)  // like queue.Queue, maxsize <= 0 means unbounded
+    static let new:
+        @convention(c) (
+            UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
+        ) -> PyObjectPointer? = { type, args, kwargs in
+            var parsed: [PyObjectPointer?] = [nil]
+            guard Keywords.parse(function: "Queue", names: ["maxsize"], tuple: args, dict: kwargs, into: &parsed)
+            else { return nil }
+            var maxsize: Int64 = 0
+            if let value = parsed[0] {
+                guard sp_Long_Check(value) != 0 else { return Py.fail(PyExc_TypeError, "maxsize must be an int") }
+                guard let number = Py.int64(value) else { return nil }
+                maxsize = max(0, number)  // like queue.Queue, maxsize <= 0 means unbounded
+            }
+            return Box.wrap(SharedQueue(maxsize: Int(maxsize)), as: type!)
         }
-        return Box.wrap(SharedQueue(maxsize: Int(maxsize)), as: type!)
-    }
 
     /// Encodes `item` into a Swift buffer: natively when it is made of the types the stdlib
     /// shares without pickling (`ShareableCodec`), else pickled with the package's encoder
@@ -60,23 +61,21 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     /// it would keep it forever).
     private func encode(_ item: PyObjectPointer, _ me: PyObjectPointer) -> ByteBuffer? {
         if let native = ShareableCodec.encode(item) { return native }
-        let (data, pins) = QueuePins.collecting { SharedQueue.pickle(item, me) }
-        guard let data else { return nil }
-        defer { Py_DecRef(data) }
+        var pins: QueuePins?
+        guard let data = QueuePins.collecting(into: &pins, { SharedQueue.pickle(item, me) }) else { return nil }
         pins?.remove(self)
-        return ByteBuffer(copying: Py.contents(ofBytes: data), pins: pins)
+        return ByteBuffer(copying: Py.contents(ofBytes: data.borrowed), pins: pins)
     }
 
     /// The pickle of `item` (a new `bytes`), or nil with an exception set.
-    private static func pickle(_ item: PyObjectPointer, _ me: PyObjectPointer) -> PyObjectPointer? {
+    private static func pickle(_ item: PyObjectPointer, _ me: PyObjectPointer) -> OwnedObject? {
         if let fast = ModuleState.cPickle(for: Py_TYPE(me)), let data = Pickling.quickDumps(item, with: fast.dumps) {
             return data
         }
         PyErr_Clear()
         guard let dumps = ModuleState.pickling(for: me, "dumps") else { return nil }
-        guard let data = PyObject_CallOneArg(dumps, item) else { return nil }
-        guard sp_Bytes_Check(data) != 0 else {
-            Py_DecRef(data)
+        guard let data = OwnedObject(PyObject_CallOneArg(dumps, item)) else { return nil }
+        guard sp_Bytes_Check(data.borrowed) != 0 else {
             PyErr_SetString(PyExc_TypeError, "dumps must return bytes")
             return nil
         }
@@ -107,7 +106,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         return (true, MonotonicClock.deadline(afterSeconds: seconds))
     }
 
-    private func put(_ me: PyObjectPointer, _ item: PyObjectPointer, block: Bool, deadline: UInt64?) -> PyObjectPointer? {
+    private func put(_ me: PyObjectPointer, _ item: PyObjectPointer, block: Bool, deadline: UInt64?) -> PyObjectPointer?
+    {
         guard let buffer = encode(item, me) else { return nil }
         // The common case, room in the queue, never releases the GIL.
         do {
@@ -136,7 +136,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         do {
             buffer = try items.get(block: false)
         } catch .empty where block {
-            let outcome: BlockingCall.Outcome<ByteBuffer> = BlockingCall.run { parker, keepWaiting throws(QueueFailure) in
+            let outcome: BlockingCall.Outcome<ByteBuffer> = BlockingCall.run {
+                parker, keepWaiting throws(QueueFailure) in
                 try items.get(deadline: deadline, parker: parker, keepWaiting: keepWaiting)
             }
             switch outcome {
@@ -170,22 +171,35 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 
     static let methods: [MethodEntry] = [
-        .keywords("put", "put(item, block=True, timeout=None): add item; raises queue.Full or QueueClosed.") { me, args, n, names in
+        .keywords("put", "put(item, block=True, timeout=None): add item; raises queue.Full or QueueClosed.") {
+            me, args, n, names in
             if n == 1 && names == nil {  // put(item), the common call: nothing to parse
                 return Box.unwrap(me, as: SharedQueue.self).put(me!, args![0]!, block: true, deadline: nil)
             }
             var parsed: [PyObjectPointer?] = [nil, nil, nil]
-            guard Keywords.parse(function: "put", names: ["item", "block", "timeout"], args: args, count: n, keywords: names, into: &parsed) else { return nil }
-            guard let item = parsed[0] else { return Py.fail(PyExc_TypeError, "put() missing required argument 'item'") }
+            guard
+                Keywords.parse(
+                    function: "put", names: ["item", "block", "timeout"], args: args, count: n, keywords: names,
+                    into: &parsed)
+            else { return nil }
+            guard let item = parsed[0] else {
+                return Py.fail(PyExc_TypeError, "put() missing required argument 'item'")
+            }
             guard let (block, deadline) = waitArguments(parsed[1], parsed[2]) else { return nil }
             return Box.unwrap(me, as: SharedQueue.self).put(me!, item, block: block, deadline: deadline)
         },
-        .keywords("get", "get(block=True, timeout=None): remove and return the oldest item; raises queue.Empty or QueueClosed.") { me, args, n, names in
+        .keywords(
+            "get",
+            "get(block=True, timeout=None): remove and return the oldest item; raises queue.Empty or QueueClosed."
+        ) { me, args, n, names in
             if n == 0 && names == nil {  // get(), the common call
                 return Box.unwrap(me, as: SharedQueue.self).get(me!, block: true, deadline: nil)
             }
             var parsed: [PyObjectPointer?] = [nil, nil]
-            guard Keywords.parse(function: "get", names: ["block", "timeout"], args: args, count: n, keywords: names, into: &parsed) else { return nil }
+            guard
+                Keywords.parse(
+                    function: "get", names: ["block", "timeout"], args: args, count: n, keywords: names, into: &parsed)
+            else { return nil }
             guard let (block, deadline) = waitArguments(parsed[0], parsed[1]) else { return nil }
             return Box.unwrap(me, as: SharedQueue.self).get(me!, block: block, deadline: deadline)
         },
@@ -207,7 +221,9 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             let queue = Box.unwrap(me, as: SharedQueue.self)
             return Py.bool(queue.items.capacity > 0 && queue.items.count >= queue.items.capacity)
         },
-        .noArgs("close", "Refuse new items and wake every waiter with QueueClosed; items already queued can still be taken.") { me, _ in
+        .noArgs(
+            "close", "Refuse new items and wake every waiter with QueueClosed; items already queued can still be taken."
+        ) { me, _ in
             Box.unwrap(me, as: SharedQueue.self).items.close()
             return Py.none()
         },
@@ -217,27 +233,29 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         .noArgs("_id", "The process-wide id of the queue.") { me, _ in
             Py.int(Box.unwrap(me, as: SharedQueue.self).id)
         },
-        .noArgs("__reduce__", "Pickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive).") { me, _ in
+        .noArgs(
+            "__reduce__",
+            "Pickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive)."
+        ) { me, _ in
             let queue = Box.unwrap(me, as: SharedQueue.self)
             QueuePins.note(queue)
-            guard let attach = ModuleState.function(for: me!, "_attach_queue"), let id = Py.int(queue.id) else { return nil }
-            defer { Py_DecRef(attach); Py_DecRef(id) }
-            guard let arguments = Py.tuple([id]) else { return nil }
-            defer { Py_DecRef(arguments) }
-            return Py.tuple([attach, arguments])
+            guard let attach = ModuleState.function(for: me!, "_attach_queue"), let id = OwnedObject(Py.int(queue.id)),
+                let arguments = OwnedObject(Py.tuple([id.borrowed]))
+            else { return nil }
+            return Py.tuple([attach.borrowed, arguments.borrowed])
         },
     ]
 
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.Queue",
         doc: """
-        Queue(maxsize=0): a FIFO shared by every interpreter of the process.
+            Queue(maxsize=0): a FIFO shared by every interpreter of the process.
 
-        Items made of None, bool, int, float, str, bytes and tuples of them are copied without
-        pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
-        the same queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
-        polling); interrupting the task or Ctrl-C on the main thread ends them.
-        """,
+            Items made of None, bool, int, float, str, bytes and tuples of them are copied without
+            pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
+            the same queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
+            polling); interrupting the task or Ctrl-C on the main thread ends them.
+            """,
         methods: methods,
         extraSlots: [
             PyType_Slot(slot: sp_slot_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self)),
@@ -284,19 +302,24 @@ final class QueuePins: @unchecked Sendable {
     /// This thread's collector while an encoding runs (an unretained `QueuePins`), else nil.
     private static let currentKey: pthread_key_t = {
         var key = pthread_key_t()
-        pthread_key_create(&key, nil)
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
         return key
     }()
 
-    /// Runs `body` (which pickles) and returns its result with the queues it pickled, if any.
-    /// Nested encodings collect into their own `QueuePins`.
-    static func collecting<T>(_ body: () -> T) -> (T, QueuePins?) {
-        let pins = QueuePins()
+    /// Runs `body` (which pickles) and returns its result; `pins` gets the queues it pickled,
+    /// if any. Nested encodings collect into their own `QueuePins`.
+    static func collecting<T: ~Copyable>(into pins: inout QueuePins?, _ body: () -> T) -> T {
+        let collector = QueuePins()
         let outer = pthread_getspecific(currentKey)
-        pthread_setspecific(currentKey, Unmanaged.passUnretained(pins).toOpaque())
+        set(Unmanaged.passUnretained(collector).toOpaque())
         let result = body()
-        pthread_setspecific(currentKey, outer)
-        return (result, pins.queues.isEmpty ? nil : pins)
+        set(outer)
+        pins = collector.queues.isEmpty ? nil : collector
+        return result
+    }
+
+    private static func set(_ collector: UnsafeMutableRawPointer?) {
+        precondition(pthread_setspecific(currentKey, collector) == 0, "pthread_setspecific failed")
     }
 
     /// Called by `Queue.__reduce__`: pins `queue` to the encoding running on this thread, if any.

@@ -1,4 +1,3 @@
-import DequeModule
 import Glibc
 import Synchronization
 
@@ -35,15 +34,28 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     }
 
     private struct State: ~Copyable {
-        var items = Deque<Element>()
-        var getters = Deque<Slot>()
-        var putters = Deque<Slot>()
+        var items = RingBuffer<Element>()
+        var getters = RingBuffer<Slot>()
+        var putters = RingBuffer<Slot>()
         var isClosed = false
     }
 
-    private enum PutOutcome { case done, wake(Slot), wait(Slot), fail(QueueFailure) }
-    private enum GetOutcome { case item(Element, Slot?), wait(Slot), fail(QueueFailure) }
-    private enum WaitStep { case done, fail(QueueFailure), ask }
+    private enum PutOutcome {
+        case done
+        case wake(Slot)
+        case wait(Slot)
+        case fail(QueueFailure)
+    }
+    private enum GetOutcome {
+        case item(Element, Slot?)
+        case wait(Slot)
+        case fail(QueueFailure)
+    }
+    private enum WaitStep {
+        case done
+        case fail(QueueFailure)
+        case ask
+    }
 
     private let state = Mutex(State())
     /// `items.count`, readable without the lock: lets a spinning getter watch for work cheaply.
@@ -92,7 +104,9 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
         }
         switch outcome {
         case .done: return
-        case .wake(let getter): getter.parker.unpark(); return
+        case .wake(let getter):
+            getter.parker.unpark()
+            return
         case .fail(let failure): throw failure
         case .wait(let slot):
             try waitUntilSettled(slot, deadline: deadline, keepWaiting: keepWaiting, timeout: QueueFailure.full)
@@ -284,7 +298,6 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
     }
 
     private func withdraw(_ slot: Slot, from state: inout State) {
-        if let i = state.getters.firstIndex(where: { $0 === slot }) { state.getters.remove(at: i) }
-        if let i = state.putters.firstIndex(where: { $0 === slot }) { state.putters.remove(at: i) }
+        if !state.getters.removeFirst(where: { $0 === slot }) { state.putters.removeFirst(where: { $0 === slot }) }
     }
 }

@@ -76,6 +76,27 @@ public final class DeadlineTimer<Item: AnyObject & Sendable>: @unchecked Sendabl
     /// Items waiting for their deadline (including ones already gone, not yet dropped).
     public var count: Int { state.withLock { $0.heap.count } }
 
+    /// Moves the deadlines of the items waiting now `nanoseconds` earlier, as if that much time
+    /// had passed for them: those it reaches expire at once, on the timer thread. Items added
+    /// later keep their own deadlines. For tests, so that a deadline can pass without the
+    /// test waiting for it (or betting, with a short one, that a loaded machine meets it).
+    /// Returns how many items were waiting.
+    @discardableResult
+    public func fastForward(byNanoseconds nanoseconds: UInt64) -> Int {
+        let waiting = state.withLock { state -> Int in
+            for index in state.heap.indices {
+                let entry = state.heap[index]
+                let deadline = entry.deadline > nanoseconds ? entry.deadline - nanoseconds : 0
+                state.heap[index] = Entry(deadline: deadline, sequence: entry.sequence, item: entry.item)
+            }
+            // Deadlines clamped at 0 may now tie out of sequence order: sorted is a valid heap.
+            state.heap.sort { $0.isEarlier(than: $1) }
+            return state.heap.count
+        }
+        parker.unpark()
+        return waiting
+    }
+
     /// Drops every pending item, ends the thread and waits for it. Later `add`s are refused.
     public func stop() {
         let thread = state.withLock { state -> NativeThread? in
@@ -120,7 +141,8 @@ public final class DeadlineTimer<Item: AnyObject & Sendable>: @unchecked Sendabl
         let first = heap.removeLast()
         var parent = 0
         while true {
-            let left = 2 * parent + 1, right = left + 1
+            let left = 2 * parent + 1
+            let right = left + 1
             var smallest = parent
             if left < heap.count && heap[left].isEarlier(than: heap[smallest]) { smallest = left }
             if right < heap.count && heap[right].isEarlier(than: heap[smallest]) { smallest = right }

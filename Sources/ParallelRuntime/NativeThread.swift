@@ -4,7 +4,10 @@ import Glibc
 ///
 /// Worker interpreters must run on threads we own: a thread state is bound to one OS thread,
 /// so Swift's cooperative pool (async/await) is not an option.
-/// The corresponding C functions are `pthread_create` and `pthread_join`.
+/// The corresponding C functions are `pthread_create` and `pthread_join`. As swift-nio's
+/// `NIOLock` does, every pthread result is checked: a refused thread is a runtime failure
+/// (`init` returns nil), anything else (an invalid attribute, joining a thread twice) is a
+/// programmer error and traps.
 public final class NativeThread: @unchecked Sendable {
     private var handle = pthread_t()
     private var joined = false
@@ -20,15 +23,18 @@ public final class NativeThread: @unchecked Sendable {
     /// at a character boundary. It is set before `init` returns.
     public init?(stackSize: Int, name: String? = nil, _ body: @escaping @Sendable () -> Void) {
         var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, stackSize)
+        NativeThread.check(pthread_attr_init(&attributes), "pthread_attr_init")
+        defer { NativeThread.check(pthread_attr_destroy(&attributes), "pthread_attr_destroy") }
+        // EINVAL: below PTHREAD_STACK_MIN, which no caller asks for.
+        NativeThread.check(pthread_attr_setstacksize(&attributes, stackSize), "pthread_attr_setstacksize")
         let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-        let rc = pthread_create(&handle, &attributes, { raw in
-            let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &handle, &attributes,
+            { raw in
+                let body = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+                body.run()
+                return nil
+            }, box)
         if rc != 0 {
             Unmanaged<ThreadBody>.fromOpaque(box).release()
             return nil
@@ -46,7 +52,8 @@ public final class NativeThread: @unchecked Sendable {
     public func join() {
         guard !joined else { return }
         joined = true
-        pthread_join(handle, nil)
+        // EDEADLK (joining itself), EINVAL, ESRCH: a broken invariant, not a runtime failure.
+        NativeThread.check(pthread_join(handle, nil), "pthread_join")
     }
 
     /// Runs `body`; every `NativeThread` that the calling thread starts inside it without a
@@ -55,9 +62,9 @@ public final class NativeThread: @unchecked Sendable {
     public static func naming<R>(_ name: String?, _ body: () throws -> R) rethrows -> R {
         let previous = pthread_getspecific(nameKey)
         let boxed = name.map { Unmanaged.passRetained(NameBox($0)).toOpaque() }
-        pthread_setspecific(nameKey, boxed)
+        check(pthread_setspecific(nameKey, boxed), "pthread_setspecific")
         defer {
-            pthread_setspecific(nameKey, previous)
+            check(pthread_setspecific(nameKey, previous), "pthread_setspecific")
             if let boxed { Unmanaged<NameBox>.fromOpaque(boxed).release() }
         }
         return try body()
@@ -87,6 +94,11 @@ public final class NativeThread: @unchecked Sendable {
         guard let symbol = dlsym(nil, "pthread_setname_np") else { return nil }  // nil: RTLD_DEFAULT
         return unsafeBitCast(symbol, to: (@convention(c) (pthread_t, UnsafePointer<CChar>) -> Int32).self)
     }()
+
+    /// Traps unless a pthread call returned 0 (its result is the error number).
+    private static func check(_ result: Int32, _ call: StaticString) {
+        precondition(result == 0, "\(call) failed: \(String(cString: strerror(result)))")
+    }
 
     /// Thread-specific slot for `naming(_:_:)` (created once, never deleted).
     private static let nameKey: pthread_key_t = {

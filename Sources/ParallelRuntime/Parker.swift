@@ -17,23 +17,28 @@ public enum WakeReason: Sendable, Equatable {
 /// Each waiter parks on its own semaphore, so a hand-off wakes exactly the thread it is for
 /// (no thundering herd, no polling), and a signal interrupts the wait (`sem_timedwait` is
 /// never restarted after a signal handler), unlike `pthread_cond_wait`.
-/// The corresponding C functions are `sem_init`, `sem_post` and `sem_timedwait`.
+/// The corresponding C functions are `sem_init`, `sem_post` and `sem_timedwait`; every result
+/// is checked, as swift-nio's `NIOLock` checks its pthread calls.
 public final class Parker: @unchecked Sendable {
     private let semaphore: UnsafeMutablePointer<sem_t>
 
     public init() {
         semaphore = .allocate(capacity: 1)
-        sem_init(semaphore, 0, 0)
+        if sem_init(semaphore, 0, 0) != 0 { Parker.unexpected(errno, in: "sem_init") }
     }
 
     deinit {
-        sem_destroy(semaphore)
+        if sem_destroy(semaphore) != 0 { Parker.unexpected(errno, in: "sem_destroy") }
         semaphore.deallocate()
     }
 
     /// Wakes the parked thread, or makes its next `park` return at once.
     public func unpark() {
-        sem_post(semaphore)
+        guard sem_post(semaphore) != 0 else { return }
+        let error = errno
+        // EOVERFLOW: the count is at its maximum, so the next `park` returns at once anyway;
+        // nothing is lost.
+        if error != EOVERFLOW { Parker.unexpected(error, in: "sem_post") }
     }
 
     /// An errno the semaphore calls cannot give for a valid semaphore and time (EINVAL: the
@@ -55,7 +60,10 @@ public final class Parker: @unchecked Sendable {
             let now = MonotonicClock.now()
             if now >= deadline {
                 // A post may have raced with the deadline: take it rather than lose it.
-                return sem_trywait(semaphore) == 0 ? .unparked : .timedOut
+                if sem_trywait(semaphore) == 0 { return .unparked }
+                let error = errno
+                if error == EAGAIN { return .timedOut }
+                Parker.unexpected(error, in: "sem_trywait")
             }
             // sem_timedwait takes CLOCK_REALTIME; translate the remaining monotonic time.
             var wall = timespec()
@@ -63,7 +71,10 @@ public final class Parker: @unchecked Sendable {
             let remaining = deadline - now
             var total = UInt64(wall.tv_nsec) + remaining % 1_000_000_000
             var seconds = UInt64(wall.tv_sec) + remaining / 1_000_000_000
-            if total >= 1_000_000_000 { seconds += 1; total -= 1_000_000_000 }
+            if total >= 1_000_000_000 {
+                seconds += 1
+                total -= 1_000_000_000
+            }
             var absolute = timespec(tv_sec: Int(seconds), tv_nsec: Int(total))
             if sem_timedwait(semaphore, &absolute) == 0 { return .unparked }
             let error = errno

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// The steps of a task's path, timed by the runtime (see the picture in NativeExtension/Pool.swift).
+/// The steps of a task's path, timed by the runtime (see the picture in NativeExtension/PoolCore.swift).
 public enum Step: Int, CaseIterable, Sendable {
     /// Creating a worker's interpreter and importing its runner (once per worker).
     case interpreterStartup
@@ -86,8 +86,9 @@ public final class StepStatistics: Sendable {
     /// ready now. Also adds it to the `interpreterStartup` step.
     public func addStartup(worker: Int, start: UInt64, created: UInt64) {
         let now = MonotonicClock.now()
-        let startup = Startup(startedAfter: start &- createdAt, create: created &- start, bootstrap: now &- created,
-                              readyAfter: now &- createdAt)
+        let startup = Startup(
+            startedAfter: start &- createdAt, create: created &- start, bootstrap: now &- created,
+            readyAfter: now &- createdAt)
         totals.withLock {
             $0.nanoseconds[Step.interpreterStartup.rawValue] &+= now &- start
             $0.counts[Step.interpreterStartup.rawValue] += 1

@@ -74,4 +74,30 @@ final class DeadlineTimerTests: XCTestCase {
         timer.stop()
         withExtendedLifetime(kept) {}
     }
+
+    func testFastForwardExpiresTheItemsItReachesAndLeavesLaterOnes() {
+        let expired = Mutex<[String]>([])
+        let done = Parker()
+        let timer = DeadlineTimer<Item>(name: "test-timer") { item in
+            let count = expired.withLock { list -> Int in
+                list.append(item.name)
+                return list.count
+            }
+            if count == 2 { done.unpark() }
+        }
+        let hour: UInt64 = 3_600_000_000_000
+        let now = MonotonicClock.now()
+        let items = [Item("in an hour"), Item("in ten hours"), Item("in two hours"), Item("added later")]
+        XCTAssertTrue(timer.add(items[0], deadline: now + hour))
+        XCTAssertTrue(timer.add(items[1], deadline: now + 10 * hour))
+        XCTAssertTrue(timer.add(items[2], deadline: now + 2 * hour))
+        XCTAssertEqual(timer.fastForward(byNanoseconds: 3 * hour), 3)
+        XCTAssertTrue(timer.add(items[3], deadline: now + hour))  // after: not moved
+        XCTAssertEqual(done.park(until: MonotonicClock.deadline(afterSeconds: 30)), .unparked)
+        XCTAssertEqual(expired.withLock { $0 }, ["in an hour", "in two hours"])
+        XCTAssertEqual(timer.count, 2)  // ten hours, now seven; and the one added later
+        timer.stop()
+        XCTAssertEqual(expired.withLock { $0 }, ["in an hour", "in two hours"])
+        withExtendedLifetime(items) {}
+    }
 }

@@ -3,7 +3,7 @@ import ParallelRuntime
 import Synchronization
 import XCTest
 
-/// The runtime under the load a pool puts on it (see the picture in NativeExtension/Pool.swift):
+/// The runtime under the load a pool puts on it (see the picture in NativeExtension/PoolCore.swift):
 /// submitters put into an unbounded task queue, workers take with spin-then-park, post into
 /// an event queue that the last worker closes, and one completion thread takes batches.
 /// Every test counts items: anything lost or duplicated, or a wake-up that never comes

@@ -14,7 +14,8 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
 
-if sys.version_info < (3, 12):  # pragma: no cover - guarded by requires-python too
+# A clear error on 3.11 and older (ruff's UP036 sees requires-python; pip may not).
+if sys.version_info < (3, 12):  # noqa: UP036  # pragma: no cover - guarded by requires-python too
     raise ImportError(
         "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL sub-interpreters, "
         f"PEP 684); this is Python {sys.version.split()[0]}"
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .errors import BrokenInterpreterPool, ExecutionFailed, RemoteTraceback
-    from .fallback import ProcessFallbackWarning
     from .executor import InterpreterPoolExecutor
+    from .fallback import ProcessFallbackWarning
     from .parallel_calls import CallOutcome, parallel
     from .reusable import ExecutorOptions, get_reusable_executor
 
@@ -56,18 +57,28 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:
+    from types import ModuleType as _ModuleType
+else:
+    _ModuleType = type(sys)  # ModuleType, without importing types
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+class _PublicModule(_ModuleType):
+    """This package's module type: the executor and parallel() load on first use, and ``dir()``
+    lists ``__all__`` only (module-level ``__getattr__``/``__dir__`` functions would show in
+    ``help()`` beside the API)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _LAZY:
+            import importlib
+
+            value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+            setattr(self, name, value)
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(__all__)
 
 
 __all__ = [
@@ -112,3 +123,7 @@ if "joblib" in sys.modules:
         register_joblib_backend()
     except ImportError:  # a joblib too old or broken: the backend is simply not there
         pass
+
+# The module is the API alone: its helpers leave the namespace (dir(), help(), completion).
+sys.modules[__name__].__class__ = _PublicModule
+del annotations, sys, TYPE_CHECKING, _ModuleType

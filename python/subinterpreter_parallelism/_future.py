@@ -120,12 +120,12 @@ class LightFuture(Future):  # type: ignore[type-arg]
     def done(self) -> bool:
         """Whether the future was cancelled or finished."""
         state = self._state
-        return state == FINISHED or state == CANCELLED or state == CANCELLED_AND_NOTIFIED
+        return state in (FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
 
     def cancelled(self) -> bool:
         """Whether the future was cancelled."""
         state = self._state
-        return state == CANCELLED or state == CANCELLED_AND_NOTIFIED
+        return state in (CANCELLED, CANCELLED_AND_NOTIFIED)
 
     def running(self) -> bool:
         """Whether the future is running (``set_running_or_notify_cancel`` was called)."""
@@ -167,15 +167,16 @@ class LightFuture(Future):  # type: ignore[type-arg]
         """Waits until the future is settled, or ``timeout`` passes, in a ``WorkerEvent``:
         interrupting the worker's task ends the wait with ``TaskInterrupted``."""
         waiter = _Wake()
+        waiters: list[Any] = self._waiters  # the stdlib's waiters and ours
         with self._condition:
             if self.done():
                 return
-            self._waiters.append(waiter)
+            waiters.append(waiter)
         try:
             waiter.event.wait(timeout)
         finally:
             with self._condition:
-                self._waiters.remove(waiter)
+                waiters.remove(waiter)
 
     def cancel(self) -> bool:
         """Cancels the future if it has not started (``Future.cancel``)."""
@@ -183,7 +184,8 @@ class LightFuture(Future):  # type: ignore[type-arg]
         if cancelled:
             # Future.cancel wakes result() waiters through the condition only; a waiter in a
             # worker waits in its WorkerEvent (set again by set_running_or_notify_cancel).
-            for waiter in list(self._waiters):
+            waiters: list[Any] = self._waiters
+            for waiter in list(waiters):
                 if isinstance(waiter, _Wake):
                     waiter.event.set()
         return cancelled
@@ -193,7 +195,7 @@ class LightFuture(Future):  # type: ignore[type-arg]
     def _invoke_callbacks(self) -> None:
         # Future calls this once settled (set_result, set_exception, cancel), outside the lock.
         if self._done_callbacks and not self._sp_defer_callbacks():
-            Future._invoke_callbacks(self)  # type: ignore[misc]
+            Future._invoke_callbacks(self)  # type: ignore[attr-defined]
 
     def _sp_defer_callbacks(self) -> bool:
         """True when the done-callbacks will run elsewhere, later, through
@@ -309,9 +311,10 @@ class Completions:
         self._watched: set[Future[Any]] = set()
 
     def watch(self, future: Future[Any]) -> None:
+        waiters: list[Any] = future._waiters
         with future._condition:
             if not future.done():
-                future._waiters.append(self)
+                waiters.append(self)
                 self._watched.add(future)
                 return
         self._add(future)
@@ -349,9 +352,10 @@ class Completions:
         """Leaves the waiter lists of the futures still watched (so that none keeps this alive)."""
         watched, self._watched = self._watched, set()
         for future in watched:
+            waiters: list[Any] = future._waiters
             with future._condition:
                 try:
-                    future._waiters.remove(self)
+                    waiters.remove(self)
                 except ValueError:
                     pass
 

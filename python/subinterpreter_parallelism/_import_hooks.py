@@ -92,7 +92,10 @@ def run_hook(hook: Callable[[Any], None], module: Any) -> None:
         hook(module)
     except Exception as exc:
         try:
-            sys.__stderr__.write(f"subinterpreter_parallelism: could not hook {module.__name__}: {exc!r}\n")
+            if sys.__stderr__ is not None:  # None in a process started without one
+                sys.__stderr__.write(
+                    f"subinterpreter_parallelism: could not hook {module.__name__}: {exc!r}\n"
+                )
         except Exception:
             pass
 

@@ -10,6 +10,7 @@ EVENT_WORKER_FAILED: Final[int]
 EVENT_MESSAGE: Final[int]
 EVENT_INTERNAL_ERROR: Final[int]
 EVENT_TIMED_OUT: Final[int]
+EVENT_DELIVERY_FAILED: Final[int]
 WORKER_STARTING: Final[int]
 WORKER_IDLE: Final[int]
 WORKER_RUNNING: Final[int]
@@ -34,6 +35,12 @@ OUT_OF_BAND_NO: Final[int]
 OUT_OF_BAND_BYTES: Final[int]
 OUT_OF_BAND_BYTEARRAY: Final[int]
 OUT_OF_BAND_MEMORYVIEW: Final[int]
+TAG_STDOUT: Final[int]
+TAG_STDERR: Final[int]
+TAG_LOG: Final[int]
+TAG_WARNING: Final[int]
+TAG_PRELOAD: Final[int]
+TAG_WARM_FAILED: Final[int]
 
 def out_of_band_kind(value: object, /) -> int:
     """How ``value`` travels as an argument or result: one of the OUT_OF_BAND_* values."""
@@ -85,6 +92,9 @@ class Pool:
         max_tasks_per_worker: int = 0,
         task_timeout: float | None = None,
     ) -> None: ...
+    def _fast_forward_deadlines(self, seconds: float, /) -> int:
+        """For tests: the task_timeout deadlines of the tasks submitted so far come ``seconds``
+        earlier (those it reaches expire now); returns how many were waiting."""
     def submit(self, task_id: int, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None: ...
     def cancel(self, task_id: int, interrupt: bool = True) -> int: ...
     def phase(self, task_id: int) -> int: ...

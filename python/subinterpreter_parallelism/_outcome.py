@@ -12,8 +12,6 @@ reads them too.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-
 from . import _pickling
 from ._native import (
     ERROR_TAG,
@@ -26,6 +24,7 @@ from ._native import (
     decode_shareable,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
@@ -49,7 +48,7 @@ def encode_value(value: Any) -> bytes | tuple[bytes]:
     """Worker side: the outcome of a call that returned ``value``.
 
     A result that ``out_of_band_kind`` picks is not pickled: ``(value,)`` tells the Swift core
-    to lend its buffer to the caller, which copies it once (see ``LentBytes`` in Pool.swift).
+    to lend its buffer to the caller, which copies it once (see ``LentBytes`` in ResultLending.swift).
     A ``bytearray`` goes as ``(value, True)``, rebuilt as a bytearray (the core lends a snapshot
     if anything else still references it). A ``memoryview`` comes back as ``bytes`` (what
     pickling it would give, if pickle could): lent when the memory behind it cannot change

@@ -25,14 +25,13 @@ from _pickle import loads as _loads
 #   `memoryview` is lent: the task gets a memoryview of the caller's memory, no copy (see
 #   BufferLend.swift), and a non-contiguous one is copied as before (a snapshot).
 from ._native import MAIN_MARKER as _MAIN_MARKER
-from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO
+from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO, out_of_band_kind
 from ._native import PICKLE_PROTOCOL as PROTOCOL
-from ._native import out_of_band_kind
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, ClassVar
 
 
 class OutOfBand:
@@ -74,9 +73,13 @@ def dumps(obj: Any) -> bytes:
     Raises the error pickle raised (``TypeError``, ``pickle.PicklingError``, ...) when the
     object cannot be pickled at all, e.g. a lock or an open file.
     """
+    # Each retry runs outside the except clause: when it fails too, its error is the one the
+    # user sees, without "During handling of the above exception" and the first attempt's.
     try:
         data = _dumps(obj, PROTOCOL)
     except Exception:
+        data = None
+    if data is None:
         return _cloudpickle_dumps(obj)
     # A by-reference pickle of something in __main__ would not load in a worker.
     if _MAIN_MARKER in data:
@@ -113,13 +116,15 @@ def _main_aware_pickler() -> Any:
     globals in the receiving worker's ``__main__`` (see ``main_globals``)."""
     global _MainAwarePickler
     if _MainAwarePickler is None:
-        import cloudpickle
-
         from collections import ChainMap
+
+        import cloudpickle
 
         class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]
             _sp_main: MainGlobals | None = None
-            dispatch_table = ChainMap({_CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+            dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
+                {_CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table
+            )
 
             def _dynamic_function_reduce(self, func: Any) -> Any:
                 reduced = super()._dynamic_function_reduce(func)
@@ -281,13 +286,16 @@ _keys: Any = None  # itertools.count: keys, unique in the process (a random star
 loaded_definitions = 0  # how many definitions this interpreter unpickled (the tests read it)
 _MISSING = object()  # a captured global that the namespace lacks, or an empty cell
 _SELF = object()  # the function itself among what it captures (recursion): not held, or it never dies
-_CLASS_OWN = (type(type.__dict__["__dict__"]), type(OutOfBand.index))  # getset and member descriptors
+_CLASS_OWN = (
+    type(type.__dict__["__dict__"]),
+    type(OutOfBand.__dict__["index"]),
+)  # getset and member descriptors
 
 
 class MainDefinition:
     """A definition of ``__main__`` pickled once: stands for it in calls' pickles (see above)."""
 
-    __slots__ = ("target", "ids", "captured", "reduced", "markers")
+    __slots__ = ("captured", "ids", "markers", "reduced", "target")
 
     def __init__(self, target: Any, captured: tuple[Any, ...], data: bytes) -> None:
         self.target = target  # a weak reference to the function or class
@@ -433,6 +441,8 @@ def dumps_to_worker(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
         try:
             made = _definition_of(fn)
         except Exception:
+            made = None
+        if made is None:
             return dumps(call)  # cloudpickle's own error, and the culprit's note, follow
         try:
             data = _dumps((made, args, kwargs), PROTOCOL)
@@ -454,9 +464,11 @@ def dumps_to_worker(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
         pickler = _definitions_pickler()(file, PROTOCOL)
         try:
             pickler.dump(call)
+            data = file.getvalue()
         except Exception:
-            return _cloudpickle_dumps(call)
-        data = file.getvalue()
+            data = None
+    if data is None:
+        return _cloudpickle_dumps(call)
     markers = pickler.sp_markers
     # Something of __main__ that is neither a function nor a class (a module-level object
     # pickled by name): cloudpickle knows what to do.
@@ -473,7 +485,7 @@ def _definitions_pickler() -> Any:
     if _DefinitionsPickler is None:
         from _pickle import Pickler
 
-        class DefinitionsPickler(Pickler):  # type: ignore[misc]
+        class DefinitionsPickler(Pickler):
             sp_markers = 0
 
             def reducer_override(self, obj: Any) -> Any:
@@ -487,7 +499,9 @@ def _definitions_pickler() -> Any:
     return _DefinitionsPickler
 
 
-def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | tuple[bytes, list[bytes]]:
+def encode_call(
+    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bytes | tuple[bytes, list[bytes | memoryview]]:
     """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
 
     Arguments that ``out_of_band_kind`` picks are not pickled: the result is then

@@ -92,7 +92,7 @@ def refusal_message(module: str, reason: str, needs: str | None = None) -> str:
 class Refusal:
     """A module that cannot load in an own-GIL interpreter, as found in an exception."""
 
-    __slots__ = ("module", "extension", "reason", "package")
+    __slots__ = ("extension", "module", "package", "reason")
 
     def __init__(self, module: str, extension: str, reason: str, package: str | None = None) -> None:
         self.module = module

@@ -11,7 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = [
+    "DEFAULT_START_METHOD_FORKS",
+    "EXPECTED_REFUSALS",
+    "FORK_CHILD_ABORTS",
     "FREE_THREADED",
     "IMPORT_IN_CALLER_FIRST",
     "KEYWORD_PARSERS_SHARED",
@@ -20,9 +27,6 @@ __all__ = [
     "REFUSED_MODULE_CRASHES_OTHERS",
     "STACK_BASED_RECURSION_LIMIT",
     "STDLIB_INTERPRETER_POOL",
-    "DEFAULT_START_METHOD_FORKS",
-    "EXPECTED_REFUSALS",
-    "FORK_CHILD_ABORTS",
     "current_interpreter_id",
     "default_worker_count",
     "interpreter_count",
@@ -97,7 +101,7 @@ DEFAULT_START_METHOD_FORKS = VERSION < (3, 14)
 FORK_CHILD_ABORTS = True
 
 
-def _low_level():  # type: ignore[no-untyped-def]
+def _low_level() -> Any:
     """CPython's private interpreters module: ``_interpreters`` (3.13+), ``_xxsubinterpreters``
     (3.12)."""
     if VERSION >= (3, 13):

@@ -1,6 +1,6 @@
 """The runner inside every worker interpreter.
 
-The Swift worker (Sources/NativeExtension/WorkerInterpreter.swift) imports this module once
+The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once
 per interpreter, then for each pickled task calls ``decode_call``, ``invoke`` and
 ``encode_result`` or ``encode_error``, timing each step. A call or a result in the Swift
 core's pickle-free format (a module-level function with None, bool, int, float, str, bytes

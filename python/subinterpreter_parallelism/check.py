@@ -15,10 +15,11 @@ import json
 import os
 import re
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from ._validate import check_count, check_time_limit
 
 __all__ = ["ModuleCheck", "check_main", "check_modules", "format_table"]
 
@@ -54,7 +55,7 @@ class ModuleCheck:
 
 
 def check_modules(
-    modules: Sequence[str], *, timeout: float = 60.0, jobs: int | None = None
+    modules: Sequence[str], *, timeout: float | None = 60.0, jobs: int | None = None
 ) -> list[ModuleCheck]:
     """Imports each module in a fresh isolated (own-GIL) interpreter; returns the verdicts in order.
 
@@ -65,34 +66,31 @@ def check_modules(
 
     Args:
         modules: module names (dotted names allowed).
-        timeout: seconds each probe may take (infinity: no limit).
+        timeout: seconds each probe may take (None or infinity: no limit).
         jobs: probes run at once; default: the CPUs this process may use.
 
     Raises:
-        TypeError: a module name is not a str.
-        ValueError: ``timeout`` <= 0 or ``jobs`` < 1.
+        TypeError: a module name is not a str, ``timeout`` is not a number (or None), or
+            ``jobs`` is not an int (or None).
+        ValueError: ``timeout`` <= 0 or NaN, or ``jobs`` < 1.
     """
     names = list(modules)
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"module names must be str, not {type(name).__name__}")
-    if not timeout > 0:
-        raise ValueError("timeout must be greater than 0")
-    if timeout > threading.TIMEOUT_MAX:
-        timeout = None  # inf: no limit (subprocess's wait would overflow)
+    limit = check_time_limit(timeout, "timeout")  # inf: None (subprocess's wait would overflow)
+    jobs = check_count(jobs, "jobs")
     if jobs is None:
         jobs = max(1, min(len(names), os.cpu_count() or 1))
-    if jobs < 1:
-        raise ValueError("jobs must be >= 1")
     if not names:
         return []
     paths = [str(p) for p in sys.path]
     if len(names) == 1 or jobs == 1:
-        return [_check_one(name, paths, timeout) for name in names]
+        return [_check_one(name, paths, limit) for name in names]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(jobs, thread_name_prefix="sp-check") as runner:
-        return list(runner.map(lambda name: _check_one(name, paths, timeout), names))
+        return list(runner.map(lambda name: _check_one(name, paths, limit), names))
 
 
 def _check_one(name: str, paths: list[str], timeout: float | None) -> ModuleCheck:
@@ -152,7 +150,7 @@ def _works(
     refused = dict(sub.get("refused_on_the_way") or [])
     failed: list[tuple[str, str]] = []
     if submodules is not None:
-        failed = [tuple(entry) for entry in submodules.get("failed") or []]  # type: ignore[misc]
+        failed = [tuple(entry) for entry in submodules.get("failed") or []]
         for module, reason in submodules.get("refused_on_the_way") or []:
             refused.setdefault(module, reason)
     failed_names = {module for module, _ in failed}
@@ -300,10 +298,11 @@ def check_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per module (default 60)")
     parser.add_argument("--jobs", type=int, default=None, help="modules checked at once (default: CPUs)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if not args.timeout > 0:
-        parser.error("--timeout must be greater than 0")
-    if args.jobs is not None and args.jobs < 1:
-        parser.error("--jobs must be >= 1")
+    try:  # the rules of check_modules(), said before any probe starts
+        check_time_limit(args.timeout, "--timeout")
+        check_count(args.jobs, "--jobs")
+    except ValueError as error:
+        parser.error(str(error))
     results = check_modules(args.modules, timeout=args.timeout, jobs=args.jobs)
     if args.json:
         print(

@@ -1,9 +1,9 @@
 """InterpreterPoolExecutor: a ``concurrent.futures`` executor on persistent own-GIL interpreters.
 
-The Swift core runs the workers (see the picture in Sources/NativeExtension/Pool.swift);
+The Swift core runs the workers (see the picture in Sources/NativeExtension/PoolCore.swift);
 this module adds what users touch: futures, ``map``, ``asyncio``, shutdown. Its rooms:
-``_completion`` (the threads that settle futures and run their callbacks) and ``_exit``
-(exit, Ctrl-C, fork, idle pools stepping aside).
+``_completion`` (the threads that settle futures and run their callbacks), ``_map`` (``map``'s
+machinery) and ``_exit`` (exit, Ctrl-C, fork, idle pools stepping aside).
 """
 
 from __future__ import annotations
@@ -11,34 +11,28 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import numbers
 import sys
 import threading
-import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _adapters, _exit, _native, _outcome, _pickling, _versions, _worker
+from . import _adapters, _exit, _map, _native, _pickling, _versions, _worker
 from ._completion import PoolState
-from ._future import Completions, LightFuture
+from ._future import LightFuture
 from ._native import TaskInterrupted
+from ._validate import check_count, check_time_limit, check_timeout
 from ._versions import default_worker_count
-from .errors import BrokenInterpreterPool, ExecutionFailed
+from .errors import BrokenInterpreterPool
+from .progress import check_progress
 
-__all__ = ["InterpreterPoolExecutor", "check_timeout", "default_worker_count"]
+__all__ = ["InterpreterPoolExecutor", "default_worker_count"]
 
 logger = logging.getLogger("subinterpreter_parallelism")
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-# Chunks of map(): enough per worker to balance uneven items, few enough to amortise the
-# per-task cost (about 10 us) over many tiny items.
-_CHUNKS_PER_WORKER = 16
-_MAX_AUTO_CHUNK = 4096
 
 # Linux keeps this many bytes of a thread's name (/proc/self/task/*/comm; 16 with the NUL).
 _OS_THREAD_NAME_BYTES = 15
@@ -48,32 +42,12 @@ _OS_THREAD_NAME_BYTES = 15
 _ADAPTED_MODULES = _adapters.ADAPTERS
 
 
-def check_timeout(timeout: Any, name: str = "timeout") -> float | None:
-    """A timeout in seconds as given to ``map``, ``parallel`` and the like; None means no limit.
-
-    Infinity, and anything longer than the longest wait the platform can do
-    (``threading.TIMEOUT_MAX``, about 292 years), mean no limit too: such a value reached the
-    stdlib's waits, which raise ``OverflowError`` after the tasks were sent.
-
-    Raises:
-        TypeError: not a real number (or a bool).
-        ValueError: NaN or negative.
-    """
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-        raise TypeError(f"{name} must be a number of seconds or None, not {type(timeout).__name__}")
-    if not timeout >= 0:  # NaN too
-        raise ValueError(f"{name} must be None or a number of seconds >= 0, not {timeout!r}")
-    return None if timeout > threading.TIMEOUT_MAX else float(timeout)
-
-
 class _TaskFuture(LightFuture):
     """A Future whose ``cancel()`` also stops the task when it is already running.
 
     It uses only ``Future``'s public methods (``LightFuture``, its base, builds the condition
     only when something waits: see _future.py). Who settles it is decided in Swift (the task's
-    lifecycle, see Sources/NativeExtension/Pool.swift): a cancel that stops the task claims it,
+    lifecycle, see Sources/NativeExtension/PoolCore.swift): a cancel that stops the task claims it,
     and then the completion thread never delivers the task's outcome to it; otherwise the
     completion thread claims it and a later cancel is too late. So ``set_result`` and ``cancel``
     never race on one future.
@@ -224,9 +198,11 @@ class InterpreterPoolExecutor(Executor):
 
     Raises:
         TypeError: ``max_workers`` or ``max_tasks_per_worker`` is not an int,
-            ``thread_name_prefix`` is not a str, or ``initializer`` is not callable.
-        ValueError: ``max_workers`` or ``max_tasks_per_worker`` < 1, ``task_timeout`` <= 0 or
-            NaN, or ``fallback`` is not None or ``"process"``.
+            ``task_timeout`` is not a number of seconds, ``thread_name_prefix`` is not a str,
+            or ``initializer`` is not callable.
+        ValueError: ``max_workers`` or ``max_tasks_per_worker`` < 1 (or ``max_workers`` over
+            the core's limit, 4096), ``task_timeout`` <= 0 or NaN, or ``fallback`` is not None
+            or ``"process"``.
         ValueError: ``output`` is not ``"forward"`` or ``"fd"``.
         ImportError (or what the import raised): a ``preload`` module cannot be imported in
             the worker interpreters; a module that refuses own-GIL interpreters gives the
@@ -253,34 +229,18 @@ class InterpreterPoolExecutor(Executor):
     ) -> None:
         if _exit.exiting():
             raise RuntimeError("cannot start an interpreter pool after interpreter shutdown")
+        # Before anything is sized by it.
+        max_workers = check_count(max_workers, "max_workers", _native.MAX_WORKERS)
         if max_workers is None:
             max_workers = default_worker_count()
-        elif isinstance(max_workers, bool) or not isinstance(max_workers, int):
-            raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
-        elif max_workers <= 0:
-            raise ValueError("max_workers must be greater than 0")
-        elif max_workers > _native.MAX_WORKERS:  # before anything is sized by it
-            raise ValueError(f"max_workers must be at most {_native.MAX_WORKERS}, not {max_workers}")
         if thread_name_prefix is None:
             thread_name_prefix = ""
         elif not isinstance(thread_name_prefix, str):
             raise TypeError(f"thread_name_prefix must be a str, not {type(thread_name_prefix).__name__}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
-        if max_tasks_per_worker is not None:
-            if isinstance(max_tasks_per_worker, bool) or not isinstance(max_tasks_per_worker, int):
-                raise TypeError("max_tasks_per_worker must be an int or None")
-            if max_tasks_per_worker < 1:
-                raise ValueError("max_tasks_per_worker must be >= 1")
-        if task_timeout is not None:
-            if isinstance(task_timeout, bool) or not isinstance(task_timeout, (int, float)):
-                raise TypeError("task_timeout must be a number of seconds or None")
-            if not task_timeout > 0:
-                raise ValueError(
-                    f"task_timeout must be None or a number of seconds > 0, not {task_timeout!r}"
-                )
-            if task_timeout > threading.TIMEOUT_MAX:
-                task_timeout = None  # inf: no limit (it used to kill the timeout thread)
+        check_count(max_tasks_per_worker, "max_tasks_per_worker")
+        task_timeout = check_time_limit(task_timeout, "task_timeout")  # inf: None (no limit)
         if fallback is not None:
             from .fallback import check_fallback
 
@@ -420,7 +380,7 @@ class InterpreterPoolExecutor(Executor):
             if self._stepped_aside:
                 self._start(self._state.fallback)
                 self._stepped_aside = False
-            return self._state.native.state() == "running"
+            return bool(self._state.native.state() == "running")
 
     def _activity(self) -> tuple[int, int, int]:
         """What changes whenever a task is submitted or finishes (for ``_exit.IdleWatch``)."""
@@ -519,105 +479,26 @@ class InterpreterPoolExecutor(Executor):
             RuntimeError: after ``shutdown()`` (also while iterating with ``buffersize``).
         """
         timeout = check_timeout(timeout)
-        if progress is not None:
-            from . import progress as _progress
-
-            _progress.check_progress(progress)
-        if chunksize is not None and (isinstance(chunksize, bool) or not isinstance(chunksize, int)):
-            raise TypeError("chunksize must be an int or None")
-        if chunksize is not None and chunksize < 1:
-            raise ValueError("chunksize must be >= 1")
-        if buffersize is not None:
-            if isinstance(buffersize, bool) or not isinstance(buffersize, int):
-                raise TypeError("buffersize must be an int or None")
-            if buffersize < 1:
-                raise ValueError("buffersize must be None or >= 1")
-            if progress is not None and progress is not False:
-                raise ValueError(
-                    "progress needs the number of items up front, which map() does not "
-                    "read with buffersize: pass one or the other"
-                )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if buffersize is not None:
-            # chunksize=None means 1 here: an automatic size would need the input's length, and
-            # a fixed chunk would make buffersize read ahead that many times more items than it
-            # says (and hold back the first result until a whole chunk is done).
-            return self._map_buffered(fn, iterables, deadline, chunksize or 1, buffersize, ordered)
-        # Over one iterable, items travel bare (see _worker.run_chunk), not as 1-tuples.
-        star = len(iterables) != 1
-        items = list(zip(*iterables)) if star else list(iterables[0])
-        if chunksize is None:
-            chunksize = max(1, min(_MAX_AUTO_CHUNK, len(items) // (self._max_workers * _CHUNKS_PER_WORKER)))
-        if chunksize == 1:
-            futures = deque(
-                [self.submit(fn, *args) for args in items]
-                if star
-                else [self.submit(fn, item) for item in items]
+        check_progress(progress)
+        check_count(chunksize, "chunksize")
+        check_count(buffersize, "buffersize")
+        if buffersize is not None and progress is not None and progress is not False:
+            raise ValueError(
+                "progress needs the number of items up front, which map() does not "
+                "read with buffersize: pass one or the other"
             )
-            results = _yield_results(futures, deadline, chunked=False, ordered=ordered)
-            if progress is not None:
-                tracker = _progress.track(futures, None, progress, f"map({_name_of(fn)})")
-                return _progress.finishing(results, tracker, len(items))
-            return results
-        chunks = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
-        refusals = self._falls_back()
-        futures = deque([self.submit(_worker.run_chunk, fn, chunk, refusals, star) for chunk in chunks])
-        if futures:
-            self._note_module(fn, futures[0])  # the chunks' function is the runner's
-        results = _yield_results(futures, deadline, chunked=True, ordered=ordered)
-        if progress is not None:
-            tracker = _progress.track(
-                futures, [len(chunk) for chunk in chunks], progress, f"map({_name_of(fn)})"
-            )
-            return _progress.finishing(results, tracker, len(items))
-        return results
-
-    def _map_buffered(
-        self,
-        fn: Callable[..., T],
-        iterables: tuple[Iterable[Any], ...],
-        deadline: float | None,
-        chunksize: int,
-        buffersize: int,
-        ordered: bool,
-    ) -> Iterator[T]:
-        """``map`` with ``buffersize``: submits the first tasks now, the others as results are
-        yielded. The iterator holds the executor (unlike the stdlib's, which stops submitting
-        once the executor is collected and so may silently yield fewer results)."""
-        # Chunks over one iterable carry its items bare (see _worker.run_chunk); single items
-        # go as argument tuples, whose emptiness is the end of the input.
-        star = chunksize == 1 or len(iterables) != 1
-        args_iter: Iterator[Any] = zip(*iterables) if star else iter(iterables[0])
-        futures: deque[Future[Any]] = deque()
-        exhausted = False
-        refusals = self._falls_back()
-
-        def refill(elsewhere: int) -> None:
-            """Submits into ``futures`` while fewer than ``buffersize`` tasks, ``elsewhere``
-            included (those the unordered iterator watches), are submitted and not yielded."""
-            nonlocal exhausted
-            while not exhausted and len(futures) + elsewhere < buffersize:
-                if chunksize == 1:
-                    args = next(args_iter, None)
-                    if args is None:
-                        exhausted = True
-                    else:
-                        futures.append(self.submit(fn, *args))
-                else:
-                    chunk = list(itertools.islice(args_iter, chunksize))
-                    if not chunk:
-                        exhausted = True
-                    else:
-                        futures.append(self.submit(_worker.run_chunk, fn, chunk, refusals, star))
-                        self._note_module(fn, futures[-1])  # the chunks' function is the runner's
-
-        try:
-            refill(0)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        return _yield_results(futures, deadline, chunked=chunksize != 1, ordered=ordered, refill=refill)
+        return _map.map_tasks(
+            self,
+            fn,
+            iterables,
+            timeout=timeout,
+            chunksize=chunksize,
+            buffersize=buffersize,
+            progress=progress,
+            ordered=ordered,
+            falls_back=self._falls_back(),
+            note_module=self._note_module,
+        )
 
     def _note_module(self, fn: Any, future: Future[Any]) -> None:
         """preload="auto": warms ``fn``'s module, for a task (``future``'s) that sends it
@@ -793,10 +674,6 @@ def _worker_thread_names(prefix: str, count: int) -> list[str]:
     return names
 
 
-def _name_of(fn: Any) -> str:
-    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__)
-
-
 def _import_in_caller_first() -> None:
     import importlib
 
@@ -840,104 +717,3 @@ def _call_pickle_with_keywords() -> None:
 def _close_native(native: Any) -> None:
     """Finalizer of an executor dropped without shutdown: let its workers end."""
     native.close()
-
-
-def _yield_results(
-    futures: deque[Future[Any]],
-    deadline: float | None,
-    chunked: bool,
-    ordered: bool = True,
-    refill: Callable[[int], None] | None = None,
-) -> Iterator[Any]:
-    """Yields results in order (or, unless ``ordered``, as tasks finish); on timeout, error,
-    early close or Ctrl-C cancels the rest.
-
-    ``refill``, when given, is called before each wait (so once the previous result has been
-    yielded) to submit more tasks into ``futures``: ``map`` with ``buffersize``. It is told how
-    many submitted tasks are no longer in ``futures`` but not yielded yet.
-
-    No result is referenced from here once it has been yielded (CPython's test_free_reference,
-    bpo-14406): each is popped off a list as it goes out, and the future is dropped first.
-    """
-    return (_yield_in_order if ordered else _yield_as_finished)(futures, deadline, chunked, refill)
-
-
-def _yield_in_order(
-    futures: deque[Future[Any]], deadline: float | None, chunked: bool, refill: Callable[[int], None] | None
-) -> Iterator[Any]:
-    try:
-        while True:
-            if refill is not None:
-                refill(0)
-            if not futures:
-                break
-            results, failure = _outcome_of(futures[0], deadline, chunked)
-            futures.popleft()
-            while results:
-                yield results.pop()
-            if failure is not None:
-                raise failure
-    finally:
-        for future in futures:
-            future.cancel()
-
-
-def _yield_as_finished(
-    futures: deque[Future[Any]], deadline: float | None, chunked: bool, refill: Callable[[int], None] | None
-) -> Iterator[Any]:
-    finished = Completions()
-    watched: set[Future[Any]] = set()
-    try:
-        while True:
-            if refill is not None:
-                refill(len(watched))
-            while futures:  # new tasks: each says when it is done
-                future = futures[0]
-                watched.add(future)
-                futures.popleft()
-                finished.watch(future)
-            if not watched:
-                break
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                future = finished.get(remaining)
-            except TimeoutError:
-                raise TimeoutError("map() did not finish within its timeout") from None
-            watched.discard(future)
-            results, failure = _outcome_of(future, None, chunked)
-            del future
-            while results:
-                yield results.pop()
-            if failure is not None:
-                raise failure
-    finally:
-        finished.close()
-        for future in (*futures, *watched):
-            future.cancel()
-
-
-def _outcome_of(
-    future: Future[Any], deadline: float | None, chunked: bool
-) -> tuple[list[Any], BaseException | None]:
-    """Waits for a ``map`` task; returns its results, last first, and the exception to raise
-    after them (a chunk's failing item), or raises the task's exception, or ``TimeoutError``
-    once ``deadline`` has passed."""
-    remaining = None if deadline is None else deadline - time.monotonic()
-    if remaining is not None and remaining <= 0 and not future.done():
-        raise TimeoutError("map() did not finish within its timeout")
-    try:
-        value = future.result(remaining)
-    except TimeoutError:
-        if future.done():
-            raise  # the task itself raised TimeoutError
-        raise TimeoutError("map() did not finish within its timeout") from None
-    if not chunked:
-        return [value], None
-    # _worker.run_chunk: the results up to the first failing item, then that item's failure.
-    data, failure = value
-    try:
-        results = _pickling.loads(data)
-    except BaseException as error:
-        raise _outcome.failure_from_unpickling(error) from None
-    results.reverse()
-    return results, None if failure is None else _outcome.decode(failure)[1]

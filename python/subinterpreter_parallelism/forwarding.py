@@ -49,12 +49,11 @@ __all__ = [
     "worker_options",
 ]
 
-# Message tags (the ``tag`` of ``_native.post_message``). Far from small numbers so that
-# other features of the pool can pick tags of their own without clashing.
-TAG_STDOUT = 0x46570001
-TAG_STDERR = 0x46570002
-TAG_LOG = 0x46570003
-TAG_WARNING = 0x46570004
+# Message tags (the ``tag`` of ``_native.post_message``), written once, in the Swift core.
+TAG_STDOUT = _native.TAG_STDOUT
+TAG_STDERR = _native.TAG_STDERR
+TAG_LOG = _native.TAG_LOG
+TAG_WARNING = _native.TAG_WARNING
 
 # A line longer than this is sent in pieces (a progress bar that never ends its line, say).
 _MAX_PENDING = 8192

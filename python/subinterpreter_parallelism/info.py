@@ -53,7 +53,7 @@ def info() -> dict[str, Any]:
         report["build"] = build
     except Exception as exc:  # pragma: no cover - a broken install
         report["build"] = {"error": f"{type(exc).__name__}: {exc}"}
-    extras = {}
+    extras: dict[str, str | None] = {}
     for name in ("cloudpickle", "tqdm"):
         try:
             from importlib.metadata import version

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, wait
+from concurrent.futures import Future, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from . import _worker, fallback as _fallback
-from .executor import InterpreterPoolExecutor, check_timeout
+from . import _worker
+from . import fallback as _fallback
+from ._validate import check_timeout
+from .executor import InterpreterPoolExecutor
 from .progress import check_progress, track
 
 __all__ = ["CallOutcome", "parallel"]
@@ -96,11 +98,14 @@ def parallel(
             a callable: called as ``progress(done, total)`` as calls finish.
 
     Raises:
-        TypeError, ValueError: a call is malformed, or ``timeout``, ``executor``, ``fallback``
-            or ``progress`` is invalid (checked before anything runs).
-        The exception of the lowest-index failing call, with its original type and args, its
-        remote traceback as ``__cause__``, a note naming the call, and
-        ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
+        TypeError: a call is malformed, or ``timeout``, ``executor``, ``fallback`` or
+            ``progress`` has the wrong type (checked before anything runs).
+        ValueError: a call, ``timeout``, ``fallback`` or ``progress`` has a wrong value
+            (checked before anything runs).
+        TimeoutError: ``timeout`` expired; the calls still running were interrupted.
+        Exception: the exception of the lowest-index failing call, with its original type and
+            args, its remote traceback as ``__cause__``, a note naming the call, and
+            ``parallel_outcomes``: a list of ``CallOutcome`` for every call.
     """
     checked = [_check_call(i, call) for i, call in enumerate(calls)]
     timeout = check_timeout(timeout)  # inf means None: the stdlib's wait() would overflow
@@ -127,7 +132,7 @@ def parallel(
     tracker = track(futures, None, progress, "parallel")
     try:
         # In a task, interrupting it ends this wait too (TaskInterrupted; see _future.py).
-        done, not_done = wait(futures, timeout)
+        _, not_done = wait(futures, timeout)
     except BaseException:  # Ctrl-C, or in a task its interruption: the calls stop too
         for future in futures:
             future.cancel()
@@ -147,12 +152,24 @@ def parallel(
     outcomes = _outcomes(checked, futures)
     for outcome in outcomes:
         if not outcome.ok:
-            exc = outcome.exception
-            assert exc is not None
-            exc.add_note(f"raised by call {outcome.index}: {outcome.target}")
-            exc.parallel_outcomes = outcomes  # type: ignore[attr-defined]
-            raise exc
+            failure = outcome.exception
+            assert failure is not None
+            failure.add_note(f"raised by call {outcome.index}: {outcome.target}")
+            module, function = checked[outcome.index][:2]
+            if module == "__main__" and isinstance(failure, (AttributeError, ImportError)):
+                failure.add_note(_MAIN_BY_NAME.format(function=function))
+            failure.parallel_outcomes = outcomes  # type: ignore[attr-defined]
+            raise failure
     return [outcome.value for outcome in outcomes]
+
+
+# A call by name runs in a worker, whose __main__ is not the caller's script: the script's
+# functions reach a worker only as objects, which the executor sends by value.
+_MAIN_BY_NAME = (
+    "parallel() finds functions by name in the worker interpreters, whose __main__ is not your "
+    "script: pass the function object to the executor instead, e.g. "
+    "`with sp.InterpreterPoolExecutor() as pool: pool.submit({function}, ...)`"
+)
 
 
 def _outcomes(

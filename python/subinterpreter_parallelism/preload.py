@@ -60,11 +60,11 @@ __all__ = [
 AUTO = "auto"
 
 # The message tag of a worker's verdict (the ``tag`` of ``_native.post_message``), beside
-# forwarding's tags.
-TAG_PRELOAD = 0x46570005
+# forwarding's tags; written once, in the Swift core.
+TAG_PRELOAD = _native.TAG_PRELOAD
 # The message of a module that could not be warmed (posted by the Swift worker, once per module
-# and pool: ``PoolCore.warmFailedTag``): ``b"module\ntext"``.
-TAG_WARM_FAILED = 0x46570006
+# and pool: ``MessageTag.warmFailed``): ``b"module\ntext"``.
+TAG_WARM_FAILED = _native.TAG_WARM_FAILED
 
 # How long the pool's constructor waits for its workers to import ``preload`` modules.
 PRELOAD_TIMEOUT = 300.0

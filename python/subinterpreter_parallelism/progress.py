@@ -19,13 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import Any, TextIO, TypeVar, Union
+from typing import Any, TextIO
 
 __all__ = ["Progress", "Tracker", "check_progress", "finishing", "track"]
 
-T = TypeVar("T")
-
-Progress = Union[bool, Callable[[int, int], object], None]
+Progress = bool | Callable[[int, int], object] | None
 """What ``progress=`` accepts: None/False (nothing), True (a bar) or ``callable(done, total)``."""
 
 logger = logging.getLogger("subinterpreter_parallelism")
@@ -60,7 +58,7 @@ def track(
     if progress is True:
         sink: _Sink = _tqdm_sink(total, description) or _StderrBar(total, description)
     else:
-        sink = _CallbackSink(progress)  # type: ignore[arg-type]
+        sink = _CallbackSink(progress)
     tracker = Tracker(total, len(futures), sink)
     for future, weight in zip(futures, weights):
         count = functools.partial(tracker.finished, weight=weight)
@@ -72,7 +70,7 @@ def track(
     return tracker
 
 
-def finishing(results: Iterator[T], tracker: Tracker | None, count: int) -> Iterator[T]:
+def finishing[T](results: Iterator[T], tracker: Tracker | None, count: int) -> Iterator[T]:
     """``results`` (``count`` items), with the progress finished before the last one is handed
     back, or before an error or an early close reaches the caller.
 
@@ -85,7 +83,7 @@ def finishing(results: Iterator[T], tracker: Tracker | None, count: int) -> Iter
     return _finishing(results, tracker, count)
 
 
-def _finishing(results: Iterator[T], tracker: Tracker, count: int) -> Iterator[T]:
+def _finishing[T](results: Iterator[T], tracker: Tracker, count: int) -> Iterator[T]:
     left = count
     try:
         while True:
@@ -205,20 +203,27 @@ class _StderrBar(_Sink):
 
     WIDTH = 30
 
-    def __init__(self, total: int, description: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        total: int,
+        description: str,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._total = total
         self._description = description
         self._stream = stream if stream is not None else sys.stderr
         self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
         self._interval = 0.1 if self._tty else 2.0
-        self._start = time.monotonic()
+        self._clock = clock  # the tests' own, to cross the redraw interval without waiting
+        self._start = clock()
         self._last_draw = float("-inf")
         self._last = (0, total)
         self._closed = False
 
     def update(self, done: int, total: int) -> None:
         self._last = (done, total)
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_draw >= self._interval:
             self._last_draw = now
             self._draw(final=False)
@@ -233,7 +238,7 @@ class _StderrBar(_Sink):
         done, total = self._last
         fraction = done / total if total else 1.0
         filled = int(self.WIDTH * fraction)
-        elapsed = time.monotonic() - self._start
+        elapsed = self._clock() - self._start
         return (
             f"{self._description}: [{'#' * filled}{'.' * (self.WIDTH - filled)}] "
             f"{done}/{total} {fraction:4.0%} {elapsed:.1f}s"

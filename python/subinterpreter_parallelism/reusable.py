@@ -26,9 +26,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypedDict, Unpack
 
-from . import _exit
+from . import _exit, _native
+from ._validate import check_count, check_time_limit
 from ._versions import default_worker_count
-from .executor import InterpreterPoolExecutor, check_timeout
+from .executor import InterpreterPoolExecutor
 
 __all__ = ["ExecutorOptions", "get_reusable_executor"]
 
@@ -116,13 +117,8 @@ def get_reusable_executor(
     global _executor, _options
     if reuse not in (True, False, "auto"):
         raise ValueError(f"reuse must be True, False or 'auto', not {reuse!r}")
-    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)):
-        raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
-    if max_workers is not None and max_workers <= 0:
-        raise ValueError("max_workers must be greater than 0")
-    idle_timeout = check_timeout(idle_timeout, "idle_timeout")
-    if idle_timeout == 0:
-        raise ValueError("idle_timeout must be None or a number of seconds > 0, not 0")
+    max_workers = check_count(max_workers, "max_workers", _native.MAX_WORKERS)
+    idle_timeout = check_time_limit(idle_timeout, "idle_timeout")
     unknown = sorted(set(options) - option_names())
     if unknown:
         raise TypeError(f"get_reusable_executor() got unexpected keyword arguments: {', '.join(unknown)}")

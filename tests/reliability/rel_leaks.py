@@ -93,7 +93,7 @@ def bare(count: int, warm_up: int) -> dict:
         for m in _worker_modules()
         if m not in ("__main__", "builtins", "sys") and all(p.isidentifier() for p in m.split("."))
     ]
-    script = "import sys\nsys.path[:] = %r\n" % sys.path + "".join(f"import {name}\n" for name in modules)
+    script = f"import sys\nsys.path[:] = {sys.path!r}\n" + "".join(f"import {name}\n" for name in modules)
 
     def one_interpreter():
         interp = interpreters.create()

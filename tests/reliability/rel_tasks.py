@@ -237,7 +237,7 @@ def try_import(name, times=1):
             outcomes.append(
                 "refused" if "does not support loading in subinterpreters" in str(exc) else type(exc).__name__
             )
-        except BaseException as exc:  # noqa: BLE001 - reported
+        except BaseException as exc:
             outcomes.append(type(exc).__name__)
     return outcomes
 

@@ -53,7 +53,7 @@ def assert_healthy(pool, interpreter=None):
         pytest.param(lambda: (i for i in range(3)), id="generator"),
         pytest.param(lambda: socket.socket(), id="socket"),
         pytest.param(rel_tasks.FailsToPickle, id="reduce-raises"),
-        pytest.param(lambda: open(os.devnull, "rb"), id="open-file"),
+        pytest.param(lambda: open(os.devnull, "rb"), id="open-file"),  # noqa: SIM115 (the bad argument)
     ],
 )
 def test_unpicklable_argument_fails_at_submit(pool, make_bad):

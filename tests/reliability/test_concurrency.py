@@ -11,6 +11,7 @@ import pytest
 
 import rel_tasks
 import subinterpreter_parallelism as sp
+from conftest import eventually
 from subinterpreter_parallelism import reusable
 
 pytestmark = pytest.mark.timeout(180)
@@ -49,8 +50,7 @@ class ThreadCountSampler:
 
     def __enter__(self):
         self._thread.start()
-        while not self.samples:
-            time.sleep(0.001)
+        eventually(lambda: self.samples)
         return self
 
     def __exit__(self, *exc):
@@ -132,7 +132,7 @@ def test_shutdown_while_threads_submit_loses_nothing():
     for thread in threads:
         thread.start()
     started.wait(timeout=WAIT)
-    time.sleep(0.02)
+    eventually(lambda: accepted)  # the shutdown lands while the submitters are under way
     pool.shutdown(wait=True)
     for thread in threads:
         thread.join(timeout=WAIT)

@@ -19,6 +19,10 @@ import atexit, os, sys, threading, time
 import subinterpreter_parallelism as sp
 import rel_tasks
 """
+# For the programs that wait for a state nothing signals (a mark file, a task's phase).
+EVENTUALLY = """
+from conftest import eventually
+"""
 
 
 def run_program(body: str, timeout: float = 90, helpers: str = ""):
@@ -59,14 +63,16 @@ def test_exit_waits_for_queued_and_running_tasks(tmp_path):
 
 
 def test_sys_exit_while_a_task_runs():
-    result = run_program("""
+    result = run_program(
+        helpers=EVENTUALLY,
+        body="""
     pool = sp.InterpreterPoolExecutor(1)
     future = pool.submit(rel_tasks.spin, 0.5)
-    while not future.running():  # a worker has it (exit must wait for it either way)
-        time.sleep(0.001)
+    eventually(future.running)  # a worker has it (exit must wait for it either way)
     print("exiting with 3")
     sys.exit(3)
-    """)
+    """,
+    )
     assert_clean_exit(result, 3)
     assert result.stdout == "exiting with 3\n"
     assert result.stderr == ""
@@ -222,7 +228,9 @@ def test_exit_with_pools_made_in_other_threads_and_a_broken_pool():
 
 
 def test_exit_while_a_daemon_thread_keeps_submitting():
-    result = run_program("""
+    result = run_program(
+        helpers=EVENTUALLY,
+        body="""
     pool = sp.InterpreterPoolExecutor(2)
     count = [0]
 
@@ -235,17 +243,19 @@ def test_exit_while_a_daemon_thread_keeps_submitting():
                 time.sleep(0.001)
 
     threading.Thread(target=keep_submitting, daemon=True).start()
-    while count[0] < 100:
-        time.sleep(0.01)
+    eventually(lambda: count[0] >= 100)
     print("exiting")
-    """)
+    """,
+    )
     assert_clean_exit(result)
     assert result.stdout == "exiting\n"
 
 
 def test_exit_while_a_task_is_blocked_in_c():
     """A task blocked inside C (here select()) cannot be interrupted: exit waits for it."""
-    result = run_program("""
+    result = run_program(
+        helpers=EVENTUALLY,
+        body="""
     def blocked():
         import select
         select.select([], [], [], 0.5)
@@ -253,10 +263,10 @@ def test_exit_while_a_task_is_blocked_in_c():
 
     pool = sp.InterpreterPoolExecutor(1)
     future = pool.submit(blocked)
-    while not future.running():  # a worker has it (exit must wait for it either way)
-        time.sleep(0.001)
+    eventually(future.running)  # a worker has it (exit must wait for it either way)
     print("exiting")
-    """)
+    """,
+    )
     assert_clean_exit(result)
     assert result.stdout == "exiting\n"
 
@@ -280,23 +290,15 @@ def test_exit_from_an_interactive_session_with_a_live_pool():
 # They are interruptible like tasks: exit (when no task waits for them), Ctrl-C and
 # shutdown(cancel_futures=True) stop them. Before, exit waited forever and Ctrl-C did not help.
 
-WAIT_FOR_MARK = """
-def wait_for(path):
-    deadline = time.monotonic() + 60
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, "never started"
-        time.sleep(0.005)
-"""
-
 
 @pytest.mark.parametrize("how", ["python", "sleep"])
 def test_exit_interrupts_an_initializer_that_never_returns(tmp_path, how):
     mark = str(tmp_path / "started")
     result = run_program(
-        helpers=WAIT_FOR_MARK,
+        helpers=EVENTUALLY,
         body=f"""
     pool = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.never_return, initargs=({how!r}, {mark!r}))
-    wait_for({mark!r})
+    eventually(lambda: os.path.exists({mark!r}), message="never started")
     print("exiting")
     """,
         timeout=60,
@@ -310,12 +312,12 @@ def test_ctrl_c_at_exit_interrupts_an_initializer_that_never_returns(tmp_path):
     """A task waits for the initializer, so exit waits; the first Ctrl-C stops it."""
     mark = str(tmp_path / "started")
     result = run_program(
-        helpers=WAIT_FOR_MARK,
+        helpers=EVENTUALLY,
         body=f"""
     import sp_tasks
     pool = sp.InterpreterPoolExecutor(1, initializer=rel_tasks.never_return, initargs=("python", {mark!r}))
     future = pool.submit(rel_tasks.add, 1, 2)
-    wait_for({mark!r})
+    eventually(lambda: os.path.exists({mark!r}), message="never started")
     threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond,), daemon=True).start()
     print("exiting")
     """,
@@ -329,11 +331,11 @@ def test_ctrl_c_at_exit_interrupts_an_initializer_that_never_returns(tmp_path):
 def test_shutdown_cancel_futures_interrupts_initializers_that_never_return(tmp_path):
     mark = str(tmp_path / "started")
     result = run_program(
-        helpers=WAIT_FOR_MARK,
+        helpers=EVENTUALLY,
         body=f"""
     pool = sp.InterpreterPoolExecutor(2, initializer=rel_tasks.never_return, initargs=("sleep", {mark!r}))
     future = pool.submit(rel_tasks.add, 1, 2)
-    wait_for({mark!r})
+    eventually(lambda: os.path.exists({mark!r}), message="never started")
     pool.shutdown(wait=True, cancel_futures=True)
     print("shut down; cancelled:", future.cancelled(), "alive workers:", pool._state.native.alive_workers())
     """,
@@ -443,7 +445,7 @@ def test_ctrl_c_inside_the_exit_wait_after_it_released_its_lock(which):
 def test_second_ctrl_c_at_exit_ends_the_process_without_a_fatal_error(tmp_path, stuck):
     mark = str(tmp_path / "started")
     result = run_program(
-        helpers=WAIT_FOR_MARK,
+        helpers=EVENTUALLY,
         body=f"""
     import sp_tasks
     STUCK = {stuck!r}
@@ -456,7 +458,7 @@ def test_second_ctrl_c_at_exit_ends_the_process_without_a_fatal_error(tmp_path, 
             pool.submit(rel_tasks.never_return, "c", {mark!r})
         else:
             pool.submit(rel_tasks.leave_a_thread_that_never_ends, {mark!r}).result(timeout=60)
-    wait_for({mark!r})
+    eventually(lambda: os.path.exists({mark!r}), message="never started")
     threading.Thread(target=sp_tasks.signal_when_waiting, args=(pool._state.ended._cond, 2), daemon=True).start()
     print("exiting")
     """,

@@ -30,6 +30,7 @@ import pytest
 
 import rel_tasks
 import subinterpreter_parallelism as sp
+from conftest import eventually
 from rel_support import HERE, assert_clean_exit, run_python
 
 pytestmark = pytest.mark.timeout(300)
@@ -84,16 +85,11 @@ def measure_bare() -> dict:
 # -- objects are freed once their future is done ---------------------------------------
 
 
-def collect_until_dead(ref, rounds=50):
-    """The completion thread may still hold a reference for a moment after the result is set."""
-    import time
-
-    for _ in range(rounds):
-        gc.collect()
-        if ref() is None:
-            return True
-        time.sleep(0.01)
-    return False
+def dead(*refs: weakref.ref) -> bool:
+    """Whether every one of ``refs`` is dead once a collection has run (the completion thread
+    may still hold a reference for a moment after the result is set)."""
+    gc.collect()
+    return all(ref() is None for ref in refs)
 
 
 @pytest.fixture
@@ -119,7 +115,10 @@ def test_arguments_results_and_futures_are_freed(pool):
     }
     del argument, result, future, method_owner, bound
     for name, ref in refs.items():
-        assert collect_until_dead(ref), f"the {name} is still alive: {gc.get_referrers(ref())}"
+        eventually(
+            lambda ref=ref: dead(ref),
+            message=lambda name=name, ref=ref: f"the {name} is still alive: {gc.get_referrers(ref())}",
+        )
     assert not pool._state.futures
 
 
@@ -132,7 +131,7 @@ def test_exceptions_and_failed_futures_are_freed(pool):
     refs.append(weakref.ref(unpicklable.exception(timeout=WAIT)))
     refs.append(weakref.ref(unpicklable))
     del future, error, unpicklable
-    assert all(collect_until_dead(ref) for ref in refs)
+    eventually(lambda: dead(*refs))
     assert not pool._state.futures
 
 
@@ -148,7 +147,7 @@ def test_arguments_of_cancelled_and_refused_submissions_are_freed(pool):
     del argument, refused, queued
     for blocker in blockers:
         blocker.result(timeout=WAIT)
-    assert all(collect_until_dead(ref) for ref in refs)
+    eventually(lambda: dead(*refs))
     assert not pool._state.futures
 
 
@@ -158,10 +157,10 @@ def test_a_dropped_pool_is_freed_and_its_workers_end():
     state = weakref.ref(pool._state)
     ref = weakref.ref(pool)
     del pool
-    assert collect_until_dead(ref), "an executor without shutdown() was not collected"
+    eventually(lambda: dead(ref), message="an executor without shutdown() was not collected")
     # Its finalizer closes the native pool: the workers end (the autouse fixture checks the
     # threads and interpreters), and then its shared state goes too.
-    assert collect_until_dead(state, rounds=500)
+    eventually(lambda: dead(state))
 
 
 def test_map_results_are_freed_as_they_are_consumed(pool):
@@ -169,7 +168,7 @@ def test_map_results_are_freed_as_they_are_consumed(pool):
     for value in pool.map(rel_tasks.bump, [rel_tasks.Payload(n) for n in range(50)], chunksize=5):
         refs.append(weakref.ref(value))
         del value
-    assert sum(collect_until_dead(ref, rounds=5) for ref in refs) == len(refs)
+    eventually(lambda: dead(*refs))
 
 
 def test_a_large_bytes_result_is_freed_in_the_worker_once_the_caller_has_it():
@@ -178,9 +177,10 @@ def test_a_large_bytes_result_is_freed_in_the_worker_once_the_caller_has_it():
     kept 400 MB alive while the pool was idle). Measured in a fresh process: RSS must come
     back to one copy (the caller's) while the worker stays idle."""
     code = """
-    import os, time
+    import os
     import subinterpreter_parallelism as sp
     import rel_tasks
+    from conftest import eventually
 
     SIZE = 200 << 20
     PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -195,9 +195,7 @@ def test_a_large_bytes_result_is_freed_in_the_worker_once_the_caller_has_it():
         value = pool.submit(rel_tasks.big_bytes, SIZE).result(timeout=60)
         assert len(value) == SIZE
         # The pool is idle from here on; the worker's copy must go by itself.
-        deadline = time.monotonic() + 20
-        while rss() - before > SIZE * 1.05 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: rss() - before <= SIZE * 1.05, message=lambda: (rss() - before) / SIZE)
         print("copies alive:", round((rss() - before) / SIZE, 1))
     """
     result = run_python(code, timeout=120)

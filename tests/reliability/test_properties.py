@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import sys
 from concurrent.futures import as_completed
 
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 import rel_tasks
 import subinterpreter_parallelism as sp
+from conftest import eventually
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -77,13 +77,9 @@ def same(a, b) -> bool:
 def pool():
     """One pool for the module (made before each test's leftover check, so it counts as
     already there; it is shut down after the last test)."""
-    import time
-
     with sp.InterpreterPoolExecutor(2) as executor:
-        deadline = time.monotonic() + WAIT  # workers start in the background: wait for both
-        while executor.stats()["steps"]["interpreter_startup"]["count"] < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        # Workers start in the background: wait for both.
+        eventually(lambda: executor.stats()["steps"]["interpreter_startup"]["count"] >= 2, WAIT)
         yield executor
 
 
@@ -111,7 +107,7 @@ def test_datetime_values_keep_their_type():
         datetime.datetime(2020, 5, 6, 7, 8, 9, 10),
         datetime.timedelta(days=3, seconds=4),
         datetime.time(1, 2, 3),
-        datetime.timezone.utc,
+        datetime.UTC,
     ]
     back = sp.parallel(*[["rel_tasks", "echo", (value,)] for value in values])
     assert [type(b) for b in back] == [type(v) for v in values]

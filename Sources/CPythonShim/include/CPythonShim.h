@@ -1,13 +1,13 @@
-// The C shim: only what Swift cannot import from <Python.h> on its own
-// (macros, the object header layout, `Py_None`), plus the POSIX semaphore that
-// Swift's Glibc overlay hides behind an opaque union. No logic lives here.
+// The C shim: only what Swift cannot import from <Python.h> on its own: function-like macros
+// (the type checks, the unchecked accessors), the object and module-state layouts, `Py_None`,
+// compound constants and the slot ids that Python 3.15 made macros. The decisions live in
+// Swift; one classification is still spelled here, `sp_ShareableKind`, since it is the
+// shareable format's switch on exact types, read once per encoded item.
 #ifndef CPYTHON_SHIM_H
 #define CPYTHON_SHIM_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <semaphore.h>
-#include <signal.h>
 
 #if PY_VERSION_HEX < 0x030C0000
 #error "subinterpreter_parallelism needs Python 3.12 or newer (own-GIL interpreters, PEP 684)"
@@ -101,18 +101,6 @@ static inline int sp_ShareableKind(PyObject *o) {
     if (PyBytes_CheckExact(o)) return SP_SHARE_BYTES;
     if (PyFloat_CheckExact(o)) return SP_SHARE_FLOAT;
     if (PyTuple_CheckExact(o)) return SP_SHARE_TUPLE;
-    return 0;
-}
-/// Whether pickle would send `o` by reference (module and qualified name) if the name
-/// resolves back to it: a plain Python function, a class whose metaclass is `type`, or a
-/// builtin function bound to a module (or to nothing), not a builtin method of some object
-/// (pickle reduces those to getattr calls).
-static inline int sp_ByReferenceCallable(PyObject *o) {
-    if (PyFunction_Check(o) || Py_IS_TYPE(o, &PyType_Type)) return 1;
-    if (PyCFunction_CheckExact(o)) {
-        PyObject *self = PyCFunction_GET_SELF(o);
-        return self == NULL || PyModule_Check(self);
-    }
     return 0;
 }
 static inline Py_ssize_t sp_Tuple_GET_SIZE(PyObject *t) { return PyTuple_GET_SIZE(t); }

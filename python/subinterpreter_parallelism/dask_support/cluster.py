@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from _thread import get_ident
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,8 @@ from .futures import DaskFuture
 if TYPE_CHECKING:
     from ..executor import InterpreterPoolExecutor
 
-__all__ = ["DEFAULT_EXECUTOR_NAME", "InterpreterPoolPlugin", "install", "submit_task", "uninstall"]
+# InterpreterPoolPlugin: made by __getattr__ below on first use.
+__all__ = ["DEFAULT_EXECUTOR_NAME", "InterpreterPoolPlugin", "install", "submit_task", "uninstall"]  # noqa: F822
 
 #: The name of the worker executor that :func:`install` and the preload register.
 DEFAULT_EXECUTOR_NAME = "interpreters"

@@ -27,7 +27,7 @@ _SP_RUNNER_FRAMES = True
 class Call:
     """``func(*args, **kwargs)``, where args and kwargs values are expressions or values."""
 
-    __slots__ = ("func", "args", "kwargs")
+    __slots__ = ("args", "func", "kwargs")
 
     def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.func = func
@@ -54,7 +54,7 @@ class Graph:
     """A fused subgraph: ``inputs`` (evaluated in the enclosing scope) and ``steps`` (in
     dependency order) bind keys in a new scope; the value is that of ``out``."""
 
-    __slots__ = ("inputs", "steps", "out")
+    __slots__ = ("inputs", "out", "steps")
 
     def __init__(
         self, inputs: tuple[tuple[Hashable, Any], ...], steps: tuple[tuple[Hashable, Any], ...], out: Hashable

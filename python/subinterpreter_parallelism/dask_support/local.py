@@ -70,7 +70,8 @@ def get(
     arguments go to ``dask.local.get_async``.
 
     Raises:
-        the first exception a task raised, with the interpreter's traceback as its cause.
+        Exception: the first exception a task raised, with the interpreter's traceback as its
+            cause.
     """
     from dask import local
 

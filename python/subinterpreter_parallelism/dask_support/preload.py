@@ -10,7 +10,7 @@ from typing import Any
 
 from .cluster import DEFAULT_EXECUTOR_NAME
 
-__all__ = ["CONFIG_SECTION", "dask_setup"]
+__all__ = ["CONFIG_SECTION", "dask_setup"]  # noqa: F822 (dask_setup: made by __getattr__ below)
 
 #: The dask config section read by the preload (also from environment variables, e.g.
 #: ``DASK_SUBINTERPRETER_PARALLELISM__AS_DEFAULT=True``); options after the preload win.

@@ -6,13 +6,15 @@ top-level package ``benchmarks`` of the folder ``subinterpreter_parallelism/_sui
 
 Modules, each importing only those listed above it (tests/test_bench.py checks there is no cycle):
 
-    workloads.py    the task functions every competitor runs (importable, stdlib only)
+    workloads.py    the task functions every competitor (and the demo) runs: light, stdlib only
     measure.py      clocks, CPU time, memory, machine facts
     seed_design.py  the seed's design: a new thread and own-GIL interpreter per call
     competitors.py  serial, threads, process pools, loky, stdlib interpreter pool, seed design,
                     this project: each described by its abilities, never by name checks
     scenarios.py    what is measured, one function per workload (a)-(h)
     cell.py         one workload x one competitor, in a fresh process
+    cpu_per_task.py (k) CPU time per task inside the task, with bare interpreters; perf stat
+    cpu_report.py   its tables and target
     plan.py         the workloads' titles and sizes
     report.py       Markdown tables, targets, the README section
     plot.py         the PNG

@@ -15,11 +15,12 @@ LIBRARY_NAMES = tuple(library.name for library in LIBRARIES)
 
 __all__ = [
     "HEAVY",
+    "OWN_RUNNER",
     "SCALING",
     "WORKLOADS",
-    "scaling_widths",
     "build_params",
     "factorial_cost",
+    "scaling_widths",
     "worker_counts",
 ]
 
@@ -35,18 +36,22 @@ WORKLOADS: dict[str, str] = {
     "cancel": "(h) cancel a running pure-Python task",
     "libraries": "(i) popular pure-Python libraries: a new pool (start-up and imports included), then warm",
     "widths": "(j) 1 to N workers: start-up, first result, memory per worker, short and long tasks",
+    "cputask": "(k) CPU time per task, inside the task: this pool, bare interpreters, process pools, stdlib pool",
 }
+
+# Workloads with a runner of their own (cpu_per_task.py: its own competitors, perf stat per cell).
+OWN_RUNNER = frozenset({"cputask"})
 
 # The many-core run (`make bench-scaling`, --scaling): not part of the default run.
 SCALING = ("widths",)
 
 # Left out of --quick unless named with --only: they take minutes.
-HEAVY = frozenset({"libraries"})
+HEAVY = frozenset({"libraries", "cputask"})
 
 
 def factorial_cost() -> float:
     """Seconds per unit of ``n`` of ``py_factorial(n)`` on this machine, now (best of 5)."""
-    from subinterpreter_parallelism.demo import py_factorial
+    from .workloads import py_factorial
 
     probe = 20_000
     best = float("inf")
@@ -157,6 +162,14 @@ def build_params(
             "short": {"tasks_per_worker": 20 if q else 50, **factorial_of(0.001)},
             "long": {"tasks_per_worker": 2 if q else 4, **factorial_of(0.02 if q else 0.1)},
         },
+    }
+    # Each batch in a fresh process under perf stat; tasks a multiple of the workers (the bare
+    # interpreters split them evenly).
+    params["cputask"] = {
+        "task_s": 0.03 if q else 0.1,
+        "tasks": (2 if q else 4) * cores,
+        "workers": cores,
+        "rounds": 1 if q else 3,
     }
     # Seconds after which a cell stops repeating (each case keeps at least one sample).
     budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40, "libraries": 120, "widths": 120}

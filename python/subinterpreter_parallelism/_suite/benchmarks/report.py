@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import cpu_report
 from .competitors import Ability, by_key
 from .plan import WORKLOADS
 
@@ -198,7 +199,7 @@ def summary_rows(results: Results) -> list[SummaryRow]:
         rows.append(
             SummaryRow(f"{cpu['tasks']} × py_factorial (~{each:.2g} s each), warm pool", "cpu", "warm")
         )
-        rows.append(SummaryRow(f"the same, including pool start-up", "cpu", "cold"))
+        rows.append(SummaryRow("the same, including pool start-up", "cpu", "cold"))
     if "scaling" in p:
         cases = results.cases("scaling")
         cores = results.raw["machine"]["usable_cpus"]
@@ -214,7 +215,7 @@ def summary_rows(results: Results) -> list[SummaryRow]:
         rows.append(
             SummaryRow(f"map, default chunking: per item ({tiny['map_count']:,} items*)", "tiny", "map")
         )
-        rows.append(SummaryRow(f"map, this project's chunk size: per item", "tiny", "map chunked"))
+        rows.append(SummaryRow("map, this project's chunk size: per item", "tiny", "map chunked"))
     if "data" in p:
         cases = results.cases("data")
         sizes = [
@@ -607,6 +608,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue  # a run of other workloads (--only, --scaling)
         measured, met = target.check(r)
         out.append({"target": target.name, "measured": measured, "met": met})
+    out += cpu_report.targets(results)
     if results.get("mode") == "quick":
         for item in out:
             item["note"] = "quick mode: smaller sizes than the targets name"
@@ -696,6 +698,7 @@ def render(results: dict[str, Any]) -> str:
     lines += ["## Details (median, with the best sample)", ""]
     for workload, title in WORKLOADS.items():
         lines += _details(r, workload, title)
+    lines += cpu_report.render(results)
     return "\n".join(lines)
 
 

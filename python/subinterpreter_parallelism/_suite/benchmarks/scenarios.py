@@ -23,12 +23,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
-from subinterpreter_parallelism.demo import py_factorial
-
 from . import workloads
-from .libraries import LIBRARIES
 from .competitors import Ability, by_key, make_executor
+from .libraries import LIBRARIES
 from .measure import Timing, timed, tree_memory
+from .workloads import py_factorial
 
 __all__ = ["SCENARIOS", "run_scenario"]
 

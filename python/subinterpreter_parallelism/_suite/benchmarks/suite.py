@@ -18,7 +18,7 @@ from typing import Any
 
 from .competitors import COMPETITORS, by_key, unavailable_reason
 from .measure import machine_facts
-from .plan import HEAVY, SCALING, WORKLOADS, build_params, factorial_cost
+from .plan import HEAVY, OWN_RUNNER, SCALING, WORKLOADS, build_params, factorial_cost
 
 __all__ = ["main", "run_cell", "run_suite"]
 
@@ -154,7 +154,13 @@ def run_suite(
             skipped["memory per worker"] = "psutil is not installed (the `bench` extra has it)"
             print("skipped: memory per worker: psutil is not installed", file=log)
     cell_timeout = timeout or (90.0 if quick else 240.0)
-    cells = [(w, k) for w in workloads for _ in range(params[w].get("rounds", 1)) for k in runnable]
+    cells = [
+        (w, k)
+        for w in workloads
+        if w not in OWN_RUNNER
+        for _ in range(params[w].get("rounds", 1))
+        for k in runnable
+    ]
     print(
         f"{len(cells)} cells ({'quick' if quick else 'full'}), {cores} usable CPUs, "
         f"load {facts['load_average'][0]:.2f}",
@@ -177,8 +183,14 @@ def run_suite(
             file=log,
             flush=True,
         )
+    own: dict[str, Any] = {}
+    if "cputask" in workloads:
+        from . import cpu_per_task
+
+        own["cpu_per_task"] = cpu_per_task.run(params["cputask"], log)
     facts["load_average_end"] = list(os.getloadavg())
     return {
+        **own,
         "schema": 1,
         "mode": "quick" if quick else "full",
         "machine": facts,

@@ -3,26 +3,30 @@
 //   caller's interpreter (main)                 worker thread k (its own interpreter and GIL)
 //   ───────────────────────────                 ─────────────────────────────────────────────
 //   Pool.submit(id, fn, args, kwargs)
-//     ShareableCodec by name, else               (a module-level function with shareable
-//     encoder(fn, args, kwargs) -> bytes          arguments; else pickle / cloudpickle;
-//                                                 timed: encode_call)
+//     the call by name (CallsByName.swift),       (a module-level function with shareable
+//     else pickled (CallEncoder.swift)             arguments; else pickle / cloudpickle;
+//                                                  timed: encode_call)
 //     Task{id, bytes kept alive}  ──► tasks: BlockingQueue<Task> ──►  lifecycle.start()
-//                                                                    memoryview over the caller's
-//                                                                    bytes (no copy)
-//                                                                    decode_call -> invoke ->
-//                                                                    encode_result / encode_error
+//                                                                    TaskRunner.run: a memoryview
+//                                                                    over the caller's bytes (no
+//                                                                    copy), decode_call -> invoke
+//                                                                    -> encode_result/encode_error
 //                                                                    (a shareable call or result:
 //                                                                     in Swift, no pickle)
 //                                                                    (timed: decode_call, call,
 //                                                                     encode_result)
-//   completion thread: Pool.deliver(cb) ◄── events: BlockingQueue<PoolEvent> ◄── result bytes
-//     cb(kind, id, ResultBuffer, worker)           copied into a Swift-owned ByteBuffer
-//     (or on_result(id, value), decoded in Swift)
-//     -> unpickle, Future.set_result (timed: result_wait, deliver); the task's bytes released
+//   completion thread:                          ◄── events: BlockingQueue<PoolEvent> ◄── outcome
+//   Pool.deliver(futures, settle, on_event)          copied into a Swift-owned ByteBuffer, or a
+//     a returned value: decoded in Swift (no         large binary result lent (ResultLending)
+//     pickle, or _pickle.loads) and handed to
+//     settle(future, value), the future popped
+//     from `futures` in Swift (PoolDelivery.swift);
+//     anything else: on_event(kind, id, ResultBuffer, worker), decoded in Python
+//     (timed: result_wait, deliver); the task's bytes released
 //
 //   Stopping a task (cancel, task_timeout via the pool's DeadlineTimer thread, Ctrl-C) changes
 //   its TaskLifecycle and returns at once; the worker's interrupter thread raises
-//   TaskInterrupted in it (see WorkerInterpreter.swift).
+//   TaskInterrupted in it (see WorkerInterrupter.swift).
 //
 // Only bytes and Swift values cross between interpreters; a PyObject pointer never does
 // (the caller's bytes are read by the worker through a raw pointer while the caller keeps them
@@ -38,158 +42,12 @@
 import ParallelRuntime
 import Synchronization
 
-/// One call travelling through the pool.
-final class Task: @unchecked Sendable {
-    let id: Int64
-    let lifecycle = TaskLifecycle()
-    /// The pickled call: the contents of `inputObject`.
-    let input: UnsafeRawBufferPointer
-    /// A `bytes` object owned by the submitting interpreter; released there on delivery.
-    let inputObject: PyObjectPointer
-    /// Arguments sent out of band, in the order the pickle's `OutOfBand` markers name them.
-    let extras: [Extra]
-    let submittedAt: UInt64
-    /// The queues whose handles the pickled call holds (see `QueuePins`): alive as long as the task.
-    let pins: QueuePins?
-
-    /// One out-of-band argument.
-    enum Extra {
-        /// A large `bytes` (owned like `inputObject`): the worker copies it once, straight from
-        /// the caller's memory, instead of through the pickle.
-        case bytes(PyObjectPointer)
-        /// A `memoryview` lent to the worker: no copy (see BufferLend.swift).
-        case lent(BufferLend)
-    }
-
-    init(id: Int64, inputObject: PyObjectPointer, extras: [Extra], submittedAt: UInt64,
-         pins: QueuePins? = nil) {
-        self.id = id
-        self.inputObject = inputObject
-        self.input = Py.contents(ofBytes: inputObject)
-        self.extras = extras
-        self.submittedAt = submittedAt
-        self.pins = pins
-    }
-
-    /// Releases the caller-owned objects (with the caller's GIL held); a lent buffer is
-    /// released now or, if the task still holds a view of it, when the worker lets it go.
-    func releaseInputs() {
-        Py_DecRef(inputObject)
-        for extra in extras {
-            switch extra {
-            case .bytes(let object): Py_DecRef(object)
-            case .lent(let lend): lend.callerDone()
-            }
-        }
-    }
-}
-
-/// A task's outcome (or a message) on its way to the caller.
-enum Payload: Sendable {
-    /// Encoded bytes (a pickle, an encoded exception, a message) copied into Swift memory.
-    case encoded(ByteBuffer)
-    /// A large binary result still owned by the worker's interpreter: the caller copies it
-    /// once into its own `bytes` or `bytearray`, then hands it back.
-    case lent(LentBytes)
-    /// A `lendEnded` event's lend: the caller releases its buffer export.
-    case lend(BufferLend)
-    /// The task returned the memoryview it was lent, as it was lent: the caller's own
-    /// memoryview is the result, no copy (as with threads).
-    case lentArgument(BufferLend)
-}
-
-/// A buffer export of a worker interpreter's object (a `bytes`, a `bytearray` no one else
-/// holds, a contiguous `memoryview`), lent to the caller until it has copied it.
-final class LentBytes: @unchecked Sendable {
-    let contents: UnsafeRawBufferPointer
-    /// The caller makes a `bytearray` of it (the task returned one).
-    let asByteArray: Bool
-    private let buffer: UnsafeMutablePointer<Py_buffer>
-    private let owner: WorkerInterpreter
-
-    /// Takes over `buffer` (filled by PyObject_GetBuffer in `owner`'s interpreter).
-    init(_ buffer: UnsafeMutablePointer<Py_buffer>, owner: WorkerInterpreter, asByteArray: Bool) {
-        self.buffer = buffer
-        self.owner = owner
-        self.asByteArray = asByteArray
-        contents = UnsafeRawBufferPointer(start: buffer.pointee.buf, count: Int(buffer.pointee.len))
-        owner.lend()
-    }
-
-    deinit { owner.giveBack(buffer) }
-}
-
-/// Something a worker tells the submitting interpreter.
-struct PoolEvent: Sendable {
-    /// The kinds, as the Python layer sees them (`kind` argument of the delivery callback).
-    enum Kind: Int64, Sendable {
-        /// The task ran; the payload is the pickled outcome.
-        case completed = 0
-        /// The task was cancelled before a worker started it.
-        case skipped = 1
-        /// The task was interrupted while it ran.
-        case interrupted = 2
-        /// A worker could not start (interpreter, imports or initializer); payload is text.
-        case workerFailed = 3
-        /// A message a task posted with `_native.post_message`; `id` is its tag.
-        case message = 4
-        /// The runner itself failed for a task; payload is text.
-        case internalError = 5
-        /// The task's `task_timeout` expired; it was cancelled or is being interrupted (its
-        /// own event follows). No payload.
-        case timedOut = 6
-        /// A task's views of a lent `memoryview` are all gone, after its outcome was delivered:
-        /// the caller releases the buffer (payload `.lend`). Handled by the pool itself.
-        case lendEnded = 7
-        /// Made by the completion thread, never posted: the caller could not take the task's
-        /// outcome (memory ran out building it); the payload is the exception to fail it with.
-        case deliveryFailed = 8
-    }
-
-    let kind: Kind
-    let id: Int64
-    let task: Task?
-    let payload: Payload?
-    let text: String?
-    let worker: Int
-    let postedAt: UInt64
-}
-
-/// A byte buffer owned by Swift, handed between interpreters.
-final class ByteBuffer: @unchecked Sendable {
-    let bytes: UnsafeMutableRawBufferPointer
-    /// The queues whose handles the bytes hold (see `QueuePins`): alive as long as the bytes.
-    let pins: QueuePins?
-
-    init(copying source: UnsafeRawBufferPointer, pins: QueuePins? = nil) {
-        bytes = .allocate(byteCount: max(source.count, 1), alignment: 16)
-        if let base = source.baseAddress, source.count > 0 {
-            bytes.baseAddress!.copyMemory(from: base, byteCount: source.count)
-        }
-        count = source.count
-        self.pins = pins
-    }
-
-    /// `count` bytes written by `fill`, which gets the start of the (uninitialized) memory.
-    init(count: Int, filling fill: (UnsafeMutableRawPointer) -> Void) {
-        bytes = .allocate(byteCount: max(count, 1), alignment: 16)
-        fill(bytes.baseAddress!)
-        self.count = count
-        pins = nil
-    }
-
-    let count: Int
-
-    var contents: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: bytes.baseAddress, count: count) }
-
-    deinit { bytes.deallocate() }
-}
-
 /// What every worker of a pool needs to start.
 struct WorkerConfiguration: Sendable {
     /// The caller's `sys.path` at pool creation.
     let sysPath: [String]
-    /// Pickled `(initializer, initargs, options)` for the runner's `bootstrap`, or nil.
+    /// The runner's `bootstrap` argument, made by `_worker.encode_bootstrap` (the pool's steps
+    /// and initializer: marshalled by name when that is possible, else pickled), or nil.
     let bootstrapPayload: ByteBuffer?
     /// Stack size of worker threads: deep enough that Python's recursion limit trips first.
     let stackSize: Int
@@ -244,9 +102,6 @@ final class PoolCore: @unchecked Sendable {
     /// The first failure of each module that could not be warmed: its text, by module name
     /// (`stats()["warm_failures"]`).
     let warmFailures = Mutex<[String: String]>([:])
-    /// The message tag of a warm import's failure (the caller logs it once per module; see
-    /// preload.py's `TAG_WARM_FAILED`).
-    static let warmFailedTag: Int64 = 0x4657_0006
 
     init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration
@@ -273,8 +128,10 @@ final class PoolCore: @unchecked Sendable {
         } else if !task.lifecycle.requestInterrupt(claim: true) {
             return  // finished, or already cancelled or interrupted
         }
-        post(PoolEvent(kind: .timedOut, id: task.id, task: nil, payload: nil, text: nil,
-                       worker: -1, postedAt: MonotonicClock.now()))
+        post(
+            PoolEvent(
+                kind: .timedOut, id: task.id, task: nil, payload: nil, text: nil,
+                worker: -1, postedAt: MonotonicClock.now()))
         _ = worker(running: task)?.requestInterrupt(task)
     }
 
@@ -290,9 +147,11 @@ final class PoolCore: @unchecked Sendable {
         for worker in workers where !startNamed(worker) {
             ok = false
             if worker.index == 0 { startGate.open() }  // the others must not wait for it
-            post(PoolEvent(kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
-                           text: "RuntimeError: could not start worker thread \(worker.index)",
-                           worker: worker.index, postedAt: MonotonicClock.now()))
+            post(
+                PoolEvent(
+                    kind: .workerFailed, id: Int64(worker.index), task: nil, payload: nil,
+                    text: "RuntimeError: could not start worker thread \(worker.index)",
+                    worker: worker.index, postedAt: MonotonicClock.now()))
             workerExited()
         }
         return ok
