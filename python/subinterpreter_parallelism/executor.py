@@ -142,8 +142,9 @@ class InterpreterPoolExecutor(Executor):
     Args:
         max_workers: number of worker interpreters; default: the CPUs this process may use.
         thread_name_prefix: names the worker threads ``f"{thread_name_prefix}_{i}"`` as the
-            stdlib executors do (default: ``sp-worker-{i}``), and the completion thread
-            ``f"{thread_name_prefix}_completion"``. The workers are native threads, absent
+            stdlib executors do (default: ``sp-worker-{i}``), the completion thread
+            ``f"{thread_name_prefix}_completion"`` and the thread that runs done-callbacks
+            ``f"{thread_name_prefix}_callbacks"``. The workers are native threads, absent
             from ``threading.enumerate()``: the name is their OS thread name (``top -H``,
             ``ps -L``, gdb, ``/proc/self/task/*/comm``), which Linux cuts to 15 bytes, so a
             long prefix is shortened to keep the ``_{i}``. None means "".
