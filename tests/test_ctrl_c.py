@@ -189,3 +189,37 @@ def test_an_interrupted_with_block_in_a_task_stops_its_pool():
             }
         finally:
             gate.put("release")
+
+
+def test_a_ctrl_c_that_cpython_could_only_report_is_delivered_again():
+    """A KeyboardInterrupt raised inside a weakref callback (or a finalizer) is only printed as
+    "Exception ignored" by CPython, and the program goes on (python/cpython#95959): a Ctrl-C
+    landing in importlib's module-lock callbacks, as the library's first call imports its
+    modules, was lost (1 run in 200 of the stress hung so). Once the package is imported, it
+    is delivered again."""
+    result = run_python(
+        """
+        import weakref
+        import subinterpreter_parallelism
+
+        class Thing:
+            pass
+
+        def ctrl_c_here(reference):
+            raise KeyboardInterrupt  # where a SIGINT handled inside the callback would
+
+        thing = Thing()
+        reference = weakref.ref(thing, ctrl_c_here)
+        try:
+            del thing
+            for _ in range(1000):
+                pass
+            print("lost")
+        except KeyboardInterrupt:
+            print("delivered")
+        """,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["delivered"]
+    assert result.stderr == ""

@@ -253,6 +253,21 @@ enum NativeModule {
             WorkerInterpreter.injectedCreationFailures.store(Int(count), ordering: .relaxed)
             return Py.none()
         },
+        .fast(
+            "_keep_ctrl_c",
+            "_keep_ctrl_c(previous, main_thread, unraisable): sys.unraisablehook, through functools.partial, in the main interpreter. A KeyboardInterrupt on the main thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is delivered again, as a new Ctrl-C, instead of being printed and lost; anything else goes to previous. In C, so that no Python instruction runs between the new Ctrl-C and the return to the code it interrupts."
+        ) { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_keep_ctrl_c", 3...3), let mainThread = Py.int64(arguments[1]) else { return nil }
+            guard let type = Py.attribute(arguments[2], "exc_type") else { return nil }
+            if PyErr_GivenExceptionMatches(type.borrowed, PyExc_KeyboardInterrupt) != 0,
+                UInt64(PyThread_get_thread_ident()) == UInt64(bitPattern: mainThread)
+            {
+                _ = PyErr_SetInterruptEx(SIGINT)
+                return Py.none()
+            }
+            return Py.call(arguments[0], arguments[2])?.take()
+        },
         .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))
