@@ -387,3 +387,26 @@ def report_then_return(report, value):
     task's completion."""
     report.put("started")
     return value
+
+
+def add_own_paths(front, back):
+    """An initializer that puts entries of the worker's own on its sys.path."""
+    sys.path.insert(0, front)
+    sys.path.append(back)
+
+
+def touch(path):
+    """Creates the file ``path`` (a flag that a later interpreter's start-up reads)."""
+    open(path, "w").close()
+    return path
+
+
+def init_fails_if_flagged(flag, value):
+    """An initializer that fails once the file ``flag`` exists, else records ``value``."""
+    if os.path.exists(flag):
+        raise ValueError(f"initializer refused: {flag} exists")
+    record_init(value)
+
+
+def on_sys_path(entry):
+    return entry in sys.path

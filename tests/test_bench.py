@@ -139,12 +139,14 @@ def test_scaling_run_from_the_command_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())
-    assert {r["workload"] for r in results["records"]} == {"widths"}
+    assert {r["workload"] for r in results["records"]} == {"widths", "table-widths"}
     assert results["params"]["widths"]["widths"] == [1, 2]
+    assert results["params"]["table-widths"]["widths"] == [1, 2]
     assert [t["target"][:27] for t in results["targets"]] == [
         "new pool of 2 workers, firs",
         "new pool of 16 workers, fir",
         "memory per worker at 16 wor",
+        "shared table at 16 workers:",
     ]
     assert "| 2 workers: first result |" in proc.stdout
     if plot:

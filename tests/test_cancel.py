@@ -11,6 +11,7 @@ import pytest
 import sp_tasks
 import subinterpreter_parallelism as sp
 from conftest import eventually, run_python
+from subinterpreter_parallelism import _native
 
 
 @pytest.fixture
@@ -68,6 +69,55 @@ def test_cancel_pending_and_finished(pool):
     assert done.result(timeout=10) == 2
     assert not done.cancel()
     assert done.result() == 2
+
+
+def test_a_cancelled_task_lets_go_of_its_inputs_while_the_pool_is_busy():
+    """Issue 22, item 8: the inputs of a task cancelled before it ran (a large `bytes` sent out
+    of band, a lent memoryview, its pickle) are released when the cancel wins, not when a
+    worker reaches the task."""
+    import sys
+
+    gate = sp.Queue()
+    with sp.InterpreterPoolExecutor(1) as pool:
+        busy = pool.submit(sp_tasks.wait_on_queue, gate)  # the only worker: busy until the end
+        try:
+            data = bytes(1 << 20)  # sent out of band: the queued tasks hold the object itself
+            before = sys.getrefcount(data)
+            futures = [pool.submit(sp_tasks.echo, data) for _ in range(50)]
+            lent = bytearray(1 << 16)  # a memoryview of it is lent: resizing it is refused
+            futures.append(pool.submit(sp_tasks.echo, memoryview(lent)))
+            assert sys.getrefcount(data) == before + 50
+            with pytest.raises(BufferError):
+                lent.append(0)
+            assert all(future.cancel() for future in futures)
+            assert sys.getrefcount(data) == before
+            lent.append(0)  # the export is released
+            assert not busy.done()
+        finally:
+            gate.put("done")
+        assert busy.result(timeout=60) == "done"
+
+
+def test_a_cancelled_task_lets_go_of_a_queue_it_was_sent():
+    """A queue whose only handle travels in a task cancelled before it ran ends with the cancel."""
+    gate = sp.Queue()
+    with sp.InterpreterPoolExecutor(1) as pool:
+        busy = pool.submit(sp_tasks.wait_on_queue, gate)
+        queue = sp.Queue()
+        queue.put(bytes(1 << 20))
+        queue_id = queue.__reduce__()[1][0]
+        pending = pool.submit(sp_tasks.wait_on_queue, queue)
+        del queue
+        try:
+            attached = _native._attach_queue(queue_id)  # still there: the queued task pins it
+            del attached
+            assert pending.cancel()
+            with pytest.raises(LookupError, match="no longer exists"):
+                _native._attach_queue(queue_id)
+            assert not busy.done()
+        finally:
+            gate.put("done")
+        assert busy.result(timeout=60) == "done"
 
 
 def test_sleep_in_a_task_is_interruptible(pool):

@@ -293,6 +293,16 @@ with Client(scheduler_file=sys.argv[1], timeout=60) as client:
     eventually(lambda: sum(client.run(interrupted).values()) - before >= 4)
     report["interrupted"] = sum(client.run(interrupted).values()) - before
 
+    # A SharedMap reaches each worker process as a file it maps, and its interpreters as handles.
+    from subinterpreter_parallelism import SharedMap
+    table = SharedMap({"a": (1, "one"), "b": 2})
+
+    def shared_read(m, key):
+        return m[key], m.path is not None
+
+    with dask.annotate(executor="interpreters"):
+        report["shared_map"] = client.gather(client.map(shared_read, [table, table], ["a", "b"], pure=False))
+
     # A worker plugin installs a pool on running workers, under another name.
     client.register_plugin(InterpreterPoolPlugin(1, name="plugged"))
     with dask.annotate(executor="plugged"):
@@ -418,6 +428,7 @@ def test_cluster_end_to_end(tmp_path):
     assert report["executing_before_cancel"] == 4
     assert report["interrupted"] == 4
     assert report["plugged"] == []
+    assert report["shared_map"] == [[[1, "one"], True], [2, True]]  # read from the mapped file
     assert report["after_unregister"] == ["actor", "default", "interpreters", "offload"]
     # No worker process died or restarted along the way.
     assert "Restarting worker" not in worker_logs and "Fatal Python error" not in worker_logs

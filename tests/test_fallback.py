@@ -439,3 +439,39 @@ def test_singlephase_module_in_a_fresh_process(modules, scenario):
         assert report["sums"] == [10, 11, 12, 13] and report["other_process"]
     else:
         assert report["results"] == [5, 6]
+
+
+def _documented_example() -> str:
+    """The documented fallback example (``uses_numpy`` over 100 chunks, once in the README, now
+    in docs/compatibility.md), printing whether its total is right."""
+    from test_readme import ALL_BLOCKS
+
+    code = next(block.code for _, block in ALL_BLOCKS if "def uses_numpy(chunk)" in block.code)
+    return code + "    print(sum(totals) == sum(range(100_000)))\n"  # in its __main__ block
+
+
+def _run_documented_example(tmp_path, times: int) -> None:
+    """Runs the documented example ``times`` times, each in a fresh process, as a user would (issue
+    22, item 7: 1 run in 25 failed a task with ``BrokenPipeError`` after multiprocessing's
+    "resource_tracker: process died unexpectedly" warning)."""
+    code = _documented_example()
+    failures = []
+    for run in range(times):
+        done = run_script(tmp_path / f"fallback_example_{run}.py", code, "-W", "default", timeout=300)
+        problems = [
+            word for word in ("resource_tracker", "BrokenPipe", "Broken", "Traceback") if word in done.stderr
+        ]
+        if done.returncode != 0 or done.stdout.split()[-1:] != ["True"] or problems:
+            failures.append(f"run {run}: exit {done.returncode} {problems}\n{done.stderr[-2000:]}")
+    assert not failures, f"{len(failures)} of {times} runs failed:\n" + "\n".join(failures[:3])
+
+
+@pytest.mark.timeout(300)
+def test_the_documented_example_runs_cleanly(tmp_path):
+    _run_documented_example(tmp_path, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_the_documented_example_runs_cleanly_100_times(tmp_path):
+    _run_documented_example(tmp_path, 100)

@@ -1,6 +1,7 @@
 """The pickle-free path of tiny tasks (issue 15): a module-level function called with None,
-bool, int, float, str, bytes and tuple arguments travels by name in the Swift core's shareable
-format, and such a result comes back in it; everything else is pickled as before. Both paths
+bool, int, float, str, bytes and tuple arguments (and, since issue 25, complex, frozenset and,
+on 3.15+, frozendict ones) travels by name in the Swift core's shareable format, and such a
+result comes back in it; everything else is pickled as before. Both paths
 give the same values, types, exceptions and name resolution as pickle would.
 
 Whether a worker used pickle shows in its ``sys.modules``: since the runner loads pickle only
@@ -10,6 +11,7 @@ never imported ``_pickle``.
 
 from __future__ import annotations
 
+import builtins
 import math
 
 import pytest
@@ -45,7 +47,24 @@ SHAREABLE = [
     (True, 1, 1.0, "1", b"1", None),
     ((((),),),),
     (1, ("a", (b"b", (None, (2.5,))))),
+    # Issue 25: the immutable containers too.
+    0j,
+    1j,
+    complex(-0.0, math.inf),
+    (1.5 - 2j, "c"),
+    frozenset(),
+    frozenset({3}),
+    frozenset({1, "a", b"b", None, (1, 2), 2.5, 3j}),
+    frozenset({frozenset({1}), frozenset()}),
+    (frozenset({"x"}), 1),
 ]
+FROZENDICT = getattr(builtins, "frozendict", None)  # Python 3.15+
+if FROZENDICT is not None:
+    SHAREABLE += [
+        FROZENDICT(),
+        FROZENDICT({"a": 1, 2: (3, frozenset({4})), None: 5j}),
+        FROZENDICT({"inner": FROZENDICT({"b": b"x"})}),
+    ]
 NOT_SHAREABLE = [
     2**63,
     -(2**63) - 1,
@@ -54,11 +73,12 @@ NOT_SHAREABLE = [
     [1, 2],
     {"a": 1},
     {1, 2},
-    frozenset({3}),
+    frozenset({3, 2**64}),
+    frozenset({(1, "lone \ud800")}),
     bytearray(b"ba"),
     (1, [2]),
     fast_tasks.Tools(),
-    1j,
+    complex,
 ]
 
 
@@ -68,8 +88,12 @@ def same(a: object, b: object) -> bool:
         return False
     if isinstance(a, float):
         return (a == b and math.copysign(1, a) == math.copysign(1, b)) or (a != a and b != b)
+    if isinstance(a, complex):
+        return same(a.real, b.real) and same(a.imag, b.imag)  # type: ignore[attr-defined]
     if isinstance(a, tuple):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if FROZENDICT is not None and isinstance(a, FROZENDICT):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)  # type: ignore[index]
     if isinstance(a, fast_tasks.Tools):
         return True
     return a == b
@@ -95,14 +119,28 @@ def test_nan_round_trips(pool):
     assert value != value
 
 
-_shareable = st.recursive(
+_scalars = (
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**63 - 1)
     | st.floats(allow_nan=False)
+    | st.complex_numbers(allow_nan=False)
     | st.text()
-    | st.binary(),
-    lambda children: st.lists(children, max_size=4).map(tuple),
+    | st.binary()
+)
+_shareable = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4).map(tuple)
+        | st.frozensets(
+            st.recursive(_scalars, lambda c: st.lists(c, max_size=3).map(tuple), max_leaves=4), max_size=4
+        )
+        | (
+            st.dictionaries(_scalars, children, max_size=3).map(FROZENDICT)
+            if FROZENDICT is not None
+            else st.nothing()
+        )
+    ),
     max_leaves=12,
 )
 

@@ -65,6 +65,68 @@ def stream_facts():
     return type(sys.stdout).__name__, sys.stdout.isatty(), sys.stdout.encoding
 
 
+def write_bytes(*chunks, stream="stdout"):
+    buffer = getattr(sys, stream).buffer
+    return [buffer.write(chunk) for chunk in chunks]
+
+
+def text_then_bytes():
+    print("text ", end="")
+    sys.stdout.buffer.write(b"then bytes\\n")
+    sys.stdout.buffer.write(b"partial bytes ")
+    print("then text")
+    return "mixed"
+
+
+def copy_to_stdout(path):
+    import shutil
+
+    with open(path, "rb") as source:
+        shutil.copyfileobj(source, sys.stdout.buffer)
+    return "copied"
+
+
+def bytes_from_thread(data):
+    import threading
+
+    thread = threading.Thread(target=sys.stdout.buffer.write, args=(data,))
+    thread.start()
+    thread.join()
+    return "joined"
+
+
+def stream_attributes(stream="stdout"):
+    out = getattr(sys, stream)
+    return {
+        "name": out.name,
+        "mode": out.mode,
+        "line_buffering": out.line_buffering,
+        "encoding": out.encoding,
+        "errors": out.errors,
+        "buffer.mode": out.buffer.mode,
+        "buffer.name": out.buffer.name,
+        "writable": (out.writable(), out.buffer.writable()),
+    }
+
+
+def print_text(text, **reconfigure):
+    if reconfigure:
+        sys.stdout.reconfigure(**reconfigure)
+    print(text)
+    return sys.stdout.encoding, sys.stdout.errors
+
+
+def bad_writes():
+    failures = []
+    for call in (lambda: sys.stdout.buffer.write("text"), lambda: sys.stdout.write(b"bytes"),
+                 lambda: sys.stdout.reconfigure(encoding="no-such-codec")):
+        try:
+            call()
+        except Exception as exc:
+            failures.append(type(exc).__name__)
+    return failures
+
+
 def log(name, level, message, *args, **extra):
     import logging
 
@@ -234,6 +296,89 @@ def test_forwarding_stream_facts():
         assert pool.submit(helper.stream_facts).result(timeout=30) == ("ForwardingStream", False, "utf-8")
     with sp.InterpreterPoolExecutor(1, output="fd") as pool:
         assert pool.submit(helper.stream_facts).result(timeout=30)[0] == "TextIOWrapper"
+
+
+def test_bytes_reach_the_callers_buffer_as_they_are(capsysbinary):
+    with sp.InterpreterPoolExecutor(1) as pool:
+        data = [b"\xff\xfe not UTF-8\n", b"\x00\x01", b" no newline"]
+        assert pool.submit(helper.write_bytes, *data).result(timeout=30) == [len(d) for d in data]
+        assert capsysbinary.readouterr().out == b"".join(data)
+        assert pool.submit(helper.write_bytes, b"to stderr\n", stream="stderr").result(timeout=30) == [10]
+        assert pool.submit(helper.write_bytes, memoryview(b"a view\n")).result(timeout=30) == [7]
+        captured = capsysbinary.readouterr()
+        assert captured.err == b"to stderr\n" and captured.out == b"a view\n"
+
+
+def test_text_and_bytes_keep_their_order(capsys):
+    with sp.InterpreterPoolExecutor(1) as pool:
+        assert pool.submit(helper.text_then_bytes).result(timeout=30) == "mixed"
+    assert capsys.readouterr().out == "text then bytes\npartial bytes then text\n"
+
+
+def test_shutil_copyfileobj_to_stdout_buffer(capsysbinary, tmp_path):
+    data = bytes(range(256)) * 100 + b"\nlast line\n"
+    (tmp_path / "data.bin").write_bytes(data)
+    with sp.InterpreterPoolExecutor(1) as pool:
+        assert pool.submit(helper.copy_to_stdout, str(tmp_path / "data.bin")).result(timeout=30) == "copied"
+    assert capsysbinary.readouterr().out == data
+
+
+def test_bytes_from_a_thread_inside_a_task(capsysbinary):
+    with sp.InterpreterPoolExecutor(1) as pool:
+        assert pool.submit(helper.bytes_from_thread, b"thread bytes\n").result(timeout=30) == "joined"
+    assert capsysbinary.readouterr().out == b"thread bytes\n"
+
+
+def test_bytes_into_a_text_only_stdout(capsys):
+    import contextlib
+    import io
+
+    text = io.StringIO()
+    with sp.InterpreterPoolExecutor(1) as pool, contextlib.redirect_stdout(text):
+        pool.submit(helper.write_bytes, "caf\u00e9\n".encode(), b"\xff\n").result(timeout=30)
+    assert text.getvalue() == "caf\u00e9\n\ufffd\n"
+
+
+def test_forwarded_streams_answer_like_a_text_wrapper():
+    with sp.InterpreterPoolExecutor(1) as pool:
+        facts = pool.submit(helper.stream_attributes).result(timeout=30)
+        callers = getattr(sys.stdout, "name", "<stdout>")  # pytest's capture has a name of its own
+        assert facts["name"] == callers and facts["mode"] == "w" and facts["line_buffering"] is True
+        assert facts["buffer.mode"] == "wb" and facts["buffer.name"] == callers
+        assert facts["encoding"] == sys.stdout.encoding and facts["errors"] == sys.stdout.errors
+        assert facts["writable"] == (True, True)
+        assert pool.submit(helper.bad_writes).result(timeout=30) == ["TypeError", "TypeError", "LookupError"]
+
+
+def test_forwarded_streams_have_the_callers_encoding_and_errors():
+    result = run_python(
+        """
+        import sys
+        import subinterpreter_parallelism as sp, _forwarding_helper as helper
+        with sp.InterpreterPoolExecutor(1) as pool:
+            facts = pool.submit(helper.stream_attributes).result()
+            print(facts["name"], facts["encoding"], facts["errors"], sys.stdout.errors)
+            print(pool.submit(helper.print_text, "caf\u00e9").result())
+            print("caf\u00e9")
+            try:
+                pool.submit(helper.print_text, "caf\u00e9", errors="strict").result()
+            except UnicodeEncodeError:
+                print("nor can a task")
+            print(pool.submit(helper.print_text, "caf\u00e9", errors="replace").result())
+        """,
+        env={**SUBPROCESS_ENV, "PYTHONIOENCODING": "ascii:backslashreplace"},
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "<stdout> ascii backslashreplace backslashreplace",  # the real stdout's name, too
+        "caf\\xe9",
+        "('ascii', 'backslashreplace')",
+        "caf\\xe9",
+        "nor can a task",
+        "caf?",
+        "('ascii', 'replace')",
+    ], result.stdout
 
 
 def test_output_fd_goes_to_the_file_descriptors(capfd):

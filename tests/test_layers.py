@@ -22,11 +22,12 @@ SOURCE = Path(__file__).resolve().parent.parent / "python" / PACKAGE
 #: From the ground up. A name ending in ``.*`` stands for every module of that subpackage.
 LAYERS: list[tuple[str, set[str]]] = [
     (
-        "base: version facts, errors, import hooks, refusal detection, argument rules",
-        {"_versions", "errors", "_import_hooks", "_refusal", "_validate"},
+        "base: version facts, errors, import hooks, refusal detection, argument rules, the shared map",
+        {"_versions", "errors", "_import_hooks", "_refusal", "_validate", "shared_map"},
     ),
-    ("wire format: pickling, task outcomes", {"_pickling", "_outcome"}),
+    ("wire format: pickling, task outcomes", {"_pickling", "_rebuild", "_outcome"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
+    ("worker-side streams", {"_streams"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
     ("the executor's rooms: completion, map, exit", {"_completion", "_map", "_exit"}),

@@ -8,6 +8,7 @@ import pytest
 
 import sp_tasks
 import subinterpreter_parallelism as sp
+from conftest import importable
 
 WAIT = 60
 
@@ -56,6 +57,52 @@ def test_preload_in_every_new_interpreter():
     with sp.InterpreterPoolExecutor(2, preload=("colorsys",), max_tasks_per_worker=1) as pool:
         futures = [pool.submit(sp_tasks.module_loaded, "colorsys") for _ in range(8)]
         assert [f.result(timeout=WAIT) for f in futures] == [True] * 8
+
+
+def test_a_recycled_interpreter_whose_preload_fails_breaks_the_pool(tmp_path):
+    """The next interpreter fails to import its preload module: no task runs without it (nor
+    without the initializer); the pool breaks with the import's error, as for a failing
+    initializer."""
+    flag = tmp_path / "flag"
+    source = (
+        f"import os\nif os.path.exists({str(flag)!r}):\n    raise ImportError('flaky preload: flag set')\n"
+    )
+    with importable(tmp_path, {"_flaky_preload.py": source}):
+        pool = sp.InterpreterPoolExecutor(
+            1,
+            preload=["_flaky_preload"],
+            initializer=sp_tasks.record_init,
+            initargs=("init",),
+            max_tasks_per_worker=1,
+        )
+        try:
+            assert pool.submit(sp_tasks.init_count).result(timeout=WAIT) == ["init"]
+            # the flag is set inside the first interpreter's last task: the next one sees it
+            assert pool.submit(sp_tasks.touch, str(flag)).result(timeout=WAIT) == str(flag)
+            with pytest.raises(sp.BrokenInterpreterPool) as info:
+                pool.submit(sp_tasks.init_count).result(timeout=WAIT)
+            text = str(info.value)
+            assert "flaky preload: flag set" in text and "preload module '_flaky_preload'" in text, text
+            assert pool.status == "broken"
+        finally:
+            pool.shutdown()
+
+
+def test_a_recycled_interpreter_whose_initializer_fails_breaks_the_pool(tmp_path):
+    """The same policy for the initializer: the pool breaks, with the initializer's error."""
+    flag = tmp_path / "flag"
+    pool = sp.InterpreterPoolExecutor(
+        1, initializer=sp_tasks.init_fails_if_flagged, initargs=(str(flag), "init"), max_tasks_per_worker=1
+    )
+    try:
+        assert pool.submit(sp_tasks.init_count).result(timeout=WAIT) == ["init"]
+        assert pool.submit(sp_tasks.touch, str(flag)).result(timeout=WAIT) == str(flag)
+        with pytest.raises(sp.BrokenInterpreterPool, match="initializer refused") as info:
+            pool.submit(sp_tasks.init_count).result(timeout=WAIT)
+        assert "ValueError" in str(info.value)
+        assert pool.status == "broken"
+    finally:
+        pool.shutdown()
 
 
 def test_an_interrupted_task_counts_and_the_worker_goes_on():

@@ -108,6 +108,17 @@ def test_preload_with_one_worker_first(module_dir, monkeypatch, capsys, one_firs
         assert len(tried) >= 1
 
 
+@pytest.mark.parametrize("one_first", [False, True])
+def test_a_failing_preload_is_reported_once_by_the_constructor(module_dir, monkeypatch, caplog, one_first):
+    """The workers' failed bootstraps break the pool, which the constructor's exception
+    already says: nothing is logged besides."""
+    monkeypatch.setattr(preload._versions, "ONE_WORKER_FIRST", one_first)
+    (module_dir / "_preload_refuses.py").write_text("raise ImportError('refused at import')\n")
+    with pytest.raises(ImportError, match="refused at import"):
+        sp.InterpreterPoolExecutor(3, preload=["_preload_refuses"])
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 def test_preload_failures_keep_their_type(module_dir):
     with pytest.raises(ModuleNotFoundError, match="no_such_module_anywhere") as info:
         sp.InterpreterPoolExecutor(1, preload=("no_such_module_anywhere",))

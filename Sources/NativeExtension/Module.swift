@@ -50,7 +50,9 @@ enum NativeModule {
         guard addType(NativePool.spec, \.pool_type),
             addType(SharedQueue.spec, \.queue_type),
             addType(ResultBufferType.spec, \.result_buffer_type),
-            addType(LentBufferType.spec, \.lent_buffer_type)
+            addType(LentBufferType.spec, \.lent_buffer_type),
+            addType(SharedMapType.spec, \.shared_map_type),
+            addType(SharedMapCursor.spec, \.shared_map_iterator_type)
         else { return -1 }
 
         // `queue` (for Empty and Full) is imported on first use: a worker interpreter's start-up
@@ -159,7 +161,7 @@ enum NativeModule {
         },
         .fast(
             "encode_shareable",
-            "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, str and bytes in tuples: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG."
+            "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, complex, str and bytes in tuples, frozensets and (3.15+) frozendicts: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("encode_shareable", 1...1) else { return nil }
@@ -272,6 +274,15 @@ enum NativeModule {
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))
         },
+        .fast(
+            "_encode_for_interpreters",
+            "_encode_for_interpreters(encode, value) -> encode(value), run as an encoding for another interpreter of this process: a SharedMap pickled meanwhile travels as its id (not as a file for other processes). Whoever keeps value keeps its handles alive."
+        ) { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_encode_for_interpreters", 2...2) else { return nil }
+            var pins: QueuePins?  // dropped: whoever keeps `value` keeps its handles
+            return QueuePins.collecting(into: &pins) { PyObject_CallOneArg(arguments[0], arguments[1]) }
+        },
         .fast("_attach_queue", "_attach_queue(id): a handle to the live Queue with this id (used by unpickling).") {
             module, args, n in
             let arguments = Arguments(args, n)
@@ -355,7 +366,7 @@ enum ModuleState {
 
     /// Fills two state fields with attributes of `module` (imported now) unless both are set.
     /// Returns false with an exception set if the import or a look-up fails.
-    private static func load(
+    static func load(
         _ state: UnsafeMutablePointer<sp_ModuleState>, from module: String,
         _ first: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>),
         _ second: (String, WritableKeyPath<sp_ModuleState, UnsafeMutablePointer<PyObject>?>)

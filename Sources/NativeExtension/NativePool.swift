@@ -61,15 +61,7 @@ final class NativePool: NativeBacked {
             guard workers >= 1 && workers <= maxWorkers else {
                 return Py.fail(PyExc_ValueError, "workers must be 1..\(maxWorkers)")
             }
-            let pathList = sp_Tuple_GET_ITEM(args, 1)!
-            guard sp_List_Check(pathList) != 0 else {
-                return Py.fail(PyExc_TypeError, "sys_path must be a list of str")
-            }
-            var sysPath: [String] = []
-            for i in 0..<PyList_Size(pathList) {
-                guard let entry = Py.swiftString(sp_List_GET_ITEM(pathList, i)) else { return nil }
-                sysPath.append(entry)
-            }
+            guard let sysPath = NativePool.sysPath(sp_Tuple_GET_ITEM(args, 1)!) else { return nil }
             let payload = sp_Tuple_GET_ITEM(args, 2)!
             var bootstrap: ByteBuffer?
             if payload != sp_None() {
@@ -110,9 +102,9 @@ final class NativePool: NativeBacked {
                 return Py.fail(PyExc_RuntimeError, "_native module state is missing")
             }
             let core = PoolCore(
-                workerCount: Int(workers),
+                workerCount: Int(workers), sysPath: sysPath,
                 configuration: WorkerConfiguration(
-                    sysPath: sysPath, bootstrapPayload: bootstrap, stackSize: workerStackSize,
+                    bootstrapPayload: bootstrap, stackSize: workerStackSize,
                     threadNames: threadNames, maxTasksPerInterpreter: Int(maxTasks)),
                 taskTimeout: taskTimeout)
             let cPickle = ModuleState.cPickle(for: type)
@@ -125,6 +117,20 @@ final class NativePool: NativeBacked {
             _ = core.start()  // a refused thread is reported as a workerFailed event
             return instance
         }
+
+    /// The strings of `list`, a `sys.path` (a list of str), or nil with TypeError set.
+    static func sysPath(_ list: PyObjectPointer) -> [String]? {
+        guard sp_List_Check(list) != 0 else {
+            PyErr_SetString(PyExc_TypeError, "sys_path must be a list of str")
+            return nil
+        }
+        var entries: [String] = []
+        for i in 0..<PyList_Size(list) {
+            guard let entry = Py.swiftString(sp_List_GET_ITEM(list, i)) else { return nil }
+            entries.append(entry)
+        }
+        return entries
+    }
 
     /// Worker threads get 32 MiB of stack (only touched pages cost memory), so that deep
     /// C recursion hits Python's recursion limit long before the end of the stack.
@@ -249,6 +255,17 @@ final class NativePool: NativeBacked {
             Box.unwrap(me, as: NativePool.self).core.warm(module)
             return Py.none()
         },
+        .fast(
+            "set_sys_path",
+            "set_sys_path(sys_path): the caller's sys.path (a list of str) changed; each worker interpreter follows it before its next task."
+        ) { me, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("set_sys_path", 1...1), let path = NativePool.sysPath(arguments[0]) else {
+                return nil
+            }
+            Box.unwrap(me, as: NativePool.self).core.callerPath.set(path)
+            return Py.none()
+        },
         .noArgs("queued", "Tasks waiting for a worker.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.tasks.count))
         },
@@ -309,6 +326,9 @@ final class NativePool: NativeBacked {
         // Claiming: the caller settles the future; the completion thread drops the task's event.
         if task.lifecycle.cancelPending(claim: true) {
             core.stats.count { $0.tasksCancelled += 1 }
+            // No worker will read them: released now, not when a worker reaches the task,
+            // which a busy pool may do much later (its `skipped` event releases nothing more).
+            task.releaseInputs()
             return 1
         }
         guard interrupt, task.lifecycle.requestInterrupt(claim: true) else { return 0 }

@@ -121,10 +121,11 @@ enum NativeTables {
         return table
     }
 
-    /// A heap type spec for a boxed type, living for the whole process.
+    /// A heap type spec for a boxed type, living for the whole process (`extraFlags`: e.g.
+    /// `Py_TPFLAGS_BASETYPE` for a type that Python subclasses).
     static func boxedTypeSpec(
         name: StaticString, doc: StaticString, methods: [MethodEntry],
-        extraSlots: [PyType_Slot] = []
+        extraSlots: [PyType_Slot] = [], extraFlags: UInt32 = 0
     ) -> UnsafeMutablePointer<PyType_Spec> {
         var slots: [PyType_Slot] = [
             PyType_Slot(slot: sp_slot_tp_dealloc, pfunc: unsafeBitCast(Box.dealloc, to: UnsafeMutableRawPointer.self)),
@@ -141,7 +142,7 @@ enum NativeTables {
                 name: name.cString,
                 basicsize: Int32(MemoryLayout<sp_BoxObject>.size),
                 itemsize: 0,
-                flags: UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE),
+                flags: UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE) | extraFlags,
                 slots: slotTable))
         return spec
     }

@@ -44,8 +44,6 @@ import Synchronization
 
 /// What every worker of a pool needs to start.
 struct WorkerConfiguration: Sendable {
-    /// The caller's `sys.path` at pool creation.
-    let sysPath: [String]
     /// The runner's `bootstrap` argument, made by `_worker.encode_bootstrap` (the pool's steps
     /// and initializer: marshalled by name when that is possible, else pickled), or nil.
     let bootstrapPayload: ByteBuffer?
@@ -77,6 +75,9 @@ final class PoolCore: @unchecked Sendable {
     /// Python layer reads (`Pool.state()`) instead of keeping flags of its own.
     let lifecycle = PoolLifecycle()
     let configuration: WorkerConfiguration
+    /// The caller's `sys.path` as of its latest submit (`Pool.set_sys_path`, called when it
+    /// changed): each interpreter starts with it and follows its changes before its next task.
+    let callerPath: Versioned<[String]>
     private(set) var workers: [WorkerInterpreter] = []
     private let liveWorkers: Atomic<Int>
     private let running = Mutex<[Int64: Task]>([:])
@@ -103,8 +104,9 @@ final class PoolCore: @unchecked Sendable {
     /// (`stats()["warm_failures"]`).
     let warmFailures = Mutex<[String: String]>([:])
 
-    init(workerCount: Int, configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
+    init(workerCount: Int, sysPath: [String], configuration: WorkerConfiguration, taskTimeout: UInt64? = nil) {
         self.configuration = configuration
+        callerPath = Versioned(sysPath)
         self.taskTimeout = taskTimeout
         liveWorkers = Atomic(workerCount)
         workers = (0..<workerCount).map { WorkerInterpreter(index: $0) }

@@ -16,6 +16,9 @@ enum MessageTag: Int64, CaseIterable {
     /// A module that `preload="auto"` could not warm, posted by the Swift worker once per
     /// module and pool: `b"module\ntext"`.
     case warmFailed = 0x4657_0006
+    /// Bytes a task wrote to `sys.stdout.buffer`/`sys.stderr.buffer` (the streams' `buffer`).
+    case stdoutBytes = 0x4657_0007
+    case stderrBytes = 0x4657_0008
 
     /// The name `_native` exports it under.
     var exportedName: String {
@@ -26,6 +29,8 @@ enum MessageTag: Int64, CaseIterable {
         case .warning: "TAG_WARNING"
         case .preload: "TAG_PRELOAD"
         case .warmFailed: "TAG_WARM_FAILED"
+        case .stdoutBytes: "TAG_STDOUT_BYTES"
+        case .stderrBytes: "TAG_STDERR_BYTES"
         }
     }
 }

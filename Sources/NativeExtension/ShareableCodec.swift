@@ -1,6 +1,7 @@
 // The encoding of a value made only of the exact types that the stdlib's
 // `concurrent.interpreters` shares without pickling: None, bool, int (64-bit), float, str,
-// bytes, and tuples of them. Such values are most of what flows through a queue (counters,
+// bytes, and tuples of them; and of the immutable containers `complex`, `frozenset` and, on
+// Pythons that have it (3.15+), `frozendict`, of those too. Such values are most of what flows through a queue (counters,
 // keys, messages) and most of what tiny tasks take and return, and for them pickle's machinery
 // (a pickler, a frame, an unpickler, a memoryview) costs more than the hand-off itself. A
 // `Queue` item, a task's returned value and a task's call by name (`WireFormat.ShareableCall`)
@@ -9,8 +10,11 @@
 // item's bytes start with `tag` here and with pickle's PROTO opcode (0x80) otherwise.
 //
 // Layout, in the process's own byte order (the bytes never leave the process): `tag`, then
-// one value: a kind byte (`SP_SHARE_*`), then for int and float 8 bytes, for str (UTF-8) and
-// bytes an 8-byte length and the data, for a tuple an 8-byte count and its items.
+// one value: a kind byte (`SP_SHARE_*`), then for int and float 8 bytes, for complex 16 (real,
+// imaginary), for str (UTF-8) and bytes an 8-byte length and the data, for a tuple and a
+// frozenset an 8-byte count and its items, for a frozendict an 8-byte count and its keys and
+// values, alternating. A SharedMap file stores values in this format too (its header names
+// the byte order, and a file of the other order is refused).
 @preconcurrency import CPythonShim
 
 enum ShareableCodec {
@@ -33,6 +37,17 @@ enum ShareableCodec {
         else { return nil }
         fill(item, at: UnsafeMutableRawPointer(sp_Bytes_AS_STRING(bytes)!))
         return bytes
+    }
+
+    /// The bytes `item` takes in this format (the tag included), or nil when the format cannot
+    /// hold it (no exception set). For callers that place the encoding themselves (SharedMap).
+    static func encodedSize(_ item: PyObjectPointer) -> Int? {
+        size(of: item, depth: 0).map { 1 + $0 }
+    }
+
+    /// Writes `item`, which `encodedSize` accepted, at `start` (`encodedSize` bytes).
+    static func encode(_ item: PyObjectPointer, into start: UnsafeMutableRawPointer) {
+        fill(item, at: start)
     }
 
     /// Writes the tag and `item` (which `size(of:)` accepted) from `start` on.
@@ -63,6 +78,11 @@ enum ShareableCodec {
     /// end, since `_native.decode_shareable` takes any buffer).
     static func decode(_ bytes: UnsafeRawBufferPointer) -> PyObjectPointer? {
         guard holds(bytes), let base = bytes.baseAddress else { return malformed() }
+        // A lone int, the commonest small value (a counter, an id, a SharedMap's value): built
+        // without the general reader.
+        if bytes.count == 10, bytes[1] == UInt8(SP_SHARE_INT) {
+            return Py.int(base.loadUnaligned(fromByteOffset: 2, as: Int64.self))
+        }
         var offset = 1
         guard let item = OwnedObject(read(base, at: &offset, end: bytes.count, depth: 0)) else { return nil }
         if offset != bytes.count { return malformed() }
@@ -105,9 +125,49 @@ enum ShareableCodec {
                 total += each
             }
             return total
+        case SP_SHARE_COMPLEX:
+            return 17
+        case SP_SHARE_FROZENSET, SP_SHARE_FROZENDICT:
+            guard depth < maximumDepth else { return nil }
+            var total = 9
+            let complete = forEachItem(of: item, kind: sp_ShareableKind(item)) { each in
+                guard let more = size(of: each, depth: depth + 1) else { return false }
+                total += more
+                return true
+            }
+            return complete ? total : nil
         default:
             return nil
         }
+    }
+
+    /// Calls `body` with each item of a frozenset, or each key then its value of a frozendict,
+    /// until it returns false; false then (or when iterating failed: no exception is left set).
+    /// Both are immutable, so two passes (size, then write) see the same items in the same order.
+    private static func forEachItem(
+        of container: PyObjectPointer, kind: Int32, _ body: (PyObjectPointer) -> Bool
+    ) -> Bool {
+        if kind == SP_SHARE_FROZENDICT {
+            var position: Py_ssize_t = 0
+            var key: PyObjectPointer?
+            var value: PyObjectPointer?
+            while PyDict_Next(container, &position, &key, &value) != 0 {
+                guard body(key!), body(value!) else { return false }
+            }
+            return true
+        }
+        guard let iterator = OwnedObject(PyObject_GetIter(container)) else {
+            PyErr_Clear()
+            return false
+        }
+        while let each = OwnedObject(PyIter_Next(iterator.borrowed)) {  // the frozenset holds it meanwhile
+            guard body(each.borrowed) else { return false }
+        }
+        if PyErr_Occurred() != nil {
+            PyErr_Clear()
+            return false
+        }
+        return true
     }
 
     /// Writes `item`, which `size(of:)` accepted, at `offset` and moves past it.
@@ -135,6 +195,22 @@ enum ShareableCodec {
             start.storeBytes(of: Int64(count), toByteOffset: offset, as: Int64.self)
             offset += 8
             for i in 0..<count { write(sp_Tuple_GET_ITEM(item, i)!, to: start, at: &offset) }
+        case SP_SHARE_COMPLEX:
+            start.storeBytes(of: PyComplex_RealAsDouble(item).bitPattern, toByteOffset: offset, as: UInt64.self)
+            start.storeBytes(of: PyComplex_ImagAsDouble(item).bitPattern, toByteOffset: offset + 8, as: UInt64.self)
+            offset += 16
+        case SP_SHARE_FROZENSET, SP_SHARE_FROZENDICT:
+            let countOffset = offset
+            offset += 8
+            var count: Int64 = 0
+            _ = forEachItem(of: item, kind: kind) { each in
+                write(each, to: start, at: &offset)
+                count += 1
+                return true
+            }
+            // A frozendict's count is of pairs.
+            start.storeBytes(
+                of: kind == SP_SHARE_FROZENDICT ? count / 2 : count, toByteOffset: countOffset, as: Int64.self)
         default:
             break  // None, True, False: the kind says it all
         }
@@ -157,8 +233,8 @@ enum ShareableCodec {
         guard offset < end, depth <= maximumDepth else { return malformed() }
         let kind = Int32(start.load(fromByteOffset: offset, as: UInt8.self))
         offset += 1
-        // What follows the kind byte: 8 bytes for every kind that has a payload.
-        if kind >= SP_SHARE_INT && kind <= SP_SHARE_TUPLE && end - offset < 8 { return malformed() }
+        // What follows the kind byte: 8 bytes for every kind that has a payload (16 for complex).
+        if kind >= SP_SHARE_INT && kind <= SP_SHARE_FROZENDICT && end - offset < 8 { return malformed() }
         switch kind {
         case SP_SHARE_NONE: return Py.none()
         case SP_SHARE_TRUE: return Py.bool(true)
@@ -190,6 +266,37 @@ enum ShareableCodec {
                 sp_Tuple_SET_ITEM(tuple.borrowed, i, each)  // steals the reference
             }
             return tuple.take()
+        case SP_SHARE_COMPLEX:
+            guard end - offset >= 16 else { return malformed() }
+            let real = Double(bitPattern: start.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            let imaginary = Double(bitPattern: start.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+            offset += 16
+            return PyComplex_FromDoubles(real, imaginary)
+        case SP_SHARE_FROZENSET:
+            let count = Int(start.loadUnaligned(fromByteOffset: offset, as: Int64.self))
+            offset += 8
+            guard count >= 0, count <= end - offset else { return malformed() }
+            guard let set = OwnedObject(PyFrozenSet_New(nil)) else { return nil }
+            for _ in 0..<count {
+                // Filling a frozenset nobody else sees yet is what PySet_Add allows it for.
+                guard let each = OwnedObject(read(start, at: &offset, end: end, depth: depth + 1)),
+                    PySet_Add(set.borrowed, each.borrowed) == 0
+                else { return nil }
+            }
+            return set.take()
+        case SP_SHARE_FROZENDICT:
+            let count = Int(start.loadUnaligned(fromByteOffset: offset, as: Int64.self))
+            offset += 8
+            // Each pair takes at least two kind bytes.
+            guard count >= 0, count <= (end - offset) / 2 else { return malformed() }
+            guard let dict = Py.dict() else { return nil }
+            for _ in 0..<count {
+                guard let key = OwnedObject(read(start, at: &offset, end: end, depth: depth + 1)),
+                    let value = OwnedObject(read(start, at: &offset, end: end, depth: depth + 1)),
+                    PyDict_SetItem(dict.borrowed, key.borrowed, value.borrowed) == 0
+                else { return nil }
+            }
+            return sp_FrozenDict_FromDict(dict.borrowed)
         default:
             return Py.fail(PyExc_ValueError, "not an item in the shareable format (unknown kind \(kind))")
         }

@@ -251,8 +251,8 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         doc: """
             Queue(maxsize=0): a FIFO shared by every interpreter of the process.
 
-            Items made of None, bool, int, float, str, bytes and tuples of them are copied without
-            pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
+            Items made of None, bool, int, float, complex, str, bytes and tuples, frozensets (and
+            frozendicts) of them are copied without pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is
             the same queue inside the worker. Blocking waits release the GIL and wake on a hand-off (no
             polling); interrupting the task or Ctrl-C on the main thread ends them.
             """,
@@ -288,15 +288,15 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 }
 
-/// The queues whose handles were pickled on this thread while an item, a call or a result was
-/// encoded for another interpreter. The encoded bytes retain them (`ByteBuffer.pins`,
-/// `Task.pins`), so that a queue whose last handle is dropped while a pickle of it travels
-/// (`outer.put(inner); del inner`, or a queue made and returned by a task) still exists when
-/// the pickle is loaded; the pins go with the bytes, once loaded or dropped. A plain
-/// `pickle.dumps(queue)` outside those encodings pins nothing: nobody could tell when its
-/// bytes are dropped.
+/// The queues (and SharedMaps: `SharedMapStorage`) whose handles were pickled on this thread
+/// while an item, a call or a result was encoded for another interpreter. The encoded bytes
+/// retain them (`ByteBuffer.pins`, `Task.pins`), so that a queue whose last handle is dropped
+/// while a pickle of it travels (`outer.put(inner); del inner`, or a queue made and returned by
+/// a task) still exists when the pickle is loaded; the pins go with the bytes, once loaded or
+/// dropped. A plain `pickle.dumps(queue)` outside those encodings pins nothing: nobody could
+/// tell when its bytes are dropped.
 final class QueuePins: @unchecked Sendable {
-    private var queues: [SharedQueue] = []
+    private var queues: [AnyObject] = []
     private var seen = Set<ObjectIdentifier>()
 
     /// This thread's collector while an encoding runs (an unretained `QueuePins`), else nil.
@@ -322,14 +322,17 @@ final class QueuePins: @unchecked Sendable {
         precondition(pthread_setspecific(currentKey, collector) == 0, "pthread_setspecific failed")
     }
 
-    /// Called by `Queue.__reduce__`: pins `queue` to the encoding running on this thread, if any.
-    static func note(_ queue: SharedQueue) {
-        guard let raw = pthread_getspecific(currentKey) else { return }
+    /// Called by `Queue.__reduce__` (and SharedMap's): pins `queue` to the encoding running on
+    /// this thread, if any; whether one runs.
+    @discardableResult
+    static func note(_ queue: AnyObject) -> Bool {
+        guard let raw = pthread_getspecific(currentKey) else { return false }
         let pins = Unmanaged<QueuePins>.fromOpaque(raw).takeUnretainedValue()
         if pins.seen.insert(ObjectIdentifier(queue)).inserted { pins.queues.append(queue) }
+        return true
     }
 
-    func remove(_ queue: SharedQueue) {
+    func remove(_ queue: AnyObject) {
         queues.removeAll { $0 === queue }
     }
 }

@@ -15,8 +15,12 @@ final class Task: @unchecked Sendable {
     /// Arguments sent out of band, in the order the pickle's `OutOfBand` markers name them.
     let extras: [Extra]
     let submittedAt: UInt64
-    /// The queues whose handles the pickled call holds (see `QueuePins`): alive as long as the task.
-    let pins: QueuePins?
+    /// The queues whose handles the pickled call holds (see `QueuePins`): alive as long as the
+    /// task's inputs.
+    private(set) var pins: QueuePins?
+    /// Whether `releaseInputs` ran. Read and written with the caller's GIL held, as every
+    /// call of `releaseInputs` is.
+    private var released = false
 
     /// One out-of-band argument.
     enum Extra {
@@ -45,9 +49,14 @@ final class Task: @unchecked Sendable {
         self.pins = pins
     }
 
-    /// Releases the caller-owned objects (with the caller's GIL held), once; a lent buffer is
+    /// Releases the caller-owned objects (with the caller's GIL held); a lent buffer is
     /// released now or, if the task still holds a view of it, when the worker lets it go.
+    /// Once the task is done, or as soon as a cancel wins (no worker reads the inputs of a
+    /// task that cannot start); a second call does nothing.
     func releaseInputs() {
+        guard !released else { return }
+        released = true
+        pins = nil
         inputObject.release()
         for extra in extras { extra.release() }
     }

@@ -27,6 +27,8 @@ struct TaskRunner: ~Copyable {
     let flushUnflushed: OwnedObject
     /// `bootstrap(payload)`: the pool's steps and initializer.
     private let bootstrapFunction: OwnedObject
+    /// `follow_sys_path(entries)`: makes `sys.path` the caller's again, after it changed.
+    private let followSysPath: OwnedObject
     /// `TaskInterrupted` (the worker's interrupter raises it, borrowing it from here).
     private let interruptType: OwnedObject
     /// This interpreter's `LentBuffer` type (see BufferLend.swift).
@@ -59,6 +61,7 @@ struct TaskRunner: ~Copyable {
         let unflushed = try bind("unflushed")
         let flushUnflushed = try bind("flush_unflushed")
         let bootstrap = try bind("bootstrap")
+        let followSysPath = try bind("follow_sys_path")
         let interruptType = try bind("TaskInterrupted")
         // The runner imported `_native`: its state in this interpreter holds the type.
         guard let native = Py.importModule("subinterpreter_parallelism._native") else {
@@ -74,6 +77,7 @@ struct TaskRunner: ~Copyable {
         self.unflushed = unflushed
         self.flushUnflushed = flushUnflushed
         self.bootstrapFunction = bootstrap
+        self.followSysPath = followSysPath
         self.interruptType = interruptType
         self.lentBufferType = OwnedObject(retaining: type)
         decodeCall = nil
@@ -90,6 +94,24 @@ struct TaskRunner: ~Copyable {
         }
         if outcome.borrowed == sp_None() { return nil }
         return Py.swiftString(outcome.borrowed) ?? TaskRunner.errorText("worker bootstrap")
+    }
+
+    /// Runs `follow_sys_path(entries)`: false (the failure reported as unraisable) when it
+    /// failed, which only running out of memory can do.
+    func follow(sysPath entries: [String]) -> Bool {
+        guard let list = Py.list() else {
+            PyErr_WriteUnraisable(followSysPath.borrowed)
+            return false
+        }
+        for entry in entries where !Py.append(list, OwnedObject(Py.string(entry))) {
+            PyErr_WriteUnraisable(followSysPath.borrowed)
+            return false
+        }
+        guard OwnedObject(PyObject_CallOneArg(followSysPath.borrowed, list.borrowed)) != nil else {
+            PyErr_WriteUnraisable(followSysPath.borrowed)
+            return false
+        }
+        return true
     }
 
     /// Runs `preload.warm_module(module)`: nil on success, else the failure's text.

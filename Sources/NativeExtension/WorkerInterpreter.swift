@@ -51,6 +51,9 @@ final class WorkerInterpreter: @unchecked Sendable {
     /// Indices in the pool's `warmList` of the modules this worker's current interpreter has
     /// warmed (imported, or found imported already), in order (`stats()["warmed_modules"]`).
     let warmed = Mutex<[Int]>([])
+    /// The version of `PoolCore.callerPath` that this worker's current interpreter's `sys.path`
+    /// follows (used only on the worker's thread).
+    private var pathVersion = 0
 
     init(index: Int) {
         self.index = index
@@ -151,7 +154,7 @@ final class WorkerInterpreter: @unchecked Sendable {
         interrupter.interpreterCreated(
             PyThreadState_GetInterpreter(subState), thread: UInt(PyThread_get_thread_ident()))
         var runner: TaskRunner?
-        let bootError = bootstrap(pool.configuration, &runner)
+        let bootError = bootstrap(pool.configuration, pool.callerPath.read(), &runner)
         pool.stats.addStartup(worker: index, start: startedAt, created: createdAt)
         // Ready (or failed, which the others may not): the other workers start theirs now.
         if index == 0 { pool.startGate.open() }
@@ -175,15 +178,19 @@ final class WorkerInterpreter: @unchecked Sendable {
         return again
     }
 
-    /// Binds the runner in the new interpreter (its GIL held) and runs the pool's bootstrap
-    /// with it: nil on success, else the text of the failure. `runner` is set once bound.
-    private func bootstrap(_ configuration: WorkerConfiguration, _ runner: inout TaskRunner?) -> String? {
+    /// Binds the runner in the new interpreter (its GIL held), with `sys.path` the caller's as
+    /// of its latest submit, and runs the pool's bootstrap with it: nil on success, else the
+    /// text of the failure. `runner` is set once bound.
+    private func bootstrap(
+        _ configuration: WorkerConfiguration, _ path: (version: Int, value: [String]), _ runner: inout TaskRunner?
+    ) -> String? {
         let bound: TaskRunner
         do {
-            bound = try TaskRunner(sysPath: configuration.sysPath, interrupter: interrupter)
+            bound = try TaskRunner(sysPath: path.value, interrupter: interrupter)
         } catch {
             return error.text
         }
+        pathVersion = path.version
         // A request that came before the interrupter could raise `TaskInterrupted` (it needs
         // the type the runner has just given it) is seen here.
         let outcome =
@@ -308,6 +315,7 @@ final class WorkerInterpreter: @unchecked Sendable {
                 if warmCursor < pool.warmList.count {
                     // Modules to warm: only when no task waits, and one at a time.
                     guard let waiting = try WorkerInterpreter.taskIfAny(pool) else {
+                        followCallerPath(pool, subState, runner)  // the module may come from a new entry
                         warm(pool, subState, runner, warmCursor)
                         warmCursor += 1
                         continue
@@ -325,6 +333,8 @@ final class WorkerInterpreter: @unchecked Sendable {
                 return false  // closed and drained
             }
             let takenAt = MonotonicClock.now()
+            // The task was submitted after the caller's sys.path changed: it finds the change.
+            followCallerPath(pool, subState, runner)
             guard task.lifecycle.start() else {
                 pool.post(
                     PoolEvent(
@@ -366,6 +376,21 @@ final class WorkerInterpreter: @unchecked Sendable {
                 return !(pool.tasks.isClosed && pool.tasks.count == 0)
             }
         }
+    }
+
+    /// Brings this interpreter's `sys.path` up to the caller's when the caller's changed since
+    /// (`_worker.follow_sys_path`). Called without the GIL, while the worker is idle (no
+    /// interruption targets it); when nothing changed, one atomic load. A failure is tried
+    /// again before the next task.
+    private func followCallerPath(
+        _ pool: PoolCore, _ subState: UnsafeMutablePointer<PyThreadState>, _ runner: borrowing TaskRunner
+    ) {
+        guard pool.callerPath.version != pathVersion else { return }
+        let (version, entries) = pool.callerPath.read()
+        PyEval_RestoreThread(subState)
+        let followed = runner.follow(sysPath: entries)
+        _ = PyEval_SaveThread()
+        if followed { pathVersion = version }
     }
 
     /// Counts a finished task as completed, failed or interrupted.

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .fallback import ProcessFallbackWarning
     from .parallel_calls import CallOutcome, parallel
     from .reusable import ExecutorOptions, get_reusable_executor
+    from .shared_map import SharedMap
 
 # The executor and parallel() load on first use: worker interpreters import this package
 # for their runner and should not pay for what only the caller needs.
@@ -67,6 +68,7 @@ _LAZY = {
     "parallel": "parallel_calls",
     "ExecutorOptions": "reusable",
     "get_reusable_executor": "reusable",
+    "SharedMap": "shared_map",
 }
 
 
@@ -104,6 +106,7 @@ __all__ = [
     "Queue",
     "QueueClosed",
     "RemoteTraceback",
+    "SharedMap",
     "TaskInterrupted",
     "default_worker_count",
     "get_reusable_executor",

@@ -96,8 +96,9 @@ class PoolState:
         # still-running thread as stopped, so a later join() would return too early.
         self.ended = threading.Event()
         self.fallback: Any = None  # fallback.ProcessFallback: fallback="process" or parallel(fallback=...)
-        # The initializer's arguments, kept while workers may still start: a Queue among them is
-        # pickled as its id, which attaches only while some handle keeps the queue alive.
+        # The initializer and its arguments, kept while workers may still start: a Queue or a
+        # SharedMap among them (or bound in a partial) is pickled as its id, which attaches only
+        # while some handle keeps it alive.
         self.initargs: tuple[Any, ...] = ()
         self.callbacks = CallbackThread(callback_thread_name)
         # The completion thread's id, once it runs: callbacks of futures it settles go to

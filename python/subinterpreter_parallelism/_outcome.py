@@ -1,7 +1,8 @@
 """The encoding of a task's outcome, made in the worker and read in the caller.
 
 A returned value is its pickle, whose first byte is ``VALUE_TAG`` (pickle's PROTO opcode), or,
-when it is made only of None, bool, int, float, str, bytes and tuples, the Swift core's
+when it is made only of None, bool, int, float, complex, str, bytes and tuples, frozensets
+and frozendicts of them, the Swift core's
 pickle-free encoding (first byte ``SHAREABLE_TAG``, made and read in Swift: the worker and the
 caller's completion path never call Python for it); a
 raised exception is ``ERROR_TAG`` followed by the pickle of ``(type name, message, traceback

@@ -8,6 +8,8 @@ defined in a script, in ``python -c`` or in a REPL travel by value.
 
 from __future__ import annotations
 
+import sys
+
 # The C pickler directly: `import pickle` would add `re` and `enum` to every worker's start-up.
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
@@ -24,9 +26,11 @@ from _pickle import loads as _loads
 #   as it was at submit, as with a process pool), then copied once more; a C-contiguous
 #   `memoryview` is lent: the task gets a memoryview of the caller's memory, no copy (see
 #   BufferLend.swift), and a non-contiguous one is copied as before (a snapshot).
+from . import _rebuild
 from ._native import MAIN_MARKER as _MAIN_MARKER
 from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO, out_of_band_kind
 from ._native import PICKLE_PROTOCOL as PROTOCOL
+from ._rebuild import is_main_definition as _is_main_definition
 
 TYPE_CHECKING = False
 
@@ -113,34 +117,30 @@ _FunctionType = type(_cloudpickle_dumps)
 
 def _main_aware_pickler() -> Any:
     """``cloudpickle.Pickler``, except that functions of ``__main__`` sent by value resolve their
-    globals in the receiving worker's ``__main__`` (see ``main_globals``)."""
+    globals in the receiving worker's ``__main__`` (see ``_rebuild.main_globals``), and that
+    functions, their code and cells and the modules they use name ``_rebuild``'s helpers, not
+    cloudpickle's: a worker then loads them without importing cloudpickle (see ``_rebuild``)."""
     global _MainAwarePickler
     if _MainAwarePickler is None:
         from collections import ChainMap
 
         import cloudpickle
 
+        own = {_CodeType: _code_reduce, _rebuild.CellType: _cell_reduce, type(sys): _module_reduce}
+
         class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]
             _sp_main: MainGlobals | None = None
-            dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(
-                {_CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table
-            )
+            dispatch_table: ClassVar[ChainMap[Any, Any]] = ChainMap(own, cloudpickle.Pickler.dispatch_table)
 
             def _dynamic_function_reduce(self, func: Any) -> Any:
-                reduced = super()._dynamic_function_reduce(func)
-                if func.__globals__.get("__name__") != "__main__":
-                    return reduced
-                make, (code, _, name, argdefs, closure), state = reduced[:3]
-                if self._sp_main is None:
-                    self._sp_main = MainGlobals()  # one per pickle: its functions share one dict
-                return (
-                    make,
-                    (code, self._sp_main, name, argdefs, closure),
-                    state,
-                    None,
-                    None,
-                    set_main_function_state,
-                )
+                _, (code, globals, name, argdefs, closure), state = super()._dynamic_function_reduce(func)[:3]
+                setstate = _rebuild.set_function_state
+                if func.__globals__.get("__name__") == "__main__":
+                    if self._sp_main is None:
+                        self._sp_main = MainGlobals()  # one per pickle: its functions share one dict
+                    globals, setstate = self._sp_main, _rebuild.set_main_function_state
+                args = (code, globals, name, argdefs, closure)
+                return (_rebuild.make_function, args, state, None, None, setstate)
 
         _MainAwarePickler = MainAwarePickler
     return _MainAwarePickler
@@ -152,47 +152,22 @@ class MainGlobals:
     __slots__ = ()
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
-        return main_globals, ()
+        return _rebuild.main_globals, ()
 
 
-def main_globals() -> dict[str, Any]:
-    """Unpickling: the globals of ``__main__`` functions that came by value.
-
-    In a pool worker, its ``__main__`` module's namespace, the same for the initializer and
-    every task (CPython's test_init_with___main___global). Anywhere else (the caller, a
-    fallback process): a new dict, as cloudpickle gives, so that nothing the worker sends back
-    changes the caller's own ``__main__``.
-    """
-    from ._native import worker_index
-
-    if worker_index() is None:
-        return {"__name__": "__main__"}
-    import sys
-
-    return sys.modules["__main__"].__dict__
+def _cell_reduce(cell: Any) -> Any:
+    try:
+        return _rebuild.make_cell, (cell.cell_contents,)
+    except ValueError:  # empty
+        return _rebuild.make_cell, ()
 
 
-def set_main_function_state(func: Any, state: tuple[dict[str, Any], dict[str, Any]]) -> None:
-    """Unpickling a ``__main__`` function: cloudpickle's ``_function_setstate``, except that the
-    globals it refers to join its namespace without undoing what the worker did there.
+def _module_reduce(module: Any) -> Any:
+    from cloudpickle import cloudpickle
 
-    A name the namespace lacks gets the sender's value; a name it has keeps its value (what the
-    initializer or an earlier task set), as in a process pool whose workers have their own
-    ``__main__``; functions and classes of ``__main__`` take the sender's latest definition, so
-    that a REPL's redefinition reaches the workers. Pass values that change as arguments.
-    """
-    from cloudpickle import cloudpickle as _cloudpickle
-
-    own_state, slots = state
-    namespace = func.__globals__
-    for name, value in slots["__globals__"].items():
-        if name not in namespace or _is_main_definition(value):
-            namespace[name] = value
-    _cloudpickle._function_setstate(func, (own_state, {**slots, "__globals__": {}}))
-    # cloudpickle put its builtins dict there; a module's namespace holds the module.
-    import builtins
-
-    namespace["__builtins__"] = builtins
+    if cloudpickle._should_pickle_by_reference(module):
+        return _rebuild.import_module, (module.__name__,)
+    return cloudpickle._module_reduce(module)  # made at run time: sent whole, by cloudpickle
 
 
 # -- where code sent by value came from -------------------------------------------------------
@@ -210,17 +185,17 @@ _DYNAMIC = "<dynamic-code>"
 def _code_reduce(code: Any) -> Any:
     import cloudpickle
 
-    rebuild, args = cloudpickle.Pickler.dispatch_table[_CodeType](code)[:2]
-    if _DYNAMIC not in args:  # a cloudpickle that keeps the file name itself
-        return rebuild, args
-    args = list(args)
-    args[args.index(_DYNAMIC)] = code.co_filename  # nothing before it is a str
+    args = cloudpickle.Pickler.dispatch_table[_CodeType](code)[1]  # CodeType's arguments
+    if _DYNAMIC in args:  # else a cloudpickle that keeps the file name itself
+        args = list(args)
+        args[args.index(_DYNAMIC)] = code.co_filename  # nothing before it is a str
+        args = tuple(args)
     filename = code.co_filename
     if filename.startswith("<") and filename.endswith(">"):
         lines = _pseudo_file_lines(code)
         if lines:
-            return code_with_source, (rebuild, tuple(args), filename, lines)
-    return rebuild, tuple(args)
+            return _rebuild.code_with_source, (_rebuild.make_code, args, filename, lines)
+    return _rebuild.make_code, args
 
 
 def _pseudo_file_lines(code: Any) -> list[str] | None:
@@ -235,22 +210,6 @@ def _pseudo_file_lines(code: Any) -> list[str] | None:
         return entry[2]  # type: ignore[no-any-return]
     from_code = getattr(linecache, "_getlines_from_code", None)  # 3.14: kept per code object
     return from_code(code) if from_code is not None else None
-
-
-def code_with_source(rebuild: Any, args: tuple[Any, ...], filename: str, lines: list[str]) -> Any:
-    """Unpickling code from ``python -c`` or a REPL: makes its source lines known to this
-    interpreter's linecache, so that tracebacks and warnings show them."""
-    import linecache
-
-    if filename not in linecache.cache:
-        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
-    return rebuild(*args)
-
-
-def _is_main_definition(value: Any) -> bool:
-    return (isinstance(value, type) or type(value) is _FunctionType) and getattr(
-        value, "__module__", None
-    ) == "__main__"
 
 
 # -- each definition of __main__ pickled once --------------------------------------------------
@@ -275,7 +234,7 @@ def _is_main_definition(value: Any) -> bool:
 # for what its methods capture. Not seen: a value changed in place (a list appended to, an
 # attribute set on the function): the pickle keeps the value as it was when it was made, and
 # that is what a worker that loads it gets. (A worker that already has a global keeps its own
-# value anyway: see set_main_function_state.) Pass values that change as arguments.
+# value anyway: see _rebuild.set_main_function_state.) Pass values that change as arguments.
 
 _MAX_DEFINITIONS = 256  # kept per interpreter, in the sender and in each receiver (oldest go first)
 _MAX_DEFINITION_BYTES = 4 << 20  # a larger pickle is not kept: it is made again for each call

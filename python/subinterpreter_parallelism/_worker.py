@@ -3,8 +3,8 @@
 The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once
 per interpreter, then for each pickled task calls ``decode_call``, ``invoke`` and
 ``encode_result`` or ``encode_error``, timing each step. A call or a result in the Swift
-core's pickle-free format (a module-level function with None, bool, int, float, str, bytes
-and tuple arguments; such a result) never comes here.
+core's pickle-free format (a module-level function with None, bool, int, float, complex,
+str, bytes, tuple, frozenset and frozendict arguments; such a result) never comes here.
 
 Keep it small: its imports are part of every worker's start-up. Pickle (``_pickling``,
 ``_outcome``, and through them ``_pickle``, ``functools``, ``collections``) loads only when
@@ -35,6 +35,7 @@ __all__ = [
     "encode_error",
     "encode_result",
     "flush_unflushed",
+    "follow_sys_path",
     "invoke",
     "run_chunk",
 ]
@@ -63,6 +64,29 @@ _SP_RUNNER_FRAMES = True
 # Forwarded output a call left without a newline (see forwarding.py): flushed when the call
 # ends, so that it reaches the caller before the result. Features beside the runner register here.
 unflushed: list[Any] = []
+
+
+# The caller's sys.path as this interpreter last took it: the Swift worker sets sys.path to
+# the caller's just before it imports this module, and calls follow_sys_path when it changes.
+_caller_path: list[str] = list(sys.path)
+
+
+def follow_sys_path(entries: list[str]) -> None:
+    """Makes ``sys.path`` the caller's ``entries`` (its ``sys.path`` as of a later submit).
+
+    Entries this interpreter added itself (its initializer's, a task's) stay: those it put
+    before the caller's entries stay in front, the others follow them.
+    """
+    global _caller_path
+    previous = _caller_path
+    current = sys.path
+    cut = 0
+    while cut < len(current) and current[cut] not in previous:
+        cut += 1
+    front = [entry for entry in current[:cut] if entry not in entries]
+    back = [entry for entry in current[cut:] if entry not in previous and entry not in entries]
+    sys.path[:] = front + entries + back
+    _caller_path = list(entries)
 
 
 def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
@@ -96,9 +120,24 @@ def encode_error(exc: BaseException) -> bytes:
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("_SP_RUNNER_FRAMES"):
         skip += 1
         tb = tb.tb_next
-    from . import _outcome  # pickle loads with the first failure, if not before
+    limit = sys.getrecursionlimit()
+    if limit >= _REPORTING_DEPTH:
+        from . import _outcome  # pickle loads with the first failure, if not before
 
-    return _outcome.encode_exception(exc, skip_frames=skip)
+        return _outcome.encode_exception(exc, skip_frames=skip)
+    # A task set a very low recursion limit: the imports that encoding may need first
+    # (pickle, traceback and theirs) need more, and the failure must still be reported.
+    sys.setrecursionlimit(_REPORTING_DEPTH)
+    try:
+        from . import _outcome
+
+        return _outcome.encode_exception(exc, skip_frames=skip)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+# The recursion limit under which ``encode_error`` raises it while it works (CPython's default).
+_REPORTING_DEPTH = 1000
 
 
 def encode_bootstrap(config: dict[str, Any]) -> bytes:
@@ -120,7 +159,9 @@ def encode_bootstrap(config: dict[str, Any]) -> bytes:
             pass
     from . import _pickling
 
-    return _pickling.dumps(config)
+    # For this process's interpreters: a SharedMap in initargs travels as its id (the executor
+    # keeps the initializer and initargs, and so the map, while workers may start).
+    return _native._encode_for_interpreters(_pickling.dumps, config)
 
 
 def _decode_bootstrap(payload: bytes) -> dict[str, Any]:
@@ -156,8 +197,10 @@ def bootstrap(payload: bytes | None) -> str | None:
 
     ``steps`` are ``(function, argument)`` pairs, pickled by the pool (forwarding's
     ``install``, preload's ``import_modules``): the runner calls each in order and knows
-    none of them. A step that returns False has reported its failure to the pool itself
-    (preload does): the bootstrap ends there, quietly.
+    none of them. A step that fails raises, as a failing initializer does: the bootstrap
+    fails with its traceback, and the pool breaks with that reason. A step that returns False
+    says that the pool broke or is going away (preload's gate closed): the bootstrap ends
+    there, quietly (the worker gets no task).
 
     Returns None on success, or the traceback text of the failure.
     """
@@ -172,7 +215,7 @@ def bootstrap(payload: bytes | None) -> str | None:
             _import_hooks.watch("_pydatetime", _present_as_datetime)
         for step, argument in config.get("steps", ()):
             if step(argument) is False:
-                return None  # the failure went to the pool's constructor, which reports it
+                return None  # the pool broke or is going away: no task will come
         initializer = config.get("initializer")
         if initializer is not None:
             initializer(*config.get("initargs", ()))

@@ -280,8 +280,12 @@ class InterpreterPoolExecutor(Executor):
             task_timeout,
         )
         self._task_timeout = task_timeout
-        self._initargs = config["initargs"]
+        # The initializer and its arguments, kept for the workers that start later (see
+        # PoolState.initargs).
+        self._initargs = (config["initializer"], *config["initargs"])
         self._handlers = forwarding.CallerSide().handlers()
+        # Told, while the constructor waits, how to mark the pool broken (see PreloadWatch).
+        self._preload_watch = preload_watch if preload_watch.modules else None
         if preload_watch.modules:
             self._handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
         else:
@@ -341,9 +345,13 @@ class InterpreterPoolExecutor(Executor):
             # Stored from C (list.extend over map), not by an assignment: a Ctrl-C handled
             # between the call's return and the next bytecode would drop the pool with its
             # workers running, and nothing would wait for them.
-            arguments = (self._max_workers, [str(p) for p in sys.path], *self._native_arguments)
+            # What the workers' sys.path follows: submit() sends the caller's again when it changed.
+            self._sys_path = list(sys.path)
+            arguments = (self._max_workers, [str(p) for p in self._sys_path], *self._native_arguments)
             made.extend(map(_native.Pool, *([argument] for argument in arguments)))
             native = made[0]
+            if self._preload_watch is not None:
+                self._preload_watch.connect(native.mark_broken)
             state = PoolState(native, self._task_timeout, self._thread_names[1])
             state.initargs = self._initargs
             state.fallback = process_pool
@@ -412,6 +420,8 @@ class InterpreterPoolExecutor(Executor):
             if adapted is not None:
                 return adapted
         state = self._state
+        if sys.path != self._sys_path:  # one comparison of the same str objects when unchanged
+            self._follow_sys_path(state)
         task_id = next(self._ids)
         future = _TaskFuture()
         future._sp_pool = state
@@ -435,6 +445,13 @@ class InterpreterPoolExecutor(Executor):
             # that a woken worker takes the task and the others warm the module.
             warm.note(fn, module, future)
         return future
+
+    def _follow_sys_path(self, state: PoolState) -> None:
+        """The caller's ``sys.path`` changed since the last submit: the workers follow it before
+        their next task (and interpreters started later begin with it)."""
+        path = list(sys.path)
+        state.native.set_sys_path([str(p) for p in path])
+        self._sys_path = path
 
     def map(
         self,

@@ -26,13 +26,21 @@ records are there when ``result()`` returns.
 
 from __future__ import annotations
 
-import io
 import sys
-
-TYPE_CHECKING = False
 
 from . import _import_hooks as import_hooks
 from . import _native
+from ._streams import (
+    TAG_STDERR,
+    TAG_STDERR_BYTES,
+    TAG_STDOUT,
+    TAG_STDOUT_BYTES,
+    ForwardingStream,
+    flush_deferred,
+    post,
+)
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,7 +49,9 @@ if TYPE_CHECKING:
 __all__ = [
     "TAG_LOG",
     "TAG_STDERR",
+    "TAG_STDERR_BYTES",
     "TAG_STDOUT",
+    "TAG_STDOUT_BYTES",
     "TAG_WARNING",
     "CallerSide",
     "ForwardingStream",
@@ -49,144 +59,13 @@ __all__ = [
     "worker_options",
 ]
 
-# Message tags (the ``tag`` of ``_native.post_message``), written once, in the Swift core.
-TAG_STDOUT = _native.TAG_STDOUT
-TAG_STDERR = _native.TAG_STDERR
+# Message tags (the ``tag`` of ``_native.post_message``), written once, in the Swift core;
+# the streams' are in ``_streams``.
 TAG_LOG = _native.TAG_LOG
 TAG_WARNING = _native.TAG_WARNING
 
-# A line longer than this is sent in pieces (a progress bar that never ends its line, say).
-_MAX_PENDING = 8192
-
 
 # ─── worker side ────────────────────────────────────────────────────────────────────────────
-
-# Messages posted from a thread the task started: post_message works only on the worker's own
-# thread, so they wait here until the worker thread ends its task.
-_deferred: list[tuple[int, bytes]] = []
-
-
-def _post(tag: int, data: bytes) -> None:
-    try:
-        _native.post_message(tag, data)
-    except RuntimeError:
-        _deferred.append((tag, data))
-        if len(_deferred) == 1:
-            _register(_DeferredMessages)
-
-
-def _register(flushable: Any) -> None:
-    """Asks the runner to flush ``flushable`` when the current task (or bootstrap) ends."""
-    global _unflushed
-    if _unflushed is None:
-        from . import _worker
-
-        _unflushed = _worker.unflushed
-    _unflushed.append(flushable)
-
-
-_unflushed: list[Any] | None = None
-
-
-class _DeferredMessages:
-    """Posts the messages that other threads of the worker left in ``_deferred``."""
-
-    @staticmethod
-    def flush() -> None:
-        while _deferred:
-            tag, data = _deferred.pop(0)
-            try:
-                _native.post_message(tag, data)
-            except RuntimeError:  # still not on the worker thread: try again later
-                _deferred.insert(0, (tag, data))
-                return
-
-
-class ForwardingStream(io.TextIOBase):
-    """A worker's ``sys.stdout``/``sys.stderr`` that sends whole lines to the caller.
-
-    Text is kept until a newline, ``flush()``, or the end of the task (so a task's last
-    partial line is written before its result arrives); each message holds whole lines, so
-    lines from different workers never mix. The caller writes them to its *current*
-    ``sys.stdout``/``sys.stderr`` (whatever pytest, a notebook or the program put there).
-    """
-
-    encoding = "utf-8"
-    errors = "surrogatepass"
-    newlines = None
-
-    def __init__(self, tag: int, original: Any, isatty: bool) -> None:
-        super().__init__()
-        self._tag = tag
-        self._original = original
-        self._isatty = isatty
-        self._pending: list[str] = []
-        self._size = 0
-        self._registered = False
-        import _thread
-
-        self._lock = _thread.allocate_lock()
-
-    def writable(self) -> bool:
-        """Always True."""
-        return True
-
-    def isatty(self) -> bool:
-        """What the caller's stream answered when the pool was created."""
-        return self._isatty
-
-    def fileno(self) -> int:
-        """The descriptor of the worker's original stream (writing there bypasses forwarding)."""
-        return self._original.fileno()
-
-    def write(self, text: str) -> int:
-        """Keeps ``text``; sends the lines it completes. Returns ``len(text)``.
-
-        Raises:
-            TypeError: ``text`` is not a str.
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if not text:
-            return 0
-        with self._lock:
-            cut = text.rfind("\n")
-            if cut < 0:
-                self._pending.append(text)
-                self._size += len(text)
-                if self._size < _MAX_PENDING:
-                    if not self._registered:
-                        self._registered = True
-                        _register(self)
-                    return len(text)
-                out = "".join(self._pending)
-                self._pending.clear()
-                self._size = 0
-            else:
-                out = text[: cut + 1]
-                if self._pending:
-                    out = "".join(self._pending) + out
-                    self._pending.clear()
-                tail = text[cut + 1 :]
-                self._size = len(tail)
-                if tail:
-                    self._pending.append(tail)
-                    if not self._registered:
-                        self._registered = True
-                        _register(self)
-            _post(self._tag, out.encode("utf-8", "surrogatepass"))
-        return len(text)
-
-    def flush(self) -> None:
-        """Sends the partial line kept so far."""
-        with self._lock:
-            self._registered = False
-            if not self._pending:
-                return
-            out = "".join(self._pending)
-            self._pending.clear()
-            self._size = 0
-            _post(self._tag, out.encode("utf-8", "surrogatepass"))
 
 
 def install(options: dict[str, Any]) -> None:
@@ -196,8 +75,8 @@ def install(options: dict[str, Any]) -> None:
     atexit.register(_at_interpreter_exit)
     output = options.get("output")
     if output == "forward":
-        sys.stdout = ForwardingStream(TAG_STDOUT, sys.stdout, options.get("stdout_isatty", False))
-        sys.stderr = ForwardingStream(TAG_STDERR, sys.stderr, options.get("stderr_isatty", False))
+        sys.stdout = ForwardingStream(TAG_STDOUT, sys.stdout, options.get("stdout", {}))
+        sys.stderr = ForwardingStream(TAG_STDERR, sys.stderr, options.get("stderr", {}))
     elif output == "fd":
         for stream in (sys.stdout, sys.stderr):
             reconfigure = getattr(stream, "reconfigure", None)
@@ -222,7 +101,7 @@ def _at_interpreter_exit() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, ForwardingStream):
             stream.flush()
-    _DeferredMessages.flush()
+    flush_deferred()
     threading = sys.modules.get("threading")
     local = getattr(threading, "_thread_local_info", None)
     if local is not None and hasattr(local, "_track_dummy_thread_ref"):
@@ -241,7 +120,7 @@ def _install_logging(logging: Any, options: dict[str, Any]) -> None:
 
         def emit(self, record: Any) -> None:
             try:
-                _post(TAG_LOG, _encode_record(record, formatter))
+                post(TAG_LOG, _encode_record(record, formatter))
             except Exception:
                 self.handleError(record)
 
@@ -303,7 +182,7 @@ def _forward_warning(
         except Exception:  # a category that cannot travel: a UserWarning naming it
             name = f"{category.__module__}.{category.__qualname__}"
             data = _pickling.dumps((None, f"{name}: {text}", filename, lineno, module))
-        _post(TAG_WARNING, data)
+        post(TAG_WARNING, data)
     except Exception as exc:
         try:
             sys.__stderr__.write(
@@ -339,8 +218,8 @@ def worker_options(forward_logging: bool | int, forward_warnings: bool, output: 
         raise TypeError("forward_warnings must be True or False")
     options: dict[str, Any] = {"output": output}
     if output == "forward":
-        options["stdout_isatty"] = _isatty(sys.stdout)
-        options["stderr_isatty"] = _isatty(sys.stderr)
+        options["stdout"] = _stream_facts(sys.stdout, "<stdout>")
+        options["stderr"] = _stream_facts(sys.stderr, "<stderr>")
     else:
         # The workers will write straight to fds 1 and 2: what the caller printed before the
         # pool started must reach them first, not sit in a block-buffered pipe until exit.
@@ -359,6 +238,31 @@ def worker_options(forward_logging: bool | int, forward_warnings: bool, output: 
     if forward_warnings:
         options["warnings"] = _error_filters()
     return options
+
+
+def _stream_facts(stream: Any, default_name: str) -> dict[str, Any]:
+    """What a worker's ``ForwardingStream`` answers for the caller's ``stream``: whether it is
+    a terminal, its name, encoding and error handler (as plain data; whatever a replaced
+    stream lacks or gets wrong is left at the defaults: "utf-8", "strict")."""
+    facts: dict[str, Any] = {"isatty": _isatty(stream), "name": default_name}
+    for key in ("name", "encoding", "errors"):
+        try:
+            value = getattr(stream, key, None)
+        except Exception:
+            continue
+        if isinstance(value, str) and value:
+            facts[key] = value
+    import codecs
+
+    try:  # an encoding or handler the workers could not look up is left out
+        codecs.lookup(facts.get("encoding", "utf-8"))
+    except LookupError:
+        facts.pop("encoding", None)
+    try:
+        codecs.lookup_error(facts.get("errors", "strict"))
+    except LookupError:
+        facts.pop("errors", None)
+    return facts
 
 
 def _isatty(stream: Any) -> bool:
@@ -431,28 +335,40 @@ class CallerSide:
         return {
             TAG_STDOUT: self.on_stdout,
             TAG_STDERR: self.on_stderr,
+            TAG_STDOUT_BYTES: self.on_stdout_bytes,
+            TAG_STDERR_BYTES: self.on_stderr_bytes,
             TAG_LOG: self.on_log,
             TAG_WARNING: self.on_warning,
         }
 
     def on_stdout(self, payload: Any, worker: int) -> None:
         """Whole lines a task printed: written to the caller's current ``sys.stdout``."""
-        self._write(TAG_STDOUT, sys.stdout, payload, worker)
+        self._write(TAG_STDOUT, sys.stdout, str(memoryview(payload), "utf-8", "surrogatepass"), worker)
 
     def on_stderr(self, payload: Any, worker: int) -> None:
         """Whole lines a task wrote to ``sys.stderr``: written to the caller's current one."""
-        self._write(TAG_STDERR, sys.stderr, payload, worker)
+        self._write(TAG_STDERR, sys.stderr, str(memoryview(payload), "utf-8", "surrogatepass"), worker)
 
-    def _write(self, tag: int, stream: Any, payload: Any, worker: int) -> None:
-        if stream is None:
-            return
-        text = str(memoryview(payload), "utf-8", "surrogatepass")
-        if not text:
-            return
+    def on_stdout_bytes(self, payload: Any, worker: int) -> None:
+        """Bytes a task wrote to ``sys.stdout.buffer``: written to the caller's current
+        ``sys.stdout.buffer``, after what its text layer holds."""
+        self._write_bytes(TAG_STDOUT, sys.stdout, bytes(memoryview(payload)), worker)
+
+    def on_stderr_bytes(self, payload: Any, worker: int) -> None:
+        """Bytes a task wrote to ``sys.stderr.buffer``: as ``on_stdout_bytes``, on stderr."""
+        self._write_bytes(TAG_STDERR, sys.stderr, bytes(memoryview(payload)), worker)
+
+    def _new_line_first(self, tag: int, worker: int, ends_line: bool) -> bool:
+        """Whether another worker's unfinished line must be ended before this worker's output."""
         open_by = self._open_line[tag]
-        if open_by is not None and open_by != worker:
+        self._open_line[tag] = None if ends_line else worker
+        return open_by is not None and open_by != worker
+
+    def _write(self, tag: int, stream: Any, text: str, worker: int) -> None:
+        if stream is None or not text:
+            return
+        if self._new_line_first(tag, worker, text[-1] == "\n"):
             text = "\n" + text
-        self._open_line[tag] = None if text[-1] == "\n" else worker
         try:
             stream.write(text)
         except UnicodeEncodeError:
@@ -463,6 +379,29 @@ class CallerSide:
                 pass
         except Exception:
             pass  # a closed or broken stream: as print() to it would fail, the text is lost
+
+    def _write_bytes(self, tag: int, stream: Any, data: bytes, worker: int) -> None:
+        if stream is None or not data:
+            return
+        try:
+            buffer = stream.buffer
+            write = buffer.write
+        except Exception:  # a text-only stream (StringIO, redirect_stdout): the bytes as text
+            try:
+                text = data.decode(getattr(stream, "encoding", None) or "utf-8", "replace")
+            except (LookupError, TypeError):
+                text = data.decode("utf-8", "replace")
+            self._write(tag, stream, text, worker)
+            return
+        try:
+            if self._new_line_first(tag, worker, data[-1:] == b"\n"):
+                stream.write("\n")
+            stream.flush()  # the text written before goes first
+            write(data)
+            if b"\n" in data and getattr(stream, "line_buffering", False):
+                buffer.flush()  # a terminal shows the line now, as it does printed ones
+        except Exception:
+            pass  # a closed or broken stream: as a write to it would fail, the bytes are lost
 
     @staticmethod
     def on_log(payload: Any, worker: int) -> None:

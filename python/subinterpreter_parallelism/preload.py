@@ -82,7 +82,15 @@ def import_modules(spec: dict[str, Any]) -> bool:
     With a ``spec["gate"]`` (a Queue), worker 0 imports first and the others wait for its
     verdict: they import only once it succeeded. The verdict is one token, which each waiter
     puts back, so that interpreters started later (``max_tasks_per_worker``) find it too.
-    Returns False on failure or when told not to import (the caller reports the failure).
+
+    Returns True once imported, False when told not to import: the gate closes only when the
+    pool broke (worker 0 failed: ``PreloadWatch`` marked it broken first) or is going away, so
+    the worker gets no task and ends quietly.
+
+    Raises:
+        what the import raised, with a note naming the module, after telling the caller: the
+        bootstrap fails, and the pool breaks with that reason (as for a failing initializer),
+        in the first interpreters and in those started later by ``max_tasks_per_worker``.
     """
     gate = spec.get("gate")
     if gate is not None and _native.worker_index() != 0:
@@ -102,7 +110,11 @@ def import_modules(spec: dict[str, Any]) -> bool:
         except BaseException as exc:
             failure = _pickling._dumps((name, _outcome.encode_exception(exc)), _pickling.PROTOCOL)
             _native.post_message(TAG_PRELOAD, failure)
-            return False
+            exc.add_note(
+                f"raised in worker {_native.worker_index()} while importing preload module {name!r}, "
+                "so that worker cannot run tasks"
+            )
+            raise
     _native.post_message(TAG_PRELOAD, _PRELOAD_OK)
     return True
 
@@ -226,6 +238,15 @@ class PreloadWatch:
         self._gate: Any = None
         if modules and workers > 1 and _versions.ONE_WORKER_FIRST:
             self._gate = _native.Queue()
+        self._mark_broken: Callable[[str], object] | None = None
+        self._constructing = True
+
+    def connect(self, mark_broken: Callable[[str], object]) -> None:
+        """``mark_broken(reason)`` (the native pool's, which says nothing itself) marks the
+        pool broken when a worker fails while the constructor waits: before the gate lets the
+        other workers go, and before the worker's own failure arrives, so that the
+        constructor's exception is the one report of it."""
+        self._mark_broken = mark_broken
 
     def worker_config(self) -> dict[str, Any] | None:
         """What ``_worker.bootstrap`` hands to ``import_modules`` (None: nothing to preload)."""
@@ -244,9 +265,14 @@ class PreloadWatch:
                     pass  # the constructor stopped waiting (Ctrl-C): no other worker is to go
             self._left -= 1
             if self._left <= 0:
+                self._constructing = False  # here, before any later interpreter's message
                 self._done.set()
-        elif self._failure is None:
+        elif self._constructing and self._failure is None:
+            # After the constructor, a failing interpreter (max_tasks_per_worker) breaks the
+            # pool through its bootstrap's failure, with the full reason.
             self._failure = data
+            if self._mark_broken is not None:
+                self._mark_broken(f"worker {worker} could not import the preload modules")
             self._close_gate()
             self._done.set()
 
@@ -264,7 +290,7 @@ class PreloadWatch:
         try:
             while not self._done.wait(0.05):
                 reason = broken()
-                if reason is not None:
+                if reason is not None and self._failure is None:  # else on_message broke it
                     from .errors import BrokenInterpreterPool
 
                     error = BrokenInterpreterPool(reason)

@@ -39,10 +39,12 @@ typedef struct {
     PyObject *c_dumps;        /* _pickle.dumps, for the pool's fast paths, imported on first use */
     PyObject *c_loads;        /* _pickle.loads */
     PyObject *stdlib_sleep;   /* time.sleep, taken before a worker replaces it with _native.sleep */
+    PyObject *shared_map_type;          /* SharedMap (the native base of sp.SharedMap) */
+    PyObject *shared_map_iterator_type; /* SharedMapIterator */
 } sp_ModuleState;
 
 /// Number of PyObject* fields in sp_ModuleState (for traverse/clear).
-#define SP_MODULE_STATE_FIELDS 13
+#define SP_MODULE_STATE_FIELDS 15
 _Static_assert(sizeof(sp_ModuleState) == SP_MODULE_STATE_FIELDS * sizeof(PyObject *),
                "sp_ModuleState must hold only PyObject pointers");
 
@@ -89,9 +91,11 @@ static const int sp_BUF_C_CONTIGUOUS = PyBUF_C_CONTIGUOUS;
 static const int sp_BUF_ANY_CONTIGUOUS = PyBUF_ANY_CONTIGUOUS;
 
 /// What `ShareableCodec` can carry without pickle: the exact types (no subclasses) that the
-/// stdlib's `concurrent.interpreters` shares natively. 0: none of them.
+/// stdlib's `concurrent.interpreters` shares natively, plus the immutable containers
+/// `complex`, `frozenset` and (3.15+) `frozendict`. 0: none of them.
 static const int SP_SHARE_NONE = 1, SP_SHARE_TRUE = 2, SP_SHARE_FALSE = 3, SP_SHARE_INT = 4,
-    SP_SHARE_FLOAT = 5, SP_SHARE_STR = 6, SP_SHARE_BYTES = 7, SP_SHARE_TUPLE = 8;
+    SP_SHARE_FLOAT = 5, SP_SHARE_STR = 6, SP_SHARE_BYTES = 7, SP_SHARE_TUPLE = 8,
+    SP_SHARE_COMPLEX = 9, SP_SHARE_FROZENSET = 10, SP_SHARE_FROZENDICT = 11;
 static inline int sp_ShareableKind(PyObject *o) {
     if (o == Py_None) return SP_SHARE_NONE;
     if (o == Py_True) return SP_SHARE_TRUE;
@@ -101,7 +105,23 @@ static inline int sp_ShareableKind(PyObject *o) {
     if (PyBytes_CheckExact(o)) return SP_SHARE_BYTES;
     if (PyFloat_CheckExact(o)) return SP_SHARE_FLOAT;
     if (PyTuple_CheckExact(o)) return SP_SHARE_TUPLE;
+    if (PyComplex_CheckExact(o)) return SP_SHARE_COMPLEX;
+    if (PyFrozenSet_CheckExact(o)) return SP_SHARE_FROZENSET;
+#ifdef PyFrozenDict_CheckExact
+    if (PyFrozenDict_CheckExact(o)) return SP_SHARE_FROZENDICT;
+#endif
     return 0;
+}
+/// A new `frozendict` copying the exact dict `d` (3.15+); elsewhere NULL with TypeError set
+/// (no format holds one there: `sp_ShareableKind` never answers SP_SHARE_FROZENDICT).
+static inline PyObject *sp_FrozenDict_FromDict(PyObject *d) {
+#ifdef PyFrozenDict_CheckExact
+    return PyFrozenDict_New(d);
+#else
+    (void)d;
+    PyErr_SetString(PyExc_TypeError, "frozendict needs Python 3.15 or newer");
+    return NULL;
+#endif
 }
 static inline Py_ssize_t sp_Tuple_GET_SIZE(PyObject *t) { return PyTuple_GET_SIZE(t); }
 static inline void sp_Tuple_SET_ITEM(PyObject *t, Py_ssize_t i, PyObject *v) { PyTuple_SET_ITEM(t, i, v); }
@@ -130,6 +150,11 @@ static const int sp_slot_tp_getset = Py_tp_getset;
 static const int sp_slot_bf_getbuffer = Py_bf_getbuffer;
 static const int sp_slot_bf_releasebuffer = Py_bf_releasebuffer;
 static const int sp_slot_sq_length = Py_sq_length;
+static const int sp_slot_sq_contains = Py_sq_contains;
+static const int sp_slot_mp_length = Py_mp_length;
+static const int sp_slot_mp_subscript = Py_mp_subscript;
+static const int sp_slot_tp_iter = Py_tp_iter;
+static const int sp_slot_tp_iternext = Py_tp_iternext;
 
 static inline PyModuleDef_Base sp_ModuleDef_HEAD_INIT(void) {
     PyModuleDef_Base base = PyModuleDef_HEAD_INIT;

@@ -37,13 +37,15 @@ WORKLOADS: dict[str, str] = {
     "libraries": "(i) popular pure-Python libraries: a new pool (start-up and imports included), then warm",
     "widths": "(j) 1 to N workers: start-up, first result, memory per worker, short and long tasks",
     "cputask": "(k) CPU time per task, inside the task: this pool, bare interpreters, process pools, stdlib pool",
+    "table": "(l) a big read-only table that every worker reads: SharedMap and the other ways",
+    "table-widths": "(m) the big table at 1 to N workers: memory per extra worker",
 }
 
 # Workloads with a runner of their own (cpu_per_task.py: its own competitors, perf stat per cell).
 OWN_RUNNER = frozenset({"cputask"})
 
 # The many-core run (`make bench-scaling`, --scaling): not part of the default run.
-SCALING = ("widths",)
+SCALING = ("widths", "table-widths")
 
 # Left out of --quick unless named with --only: they take minutes.
 HEAVY = frozenset({"libraries", "cputask"})
@@ -163,6 +165,23 @@ def build_params(
             "long": {"tasks_per_worker": 2 if q else 4, **factorial_of(0.02 if q else 0.1)},
         },
     }
+    # The table (issue 25): 2,000,000 entries, read 100,000 random keys at a time by 2 workers.
+    table = {
+        "entries": 100_000 if q else 2_000_000,
+        "lookups": 10_000 if q else 100_000,
+        "manager_lookups": 500 if q else 2_000,
+        "workers": 2,
+        "repeats": 1 if q else 3,
+        "first_repeats": 1 if q else 2,
+        "build_repeats": 1 if q else 2,
+        "cell_timeout_s": 600.0,
+    }
+    params["table"] = table
+    params["table-widths"] = {
+        **table,
+        "widths": sorted({1, *(widths or scaling_widths(cores))}),
+        "memory_fraction": 0.25,
+    }
     # Each batch in a fresh process under perf stat; tasks a multiple of the workers (the bare
     # interpreters split them evenly).
     params["cputask"] = {
@@ -172,7 +191,16 @@ def build_params(
         "rounds": 1 if q else 3,
     }
     # Seconds after which a cell stops repeating (each case keeps at least one sample).
-    budgets = {"cpu": 45, "scaling": 45, "tiny": 45, "data": 40, "libraries": 120, "widths": 120}
+    budgets = {
+        "cpu": 45,
+        "scaling": 45,
+        "tiny": 45,
+        "data": 40,
+        "libraries": 120,
+        "widths": 120,
+        "table": 300,
+        "table-widths": 300,
+    }
     for workload, values in params.items():
         values["budget_s"] = 10.0 if q else float(budgets.get(workload, 20))
     return params

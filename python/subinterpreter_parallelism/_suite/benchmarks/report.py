@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import cpu_report
+from . import cpu_report, shared_table
 from .competitors import Ability, by_key
 from .plan import WORKLOADS
 
@@ -264,6 +264,7 @@ def summary_rows(results: Results) -> list[SummaryRow]:
         rows.append(
             SummaryRow("cancel() of a task inside a GIL-bound C call, until it returns", "cancel", "in C")
         )
+    rows += [SummaryRow(*row) for row in shared_table.summary_rows(p)]
     return [row for row in rows if any(results.record(row.workload, row.case, k) for k in results.keys)]
 
 
@@ -596,6 +597,7 @@ TARGETS: tuple[_Target, ...] = (
         "memory per worker at 16 workers (PSS): no more than 4.6 MB (issue 15's figure)",
         _memory_per_worker_at(16, 4.6e6),
     ),
+    *(_Target(*target) for target in shared_table.TARGETS),
 )
 
 

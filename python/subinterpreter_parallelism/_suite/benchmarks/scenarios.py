@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
-from . import workloads
+from . import shared_table, workloads
 from .competitors import Ability, by_key, make_executor
 from .libraries import LIBRARIES
 from .measure import Timing, timed, tree_memory
@@ -867,6 +867,8 @@ SCENARIOS: dict[str, Callable[[str, dict[str, Any]], list[Record]]] = {
     "cancel": scenario_cancel,
     "libraries": scenario_libraries,
     "widths": scenario_widths,
+    "table": shared_table.scenario_table,
+    "table-widths": shared_table.scenario_table_widths,
 }
 
 

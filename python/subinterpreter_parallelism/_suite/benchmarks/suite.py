@@ -170,7 +170,8 @@ def run_suite(
     warnings: list[dict[str, str]] = []
     for index, (workload, key) in enumerate(cells, 1):
         t0 = time.perf_counter()
-        cell_records, stderr = run_cell(workload, key, params[workload], cell_timeout)
+        timeout_s = params[workload].get("cell_timeout_s", cell_timeout) if timeout is None else cell_timeout
+        cell_records, stderr = run_cell(workload, key, params[workload], timeout_s)
         for record in cell_records:
             record["cell_s"] = round(time.perf_counter() - t0, 3)
         records += cell_records
