@@ -92,3 +92,25 @@ def ctrl_c_when(ready):
         _thread.interrupt_main()
 
     threading.Thread(target=run, daemon=True).start()
+
+
+def lose_an_interruption():
+    """Raises TaskInterrupted inside a weakref callback, where CPython can only report it as
+    unraisable; returns "lost" if the task goes on after it."""
+    import weakref
+
+    import subinterpreter_parallelism as sp
+
+    class Thing:
+        pass
+
+    def interrupted_here(reference):
+        raise sp.TaskInterrupted  # where an interruption delivered inside the callback would
+
+    thing = Thing()
+    reference = weakref.ref(thing, interrupted_here)
+    del thing
+    for _ in range(1000):
+        pass
+    del reference
+    return "lost"

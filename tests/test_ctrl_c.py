@@ -223,3 +223,13 @@ def test_a_ctrl_c_that_cpython_could_only_report_is_delivered_again():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["delivered"]
     assert result.stderr == ""
+
+
+def test_an_interruption_that_cpython_could_only_report_is_raised_again(capsys):
+    """The same in a worker: TaskInterrupted inside a weakref callback (an import's module lock,
+    say, while an initializer or a warm import is interrupted) was printed as "Exception
+    ignored" and lost, and the interrupted code went on."""
+    with sp.InterpreterPoolExecutor(1) as pool:
+        error = pool.submit(stop_tasks.lose_an_interruption).exception(timeout=TIMEOUT)
+    assert error is not None and "TaskInterrupted" in repr(error), error  # not "lost"
+    assert "Exception ignored" not in capsys.readouterr().err

@@ -18,6 +18,23 @@ TRACEBACK = 'Traceback (most recent call last):\n  File "<string>", line 9, in <
         (-signal.SIGINT, TRACEBACK, "ok"),
         (-signal.SIGINT, TRACEBACK + "Exception ignored in: <function on_event>\n", "stray"),
         (-signal.SIGINT, TRACEBACK + TRACEBACK, "stray"),
+        # The Ctrl-C landed in an except block: the exception it interrupted comes first.
+        (
+            -signal.SIGINT,
+            TRACEBACK.replace("KeyboardInterrupt", "KeyError: 'x'")
+            + "\nDuring handling of the above exception, another exception occurred:\n\n"
+            + TRACEBACK,
+            "ok",
+        ),
+        # ... but not the other way round: another exception after the KeyboardInterrupt.
+        (
+            -signal.SIGINT,
+            TRACEBACK
+            + "\nDuring handling of the above exception, another exception occurred:\n\n"
+            + TRACEBACK.replace("KeyboardInterrupt", "RuntimeError: cleanup failed"),
+            "stray",
+        ),
+        (-signal.SIGINT, "Exception ignored in: <function cb>\nKeyboardInterrupt:\n" + TRACEBACK, "stray"),
         (-signal.SIGINT, "some output\n" + TRACEBACK, "stray"),
         (-signal.SIGINT, TRACEBACK.replace("KeyboardInterrupt", "RuntimeError: boom"), "stray"),
         # A note CPython adds to the KeyboardInterrupt (it landed inside an enum's creation).

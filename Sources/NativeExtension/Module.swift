@@ -270,6 +270,25 @@ enum NativeModule {
             }
             return Py.call(arguments[0], arguments[2])?.take()
         },
+        .fast(
+            "_keep_task_interrupted",
+            "_keep_task_interrupted(unraisable): sys.unraisablehook in worker interpreters. A TaskInterrupted on a worker's thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is raised again at the task's next instruction, instead of being printed and lost; anything else goes to sys.__unraisablehook__."
+        ) { module, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_keep_task_interrupted", 1...1) else { return nil }
+            guard let type = Py.attribute(arguments[0], "exc_type") else { return nil }
+            if WorkerInterpreter.current != nil, let state = ModuleState.of(module: module!),
+                let interrupted = state.pointee.task_interrupted,
+                PyErr_GivenExceptionMatches(type.borrowed, interrupted) != 0
+            {
+                PyThreadState_SetAsyncExc(UInt(PyThread_get_thread_ident()), interrupted)
+                return Py.none()
+            }
+            guard let fallback = PySys_GetObject("__unraisablehook__") else {
+                return Py.fail(PyExc_RuntimeError, "sys.__unraisablehook__ is missing")
+            }
+            return Py.call(fallback, arguments[0])?.take()
+        },
         .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))
