@@ -172,11 +172,12 @@ bench-scaling: $(VENV)/.bench-extras
 	$(VPY) -m subinterpreter_parallelism bench --scaling $(if $(WIDTHS),--widths $(WIDTHS)) \
 		--json bench-results/scaling.json --plot bench-results/scaling.png
 
-# The benchmarks page's figures (docs/benchmarks.md) and docs/bench-latest.png from the last
-# `make bench` (nothing is re-measured).
+# From the last `make bench` (nothing is re-measured): the figures and docs/bench-latest.png into
+# the users' benchmarks page (docs/benchmarks.md), the targets, met or not, into CONTRIBUTING.md.
 bench-readme: $(VENV)/.bench-extras
 	@test -f bench-results/latest.json || { echo "no bench-results/latest.json: run make bench first"; exit 1; }
-	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png --readme docs/benchmarks.md
+	$(VPY) -m subinterpreter_parallelism bench --load bench-results/latest.json --plot docs/bench-latest.png \
+		--readme docs/benchmarks.md --targets CONTRIBUTING.md
 
 # The documentation site (mkdocs.yml, docs/): the `docs` extra's packages only, in the venv
 # (the API reference is read from the sources: no Swift build needed). Its address comes from

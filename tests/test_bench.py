@@ -321,6 +321,25 @@ def test_report_targets_and_readme(tmp_path: Path) -> None:
     bare.write_text("no markers")
     with pytest.raises(ValueError):
         report.update_readme(bare, results, None)
+    with pytest.raises(ValueError):
+        report.update_targets(bare, results)
+
+
+def test_figures_and_targets_go_to_separate_pages(tmp_path: Path) -> None:
+    """The users' page gets the figures only; the targets, met or not, go to the contributors'."""
+    results = _fake_results()
+    results["targets"] = report.evaluate_targets(results)
+    page, guide = tmp_path / "benchmarks.md", tmp_path / "CONTRIBUTING.md"
+    page.write_text(f"# Benchmarks\n{report.README_BEGIN}\n{report.README_END}\nafter\n")
+    guide.write_text(f"# Contributing\n{report.TARGETS_BEGIN}\nold\n{report.TARGETS_END}\nafter\n")
+    report.update_readme(page, results, None)
+    report.update_targets(guide, results)
+    figures, targets = page.read_text(), guide.read_text()
+    assert "| 8 × py_factorial" in figures and "Test CPU" in figures
+    assert "| target | measured | met |" not in figures and "Queue hand-off median < 50 us" not in figures
+    assert "| target | measured | met |" in targets and "Queue hand-off median < 50 us" in targets
+    assert "Test CPU" in targets and "old" not in targets and "| 8 × py_factorial" not in targets
+    assert figures.endswith("after\n") and targets.endswith("after\n")
 
 
 def test_plot_is_written(tmp_path: Path) -> None:
@@ -429,6 +448,8 @@ def test_command_line_renders_a_saved_run(tmp_path: Path) -> None:
     saved, readme = tmp_path / "r.json", tmp_path / "README.md"
     saved.write_text(json.dumps(_fake_results()))
     readme.write_text(f"# x\n{report.README_BEGIN}\n{report.README_END}\n")
+    guide = tmp_path / "CONTRIBUTING.md"
+    guide.write_text(f"# y\n{report.TARGETS_BEGIN}\n{report.TARGETS_END}\n")
     proc = subprocess.run(
         [
             sys.executable,
@@ -439,6 +460,8 @@ def test_command_line_renders_a_saved_run(tmp_path: Path) -> None:
             str(saved),
             "--readme",
             str(readme),
+            "--targets",
+            str(guide),
         ],
         capture_output=True,
         text=True,
@@ -446,6 +469,8 @@ def test_command_line_renders_a_saved_run(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "Test CPU" in proc.stdout and "| 8 × py_factorial" in readme.read_text()
+    assert "| target | measured | met |" in guide.read_text()
+    assert "| target | measured | met |" not in readme.read_text()
 
 
 def test_command_line_rejects_unknown_names() -> None:
@@ -517,8 +542,12 @@ def test_scenarios_and_report_ask_for_abilities_not_names() -> None:
     import re
 
     pattern = re.compile(r"\bkey\s*(==|!=|in|not in)\s*[(\"']")
-    for name in ("scenarios.py", "report.py", "plot.py", "cell.py"):
-        text = (SUITE_ROOT / "benchmarks" / name).read_text()
+    package = SUITE_ROOT / "benchmarks"
+    scenarios = sorted(path.name for path in package.glob("scenarios_*.py"))
+    assert len(scenarios) >= 8  # the glob sees the scenario modules
+    for name in ("scenarios.py", *scenarios, "records.py", "results.py", "summary.py", "targets.py",
+                 "report.py", "plot.py", "cell.py"):  # fmt: skip
+        text = (package / name).read_text()
         assert not pattern.search(text), (name, pattern.search(text))
 
 

@@ -3,8 +3,11 @@ tables, verdicts, the load, and the fairness of what its workers import. No spee
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
+import multiprocessing
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 
 from conftest import run_python
 from subinterpreter_parallelism import _demo_sections as sections
+from subinterpreter_parallelism._demo_table import TABLE_MODULE, TableRow, table_verdicts
 from subinterpreter_parallelism.bench import SUITE_ROOT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +53,7 @@ def test_demo_prints_the_load_and_warns_when_busy(load, busy):
 @pytest.mark.timeout(600)
 def test_quick_demo_shows_every_row_and_section(tmp_path):
     """`python demo.py --quick` as a user runs it: part 1 with a start-up per parallel row and
-    the Swift row labelled as a reference, part 2's five sections each with a verdict, the
+    the Swift row labelled as a reference, part 2's six sections each with a verdict, the
     summary, and the load at start and end."""
     done = run_python("", str(ROOT / "demo.py"), "--quick", "--workers", "2", timeout=540)
     assert done.returncode == 0, done.stderr
@@ -75,6 +79,7 @@ def test_quick_demo_shows_every_row_and_section(tmp_path):
         "a data-heavy task",
         "start-up against spawn and forkserver",
         "memory per worker",
+        "a big read-only table that every worker reads",
         "cancelling a running task",
     ]
     for number, title in enumerate(titles, 1):
@@ -92,7 +97,9 @@ def test_quick_demo_shows_every_row_and_section(tmp_path):
     counted = sum(
         int(line.split(": ")[1].split(":")[0]) for line in summary.splitlines() if line.startswith("- ")
     )
-    assert counted == len(titles) + 1
+    assert counted == len(titles) + 2  # part 1's, one per section, two for the table's two figures
+    assert "a big read-only table: new pool to first result" in summary
+    assert "a big read-only table: memory per worker" in summary
     assert "load average (1, 5, 15 min) at start: " in out and "load average (1, 5, 15 min) at end: " in out
 
 
@@ -137,6 +144,105 @@ def test_the_demos_task_module_imports_nothing_heavy():
         assert not heavy and not ours, (module, new)
 
 
+def test_the_table_module_imports_nothing_heavy():
+    """The worker side of the shared-table section is light too: it is imported in every
+    worker of every way, and its imports would count in their first result and memory."""
+    loaded = run_python(LIGHT, argv=[TABLE_MODULE], env={"PYTHONPATH": str(SUITE_ROOT)}, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    new = json.loads(loaded.stdout)
+    assert TABLE_MODULE in new
+    heavy = [m for m in new if m in {"argparse", "platform", "dataclasses", "concurrent.futures.process"}]
+    ours = [m for m in new if m.split(".")[0] == "subinterpreter_parallelism"]
+    assert not heavy and not ours, new
+
+
+# The shared-table section alone, with a small table (one pool per way) to keep it short.
+TABLE_SECTION = """
+from subinterpreter_parallelism import _demo_table
+_demo_table.SIZES[True] = (30_000, 3_000, 1)
+verdicts = _demo_table.shared_table(2, True, print, "2.5")
+print("VERDICTS", [(v.title, v.word) for v in verdicts])
+"""
+
+FIGURE = r"[0-9.]+ (us|ms|s)"
+
+
+@pytest.mark.timeout(240)
+def test_shared_table_section_measures_every_way():
+    """Every way gets the table its own way and shows both figures; the caller's share is shown
+    where the caller holds the table (fork's dict, the SharedMap), and the verdict names both
+    figures. The PSS figures see the copies: a worker that loads its own dict adds at least
+    most of the dict that the caller's copy took (in a child process or in an interpreter of
+    this process alike)."""
+    done = run_python(TABLE_SECTION, timeout=200)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "### 2.5 a big read-only table that every worker reads" in out
+    assert "30,000 entries" in out and "3,000 random keys" in out and "median of 1 pools" in out
+    assert "load average (1, 5, 15 min) now: " in out
+    lines = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| way")]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]] for line in lines}
+    fork = sections.process_way("fork").label
+    loader = sections.process_way(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ).label
+    own = ["this project, a dict per worker", loader]
+    if sys.version_info >= (3, 14):
+        own.append("stdlib InterpreterPoolExecutor")
+    assert set(rows) == {fork, "this project, SharedMap", *own}, out
+    assert lines[-1].startswith("| this project, SharedMap |")
+    for label, (how, caller, first, first_vs, added, added_vs) in rows.items():
+        assert re.fullmatch(FIGURE, first) and re.fullmatch("[0-9.]+ MB", added), (label, first, added)
+        if label in (fork, "this project, SharedMap"):
+            assert re.fullmatch(FIGURE + ", -?[0-9.]+ MB", caller), (label, caller)
+        else:
+            assert caller == "—" and how == "its own dict, loaded from the pickle", label
+        assert (first_vs == added_vs == "—") is (label == "this project, SharedMap")
+    dict_mb = float(rows[fork][1].split(", ")[1].split()[0])
+    assert dict_mb > 1, rows[fork]
+    for label in own:
+        assert float(rows[label][4].split()[0]) >= 0.8 * dict_mb, (label, rows[label], dict_mb)
+    assert re.search(
+        r"\nThe table: a [0-9.]+ MB pickle; [0-9.]+ MB as a SharedMap, built from the dict in ", out
+    )
+    assert out.count("\nverdict: ") == 1
+    verdict = out.split("\nverdict: ", 1)[1].splitlines()[0]
+    assert verdict.startswith("new pool to first result: ") and ". Memory per worker: " in verdict
+    verdicts = ast.literal_eval(out.split("VERDICTS ", 1)[1])
+    assert [title for title, _ in verdicts] == [
+        "a big read-only table: new pool to first result",
+        "a big read-only table: memory per worker",
+    ]
+    assert all(word in ("ahead", "even", "behind") for _, word in verdicts)
+
+
+def test_the_table_section_gives_a_verdict_per_figure():
+    """Fork's inherited dict can give the first result sooner while a SharedMap takes less
+    memory: the section then counts once behind and once ahead, each figure with its line."""
+    this, fork, server = _way("this project", True), _way("fork"), _way("forkserver")
+    rows = [
+        TableRow(fork, "inherited", (0.5, 50e6), 0.02, 20e6),
+        TableRow(server, "own", None, 0.4, 60e6),
+        TableRow(this, "handle", (0.001, 20e6), 0.1, 5e6),
+    ]
+    first, memory = table_verdicts(rows)
+    assert (first.title, first.word, memory.title, memory.word) == (
+        "a big read-only table: new pool to first result",
+        "behind",
+        "a big read-only table: memory per worker",
+        "ahead",
+    )
+    assert first.ratio == pytest.approx(0.2) and memory.ratio == pytest.approx(4.0)
+    assert first.text == (
+        "new pool to first result: behind: this project 100.0 ms, fork 20.0 ms; ahead of forkserver; "
+        "behind fork (5.00x)"
+    )
+    assert memory.text == (
+        "memory per worker: ahead of every alternative: this project 5.0 MB, the best other (fork) "
+        "20.0 MB, 4.00x"
+    )
+
+
 def _way(label: str, subject: bool = False) -> sections.Way:
     return sections.Way(label, lambda workers: None, subject=subject)  # type: ignore[arg-type, return-value]
 
@@ -162,6 +268,15 @@ def test_verdict_words_and_lines():
     )
     even = sections._verdict("t", [(fork, 1.03e6), (this, 1.0e6)], "B", lines.append)
     assert even.word == "even" and "| fork | 1.0 MB | 1.03x ours |" in lines
+
+
+def test_a_figure_of_zero_is_behind_without_dividing_by_it():
+    """An alternative's figure can be 0 (a PSS growth lost in the noise): ours is behind it,
+    and the verdict says so instead of failing on ours / 0."""
+    this, fork = _way("this project", True), _way("fork")
+    word, text, ratio = sections.compare([(fork, 0.0), (this, 2e6)], "B")
+    assert (word, ratio) == ("behind", 0.0)
+    assert text == "behind: this project 2.0 MB, fork 0.0 MB; behind fork (0.0 MB)"
 
 
 def test_plot_is_written(tmp_path):

@@ -1,7 +1,7 @@
 """The package's modules stand in layers and import only downward, never in a circle (issue 14).
 
-Every module of the package is placed on one layer of ``LAYERS`` (the README's "How it works"
-draws them); a module imports modules of its own layer or below. Imports are read from the
+Every module of the package is placed on one layer of ``LAYERS`` (the architecture page of the
+docs draws them); a module imports modules of its own layer or below. Imports are read from the
 source with ``ast``, function-local ones and those under ``TYPE_CHECKING`` included: a lazy
 import is a dependency all the same. Names taken by text (``importlib.import_module`` of a
 computed name, the call-adapter table of ``_adapters``) are late bindings, not imports.
@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "cli",
             "demo",
             "_demo_sections",
+            "_demo_table",
             "_demo_plot",
             "bench",
             "info",

@@ -1,7 +1,8 @@
 """The demo's part 2: each place where interpreters are meant to win, measured now.
 
-One function per place (:data:`SECTIONS`): many small tasks, a data-heavy task, start-up
-against spawn and forkserver, memory per worker, cancelling a running task. Each runs this
+One function per place: many small tasks, a data-heavy task, start-up against spawn and
+forkserver, memory per worker, cancelling a running task (and, in :mod:`._demo_table`, a big
+read-only table that every worker reads; ``demo.SECTIONS`` lists them in order). Each runs this
 project and the alternatives that can do the same job on this machine, one pool at a time,
 prints a small table and a one-line verdict (ahead of every alternative, even with the best,
 or behind it), and returns that verdict. Nothing is taken from earlier runs.
@@ -27,7 +28,28 @@ from typing import Any
 
 from .bench import find_suite_root
 
-__all__ = ["SECTIONS", "TASK_MODULE", "Section", "load_line", "task_module", "verdict_word"]
+__all__ = [
+    "HAS_STDLIB_POOL",
+    "SUBJECT",
+    "TASK_MODULE",
+    "Section",
+    "Way",
+    "cancel_running",
+    "compare",
+    "data_heavy",
+    "fmt",
+    "load_line",
+    "many_small_tasks",
+    "memory",
+    "process_way",
+    "ratio_text",
+    "section_header",
+    "startup",
+    "stdlib_pool",
+    "task_module",
+    "tree_pss",
+    "verdict_word",
+]
 
 #: The module of every task the demo runs: the benchmark suite's, which imports nothing heavy.
 TASK_MODULE = "benchmarks.workloads"
@@ -108,7 +130,8 @@ class Way:
     subject: bool = False
 
 
-def _process_way(method: str) -> Way:
+def process_way(method: str) -> Way:
+    """A process pool with start method ``method``, labelled "(the default)" where it is."""
     default = multiprocessing.get_context().get_start_method()
     note = " (the default)" if method == default else ""
     return Way(
@@ -141,7 +164,7 @@ def _process_ways(*methods: str) -> list[Way]:
         default = multiprocessing.get_context().get_start_method()
         methods = tuple(dict.fromkeys((default, "fork")))
     available = multiprocessing.get_all_start_methods()
-    return [_process_way(m) for m in methods if m in available]
+    return [process_way(m) for m in methods if m in available]
 
 
 def _start_all(pool: Executor, workers: int, hold_s: float) -> dict[tuple[int, int], float]:
@@ -164,7 +187,8 @@ def _start_all(pool: Executor, workers: int, hold_s: float) -> dict[tuple[int, i
 # -- printing -----------------------------------------------------------------------------------
 
 
-def _fmt(value: float, unit: str) -> str:
+def fmt(value: float, unit: str) -> str:
+    """``value`` for the tables: bytes (``unit`` "B") in MB, seconds in s, ms or us."""
     if unit == "B":
         return f"{value / 1e6:.1f} MB"
     if value < 1e-3:
@@ -186,26 +210,36 @@ def _verdict(
     out(f"| way | {'median' if unit != 'B' else 'PSS added per worker'} | against {SUBJECT} |")
     out("|---|---|---|")
     for way, value in measured:
-        against = "—" if way.subject else _against(value, ours)
+        against = "—" if way.subject else ratio_text(value, ours)
         note = f" ({notes[way.label]})" if notes and way.label in notes else ""
-        out(f"| {way.label}{note} | {_fmt(value, unit)} | {against} |")
+        out(f"| {way.label}{note} | {fmt(value, unit)} | {against} |")
+    word, text, ratio = compare(measured, unit)
+    out(f"\nverdict: {text}")
+    return Section(title, word, text, ratio)
+
+
+def compare(measured: list[tuple[Way, float]], unit: str) -> tuple[str, str, float]:
+    """Ours against every alternative (lower is better): the word, the verdict's text, and the
+    best alternative's figure over ours."""
+    ours = next(value for way, value in measured if way.subject)
     others = [(value, way) for way, value in measured if not way.subject]
     best_value, best = min(others, key=lambda pair: pair[0])
     word = verdict_word(best_value / ours) if ours > 0 else "ahead"
     beaten = [way.label for value, way in others if verdict_word(value / ours) == "ahead"]
     lost = [
-        f"{way.label} ({ours / value:.2f}x)"
+        # A figure of 0 (a memory growth lost in the noise) has no ratio: it is shown as it is.
+        f"{way.label} ({f'{ours / value:.2f}x' if value > 0 else fmt(value, unit)})"
         for value, way in others
         if verdict_word(value / ours) == "behind"
     ]
     level = [way.label for value, way in others if verdict_word(value / ours) == "even"]
     if word == "ahead":
         text = (
-            f"ahead of every alternative: {SUBJECT} {_fmt(ours, unit)}, the best other "
-            f"({best.label}) {_fmt(best_value, unit)}, {best_value / ours:.2f}x"
+            f"ahead of every alternative: {SUBJECT} {fmt(ours, unit)}, the best other "
+            f"({best.label}) {fmt(best_value, unit)}, {best_value / ours:.2f}x"
         )
     else:
-        parts = [f"{word}: {SUBJECT} {_fmt(ours, unit)}, {best.label} {_fmt(best_value, unit)}"]
+        parts = [f"{word}: {SUBJECT} {fmt(ours, unit)}, {best.label} {fmt(best_value, unit)}"]
         if beaten:
             parts.append(f"ahead of {', '.join(beaten)}")
         if level:
@@ -213,18 +247,19 @@ def _verdict(
         if lost:
             parts.append(f"behind {', '.join(lost)}")
         text = "; ".join(parts)
-    out(f"\nverdict: {text}")
-    return Section(title, word, text, best_value / ours if ours > 0 else float("inf"))
+    return word, text, best_value / ours if ours > 0 else float("inf")
 
 
-def _against(value: float, ours: float) -> str:
+def ratio_text(value: float, ours: float) -> str:
+    """An alternative's figure against ours, for the tables' "against this project" column."""
     if ours <= 0 or value <= 0:
         return "—"
     ratio = value / ours
     return f"{ratio:.2f}x ours" if ratio >= 1 else f"{1 / ratio:.2f}x less than ours"
 
 
-def _header(number: str, title: str, what: str, out: Callable[[str], None]) -> None:
+def section_header(number: str, title: str, what: str, out: Callable[[str], None]) -> None:
+    """Prints a section's title, its sentence of method and the load average now."""
     out(f"\n### {number} {title}\n")
     out(f"{what} {load_line('now')}.\n")
 
@@ -238,7 +273,7 @@ def many_small_tasks(workers: int, quick: bool, out: Callable[[str], None], numb
     alone = 500 if quick else 2_000  # for the maps that send each item alone (~20-200 us each)
     chunk = max(1, min(4096, -(-count // (workers * 16))))  # what this project's map picks
     title = "many small tasks"
-    _header(
+    section_header(
         number,
         title,
         f"list(pool.map(tiny, range(N))) on a warm pool of {workers}, tiny(x) returning x + 1: time "
@@ -281,7 +316,7 @@ def data_heavy(workers: int, quick: bool, out: Callable[[str], None], number: st
     tasks = 2 * workers if quick else 4 * workers
     repeats = 3
     title = "a data-heavy task"
-    _header(
+    section_header(
         number,
         title,
         f"{tasks} tasks at once, each given its own {size // 1_000_000} MB buffer and reading every "
@@ -317,7 +352,7 @@ def startup(workers: int, quick: bool, out: Callable[[str], None], number: str) 
     repeats = 3 if quick else 5
     hold = 0.1
     title = "start-up against spawn and forkserver"
-    _header(
+    section_header(
         number,
         title,
         f"A new pool of {workers} until its last worker began its first task (started, task module "
@@ -376,7 +411,7 @@ def memory(workers: int, quick: bool, out: Callable[[str], None], number: str) -
     """PSS added per worker by a pool whose workers have all started."""
     count = max(2, workers) if quick else max(4, workers)
     title = "memory per worker"
-    _header(
+    section_header(
         number,
         title,
         f"PSS (proportional set size: shared pages split between the processes that share them) "
@@ -408,7 +443,7 @@ def cancel_running(workers: int, quick: bool, out: Callable[[str], None], number
     """``cancel()`` of a task that is already running, until the worker has run the next task."""
     spin_s = 1.0 if quick else 2.0
     title = "cancelling a running task"
-    _header(
+    section_header(
         number,
         title,
         f"A pool of 1 runs spin({spin_s:g}), a pure-Python loop; once it runs, cancel() it and "
@@ -434,13 +469,3 @@ def cancel_running(workers: int, quick: bool, out: Callable[[str], None], number
         finally:
             pool.shutdown(wait=True)
     return _verdict(title, measured, "s", out, notes)
-
-
-#: Part 2 of the demo, in order.
-SECTIONS: list[Callable[[int, bool, Callable[[str], None], str], Section]] = [
-    many_small_tasks,
-    data_heavy,
-    startup,
-    memory,
-    cancel_running,
-]

@@ -4,8 +4,8 @@
 lambdas, closures) with cloudpickle, whose pickles name cloudpickle's own helpers to rebuild
 them. Loading those would import cloudpickle in every worker interpreter, and with it about
 sixty modules (``dataclasses``, ``inspect``, ``typing``, ``logging``, ``platform``, ...): about
-3 MiB more per interpreter that CPython never gives back when the interpreter ends (see the
-README's ``max_tasks_per_worker`` section), and as much start-up time. So ``_pickling``'s
+3 MiB more per interpreter that CPython never gives back when the interpreter ends (see
+docs/executor.md, "Fresh interpreters: max_tasks_per_worker"), and as much start-up time. So ``_pickling``'s
 pickler names the helpers of this module instead, which import nothing. What it does not
 cover (a class sent by value, a module made at run time) still names cloudpickle's, and a
 worker imports cloudpickle for those alone.

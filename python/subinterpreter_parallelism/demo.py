@@ -13,9 +13,11 @@ Python 3.14 and later the process row uses the default start method (forkserver)
 and the stdlib ``InterpreterPoolExecutor`` beside it. Then the per-step breakdown of the
 sub-interpreter run, as the Swift core timed it.
 
-Part 2 (:mod:`subinterpreter_parallelism._demo_sections`) measures, now, each place where
+Part 2 (:data:`SECTIONS`: :mod:`subinterpreter_parallelism._demo_sections`, and the shared
+table in :mod:`subinterpreter_parallelism._demo_table`) measures, now, each place where
 interpreters are meant to win against the alternatives, with a one-line verdict each; the
-closing lines count where this project was ahead of every alternative, even, or behind.
+closing lines count, figure by figure, where this project was ahead of every alternative, even,
+or behind.
 
 The load average goes with every part: a busy machine moves every wall-clock figure.
 
@@ -37,7 +39,31 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._demo_sections import SECTIONS, TASK_MODULE, Section, load_line, stdlib_pool, task_module, verdict_word
+from ._demo_sections import (
+    TASK_MODULE,
+    Section,
+    cancel_running,
+    data_heavy,
+    load_line,
+    many_small_tasks,
+    memory,
+    startup,
+    stdlib_pool,
+    task_module,
+    verdict_word,
+)
+from ._demo_table import shared_table
+
+#: Part 2 of the demo, in order: each takes (workers, quick, out, its number) and returns its
+#: verdict, or one per figure where it judges several (the shared table).
+SECTIONS: list[Callable[[int, bool, Callable[[str], None], str], Section | list[Section]]] = [
+    many_small_tasks,
+    data_heavy,
+    startup,
+    memory,
+    shared_table,
+    cancel_running,
+]
 
 #: A 1-minute load average above this many per CPU at start makes the demo warn that the
 #: machine is busy.
@@ -307,7 +333,8 @@ def run_demo(
     if sections:
         out("\n## 2. Where interpreters win: each measured now, against the alternatives")
         for number, section in enumerate(SECTIONS, 1):
-            verdicts.append(section(workers, quick, out, f"2.{number}"))
+            found = section(workers, quick, out, f"2.{number}")
+            verdicts += found if isinstance(found, list) else [found]
         out("\n## Summary of this run")
         for word in ("ahead", "even", "behind"):
             names = [v.title for v in verdicts if v.word == word]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .competitors import Ability, by_key
-from .report import Results, machine_line
+from .results import Results, machine_line
 
 __all__ = ["plot"]
 

@@ -237,7 +237,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--readme",
         metavar="FILE",
-        help="replace the text between the bench markers in this file with the summary",
+        help="replace the text between the bench markers in this file with the figures",
+    )
+    parser.add_argument(
+        "--targets",
+        metavar="FILE",
+        help="replace the text between the bench-targets markers in this file with the targets table",
     )
     parser.add_argument(
         "--only", metavar="W,W", help=f"workloads to run (default all: {','.join(WORKLOADS)})"
@@ -261,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--load",
         metavar="FILE",
-        help="measure nothing: report, plot and --readme from a JSON file an earlier run wrote",
+        help="measure nothing: report, plot, --readme and --targets from a JSON file an earlier run wrote",
     )
     args = parser.parse_args(argv)
 
@@ -312,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         report.update_readme(Path(args.readme), results, image)
         print(f"updated {args.readme}", file=sys.stderr)
+    if args.targets:
+        report.update_targets(Path(args.targets), results)
+        print(f"updated {args.targets}", file=sys.stderr)
     if not args.load:
         print(f"total {results['duration_s']:.0f} s", file=sys.stderr)
     return 0
