@@ -200,7 +200,7 @@ _HELPER_DIR = Path(tempfile.mkdtemp(prefix="sp-forwarding-"))
 (_HELPER_DIR / "_forwarding_helper.py").write_text(HELPER_SOURCE)
 sys.path.insert(0, str(_HELPER_DIR))  # workers copy sys.path when a pool is created
 
-import _forwarding_helper as helper  # noqa: E402
+import _forwarding_helper as helper
 
 HELPER_FILE = str(_HELPER_DIR / "_forwarding_helper.py")
 WARN_LINE = next(i for i, line in enumerate(HELPER_SOURCE.splitlines(), 1) if "WARN-LINE" in line)
@@ -245,7 +245,9 @@ def test_lines_from_workers_never_mix(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1200
     pattern = re.compile(r"<([abcd]):(\d+):x{200}>")
-    assert all(pattern.fullmatch(line) for line in lines), [l for l in lines if not pattern.fullmatch(l)][:3]
+    assert all(pattern.fullmatch(line) for line in lines), [
+        line for line in lines if not pattern.fullmatch(line)
+    ][:3]
     for tag in "abcd":  # each task's lines in its own order
         assert [int(m[2]) for m in map(pattern.fullmatch, lines) if m[1] == tag] == list(range(300))
 
@@ -561,10 +563,9 @@ def test_error_filter_at_pool_creation_fails_the_task():
 
 
 def test_error_filter_added_later_is_logged(caplog):
-    with sp.InterpreterPoolExecutor(1) as pool:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert pool.submit(helper.warn, "late error").result(timeout=30) == "warned"
+    with sp.InterpreterPoolExecutor(1) as pool, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pool.submit(helper.warn, "late error").result(timeout=30) == "warned"
     [record] = [r for r in caplog.records if r.name == "subinterpreter_parallelism"]
     assert '"error" filter added after the pool started' in record.getMessage()
     assert "late error" in caplog.text

@@ -68,7 +68,8 @@ struct SharedMapHeader {
         }
         let version = base.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
         guard version == SharedMapHeader.version else {
-            return .failure(.foreign("it is in format version \(version); this build reads version \(SharedMapHeader.version)"))
+            return .failure(
+                .foreign("it is in format version \(version); this build reads version \(SharedMapHeader.version)"))
         }
         let header = SharedMapHeader(
             count: base.loadUnaligned(fromByteOffset: 16, as: UInt64.self),
@@ -87,10 +88,10 @@ struct SharedMapHeader {
         let (entriesBytes, o1) = header.count.multipliedReportingOverflow(by: 8)
         let (slotsBytes, o2) = header.slotCount.multipliedReportingOverflow(by: 8)
         guard !o1, !o2, header.slotCount > header.count, header.slotCount & (header.slotCount - 1) == 0,
-              header.totalSize < 1 << 40,
-              header.entriesOffset >= UInt64(size), header.entriesOffset % 8 == 0,
-              header.slotsOffset == header.entriesOffset + entriesBytes,
-              header.totalSize == header.slotsOffset + slotsBytes
+            header.totalSize < 1 << 40,
+            header.entriesOffset >= UInt64(size), header.entriesOffset % 8 == 0,
+            header.slotsOffset == header.entriesOffset + entriesBytes,
+            header.totalSize == header.slotsOffset + slotsBytes
         else { return .failure(.corrupt("its header's layout does not add up")) }
         return .success(header)
     }
@@ -169,7 +170,8 @@ enum StableHash {
                 a = UInt64(bytes.loadUnaligned(as: UInt32.self))
                 b = UInt64(bytes.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self))
             } else if count > 0 {
-                a = UInt64(bytes.load(as: UInt8.self)) << 16
+                a =
+                    UInt64(bytes.load(as: UInt8.self)) << 16
                     | UInt64(bytes.load(fromByteOffset: count / 2, as: UInt8.self)) << 8
                     | UInt64(bytes.load(fromByteOffset: count - 1, as: UInt8.self))
                 b = 0

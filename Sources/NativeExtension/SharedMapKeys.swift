@@ -74,8 +74,10 @@ enum SharedMapKeys {
     /// Encodes `key` (canonical or original). `lookup`: a key to look for, not to store, where
     /// subclasses of the key types count by value (an IntEnum member finds its int, as in a
     /// dict); a map is built from the exact types only.
-    static func encode(_ key: PyObjectPointer, canonical: Bool, lookup: Bool, into writer: inout Writer,
-                       depth: Int = 0) -> Problem? {
+    static func encode(
+        _ key: PyObjectPointer, canonical: Bool, lookup: Bool, into writer: inout Writer,
+        depth: Int = 0
+    ) -> Problem? {
         if key == sp_None() {
             writer.byte(kindNone)
             return nil
@@ -112,8 +114,10 @@ enum SharedMapKeys {
             writer.byte(kindTuple)
             writer.word(UInt64(count))  // 8 bytes: one store for the count, alignment is not needed
             for i in 0..<count {
-                if let problem = encode(sp_Tuple_GET_ITEM(key, Py_ssize_t(i))!, canonical: canonical, lookup: lookup,
-                                        into: &writer, depth: depth + 1) {
+                if let problem = encode(
+                    sp_Tuple_GET_ITEM(key, Py_ssize_t(i))!, canonical: canonical, lookup: lookup,
+                    into: &writer, depth: depth + 1)
+                {
                     return problem
                 }
             }
@@ -184,15 +188,20 @@ enum SharedMapKeys {
         case .raised:
             return
         case .notANumber:
-            PyErr_SetString(PyExc_ValueError,
-                            "SharedMap key \(describe(key)) holds a NaN, which equals nothing (not even itself), so it could never be looked up")
+            PyErr_SetString(
+                PyExc_ValueError,
+                "SharedMap key \(describe(key)) holds a NaN, which equals nothing (not even itself), so it could never be looked up"
+            )
         case .tooLarge(let what):
-            PyErr_SetString(PyExc_ValueError, "SharedMap key \(describe(key)) is too large for a SharedMap key (\(what))")
+            PyErr_SetString(
+                PyExc_ValueError, "SharedMap key \(describe(key)) is too large for a SharedMap key (\(what))")
         case .unsupported(let part):
-            var text = "SharedMap keys must be str, bytes, int, float, bool, None or tuples of them; key \(describe(key))"
+            var text =
+                "SharedMap keys must be str, bytes, int, float, bool, None or tuples of them; key \(describe(key))"
             if part != key { text += " holds \(describe(part))" }
             if sp_Unicode_Check(part) != 0 || sp_Long_Check(part) != 0 || sp_Float_Check(part) != 0
-                || sp_Bytes_Check(part) != 0 || sp_Tuple_Check(part) != 0 {
+                || sp_Bytes_Check(part) != 0 || sp_Tuple_Check(part) != 0
+            {
                 text += ", a subclass: convert it to the plain type first"
             }
             PyErr_SetString(PyExc_TypeError, text)
@@ -228,7 +237,8 @@ enum SharedMapKeys {
         let base = key.baseAddress!
         let kind = base.load(as: UInt8.self)
         if kind == kindStr || kind == kindBytes, key.count >= 5,
-           Int(base.loadUnaligned(fromByteOffset: 1, as: UInt32.self)) == key.count - 5 {
+            Int(base.loadUnaligned(fromByteOffset: 1, as: UInt32.self)) == key.count - 5
+        {
             return hash(kind: kind, base + 5, key.count - 5)
         }
         if kind == kindInt, key.count == 9 { return hash(kind: kind, base + 1, 8) }

@@ -106,7 +106,9 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
         let valueLength = Int(truncatingIfNeeded: base.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
         let start = offset + 16
         let room = recordsEnd - start
-        guard valueLength >= 0, valueLength <= room, keyLength + originalLength <= room - valueLength else { return nil }
+        guard valueLength >= 0, valueLength <= room, keyLength + originalLength <= room - valueLength else {
+            return nil
+        }
         return Record(
             key: UnsafeRawBufferPointer(start: base + start, count: keyLength),
             originalKey: originalLength == 0
@@ -125,7 +127,8 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
             let word = slots.load(fromByteOffset: Int(slot) * 8, as: UInt64.self)
             if word == 0 { return nil }
             if word >> SharedMapStorage.offsetBits == fingerprint,
-               let found = record(at: Int(word & SharedMapStorage.offsetMask)), matches(found.key) {
+                let found = record(at: Int(word & SharedMapStorage.offsetMask)), matches(found.key)
+            {
                 return found
             }
             slot = (slot + 1) & slotMask
@@ -181,17 +184,28 @@ final class SharedMapStorage: NativeBacked, @unchecked Sendable {
         var errorNumber: Int32 = 0
         let mapped: (UnsafeMutableRawPointer, SharedMapHeader)? = Py.withoutGIL {
             let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { errorNumber = errno; return nil }
+            guard fd >= 0 else {
+                errorNumber = errno
+                return nil
+            }
             defer { close(fd) }
             var status = stat()
-            guard fstat(fd, &status) == 0 else { errorNumber = errno; return nil }
+            guard fstat(fd, &status) == 0 else {
+                errorNumber = errno
+                return nil
+            }
             let size = Int(status.st_size)
             guard size >= SharedMapHeader.size else {
-                failure = size == 0 ? .truncated("it is empty") : .foreign("it has \(size) bytes, fewer than a SharedMap header")
+                failure =
+                    size == 0
+                    ? .truncated("it is empty") : .foreign("it has \(size) bytes, fewer than a SharedMap header")
                 return nil
             }
             let region = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
-            guard let region, region != MAP_FAILED else { errorNumber = errno; return nil }
+            guard let region, region != MAP_FAILED else {
+                errorNumber = errno
+                return nil
+            }
             switch SharedMapHeader.read(UnsafeRawBufferPointer(start: region, count: size)) {
             case .failure(let why):
                 failure = why
@@ -347,8 +361,10 @@ private struct RegionBuilder {
 
     /// Appends the record of `key: value`; its offset and its key's hash, or nil with an
     /// exception set.
-    mutating func appendRecord(_ key: PyObjectPointer, _ value: PyObjectPointer,
-                               pickle: (PyObjectPointer) -> PyObjectPointer?) -> (offset: UInt64, hash: UInt64)? {
+    mutating func appendRecord(
+        _ key: PyObjectPointer, _ value: PyObjectPointer,
+        pickle: (PyObjectPointer) -> PyObjectPointer?
+    ) -> (offset: UInt64, hash: UInt64)? {
         let start = used
         guard reserve(16 + 256) else { return nil }
         used += 16

@@ -115,7 +115,7 @@ def _install_logging(logging: Any, options: dict[str, Any]) -> None:
     """Hooks the worker's ``logging``: levels as in the caller, one handler that forwards."""
     formatter = logging.Formatter()
 
-    class ForwardingHandler(logging.Handler):
+    class ForwardingHandler(logging.Handler):  # type: ignore[misc]  # the worker's logging, passed in
         """Sends each record to the caller's interpreter (in the manner of ``QueueHandler``)."""
 
         def emit(self, record: Any) -> None:
@@ -185,7 +185,7 @@ def _forward_warning(
         post(TAG_WARNING, data)
     except Exception as exc:
         try:
-            sys.__stderr__.write(
+            sys.__stderr__.write(  # type: ignore[union-attr]  # None only without a stderr: then it raises here, caught below
                 f"{filename}:{lineno}: {category.__name__}: {message} (not forwarded: {exc!r})\n"
             )
         except Exception:
@@ -289,9 +289,9 @@ def _error_filters() -> list[tuple[Any, ...]]:
     In a worker, an "error" filter raises in the task (as in the caller's program); every other
     action becomes "always" so that the warning reaches the caller, whose filters decide then.
     """
-    from . import _pickling  # caller side; not at import, which workers do
-
     import warnings
+
+    from . import _pickling  # caller side; not at import, which workers do
 
     filters = list(warnings.filters)
     last = max((i for i, f in enumerate(filters) if f[0] == "error"), default=-1)

@@ -9,8 +9,10 @@ Bounds, and why (numbers measured on this 2-core machine, CPython 3.13.0 and 3.1
   marks, not growth per task). A task that leaked even its smallest native part (the Swift
   Task object with its lifecycle, about 100 bytes) or one small Python object (28+ bytes)
   would add 2.8 to 10 MiB per 100,000 tasks.
-- The same with a 4 KiB argument and result: at most 16 MiB. Measured +2 to +6 MiB (malloc
-  keeps freed 4 KiB blocks); leaking the payload once per task would add 400 MiB.
+- The same with a 4 KiB argument and result, 500 tasks in flight: at most 16 MiB. Measured
+  +0.0 to +1.5 MiB (3.12, 3.13, load 5); leaking the payload once per task would add 400 MiB.
+  With 5,000 in flight, RSS swung up and down by up to 18 MiB between marks (allocators keep
+  what a burst freed, timing decides how much), and CI failed on that noise once.
 - Pools: CPython 3.12 and 3.13 do not give back a sub-interpreter's memory when it ends if
   any block of it is still allocated (python/cpython#110411, gh-113055), which is always the
   case: every interpreter created and destroyed costs about 1.7 MiB bare, 3.4 MiB with the

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-class Ability(str, enum.Enum):
+class Ability(enum.StrEnum):
     """What a competitor can do; a scenario measures a case only for those that can."""
 
     #: Runs tasks at the same time (serial cannot: it is the baseline).
@@ -213,7 +213,7 @@ def _stdlib_pool_availability() -> str | None:
             "no stdlib InterpreterPoolExecutor before 3.14; its backport needs 3.13 "
             "(on 3.12 it needs interpreters-3-12, whose import crashes)"
         )
-    if importlib.util.find_spec("interpreters_backport") is None:
+    if importlib.util.find_spec("interpreters_backport") is None:  # type: ignore[unreachable]  # mypy checks as 3.12
         return "interpreters-pep-734 (the 3.13 backport of the stdlib pool) is not installed"
     return None
 

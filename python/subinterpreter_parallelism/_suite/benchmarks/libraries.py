@@ -30,10 +30,32 @@ __all__ = [
     "sql_queries",
 ]
 
-_WORDS = (
-    "parallel interpreter worker pool task result future queue memory import module thread "
-    "process fork start value error cancel timeout buffer pickle cache python library"
-).split()
+_WORDS = [
+    "parallel",
+    "interpreter",
+    "worker",
+    "pool",
+    "task",
+    "result",
+    "future",
+    "queue",
+    "memory",
+    "import",
+    "module",
+    "thread",
+    "process",
+    "fork",
+    "start",
+    "value",
+    "error",
+    "cancel",
+    "timeout",
+    "buffer",
+    "pickle",
+    "cache",
+    "python",
+    "library",
+]
 
 
 def _sentence(rng: random.Random, words: int) -> str:
@@ -96,7 +118,7 @@ def python_sources(count: int, functions: int, seed: int = 2) -> list[str]:
                 f"    total = value * {rng.randint(2, 99)} + {rng.random():.4f}  # {_sentence(rng, 4)}",
                 f"    for i in range({rng.randint(3, 30)}):",
                 "        if i % 3 == 0 and label:",
-                f'            total += len(f"{{label}}-{{i}}") ** 2',
+                '            total += len(f"{label}-{i}") ** 2',
                 "    return {'total': total, 'label': label, 'path': os.sep.join([label, str(value)])}",
                 "",
             ]
@@ -129,7 +151,7 @@ def sql_queries(count: int, joins: int, seed: int = 3) -> list[str]:
     """``count`` analytic SQL queries with ``joins`` joins, a subquery, grouping and ordering."""
     rng = random.Random(seed)
     queries = []
-    for q in range(count):
+    for _ in range(count):
         tables = [f"t{rng.randint(0, 20)}" for _ in range(joins + 1)]
         select = ", ".join(f"{t}.c{rng.randint(0, 9)} AS a{i}" for i, t in enumerate(tables))
         query = f"SELECT {select}, COUNT(*) AS n, SUM({tables[0]}.amount) AS total FROM {tables[0]}"
@@ -164,7 +186,7 @@ _DATE_FORMATS = (
     "{y}{m:02d}{d:02d}",
     "{d}.{m}.{y}",
 )
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def date_strings(count: int, seed: int = 4) -> list[str]:

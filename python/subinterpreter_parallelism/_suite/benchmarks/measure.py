@@ -12,11 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 __all__ = ["Timing", "cpu_seconds", "machine_facts", "summarize", "timed", "tree_memory"]
-
-T = TypeVar("T")
 
 
 def _psutil() -> Any:
@@ -67,7 +65,7 @@ class Timing:
         return 100.0 * self.cpu_s / self.wall_s if self.wall_s >= 0.1 else None
 
 
-def timed(run: Callable[[], T]) -> tuple[T, Timing]:
+def timed[T](run: Callable[[], T]) -> tuple[T, Timing]:
     """Runs ``run()``; returns its result and how long it took."""
     cpu0 = cpu_seconds()
     t0 = time.perf_counter()

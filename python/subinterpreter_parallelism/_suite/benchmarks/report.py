@@ -68,8 +68,8 @@ def _details(results: Results, workload: str, title: str) -> list[str]:
         for reason, where in reasons.items():
             notes.append(f"- {k}: {reason}" + ("" if len(where) == len(cases) else f" ({', '.join(where)})"))
     if notes:
-        lines += [""] + notes
-    return lines + [""]
+        lines += ["", *notes]
+    return [*lines, ""]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -80,8 +80,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"- skipped: {what}: {reason}")
     if results.get("skipped"):
         lines.append("")
-    lines += ["## Summary (medians)", ""] + summary_table(r) + [""] + legend(r) + [""]
-    lines += ["## Targets", ""] + targets_table(results) + [""]
+    lines += ["## Summary (medians)", "", *summary_table(r), "", *legend(r), ""]
+    lines += ["## Targets", "", *targets_table(results), ""]
     lines += ["## Details (median, with the best sample)", ""]
     for workload, title in WORKLOADS.items():
         lines += _details(r, workload, title)
@@ -93,7 +93,7 @@ def render_readme(results: dict[str, Any], image: str | None) -> str:
     """The benchmarks page's section: machine, summary, the columns' names, plot (no targets)."""
     r = Results(results)
     lines = [f"Measured on {machine_line(results)}.", ""]
-    lines += summary_table(r) + [""]
+    lines += [*summary_table(r), ""]
     lines += ["Columns: " + "; ".join(f"**{k}**: {r.labels[k]}" for k in r.keys) + ".", ""]
     if image:
         lines += [f"![throughput against workers, and round-trip time against payload size]({image})", ""]
@@ -103,7 +103,7 @@ def render_readme(results: dict[str, Any], image: str | None) -> str:
 def render_targets(results: dict[str, Any]) -> str:
     """The contributors' section: which run, then each target, what it measured, whether met."""
     lines = [f"Measured on {machine_line(results)}.", ""]
-    lines += targets_table(results) + [""]
+    lines += [*targets_table(results), ""]
     return "\n".join(lines)
 
 

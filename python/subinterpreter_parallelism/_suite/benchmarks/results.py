@@ -78,7 +78,7 @@ class Results:
     def cases(self, workload: str) -> list[str]:
         """The cases of a workload, in the order they were first recorded."""
         seen: dict[str, None] = {}
-        for (w, case, _), record in self._index.items():
+        for w, case, _ in self._index:
             if w == workload and case != "*":
                 seen.setdefault(case, None)
         if workload == "scaling":

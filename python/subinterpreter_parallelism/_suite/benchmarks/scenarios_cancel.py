@@ -66,8 +66,8 @@ def scenario_cancel(key: str, p: dict[str, Any]) -> list[Record]:
         new_record("cancel", "worker free", key, "s", to_free),
     ]
     if not competitor.can(Ability.STOPS_RUNNING):
-        return records + [na_record("cancel", "in C", key, competitor.why_not(Ability.STOPS_RUNNING))]
-    return records + [_cancel_in_c(key, p)]
+        return [*records, na_record("cancel", "in C", key, competitor.why_not(Ability.STOPS_RUNNING))]
+    return [*records, _cancel_in_c(key, p)]
 
 
 def _cancel_in_c(key: str, p: dict[str, Any]) -> Record:

@@ -41,7 +41,7 @@ def scenario_data(key: str, p: dict[str, Any]) -> list[Record]:
                         break
                     t0 = time.perf_counter()
                     if executor is None:
-                        back = workloads.two_copies(data)
+                        back: bytes | bytearray | memoryview = workloads.two_copies(data)
                     else:
                         back = executor.submit(workloads.echo, data).result()
                     elapsed = time.perf_counter() - t0

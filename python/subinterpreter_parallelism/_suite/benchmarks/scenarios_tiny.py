@@ -180,8 +180,8 @@ def _mapper(executor: Executor, count: int, chunksize: int | None) -> Callable[[
             else executor.map(workloads.tiny, items, chunksize=chunksize)
         )
         last = -1
-        for last in out:
-            pass
+        for value in out:
+            last = value
         if last != count:
             raise AssertionError("map: wrong results")
 

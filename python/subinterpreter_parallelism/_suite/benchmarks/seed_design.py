@@ -109,7 +109,8 @@ def _run_in_new_interpreter(module: str, name: str, payload: bytes) -> bytes:
     try:
         shared = {"PAYLOAD": payload, "MODULE": module, "NAME": name, "CHANNEL": channel}
         _xxsubinterpreters.run_string(interp, _SCRIPT.format(send=_SEND_312), shared)
-        return _xxinterpchannels.recv(channel)
+        received: bytes = _xxinterpchannels.recv(channel)
+        return received
     finally:
         _xxsubinterpreters.destroy(interp)
         _xxinterpchannels.destroy(channel)

@@ -136,7 +136,7 @@ def tiny(x: int) -> int:
     return x + 1
 
 
-def echo(data: bytes) -> bytes:
+def echo(data: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
     """Returns its argument: a round trip of ``data`` to the worker and back."""
     return data
 
