@@ -41,10 +41,10 @@ if _native.worker_index() is None and _versions.current_interpreter_id() == 0:
     import functools as _functools
     import threading as _threading
 
-    sys.unraisablehook = _functools.partial(
-        _native._keep_ctrl_c, sys.unraisablehook, _threading.main_thread().ident
-    )
-    del _functools, _threading
+    _main_ident = _threading.main_thread().ident
+    assert _main_ident is not None  # the main thread runs (or ran) the program: it has an ident
+    sys.unraisablehook = _functools.partial(_native._keep_ctrl_c, sys.unraisablehook, _main_ident)
+    del _functools, _threading, _main_ident
 
 if TYPE_CHECKING:
     from typing import Any
