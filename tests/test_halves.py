@@ -61,6 +61,8 @@ CALLER_AT_IMPORT = {"_native", "_versions"}
 #: import the worker half's modules they share: tags, streams, the records).
 CALLER_AFTER_USE = WORKER_HALF | {
     "_adapters",
+    "_completion",
+    "_exit",
     "_future",
     "_map",
     "_refusal",
@@ -266,12 +268,10 @@ LOCAL_IMPORTS: dict[tuple[str, str], tuple[int, str]] = {
     ),
     ("demo", "from ._demo_plot import plot"): (1, "imports matplotlib, an optional dependency: --plot only"),
     ("executor", "import asyncio"): (1, "slow to import; a coroutine that runs has it already"),
-    ("executor", "import signal"): (1, "the exit path only"),
     ("fallback", "import multiprocessing"): (1, "~15 ms of imports, paid once a task falls back"),
     ("fallback", "from concurrent.futures import ProcessPoolExecutor"): (1, "as multiprocessing"),
     ("fallback", "import ast"): (1, "~10 ms, paid once a task falls back"),
     ("progress", "from tqdm.auto import tqdm"): (1, "tqdm is an optional dependency"),
-    ("reusable", "import inspect"): (1, "slow to import; only for the option names"),
     ("shared_map", "import tempfile"): (1, "only when a map is sent to another process"),
 }
 

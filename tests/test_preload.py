@@ -10,8 +10,8 @@ import pytest
 
 import sp_tasks
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import compat, preload
 from conftest import run_python
+from subinterpreter_parallelism import compat, preload
 
 
 @pytest.fixture
@@ -160,3 +160,16 @@ def test_preload_in_a_subprocess(tmp_path):
         "ImportError: "
         + compat.refusal_message(refused, f"module {refused} does not support loading in subinterpreters")
     )
+
+
+def test_a_worker_ready_after_the_constructor_gave_up_is_no_error():
+    """Issue 22, item 10: Ctrl-C in the constructor's preload wait closes the gate of one-worker-
+    first (3.12); worker 0's "ready" that arrives after that used to raise QueueClosed in the
+    completion thread ("Exception ignored in: ..._PoolState.on_event")."""
+    from subinterpreter_parallelism import _native, preload
+
+    watch = preload.PreloadWatch(2, ("json",))
+    watch._gate = _native.Queue()  # the gate of one-worker-first, on every Python
+    watch._close_gate()  # as the constructor's wait does when Ctrl-C ends it
+    watch.on_message(b"ok", 0)  # worker 0 is ready, late
+    assert watch._gate.is_closed()

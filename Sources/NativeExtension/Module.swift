@@ -265,6 +265,40 @@ enum NativeModule {
             WorkerInterpreter.injectedCreationFailures.store(Int(count), ordering: .relaxed)
             return Py.none()
         },
+        .fast(
+            "_keep_ctrl_c",
+            "_keep_ctrl_c($module, previous, main_thread, unraisable, /)\n--\n\nsys.unraisablehook, through functools.partial, in the main interpreter. A KeyboardInterrupt on the main thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is delivered again, as a new Ctrl-C, instead of being printed and lost; anything else goes to previous. In C, so that no Python instruction runs between the new Ctrl-C and the return to the code it interrupts."
+        ) { _, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_keep_ctrl_c", 3...3), let mainThread = Py.int64(arguments[1]) else { return nil }
+            guard let type = Py.attribute(arguments[2], "exc_type") else { return nil }
+            if PyErr_GivenExceptionMatches(type.borrowed, PyExc_KeyboardInterrupt) != 0,
+                UInt64(PyThread_get_thread_ident()) == UInt64(bitPattern: mainThread)
+            {
+                _ = PyErr_SetInterruptEx(SIGINT)
+                return Py.none()
+            }
+            return Py.call(arguments[0], arguments[2])?.take()
+        },
+        .fast(
+            "_keep_task_interrupted",
+            "_keep_task_interrupted($module, unraisable, /)\n--\n\nsys.unraisablehook in worker interpreters. A TaskInterrupted on a worker's thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is raised again at the task's next instruction, instead of being printed and lost; anything else goes to sys.__unraisablehook__."
+        ) { module, args, n in
+            let arguments = Arguments(args, n)
+            guard arguments.expect("_keep_task_interrupted", 1...1) else { return nil }
+            guard let type = Py.attribute(arguments[0], "exc_type") else { return nil }
+            if WorkerInterpreter.current != nil, let state = ModuleState.of(module: module!),
+                let interrupted = state.pointee.task_interrupted,
+                PyErr_GivenExceptionMatches(type.borrowed, interrupted) != 0
+            {
+                PyThreadState_SetAsyncExc(UInt(PyThread_get_thread_ident()), interrupted)
+                return Py.none()
+            }
+            guard let fallback = PySys_GetObject("__unraisablehook__") else {
+                return Py.fail(PyExc_RuntimeError, "sys.__unraisablehook__ is missing")
+            }
+            return Py.call(fallback, arguments[0])?.take()
+        },
         .noArgs(
             "worker_index",
             "worker_index($module, /)\n--\n\nThe index of the pool worker running this code, or None outside workers."

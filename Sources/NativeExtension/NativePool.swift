@@ -182,6 +182,14 @@ final class NativePool: NativeBacked {
                     Box.unwrap(me, as: NativePool.self).core.workers.filter { $0.requestInitializerInterrupt() }.count))
         },
         .noArgs(
+            "interrupt_warm_imports",
+            "interrupt_warm_imports($self, /)\n--\n\nInterrupt the warm imports of preload=\"auto\" that workers run now (no task needs them); returns how many. Only requests: returns at once."
+        ) { me, _ in
+            Py.int(
+                Int64(
+                    Box.unwrap(me, as: NativePool.self).core.workers.filter { $0.requestWarmImportInterrupt() }.count))
+        },
+        .noArgs(
             "worker_activities",
             "worker_activities($self, /)\n--\n\nWhat each worker thread does now: a list of WORKER_* values, by worker index."
         ) {

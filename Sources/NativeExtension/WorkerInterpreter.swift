@@ -96,6 +96,12 @@ final class WorkerInterpreter: @unchecked Sendable {
     @discardableResult
     func requestInitializerInterrupt() -> Bool { interrupter.request(.initializer) }
 
+    /// Asks the warm import this worker runs (`preload="auto"`), if any, to stop; unlike
+    /// `requestInitializerInterrupt`, an initializer that a queued task may need goes on.
+    /// Returns at once.
+    @discardableResult
+    func requestWarmImportInterrupt() -> Bool { interrupter.request(.warmImport) }
+
     /// With this worker's GIL held, after a wait ended because of an interrupt request: raises
     /// `TaskInterrupted` now. Returns nil.
     func raiseInterruption() -> PyObjectPointer? { interrupter.raiseInterruption() }

@@ -13,14 +13,16 @@ import Synchronization
 /// one owner of that state (`WorkerInterpreter` reports its steps here).
 final class WorkerInterrupter: @unchecked Sendable {
     /// What an interruption targets: what the worker does besides tasks (the initializer, a
-    /// warm import), or one task.
+    /// warm import), a warm import alone, or one task.
     enum Target {
         case initializer
+        case warmImport
         case task(Task)
 
         func matches(_ activity: WorkerInterpreter.Activity, _ task: Task?) -> Bool {
             switch self {
             case .initializer: return activity == .starting || activity == .warming
+            case .warmImport: return activity == .warming
             case .task(let target): return activity == .running && task === target
             }
         }

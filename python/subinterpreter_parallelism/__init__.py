@@ -51,8 +51,21 @@ if _versions.FREE_THREADED:
         "parallel: use concurrent.futures.ThreadPoolExecutor there instead"
     )
 
+from . import _native
 from ._native import Queue, QueueClosed, TaskInterrupted
 from ._versions import default_worker_count
+
+if _native.worker_index() is None and _versions.current_interpreter_id() == 0:
+    # A Ctrl-C that CPython can only report as "Exception ignored" (one that lands inside a
+    # weakref callback or a finalizer: importlib's module locks have such callbacks) would be
+    # lost: the program would go on. It is delivered again instead (python/cpython#95959).
+    import functools as _functools
+    import threading as _threading
+
+    _main_ident = _threading.main_thread().ident
+    assert _main_ident is not None  # the main thread runs (or ran) the program: it has an ident
+    sys.unraisablehook = _functools.partial(_native._keep_ctrl_c, sys.unraisablehook, _main_ident)
+    del _functools, _threading, _main_ident
 
 if TYPE_CHECKING:
     from typing import Any

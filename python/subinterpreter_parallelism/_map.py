@@ -9,7 +9,6 @@ read lazily: the iterator submits the next tasks as it yields results.
 from __future__ import annotations
 
 import itertools
-import queue
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from . import _wire, _worker
 from . import progress as _progress
+from ._future import Completions
 
 __all__ = ["MapExecutor", "map_tasks"]
 
@@ -188,7 +188,9 @@ def _yield_in_order(
 def _yield_as_finished(
     futures: deque[Future[Any]], deadline: float | None, chunked: bool, refill: Callable[[int], None] | None
 ) -> Iterator[Any]:
-    finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+    # Told by the futures' waiter lists, not by done-callbacks (which run later, on the pool's
+    # callback thread); in a task, its interruption ends the wait (see _future.py).
+    finished = Completions()
     watched: set[Future[Any]] = set()
     try:
         while True:
@@ -198,13 +200,13 @@ def _yield_as_finished(
                 future = futures[0]
                 watched.add(future)
                 futures.popleft()
-                future.add_done_callback(finished.put)
+                finished.watch(future)
             if not watched:
                 break
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                future = finished.get(timeout=remaining)
-            except queue.Empty:
+                future = finished.get(remaining)
+            except TimeoutError:
                 raise TimeoutError("map() did not finish within its timeout") from None
             watched.discard(future)
             results, failure = _outcome_of(future, None, chunked)
@@ -214,6 +216,7 @@ def _yield_as_finished(
             if failure is not None:
                 raise failure
     finally:
+        finished.close()
         for future in (*futures, *watched):
             future.cancel()
 

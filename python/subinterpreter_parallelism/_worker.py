@@ -157,6 +157,9 @@ def bootstrap(payload: bytes | None) -> str | None:
         if config.interruptible_sleep:
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
+        # An interruption that lands inside a weakref callback (importlib's module locks) or a
+        # finalizer would be printed and lost: it is raised again (python/cpython#95959).
+        sys.unraisablehook = _native._keep_task_interrupted
         if _versions.PYDATETIME_IN_WORKERS:
             _import_hooks.watch("_pydatetime", _present_as_datetime)
         for step, argument in config.steps:

@@ -1,34 +1,34 @@
 """InterpreterPoolExecutor: a ``concurrent.futures`` executor on persistent own-GIL interpreters.
 
 The Swift core runs the workers (see the picture in Sources/NativeExtension/PoolCore.swift);
-this module adds what users touch: futures, ``map``, ``asyncio``, shutdown, and the
-completion thread that turns worker events into finished futures.
+this module adds what users touch: futures, ``map``, ``asyncio``, shutdown. Its rooms:
+``_completion`` (the threads that settle futures and run their callbacks), ``_map`` (``map``'s
+machinery) and ``_exit`` (exit, Ctrl-C, fork, idle pools stepping aside).
 """
 
 from __future__ import annotations
 
 import _pickle
-import atexit
 import contextlib
 import importlib
 import io
 import itertools
 import logging
-import os
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _adapters, _map, _native, _versions, _wire, forwarding
+from . import _adapters, _exit, _map, _native, _versions, _wire, forwarding
 from . import preload as preloading
+from ._completion import PoolState
 from ._future import LightFuture
+from ._native import TaskInterrupted
 from ._validate import check_count, check_time_limit, check_timeout
 from ._versions import default_worker_count
-from .errors import BrokenInterpreterPool, ExecutionFailed
+from .errors import BrokenInterpreterPool
 from .fallback import ProcessFallback, check_fallback
 from .progress import check_progress
 
@@ -61,7 +61,7 @@ class _TaskFuture(LightFuture):
     of its own: one Python frame less per task).
     """
 
-    _sp_pool: _PoolState
+    _sp_pool: PoolState
     _sp_task_id: int
     _sp_call: Any = None  # fallback.Call: kept for fallback="process"
     _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
@@ -109,8 +109,8 @@ class _TaskFuture(LightFuture):
             timeout = None  # inf: no limit (the stdlib's wait raises OverflowError)
         try:
             return super()._sp_wait_result(timeout)
-        except KeyboardInterrupt:
-            self.cancel()  # Ctrl-C while waiting stops the task too
+        except (KeyboardInterrupt, TaskInterrupted):
+            self.cancel()  # Ctrl-C while waiting (or, in a task, its interruption) stops the task too
             raise
 
     def _sp_wait_exception(self, timeout: float | None) -> BaseException | None:
@@ -118,9 +118,13 @@ class _TaskFuture(LightFuture):
             timeout = None
         try:
             return super()._sp_wait_exception(timeout)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TaskInterrupted):
             self.cancel()
             raise
+
+    def _sp_defer_callbacks(self) -> bool:
+        # Settled by the completion thread: the callbacks run on the pool's callback thread.
+        return self._sp_pool.defer_callbacks(self)
 
     def _sp_fail(self, error: BaseException) -> None:
         """Fails the future; for its claimer (see the class), and for the pool's end, which
@@ -129,146 +133,6 @@ class _TaskFuture(LightFuture):
             self.set_exception(error)
         except InvalidStateError:
             pass  # settled by its user (set_result on a future is public) or a cancel at the end
-
-
-class _PoolState:
-    """What the executor and its completion thread share (no reference to the executor, so
-    that an executor dropped without ``shutdown()`` can still be collected).
-
-    The pool's state (running, shutting down, shut down, broken) and each task's state are
-    Swift's (``native.state()``, ``native.phase(id)``); this keeps only the id -> future map,
-    from which whoever settles a future removes it.
-    """
-
-    def __init__(self, native: Any, task_timeout: float | None) -> None:
-        self.native = native
-        self.task_timeout = task_timeout
-        self.futures: dict[int, _TaskFuture] = {}
-        self.lock = threading.Lock()
-        self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
-        # Set when every worker interpreter has ended and every future is settled. Waiting on
-        # it (not on Thread.join) matters on 3.12, where Ctrl-C inside Thread.join() marks a
-        # still-running thread as stopped, so a later join() would return too early.
-        self.ended = threading.Event()
-        self.fallback: Any = None  # fallback.ProcessFallback: fallback="process" or parallel(fallback=...)
-        # The initializer and its arguments, kept while workers may still start: a Queue or a
-        # SharedMap among them (or bound in a partial) is pickled as its id, which attaches only
-        # while some handle keeps it alive.
-        self.initargs: tuple[Any, ...] = ()
-
-    @property
-    def broken(self) -> str | None:
-        """Why the pool is broken, or None while it is not (Swift keeps it)."""
-        reason: str | None = self.native.broken_reason()
-        return reason
-
-    def on_event(self, kind: int, task_id: int, payload: Any, worker: int) -> None:
-        """Called by ``native.deliver`` on the completion thread, once per worker event."""
-        if kind == _native.EVENT_MESSAGE:
-            handler = self.message_handlers.get(task_id)
-            if handler is not None:
-                handler(payload, worker)
-            return
-        if kind == _native.EVENT_WORKER_FAILED:
-            self.mark_broken(f"worker {worker} failed to start:\n{payload}")
-            return
-        future = self.futures.pop(task_id, None)
-        if future is None:
-            return
-        if kind == _native.EVENT_TIMED_OUT:
-            # The Swift core cancelled or is interrupting the task, and claimed it: its own
-            # event is dropped.
-            future._sp_fail(TimeoutError(f"the task did not finish within {self.task_timeout} s"))
-            return
-        if kind == _native.EVENT_DELIVERY_FAILED:
-            future._sp_fail(payload)  # MemoryError while building the outcome here
-            return
-        if kind == _native.EVENT_SKIPPED:
-            # Skipped without a claiming cancel: the pool broke or shut down meanwhile.
-            future._sp_fail(
-                BrokenInterpreterPool(self.broken)
-                if self.broken
-                else RuntimeError("the task was dropped at pool shutdown")
-            )
-            return
-        if kind == _native.EVENT_INTERNAL_ERROR:
-            future._sp_fail(ExecutionFailed("RuntimeError", str(payload)))
-            return
-        if kind == _native.EVENT_INTERRUPTED and payload is None:
-            future._sp_fail(RuntimeError("the task was interrupted"))
-            return
-        try:
-            ok, value = _wire.decode_outcome(payload)
-        except BaseException as error:  # SystemExit from a __reduce__ too, or the future hangs
-            ok, value = False, _wire.failure_from_unpickling(error)
-        if ok:
-            future.set_result(value)
-        elif not self._fall_back(future, value):
-            future.set_exception(value)
-
-    def _fall_back(self, future: _TaskFuture, exc: BaseException) -> bool:
-        """fallback="process": hands a task that failed with a refusal to the process pool,
-        which then settles its future. False: not taken over (not a refusal, no fallback for
-        this task, or the process pool has shut down)."""
-        if future._sp_call is None:
-            return False
-        moved = self.fallback.take_over(future._sp_call, future, exc)
-        if moved is None:
-            return False
-        future._sp_call = None
-        future._sp_moved = moved  # cancel() now cancels the process's task
-        return True
-
-    def mark_broken(self, reason: str) -> None:
-        """A worker could not start: fail every pending task and refuse new ones."""
-        if not self.native.mark_broken(reason):
-            return  # broken already
-        logger.error("interpreter pool is broken: %s", reason)
-        self.native.close()
-        error = BrokenInterpreterPool(
-            "a worker interpreter failed to start, so the pool is no longer usable:\n" + reason
-        )
-        for future in list(self.futures.values()):
-            if self.native.cancel(future._sp_task_id, False) == 1:  # claimed: ours to settle
-                self.futures.pop(future._sp_task_id, None)
-                future._sp_fail(error)
-
-    def deliver_forever(self) -> None:
-        """The completion thread: deliver events until the last worker has ended."""
-        try:
-            # A task that returned (and whose outcome the completion thread claimed: no cancel
-            # can settle it now): Swift pops its future from ``futures`` and calls
-            # ``_TaskFuture.set_result(future, value)``, no frame of ours in between.
-            while self.native.deliver(self.futures, _TaskFuture.set_result, self.on_event):
-                pass
-        finally:
-            try:
-                never_ran = self.native.join()  # the queued tasks it claimed for us
-            except BaseException:  # MemoryError listing them: the sweep below fails them
-                never_ran = []
-            error: BaseException = (
-                BrokenInterpreterPool(self.broken)
-                if self.broken
-                else RuntimeError("the pool ended before the task could run")
-            )
-            for task_id in never_ran:
-                future = self.futures.pop(task_id, None)
-                if future is not None:
-                    future._sp_fail(error)
-            # Left: nothing, unless an event could not be delivered at all (reported as
-            # unraisable); a cancel's claimer may be settling its own meanwhile.
-            for future in list(self.futures.values()):
-                if not future.done():
-                    future._sp_fail(error)
-            self.futures.clear()
-            self.ended.set()
-
-
-_live_pools: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
-_live_lock = threading.Lock()
-# Set once the exit hook has shut the pools down: a pool started later (from an atexit
-# function) would still be running while the main interpreter is torn down, which can crash.
-_exiting = False
 
 
 class InterpreterPoolExecutor(Executor):
@@ -283,8 +147,9 @@ class InterpreterPoolExecutor(Executor):
     Args:
         max_workers: number of worker interpreters; default: the CPUs this process may use.
         thread_name_prefix: names the worker threads ``f"{thread_name_prefix}_{i}"`` as the
-            stdlib executors do (default: ``sp-worker-{i}``), and the completion thread
-            ``f"{thread_name_prefix}_completion"``. The workers are native threads, absent
+            stdlib executors do (default: ``sp-worker-{i}``), the completion thread
+            ``f"{thread_name_prefix}_completion"`` and the thread that runs done-callbacks
+            ``f"{thread_name_prefix}_callbacks"``. The workers are native threads, absent
             from ``threading.enumerate()``: the name is their OS thread name (``top -H``,
             ``ps -L``, gdb, ``/proc/self/task/*/comm``), which Linux cuts to 15 bytes, so a
             long prefix is shortened to keep the ``_{i}``. None means "".
@@ -368,7 +233,7 @@ class InterpreterPoolExecutor(Executor):
         output: str = "forward",
         max_tasks_per_worker: int | None = None,
     ) -> None:
-        if _exiting:
+        if _exit.exiting():
             raise RuntimeError("cannot start an interpreter pool after interpreter shutdown")
         # Before anything is sized by it.
         max_workers = check_count(max_workers, "max_workers", _native.MAX_WORKERS)
@@ -401,52 +266,126 @@ class InterpreterPoolExecutor(Executor):
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
         _import_in_caller_first()
-        # What the workers' sys.path follows: submit() sends the caller's again when it changed.
-        self._sys_path = list(sys.path)
-        native = _native.Pool(
-            max_workers,
-            [str(p) for p in self._sys_path],
+        # What _start needs, now and whenever the pool comes back after stepping aside.
+        self._native_arguments = (
             bootstrap,
             _wire.encode_call,
             _worker_thread_names(thread_name_prefix, max_workers),
             max_tasks_per_worker or 0,
             task_timeout,
         )
-        self._state = _PoolState(native, task_timeout)
-        self._state.initargs = (config.initializer, *config.initargs)
-        self._state.message_handlers.update(forwarding.CallerSide().handlers())
-        # preload="auto": submit() asks it about each function's module (None: off).
-        self._warm: preloading.AutoWarm | None = None
-        if auto_warm:
-            self._warm = preloading.AutoWarm(native, preload_modules)
-            self._state.message_handlers[preloading.TAG_WARM_FAILED] = self._warm.on_failure
+        self._task_timeout = task_timeout
+        # The initializer and its arguments, kept for the workers that start later (see
+        # PoolState.initargs).
+        self._initargs = (config.initializer, *config.initargs)
+        self._handlers = forwarding.CallerSide().handlers()
+        # Told, while the constructor waits, how to mark the pool broken (see PreloadWatch).
+        self._preload_watch = preload_watch if preload_watch.modules else None
         if preload_watch.modules:
-            preload_watch.connect(native.mark_broken)
-            self._state.message_handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
+            self._handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
         else:
             preload_watch = None
-        if fallback is not None:
-            self._state.fallback = ProcessFallback(max_workers, automatic=True)
+        self._preload_modules = preload_modules
+        self._auto_warm = auto_warm
+        # preload="auto": submit() asks it about each function's module (None: off).
+        self._warm: preloading.AutoWarm | None = None
         self._ids = itertools.count()
-        completion_name = (
-            f"{thread_name_prefix}_completion" if thread_name_prefix else f"sp-completion-{id(self):x}"
+        self._thread_names = (
+            (f"{thread_name_prefix}_completion", f"{thread_name_prefix}_callbacks")
+            if thread_name_prefix
+            else (f"sp-completion-{id(self):x}", f"sp-callbacks-{id(self):x}")
         )
-        self._completion = threading.Thread(
-            target=self._state.deliver_forever, name=completion_name, daemon=False
-        )
-        self._completion.start()
-        weakref.finalize(self, _close_native, native)
-        with _live_lock:
-            _live_pools.add(self)
-        if preload_watch is not None:
-            try:
+        # Stepping aside (before a fork, or idle): see _exit.step_aside and _come_back.
+        self._lifecycle_lock = threading.Lock()
+        self._stepped_aside = False
+        self._idle_watch: _exit.IdleWatch | None = None
+        process_pool = None
+        if fallback is not None:
+            process_pool = ProcessFallback(max_workers, automatic=True)
+        error = None
+        try:
+            self._start(process_pool)
+            if preload_watch is not None:
                 error = preload_watch.wait(lambda: self._state.broken)
-            except BaseException:
-                self.shutdown(wait=False)
-                raise
-            if error is not None:
-                self.shutdown(wait=not isinstance(error, TimeoutError))
-                raise error
+        except BaseException:
+            # All or nothing, whatever ended the constructor (Ctrl-C too): the pool stops here,
+            # as after Ctrl-C in `with pool:`, and exit sees it until its workers have ended.
+            if hasattr(self, "_state"):  # else _start has ended what it made
+                _exit.keep_until_ended(self)
+                _exit.stop_after_ctrl_c(self)
+            raise
+        if error is not None:
+            self.shutdown(wait=not isinstance(error, TimeoutError))
+            raise error
+
+    def _start(self, process_pool: Any) -> None:
+        """Makes the native pool and its completion thread, and registers the pool for exit: in
+        the constructor, and when a pool that stepped aside comes back. All or nothing:
+        whatever ends it (Ctrl-C, "can't start new thread"), its workers have ended when the
+        exception propagates (unless a second Ctrl-C stops that wait)."""
+        made: list[Any] = []
+        state: PoolState | None = None
+        # Whoever takes it delivers the pool's events and joins its workers: the completion
+        # thread, or (if that thread never began) this one, below.
+        delivery = threading.Lock()
+
+        def deliver() -> None:
+            if delivery.acquire(blocking=False):
+                assert state is not None
+                state.deliver_forever()
+
+        try:
+            # Stored from C (list.extend over map), not by an assignment: a Ctrl-C handled
+            # between the call's return and the next bytecode would drop the pool with its
+            # workers running, and nothing would wait for them.
+            # What the workers' sys.path follows: submit() sends the caller's again when it changed.
+            self._sys_path = list(sys.path)
+            arguments = (self._max_workers, [str(p) for p in self._sys_path], *self._native_arguments)
+            made.extend(map(_native.Pool, *([argument] for argument in arguments)))
+            native = made[0]
+            if self._preload_watch is not None:
+                self._preload_watch.connect(native.mark_broken)
+            state = PoolState(native, self._task_timeout, self._thread_names[1])
+            state.initargs = self._initargs
+            state.fallback = process_pool
+            state.message_handlers.update(self._handlers)
+            warm = None
+            if self._auto_warm:
+                warm = preloading.AutoWarm(native, self._preload_modules)
+                state.message_handlers[preloading.TAG_WARM_FAILED] = warm.on_failure
+            completion = threading.Thread(target=deliver, name=self._thread_names[0], daemon=False)
+            completion.start()
+            weakref.finalize(self, _close_native, native)
+            self._completion = completion
+            self._warm = warm
+            self._state = state
+            _exit.register(self)
+        except BaseException:
+            if made:
+                made[0].close()
+                made[0].interrupt_all()  # the initializers too
+                if state is None:
+                    made[0].join()
+                elif delivery.acquire(blocking=False):
+                    state.deliver_forever()  # the completion thread never began: end it all here
+                else:
+                    while not _exit.wait_for_event(state.ended, _exit.CTRL_C_POLL_SECONDS):
+                        pass
+            raise
+
+    def _come_back(self) -> bool:
+        """A pool that stepped aside makes new interpreters, for its next task. False: it has
+        been shut down meanwhile."""
+        with self._lifecycle_lock:
+            if self._stepped_aside:
+                self._start(self._state.fallback)
+                self._stepped_aside = False
+            return bool(self._state.native.state() == "running")
+
+    def _activity(self) -> tuple[int, int, int]:
+        """What changes whenever a task is submitted or finishes (for ``_exit.IdleWatch``)."""
+        state = self._state
+        return id(state), state.native.stats()["tasks_submitted"], len(state.futures)
 
     # -- submitting ----------------------------------------------------------------
 
@@ -485,6 +424,8 @@ class InterpreterPoolExecutor(Executor):
             state.native.submit(task_id, fn, args, kwargs)
         except BaseException:
             state.futures.pop(task_id, None)
+            if self._stepped_aside and self._come_back():
+                return self.submit(fn, *args, **kwargs)  # in the new interpreters
             reason = state.broken  # Swift refuses tasks of a broken pool too
             if reason is not None:
                 raise BrokenInterpreterPool(reason) from None
@@ -496,7 +437,7 @@ class InterpreterPoolExecutor(Executor):
             warm.note(fn, module, future)
         return future
 
-    def _follow_sys_path(self, state: _PoolState) -> None:
+    def _follow_sys_path(self, state: PoolState) -> None:
         """The caller's ``sys.path`` changed since the last submit: the workers follow it before
         their next task (and interpreters started later begin with it)."""
         path = list(sys.path)
@@ -612,11 +553,16 @@ class InterpreterPoolExecutor(Executor):
         ``cancel_futures=True`` cancels the tasks that have not started, and interrupts the
         ``initializer`` where it still runs (no task is left for it to prepare).
         ``interrupt=True`` does that and also interrupts the running tasks, as Ctrl-C does.
-        Ctrl-C while waiting interrupts the running tasks and initializers too. Calling it
-        again is harmless.
+        A warm import of ``preload="auto"`` is interrupted in any case: no task needs it.
+        With ``wait``, the done-callbacks of the tasks have run too when it returns. Ctrl-C
+        while waiting interrupts the running tasks and initializers too. Calling it again is
+        harmless.
         """
+        with self._lifecycle_lock:
+            self._stepped_aside = False  # a pool that stepped aside stays down now
         state = self._state
         state.native.close()  # refuses new tasks from here on (Swift owns the pool's state)
+        state.native.interrupt_warm_imports()
         if interrupt:
             self._interrupt_everything()
         elif cancel_futures:
@@ -624,18 +570,37 @@ class InterpreterPoolExecutor(Executor):
                 future._sp_cancel(interrupt=False)
         if cancel_futures or interrupt:
             state.native.interrupt_initializers()
-        if wait and self._completion is not threading.current_thread():
+        watch = self._idle_watch
+        if watch is not None:
+            watch.stop()
+        here = threading.current_thread()
+        if wait and here is not self._completion:
             try:
                 # Polled: a Ctrl-C that lands just before the wait blocks is seen by CPython
                 # only when the wait ends, which here may be never (exit would hang on it).
-                while not _wait_for_event(state.ended, _CTRL_C_POLL_SECONDS):
+                while not _exit.wait_for_event(state.ended, _exit.CTRL_C_POLL_SECONDS):
                     pass
             except KeyboardInterrupt:
                 self._interrupt_everything()
                 raise
             self._completion.join()
+            for thread in (state.callbacks.thread, watch.thread if watch is not None else None):
+                if thread is not None and thread is not here:
+                    while thread.is_alive():  # polled, for Ctrl-C, as above
+                        thread.join(_exit.CTRL_C_POLL_SECONDS)
         if state.fallback is not None:
             state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures or interrupt)
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> Literal[False]:
+        """Shuts the pool down and waits for its tasks, as ``shutdown()`` does. When Ctrl-C
+        ends the block (KeyboardInterrupt, or in a task its interruption: TaskInterrupted),
+        the tasks are interrupted first, and only what can still end is waited for (a second
+        Ctrl-C stops waiting)."""
+        if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, TaskInterrupted)):
+            _exit.stop_after_ctrl_c(self)
+        else:
+            self.shutdown(wait=True)
+        return False
 
     def _interrupt_everything(self) -> None:
         """Ctrl-C: close, cancel every task, interrupt the running ones and the initializers.
@@ -687,7 +652,10 @@ class InterpreterPoolExecutor(Executor):
     @property
     def status(self) -> Literal["running", "shut down", "broken"]:
         """``"running"`` (it takes tasks), ``"shut down"`` (``shutdown()`` was called) or
-        ``"broken"`` (a worker interpreter failed to start)."""
+        ``"broken"`` (a worker interpreter failed to start). A pool that stepped aside (before
+        a fork, or idle) is running: its next task starts its interpreters again."""
+        if self._stepped_aside:
+            return "running"
         state = self._state.native.state()
         return "shut down" if state == "shutting down" else state  # type: ignore[no-any-return]
 
@@ -751,172 +719,3 @@ def _call_pickle_with_keywords() -> None:
 def _close_native(native: Any) -> None:
     """Finalizer of an executor dropped without shutdown: let its workers end."""
     native.close()
-
-
-# After Ctrl-C at exit: how long workers may stay in the end of their interpreters (which waits
-# for the threads their tasks started) before exit gives up on them.
-_EXIT_GRACE_SECONDS = 2.0
-# How often waits that Ctrl-C must interrupt wake up. CPython handles a signal in the main
-# thread at its next bytecode, or when it interrupts a blocked wait; one that arrives between
-# the last bytecode and the block interrupts nothing, so it is handled only once the wait ends.
-_CTRL_C_POLL_SECONDS = 0.05
-
-_WORKER_ACTIVITY_TEXT = {
-    _native.WORKER_STARTING: "its initializer has not returned (code blocked inside C sees the "
-    "interruption only when it returns to Python)",
-    _native.WORKER_IDLE: "idle",
-    _native.WORKER_RUNNING: "its task has not returned (code blocked inside C sees the "
-    "interruption only when it returns to Python)",
-    _native.WORKER_ENDING: "its interpreter is ending",
-    _native.WORKER_WARMING: 'it imports a module ahead of tasks (preload="auto"; code blocked inside C '
-    "sees the interruption only when it returns to Python)",
-    _native.WORKER_ENDING_WITH_THREADS: "its interpreter waits for threads that its tasks started "
-    "and that have not ended (an interpreter ends only after its "
-    "threads)",
-}
-
-_exit_hook_ran = False
-
-
-def _shutdown_all_at_exit() -> None:
-    """Before the interpreter joins threads at exit: end every live pool's interpreters.
-
-    Pools wait for their tasks as the stdlib executors do. Initializers still running are
-    interrupted when no task waits for them. When the program is exiting because of Ctrl-C,
-    or Ctrl-C hits during this wait, every task and initializer is interrupted, and exit
-    waits only for what can still end: workers stuck ending their interpreters (a thread their
-    tasks started never ends) are given up after ``_EXIT_GRACE_SECONDS``, and a second Ctrl-C
-    gives up on everything. Giving up prints what was left on stderr and ends the process at
-    once, as Ctrl-C would (CPython cannot finalize while a sub-interpreter still runs: 3.12
-    aborts with "remaining subinterpreters", 3.13 hangs).
-    """
-    global _exiting, _exit_hook_ran
-    _exit_hook_ran = True
-    with _live_lock:
-        _exiting = True
-        pools = list(_live_pools)
-    interrupted = isinstance(getattr(sys, "last_exc", None), KeyboardInterrupt)
-    try:
-        if not interrupted:
-            for pool in pools:
-                pool._stop_idle_initializers()
-            for pool in pools:
-                pool.shutdown(wait=True)
-            return
-    except KeyboardInterrupt:
-        pass
-    try:
-        for pool in pools:
-            pool._interrupt_everything()
-        _wait_after_ctrl_c(pools)
-    except KeyboardInterrupt:
-        _give_up_at_exit(pools, "a second Ctrl-C")
-
-
-def _shutdown_all_at_exit_if_missed() -> None:
-    """atexit fallback: Ctrl-C inside another threading exit hook skips ours (threading's
-    ``_shutdown`` stops at the first exception); finalizing with live pools would crash."""
-    if not _exit_hook_ran:
-        _shutdown_all_at_exit()
-
-
-def _wait_for_event(event: threading.Event, timeout: float) -> bool:
-    """``event.wait(timeout)``, where a Ctrl-C always comes out as KeyboardInterrupt.
-
-    A KeyboardInterrupt raised inside ``Condition.wait`` while it does not hold its lock (a
-    signal handled just after it released the lock, or just before it takes it back) leaves
-    ``Event.wait``'s ``with`` releasing an unlocked lock: a RuntimeError whose context is the
-    KeyboardInterrupt, which the callers' ``except KeyboardInterrupt`` would miss (and exit
-    would then finalize with live workers).
-    """
-    try:
-        return event.wait(timeout)
-    except RuntimeError as error:
-        if isinstance(error.__context__, KeyboardInterrupt):
-            raise error.__context__ from None
-        raise
-
-
-def _wait_after_ctrl_c(pools: list[InterpreterPoolExecutor]) -> None:
-    """Waits until every pool has ended, or gives up on workers that can only wait for threads."""
-    stuck_since: float | None = None
-    while True:
-        remaining = [pool for pool in pools if not pool._state.ended.is_set()]
-        if not remaining:
-            return
-        activities = [
-            activity
-            for pool in remaining
-            for activity in pool._state.native.worker_activities()
-            if activity != _native.WORKER_ENDED
-        ]
-        if activities and all(
-            a in (_native.WORKER_ENDING, _native.WORKER_ENDING_WITH_THREADS) for a in activities
-        ):
-            now = time.monotonic()
-            if stuck_since is None:
-                stuck_since = now
-            elif now - stuck_since >= _EXIT_GRACE_SECONDS:
-                _give_up_at_exit(remaining, "Ctrl-C")
-        else:
-            stuck_since = None
-        _wait_for_event(remaining[0]._state.ended, _CTRL_C_POLL_SECONDS)  # a poll, only after Ctrl-C at exit
-
-
-def _give_up_at_exit(pools: list[InterpreterPoolExecutor], why: str) -> None:
-    """Says on stderr which workers are left and why, then ends the process as Ctrl-C does
-    (killed by SIGINT), without finalizing: never returns."""
-    import signal
-
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # no third KeyboardInterrupt halfway through
-        lines = []
-        for pool in pools:
-            for index, activity in enumerate(pool._state.native.worker_activities()):
-                if activity != _native.WORKER_ENDED:
-                    text = _WORKER_ACTIVITY_TEXT.get(activity, f"activity {activity}")
-                    lines.append(f"  worker {index} of {pool!r}: {text}")
-        message = (
-            f"subinterpreter_parallelism: exit gave up on worker interpreters after {why}:\n"
-            + "\n".join(lines)
-            + "\nThe process ends now without finalizing (atexit functions not yet run are skipped).\n"
-        )
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is sys.stderr:
-                    stream.write(message)
-                stream.flush()
-            except Exception:
-                pass
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    finally:
-        os._exit(130)  # if SIGINT did not end the process
-
-
-def _forget_pools_after_fork() -> None:
-    """In a forked child: the worker threads did not survive the fork, so every pool inherited
-    from the parent is broken there (and the exit hook must not wait for it).
-
-    Where such a child cannot run Python at all (``_versions.FORK_CHILD_ABORTS``), the native
-    fork guard has already ended it, with a message, before this hook could run.
-    """
-    global _live_lock
-    _native._after_fork()
-    _live_lock = threading.Lock()  # the parent may have held it while forking
-    for pool in list(_live_pools):
-        # Lock-free in Swift: the parent may have held any lock at the fork.
-        pool._state.native.mark_broken(
-            "this process was forked from the one that created the pool; "
-            "interpreter pools do not survive fork: create a new pool in the child"
-        )
-        pool._state.ended.set()
-    _live_pools.clear()
-
-
-threading._register_atexit(_shutdown_all_at_exit)  # type: ignore[attr-defined]
-atexit.register(_shutdown_all_at_exit_if_missed)
-_native._install_fork_guard(_versions.FORK_CHILD_ABORTS)
-os.register_at_fork(
-    before=_native._before_fork, after_in_parent=_native._after_fork, after_in_child=_forget_pools_after_fork
-)

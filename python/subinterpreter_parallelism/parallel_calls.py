@@ -130,8 +130,9 @@ def parallel(
                 futures.append(failed)
     tracker = track(futures, None, progress, "parallel")
     try:
-        done, not_done = wait(futures, timeout)
-    except KeyboardInterrupt:
+        # In a task, interrupting it ends this wait too (TaskInterrupted; see _future.py).
+        _, not_done = wait(futures, timeout)
+    except BaseException:  # Ctrl-C, or in a task its interruption: the calls stop too
         for future in futures:
             future.cancel()
         raise

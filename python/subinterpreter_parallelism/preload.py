@@ -191,7 +191,10 @@ class PreloadWatch:
         data = bytes(memoryview(payload))
         if data == PRELOAD_OK:
             if self._left == self._workers and self._gate is not None:
-                self._gate.put(True)  # worker 0 succeeded: the others may go (they pass it on)
+                try:
+                    self._gate.put(True)  # worker 0 succeeded: the others may go (they pass it on)
+                except _native.QueueClosed:
+                    pass  # the constructor stopped waiting (Ctrl-C): no other worker is to go
             self._left -= 1
             if self._left <= 0:
                 self._constructing = False  # here, before any later interpreter's message

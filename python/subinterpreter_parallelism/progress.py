@@ -61,7 +61,12 @@ def track(
         sink = _CallbackSink(progress)
     tracker = Tracker(total, len(futures), sink)
     for future, weight in zip(futures, weights):
-        future.add_done_callback(functools.partial(tracker.finished, weight=weight))
+        count = functools.partial(tracker.finished, weight=weight)
+        # Runs as the task's future settles, on the completion thread, even where the pool
+        # runs done-callbacks on its callback thread (_future.QUICK_CALLBACK): the count
+        # must not fall behind the results.
+        count._sp_quick = True  # type: ignore[attr-defined]
+        future.add_done_callback(count)
     return tracker
 
 

@@ -11,7 +11,9 @@ as ``loky.get_reusable_executor`` does for process pools:
   after it has finished the tasks already submitted to it, and a new one is made (loky
   resizes its process pool instead; an interpreter pool has a fixed number of workers);
 - an executor that was shut down (``with get_reusable_executor() as pool:`` does that on
-  exit) or is broken is replaced by a new one.
+  exit) or is broken is replaced by a new one;
+- after ``idle_timeout`` seconds (300) without a task, its interpreters end (as loky's workers
+  do); the executor stays the same, and its next task starts them again.
 
 ``parallel()`` runs on the same pool when it is given no ``executor``: whatever
 ``get_reusable_executor()`` returned last, if it still runs, else a new default one, which
@@ -24,8 +26,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypedDict, Unpack
 
-from . import _native
-from ._validate import check_count
+from . import _exit, _native
+from ._validate import check_count, check_time_limit
 from ._versions import default_worker_count
 from .executor import InterpreterPoolExecutor
 
@@ -51,6 +53,8 @@ class ExecutorOptions(TypedDict, total=False):
 _lock = threading.RLock()
 _executor: InterpreterPoolExecutor | None = None
 _options: dict[str, Any] = {}
+#: Seconds without a task after which the reusable executor's interpreters end (loky's default).
+IDLE_TIMEOUT = 300.0
 
 
 def _usable(executor: InterpreterPoolExecutor | None) -> bool:
@@ -60,14 +64,11 @@ def _usable(executor: InterpreterPoolExecutor | None) -> bool:
 def option_names() -> set[str]:
     """The names of :class:`InterpreterPoolExecutor`'s options (its parameters but
     ``max_workers``): what ``get_reusable_executor`` and the joblib backend accept."""
-    import inspect
-
-    parameters = inspect.signature(InterpreterPoolExecutor).parameters
-    return {
-        name
-        for name, p in parameters.items()
-        if name != "max_workers" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
+    # From the code object, not ``inspect``: importing inspect on the first parallel() call
+    # is slow, and a Ctrl-C inside it (building its enums) prints notes after the traceback.
+    code = InterpreterPoolExecutor.__init__.__code__
+    names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+    return {name for name in names if name != "max_workers"}
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -82,6 +83,7 @@ def get_reusable_executor(
     *,
     reuse: bool | Literal["auto"] = "auto",
     kill_workers: bool = False,
+    idle_timeout: float | None = IDLE_TIMEOUT,
     **options: Unpack[ExecutorOptions],
 ) -> InterpreterPoolExecutor:
     """Returns the process-wide reusable :class:`InterpreterPoolExecutor`, creating it if needed.
@@ -94,6 +96,10 @@ def get_reusable_executor(
             options, as long as ``max_workers`` matches. False: always replace it.
         kill_workers: when the executor is replaced, interrupt its running tasks and cancel
             its queued ones instead of waiting for them (like loky's ``kill_workers``).
+        idle_timeout: seconds without a task after which the executor's interpreters end, to
+            give their memory back (like loky's ``timeout``); its next task starts them again
+            (the executor stays the same). None: never. It applies to the executor returned,
+            reused or new.
         **options: keyword arguments of :class:`InterpreterPoolExecutor`
             (``initializer``, ``initargs``, ``task_timeout``, ``preload``, ...).
 
@@ -103,7 +109,8 @@ def get_reusable_executor(
         is allowed: the next call makes a new one.
 
     Raises:
-        TypeError, ValueError: invalid ``max_workers`` or ``reuse``, or an unknown option name:
+        TypeError, ValueError: invalid ``max_workers``, ``reuse`` or ``idle_timeout``, or an
+            unknown option name:
             checked first, the current executor is left as it was. Invalid option values
             raise from the executor's constructor, once the current executor has been shut down.
     """
@@ -111,11 +118,14 @@ def get_reusable_executor(
     if reuse not in (True, False, "auto"):
         raise ValueError(f"reuse must be True, False or 'auto', not {reuse!r}")
     max_workers = check_count(max_workers, "max_workers", _native.MAX_WORKERS)
+    idle_timeout = check_time_limit(idle_timeout, "idle_timeout")
     unknown = sorted(set(options) - option_names())
     if unknown:
         raise TypeError(f"get_reusable_executor() got unexpected keyword arguments: {', '.join(unknown)}")
     with _lock:
         current = _executor if _usable(_executor) else None
+        if current is None and _executor is not None:
+            _exit.watch_idle(_executor, None)  # broken or shut down: replaced below
         if max_workers is None:
             max_workers = (
                 current.max_workers if current is not None and reuse is True else default_worker_count()
@@ -125,12 +135,14 @@ def get_reusable_executor(
             and current.max_workers == max_workers
             and (reuse is True or (reuse == "auto" and _same(options, _options)))
         ):
+            _exit.watch_idle(current, idle_timeout)
             return current
         if current is not None:
             current.shutdown(wait=True, cancel_futures=kill_workers, interrupt=kill_workers)
         _executor = None
         _options = {}
         executor = InterpreterPoolExecutor(max_workers, **options)
+        _exit.watch_idle(executor, idle_timeout)
         _executor, _options = executor, dict(options)
         return executor
 

@@ -166,20 +166,25 @@ def test_abort_in_a_task_ends_the_whole_process():
     assert result.stdout == "before\n"
 
 
-# -- Forking the caller while a pool exists (issue 13, item 6) -----------------------------------
+# -- Forking the caller while a pool exists (issue 13, item 6; issue 22, item 13) ---------------
 # CPython 3.12/3.13 cannot run Python in a child forked while own-GIL interpreters exist (the
-# child aborted with "Fatal Python error: PyThreadState_Get" on 3.13.0, hung on 3.12.1). The
-# native fork guard makes such a child say why and exit with FORK_REFUSED_STATUS instead; where
-# the child survives (3.14+), it runs with the inherited pools marked broken.
+# child aborted with "Fatal Python error: PyThreadState_Get" on 3.13.0, hung on 3.12.1). An
+# idle pool steps aside before the fork (its interpreters end; its next task makes new ones),
+# so the child runs. A pool with a task at the fork stays: the native fork guard makes such a
+# child say why and exit with FORK_REFUSED_STATUS; where the child survives, it runs with the
+# inherited pool marked broken.
 
 FORK_PROGRAM = """
 import multiprocessing, os, sys
 import concurrent.futures as cf
 import subinterpreter_parallelism as sp
-import rel_tasks
+import rel_tasks, sp_tasks
 
 pool = sp.InterpreterPoolExecutor(1)
 print("pool", pool.submit(rel_tasks.add, 1, 1).result(timeout=60), flush=True)
+if sys.argv[2] == "busy":
+    gate = sp.Queue()
+    busy = pool.submit(sp_tasks.wait_on_queue, gate)
 if sys.argv[1] == "os.fork":
     pid = os.fork()
     if pid == 0:
@@ -193,6 +198,9 @@ else:
             print("process pool", processes.submit(abs, -2).result(timeout=60), flush=True)
         except Exception as error:
             print("process pool failed:", type(error).__name__, flush=True)
+if sys.argv[2] == "busy":
+    gate.put("done")
+    busy.result(timeout=60)
 pool.shutdown()
 pid = os.fork()  # no interpreter left: an ordinary fork
 if pid == 0:
@@ -201,15 +209,22 @@ print("after shutdown, child exit status", os.waitstatus_to_exitcode(os.waitpid(
 """
 
 
+@pytest.mark.parametrize("state", ["idle", "busy"])
 @pytest.mark.parametrize("how", ["os.fork", "multiprocessing fork"])
-def test_fork_while_a_pool_exists_never_shows_a_fatal_error(how):
+def test_fork_while_a_pool_exists_never_shows_a_fatal_error(how, state):
     # (CPython 3.12+ warns that forking a multi-threaded process may deadlock the child.)
-    result = run_python("", "-W", "ignore::DeprecationWarning", "-c", FORK_PROGRAM, how, timeout=90)
+    result = run_python("", "-W", "ignore::DeprecationWarning", "-c", FORK_PROGRAM, how, state, timeout=90)
     assert_clean_exit(result)
     lines = result.stdout.splitlines()
     assert lines[0] == "pool 2"
     assert lines[-1] == "after shutdown, child exit status 5"
-    if sp._versions.FORK_CHILD_ABORTS:
+    if state == "idle" or not sp._versions.FORK_CHILD_ABORTS:
+        assert "this process was forked" not in result.stderr, result.stderr
+        if how == "os.fork":
+            assert lines[1:-1] == ["the child runs Python", "child exit status 0"]
+        else:
+            assert lines[1:-1] == ["process pool 2"]
+    else:
         assert "this process was forked" in result.stderr and "exits with status 70" in result.stderr, (
             result.stderr
         )
@@ -217,7 +232,3 @@ def test_fork_while_a_pool_exists_never_shows_a_fatal_error(how):
             assert lines[1:-1] == [f"child exit status {sp._native.FORK_REFUSED_STATUS}"]
         else:
             assert lines[1:-1] == ["process pool failed: BrokenProcessPool"]
-    elif how == "os.fork":
-        assert lines[1:-1] == ["the child runs Python", "child exit status 0"]
-    else:
-        assert lines[1:-1] == ["process pool 2"]
