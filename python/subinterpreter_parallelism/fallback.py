@@ -176,7 +176,7 @@ def _warning_text(refusal: Refusal) -> str:
 class Call:
     """A task that may fall back: its call, and where the caller's code submitted it."""
 
-    __slots__ = ("fn", "args", "kwargs", "site")
+    __slots__ = ("args", "fn", "kwargs", "site")
 
     def __init__(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], site: _CallSite) -> None:
         self.fn = fn
@@ -193,7 +193,7 @@ class _CallSite:
     """The caller's line that submitted a task (past this library's frames and the stdlib's
     executor frames), and the line of the script's top-level code that led there."""
 
-    __slots__ = ("filename", "lineno", "module_globals", "main_lineno")
+    __slots__ = ("filename", "lineno", "main_lineno", "module_globals")
 
     def __init__(
         self, filename: str, lineno: int, module_globals: dict[str, Any] | None, main_lineno: int | None
