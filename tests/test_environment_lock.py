@@ -154,6 +154,40 @@ def test_a_child_forked_while_another_thread_holds_the_lock_can_take_it():
     assert done.stdout.split() == ["0"], done.stderr[-3000:]
 
 
+CREATE_WHILE_CHURNING = """
+import sys
+import subinterpreter_parallelism as sp
+import spe_helpers
+
+created = int(sys.argv[1])
+started, stop = sp.Queue(), sp.Queue()
+# max_tasks_per_worker=1: each task of the second worker ends its interpreter, and the next
+# task's starts while the first worker changes the environment.
+with sp.InterpreterPoolExecutor(2, max_tasks_per_worker=1) as pool:
+    churner = pool.submit(spe_helpers.churn_environment, started, stop)
+    started.get(timeout=60)
+    for i in range(created):
+        assert pool.submit(abs, -i).result(timeout=60) == i
+    stop.put(None)
+    print(churner.result(timeout=60) > 0)
+"""
+
+
+def test_interpreters_start_while_workers_change_the_environment(helpers):
+    """A new interpreter's ``posix`` module copies the C environment as it starts, and a
+    worker's ``os.putenv``/``os.unsetenv`` meanwhile moved or freed the entries it read: the
+    process died of a segfault in ``_install_external_importers`` (once in CI, 3.13.0, in the
+    slow test below). Interpreters are now created under the environment lock."""
+    done = run_python(
+        CREATE_WHILE_CHURNING,
+        timeout=280,
+        argv=["200"],
+        env={"PYTHONPATH": os.path.dirname(helpers.__file__)},
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-3000:]}"
+    assert done.stdout.split() == ["True"], done.stderr[-3000:]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fallback_processes_start_while_workers_change_the_environment(helpers):

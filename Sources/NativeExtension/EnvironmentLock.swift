@@ -18,6 +18,11 @@
 // call os.putenv and os.unsetenv (through which os.environ writes) inside it too
 // (`_worker.guard_environment_writes`). One lock for the whole process: any pool's workers,
 // any pool's fallback. C code that calls setenv() itself is not covered.
+//
+// A new interpreter reads `environ` too: its `posix` module copies the array into `os.environ`
+// as it starts. A worker's putenv meanwhile may move the array (glibc reallocates it to add an
+// entry) and unsetenv shifts its entries, so that copy read freed memory: a segfault inside
+// `_install_external_importers`, once in CI. Workers create their interpreters under the lock.
 @preconcurrency import CPythonShim
 import Glibc
 
@@ -53,11 +58,19 @@ enum EnvironmentLock {
         guard count >= 1, let function = args?[0] else {
             return Py.fail(PyExc_TypeError, "with_environment_lock() needs the function to call")
         }
+        return whileHeld { PyObject_Vectorcall(function, args! + 1, Int(count) - 1, keywordNames) }
+    }
+
+    /// Runs `body` holding the lock. Called with a GIL held (a worker creating its interpreter
+    /// holds the main interpreter's); when another thread has the lock, it waits with that GIL
+    /// released, since the holder may need it: no thread ever blocks on the lock while holding
+    /// a GIL.
+    static func whileHeld<T>(_ body: () -> T) -> T {
         if pthread_mutex_trylock(mutex) != 0 {
             let locked = Py.withoutGIL { pthread_mutex_lock(mutex) }
             precondition(locked == 0, "pthread_mutex_lock failed")
         }
         defer { precondition(pthread_mutex_unlock(mutex) == 0, "pthread_mutex_unlock failed") }
-        return PyObject_Vectorcall(function, args! + 1, Int(count) - 1, keywordNames)
+        return body()
     }
 }

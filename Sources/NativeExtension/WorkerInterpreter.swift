@@ -228,7 +228,8 @@ final class WorkerInterpreter: @unchecked Sendable {
                 continue
             }
             var sub: UnsafeMutablePointer<PyThreadState>?
-            let status = Py_NewInterpreterFromConfig(&sub, &config)
+            // Its posix module copies the C environment (EnvironmentLock.swift says why the lock).
+            let status = EnvironmentLock.whileHeld { Py_NewInterpreterFromConfig(&sub, &config) }
             if PyStatus_Exception(status) == 0, let sub { return (sub, "") }
             reason = status.err_msg.map { String(cString: $0) } ?? "unknown error"
         }
