@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import fast_tasks
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import _native, _outcome
+from subinterpreter_parallelism import _native, _wire
 
 # Every kind the format holds, at its edges, and values it does not hold (pickled instead).
 SHAREABLE = [
@@ -228,6 +228,22 @@ def test_functions_without_a_resolvable_name_still_work(pool):
     assert pool.submit(functools.partial(fast_tasks.echo, 5)).result(timeout=60) == 5
 
 
+def test_builtins_that_read_the_calling_frame_get_one_on_the_pickled_path(pool):
+    """The Swift worker calls Python functions and classes directly; anything else goes through
+    the runner's ``invoke``, whose frame ``eval`` without globals reads (called from Swift, it
+    would have no frame and raise)."""
+    import functools
+
+    assert (
+        pool.submit(functools.partial(eval, "__name__")).result(timeout=60)
+        == "subinterpreter_parallelism._worker"
+    )
+    assert pool.submit(eval, "[__name__]", None).result(timeout=60) == ["subinterpreter_parallelism._worker"]
+    assert (
+        pool.submit(fast_tasks.Tools).result(timeout=60).__class__.__name__ == "Tools"
+    )  # a class, called directly
+
+
 def test_large_bytes_still_travel_out_of_band(pool):
     data = b"x" * (_native.OUT_OF_BAND_MIN + 1)
     assert pool.submit(fast_tasks.echo, data).result(timeout=60) == data
@@ -238,7 +254,7 @@ def test_the_general_path_reads_shareable_outcomes_too():
     for value in SHAREABLE:
         encoded = _native.encode_shareable(value)
         assert encoded is not None and encoded[0] == _native.SHAREABLE_TAG
-        ok, decoded = _outcome.decode(encoded)
+        ok, decoded = _wire.decode_outcome(encoded)
         assert ok and same(decoded, value)
     for value in NOT_SHAREABLE:
         assert _native.encode_shareable(value) is None

@@ -25,9 +25,10 @@ LAYERS: list[tuple[str, set[str]]] = [
         "base: version facts, errors, import hooks, refusal detection, argument rules, the shared map",
         {"_versions", "errors", "_import_hooks", "_refusal", "_validate", "shared_map"},
     ),
-    ("wire format: pickling, task outcomes", {"_pickling", "_rebuild", "_outcome"}),
+    ("wire format: pickling, the records that cross", {"_pickling", "_rebuild", "_wire"}),
     ("worker-side runner", {"_worker", "_joblib_tasks"}),
     ("worker-side streams", {"_streams"}),
+    ("worker-side features: the worker halves of forwarding and preload", {"_worker_features"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
     (

@@ -17,7 +17,7 @@ import pytest
 import lend_tasks
 import sp_tasks
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import _native, _pickling
+from subinterpreter_parallelism import _native, _wire
 
 SIZE = 1 << 20
 
@@ -170,7 +170,7 @@ def test_a_bytearray_result_the_worker_keeps_is_a_snapshot(pool):
 
 def test_the_out_of_band_rule_is_the_native_one():
     """One rule, in the Swift core's WireFormat; the Python encoders read it from `_native`."""
-    assert _pickling.out_of_band_kind is _native.out_of_band_kind
+    assert _wire.out_of_band_kind is _native.out_of_band_kind
     big = _native.OUT_OF_BAND_MIN
     kinds = [
         (b"x", _native.OUT_OF_BAND_NO),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import subinterpreter_parallelism as sp
-from subinterpreter_parallelism import _outcome, _refusal, _worker
+from subinterpreter_parallelism import _refusal, _wire, _worker
 from subinterpreter_parallelism.errors import ExecutionFailed
 
 try:  # imported here first: a worker's refused import starts numpy's BLAS threads in this process
@@ -84,7 +84,7 @@ def test_worker_and_caller_share_the_walk():
     with pytest.raises(ImportError):
         _worker.run_chunk(refused, [(1,)], raise_refusals=True)
     _, failure = _worker.run_chunk(caught, [(1,)], raise_refusals=True)
-    ok, error = _outcome.decode(failure)
+    ok, error = _wire.decode_outcome(failure)
     assert not ok and isinstance(error, ValueError)
     assert _refusal.find_refusal(error) is None
 

@@ -1,5 +1,6 @@
 """Tasks of tests/test_task_views.py: a call whose unpickling reaches for the memoryview that
-the worker made over the caller's bytes (the runner never hands it to user code; a
+the worker made over the caller's bytes (the runner never hands it to user code; when
+arguments travel out of band, the runner's ``decode_call`` unpickles it in Python, where a
 reconstructor that walks the stack can still find it)."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Grabber:
         return (_grab, ())
 
 
-def identity(value):
+def identity(value, *_):
     return value
 
 

@@ -23,12 +23,12 @@ def in_worker() -> bool:
 
 
 def in_warm_import() -> bool:
-    """Whether this code runs inside a warm import (``preload.warm_module``), not a task."""
+    """Whether this code runs inside a warm import (``_worker_features.warm_module``), not a task."""
     frame = sys._getframe()
     while frame is not None:
         if (
             frame.f_code.co_name == "warm_module"
-            and frame.f_globals.get("__name__") == "subinterpreter_parallelism.preload"
+            and frame.f_globals.get("__name__") == "subinterpreter_parallelism._worker_features"
         ):
             return True
         frame = frame.f_back

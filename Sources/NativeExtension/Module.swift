@@ -99,9 +99,9 @@ enum NativeModule {
             ("OUT_OF_BAND_BYTEARRAY", WireFormat.OutOfBand.byteArray.rawValue),
             ("OUT_OF_BAND_MEMORYVIEW", WireFormat.OutOfBand.memoryView.rawValue),
             ("PICKLE_PROTOCOL", Int(WireFormat.pickleProtocol)),
-            ("VALUE_TAG", Int(WireFormat.valueTag)),
-            ("ERROR_TAG", Int(WireFormat.errorTag)),
-            ("SHAREABLE_TAG", Int(WireFormat.shareableTag)),
+            ("VALUE_TAG", Int(WireFormat.Value.tag)),
+            ("ERROR_TAG", Int(WireFormat.Error.tag)),
+            ("SHAREABLE_TAG", Int(WireFormat.Shareable.tag)),
             ("MAX_WORKERS", maxWorkers),
         ]
         for (name, value) in constants where PyModule_AddIntConstant(module, name, value) != 0 { return -1 }
@@ -153,7 +153,7 @@ enum NativeModule {
     static let functions: [MethodEntry] = [
         .fast(
             "out_of_band_kind",
-            "out_of_band_kind(value) -> how value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Pickling.swift)."
+            "out_of_band_kind($module, value, /)\n--\n\nHow value travels as an argument or result: OUT_OF_BAND_NO (pickled), _BYTES, _BYTEARRAY or _MEMORYVIEW (beside the pickle). The one rule (WireFormat in Wire.swift)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("out_of_band_kind", 1...1) else { return nil }
@@ -161,7 +161,7 @@ enum NativeModule {
         },
         .fast(
             "encode_shareable",
-            "encode_shareable(value) -> bytes, or None when value is not made only of None, bool, int (64-bit), float, complex, str and bytes in tuples, frozensets and (3.15+) frozendicts: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG."
+            "encode_shareable($module, value, /)\n--\n\nBytes, or None when value is not made only of None, bool, int (64-bit), float, complex, str and bytes in tuples, frozensets and (3.15+) frozendicts: the pickle-free format of results and queue items (ShareableCodec.swift), whose first byte is SHAREABLE_TAG."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("encode_shareable", 1...1) else { return nil }
@@ -170,7 +170,7 @@ enum NativeModule {
         },
         .fast(
             "decode_shareable",
-            "decode_shareable(buffer) -> the value that encode_shareable encoded; ValueError if buffer holds anything else."
+            "decode_shareable($module, buffer, /)\n--\n\nThe value that encode_shareable encoded; ValueError if buffer holds anything else."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("decode_shareable", 1...1) else { return nil }
@@ -181,7 +181,7 @@ enum NativeModule {
         },
         .fast(
             "factorial_mod",
-            "factorial_mod(n) -> n! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row)."
+            "factorial_mod($module, n, /)\n--\n\nn! mod 1_000_000_007, computed in Swift with the GIL released (the demo's native row)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("factorial_mod", 1...1), let value = Py.int64(arguments[0]) else { return nil }
@@ -191,7 +191,7 @@ enum NativeModule {
         },
         .fast(
             "sleep",
-            "sleep(seconds): like time.sleep (with its errors), but interrupting the task (cancel, timeout, Ctrl-C) ends it at once."
+            "sleep($module, seconds, /)\n--\n\nLike time.sleep (with its errors), but interrupting the task (cancel, timeout, Ctrl-C) ends it at once."
         ) { module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("sleep", 1...1) else { return nil }
@@ -207,7 +207,7 @@ enum NativeModule {
         },
         .fast(
             "post_message",
-            "post_message(tag, data): from a task, send bytes to the pool's owner (delivered in order with the task's result)."
+            "post_message($module, tag, data, /)\n--\n\nFrom a task, send bytes to the pool's owner (delivered in order with the task's result)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("post_message", 2...2), let tag = Py.int64(arguments[0]) else { return nil }
@@ -224,7 +224,7 @@ enum NativeModule {
         },
         .fast(
             "_install_fork_guard",
-            "_install_fork_guard(refuse_children): once per process, from the main interpreter: a child forked through Python while worker interpreters exist prints why and exits with FORK_REFUSED_STATUS instead of aborting (when refuse_children)."
+            "_install_fork_guard($module, refuse_children, /)\n--\n\nOnce per process, from the main interpreter: a child forked through Python while worker interpreters exist prints why and exits with FORK_REFUSED_STATUS instead of aborting (when refuse_children)."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_install_fork_guard", 1...1) else { return nil }
@@ -233,23 +233,29 @@ enum NativeModule {
             ForkGuard.install(refuseChildren: truth == 1)
             return Py.none()
         },
-        .noArgs("_before_fork", "os.register_at_fork(before=...): marks the forking thread for the fork guard.") {
+        .noArgs(
+            "_before_fork",
+            "_before_fork($module, /)\n--\n\nos.register_at_fork(before=...): marks the forking thread for the fork guard."
+        ) {
             _, _ in
             ForkGuard.markForking()
             return Py.none()
         },
-        .noArgs("_after_fork", "os.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark.") {
+        .noArgs(
+            "_after_fork",
+            "_after_fork($module, /)\n--\n\nos.register_at_fork(after_in_parent=..., after_in_child=...): clears the mark."
+        ) {
             _, _ in
             ForkGuard.unmarkForking()
             return Py.none()
         },
         .keywords(
             "with_environment_lock",
-            "with_environment_lock(function, /, *args, **kwargs) -> function(*args, **kwargs), called holding the process-wide lock under which the environment changes and fallback processes start (EnvironmentLock.swift says why).",
+            "with_environment_lock($module, function, /, *args, **kwargs)\n--\n\nfunction(*args, **kwargs), called holding the process-wide lock under which the environment changes and fallback processes start (EnvironmentLock.swift says why).",
             EnvironmentLock.call),
         .fast(
             "_fail_next_interpreter_creations",
-            "_fail_next_interpreter_creations(n): for tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen."
+            "_fail_next_interpreter_creations($module, n, /)\n--\n\nFor tests: the next n interpreter creations (in any pool) fail like CPython's transient failure, so the retry can be seen."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_fail_next_interpreter_creations", 1...1), let count = Py.int64(arguments[0]) else {
@@ -261,7 +267,7 @@ enum NativeModule {
         },
         .fast(
             "_keep_ctrl_c",
-            "_keep_ctrl_c(previous, main_thread, unraisable): sys.unraisablehook, through functools.partial, in the main interpreter. A KeyboardInterrupt on the main thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is delivered again, as a new Ctrl-C, instead of being printed and lost; anything else goes to previous. In C, so that no Python instruction runs between the new Ctrl-C and the return to the code it interrupts."
+            "_keep_ctrl_c($module, previous, main_thread, unraisable, /)\n--\n\nsys.unraisablehook, through functools.partial, in the main interpreter. A KeyboardInterrupt on the main thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is delivered again, as a new Ctrl-C, instead of being printed and lost; anything else goes to previous. In C, so that no Python instruction runs between the new Ctrl-C and the return to the code it interrupts."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_keep_ctrl_c", 3...3), let mainThread = Py.int64(arguments[1]) else { return nil }
@@ -276,7 +282,7 @@ enum NativeModule {
         },
         .fast(
             "_keep_task_interrupted",
-            "_keep_task_interrupted(unraisable): sys.unraisablehook in worker interpreters. A TaskInterrupted on a worker's thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is raised again at the task's next instruction, instead of being printed and lost; anything else goes to sys.__unraisablehook__."
+            "_keep_task_interrupted($module, unraisable, /)\n--\n\nsys.unraisablehook in worker interpreters. A TaskInterrupted on a worker's thread that CPython could only report as unraisable (raised inside a weakref callback or a finalizer: python/cpython#95959) is raised again at the task's next instruction, instead of being printed and lost; anything else goes to sys.__unraisablehook__."
         ) { module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_keep_task_interrupted", 1...1) else { return nil }
@@ -293,26 +299,35 @@ enum NativeModule {
             }
             return Py.call(fallback, arguments[0])?.take()
         },
-        .noArgs("worker_index", "The index of the pool worker running this code, or None outside workers.") { _, _ in
+        .noArgs(
+            "worker_index",
+            "worker_index($module, /)\n--\n\nThe index of the pool worker running this code, or None outside workers."
+        ) { _, _ in
             guard let worker = WorkerInterpreter.current else { return Py.none() }
             return Py.int(Int64(worker.index))
         },
         .fast(
             "_encode_for_interpreters",
-            "_encode_for_interpreters(encode, value) -> encode(value), run as an encoding for another interpreter of this process: a SharedMap pickled meanwhile travels as its id (not as a file for other processes). Whoever keeps value keeps its handles alive."
+            "_encode_for_interpreters($module, encode, value, /)\n--\n\nencode(value), run as an encoding for another interpreter of this process: a SharedMap pickled meanwhile travels as its id (not as a file for other processes). Whoever keeps value keeps its handles alive."
         ) { _, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_encode_for_interpreters", 2...2) else { return nil }
             var pins: QueuePins?  // dropped: whoever keeps `value` keeps its handles
             return QueuePins.collecting(into: &pins) { PyObject_CallOneArg(arguments[0], arguments[1]) }
         },
-        .fast("_attach_queue", "_attach_queue(id): a handle to the live Queue with this id (used by unpickling).") {
+        .fast(
+            "_attach_queue",
+            "_attach_queue($module, id, /)\n--\n\nA handle to the live Queue with this id (used by unpickling)."
+        ) {
             module, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_attach_queue", 1...1) else { return nil }
             return SharedQueue.attach(module!, arguments[0])
         },
-        .noArgs("build_info", "How this extension was built: Swift compiler, the Python it was compiled for.") { _, _ in
+        .noArgs(
+            "build_info",
+            "build_info($module, /)\n--\n\nHow this extension was built: Swift compiler, the Python it was compiled for."
+        ) { _, _ in
             guard let info = Py.dict() else { return nil }
             let entries: [(String, String)] = [
                 ("swift", swiftCompilerVersion),
@@ -421,9 +436,20 @@ enum ModuleState {
     static func cPickle(for type: UnsafeMutablePointer<PyTypeObject>) -> (
         dumps: PyObjectPointer, loads: PyObjectPointer
     )? {
-        guard let state = of(type: type),
-            load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
-        else { return nil }
+        guard let state = of(type: type) else { return nil }
+        return cPickle(in: state)
+    }
+
+    /// The same for the interpreter of the `_native` module `module`.
+    static func cPickle(module: PyObjectPointer) -> (dumps: PyObjectPointer, loads: PyObjectPointer)? {
+        guard let state = of(module: module) else { return nil }
+        return cPickle(in: state)
+    }
+
+    private static func cPickle(in state: UnsafeMutablePointer<sp_ModuleState>) -> (
+        dumps: PyObjectPointer, loads: PyObjectPointer
+    )? {
+        guard load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads)) else { return nil }
         return (state.pointee.c_dumps!, state.pointee.c_loads!)
     }
 

@@ -51,6 +51,10 @@ final class NativePool: NativeBacked {
         @convention(c) (
             UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
         ) -> PyObjectPointer? = { type, args, kwargs in
+            // Positional only: a keyword (`task_timeout=...`) was once ignored without a word.
+            if let kwargs, PyDict_Size(kwargs) > 0 {
+                return Py.fail(PyExc_TypeError, "Pool() takes no keyword arguments")
+            }
             guard let type, let args, (4...7).contains(PyTuple_Size(args)) else {
                 return Py.fail(
                     PyExc_TypeError,
@@ -137,14 +141,15 @@ final class NativePool: NativeBacked {
     static let workerStackSize = 32 << 20
 
     static let methods: [MethodEntry] = [
-        .fast("submit", "submit(task_id, fn, args, kwargs): encode the call and queue it.") { me, args, n in
+        .fast("submit", "submit($self, task_id, fn, args, kwargs, /)\n--\n\nEncode the call and queue it.") {
+            me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("submit", 4...4) else { return nil }
             return Box.unwrap(me, as: NativePool.self).submit(arguments)
         },
         .fast(
             "cancel",
-            "cancel(task_id, interrupt=True) -> 0 (too late: the completion thread or another stop settles the future), 1 (cancelled before it started), 2 (running task interrupted); 1 and 2 hand the settling of the future to the caller"
+            "cancel($self, task_id, interrupt=True, /)\n--\n\n0 (too late: the completion thread or another stop settles the future), 1 (cancelled before it started), 2 (running task interrupted); 1 and 2 hand the settling of the future to the caller"
         ) { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("cancel", 1...2), let id = Py.int64(arguments[0]) else { return nil }
@@ -156,7 +161,7 @@ final class NativePool: NativeBacked {
             }
             return Py.int(Int64(Box.unwrap(me, as: NativePool.self).cancel(id, interrupt: interrupt)))
         },
-        .fast("phase", "phase(task_id) -> the TaskPhase value, or -1 once delivered") { me, args, n in
+        .fast("phase", "phase($self, task_id, /)\n--\n\nThe TaskPhase value, or -1 once delivered") { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("phase", 1...1), let id = Py.int64(arguments[0]) else { return nil }
             let task = Box.unwrap(me, as: NativePool.self).core.task(withID: id)
@@ -164,13 +169,13 @@ final class NativePool: NativeBacked {
         },
         .noArgs(
             "interrupt_all",
-            "Interrupt every running task and initializer; returns how many. Only requests: returns at once."
+            "interrupt_all($self, /)\n--\n\nInterrupt every running task and initializer; returns how many. Only requests: returns at once."
         ) { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).interruptAll()))
         },
         .noArgs(
             "interrupt_initializers",
-            "Interrupt the initializers still running (or not started); returns how many. Only requests: returns at once."
+            "interrupt_initializers($self, /)\n--\n\nInterrupt the initializers still running (or not started); returns how many. Only requests: returns at once."
         ) { me, _ in
             Py.int(
                 Int64(
@@ -178,13 +183,16 @@ final class NativePool: NativeBacked {
         },
         .noArgs(
             "interrupt_warm_imports",
-            "Interrupt the warm imports of preload=\"auto\" that workers run now (no task needs them); returns how many. Only requests: returns at once."
+            "interrupt_warm_imports($self, /)\n--\n\nInterrupt the warm imports of preload=\"auto\" that workers run now (no task needs them); returns how many. Only requests: returns at once."
         ) { me, _ in
             Py.int(
                 Int64(
                     Box.unwrap(me, as: NativePool.self).core.workers.filter { $0.requestWarmImportInterrupt() }.count))
         },
-        .noArgs("worker_activities", "What each worker thread does now: a list of WORKER_* values, by worker index.") {
+        .noArgs(
+            "worker_activities",
+            "worker_activities($self, /)\n--\n\nWhat each worker thread does now: a list of WORKER_* values, by worker index."
+        ) {
             me, _ in
             let pool = Box.unwrap(me, as: NativePool.self)
             guard let list = Py.list() else { return nil }
@@ -195,7 +203,7 @@ final class NativePool: NativeBacked {
         },
         .fast(
             "deliver",
-            "deliver(futures, settle, on_event) -> bool: wait for events; for each returned value, pop the task's future from the dict futures (id -> future) and call settle(future, value) (nothing when it is not there); call on_event(kind, id, payload, worker) for anything else; False once the pool has ended."
+            "deliver($self, futures, settle, on_event, /)\n--\n\nWait for events; for each returned value, pop the task's future from the dict futures (id -> future) and call settle(future, value) (nothing when it is not there); call on_event(kind, id, payload, worker) for anything else; False once the pool has ended."
         ) { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("deliver", 3...3) else { return nil }
@@ -205,13 +213,16 @@ final class NativePool: NativeBacked {
             let values = ValueDelivery(futures: arguments[0], settle: arguments[1])
             return Box.unwrap(me, as: NativePool.self).deliver(values, onEvent: arguments[2])
         },
-        .noArgs("close", "Refuse new tasks; workers finish the queued ones and end their interpreters.") { me, _ in
+        .noArgs(
+            "close",
+            "close($self, /)\n--\n\nRefuse new tasks; workers finish the queued ones and end their interpreters."
+        ) { me, _ in
             Box.unwrap(me, as: NativePool.self).core.close()
             return Py.none()
         },
         .noArgs(
             "state",
-            "The pool's state: \"running\", \"shutting down\" (closed, workers still ending), \"shut down\" or \"broken\"."
+            "state($self, /)\n--\n\nThe pool's state: \"running\", \"shutting down\" (closed, workers still ending), \"shut down\" or \"broken\"."
         ) { me, _ in
             switch Box.unwrap(me, as: NativePool.self).core.lifecycle.state {
             case .running: Py.string("running")
@@ -220,12 +231,14 @@ final class NativePool: NativeBacked {
             case .broken: Py.string("broken")
             }
         },
-        .noArgs("broken_reason", "Why the pool is broken (str), or None while it is not.") { me, _ in
+        .noArgs(
+            "broken_reason", "broken_reason($self, /)\n--\n\nWhy the pool is broken (str), or None while it is not."
+        ) { me, _ in
             Box.unwrap(me, as: NativePool.self).core.lifecycle.brokenBecause.map { Py.string($0) } ?? Py.none()
         },
         .fast(
             "mark_broken",
-            "mark_broken(reason) -> bool: the pool is broken from now on (it refuses tasks; close() ends it); True for the first call, whose reason is kept. Takes no lock, so a forked child may call it."
+            "mark_broken($self, reason, /)\n--\n\nThe pool is broken from now on (it refuses tasks; close() ends it); True for the first call, whose reason is kept. Takes no lock, so a forked child may call it."
         ) { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("mark_broken", 1...1), let reason = Py.swiftString(arguments[0]) else { return nil }
@@ -233,7 +246,7 @@ final class NativePool: NativeBacked {
         },
         .noArgs(
             "join",
-            "Wait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran."
+            "join($self, /)\n--\n\nWait (GIL released) until every worker thread has ended; returns the ids of queued tasks that never ran."
         ) { me, _ in
             let pool = Box.unwrap(me, as: NativePool.self)
             Py.withoutGIL {
@@ -242,12 +255,12 @@ final class NativePool: NativeBacked {
             }
             return pool.releaseUnrunTasks()
         },
-        .noArgs("alive_workers", "Worker threads that have not ended yet.") { me, _ in
+        .noArgs("alive_workers", "alive_workers($self, /)\n--\n\nWorker threads that have not ended yet.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.aliveWorkerCount))
         },
         .fast(
             "warm",
-            "warm(module): preload=\"auto\": add module (a str) to the modules that idle workers import ahead of the tasks that need them (once per pool)."
+            "warm($self, module, /)\n--\n\npreload=\"auto\": add module (a str) to the modules that idle workers import ahead of the tasks that need them (once per pool)."
         ) { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("warm", 1...1), let module = Py.swiftString(arguments[0]) else { return nil }
@@ -257,7 +270,7 @@ final class NativePool: NativeBacked {
         },
         .fast(
             "set_sys_path",
-            "set_sys_path(sys_path): the caller's sys.path (a list of str) changed; each worker interpreter follows it before its next task."
+            "set_sys_path($self, sys_path, /)\n--\n\nThe caller's sys.path (a list of str) changed; each worker interpreter follows it before its next task."
         ) { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("set_sys_path", 1...1), let path = NativePool.sysPath(arguments[0]) else {
@@ -266,15 +279,15 @@ final class NativePool: NativeBacked {
             Box.unwrap(me, as: NativePool.self).core.callerPath.set(path)
             return Py.none()
         },
-        .noArgs("queued", "Tasks waiting for a worker.") { me, _ in
+        .noArgs("queued", "queued($self, /)\n--\n\nTasks waiting for a worker.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: NativePool.self).core.tasks.count))
         },
-        .noArgs("stats", "Counters and per-step times measured by the runtime.") { me, _ in
+        .noArgs("stats", "stats($self, /)\n--\n\nCounters and per-step times measured by the runtime.") { me, _ in
             Box.unwrap(me, as: NativePool.self).statsDictionary()
         },
         .fast(
             "_fast_forward_deadlines",
-            "_fast_forward_deadlines(seconds) -> int: for tests: the task_timeout deadlines of the tasks submitted so far come `seconds` earlier, as if that much time had passed for them (those it reaches expire now); returns how many were waiting."
+            "_fast_forward_deadlines($self, seconds, /)\n--\n\nFor tests: the task_timeout deadlines of the tasks submitted so far come `seconds` earlier, as if that much time had passed for them (those it reaches expire now); returns how many were waiting."
         ) { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_fast_forward_deadlines", 1...1), let seconds = Py.double(arguments[0]) else {
@@ -292,7 +305,7 @@ final class NativePool: NativeBacked {
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.Pool",
         doc:
-            "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None): worker threads that each own an own-GIL interpreter (thread_names: their OS names, by index).",
+            "Pool(workers, sys_path, bootstrap_payload, encoder, thread_names=None, max_tasks_per_worker=0, task_timeout=None, /)\n--\n\nWorker threads that each own an own-GIL interpreter (thread_names: their OS names, by index).",
         methods: methods,
         extraSlots: [PyType_Slot(slot: sp_slot_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self))])
 

@@ -76,7 +76,9 @@ typealias KeywordMethod =
 /// `(self, unused) -> result`, the METH_NOARGS signature.
 typealias NoArgsMethod = @convention(c) (PyObjectPointer?, PyObjectPointer?) -> PyObjectPointer?
 
-/// One entry of a method table.
+/// One entry of a method table. Its `doc` starts with CPython's text signature,
+/// `name($self, a, b=None, /)\n--\n\n` (`$module` for a module function), which
+/// `inspect.signature` reads and tests/test_native_stub.py holds against `_native.pyi`.
 struct MethodEntry {
     let name: StaticString
     let function: PyCFunction
@@ -134,6 +136,12 @@ enum NativeTables {
         ]
         slots += extraSlots
         slots.append(PyType_Slot(slot: 0, pfunc: nil))
+        // A type without a `tp_new` of its own is made only by Swift (`Box.wrap`): from Python,
+        // object's would make an empty box, which every method traps on.
+        var flags = UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE) | extraFlags
+        if !extraSlots.contains(where: { $0.slot == sp_slot_tp_new }) {
+            flags |= UInt32(Py_TPFLAGS_DISALLOW_INSTANTIATION)
+        }
         let slotTable = UnsafeMutablePointer<PyType_Slot>.allocate(capacity: slots.count)
         slotTable.initialize(from: slots, count: slots.count)
         let spec = UnsafeMutablePointer<PyType_Spec>.allocate(capacity: 1)
@@ -142,7 +150,7 @@ enum NativeTables {
                 name: name.cString,
                 basicsize: Int32(MemoryLayout<sp_BoxObject>.size),
                 itemsize: 0,
-                flags: UInt32(Py_TPFLAGS_DEFAULT) | UInt32(Py_TPFLAGS_IMMUTABLETYPE) | extraFlags,
+                flags: flags,
                 slots: slotTable))
         return spec
     }

@@ -3,18 +3,20 @@
 //   caller's interpreter (main)                 worker thread k (its own interpreter and GIL)
 //   ───────────────────────────                 ─────────────────────────────────────────────
 //   Pool.submit(id, fn, args, kwargs)
-//     the call by name (CallsByName.swift),       (a module-level function with shareable
-//     else pickled (CallEncoder.swift)             arguments; else pickle / cloudpickle;
+//     a Call (Wire.swift, _wire.py): by name       (a module-level function with shareable
+//     (CallsByName.swift), else pickled            arguments; else the C pickle; else
+//     (CallEncoder.swift)                          _wire.encode_call: cloudpickle, out of band;
 //                                                  timed: encode_call)
 //     Task{id, bytes kept alive}  ──► tasks: BlockingQueue<Task> ──►  lifecycle.start()
-//                                                                    TaskRunner.run: a memoryview
-//                                                                    over the caller's bytes (no
-//                                                                    copy), decode_call -> invoke
-//                                                                    -> encode_result/encode_error
-//                                                                    (a shareable call or result:
-//                                                                     in Swift, no pickle)
-//                                                                    (timed: decode_call, call,
-//                                                                     encode_result)
+//                                                                    TaskRunner.run, one Python
+//                                                                    call: the Call decoded from
+//                                                                    the caller's bytes (no copy),
+//                                                                    the function called, what it
+//                                                                    returned encoded (Shareable,
+//                                                                    Value; else _wire: Lent,
+//                                                                    Error, ...) (timed:
+//                                                                    decode_call, call,
+//                                                                    encode_result)
 //   completion thread:                          ◄── events: BlockingQueue<PoolEvent> ◄── outcome
 //   Pool.deliver(futures, settle, on_event)          copied into a Swift-owned ByteBuffer, or a
 //     a returned value: decoded in Swift (no         large binary result lent (ResultLending)
@@ -22,6 +24,7 @@
 //     settle(future, value), the future popped
 //     from `futures` in Swift (PoolDelivery.swift);
 //     anything else: on_event(kind, id, ResultBuffer, worker), decoded in Python
+//     (_wire.decode_outcome)
 //     (timed: result_wait, deliver); the task's bytes released
 //
 //   Stopping a task (cancel, task_timeout via the pool's DeadlineTimer thread, Ctrl-C) changes
@@ -44,8 +47,8 @@ import Synchronization
 
 /// What every worker of a pool needs to start.
 struct WorkerConfiguration: Sendable {
-    /// The runner's `bootstrap` argument, made by `_worker.encode_bootstrap` (the pool's steps
-    /// and initializer: marshalled by name when that is possible, else pickled), or nil.
+    /// The runner's `bootstrap` argument, a `_wire.Bootstrap` encoded (the pool's steps and
+    /// initializer: marshalled by name when that is possible, else pickled), or nil.
     let bootstrapPayload: ByteBuffer?
     /// Stack size of worker threads: deep enough that Python's recursion limit trips first.
     let stackSize: Int

@@ -23,26 +23,18 @@ extension NativePool {
         switch payload {
         case .lent(let lent):
             // The one copy; `lent` goes back to the worker after this.
-            built = OwnedObject(lent.asByteArray ? Py.byteArray(lent.contents) : Py.bytes(lent.contents))
+            built = WireFormat.Lent.copy(lent.contents, asByteArray: lent.asByteArray)
             guard built != nil else { return NativePool.failure() }
         case .lend:
             return .general
         case .lentArgument(let lend):
             built = OwnedObject(lend.callerView())
             guard built != nil else { return NativePool.failure() }
-        case .encoded(let buffer) where ShareableCodec.holds(buffer):
-            // A value in the shareable format: built here, no pickle.
-            built = OwnedObject(ShareableCodec.decode(buffer))
-            guard built != nil else { return NativePool.failure() }
         case .encoded(let buffer):
-            guard buffer.count > 0, buffer.contents[0] == WireFormat.valueTag, let loads = cLoads else {
-                return .general
-            }
-            built = OwnedObject(Pickling.loads(buffer, with: loads))
-            guard built != nil else {
-                PyErr_Clear()  // the general path reports why it cannot be unpickled here
-                return .general
-            }
+            // A Shareable value or a Value; an Error, or a pickle that does not load here, takes
+            // the general path (`_wire.decode_outcome` says why).
+            built = WireFormat.Value.decode(buffer, loads: cLoads)
+            guard built != nil else { return NativePool.failure() }
         }
         guard let value = built else { return .general }
         guard let id = OwnedObject(Py.int(event.id)) else { return NativePool.failure() }

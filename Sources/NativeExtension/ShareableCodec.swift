@@ -4,7 +4,7 @@
 // Pythons that have it (3.15+), `frozendict`, of those too. Such values are most of what flows through a queue (counters,
 // keys, messages) and most of what tiny tasks take and return, and for them pickle's machinery
 // (a pickler, a frame, an unpickler, a memoryview) costs more than the hand-off itself. A
-// `Queue` item, a task's returned value and a task's call by name (`WireFormat.ShareableCall`)
+// `Queue` item, a task's returned value and a task's call by name (`WireFormat.Call`)
 // use it. Anything else, or anything this format
 // cannot hold (a larger int, a str with lone surrogates, deep nesting), goes to pickle: an
 // item's bytes start with `tag` here and with pickle's PROTO opcode (0x80) otherwise.

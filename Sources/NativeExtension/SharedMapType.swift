@@ -205,7 +205,7 @@ enum SharedMapType {
     // MARK: - Methods
 
     static let methods: [MethodEntry] = [
-        .fast("get", "get(key, default=None): the value of key, else default.") { me, args, n in
+        .fast("get", "get($self, key, default=None, /)\n--\n\nThe value of key, else default.") { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("get", 1...2) else { return nil }
             switch withStorage(me, { find($0, arguments[0]) }) {
@@ -217,21 +217,21 @@ enum SharedMapType {
             case .failed: return nil
             }
         },
-        .noArgs("_iter_values", "An iterator over the values, in insertion order.") { me, _ in
+        .noArgs("_iter_values", "_iter_values($self, /)\n--\n\nAn iterator over the values, in insertion order.") { me, _ in
             SharedMapCursor.make(storage(me), .values, for: me!)
         },
-        .noArgs("_iter_items", "An iterator over the (key, value) pairs, in insertion order.") { me, _ in
+        .noArgs("_iter_items", "_iter_items($self, /)\n--\n\nAn iterator over the (key, value) pairs, in insertion order.") { me, _ in
             SharedMapCursor.make(storage(me), .items, for: me!)
         },
-        .fast("_save", "_save(path): writes the map to the file path (replaced whole).") { me, args, n in
+        .fast("_save", "_save($self, path, /)\n--\n\nWrites the map to the file path (replaced whole).") { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_save", 1...1), let path = Py.swiftString(arguments[0]) else { return nil }
             return storage(me).save(to: path) ? Py.none() : nil
         },
-        .noArgs("_pin_in_transit", "Whether an encoding for another interpreter of this process runs on this thread; if so the bytes it makes retain this map (QueuePins).") { me, _ in
+        .noArgs("_pin_in_transit", "_pin_in_transit($self, /)\n--\n\nWhether an encoding for another interpreter of this process runs on this thread; if so the bytes it makes retain this map (QueuePins).") { me, _ in
             Py.bool(QueuePins.note(storage(me)))
         },
-        .fast("_file_for_processes", "_file_for_processes(candidate): the file another process can map: the one the map came from or was written to, else (candidate None) None, else one written at candidate now (deleted with the map).") { me, args, n in
+        .fast("_file_for_processes", "_file_for_processes($self, candidate, /)\n--\n\nThe file another process can map: the one the map came from or was written to, else (candidate None) None, else one written at candidate now (deleted with the map).") { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_file_for_processes", 1...1) else { return nil }
             let storage = storage(me)
@@ -241,21 +241,21 @@ enum SharedMapType {
             guard let candidate = Py.swiftString(candidateObject) else { return nil }
             return storage.fileForProcesses(candidate: candidate).flatMap { Py.string($0) }
         },
-        .noArgs("_id", "The process-wide id of the map.") { me, _ in
+        .noArgs("_id", "_id($self, /)\n--\n\nThe process-wide id of the map.") { me, _ in
             Py.int(storage(me).id)
         },
         MethodEntry(
             name: "_open", function: unsafeBitCast(open, to: PyCFunction.self),
             flags: METH_FASTCALL | METH_CLASS,
-            doc: "_open(path, verify): a handle on the map in the file path, memory-mapped."),
+            doc: "_open($type, path, verify, /)\n--\n\nA handle on the map in the file path, memory-mapped."),
         MethodEntry(
             name: "_attach", function: unsafeBitCast(attach, to: PyCFunction.self),
             flags: METH_FASTCALL | METH_CLASS,
-            doc: "_attach(id): a handle in this interpreter on the live map id; LookupError when every handle is gone."),
+            doc: "_attach($type, id, /)\n--\n\nA handle in this interpreter on the live map id; LookupError when every handle is gone."),
         MethodEntry(
             name: "_live", function: live,
             flags: METH_NOARGS | METH_STATIC,
-            doc: "_live() -> (maps alive in this process, their bytes): for tests."),
+            doc: "_live()\n--\n\n(maps alive in this process, their bytes): for tests."),
     ]
 
     private static let open: FastMethod = { cls, args, n in
@@ -301,6 +301,9 @@ enum SharedMapType {
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.SharedMap",
         doc: """
+        SharedMap(data, /)
+        --
+
         The native base of subinterpreter_parallelism.SharedMap: a read-only mapping stored once \
         in native memory and read by every interpreter of the process (use the subclass).
         """,
@@ -367,7 +370,7 @@ final class SharedMapCursor: NativeBacked {
     }
 
     static let methods: [MethodEntry] = [
-        .noArgs("__length_hint__", "How many items are left.") { me, _ in
+        .noArgs("__length_hint__", "__length_hint__($self, /)\n--\n\nHow many items are left.") { me, _ in
             let cursor = Box.unwrap(me, as: SharedMapCursor.self)
             return Py.int(Int64(cursor.storage.count - cursor.index))
         },

@@ -171,7 +171,9 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     }
 
     static let methods: [MethodEntry] = [
-        .keywords("put", "put(item, block=True, timeout=None): add item; raises queue.Full or QueueClosed.") {
+        .keywords(
+            "put", "put($self, /, item, block=True, timeout=None)\n--\n\nAdd item; raises queue.Full or QueueClosed."
+        ) {
             me, args, n, names in
             if n == 1 && names == nil {  // put(item), the common call: nothing to parse
                 return Box.unwrap(me, as: SharedQueue.self).put(me!, args![0]!, block: true, deadline: nil)
@@ -190,7 +192,7 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
         },
         .keywords(
             "get",
-            "get(block=True, timeout=None): remove and return the oldest item; raises queue.Empty or QueueClosed."
+            "get($self, /, block=True, timeout=None)\n--\n\nRemove and return the oldest item; raises queue.Empty or QueueClosed."
         ) { me, args, n, names in
             if n == 0 && names == nil {  // get(), the common call
                 return Box.unwrap(me, as: SharedQueue.self).get(me!, block: true, deadline: nil)
@@ -203,39 +205,40 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
             guard let (block, deadline) = waitArguments(parsed[0], parsed[1]) else { return nil }
             return Box.unwrap(me, as: SharedQueue.self).get(me!, block: block, deadline: deadline)
         },
-        .fast("put_nowait", "put_nowait(item): put(item, block=False).") { me, args, n in
+        .fast("put_nowait", "put_nowait($self, item, /)\n--\n\nput(item, block=False).") { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("put_nowait", 1...1) else { return nil }
             return Box.unwrap(me, as: SharedQueue.self).put(me!, arguments[0], block: false, deadline: nil)
         },
-        .noArgs("get_nowait", "get_nowait(): get(block=False).") { me, _ in
+        .noArgs("get_nowait", "get_nowait($self, /)\n--\n\nget(block=False).") { me, _ in
             Box.unwrap(me, as: SharedQueue.self).get(me!, block: false, deadline: nil)
         },
-        .noArgs("qsize", "Number of items in the queue now.") { me, _ in
+        .noArgs("qsize", "qsize($self, /)\n--\n\nNumber of items in the queue now.") { me, _ in
             Py.int(Int64(Box.unwrap(me, as: SharedQueue.self).items.count))
         },
-        .noArgs("empty", "Whether the queue holds no items now.") { me, _ in
+        .noArgs("empty", "empty($self, /)\n--\n\nWhether the queue holds no items now.") { me, _ in
             Py.bool(Box.unwrap(me, as: SharedQueue.self).items.count == 0)
         },
-        .noArgs("full", "Whether the queue is at maxsize now (never, when unbounded).") { me, _ in
+        .noArgs("full", "full($self, /)\n--\n\nWhether the queue is at maxsize now (never, when unbounded).") { me, _ in
             let queue = Box.unwrap(me, as: SharedQueue.self)
             return Py.bool(queue.items.capacity > 0 && queue.items.count >= queue.items.capacity)
         },
         .noArgs(
-            "close", "Refuse new items and wake every waiter with QueueClosed; items already queued can still be taken."
+            "close",
+            "close($self, /)\n--\n\nRefuse new items and wake every waiter with QueueClosed; items already queued can still be taken."
         ) { me, _ in
             Box.unwrap(me, as: SharedQueue.self).items.close()
             return Py.none()
         },
-        .noArgs("is_closed", "Whether close() was called, in any interpreter.") { me, _ in
+        .noArgs("is_closed", "is_closed($self, /)\n--\n\nWhether close() was called, in any interpreter.") { me, _ in
             Py.bool(Box.unwrap(me, as: SharedQueue.self).items.isClosed)
         },
-        .noArgs("_id", "The process-wide id of the queue.") { me, _ in
+        .noArgs("_id", "_id($self, /)\n--\n\nThe process-wide id of the queue.") { me, _ in
             Py.int(Box.unwrap(me, as: SharedQueue.self).id)
         },
         .noArgs(
             "__reduce__",
-            "Pickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive)."
+            "__reduce__($self, /)\n--\n\nPickles the handle as the queue's id; unpickling attaches to the same queue (which a pickle in transit through a Queue, a task or a result keeps alive)."
         ) { me, _ in
             let queue = Box.unwrap(me, as: SharedQueue.self)
             QueuePins.note(queue)
@@ -249,7 +252,10 @@ final class SharedQueue: NativeBacked, @unchecked Sendable {
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.Queue",
         doc: """
-            Queue(maxsize=0): a FIFO shared by every interpreter of the process.
+            Queue(maxsize=0)
+            --
+
+            A FIFO shared by every interpreter of the process.
 
             Items made of None, bool, int, float, complex, str, bytes and tuples, frozensets (and
             frozendicts) of them are copied without pickle; other items are pickled on put and unpickled on get. A Queue passed to a task is

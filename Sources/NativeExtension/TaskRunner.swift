@@ -1,10 +1,14 @@
 // The Python half of a worker, bound once per interpreter: the runner module
-// (python/subinterpreter_parallelism/_worker.py), its functions bound by name, and how a task
-// is run with them. A pickled call goes through the runner (`decode_call`, `invoke`,
-// `encode_result` or `encode_error`, each timed); a call in the shareable format is resolved
-// and called here (TaskRunner+ShareableCall.swift). Every method runs on the worker's thread
-// with its interpreter's GIL held, and the runner is dropped (its references released) before
-// that interpreter ends.
+// (python/subinterpreter_parallelism/_worker.py) and the wire's records (_wire.py), their
+// functions bound by name, and how a task is run with them. A task crosses into Python once,
+// for the call itself: its Call is decoded here (Wire.swift; a call by name is resolved in
+// TaskRunner+ShareableCall.swift), the function is called (a Python function or a class
+// directly, anything else through the runner's `invoke`), and what it returned is encoded here
+// (Shareable, else a Value); `_wire.decode_call`, `_wire.encode_value` and the runner's
+// `encode_error` take only what that cannot do (out-of-band arguments, Lent results,
+// `__main__`, failures, exceptions). Each step is timed. Every method runs on the worker's
+// thread with its interpreter's GIL held, and the runner is dropped (its references released)
+// before that interpreter ends.
 @preconcurrency import CPythonShim
 import ParallelRuntime
 
@@ -33,10 +37,16 @@ struct TaskRunner: ~Copyable {
     private let interruptType: OwnedObject
     /// This interpreter's `LentBuffer` type (see BufferLend.swift).
     let lentBufferType: OwnedObject
-    /// `decode_call` and `encode_result`, looked up on first use: they load pickle, which a
-    /// worker whose tasks never need it does not import.
-    private var decodeCall: OwnedObject?
-    private var encodeResult: OwnedObject?
+    /// This interpreter's `_native` module, whose state keeps its `_pickle` functions.
+    private let native: OwnedObject
+    /// `_wire.decode_call(view, extras)`, `_wire.encode_value(value)` and the `_wire.Lent`
+    /// type (the runner imported `_wire`, which loads pickle only when these need it).
+    private let decodeCall: OwnedObject
+    private let encodeValue: OwnedObject
+    private let lentType: OwnedObject
+    /// `_pickle.dumps` and `_pickle.loads` (borrowed from `native`'s state), imported on first
+    /// use: a worker whose tasks never need pickle does not import it.
+    private var cPickle: (dumps: PyObjectPointer, loads: PyObjectPointer)?
 
     /// Sets `sys.path`, imports the runner and binds its functions by name; the interrupter
     /// learns this interpreter's `TaskInterrupted`. Throws the text of what failed.
@@ -49,13 +59,17 @@ struct TaskRunner: ~Copyable {
         guard let module = Py.importModule("subinterpreter_parallelism._worker") else {
             throw TaskRunner.failure("importing subinterpreter_parallelism._worker")
         }
+        guard let wire = Py.importModule("subinterpreter_parallelism._wire") else {
+            throw TaskRunner.failure("importing subinterpreter_parallelism._wire")
+        }
         // One lookup at a time: none runs with the previous one's exception still set.
-        func bind(_ name: String) throws(RunnerFailure) -> OwnedObject {
-            guard let function = Py.attribute(module.borrowed, name) else {
+        func bind(_ name: String, from source: borrowing OwnedObject) throws(RunnerFailure) -> OwnedObject {
+            guard let function = Py.attribute(source.borrowed, name) else {
                 throw TaskRunner.failure("reading the runner's \(name)")
             }
             return function
         }
+        func bind(_ name: String) throws(RunnerFailure) -> OwnedObject { try bind(name, from: module) }
         let invoke = try bind("invoke")
         let encodeError = try bind("encode_error")
         let unflushed = try bind("unflushed")
@@ -63,6 +77,9 @@ struct TaskRunner: ~Copyable {
         let bootstrap = try bind("bootstrap")
         let followSysPath = try bind("follow_sys_path")
         let interruptType = try bind("TaskInterrupted")
+        let decodeCall = try bind("decode_call", from: wire)
+        let encodeValue = try bind("encode_value", from: wire)
+        let lentType = try bind("Lent", from: wire)
         // The runner imported `_native`: its state in this interpreter holds the type.
         guard let native = Py.importModule("subinterpreter_parallelism._native") else {
             throw TaskRunner.failure("importing subinterpreter_parallelism._native")
@@ -80,12 +97,15 @@ struct TaskRunner: ~Copyable {
         self.followSysPath = followSysPath
         self.interruptType = interruptType
         self.lentBufferType = OwnedObject(retaining: type)
-        decodeCall = nil
-        encodeResult = nil
+        self.native = native
+        self.decodeCall = decodeCall
+        self.encodeValue = encodeValue
+        self.lentType = lentType
+        cPickle = nil
     }
 
     /// Runs the runner's `bootstrap(payload)` (`configuration.bootstrapPayload`, see
-    /// `_worker.encode_bootstrap`): nil on success, else the text of the failure.
+    /// `_wire.Bootstrap`): nil on success, else the text of the failure.
     func bootstrap(_ payload: ByteBuffer?) -> String? {
         let argument = payload.map { OwnedObject(Py.bytes($0.contents)) } ?? OwnedObject(Py.none())
         guard let argument else { return TaskRunner.errorText("bootstrap") }
@@ -114,13 +134,14 @@ struct TaskRunner: ~Copyable {
         return true
     }
 
-    /// Runs `preload.warm_module(module)`: nil on success, else the failure's text.
+    /// Runs `_worker_features.warm_module(module)` (preload's worker half: a worker never
+    /// imports `preload` itself): nil on success, else the failure's text.
     func warm(_ module: String) -> String? {
-        guard let preload = Py.importModule("subinterpreter_parallelism.preload") else {
-            return TaskRunner.errorText("importing subinterpreter_parallelism.preload")
+        guard let features = Py.importModule("subinterpreter_parallelism._worker_features") else {
+            return TaskRunner.errorText("importing subinterpreter_parallelism._worker_features")
         }
-        guard let warmModule = Py.attribute(preload.borrowed, "warm_module") else {
-            return TaskRunner.errorText("reading preload.warm_module")
+        guard let warmModule = Py.attribute(features.borrowed, "warm_module") else {
+            return TaskRunner.errorText("reading _worker_features.warm_module")
         }
         guard let name = OwnedObject(Py.string(module)),
             let outcome = OwnedObject(PyObject_CallOneArg(warmModule.borrowed, name.borrowed))
@@ -137,19 +158,72 @@ struct TaskRunner: ~Copyable {
         if ShareableCodec.holds(task.input) { return runShareableCall(task, stats, lending: lending) }
         // The view points into the caller's bytes: released (as it is dropped, at the end)
         // before the caller may free them.
-        guard let input = ForeignView(task.input), let extras = extraViews(of: task) else {
+        guard let input = ForeignView(task.input) else {
             return (nil, TaskRunner.errorText("wrapping the task"))
         }
         let t0 = MonotonicClock.now()
-        let decoded = decode(input, extras, task)
+        let decoded = decode(input, task)
         guard let call = decoded else {
             stats.addSince(t0, to: .decodeCall)
             return outcome(encoding: nil, stats: stats, since: nil, task, lending)
         }
         let t1 = stats.addSince(t0, to: .decodeCall)
-        let result = OwnedObject(PyObject_CallOneArg(invoke.borrowed, call.borrowed))
+        let result = self.call(
+            sp_Tuple_GET_ITEM(call.borrowed, 0)!, arguments: sp_Tuple_GET_ITEM(call.borrowed, 1)!,
+            keywords: sp_Tuple_GET_ITEM(call.borrowed, 2)!, packed: call.borrowed)
         let t2 = stats.addSince(t1, to: .call)
         return outcome(encoding: result, stats: stats, since: t2, task, lending)
+    }
+
+    /// `function(*arguments, **keywords)` (`keywords` a dict or nil; `packed`, when given, the
+    /// tuple `(function, arguments, keywords)`): a Python function or a class is called
+    /// directly; anything else through the runner's `invoke`, since builtins such as `eval`,
+    /// `globals` or `vars` read the calling Python frame, which a call from here would not
+    /// have (as with pickle, they see the runner's). Output a direct call left without a
+    /// newline is flushed, as `invoke` does. Nil with an exception set when the call raised.
+    func call(
+        _ function: PyObjectPointer, arguments: PyObjectPointer, keywords: PyObjectPointer?,
+        packed: PyObjectPointer? = nil
+    ) -> OwnedObject? {
+        if Py_IS_TYPE(function, &PyFunction_Type) != 0 || Py_IS_TYPE(function, &PyType_Type) != 0 {
+            let given = keywords.flatMap { PyDict_Size($0) > 0 ? $0 : nil }
+            let result = OwnedObject(PyObject_Call(function, arguments, given))
+            flushOutput()
+            return result
+        }
+        if let packed { return OwnedObject(PyObject_CallOneArg(invoke.borrowed, packed)) }
+        let dict: OwnedObject?
+        if let keywords { dict = OwnedObject(retaining: keywords) } else { dict = Py.dict() }
+        guard let dict, let call = OwnedObject(Py.tuple([function, arguments, dict.borrowed])) else { return nil }
+        return OwnedObject(PyObject_CallOneArg(invoke.borrowed, call.borrowed))
+    }
+
+    /// What the runner's `invoke` does after a call: output a call left without a newline goes
+    /// to the caller before the result (`_worker.unflushed`). A raised exception stays set.
+    private func flushOutput() {
+        guard PyList_Size(unflushed.borrowed) > 0 else { return }
+        let raised = Py.takeRaised()
+        if Py.call(flushUnflushed.borrowed) == nil { PyErr_Clear() }
+        if let raised { PyErr_SetRaisedException(raised.take()) }
+    }
+
+    /// The decoded Call `(fn, args, kwargs)` of a pickled task, or nil with an exception set:
+    /// unpickled here, or by `_wire.decode_call` when arguments travel out of band.
+    private mutating func decode(_ input: borrowing ForeignView, _ task: Task) -> OwnedObject? {
+        if task.extras.isEmpty {
+            guard let loads = pickle()?.loads else { return nil }
+            return WireFormat.Call.decodePickled(input.view.borrowed, loads: loads)
+        }
+        guard let extras = extraViews(of: task) else { return nil }
+        defer { TaskRunner.releaseCopiedViews(extras.borrowed, of: task) }
+        return WireFormat.Call.checked(Py.call(decodeCall.borrowed, input.view.borrowed, extras.borrowed))
+    }
+
+    /// `_pickle.dumps` and `_pickle.loads` of this interpreter (imported the first time), or nil
+    /// with an exception set.
+    private mutating func pickle() -> (dumps: PyObjectPointer, loads: PyObjectPointer)? {
+        if cPickle == nil { cPickle = ModuleState.cPickle(module: native.borrowed) }
+        return cPickle
     }
 
     /// The views of a task's out-of-band arguments, as `decode_call` takes them (None when
@@ -176,15 +250,6 @@ struct TaskRunner: ~Copyable {
         return views
     }
 
-    /// The decoded call `(fn, args, kwargs)` of a pickled task, or nil with an exception set.
-    private mutating func decode(_ input: borrowing ForeignView, _ extras: borrowing OwnedObject, _ task: Task)
-        -> OwnedObject?
-    {
-        defer { TaskRunner.releaseCopiedViews(extras.borrowed, of: task) }
-        guard let decode = decodeCallFunction() else { return nil }
-        return Py.call(decode, input.view.borrowed, extras.borrowed)
-    }
-
     /// Releases the views of the caller's large `bytes` in `views` (a list from `extraViews`):
     /// copied by now, or the decoding failed, they must not outlive the call. Lent views live
     /// on in the call's arguments.
@@ -196,31 +261,28 @@ struct TaskRunner: ~Copyable {
     }
 
     /// The caller's payload for a call that returned `result` (nil: it raised, the exception
-    /// set): the value in the shareable format when it is one, else what the runner encodes
-    /// (`encode_result`/`encode_error`). Times the encoding from `start`, if given.
+    /// set): a Shareable value, else a Value (its C pickle), else what `_wire.encode_value`
+    /// makes (a Lent, `__main__`, a value that cannot be pickled) or the runner's
+    /// `encode_error`. Times the encoding from `start`, if given.
     mutating func outcome(
         encoding result: consuming OwnedObject?, stats: StepStatistics, since start: UInt64?,
         _ task: Task, _ lending: ResultLending
     ) -> (Payload?, String?) {
-        if let value = result?.borrowed, let buffer = TaskRunner.shareableValue(value) {
+        if let value = result?.borrowed, let buffer = WireFormat.Shareable.encode(value) {
             if let start { stats.addSince(start, to: .encodeResult) }
             return (.encoded(buffer), nil)
         }
         var pins: QueuePins?
         let encoded = QueuePins.collecting(into: &pins) { () -> OwnedObject? in
             guard let value = result.take() else { return encodeRaisedException() }
-            guard let encode = encodeResultFunction() else { return nil }
-            return OwnedObject(PyObject_CallOneArg(encode, value.borrowed))
+            if let dumps = pickle()?.dumps, let data = WireFormat.Value.encode(value.borrowed, dumps: dumps) {
+                return data
+            }
+            PyErr_Clear()  // no pickle module here: `encode_value` reports why
+            return OwnedObject(PyObject_CallOneArg(encodeValue.borrowed, value.borrowed))
         }
         if let start { stats.addSince(start, to: .encodeResult) }
         return payload(of: encoded, pins, task, lending)
-    }
-
-    /// A returned value in `ShareableCodec`'s format, unless it is one that travels out of
-    /// band (large `bytes`: lent, one copy) or one the format cannot hold (pickled instead).
-    private static func shareableValue(_ value: PyObjectPointer) -> ByteBuffer? {
-        guard WireFormat.outOfBandKind(value) == .inBand else { return nil }
-        return ShareableCodec.encode(value)
     }
 
     private func encodeRaisedException() -> OwnedObject? {
@@ -228,21 +290,8 @@ struct TaskRunner: ~Copyable {
         return OwnedObject(PyObject_CallOneArg(encodeError.borrowed, exception.borrowed))
     }
 
-    /// The runner's `decode_call`, looked up the first time it is needed: borrowed, or nil
-    /// with an exception set.
-    private mutating func decodeCallFunction() -> PyObjectPointer? {
-        if decodeCall == nil { decodeCall = Py.attribute(module.borrowed, "decode_call") }
-        return decodeCall?.borrowed
-    }
-
-    /// The runner's `encode_result`, as `decodeCallFunction`.
-    private mutating func encodeResultFunction() -> PyObjectPointer? {
-        if encodeResult == nil { encodeResult = Py.attribute(module.borrowed, "encode_result") }
-        return encodeResult?.borrowed
-    }
-
-    /// The outcome the runner encoded (`bytes`, or a binary result to lend), as the payload
-    /// the caller receives; nil and the text of an internal failure when encoding failed.
+    /// The outcome encoded (bytes, or a `_wire.Lent` to lend), as the payload the caller
+    /// receives; nil and the text of an internal failure when encoding failed.
     private func payload(
         of encoded: consuming OwnedObject?, _ pins: QueuePins?, _ task: Task,
         _ lending: ResultLending
@@ -252,19 +301,18 @@ struct TaskRunner: ~Copyable {
         if sp_Bytes_Check(object) != 0 {
             return (.encoded(ByteBuffer(copying: Py.contents(ofBytes: object), pins: pins)), nil)
         }
-        // `(value,)` or `(value, True)`: a binary result (`bytes`, a C-contiguous memoryview,
-        // a bytearray), lent to the caller, which copies it once, instead of pickled; with
-        // True, the caller makes it a bytearray.
-        let size = sp_Tuple_Check(object) != 0 ? PyTuple_Size(object) : 0
-        if size == 1 || size == 2, let value = sp_Tuple_GET_ITEM(object, 0) {
-            let asByteArray = size == 2 && sp_Tuple_GET_ITEM(object, 1) == sp_True()
-            guard
-                let lent = lending.payload(
-                    lending: value, asByteArray: asByteArray, of: task, lentBufferType: lentBufferType.borrowed)
-            else { return (nil, TaskRunner.errorText("lending the result")) }
-            return (lent, nil)
+        // A binary result (`bytes`, a C-contiguous memoryview, a bytearray), lent to the
+        // caller, which copies it once, instead of pickled.
+        guard let lent = WireFormat.Lent.read(object, type: lentType.borrowed) else {
+            if PyErr_Occurred() != nil { return (nil, TaskRunner.errorText("reading a Lent record")) }
+            return (nil, "the runner returned an outcome that is neither bytes nor a _wire.Lent")
         }
-        return (nil, "the runner returned an outcome that is neither bytes nor a (value,) or (value, True) tuple")
+        guard
+            let payload = lending.payload(
+                lending: lent.value.borrowed, asByteArray: lent.asByteArray, of: task,
+                lentBufferType: lentBufferType.borrowed)
+        else { return (nil, TaskRunner.errorText("lending the result")) }
+        return (payload, nil)
     }
 
     /// The text of the pending exception (cleared), prefixed with what we were doing.

@@ -6,6 +6,28 @@ Each worker is a native thread that owns a CPython sub-interpreter with its own 
     >>> import subinterpreter_parallelism as sp
     >>> sp.parallel(["math", "factorial", (10,)], ["math", "gcd", (12, 18)])
     [3628800, 6]
+
+How one task travels, for contributors (``═`` is the wire: the records of ``_wire``, whose
+Swift half is Wire.swift; ``tests/test_halves.py`` checks the modules named here)::
+
+    caller's interpreter                       ║ a worker's interpreter (its own GIL)
+    executor.InterpreterPoolExecutor.submit    ║
+     (_map: map's chunks; fallback: refusals)  ║
+     _native.Pool.submit (Swift): by name,     ║
+     C pickle, else _wire.encode_call ═ Call ══╬═► TaskRunner (Swift): decode, call, encode
+                                               ║    _worker.invoke, _worker.run_chunk,
+                                               ║    _wire.decode_call, _wire.encode_value,
+    completion thread ◄═ Value, Shareable, ════╬══  _worker.encode_error (_pickling and
+     Lent, Error, Chunk: _wire.decode_outcome  ║    _rebuild: once a record needs pickle)
+     settles the _task_future.TaskFuture       ║
+    forwarding.CallerSide ◄═ output, logs, ════╬══  bootstrap: _worker_features.install,
+    preload.PreloadWatch ◄═ preload verdicts ══╬══  _worker_features.import_modules;
+                                               ║    _streams.ForwardingStream posts output
+
+    caller half: executor, _startup, _task_future, _completion, _exit, _map, _future, fallback,
+                 forwarding, preload, progress, errors
+    worker half: _worker, _wire, _worker_features, _streams, _import_hooks, _versions,
+                 _native, _pickling, _rebuild, shared_map
 """
 
 from __future__ import annotations

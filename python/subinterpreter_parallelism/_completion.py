@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import _native, _outcome, _versions
+from . import _native, _versions, _wire
 from ._future import LightFuture
 from .errors import BrokenInterpreterPool, ExecutionFailed
 
@@ -157,9 +157,9 @@ class PoolState:
             future._sp_fail(RuntimeError("the task was interrupted"))
             return
         try:
-            ok, value = _outcome.decode(payload)
+            ok, value = _wire.decode_outcome(payload)
         except BaseException as error:  # SystemExit from a __reduce__ too, or the future hangs
-            ok, value = False, _outcome.failure_from_unpickling(error)
+            ok, value = False, _wire.failure_from_unpickling(error)
         if ok:
             future.set_result(value)
         elif not self._fall_back(future, value):

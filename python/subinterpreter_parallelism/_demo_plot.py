@@ -1,4 +1,5 @@
-"""``python demo.py --plot FILE.png``: the demo's results as one PNG (needs matplotlib).
+"""``python demo.py --plot FILE.png``: the demo's results as one PNG (needs matplotlib, which
+importing this module loads: ``demo`` imports it only for ``--plot``).
 
 Left, part 1: each row's total time, its start-up drawn darker at the bottom of the bar.
 Right, part 2: for each verdict, the best alternative's figure over this project's (above 1:
@@ -7,8 +8,15 @@ this project is ahead), on a log scale, with the "even" band shaded.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: files only, never a window
+import matplotlib.pyplot as plt
+import matplotlib.ticker
 
 __all__ = ["plot"]
 
@@ -17,12 +25,7 @@ _COLOURS = {"ahead": "#2ca02c", "even": "#7f7f7f", "behind": "#d62728"}
 
 def plot(results: dict[str, Any], path: str | Path) -> None:
     """Writes the figure for ``results`` (what ``run_demo`` returned) to ``path``."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), dpi=90, gridspec_kw={"width_ratios": [1, 1.1]})
     rows = results["rows"]
     labels = [row["method"].replace(" (", "\n(", 1) for row in rows]
@@ -77,6 +80,4 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
 
 
 def _median(values: list[float]) -> float | None:
-    import statistics
-
     return statistics.median(values) if values else None

@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
+import subinterpreter_parallelism as sp
+
 from .bench import find_suite_root
 
 __all__ = [
@@ -105,15 +107,16 @@ def task_module() -> ModuleType:
     return importlib.import_module(TASK_MODULE)
 
 
-def stdlib_pool(workers: int) -> Executor:
+def stdlib_pool(workers: int, then: str = "") -> Executor:
     """The stdlib's ``InterpreterPoolExecutor`` (Python 3.14+). Its interpreters start with
-    the default ``sys.path``, not the caller's: an initializer adds the suite's folder."""
+    the default ``sys.path``, not the caller's: an initializer adds the suite's folder, then
+    runs the code ``then``."""
+    # Here, not at import: before 3.14 there is none, and on 3.14+ it loads the stdlib's
+    # interpreters modules, which only its rows need.
     from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
 
-    root = str(find_suite_root())
-    return InterpreterPoolExecutor(  # type: ignore[no-any-return]
-        workers, initializer=exec, initargs=(f"import sys; sys.path.insert(0, {root!r})",)
-    )
+    setup = f"import sys; sys.path.insert(0, {str(find_suite_root())!r})" + (f"; {then}" if then else "")
+    return InterpreterPoolExecutor(workers, initializer=exec, initargs=(setup,))  # type: ignore[no-any-return]
 
 
 # -- the ways to run a task ---------------------------------------------------------------------
@@ -148,8 +151,6 @@ def _stdlib_way() -> list[Way]:
 
 def _this_way() -> Way:
     def make(workers: int) -> Executor:
-        import subinterpreter_parallelism as sp
-
         return sp.InterpreterPoolExecutor(workers)
 
     return Way(SUBJECT, make, lends=True, subject=True)

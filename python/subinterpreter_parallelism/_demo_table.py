@@ -18,6 +18,7 @@ import ctypes
 import gc
 import importlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import statistics
@@ -28,6 +29,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
+
+import subinterpreter_parallelism as sp
 
 from ._demo_sections import (
     HAS_STDLIB_POOL,
@@ -40,10 +43,10 @@ from ._demo_sections import (
     process_way,
     ratio_text,
     section_header,
+    stdlib_pool,
     task_module,
     tree_pss,
 )
-from .bench import find_suite_root
 
 __all__ = ["SIZES", "TABLE_MODULE", "TableRow", "shared_table", "table_verdicts"]
 
@@ -58,7 +61,6 @@ TABLE_MODULE = TASK_MODULE.rsplit(".", 1)[0] + ".table_tasks"
 def _table_ways(tables: ModuleType, pickled: str, mapped: str) -> list[tuple[Way, str, Callable[[], Any]]]:
     """The ways of the shared-table section, in the order they run: (the pool, how its workers
     get the table, what readies the caller before the clock: returns what undoes it, or None)."""
-    import subinterpreter_parallelism as sp
 
     def processes(method: str, **options: Any) -> Way:
         context = multiprocessing.get_context(method)
@@ -85,9 +87,7 @@ def _table_ways(tables: ModuleType, pickled: str, mapped: str) -> list[tuple[Way
         (processes("fork"), "the caller's dict, inherited", inherit)
     ]
     if "forkserver" in multiprocessing.get_all_start_methods():
-        from multiprocessing import forkserver
-
-        ways.append((processes("forkserver", **loader), own, forkserver.ensure_running))
+        ways.append((processes("forkserver", **loader), own, multiprocessing.forkserver.ensure_running))
     else:
         ways.append((processes("spawn", **loader), own, lambda: None))
     shared_way = Way(
@@ -99,14 +99,8 @@ def _table_ways(tables: ModuleType, pickled: str, mapped: str) -> list[tuple[Way
     # the allocator kept could be taken by ours, which would then look smaller than it is.
     ways.append((shared_way, "a handle on the caller's SharedMap, mapped from its file", map_file))
     if HAS_STDLIB_POOL:
-        from concurrent.futures import InterpreterPoolExecutor  # type: ignore[attr-defined]
-
-        root = str(find_suite_root())
-        code = f"import sys; sys.path.insert(0, {root!r}); import {TABLE_MODULE} as t; t.load({pickled!r})"
-        stdlib = Way(
-            "stdlib InterpreterPoolExecutor",
-            lambda n: InterpreterPoolExecutor(n, initializer=exec, initargs=(code,)),
-        )
+        code = f"import {TABLE_MODULE} as t; t.load({pickled!r})"
+        stdlib = Way("stdlib InterpreterPoolExecutor", lambda n: stdlib_pool(n, then=code))
         ways.append((stdlib, own, lambda: None))
     ways.append((Way(f"{SUBJECT}, a dict per worker", lambda n: ours(n, **loader)), own, lambda: None))
     return ways
@@ -187,8 +181,6 @@ def shared_table(workers: int, quick: bool, out: Callable[[str], None], number: 
     """Workers that all read one big read-only table: a ``SharedMap`` against a fork pool that
     inherits the caller's dict and pools whose workers each load their own copy. Prints one
     verdict line on both figures; returns a verdict per figure."""
-    import subinterpreter_parallelism as sp
-
     entries, count, repeats = SIZES[quick]
     title = "a big read-only table that every worker reads"
     task_module()  # puts the suite's folder on sys.path

@@ -21,8 +21,10 @@ the executor's rooms and uses its private parts (``_state``, ``_completion``, ``
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
+import signal
 import sys
 import threading
 import time
@@ -268,8 +270,6 @@ def _shutdown_all_at_exit_if_missed() -> None:
 def _give_up_at_exit(pools: list[Any], why: str) -> None:
     """Says on stderr which workers are left and why, then ends the process as Ctrl-C does
     (killed by SIGINT), without finalizing: never returns."""
-    import signal
-
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # no third KeyboardInterrupt halfway through
         lines = []
@@ -331,8 +331,6 @@ def _step_aside_before_fork() -> None:
         for pool in pools:
             step_aside(pool, _STEP_ASIDE_SECONDS)
     except KeyboardInterrupt:
-        import _thread
-
         _thread.interrupt_main()  # raised in the parent after the fork (the child clears it)
     _native._before_fork()
 

@@ -7,6 +7,8 @@ them), so the backend sends only the batch's ``(function, args, kwargs)`` triple
 
 from __future__ import annotations
 
+from . import _import_hooks
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -27,8 +29,6 @@ def run_batch(items: list[tuple[Any, tuple[Any, ...], dict[str, Any]]]) -> list[
     global _hooked
     if not _hooked:
         _hooked = True
-        from . import _import_hooks
-
         _import_hooks.watch("joblib.parallel", _sequential_by_default)
     return [func(*args, **kwargs) for func, args, kwargs in items]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from . import _outcome, _pickling, _worker
+from . import _wire, _worker
 from . import progress as _progress
 from ._future import Completions
 
@@ -239,10 +239,6 @@ def _outcome_of(
     if not chunked:
         return [value], None
     # _worker.run_chunk: the results up to the first failing item, then that item's failure.
-    data, failure = value
-    try:
-        results = _pickling.loads(data)
-    except BaseException as error:
-        raise _outcome.failure_from_unpickling(error) from None
-    results.reverse()
-    return results, None if failure is None else _outcome.decode(failure)[1]
+    chunk = _wire.Chunk.decode(value)
+    chunk.results.reverse()
+    return chunk.results, None if chunk.failure is None else chunk.failure.exception()

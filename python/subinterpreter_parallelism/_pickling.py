@@ -1,4 +1,4 @@
-"""How calls, results and queue items become bytes and back.
+"""How calls, results and queue items become bytes and back: pickle, for ``_wire``'s records.
 
 Plain ``pickle`` (protocol 5) is tried first because it is fast; ``cloudpickle`` takes over
 when plain pickle fails (lambdas, closures, local classes) or when the pickle refers to
@@ -8,27 +8,26 @@ defined in a script, in ``python -c`` or in a REPL travel by value.
 
 from __future__ import annotations
 
+import copyreg
+import io
+import itertools
+import operator
+import os
 import sys
+import weakref
 
 # The C pickler directly: `import pickle` would add `re` and `enum` to every worker's start-up.
+from _pickle import Pickler
 from _pickle import dumps as _dumps
 from _pickle import loads as _loads
+from collections import ChainMap
 
-# The wire format's rules are written once, in the Swift core (WireFormat in Pickling.swift),
-# which exports them:
-# - PICKLE_PROTOCOL: the protocol of every pickle that crosses interpreters;
-# - MAIN_MARKER: a plain pickle that contains it may refer to `__main__`, which a worker cannot
-#   resolve, so it is made again by cloudpickle (by value);
-# - out_of_band_kind(value): which arguments and results travel beside the pickle, never
-#   pickled (`bytes` and `bytearray` from OUT_OF_BAND_MIN bytes, every `memoryview`). What each
-#   kind costs, for an argument: `bytes` are copied once, by the worker, straight from the
-#   caller's object; a `bytearray` is snapshotted as `bytes` at submit (a task sees its argument
-#   as it was at submit, as with a process pool), then copied once more; a C-contiguous
-#   `memoryview` is lent: the task gets a memoryview of the caller's memory, no copy (see
-#   BufferLend.swift), and a non-contiguous one is copied as before (a snapshot).
+# The rules of what crosses are written once, in the Swift core (WireFormat in Wire.swift),
+# which exports them: PICKLE_PROTOCOL, the protocol of every pickle that crosses interpreters;
+# MAIN_MARKER: a plain pickle that contains it may refer to `__main__`, which a worker cannot
+# resolve, so it is made again by cloudpickle (by value). The records themselves are _wire's.
 from . import _rebuild
 from ._native import MAIN_MARKER as _MAIN_MARKER
-from ._native import OUT_OF_BAND_BYTEARRAY, OUT_OF_BAND_MEMORYVIEW, OUT_OF_BAND_NO, out_of_band_kind
 from ._native import PICKLE_PROTOCOL as PROTOCOL
 from ._rebuild import is_main_definition as _is_main_definition
 
@@ -36,39 +35,6 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any, ClassVar
-
-
-class OutOfBand:
-    """Stands in a pickled call for a binary argument sent beside the pickle.
-
-    ``kind`` says what the worker makes of it: ``"bytes"`` or ``"bytearray"`` (a copy of the
-    bytes sent), ``"lent"`` (the caller's memoryview, lent: the view itself, no copy) or
-    ``"memoryview"`` (a non-contiguous view's snapshot; ``layout`` is its
-    ``(format, shape, readonly)``).
-    """
-
-    __slots__ = ("index", "kind", "layout")
-
-    def __init__(self, index: int, kind: str = "bytes", layout: tuple[Any, ...] | None = None) -> None:
-        self.index = index
-        self.kind = kind
-        self.layout = layout
-
-    def __reduce__(self) -> tuple[type[OutOfBand], tuple[Any, ...]]:
-        return OutOfBand, (self.index, self.kind, self.layout)
-
-    def rebuild(self, view: memoryview) -> Any:
-        """Worker side: the argument, made from ``view`` (the caller's memory): the view itself
-        when lent, else with one copy."""
-        if self.kind == "lent":
-            return view
-        if self.kind == "bytes":
-            return bytes(view)
-        if self.kind == "bytearray":
-            return bytearray(view)
-        format, shape, readonly = self.layout  # type: ignore[misc]
-        copy = memoryview(bytes(view) if readonly else bytearray(view))
-        return copy if format == "B" and len(shape) == 1 else copy.cast(format, shape)
 
 
 def dumps(obj: Any) -> bytes:
@@ -96,9 +62,16 @@ def loads(data: Any) -> Any:
     return _loads(data)
 
 
-def _cloudpickle_dumps(obj: Any) -> bytes:
-    import io
+def _cloudpickle() -> Any:
+    """cloudpickle's module (``cloudpickle.cloudpickle``, where its helpers are), imported the
+    first time something needs it: it is slow to import, and a worker needs it only to send
+    back what refers to its ``__main__``."""
+    import cloudpickle.cloudpickle as module
 
+    return module
+
+
+def _cloudpickle_dumps(obj: Any) -> bytes:
     with io.BytesIO() as file:
         _main_aware_pickler()(file, PROTOCOL).dump(obj)
         return file.getvalue()
@@ -122,10 +95,7 @@ def _main_aware_pickler() -> Any:
     cloudpickle's: a worker then loads them without importing cloudpickle (see ``_rebuild``)."""
     global _MainAwarePickler
     if _MainAwarePickler is None:
-        from collections import ChainMap
-
-        import cloudpickle
-
+        cloudpickle: Any = _cloudpickle()
         own = {_CodeType: _code_reduce, _rebuild.CellType: _cell_reduce, type(sys): _module_reduce}
 
         class MainAwarePickler(cloudpickle.Pickler):  # type: ignore[misc]
@@ -163,8 +133,7 @@ def _cell_reduce(cell: Any) -> Any:
 
 
 def _module_reduce(module: Any) -> Any:
-    from cloudpickle import cloudpickle
-
+    cloudpickle = _cloudpickle()
     if cloudpickle._should_pickle_by_reference(module):
         return _rebuild.import_module, (module.__name__,)
     return cloudpickle._module_reduce(module)  # made at run time: sent whole, by cloudpickle
@@ -183,9 +152,7 @@ _DYNAMIC = "<dynamic-code>"
 
 
 def _code_reduce(code: Any) -> Any:
-    import cloudpickle
-
-    args = cloudpickle.Pickler.dispatch_table[_CodeType](code)[1]  # CodeType's arguments
+    args = _cloudpickle().Pickler.dispatch_table[_CodeType](code)[1]  # CodeType's arguments
     if _DYNAMIC in args:  # else a cloudpickle that keeps the file name itself
         args = list(args)
         args[args.index(_DYNAMIC)] = code.co_filename  # nothing before it is a str
@@ -200,8 +167,6 @@ def _code_reduce(code: Any) -> Any:
 
 def _pseudo_file_lines(code: Any) -> list[str] | None:
     """The source lines the caller's linecache holds for code without a file (``-c``, REPL)."""
-    import sys
-
     linecache = sys.modules.get("linecache")
     if linecache is None:
         return None
@@ -245,9 +210,15 @@ _keys: Any = None  # itertools.count: keys, unique in the process (a random star
 loaded_definitions = 0  # how many definitions this interpreter unpickled (the tests read it)
 _MISSING = object()  # a captured global that the namespace lacks, or an empty cell
 _SELF = object()  # the function itself among what it captures (recursion): not held, or it never dies
+
+
+class _Slotted:
+    __slots__ = ("slot",)
+
+
 _CLASS_OWN = (
     type(type.__dict__["__dict__"]),
-    type(OutOfBand.__dict__["index"]),
+    type(_Slotted.__dict__["slot"]),
 )  # getset and member descriptors
 
 
@@ -262,11 +233,6 @@ class MainDefinition:
         self.ids = tuple(map(id, captured))
         global _keys
         if _keys is None:
-            import copyreg
-            import itertools
-            import operator
-            import os
-
             _keys = itertools.count(int.from_bytes(os.urandom(6), "little") << 24)
             # The C pickler then reduces it without a Python frame (__reduce__ stays for
             # picklers with a dispatch table of their own).
@@ -299,8 +265,6 @@ def _definition_of(obj: Any) -> MainDefinition:
     kept = _definitions.get(id(obj))
     if kept is not None and kept.target() is obj and kept.ids == tuple(map(id, captured)):
         return kept
-    import weakref
-
     data = _cloudpickle_dumps(obj)
     made = MainDefinition(weakref.ref(obj, _forgetter(id(obj))), captured, data)
     if len(data) <= _MAX_DEFINITION_BYTES:
@@ -344,11 +308,9 @@ def _captured(root: Any) -> tuple[Any, ...]:
             code = obj.__code__
             names = _names_by_code.get(id(code))
             if names is None or names[0] is not code:
-                from cloudpickle.cloudpickle import _extract_code_globals
-
                 if len(_names_by_code) >= 4 * _MAX_DEFINITIONS:
                     _names_by_code.clear()
-                names = _names_by_code[id(code)] = (code, tuple(_extract_code_globals(code)))
+                names = _names_by_code[id(code)] = (code, tuple(_cloudpickle()._extract_code_globals(code)))
             out += (code, obj.__defaults__, obj.__kwdefaults__)
             namespace = obj.__globals__
             values = [namespace.get(name, _MISSING) for name in names[1]]
@@ -417,8 +379,6 @@ def dumps_to_worker(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> b
             data = None
         if data is not None and _MAIN_MARKER not in data:
             return data
-    import io
-
     with io.BytesIO() as file:
         pickler = _definitions_pickler()(file, PROTOCOL)
         try:
@@ -442,7 +402,6 @@ def _definitions_pickler() -> Any:
     ``definition(key, data)`` reference, counting what their bytes say of ``__main__``."""
     global _DefinitionsPickler
     if _DefinitionsPickler is None:
-        from _pickle import Pickler
 
         class DefinitionsPickler(Pickler):
             sp_markers = 0
@@ -456,66 +415,3 @@ def _definitions_pickler() -> Any:
 
         _DefinitionsPickler = DefinitionsPickler
     return _DefinitionsPickler
-
-
-def encode_call(
-    fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> bytes | tuple[bytes, list[bytes | memoryview]]:
-    """Pickles one call ``fn(*args, **kwargs)``; on failure, a note names the culprit.
-
-    Arguments that ``out_of_band_kind`` picks are not pickled: the result is then
-    ``(pickle, [bytes or memoryview, ...])``, the pickle holding ``OutOfBand`` markers in their
-    places (see ``_worker.decode_call``); the Swift core lends each memoryview to the worker.
-    Raises ValueError for a released memoryview.
-    """
-    extras: list[bytes | memoryview] = []
-
-    def out_of_band(value: Any, label: str) -> Any:
-        kind = out_of_band_kind(value)
-        if kind == OUT_OF_BAND_NO:
-            return value
-        if kind == OUT_OF_BAND_MEMORYVIEW:
-            try:
-                lendable = value.c_contiguous
-            except ValueError as exc:  # released
-                exc.add_note(f"{label} is a released memoryview: it cannot be sent to a worker")
-                raise
-            if lendable:
-                extras.append(value)
-                return OutOfBand(len(extras) - 1, "lent")
-            # Non-contiguous: a snapshot, rebuilt with the same format and shape (a copy, so
-            # the task's writes do not reach the caller).
-            extras.append(value.tobytes())
-            return OutOfBand(len(extras) - 1, "memoryview", (value.format, value.shape, value.readonly))
-        extras.append(bytes(value) if kind == OUT_OF_BAND_BYTEARRAY else value)
-        return OutOfBand(len(extras) - 1, "bytearray" if kind == OUT_OF_BAND_BYTEARRAY else "bytes")
-
-    call_args = tuple(out_of_band(value, f"argument {i}") for i, value in enumerate(args))
-    call_kwargs = {key: out_of_band(value, f"keyword argument {key!r}") for key, value in kwargs.items()}
-    try:
-        data = dumps_to_worker(fn, call_args, call_kwargs)
-    except Exception as exc:
-        exc.add_note(_culprit(fn, args, kwargs))
-        raise
-    return (data, extras) if extras else data
-
-
-def _culprit(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    """Finds which part of a call cannot be pickled (run only after a failure)."""
-    parts: list[tuple[str, Any]] = [(f"the function {_describe(fn)}", fn)]
-    parts += [(f"argument {i}", value) for i, value in enumerate(args)]
-    parts += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
-    for label, value in parts:
-        try:
-            dumps(value)
-        except Exception:
-            return (
-                f"{label} ({type(value).__module__}.{type(value).__qualname__}) cannot be "
-                "pickled, so it cannot be sent to a worker interpreter"
-            )
-    return "the call cannot be pickled, so it cannot be sent to a worker interpreter"
-
-
-def _describe(fn: Any) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    return f"{name!s}" if name else repr(fn)

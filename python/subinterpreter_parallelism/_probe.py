@@ -22,13 +22,18 @@ Whatever the module prints goes to stderr, never into the report.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import sys
 import time
+from importlib.machinery import ExtensionFileLoader
 from typing import Any
 
+from . import _versions
 from ._import_hooks import spec_from_other_finders
+from ._refusal import find_refusal, refused_module
 
 # Submodules that are not part of what users import, or that run things when imported.
 _SKIPPED_SUBMODULES = frozenset({"__main__", "conftest", "main", "setup", "test", "testing", "tests"})
@@ -41,8 +46,6 @@ class _RefusalRecorder:
     (an optional accelerator that the package then goes without: ``msgpack._cmsgpack``)."""
 
     def __init__(self) -> None:
-        from importlib.machinery import ExtensionFileLoader
-
         self.refused: list[tuple[str, str]] = []
         self._searching: set[str] = set()
         # Made now: importing anything inside find_spec would come back here.
@@ -65,10 +68,6 @@ class _RefusalRecorder:
 
 
 def _recording_loader(recorder: _RefusalRecorder) -> Any:
-    from importlib.machinery import ExtensionFileLoader
-
-    from ._refusal import refused_module
-
     class RecordingLoader(ExtensionFileLoader):
         def create_module(self, spec: Any) -> Any:
             try:
@@ -82,8 +81,6 @@ def _recording_loader(recorder: _RefusalRecorder) -> Any:
 
 
 def _failure_record(error: BaseException) -> dict[str, Any]:
-    from ._refusal import find_refusal
-
     refusal = find_refusal(error)
     return {
         "error_type": type(error).__name__,
@@ -95,8 +92,6 @@ def _failure_record(error: BaseException) -> dict[str, Any]:
 
 def import_in_worker(name: str) -> dict[str, Any]:
     """Worker side: imports ``name``; returns the record of stage ``sub``."""
-    from . import _versions
-
     recorder = _RefusalRecorder()
     sys.meta_path.insert(0, recorder)
     start = time.perf_counter()
@@ -125,12 +120,6 @@ def import_submodules(name: str) -> dict[str, Any]:
     """Worker side: imports the public submodules of package ``name`` (at most
     ``MAX_SUBMODULES``, within ``SUBMODULE_BUDGET_S``); returns those that fail only because of
     own-GIL interpreters, and the extension modules refused on the way."""
-    import importlib
-    import pkgutil
-
-    from . import _versions
-    from ._refusal import find_refusal
-
     package = importlib.import_module(name)
     names = sorted(
         info.name
@@ -188,9 +177,8 @@ def main() -> int:
         except BaseException as exc:
             report({"stage": "main", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return 0
-    import importlib
-
-    from . import _versions
+    # Here, not at import: a worker imports this module for its tasks, and the executor's
+    # modules stay out of the worker whose imports are probed.
     from .errors import BrokenInterpreterPool
     from .executor import InterpreterPoolExecutor
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import builtins
 import sys
 
+from ._native import worker_index
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -90,8 +92,6 @@ def main_globals() -> dict[str, Any]:
     fallback process): a new dict, as cloudpickle gives, so that nothing the worker sends back
     changes the caller's own ``__main__``.
     """
-    from ._native import worker_index
-
     if worker_index() is None:
         return {"__name__": "__main__"}
     namespace: dict[str, Any] = sys.modules["__main__"].__dict__

@@ -3,7 +3,7 @@
 Many extension modules (numpy among them) refuse to load in an interpreter with its own GIL;
 CPython raises ``ImportError: module X does not support loading in subinterpreters``. A few
 failures mean the same without that sentence (``SUBINTERPRETER_ONLY_FAILURES``). The worker
-(``_worker.run_chunk``), the caller (``_outcome.decode``), ``fallback="process"``, ``preload``
+(``_worker.run_chunk``), the caller (``_wire.Error.exception``), ``fallback="process"``, ``preload``
 and ``check`` all ask ``find_refusal``.
 
 Worker interpreters import this module only when a task fails; ``re`` is imported then.
@@ -11,6 +11,8 @@ Worker interpreters import this module only when a task fails; ``re`` is importe
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 TYPE_CHECKING = False
@@ -50,8 +52,6 @@ _compiled: Any = None
 def _patterns() -> Any:
     global _compiled
     if _compiled is None:
-        import re
-
         _compiled = (
             re.compile(REFUSAL_TEXT),
             [(re.compile(text), module) for text, module in SUBINTERPRETER_ONLY_FAILURES],
@@ -211,8 +211,6 @@ def importing_package(exc: BaseException, module_frame: Any = None) -> str | Non
 
 def _package_of_file(file: str) -> str | None:
     """``/.../site-packages/jsonschema/validators.py`` -> ``jsonschema`` (by ``sys.path``)."""
-    import os
-
     best = None
     for entry in sys.path:
         root = os.path.abspath(entry or os.curdir).rstrip(os.sep) + os.sep

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import _exit, _native, _pickling, _versions, _worker, forwarding
+from . import _exit, _native, _versions, _wire, forwarding
 from . import preload as preloading
 from ._completion import PoolState
 
@@ -68,15 +68,9 @@ class StartPlan:
         ]
         if watch.modules:
             steps.append((preloading.import_modules, watch.worker_config()))
-        arguments = tuple(initargs)
-        config = {
-            "initializer": initializer,
-            "initargs": arguments,
-            "interruptible_sleep": True,
-            "steps": steps,
-        }
+        config = _wire.Bootstrap(steps, initializer, tuple(initargs))
         try:
-            bootstrap = _worker.encode_bootstrap(config)
+            bootstrap = config.encode()
         except Exception as exc:
             exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
             raise
@@ -84,14 +78,14 @@ class StartPlan:
         # The arguments of _native.Pool after the worker count and sys.path.
         self.native_arguments = (
             bootstrap,
-            _pickling.encode_call,
+            _wire.encode_call,
             _worker_thread_names(thread_name_prefix, max_workers),
             max_tasks_per_worker or 0,
             task_timeout,
         )
         # The initializer and its arguments, kept for the workers that start later (see
         # PoolState.initargs).
-        self.initargs: tuple[Any, ...] = (initializer, *arguments)
+        self.initargs: tuple[Any, ...] = (config.initializer, *config.initargs)
         self.handlers = forwarding.CallerSide().handlers()
         # Told, while the constructor waits, how to mark the pool broken (see PreloadWatch).
         self.preload_watch: preloading.PreloadWatch | None = watch if watch.modules else None

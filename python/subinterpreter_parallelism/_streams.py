@@ -18,9 +18,11 @@ writing one kind first sends what the other holds, so a task's text and bytes ke
 
 from __future__ import annotations
 
+import _thread
+import codecs
 import io
 
-from . import _native
+from . import _native, _worker
 
 TYPE_CHECKING = False
 
@@ -76,15 +78,7 @@ def flush_deferred() -> None:
 
 def _register(flushable: Any) -> None:
     """Asks the runner to flush ``flushable`` when the current task (or bootstrap) ends."""
-    global _unflushed
-    if _unflushed is None:
-        from . import _worker
-
-        _unflushed = _worker.unflushed
-    _unflushed.append(flushable)
-
-
-_unflushed: list[Any] | None = None
+    _worker.unflushed.append(flushable)
 
 
 class _DeferredMessages:
@@ -175,8 +169,6 @@ class ForwardingStream(io.TextIOBase):
 
     def __init__(self, tag: int, original: Any, facts: dict[str, Any]) -> None:
         super().__init__()
-        import _thread
-
         self._lock = _thread.allocate_lock()
         self._original = original
         self._isatty = bool(facts.get("isatty", False))
@@ -191,8 +183,6 @@ class ForwardingStream(io.TextIOBase):
         """Takes bytes, sent to the caller's ``sys.stdout.buffer`` (its text stream if it has none)."""
 
     def _set_codec(self, encoding: str, errors: str) -> None:
-        import codecs
-
         name = codecs.lookup(encoding).name  # LookupError for an unknown encoding
         codecs.lookup_error(errors)  # LookupError for an unknown handler
         self._encoding = encoding

@@ -1,60 +1,44 @@
 """The runner inside every worker interpreter.
 
-The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once
-per interpreter, then for each pickled task calls ``decode_call``, ``invoke`` and
-``encode_result`` or ``encode_error``, timing each step. A call or a result in the Swift
-core's pickle-free format (a module-level function with None, bool, int, float, complex,
-str, bytes, tuple, frozenset and frozendict arguments; such a result) never comes here.
+The Swift worker (Sources/NativeExtension/TaskRunner.swift) imports this module once per
+interpreter and binds its functions by name. A task crosses into Python once: the Swift
+worker decodes the Call (``_wire``'s records), calls the function (a Python function or a
+class directly, anything else through ``invoke``) and encodes what it returned; ``_wire``'s
+``decode_call`` and ``encode_value``, and ``encode_error`` here, take only what Swift cannot
+do (out-of-band arguments, results that are lent, refer to ``__main__`` or cannot be pickled,
+exceptions). ``bootstrap`` prepares the interpreter; ``run_chunk`` runs a ``map`` chunk.
 
-Keep it small: its imports are part of every worker's start-up. Pickle (``_pickling``,
-``_outcome``, and through them ``_pickle``, ``functools``, ``collections``) loads only when
-the first pickled call, result or exception appears: ``decode_call`` and ``encode_result``
-are looked up by the Swift worker on first use and load here then (``__getattr__``).
+Keep it small: its imports are part of every worker's start-up. Pickle (``_pickling``, and
+through it ``_pickle``, ``functools``, ``collections``) loads only when a record first needs
+it (see ``_wire``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from itertools import starmap as _starmap
 
-TYPE_CHECKING = False
+from . import _import_hooks, _native, _versions, _wire  # _native, _versions: the package has them
+from ._native import TaskInterrupted
 
-from . import _native, _versions  # both imported by the package itself already
-from ._native import VALUE_TAG, TaskInterrupted
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (worker start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = [
     "TaskInterrupted",
     "bootstrap",
     "call_by_name",
-    "decode_call",
-    "encode_bootstrap",
     "encode_error",
-    "encode_result",
     "flush_unflushed",
     "follow_sys_path",
     "guard_environment_writes",
     "invoke",
     "run_chunk",
 ]
-
-# The runner's parts that need pickle, by the name of their implementation in _outcome.
-_PICKLING_PARTS = {"decode_call": "decode_call", "encode_result": "encode_value"}
-
-
-def __getattr__(name: str) -> Any:
-    """``decode_call`` and ``encode_result``: imported with pickle on first use (PEP 562)."""
-    implementation = _PICKLING_PARTS.get(name)
-    if implementation is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import _outcome
-
-    value = getattr(_outcome, implementation)
-    globals()[name] = value
-    return value
 
 
 # The frames of modules that set this lead into the user's code: they are left out of task
@@ -91,7 +75,9 @@ def follow_sys_path(entries: list[str]) -> None:
 
 
 def invoke(call: tuple[Any, tuple[Any, ...], dict[str, Any]]) -> Any:
-    """Runs one decoded call."""
+    """Runs one decoded call whose function is not a Python function or class (a builtin, a
+    ``functools.partial``, a bound method): builtins such as ``eval`` or ``vars`` read the
+    calling Python frame, which is this one."""
     fn, args, kwargs = call
     try:
         return fn(*args, **kwargs)
@@ -110,120 +96,77 @@ def flush_unflushed() -> None:
 
 
 def encode_error(exc: BaseException) -> bytes:
-    """Encodes an exception raised by ``decode_call`` or ``invoke``.
+    """Encodes an exception raised by a task (its Error record, see ``_wire``).
 
     The runner's own leading frames (``invoke``, ``call_by_name``, ``run_chunk``, and those of
     modules that set ``_SP_RUNNER_FRAMES``) are left out of the traceback: the user's code starts
     the story.
     """
+    return _reporting(lambda: _wire.encode_error(exc, skip_frames=_runner_frames(exc)))
+
+
+def _error_of(exc: BaseException) -> _wire.Error:
+    """The Error record of a task's exception, as ``encode_error`` makes it."""
+    return _reporting(lambda: _wire.Error.of(exc, skip_frames=_runner_frames(exc)))
+
+
+def _reporting[T](encode: Callable[[], T]) -> T:
+    """``encode()``; when a task set a very low recursion limit, with ``_REPORTING_DEPTH`` while
+    it runs: the imports that encoding may need first (pickle, traceback and theirs) need more,
+    and the failure must still be reported."""
+    limit = sys.getrecursionlimit()
+    if limit >= _REPORTING_DEPTH:
+        return encode()
+    sys.setrecursionlimit(_REPORTING_DEPTH)
+    try:
+        return encode()
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _runner_frames(exc: BaseException) -> int:
+    """How many of the leading frames of ``exc``'s traceback are the runner's."""
     skip = 0
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("_SP_RUNNER_FRAMES"):
         skip += 1
         tb = tb.tb_next
-    limit = sys.getrecursionlimit()
-    if limit >= _REPORTING_DEPTH:
-        from . import _outcome  # pickle loads with the first failure, if not before
-
-        return _outcome.encode_exception(exc, skip_frames=skip)
-    # A task set a very low recursion limit: the imports that encoding may need first
-    # (pickle, traceback and theirs) need more, and the failure must still be reported.
-    sys.setrecursionlimit(_REPORTING_DEPTH)
-    try:
-        from . import _outcome
-
-        return _outcome.encode_exception(exc, skip_frames=skip)
-    finally:
-        sys.setrecursionlimit(limit)
+    return skip
 
 
 # The recursion limit under which ``encode_error`` raises it while it works (CPython's default).
 _REPORTING_DEPTH = 1000
 
 
-def encode_bootstrap(config: dict[str, Any]) -> bytes:
-    """Caller side: the ``payload`` of ``bootstrap``. Without an initializer, and when the
-    steps' arguments are plain data, it is marshalled, with each step named by its module
-    and qualified name, so that a worker starts without importing pickle; otherwise pickled.
-    A pickle starts with ``VALUE_TAG`` (its PROTO opcode), which no marshal data does.
-
-    Raises what pickling raises (an initializer or initargs that cannot be pickled)."""
-    if config.get("initializer") is None and not config.get("initargs"):
-        import marshal
-
-        named = tuple(
-            (step.__module__, step.__qualname__, argument) for step, argument in config.get("steps", ())
-        )
-        try:
-            return marshal.dumps((config.get("interruptible_sleep", True), named))
-        except Exception:  # an argument marshal cannot hold (a class, a Queue): pickled
-            pass
-    from . import _pickling
-
-    # For this process's interpreters: a SharedMap in initargs travels as its id (the executor
-    # keeps the initializer and initargs, and so the map, while workers may start).
-    return _native._encode_for_interpreters(_pickling.dumps, config)
-
-
-def _decode_bootstrap(payload: bytes) -> dict[str, Any]:
-    """Worker side: the configuration ``encode_bootstrap`` encoded."""
-    if payload[0] == VALUE_TAG:
-        from . import _pickling
-
-        config: dict[str, Any] = _pickling.loads(payload)
-        return config
-    import marshal
-
-    interruptible_sleep, named = marshal.loads(payload)
-    return {
-        "interruptible_sleep": interruptible_sleep,
-        "steps": [(_by_name(module, qualname), argument) for module, qualname, argument in named],
-    }
-
-
-def _by_name(module: str, qualname: str) -> Any:
-    """``module.qualname``, importing the module (dotted qualified names allowed). With
-    ``__import__``, not ``importlib.import_module``: a worker's bootstrap need not load the
-    ``importlib`` package."""
-    __import__(module)
-    target: Any = sys.modules[module]
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target
-
-
 def bootstrap(payload: bytes | None) -> str | None:
     """Prepares the interpreter: interruptible ``time.sleep``, the pool's ``steps``, then its
     initializer.
 
-    ``steps`` are ``(function, argument)`` pairs, pickled by the pool (forwarding's
-    ``install``, preload's ``import_modules``): the runner calls each in order and knows
-    none of them. A step that fails raises, as a failing initializer does: the bootstrap
-    fails with its traceback, and the pool breaks with that reason. A step that returns False
-    says that the pool broke or is going away (preload's gate closed): the bootstrap ends
-    there, quietly (the worker gets no task).
+    ``payload`` is a ``_wire.Bootstrap``. Its ``steps`` are ``(function, argument)`` pairs
+    (forwarding's ``install``, preload's ``import_modules``): the runner calls each in order
+    and knows none of them. A step that fails raises, as a failing initializer does: the
+    bootstrap fails with its traceback, and the pool breaks with that reason. A step that
+    returns False says that the pool broke or is going away (preload's gate closed): the
+    bootstrap ends there, quietly (the worker gets no task).
 
     Returns None on success, or the traceback text of the failure.
     """
     try:
-        config = _decode_bootstrap(payload) if payload is not None else {}
+        config = _wire.Bootstrap.decode(payload) if payload is not None else _wire.Bootstrap()
         guard_environment_writes()
-        if config.get("interruptible_sleep", True):
+        if config.interruptible_sleep:
             # So that cancel, timeouts and Ctrl-C end a sleeping task at once.
             time.sleep = _native.sleep
         # An interruption that lands inside a weakref callback (importlib's module locks) or a
         # finalizer would be printed and lost: it is raised again (python/cpython#95959).
         sys.unraisablehook = _native._keep_task_interrupted
         if _versions.PYDATETIME_IN_WORKERS:
-            from . import _import_hooks
-
             _import_hooks.watch("_pydatetime", _present_as_datetime)
-        for step, argument in config.get("steps", ()):
+        for step, argument in config.steps:
             if step(argument) is False:
                 return None  # the pool broke or is going away: no task will come
-        initializer = config.get("initializer")
-        if initializer is not None:
-            initializer(*config.get("initargs", ()))
+        if config.initializer is not None:
+            config.initializer(*config.initargs)
     except BaseException as exc:
         import traceback
 
@@ -240,8 +183,6 @@ def guard_environment_writes() -> None:
     the other threads go on, and fails, silently, when one of them removes a variable meanwhile:
     numpy's import, refused here and so run again in every task that needs numpy, adds and
     removes one (EnvironmentLock.swift tells the whole story)."""
-    import os
-
     for name in ("putenv", "unsetenv"):
         original = getattr(os, name)
         if getattr(original, "__wrapped__", None) is None:  # not guarded yet
@@ -276,31 +217,25 @@ def _present_as_datetime(module: Any) -> None:
 
 def call_by_name(module: str, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The seed's call: ``module.function(*args, **kwargs)`` by name (dotted names allowed)."""
-    return _by_name(module, function)(*args, **kwargs)
+    return _wire.by_name(module, function)(*args, **kwargs)
 
 
 def run_chunk(
     fn: Any, chunk: list[Any], raise_refusals: bool = False, star: bool = True
 ) -> tuple[bytes, bytes | None]:
-    """Runs a ``map`` chunk; returns ``(results, failure)``.
+    """Runs a ``map`` chunk; returns its ``_wire.Chunk``, encoded.
 
     Each item of ``chunk`` is an argument tuple, ``fn(*args)``, or with ``star=False`` the one
     argument itself, ``fn(item)``: ``map`` over one iterable sends its items bare, whose pickle
-    is several times smaller and quicker both ways than one of 1-tuples.
-
-    ``results`` is the pickle of the results in order, up to the first item that raised or
-    whose result cannot be pickled; ``failure`` is then that item's outcome, encoded as a
-    task's exception is (so an exception that cannot be pickled still arrives, as
-    ``ExecutionFailed``), else None. Pickling here rather than in the runner is what lets the
-    results before a failing item travel whatever the failure is.
+    is several times smaller and quicker both ways than one of 1-tuples. An item that raises
+    ends the chunk: its Error follows the results before it (so an exception that cannot be
+    pickled still arrives, as ``ExecutionFailed``).
 
     With ``raise_refusals`` (``fallback="process"``), an import that own-GIL interpreters
     refuse is raised instead: the chunk fails as a whole and runs again in a process.
     """
-    from . import _outcome, _pickling
-
     results: list[Any] = []
-    failure: bytes | None = None
+    failure = None
     try:
         # The loop runs in C (no Python frame per item); list.extend keeps the results it
         # appended before an item raised.
@@ -309,20 +244,9 @@ def run_chunk(
         raise
     except BaseException as exc:
         if raise_refusals:
-            from ._refusal import find_refusal
+            from ._refusal import find_refusal  # only with fallback="process", on a failure
 
             if find_refusal(exc) is not None:
                 raise
-        failure = encode_error(exc)
-    try:
-        return _pickling.dumps(results), failure
-    except BaseException as exc:
-        whole = exc
-    # Some result cannot be pickled: the first such item fails, and the ones before it travel.
-    for index, value in enumerate(results):
-        try:
-            _pickling.dumps(value)
-        except BaseException as exc:
-            _outcome.note_unpicklable_result(exc, value)
-            return _pickling.dumps(results[:index]), _outcome.encode_exception(exc)
-    return _pickling.dumps([]), _outcome.encode_exception(whole)
+        failure = _error_of(exc)
+    return _wire.Chunk(results, failure).encode()

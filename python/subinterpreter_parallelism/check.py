@@ -11,11 +11,15 @@ submodules (``dateutil.tz`` fails in 3.12 workers, ``dateutil`` does not).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -87,15 +91,11 @@ def check_modules(
     paths = [str(p) for p in sys.path]
     if len(names) == 1 or jobs == 1:
         return [_check_one(name, paths, limit) for name in names]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(jobs, thread_name_prefix="sp-check") as runner:
         return list(runner.map(lambda name: _check_one(name, paths, limit), names))
 
 
 def _check_one(name: str, paths: list[str], timeout: float | None) -> ModuleCheck:
-    import subprocess
-
     if not _MODULE_NAME.fullmatch(name):
         return ModuleCheck(name, "import error", f"{name!r} is not a module name", None)
     try:
@@ -181,9 +181,6 @@ def _run_probe(
     Raises:
         subprocess.TimeoutExpired: it ran past ``timeout`` (it is killed).
     """
-    import signal
-    import subprocess
-
     request = json.dumps({"module": name, "paths": paths, "mode": mode})
     # Run as a module of the package (found where this copy of it lives), so that it reads
     # the same version facts (_versions) as everything else.
@@ -282,8 +279,6 @@ def summary(results: Sequence[ModuleCheck]) -> str:
 
 def check_main(argv: Sequence[str] | None = None) -> int:
     """``python -m subinterpreter_parallelism check MODULE ...``; exit status 1 if any fails."""
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog=f"{_PROG} check",
         description="Import each module in a fresh isolated (own-GIL) sub-interpreter, in a "

@@ -19,6 +19,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from . import __version__
+
 # command -> (module, function, one-line help); each function takes argv and returns an exit code.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
@@ -59,8 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     if args[0] in ("-V", "--version"):
-        from subinterpreter_parallelism import __version__
-
         print(f"subinterpreter_parallelism {__version__}")
         return 0
     command, rest = args[0], args[1:]

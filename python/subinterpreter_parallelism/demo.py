@@ -39,6 +39,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import subinterpreter_parallelism as sp
+
+from . import _native
 from ._demo_sections import (
     TASK_MODULE,
     Section,
@@ -53,6 +56,7 @@ from ._demo_sections import (
     verdict_word,
 )
 from ._demo_table import shared_table
+from ._versions import default_worker_count
 
 #: Part 2 of the demo, in order: each takes (workers, quick, out, its number) and returns its
 #: verdict, or one per figure where it judges several (the shared table).
@@ -154,9 +158,6 @@ def seed_comparison(
 ) -> tuple[list[Row], dict[str, Any]]:
     """Part 1: runs every row ``runs`` times (the rows in turn within each run) and prints
     the table of medians; returns the rows and the last sub-interpreter run's ``stats()``."""
-    import subinterpreter_parallelism as sp
-    from subinterpreter_parallelism import _native
-
     expected = _native.factorial_mod(n)
     calls = [("int loop", n)] * tasks
     default = default_start_method()
@@ -364,8 +365,6 @@ def _cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python demo.py [--quick] [--runs N] [--plot FILE.png] ...``; returns the exit status."""
-    from subinterpreter_parallelism._versions import default_worker_count
-
     parser = argparse.ArgumentParser(
         prog="python -m subinterpreter_parallelism demo",
         description="The seed's comparison (py_factorial as parallel tasks, several ways, start-up "
@@ -400,13 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tasks must be >= 1 and --n >= 0")
     if args.plot:
         try:
-            import matplotlib  # noqa: F401
+            from ._demo_plot import plot  # imports matplotlib: only for --plot
         except ImportError:
             parser.error("--plot needs matplotlib: pip install matplotlib (or the `bench` extra)")
     results = run_demo(tasks, n, args.workers, quick=args.quick, runs=args.runs, sections=not args.seed_only)
     if args.plot:
-        from ._demo_plot import plot
-
         plot(results, args.plot)
         print(f"wrote {args.plot}")
     return 0

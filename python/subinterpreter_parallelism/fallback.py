@@ -9,12 +9,14 @@ caller's code that submitted the task.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
-from concurrent.futures import Future
+import warnings
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from . import _native
+from . import _native, _pickling, _wire
 from ._refusal import Refusal, find_refusal
 
 __all__ = ["ProcessFallback", "ProcessFallbackWarning", "check_fallback"]
@@ -94,8 +96,6 @@ class ProcessFallback:
         try:
             return self._take_over(call, future, exc)
         except Exception as error:
-            import logging
-
             logging.getLogger("subinterpreter_parallelism").exception('fallback="process" failed')
             exc.add_note(f'fallback="process" failed: {error!r}')
             return None
@@ -127,8 +127,6 @@ class ProcessFallback:
                 exc.add_note(f'fallback="process" did not run the task in a process: {error!r}')
                 return None
         try:
-            from . import _pickling
-
             payload = _pickling.dumps((call.fn, call.args, call.kwargs))
             # Creating the pool (which starts multiprocessing's resource tracker) and submitting
             # (which starts a process while fewer than max_workers run) start processes: under the
@@ -138,6 +136,8 @@ class ProcessFallback:
                 if self._closed:
                     return None
                 if self._processes is None:
+                    # Here, not at import: ~15 ms of imports (multiprocessing, its queues and
+                    # connections) that parallel() and a pool pay only once a task falls back.
                     import multiprocessing
                     from concurrent.futures import ProcessPoolExecutor
 
@@ -176,7 +176,7 @@ def _warning_text(refusal: Refusal) -> str:
 class Call:
     """A task that may fall back: its call, and where the caller's code submitted it."""
 
-    __slots__ = ("fn", "args", "kwargs", "site")
+    __slots__ = ("args", "fn", "kwargs", "site")
 
     def __init__(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], site: _CallSite) -> None:
         self.fn = fn
@@ -193,7 +193,7 @@ class _CallSite:
     """The caller's line that submitted a task (past this library's frames and the stdlib's
     executor frames), and the line of the script's top-level code that led there."""
 
-    __slots__ = ("filename", "lineno", "module_globals", "main_lineno")
+    __slots__ = ("filename", "lineno", "main_lineno", "module_globals")
 
     def __init__(
         self, filename: str, lineno: int, module_globals: dict[str, Any] | None, main_lineno: int | None
@@ -226,8 +226,6 @@ class _CallSite:
         return cls(site.f_code.co_filename, site.f_lineno, site.f_globals, main_lineno)
 
     def warn(self, text: str, category: type[Warning]) -> None:
-        import warnings
-
         module_globals = self.module_globals or {}
         registry = (
             module_globals.setdefault("__warningregistry__", {}) if self.module_globals is not None else None
@@ -274,30 +272,28 @@ def _unguarded_script(site: _CallSite) -> str | None:
 
 
 def _guard_ranges(path: str) -> list[tuple[int, int]] | None:
-    import ast
+    """The line ranges of the script's top-level ``if __name__ == "__main__":`` blocks."""
+    import ast  # here, not at import: ~10 ms, and only a task that falls back needs it
+
+    def is_main_test(test: Any) -> bool:
+        """``__name__ == "__main__"`` (either way round)."""
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+            return False
+        sides = [test.left, test.comparators[0]]
+        names = [side for side in sides if isinstance(side, ast.Name) and side.id == "__name__"]
+        values = [side for side in sides if isinstance(side, ast.Constant) and side.value == "__main__"]
+        return len(names) == 1 and len(values) == 1
 
     try:
         with open(path, "rb") as file:
             tree = ast.parse(file.read(), path)
     except (OSError, SyntaxError, ValueError):
         return None
-    ranges = []
-    for node in tree.body:
-        if isinstance(node, ast.If) and _is_main_test(node.test):
-            ranges.append((node.lineno, node.end_lineno or node.lineno))
-    return ranges
-
-
-def _is_main_test(test: Any) -> bool:
-    """``__name__ == "__main__"`` (either way round)."""
-    import ast
-
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
-        return False
-    sides = [test.left, test.comparators[0]]
-    names = [side for side in sides if isinstance(side, ast.Name) and side.id == "__name__"]
-    values = [side for side in sides if isinstance(side, ast.Constant) and side.value == "__main__"]
-    return len(names) == 1 and len(values) == 1
+    return [
+        (node.lineno, node.end_lineno or node.lineno)
+        for node in tree.body
+        if isinstance(node, ast.If) and is_main_test(node.test)
+    ]
 
 
 class _Covering:
@@ -313,8 +309,6 @@ class _Covering:
 
 def _settle(future: Any, moved: Any) -> None:
     """Copies the process's outcome into the task's future."""
-    from concurrent.futures import Future, InvalidStateError
-
     if moved.cancelled():
         # The stdlib's own cancel (the task's cancel() would cancel `moved` again), then
         # notify the waiters of wait()/as_completed() as an executor does.
@@ -323,12 +317,10 @@ def _settle(future: Any, moved: Any) -> None:
         return
     error = moved.exception()
     if error is None:
-        from . import _outcome
-
         try:
-            ok, value = _outcome.decode(moved.result())
+            ok, value = _wire.decode_outcome(moved.result())
         except BaseException as unpickling:  # even SystemExit from a __reduce__: settle the future
-            ok, value = False, _outcome.failure_from_unpickling(unpickling)
+            ok, value = False, _wire.failure_from_unpickling(unpickling)
     else:  # the process pool itself failed (a crashed process, ...)
         ok, value = False, error
     try:
@@ -342,19 +334,17 @@ def _settle(future: Any, moved: Any) -> None:
 
 def _run_pickled_call(payload: bytes) -> bytes:
     """Process side of the fallback: runs a call pickled by ``_pickling.dumps`` and returns its
-    outcome encoded as a worker's is (``_outcome``): pickled the way the call came, so that a
+    outcome encoded as a worker's is (``_wire``'s Value or Error): pickled the way the call came, so that a
     result or exception whose class came by value (defined in the caller's ``__main__``, which
     the process re-imported as another module) goes back by value too, and an exception that
     cannot be pickled still arrives, as ``ExecutionFailed``."""
-    from . import _outcome, _pickling
-
     fn, args, kwargs = _pickling.loads(payload)
     try:
         value = fn(*args, **kwargs)
     except BaseException as exc:
-        return _outcome.encode_exception(exc, skip_frames=1)  # from the user's code on
+        return _wire.encode_error(exc, skip_frames=1)  # from the user's code on
     try:
         return _pickling.dumps(value)
     except BaseException as exc:
-        _outcome.note_unpicklable_result(exc, value)
-        return _outcome.encode_exception(exc)
+        _wire.note_unpicklable_result(exc, value)
+        return _wire.encode_error(exc)

@@ -14,9 +14,10 @@ This module makes what a task logs, warns and prints reach the caller's interpre
                                                              getLogger(name).handle(record)
                                                              warnings.warn_explicit(...)
 
-Worker side (``install``): a step of ``_worker.bootstrap``. The worker does not import
-``logging`` or ``warnings`` at start-up (they are a noticeable part of it); a ``sys.meta_path``
-watcher hooks each one the moment something in the worker first imports it.
+Worker side (``install``, in ``_worker_features``: a worker imports that module, not this
+one): a step of ``_worker.bootstrap``. The worker does not import ``logging`` or ``warnings``
+at start-up (they are a noticeable part of it); a ``sys.meta_path`` watcher hooks each one the
+moment something in the worker first imports it.
 
 Caller side (``worker_options``, ``CallerSide``): used by
 ``InterpreterPoolExecutor``. Message handlers run on the pool's completion thread; they never
@@ -26,19 +27,14 @@ records are there when ``result()`` returns.
 
 from __future__ import annotations
 
+import codecs
+import logging
 import sys
+import warnings
 
-from . import _import_hooks as import_hooks
-from . import _native
-from ._streams import (
-    TAG_STDERR,
-    TAG_STDERR_BYTES,
-    TAG_STDOUT,
-    TAG_STDOUT_BYTES,
-    ForwardingStream,
-    flush_deferred,
-    post,
-)
+from . import _pickling
+from ._streams import TAG_STDERR, TAG_STDERR_BYTES, TAG_STDOUT, TAG_STDOUT_BYTES, ForwardingStream
+from ._worker_features import TAG_LOG, TAG_WARNING, install
 
 TYPE_CHECKING = False
 
@@ -58,149 +54,6 @@ __all__ = [
     "install",
     "worker_options",
 ]
-
-# Message tags (the ``tag`` of ``_native.post_message``), written once, in the Swift core;
-# the streams' are in ``_streams``.
-TAG_LOG = _native.TAG_LOG
-TAG_WARNING = _native.TAG_WARNING
-
-
-# ─── worker side ────────────────────────────────────────────────────────────────────────────
-
-
-def install(options: dict[str, Any]) -> None:
-    """Worker side, once per worker interpreter: sets up what ``worker_options`` asked for."""
-    import atexit
-
-    atexit.register(_at_interpreter_exit)
-    output = options.get("output")
-    if output == "forward":
-        sys.stdout = ForwardingStream(TAG_STDOUT, sys.stdout, options.get("stdout", {}))
-        sys.stderr = ForwardingStream(TAG_STDERR, sys.stderr, options.get("stderr", {}))
-    elif output == "fd":
-        for stream in (sys.stdout, sys.stderr):
-            reconfigure = getattr(stream, "reconfigure", None)
-            if reconfigure is not None:
-                reconfigure(line_buffering=True)
-    logging_options = options.get("logging")
-    if logging_options is not None:
-        import_hooks.watch("logging", lambda module: _install_logging(module, logging_options))
-    warning_filters = options.get("warnings")
-    if warning_filters is not None:
-        import_hooks.watch("warnings", lambda module: _install_warnings(module, warning_filters))
-
-
-def _at_interpreter_exit() -> None:
-    """Sends what is left, and lets go of the worker thread's ``threading`` stand-in.
-
-    On 3.13, ``threading.current_thread()`` (which every log record calls) makes a
-    ``_DummyThread`` for the worker thread whose clean-up, left to the interpreter's teardown,
-    runs after ``threading`` is gone and prints "Exception ignored ... _DeleteDummyThreadOnDel".
-    Dropping it here, while ``threading`` still works, avoids that.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, ForwardingStream):
-            stream.flush()
-    flush_deferred()
-    threading = sys.modules.get("threading")
-    local = getattr(threading, "_thread_local_info", None)
-    if local is not None and hasattr(local, "_track_dummy_thread_ref"):
-        try:
-            del local._track_dummy_thread_ref
-        except Exception:
-            pass
-
-
-def _install_logging(logging: Any, options: dict[str, Any]) -> None:
-    """Hooks the worker's ``logging``: levels as in the caller, one handler that forwards."""
-    formatter = logging.Formatter()
-
-    class ForwardingHandler(logging.Handler):  # type: ignore[misc]  # the worker's logging, passed in
-        """Sends each record to the caller's interpreter (in the manner of ``QueueHandler``)."""
-
-        def emit(self, record: Any) -> None:
-            try:
-                post(TAG_LOG, _encode_record(record, formatter))
-            except Exception:
-                self.handleError(record)
-
-    root = logging.getLogger()
-    for name, level in options.get("levels", {}).items():
-        (logging.getLogger(name) if name else root).setLevel(level)
-    if options.get("disable"):
-        logging.disable(options["disable"])
-    root.addHandler(ForwardingHandler())
-
-
-def _encode_record(record: Any, formatter: Any) -> bytes:
-    """The record's attributes, made picklable: message formatted, exception as text."""
-    from . import _pickling  # not at import: a worker loads pickle only when it needs it
-
-    attributes = dict(record.__dict__)
-    message = record.getMessage()
-    attributes["msg"] = message
-    attributes["message"] = message
-    attributes["args"] = None
-    if record.exc_info:
-        attributes["exc_text"] = record.exc_text or formatter.formatException(record.exc_info)
-    attributes["exc_info"] = None
-    try:
-        return _pickling._dumps(attributes, _pickling.PROTOCOL)
-    except Exception:
-        pass
-    for key, value in attributes.items():  # an `extra=` value that cannot travel: its repr
-        try:
-            _pickling._dumps(value, _pickling.PROTOCOL)
-        except Exception:
-            try:
-                attributes[key] = repr(value)
-            except Exception:
-                attributes[key] = f"<{type(value).__qualname__}>"
-    return _pickling._dumps(attributes, _pickling.PROTOCOL)
-
-
-def _install_warnings(warnings: Any, filters: list[tuple[Any, ...]]) -> None:
-    """Hooks the worker's ``warnings``: the caller's error filters, everything else forwarded."""
-    warnings.resetwarnings()
-    warnings.simplefilter("always")
-    for action, message, category, module, lineno in reversed(filters):
-        warnings.filterwarnings(action, message, category, module, lineno)
-    warnings.showwarning = _forward_warning
-
-
-def _forward_warning(
-    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: str | None = None
-) -> None:
-    """The worker's ``warnings.showwarning``: sends the warning to the caller."""
-    from . import _pickling  # not at import: a worker loads pickle only when it needs it
-
-    try:
-        text = str(message)
-        module = _module_at(filename, lineno)
-        try:
-            data = _pickling.dumps((category, text, filename, lineno, module))
-        except Exception:  # a category that cannot travel: a UserWarning naming it
-            name = f"{category.__module__}.{category.__qualname__}"
-            data = _pickling.dumps((None, f"{name}: {text}", filename, lineno, module))
-        post(TAG_WARNING, data)
-    except Exception as exc:
-        try:
-            sys.__stderr__.write(  # type: ignore[union-attr]  # None only without a stderr: then it raises here, caught below
-                f"{filename}:{lineno}: {category.__name__}: {message} (not forwarded: {exc!r})\n"
-            )
-        except Exception:
-            pass
-
-
-def _module_at(filename: str, lineno: int) -> str | None:
-    """The ``__name__`` of the frame that the warning points at (for module filters)."""
-    frame: Any = sys._getframe(2)
-    while frame is not None:
-        if frame.f_lineno == lineno and frame.f_code.co_filename == filename:
-            name = frame.f_globals.get("__name__")
-            return name if isinstance(name, str) else None
-        frame = frame.f_back
-    return None
 
 
 # ─── caller side ────────────────────────────────────────────────────────────────────────────
@@ -252,7 +105,6 @@ def _stream_facts(stream: Any, default_name: str) -> dict[str, Any]:
             continue
         if isinstance(value, str) and value:
             facts[key] = value
-    import codecs
 
     try:  # an encoding or handler the workers could not look up is left out
         codecs.lookup(facts.get("encoding", "utf-8"))
@@ -274,8 +126,6 @@ def _isatty(stream: Any) -> bool:
 
 def _logging_levels() -> dict[str, Any]:
     """The caller's logger levels, so that workers skip what the caller would skip."""
-    import logging
-
     levels = {"": logging.root.level}
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
         if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
@@ -289,10 +139,6 @@ def _error_filters() -> list[tuple[Any, ...]]:
     In a worker, an "error" filter raises in the task (as in the caller's program); every other
     action becomes "always" so that the warning reaches the caller, whose filters decide then.
     """
-    import warnings
-
-    from . import _pickling  # caller side; not at import, which workers do
-
     filters = list(warnings.filters)
     last = max((i for i, f in enumerate(filters) if f[0] == "error"), default=-1)
     result: list[tuple[Any, ...]] = []
@@ -406,11 +252,7 @@ class CallerSide:
     @staticmethod
     def on_log(payload: Any, worker: int) -> None:
         """A record logged in a task: handled by the caller's logger of the same name."""
-        from . import _pickling  # caller side; not at import, which workers do
-
         try:
-            import logging
-
             # logging.makeLogRecord without the dummy LogRecord.__init__ (half of its cost).
             record = logging.LogRecord.__new__(logging.LogRecord)
             record.__dict__.update(_pickling.loads(memoryview(payload)))
@@ -430,11 +272,7 @@ class CallerSide:
 
     def on_warning(self, payload: Any, worker: int) -> None:
         """A warning raised in a task: re-issued here, through the caller's current filters."""
-        from . import _pickling  # caller side; not at import, which workers do
-
         try:
-            import warnings
-
             category, text, filename, lineno, module = _pickling.loads(memoryview(payload))
             registry = self._registries.setdefault(module or filename, {})
             try:
@@ -444,7 +282,6 @@ class CallerSide:
             except Warning:
                 # An "error" filter added after the pool started: the task has already run
                 # on, so the error can only be reported here.
-                import logging
 
                 logging.getLogger(__package__).exception(
                     'a warning raised by a task in worker %d matches an "error" filter added '
@@ -457,8 +294,6 @@ class CallerSide:
 
 def _report(what: str, worker: int) -> None:
     try:
-        import logging
-
         logging.getLogger(__package__).exception("could not replay %s sent by worker %d", what, worker)
     except Exception:
         pass

@@ -3,12 +3,17 @@ was built (``python -m subinterpreter_parallelism info``)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import platform
 import sys
+import sysconfig
+import time
 from collections.abc import Sequence
+from importlib.metadata import version
 from typing import Any
 
-from . import _versions
+from . import __version__, _native, _versions
 
 __all__ = ["info", "info_main"]
 
@@ -17,12 +22,6 @@ _PROG = "python -m subinterpreter_parallelism"
 
 def info() -> dict[str, Any]:
     """What ``info`` reports: Python, own-GIL support, default worker count, build, extras."""
-    import platform
-    import sysconfig
-    import time
-
-    from . import __version__
-
     report: dict[str, Any] = {
         "package": __version__,
         "python": platform.python_version(),
@@ -46,8 +45,6 @@ def info() -> dict[str, Any]:
         report["own_gil"] = False
         report["own_gil_detail"] = f"{type(exc).__name__}: {exc}"
     try:
-        from . import _native
-
         build = dict(_native.build_info())
         build["module"] = _native.__file__
         report["build"] = build
@@ -56,8 +53,6 @@ def info() -> dict[str, Any]:
     extras: dict[str, str | None] = {}
     for name in ("cloudpickle", "tqdm"):
         try:
-            from importlib.metadata import version
-
             extras[name] = version(name)
         except Exception:
             extras[name] = None
@@ -67,8 +62,6 @@ def info() -> dict[str, Any]:
 
 def info_main(argv: Sequence[str] | None = None) -> int:
     """``python -m subinterpreter_parallelism info [--json]``."""
-    import argparse
-
     parser = argparse.ArgumentParser(
         prog=f"{_PROG} info",
         description="Show the Python version, whether own-GIL sub-interpreters are available, "

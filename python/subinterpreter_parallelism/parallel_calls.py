@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import CancelledError, Future, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +13,7 @@ from . import fallback as _fallback
 from ._validate import check_timeout
 from .executor import InterpreterPoolExecutor
 from .progress import check_progress, track
+from .reusable import shared_executor
 
 __all__ = ["CallOutcome", "parallel"]
 
@@ -40,8 +41,6 @@ class CallOutcome:
 def _shared_pool() -> InterpreterPoolExecutor:
     """The process-wide pool behind ``parallel()``: the reusable executor
     (``get_reusable_executor()``), created on first use and again once shut down or broken."""
-    from .reusable import shared_executor
-
     return shared_executor()
 
 
@@ -175,8 +174,6 @@ _MAIN_BY_NAME = (
 def _outcomes(
     checked: list[tuple[str, str, tuple[Any, ...], dict[str, Any]]], futures: list[Future[Any]]
 ) -> list[CallOutcome]:
-    from concurrent.futures import CancelledError
-
     outcomes = []
     for index, ((module, function, _, _), future) in enumerate(zip(checked, futures)):
         target = f"{module}.{function}"

@@ -28,11 +28,14 @@ submitted, warmed in every worker while the first tasks run.
 from __future__ import annotations
 
 import functools
-import importlib
+import logging
 import sys
+import threading
 import time
 
-from . import _native, _outcome, _pickling, _versions, _worker
+from . import _native, _pickling, _refusal, _versions, _wire
+from ._worker_features import PRELOAD_OK, TAG_PRELOAD, import_modules, warm_module
+from .errors import BrokenInterpreterPool, RemoteTraceback
 
 TYPE_CHECKING = False
 
@@ -41,8 +44,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
     from typing import Any
 
-# The caller side's imports (threading, _refusal, errors) wait inside its functions: a worker
-# interpreter imports this module for import_modules alone, during its start-up.
+# The worker side (import_modules, warm_module) is in _worker_features: a worker interpreter
+# imports that module, never this one.
 
 __all__ = [
     "AUTO",
@@ -59,79 +62,12 @@ __all__ = [
 #: The ``preload`` entry that turns on warming the modules of submitted functions.
 AUTO = "auto"
 
-# The message tag of a worker's verdict (the ``tag`` of ``_native.post_message``), beside
-# forwarding's tags; written once, in the Swift core.
-TAG_PRELOAD = _native.TAG_PRELOAD
 # The message of a module that could not be warmed (posted by the Swift worker, once per module
 # and pool: ``MessageTag.warmFailed``): ``b"module\ntext"``.
 TAG_WARM_FAILED = _native.TAG_WARM_FAILED
 
 # How long the pool's constructor waits for its workers to import ``preload`` modules.
 PRELOAD_TIMEOUT = 300.0
-
-_PRELOAD_OK = b"ok"
-
-
-# ─── worker side ────────────────────────────────────────────────────────────────────────────
-
-
-def import_modules(spec: dict[str, Any]) -> bool:
-    """Worker side, a step of ``_worker.bootstrap``: imports ``spec["modules"]``; tells the
-    caller it is ready, or what failed.
-
-    With a ``spec["gate"]`` (a Queue), worker 0 imports first and the others wait for its
-    verdict: they import only once it succeeded. The verdict is one token, which each waiter
-    puts back, so that interpreters started later (``max_tasks_per_worker``) find it too.
-
-    Returns True once imported, False when told not to import: the gate closes only when the
-    pool broke (worker 0 failed: ``PreloadWatch`` marked it broken first) or is going away, so
-    the worker gets no task and ends quietly.
-
-    Raises:
-        what the import raised, with a note naming the module, after telling the caller: the
-        bootstrap fails, and the pool breaks with that reason (as for a failing initializer),
-        in the first interpreters and in those started later by ``max_tasks_per_worker``.
-    """
-    gate = spec.get("gate")
-    if gate is not None and _native.worker_index() != 0:
-        try:
-            go = gate.get()
-        except Exception:  # closed: worker 0 failed, or the pool is going away
-            go = False
-        if not go:
-            return False
-        try:
-            gate.put(go)  # for the next waiter
-        except Exception:
-            pass
-    for name in spec["modules"]:
-        try:
-            importlib.import_module(name)
-        except BaseException as exc:
-            failure = _pickling._dumps((name, _outcome.encode_exception(exc)), _pickling.PROTOCOL)
-            _native.post_message(TAG_PRELOAD, failure)
-            exc.add_note(
-                f"raised in worker {_native.worker_index()} while importing preload module {name!r}, "
-                "so that worker cannot run tasks"
-            )
-            raise
-    _native.post_message(TAG_PRELOAD, _PRELOAD_OK)
-    return True
-
-
-def warm_module(name: str) -> str | None:
-    """Worker side, ``preload="auto"``: imports ``name`` ahead of the tasks that need it (the
-    Swift worker calls it while no task waits). Returns None, or the failure's text: a failure
-    is only recorded, and the task that needs the module gets its own error."""
-    try:
-        importlib.import_module(name)
-    except BaseException as exc:  # anything at all: the worker and the pool go on
-        import traceback
-
-        return "".join(traceback.format_exception_only(exc)).strip()
-    finally:
-        _worker.flush_unflushed()  # what the import printed arrives now, not with a later task
-    return None
 
 
 # ─── caller side ────────────────────────────────────────────────────────────────────────────
@@ -211,8 +147,6 @@ class AutoWarm:
     def on_failure(self, payload: Any, worker: int) -> None:
         """The handler for ``TAG_WARM_FAILED``: says once per module (Swift sends each once)
         that warming it failed; the tasks that need it raise the error themselves."""
-        import logging
-
         module, _, text = bytes(memoryview(payload)).decode("utf-8", "replace").partition("\n")
         logging.getLogger("subinterpreter_parallelism").warning(
             'preload="auto": worker %d could not import module %r ahead of its tasks (the tasks '
@@ -227,8 +161,6 @@ class PreloadWatch:
     """Caller side: waits until every worker has imported the ``preload`` modules."""
 
     def __init__(self, workers: int, modules: tuple[str, ...] = ()) -> None:
-        import threading
-
         self.modules = modules
         """The modules to preload (from ``check_preload``); empty: nothing to wait for."""
         self._workers = workers
@@ -257,7 +189,7 @@ class PreloadWatch:
     def on_message(self, payload: Any, worker: int) -> None:
         """The handler for ``TAG_PRELOAD``: one worker is ready, or it failed."""
         data = bytes(memoryview(payload))
-        if data == _PRELOAD_OK:
+        if data == PRELOAD_OK:
             if self._left == self._workers and self._gate is not None:
                 try:
                     self._gate.put(True)  # worker 0 succeeded: the others may go (they pass it on)
@@ -291,8 +223,6 @@ class PreloadWatch:
             while not self._done.wait(0.05):
                 reason = broken()
                 if reason is not None and self._failure is None:  # else on_message broke it
-                    from .errors import BrokenInterpreterPool
-
                     error = BrokenInterpreterPool(reason)
                     break
                 if time.monotonic() > deadline:
@@ -312,14 +242,11 @@ class PreloadWatch:
 
 def _preload_error(data: bytes) -> BaseException:
     """The exception the constructor raises for a preload module that failed in a worker."""
-    from . import _refusal
-    from .errors import RemoteTraceback
-
     module, encoded = _pickling.loads(data)
     try:
-        _, error = _outcome.decode(encoded)
+        _, error = _wire.decode_outcome(encoded)
     except Exception as exc:
-        error = _outcome.failure_from_unpickling(exc)
+        error = _wire.failure_from_unpickling(exc)
     refusal = _refusal.find_refusal(error)
     if refusal is None:
         error.add_note(f"raised in a worker interpreter while importing preload module {module!r}")

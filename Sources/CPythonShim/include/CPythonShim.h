@@ -128,7 +128,7 @@ static inline void sp_Tuple_SET_ITEM(PyObject *t, Py_ssize_t i, PyObject *v) { P
 static inline double sp_Float_AS_DOUBLE(PyObject *f) { return PyFloat_AS_DOUBLE(f); }
 
 /// The size in bytes of an exact `bytes`, `bytearray` or `memoryview`, else -1: the argument
-/// kinds that travel out of band (see WireFormat.outOfBandKind in Pickling.swift).
+/// kinds that travel out of band (see WireFormat.outOfBandKind in Wire.swift).
 static inline Py_ssize_t sp_BinarySize(PyObject *o) {
     if (PyBytes_CheckExact(o)) return PyBytes_GET_SIZE(o);
     if (PyByteArray_CheckExact(o)) return PyByteArray_GET_SIZE(o);

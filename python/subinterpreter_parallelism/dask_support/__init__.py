@@ -47,7 +47,8 @@ The package, one job per module:
   :class:`InterpreterPoolPlugin`;
 - ``preload``: ``dask_setup``, the preload's command line.
 
-Everything that needs dask, distributed or click is imported lazily, and so are the modules.
+The package imports none of its modules at start (worker interpreters import it for
+``expressions``): each is imported on first use, and imports dask, distributed or click itself.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def adapt_call(
         return None
     name = getattr(fn, "__name__", None)
     if name == "batch_execute_tasks" and getattr(module, name, None) is fn and len(args) == 1:
-        from .local import submit_batch
+        from .local import submit_batch  # imports dask: never in a worker interpreter
 
         return submit_batch(pool, args[0])
     if name == "_run_task_simple" and getattr(module, name, None) is fn and len(args) == 3:

@@ -10,19 +10,28 @@ distributed releases while it runs is interrupted.
 from __future__ import annotations
 
 import time
+import weakref
 from _thread import get_ident
 from collections.abc import Hashable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import dask
+import distributed.worker
+from dask.sizeof import sizeof
+from distributed import WorkerPlugin, profile
+from distributed.core import error_message
+from distributed.exceptions import Reschedule
+from distributed.threadpoolexecutor import ThreadPoolExecutor
+from distributed.worker import WORKER_ANY_RUNNING
+from tblib import Traceback
+
+from ..errors import RemoteTraceback, TaskInterrupted
+from ..executor import InterpreterPoolExecutor
 from .expressions import evaluate_timed, lower
 from .futures import DaskFuture
 
-if TYPE_CHECKING:
-    from ..executor import InterpreterPoolExecutor
-
-# InterpreterPoolPlugin: made by __getattr__ below on first use.
-__all__ = ["DEFAULT_EXECUTOR_NAME", "InterpreterPoolPlugin", "install", "submit_task", "uninstall"]  # noqa: F822
+__all__ = ["DEFAULT_EXECUTOR_NAME", "InterpreterPoolPlugin", "install", "submit_task", "uninstall"]
 
 #: The name of the worker executor that :func:`install` and the preload register.
 DEFAULT_EXECUTOR_NAME = "interpreters"
@@ -31,8 +40,10 @@ DEFAULT_EXECUTOR_NAME = "interpreters"
 _PUBLIC_MODULE = __name__.rsplit(".", 1)[0]
 
 # For each pool that install() gave a worker: the tasks it runs now, by key (so that a release
-# can stop them). A WeakKeyDictionary, made on first use.
-_executing: Any = None
+# can stop them).
+_executing: weakref.WeakKeyDictionary[InterpreterPoolExecutor, dict[Hashable, DaskFuture]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def submit_task(
@@ -44,16 +55,12 @@ def submit_task(
     part = pool.submit(evaluate_timed, lower(task, data))
     future = DaskFuture([part])
     key = getattr(task, "key", None)
-    running = _executing.get(pool) if _executing is not None else None
+    running = _executing.get(pool)
     if running is not None:
         running[key] = future
 
     def outcome() -> dict[str, Any]:
         if part.cancelled():
-            from distributed.exceptions import Reschedule
-
-            from ..errors import TaskInterrupted
-
             error: BaseException | None = (
                 Reschedule()
                 if future.released
@@ -77,8 +84,6 @@ def submit_task(
 
 def _task_finished(value: Any, start: float, stop: float, thread: int) -> dict[str, Any]:
     """The message of ``distributed.worker._run_task_simple`` for a task that returned."""
-    from dask.sizeof import sizeof
-
     return {
         "op": "task-finished",
         "status": "OK",
@@ -99,8 +104,6 @@ def _task_erred(error: BaseException, start: float, stop: float) -> dict[str, An
     """
     if isinstance(error, (SystemExit, KeyboardInterrupt)):
         raise error  # as distributed does: these end the worker
-    from distributed.core import error_message
-
     remote = _traceback_from_cause(error)
     try:
         raise error
@@ -114,8 +117,6 @@ def _task_erred(error: BaseException, start: float, stop: float) -> dict[str, An
 
 def _traceback_from_cause(error: BaseException) -> Any:
     """A traceback object made from the text of the error's ``RemoteTraceback``, or None."""
-    from ..errors import RemoteTraceback
-
     cause = error.__cause__
     if not isinstance(cause, RemoteTraceback):
         return None
@@ -124,8 +125,6 @@ def _traceback_from_cause(error: BaseException) -> Any:
     if header not in text:
         return None
     try:
-        from tblib import Traceback
-
         return Traceback.from_string(text[text.rindex(header) :]).as_traceback()
     except Exception:
         return None
@@ -147,13 +146,6 @@ def install(
         ValueError: an executor called ``name`` exists already (other than "default").
         RuntimeError: distributed is older than 2025.1 (it hands executors other wrappers).
     """
-    global _executing
-    import weakref
-
-    import distributed.worker
-
-    from ..executor import InterpreterPoolExecutor
-
     if not hasattr(distributed.worker, "_run_task_simple"):
         raise RuntimeError(f"{_PUBLIC_MODULE} needs distributed >= 2025.1, not {distributed.__version__}")
 
@@ -161,8 +153,6 @@ def install(
         raise ValueError(f"the worker already has an executor named {name!r}")
     _stop_frame_sampling(worker)
     pool = InterpreterPoolExecutor(max_workers or worker.state.nthreads)
-    if _executing is None:
-        _executing = weakref.WeakKeyDictionary()
     _executing[pool] = {}
     worker.executors[name] = pool
     if default and name != "default":
@@ -183,9 +173,6 @@ def _stop_frame_sampling(worker: Any) -> None:
     process start without either (config ``distributed.worker.profile.enabled``).
     """
     global _profile_lock_held
-    import dask
-    from distributed import profile
-
     dask.config.set({"distributed.worker.profile.enabled": False})
     for name in ("profile", "profile-cycle"):
         callback = worker.periodic_callbacks.pop(name, None)
@@ -212,80 +199,61 @@ def uninstall(worker: Any, name: str = DEFAULT_EXECUTOR_NAME) -> None:
     Tasks running on it are interrupted; a "default" executor it replaced comes back as a
     thread pool.
     """
-    from ..executor import InterpreterPoolExecutor
-
     pool = worker.executors.pop(name, None)
     if not isinstance(pool, InterpreterPoolExecutor):
         if pool is not None:
             worker.executors[name] = pool
         return
     if worker.executors.get("default") is pool:
-        from distributed.threadpoolexecutor import ThreadPoolExecutor
-
         worker.executors["default"] = ThreadPoolExecutor(worker.state.nthreads)
-    if _executing is not None:
-        _executing.pop(pool, None)
+    _executing.pop(pool, None)
     pool.shutdown(wait=False, cancel_futures=True, interrupt=True)
 
 
 def _on_transition(pool: InterpreterPoolExecutor, key: Hashable, start: str, finish: str) -> None:
     """A task distributed no longer wants while it runs (executing -> released): stop it."""
     if finish == "released" and start in ("executing", "long-running"):
-        future = _executing.get(pool, {}).get(key) if _executing is not None else None
+        future = _executing.get(pool, {}).get(key)
         if future is not None:
             future.release()
 
 
-def _plugin_class() -> type:
-    from distributed import WorkerPlugin
+class InterpreterPoolPlugin(WorkerPlugin):
+    """A worker plugin that gives every worker an interpreter pool (see :func:`install`).
 
-    class InterpreterPoolPlugin(WorkerPlugin):
-        """A worker plugin that gives every worker an interpreter pool (see :func:`install`).
+    ``client.register_plugin(InterpreterPoolPlugin())`` installs it on the workers of a
+    running cluster (and on workers that join later). It also interrupts a running task
+    that distributed releases.
 
-        ``client.register_plugin(InterpreterPoolPlugin())`` installs it on the workers of a
-        running cluster (and on workers that join later). It also interrupts a running task
-        that distributed releases.
+    Args:
+        max_workers: interpreters per worker; default: the worker's ``nthreads``.
+        name: the executor name to annotate tasks with.
+        default: also run un-annotated tasks on the interpreters.
+    """
 
-        Args:
-            max_workers: interpreters per worker; default: the worker's ``nthreads``.
-            name: the executor name to annotate tasks with.
-            default: also run un-annotated tasks on the interpreters.
-        """
+    def __init__(
+        self, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME, default: bool = False
+    ) -> None:
+        self.max_workers = max_workers
+        self.executor_name = name
+        self.default = default
+        self.name = f"subinterpreter-parallelism-{name}"
+        self.pool: InterpreterPoolExecutor | None = None
 
-        def __init__(
-            self, max_workers: int | None = None, *, name: str = DEFAULT_EXECUTOR_NAME, default: bool = False
-        ) -> None:
-            self.max_workers = max_workers
-            self.executor_name = name
-            self.default = default
-            self.name = f"subinterpreter-parallelism-{name}"
-            self.pool: InterpreterPoolExecutor | None = None
+    def setup(self, worker: Any) -> None:
+        self.pool = install(worker, self.max_workers, name=self.executor_name, default=self.default)
 
-        def setup(self, worker: Any) -> None:
-            self.pool = install(worker, self.max_workers, name=self.executor_name, default=self.default)
+    def teardown(self, worker: Any) -> None:
+        if worker.status not in WORKER_ANY_RUNNING:
+            return  # the worker is closing: it shuts its executors down itself
+        uninstall(worker, self.executor_name)
 
-        def teardown(self, worker: Any) -> None:
-            from distributed.worker import WORKER_ANY_RUNNING
+    def transition(self, key: Hashable, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if self.pool is not None:
+            _on_transition(self.pool, key, start, finish)
 
-            if worker.status not in WORKER_ANY_RUNNING:
-                return  # the worker is closing: it shuts its executors down itself
-            uninstall(worker, self.executor_name)
-
-        def transition(self, key: Hashable, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
-            if self.pool is not None:
-                _on_transition(self.pool, key, start, finish)
-
-        def __getstate__(self) -> dict[str, Any]:
-            return {**self.__dict__, "pool": None}
-
-    InterpreterPoolPlugin.__module__ = _PUBLIC_MODULE
-    return InterpreterPoolPlugin
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "pool": None}
 
 
-# Built on first use: worker interpreters never import distributed.
-def __getattr__(name: str) -> Any:
-    if name != "InterpreterPoolPlugin":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = _plugin_class()
-    globals()[name] = value
-    return value
+InterpreterPoolPlugin.__module__ = _PUBLIC_MODULE

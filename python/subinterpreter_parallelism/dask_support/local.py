@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dask import local
+
+from ..executor import InterpreterPoolExecutor
 from .expressions import evaluate, lower
 from .futures import DaskFuture, TaskFailed, when_all_done
-
-if TYPE_CHECKING:
-    from ..executor import InterpreterPoolExecutor
 
 __all__ = ["get", "submit_batch"]
 
@@ -73,10 +73,6 @@ def get(
         Exception: the first exception a task raised, with the interpreter's traceback as its
             cause.
     """
-    from dask import local
-
-    from ..executor import InterpreterPoolExecutor
-
     if pool is not None:
         return local.get_async(pool.submit, pool.max_workers, dsk, keys, **kwargs)
     with InterpreterPoolExecutor(max_workers) as own:
