@@ -66,6 +66,8 @@ CALLER_AFTER_USE = WORKER_HALF | {
     "_future",
     "_map",
     "_refusal",
+    "_startup",
+    "_task_future",
     "_validate",
     "errors",
     "executor",

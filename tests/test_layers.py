@@ -31,7 +31,10 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("worker-side features: the worker halves of forwarding and preload", {"_worker_features"}),
     ("features beside the executor", {"forwarding", "preload", "progress", "fallback", "check", "_adapters"}),
     ("the executor's future", {"_future"}),
-    ("the executor's rooms: completion, map, exit", {"_completion", "_map", "_exit"}),
+    (
+        "the executor's rooms: start-up, task future, completion, map, exit",
+        {"_startup", "_task_future", "_completion", "_map", "_exit"},
+    ),
     ("the executor", {"executor"}),
     ("on the executor: parallel(), the reusable pool", {"parallel_calls", "reusable"}),
     ("integrations", {"dask_support", "dask_support.*", "joblib_backend"}),
@@ -207,19 +210,28 @@ def test_no_import_cycles():
 
 
 def test_the_executor_knows_no_dask():
-    text = (SOURCE / "executor.py").read_text(encoding="utf-8")
+    """Neither executor.py nor its rooms (the layer below it) mention Dask."""
+    rooms = next(members for title, members in LAYERS if title.startswith("the executor's rooms"))
     mentions = [
-        f"line {n}: {line.strip()}"
-        for n, line in enumerate(text.splitlines(), 1)
+        f"{name}.py line {n}: {line.strip()}"
+        for name in sorted({"executor"} | rooms)
+        for n, line in enumerate((SOURCE / f"{name}.py").read_text(encoding="utf-8").splitlines(), 1)
         if re.search("dask", line, re.IGNORECASE)
     ]
-    assert not mentions, "executor.py mentions Dask (integrations sit above it):\n" + "\n".join(mentions)
+    assert not mentions, "the executor mentions Dask (integrations sit above it):\n" + "\n".join(mentions)
 
 
 def _executor_private_names() -> set[str]:
-    """Underscore names of the executor module: its private functions and classes, and the
-    private attributes and methods that its classes define."""
-    tree = ast.parse((SOURCE / "executor.py").read_text(encoding="utf-8"))
+    """Underscore names of the executor module and of the module of its task future: their
+    private functions and classes, and the private attributes and methods that their classes
+    define."""
+    names = set()
+    for module in ("executor", "_task_future"):
+        names |= _private_names_of(ast.parse((SOURCE / f"{module}.py").read_text(encoding="utf-8")))
+    return names
+
+
+def _private_names_of(tree: ast.Module) -> set[str]:
     names = set()
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.startswith("_"):
@@ -243,7 +255,7 @@ def _executor_private_names() -> set[str]:
 
 
 #: Modules that are parts of the executor, split off its file: they share its private names.
-EXECUTOR_ROOMS = {"executor", "_completion", "_exit"}
+EXECUTOR_ROOMS = {"executor", "_startup", "_task_future", "_completion", "_exit"}
 
 
 def test_only_the_executor_touches_its_private_names():
@@ -306,7 +318,7 @@ def test_no_module_touches_future_internals():
     """Who settles a future is decided by Swift's task lifecycle; the package settles futures
     only through ``Future``'s public methods (issue 14): it neither reads nor writes the
     stdlib's ``_state``, ``_waiters``, ``_condition``... of a future, nor imports
-    ``concurrent.futures._base``. The executor's own ``self._state`` (its ``_PoolState``)
+    ``concurrent.futures._base``. The executor's own ``self._state`` (its ``PoolState``)
     is not a future's, so ``_state`` is checked on futures: inside ``Future`` subclasses and
     on names that hold one. Only ``FUTURE_MODULE``, which implements the future, may."""
     private = _future_private_names()

@@ -19,12 +19,13 @@ Swift half is Wire.swift; ``tests/test_halves.py`` checks the modules named here
                                                ║    _wire.decode_call, _wire.encode_value,
     completion thread ◄═ Value, Shareable, ════╬══  _worker.encode_error (_pickling and
      Lent, Error, Chunk: _wire.decode_outcome  ║    _rebuild: once a record needs pickle)
-     settles the _future.LightFuture           ║
+     settles the _task_future.TaskFuture       ║
     forwarding.CallerSide ◄═ output, logs, ════╬══  bootstrap: _worker_features.install,
     preload.PreloadWatch ◄═ preload verdicts ══╬══  _worker_features.import_modules;
                                                ║    _streams.ForwardingStream posts output
 
-    caller half: executor, _map, _future, fallback, forwarding, preload, progress, errors
+    caller half: executor, _startup, _task_future, _completion, _exit, _map, _future, fallback,
+                 forwarding, preload, progress, errors
     worker half: _worker, _wire, _worker_features, _streams, _import_hooks, _versions,
                  _native, _pickling, _rebuild, shared_map
 """

@@ -88,7 +88,7 @@ class PoolState:
     def __init__(self, native: Any, task_timeout: float | None, callback_thread_name: str) -> None:
         self.native = native
         self.task_timeout = task_timeout
-        self.futures: dict[int, Any] = {}  # id -> executor._TaskFuture
+        self.futures: dict[int, Any] = {}  # id -> _task_future.TaskFuture
         self.lock = threading.Lock()
         self.message_handlers: dict[int, Callable[[Any, int], None]] = {}
         # Set when every worker interpreter has ended and every future is settled. Waiting on
@@ -112,7 +112,7 @@ class PoolState:
         return reason
 
     def defer_callbacks(self, future: LightFuture) -> bool:
-        """For ``_TaskFuture._sp_defer_callbacks``: on the completion thread, runs the future's
+        """For ``TaskFuture._sp_defer_callbacks``: on the completion thread, runs the future's
         quick callbacks (``_future.QUICK_CALLBACK``: progress) and hands the others to the
         callback thread (True); elsewhere they all run where they are (False)."""
         if threading.get_ident() != self.completion_ident:

@@ -16,7 +16,7 @@ Pools register here (``register``); the executor knows nothing of exit hooks or 
   (``watch_idle``), as loky's reusable executor ends its workers.
 
 The pools handled here are ``executor.InterpreterPoolExecutor`` objects; this module is one of
-the executor's rooms and uses its private parts (``_state``, ``_interrupt_everything``...).
+the executor's rooms and uses its private parts (``_state``, ``_completion``, ``_stepped_aside``...).
 """
 
 from __future__ import annotations
@@ -36,10 +36,12 @@ from . import _native, _versions
 __all__ = [
     "CTRL_C_POLL_SECONDS",
     "exiting",
+    "interrupt_everything",
     "register",
     "step_aside",
     "stop_after_ctrl_c",
     "wait_for_event",
+    "wait_for_shutdown",
     "watch_idle",
 ]
 
@@ -159,7 +161,48 @@ def stop_after_ctrl_c(pool: Any) -> None:
     _wait_until_ended([pool])
 
 
+def interrupt_everything(pool: Any) -> None:
+    """Ctrl-C: close, cancel every task, interrupt the running ones and the initializers.
+    Only requests: returns at once (tasks inside C see it when they return to Python)."""
+    state = pool._state
+    for future in list(state.futures.values()):
+        future._sp_cancel(interrupt=True)
+    state.native.close()
+    state.native.interrupt_all()
+
+
+def wait_for_shutdown(pool: Any, state: Any, watch: IdleWatch | None) -> None:
+    """``shutdown(wait=True)``: waits until ``state`` (the pool's) has ended, then for the pool's
+    completion thread, its callback thread and ``watch``'s thread (but the calling thread).
+    Ctrl-C while waiting interrupts everything, and propagates."""
+    here = threading.current_thread()
+    try:
+        # Polled: a Ctrl-C that lands just before the wait blocks is seen by CPython
+        # only when the wait ends, which here may be never (exit would hang on it).
+        while not wait_for_event(state.ended, CTRL_C_POLL_SECONDS):
+            pass
+    except KeyboardInterrupt:
+        interrupt_everything(pool)
+        raise
+    pool._completion.join()
+    for thread in (state.callbacks.thread, watch.thread if watch is not None else None):
+        if thread is not None and thread is not here:
+            while thread.is_alive():  # polled, for Ctrl-C, as above
+                thread.join(CTRL_C_POLL_SECONDS)
+
+
 # ─── exit ──────────────────────────────────────────────────────────────────────────────────
+
+
+def _stop_idle_initializers(pool: Any) -> None:
+    """At exit: close, and interrupt the initializers still running unless a task waits
+    for a worker (which needs them). Without this, an initializer that never returns
+    would make exit wait forever."""
+    state = pool._state
+    state.native.close()
+    native = state.native
+    if not any(native.phase(f._sp_task_id) == _native.PHASE_PENDING for f in list(state.futures.values())):
+        native.interrupt_initializers()
 
 
 def _shutdown_all_at_exit() -> None:
@@ -184,7 +227,7 @@ def _shutdown_all_at_exit() -> None:
     try:
         if not interrupted:
             for pool in pools:
-                pool._stop_idle_initializers()
+                _stop_idle_initializers(pool)
             for pool in pools:
                 pool.shutdown(wait=True)
             return
@@ -192,7 +235,7 @@ def _shutdown_all_at_exit() -> None:
         pass
     try:
         for pool in pools:
-            pool._interrupt_everything()
+            interrupt_everything(pool)
         left = _wait_until_ended(pools)
         if left:
             _give_up_at_exit(left, "Ctrl-C")
@@ -257,7 +300,7 @@ def _give_up_at_exit(pools: list[Any], why: str) -> None:
 
 
 def step_aside(pool: Any, patience: float | None = None) -> bool:
-    """An idle pool ends its interpreters; its next task makes new ones (``pool._come_back``).
+    """An idle pool ends its interpreters; its next task makes new ones (``_startup.come_back``).
 
     Idle: running, and no task submitted and unfinished. A warm import (``preload="auto"``)
     is interrupted: no task needs it. Returns whether the pool stepped aside and its
@@ -349,13 +392,15 @@ class IdleWatch:
             pool = self._pool()
             if pool is None or pool.status != "running":
                 return  # dropped, shut down or broken: nothing to watch any more
-            activity = pool._activity()
+            # What changes whenever a task is submitted or finishes.
+            state = pool._state
+            activity = (id(state), state.native.stats()["tasks_submitted"], len(state.futures))
             now = time.monotonic()
             if activity != last:
                 last, quiet_since = activity, now
             elif now - quiet_since >= self.seconds and not pool._stepped_aside:
                 step_aside(pool, _STEP_ASIDE_SECONDS)
-            del pool
+            del pool, state
 
 
 def watch_idle(pool: Any, seconds: float | None) -> None:

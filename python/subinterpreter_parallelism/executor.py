@@ -2,137 +2,43 @@
 
 The Swift core runs the workers (see the picture in Sources/NativeExtension/PoolCore.swift);
 this module adds what users touch: futures, ``map``, ``asyncio``, shutdown. Its rooms:
-``_completion`` (the threads that settle futures and run their callbacks), ``_map`` (``map``'s
-machinery) and ``_exit`` (exit, Ctrl-C, fork, idle pools stepping aside).
+``_startup`` (what workers run before their first task; the native pool and its completion
+thread), ``_task_future`` (the future ``submit`` returns), ``_completion`` (the threads that
+settle futures and run their callbacks), ``_map`` (``map``'s machinery) and ``_exit`` (exit,
+Ctrl-C, fork, idle pools stepping aside).
 """
 
 from __future__ import annotations
 
-import _pickle
 import contextlib
-import importlib
-import io
 import itertools
-import logging
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future, InvalidStateError
-from typing import Any, Literal, ParamSpec, TypeVar
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
-from . import _adapters, _exit, _map, _native, _versions, _wire, forwarding
-from . import preload as preloading
-from ._completion import PoolState
-from ._future import LightFuture
+from . import _adapters, _exit, _map, _native, _startup
 from ._native import TaskInterrupted
+from ._task_future import TaskFuture
 from ._validate import check_count, check_time_limit, check_timeout
 from ._versions import default_worker_count
 from .errors import BrokenInterpreterPool
 from .fallback import ProcessFallback, check_fallback
 from .progress import check_progress
 
-__all__ = ["InterpreterPoolExecutor", "default_worker_count"]
+if TYPE_CHECKING:
+    from ._completion import PoolState
+    from .preload import AutoWarm
 
-logger = logging.getLogger("subinterpreter_parallelism")
+__all__ = ["InterpreterPoolExecutor", "default_worker_count"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Linux keeps this many bytes of a thread's name (/proc/self/task/*/comm; 16 with the NUL).
-_OS_THREAD_NAME_BYTES = 15
-
 # Modules of frameworks' own task wrappers, which an integration takes over before they are
 # sent (see _adapters.py): one look-up per submit.
 _ADAPTED_MODULES = _adapters.ADAPTERS
-
-
-class _TaskFuture(LightFuture):
-    """A Future whose ``cancel()`` also stops the task when it is already running.
-
-    It uses only ``Future``'s public methods (``LightFuture``, its base, builds the condition
-    only when something waits: see _future.py). Who settles it is decided in Swift (the task's
-    lifecycle, see Sources/NativeExtension/PoolCore.swift): a cancel that stops the task claims it,
-    and then the completion thread never delivers the task's outcome to it; otherwise the
-    completion thread claims it and a later cancel is too late. So ``set_result`` and ``cancel``
-    never race on one future.
-
-    ``submit`` sets ``_sp_pool`` and ``_sp_task_id`` right after creating it (no ``__init__``
-    of its own: one Python frame less per task).
-    """
-
-    _sp_pool: PoolState
-    _sp_task_id: int
-    _sp_call: Any = None  # fallback.Call: kept for fallback="process"
-    _sp_moved: Future[Any] | None = None  # the process pool's future once the task fell back
-
-    def cancel(self) -> bool:
-        """Cancels the task; a running task is interrupted inside its worker interpreter.
-
-        Returns False only when the task has already finished. Unlike the stdlib, a running
-        task can be cancelled: ``TaskInterrupted`` is raised in it at its next Python
-        instruction (code blocked inside C sees it when it returns to Python).
-        """
-        return self._sp_cancel(interrupt=True)
-
-    def _sp_cancel(self, interrupt: bool) -> bool:
-        if self._sp_moved is not None:  # runs in a process now; fallback._settle cancels this one
-            return self._sp_moved.cancel()
-        if self.done():
-            return self.cancelled()
-        pool = self._sp_pool
-        if pool.native.cancel(self._sp_task_id, interrupt) == 0:
-            return False  # too late: the completion thread (or task_timeout) settles the future
-        # Swift's verdict made this thread the one that settles the future.
-        pool.futures.pop(self._sp_task_id, None)
-        return self._sp_settle_cancelled()
-
-    def _sp_settle_cancelled(self) -> bool:
-        """Moves the future to cancelled as the stdlib's executors do: ``cancel()`` (callbacks,
-        ``result()`` waiters), then ``set_running_or_notify_cancel()`` (``wait`` and
-        ``as_completed``). False if it was settled by someone outside the pool meanwhile."""
-        if not super().cancel():
-            return self.cancelled()
-        self.set_running_or_notify_cancel()
-        return True
-
-    def running(self) -> bool:
-        """Whether a worker is running the task now."""
-        if self.done():
-            return False
-        phase = self._sp_pool.native.phase(self._sp_task_id)
-        return phase in (_native.PHASE_RUNNING, _native.PHASE_INTERRUPTING)
-
-    def _sp_wait_result(self, timeout: float | None) -> Any:
-        # result() of a future not finished yet (LightFuture answers a finished one itself).
-        if timeout is not None and timeout > threading.TIMEOUT_MAX:
-            timeout = None  # inf: no limit (the stdlib's wait raises OverflowError)
-        try:
-            return super()._sp_wait_result(timeout)
-        except (KeyboardInterrupt, TaskInterrupted):
-            self.cancel()  # Ctrl-C while waiting (or, in a task, its interruption) stops the task too
-            raise
-
-    def _sp_wait_exception(self, timeout: float | None) -> BaseException | None:
-        if timeout is not None and timeout > threading.TIMEOUT_MAX:
-            timeout = None
-        try:
-            return super()._sp_wait_exception(timeout)
-        except (KeyboardInterrupt, TaskInterrupted):
-            self.cancel()
-            raise
-
-    def _sp_defer_callbacks(self) -> bool:
-        # Settled by the completion thread: the callbacks run on the pool's callback thread.
-        return self._sp_pool.defer_callbacks(self)
-
-    def _sp_fail(self, error: BaseException) -> None:
-        """Fails the future; for its claimer (see the class), and for the pool's end, which
-        settles what is left."""
-        try:
-            self.set_exception(error)
-        except InvalidStateError:
-            pass  # settled by its user (set_result on a future is public) or a cancel at the end
 
 
 class InterpreterPoolExecutor(Executor):
@@ -218,10 +124,15 @@ class InterpreterPoolExecutor(Executor):
         RuntimeError: the interpreter is exiting (called from an ``atexit`` function).
     """
 
+    # Set by _startup.start, and again when a pool that stepped aside comes back.
+    _state: PoolState
+    _completion: threading.Thread
+    _sys_path: list[str]
+
     def __init__(
         self,
         max_workers: int | None = None,
-        thread_name_prefix: str = "",
+        thread_name_prefix: str | None = "",
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         *,
@@ -251,141 +162,44 @@ class InterpreterPoolExecutor(Executor):
             check_fallback(fallback)
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix
-        preload_modules, auto_warm = preloading.check_preload(preload)
-        preload_watch: preloading.PreloadWatch | None = preloading.PreloadWatch(max_workers, preload_modules)
-        # What each worker's bootstrap runs before the initializer (see _worker.bootstrap).
-        steps: list[tuple[Callable[[Any], object], Any]] = [
-            (forwarding.install, forwarding.worker_options(forward_logging, forward_warnings, output))
-        ]
-        if preload_watch.modules:
-            steps.append((preloading.import_modules, preload_watch.worker_config()))
-        config = _wire.Bootstrap(steps, initializer, tuple(initargs))
-        try:
-            bootstrap = config.encode()
-        except Exception as exc:
-            exc.add_note("the initializer and initargs must be picklable to reach the worker interpreters")
-            raise
-        _import_in_caller_first()
-        # What _start needs, now and whenever the pool comes back after stepping aside.
-        self._native_arguments = (
-            bootstrap,
-            _wire.encode_call,
-            _worker_thread_names(thread_name_prefix, max_workers),
-            max_tasks_per_worker or 0,
-            task_timeout,
+        # What _startup.start needs, now and whenever the pool comes back after stepping aside.
+        self._plan = _startup.StartPlan(
+            id(self),
+            max_workers,
+            thread_name_prefix,
+            initializer,
+            initargs,
+            task_timeout=task_timeout,
+            preload=preload,
+            forward_logging=forward_logging,
+            forward_warnings=forward_warnings,
+            output=output,
+            max_tasks_per_worker=max_tasks_per_worker,
         )
-        self._task_timeout = task_timeout
-        # The initializer and its arguments, kept for the workers that start later (see
-        # PoolState.initargs).
-        self._initargs = (config.initializer, *config.initargs)
-        self._handlers = forwarding.CallerSide().handlers()
-        # Told, while the constructor waits, how to mark the pool broken (see PreloadWatch).
-        self._preload_watch = preload_watch if preload_watch.modules else None
-        if preload_watch.modules:
-            self._handlers[preloading.TAG_PRELOAD] = preload_watch.on_message
-        else:
-            preload_watch = None
-        self._preload_modules = preload_modules
-        self._auto_warm = auto_warm
         # preload="auto": submit() asks it about each function's module (None: off).
-        self._warm: preloading.AutoWarm | None = None
+        self._warm: AutoWarm | None = None
         self._ids = itertools.count()
-        self._thread_names = (
-            (f"{thread_name_prefix}_completion", f"{thread_name_prefix}_callbacks")
-            if thread_name_prefix
-            else (f"sp-completion-{id(self):x}", f"sp-callbacks-{id(self):x}")
-        )
-        # Stepping aside (before a fork, or idle): see _exit.step_aside and _come_back.
+        # Stepping aside (before a fork, or idle): see _exit.step_aside and _startup.come_back.
         self._lifecycle_lock = threading.Lock()
         self._stepped_aside = False
         self._idle_watch: _exit.IdleWatch | None = None
-        process_pool = None
-        if fallback is not None:
-            process_pool = ProcessFallback(max_workers, automatic=True)
+        process_pool = ProcessFallback(max_workers, automatic=True) if fallback is not None else None
+        preload_watch = self._plan.preload_watch
         error = None
         try:
-            self._start(process_pool)
+            _startup.start(self, self._plan, process_pool)
             if preload_watch is not None:
                 error = preload_watch.wait(lambda: self._state.broken)
         except BaseException:
             # All or nothing, whatever ended the constructor (Ctrl-C too): the pool stops here,
             # as after Ctrl-C in `with pool:`, and exit sees it until its workers have ended.
-            if hasattr(self, "_state"):  # else _start has ended what it made
+            if hasattr(self, "_state"):  # else _startup.start has ended what it made
                 _exit.keep_until_ended(self)
                 _exit.stop_after_ctrl_c(self)
             raise
         if error is not None:
             self.shutdown(wait=not isinstance(error, TimeoutError))
             raise error
-
-    def _start(self, process_pool: Any) -> None:
-        """Makes the native pool and its completion thread, and registers the pool for exit: in
-        the constructor, and when a pool that stepped aside comes back. All or nothing:
-        whatever ends it (Ctrl-C, "can't start new thread"), its workers have ended when the
-        exception propagates (unless a second Ctrl-C stops that wait)."""
-        made: list[Any] = []
-        state: PoolState | None = None
-        # Whoever takes it delivers the pool's events and joins its workers: the completion
-        # thread, or (if that thread never began) this one, below.
-        delivery = threading.Lock()
-
-        def deliver() -> None:
-            if delivery.acquire(blocking=False):
-                assert state is not None
-                state.deliver_forever()
-
-        try:
-            # Stored from C (list.extend over map), not by an assignment: a Ctrl-C handled
-            # between the call's return and the next bytecode would drop the pool with its
-            # workers running, and nothing would wait for them.
-            # What the workers' sys.path follows: submit() sends the caller's again when it changed.
-            self._sys_path = list(sys.path)
-            arguments = (self._max_workers, [str(p) for p in self._sys_path], *self._native_arguments)
-            made.extend(map(_native.Pool, *([argument] for argument in arguments)))
-            native = made[0]
-            if self._preload_watch is not None:
-                self._preload_watch.connect(native.mark_broken)
-            state = PoolState(native, self._task_timeout, self._thread_names[1])
-            state.initargs = self._initargs
-            state.fallback = process_pool
-            state.message_handlers.update(self._handlers)
-            warm = None
-            if self._auto_warm:
-                warm = preloading.AutoWarm(native, self._preload_modules)
-                state.message_handlers[preloading.TAG_WARM_FAILED] = warm.on_failure
-            completion = threading.Thread(target=deliver, name=self._thread_names[0], daemon=False)
-            completion.start()
-            weakref.finalize(self, _close_native, native)
-            self._completion = completion
-            self._warm = warm
-            self._state = state
-            _exit.register(self)
-        except BaseException:
-            if made:
-                made[0].close()
-                made[0].interrupt_all()  # the initializers too
-                if state is None:
-                    made[0].join()
-                elif delivery.acquire(blocking=False):
-                    state.deliver_forever()  # the completion thread never began: end it all here
-                else:
-                    while not _exit.wait_for_event(state.ended, _exit.CTRL_C_POLL_SECONDS):
-                        pass
-            raise
-
-    def _come_back(self) -> bool:
-        """A pool that stepped aside makes new interpreters, for its next task. False: it has
-        been shut down meanwhile."""
-        with self._lifecycle_lock:
-            if self._stepped_aside:
-                self._start(self._state.fallback)
-                self._stepped_aside = False
-            return bool(self._state.native.state() == "running")
-
-    def _activity(self) -> tuple[int, int, int]:
-        """What changes whenever a task is submitted or finishes (for ``_exit.IdleWatch``)."""
-        state = self._state
-        return id(state), state.native.stats()["tasks_submitted"], len(state.futures)
 
     # -- submitting ----------------------------------------------------------------
 
@@ -414,7 +228,7 @@ class InterpreterPoolExecutor(Executor):
         if sys.path != self._sys_path:  # one comparison of the same str objects when unchanged
             self._follow_sys_path(state)
         task_id = next(self._ids)
-        future = _TaskFuture()
+        future: TaskFuture = TaskFuture()  # annotated: LightFuture's borrowed __init__ hides the type
         future._sp_pool = state
         future._sp_task_id = task_id
         state.futures[task_id] = future
@@ -424,7 +238,7 @@ class InterpreterPoolExecutor(Executor):
             state.native.submit(task_id, fn, args, kwargs)
         except BaseException:
             state.futures.pop(task_id, None)
-            if self._stepped_aside and self._come_back():
+            if self._stepped_aside and _startup.come_back(self):
                 return self.submit(fn, *args, **kwargs)  # in the new interpreters
             reason = state.broken  # Swift refuses tasks of a broken pool too
             if reason is not None:
@@ -534,7 +348,8 @@ class InterpreterPoolExecutor(Executor):
         with state.lock:
             if state.fallback is None:
                 state.fallback = ProcessFallback(self._max_workers, automatic=False)
-        return state.fallback.covering()
+            fallback: ProcessFallback = state.fallback
+        return fallback.covering()
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await pool.run(fn, *args, **kwargs)``: submit and await the result in asyncio.
@@ -564,7 +379,7 @@ class InterpreterPoolExecutor(Executor):
         state.native.close()  # refuses new tasks from here on (Swift owns the pool's state)
         state.native.interrupt_warm_imports()
         if interrupt:
-            self._interrupt_everything()
+            _exit.interrupt_everything(self)
         elif cancel_futures:
             for future in list(state.futures.values()):
                 future._sp_cancel(interrupt=False)
@@ -573,21 +388,8 @@ class InterpreterPoolExecutor(Executor):
         watch = self._idle_watch
         if watch is not None:
             watch.stop()
-        here = threading.current_thread()
-        if wait and here is not self._completion:
-            try:
-                # Polled: a Ctrl-C that lands just before the wait blocks is seen by CPython
-                # only when the wait ends, which here may be never (exit would hang on it).
-                while not _exit.wait_for_event(state.ended, _exit.CTRL_C_POLL_SECONDS):
-                    pass
-            except KeyboardInterrupt:
-                self._interrupt_everything()
-                raise
-            self._completion.join()
-            for thread in (state.callbacks.thread, watch.thread if watch is not None else None):
-                if thread is not None and thread is not here:
-                    while thread.is_alive():  # polled, for Ctrl-C, as above
-                        thread.join(_exit.CTRL_C_POLL_SECONDS)
+        if wait and threading.current_thread() is not self._completion:
+            _exit.wait_for_shutdown(self, state, watch)
         if state.fallback is not None:
             state.fallback.shutdown(wait=wait, cancel_futures=cancel_futures or interrupt)
 
@@ -601,27 +403,6 @@ class InterpreterPoolExecutor(Executor):
         else:
             self.shutdown(wait=True)
         return False
-
-    def _interrupt_everything(self) -> None:
-        """Ctrl-C: close, cancel every task, interrupt the running ones and the initializers.
-        Only requests: returns at once (tasks inside C see it when they return to Python)."""
-        state = self._state
-        for future in list(state.futures.values()):
-            future._sp_cancel(interrupt=True)
-        state.native.close()
-        state.native.interrupt_all()
-
-    def _stop_idle_initializers(self) -> None:
-        """At exit: close, and interrupt the initializers still running unless a task waits
-        for a worker (which needs them). Without this, an initializer that never returns
-        would make exit wait forever."""
-        state = self._state
-        state.native.close()
-        native = state.native
-        if not any(
-            native.phase(f._sp_task_id) == _native.PHASE_PENDING for f in list(state.futures.values())
-        ):
-            native.interrupt_initializers()
 
     def stats(self) -> dict[str, Any]:
         """Counters and per-step times measured by the Swift core.
@@ -642,7 +423,8 @@ class InterpreterPoolExecutor(Executor):
         of tasks (or found imported by one); ``warm_failures``, module -> the text of its
         first failed warm import. Without it, these are empty.
         """
-        return self._state.native.stats()
+        stats: dict[str, Any] = self._state.native.stats()
+        return stats
 
     @property
     def max_workers(self) -> int:
@@ -656,66 +438,8 @@ class InterpreterPoolExecutor(Executor):
         a fork, or idle) is running: its next task starts its interpreters again."""
         if self._stepped_aside:
             return "running"
-        state = self._state.native.state()
-        return "shut down" if state == "shutting down" else state  # type: ignore[no-any-return]
+        state: Literal["running", "shutting down", "shut down", "broken"] = self._state.native.state()
+        return "shut down" if state == "shutting down" else state
 
     def __repr__(self) -> str:
         return f"<InterpreterPoolExecutor max_workers={self._max_workers} {self.status}>"
-
-
-def _worker_thread_names(prefix: str, count: int) -> list[str]:
-    """OS names of the worker threads: ``{prefix}_{i}`` (the stdlib executors' scheme), or
-    ``sp-worker-{i}`` (the ``threadName`` of forwarded log records) without a prefix.
-
-    Linux keeps 15 bytes of a name; cutting the end would give every worker the same name, so
-    the prefix is shortened instead (at a character boundary).
-    """
-    if not prefix:
-        return [f"sp-worker-{i}" for i in range(count)]
-    encoded = prefix.encode("utf-8", "replace")  # lone surrogates become "?"
-    names = []
-    for i in range(count):
-        suffix = f"_{i}"
-        head = encoded[: max(0, _OS_THREAD_NAME_BYTES - len(suffix))].decode("utf-8", "ignore")
-        names.append(head + suffix)
-    return names
-
-
-def _import_in_caller_first() -> None:
-    for name in _versions.IMPORT_IN_CALLER_FIRST:
-        if name not in sys.modules:
-            try:
-                importlib.import_module(name)
-            # AttributeError: in a 3.12 worker (a pool created inside a task), datetime is the
-            # pure-Python one, whose missing datetime_CAPI capsule fails the C modules that
-            # need it; the main interpreter imported them already when it made the outer pool.
-            except (ImportError, AttributeError):
-                pass
-    if _versions.KEYWORD_PARSERS_SHARED:
-        _call_pickle_with_keywords()
-
-
-_pickle_called_with_keywords = False
-
-
-def _call_pickle_with_keywords() -> None:
-    """CPython < 3.12.4: calls each ``_pickle`` function once with keyword arguments here, so
-    that its cached keyword names belong to the main interpreter (python/cpython#119213; see
-    ``_versions.KEYWORD_PARSERS_SHARED``). cloudpickle, which workers use for what plain pickle
-    refuses, builds ``_pickle.Pickler(file, protocol=..., buffer_callback=...)``."""
-    global _pickle_called_with_keywords
-    if _pickle_called_with_keywords:
-        return
-    data = _pickle.dumps(None, protocol=2, fix_imports=True, buffer_callback=None)
-    _pickle.dump(None, io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
-    _pickle.Pickler(io.BytesIO(), protocol=2, fix_imports=True, buffer_callback=None)
-    options = {"fix_imports": True, "encoding": "ASCII", "errors": "strict", "buffers": None}
-    _pickle.loads(data, **options)
-    _pickle.load(io.BytesIO(data), **options)
-    _pickle.Unpickler(io.BytesIO(data), **options)
-    _pickle_called_with_keywords = True
-
-
-def _close_native(native: Any) -> None:
-    """Finalizer of an executor dropped without shutdown: let its workers end."""
-    native.close()
