@@ -3,7 +3,8 @@
 #               (installs only the package: no test or other extras)
 #   make test   the same set-up plus the EXTRAS (test,progress), then pytest and `swift test`
 #   make test-under-load   the pytest run with 2x the CPU count of busy processes beside it
-#   make lint   ruff (rules and formatting) on the Python code, mypy --strict on the package
+#   make lint   ruff (rules and formatting) on the Python code, mypy --strict on the package,
+#               swift format lint on Sources/
 # PY=3.12 (or PY=python3.12, or a path) picks another interpreter; VENV=... another virtual
 # environment. PY=3.14 and PY=3.15 use this machine's python3.14/3.15 when it has them, else
 # a Debian root that scripts/debian-root creates once (cached outside the work tree): the
@@ -136,7 +137,7 @@ $(VENV)/.lint-extras: pyproject.toml
 	@$(LINT_REQUIREMENTS) | $(VPY) -m pip install -q -r /dev/stdin
 	@touch $@
 
-lint: lint-python
+lint: lint-python lint-swift
 
 lint-python: $(VENV)/.lint-extras
 	$(VPY) -m ruff check $(LINTED)

@@ -51,7 +51,9 @@ enum SharedMapType {
             if let text = PyUnicode_AsUTF8AndSize(key, &length) {
                 let count = Int(length)
                 let hash = SharedMapKeys.hash(kind: SharedMapKeys.kindStr, text, count)
-                let found = storage.find(hash: hash) { SharedMapKeys.matches($0, kind: SharedMapKeys.kindStr, text, count) }
+                let found = storage.find(hash: hash) {
+                    SharedMapKeys.matches($0, kind: SharedMapKeys.kindStr, text, count)
+                }
                 return found.map { .entry($0) } ?? .missing
             }
             PyErr_Clear()  // lone surrogates: the general path encodes them
@@ -59,7 +61,9 @@ enum SharedMapType {
             var overflow: Int32 = 0
             var value = PyLong_AsLongLongAndOverflow(key, &overflow)
             if overflow == 0 {
-                let hash = withUnsafeBytes(of: &value) { SharedMapKeys.hash(kind: SharedMapKeys.kindInt, $0.baseAddress!, 8) }
+                let hash = withUnsafeBytes(of: &value) {
+                    SharedMapKeys.hash(kind: SharedMapKeys.kindInt, $0.baseAddress!, 8)
+                }
                 let found = storage.find(hash: hash) { SharedMapKeys.matches($0, int: value) }
                 return found.map { .entry($0) } ?? .missing
             }
@@ -105,19 +109,23 @@ enum SharedMapType {
     }
 
     private static func damaged() {
-        PyErr_SetString(PyExc_ValueError, "a SharedMap entry's bytes are damaged (a file changed after it was written?)")
+        PyErr_SetString(
+            PyExc_ValueError, "a SharedMap entry's bytes are damaged (a file changed after it was written?)")
     }
 
     /// The value stored in `bytes`: built from the shareable format, or unpickled.
-    static func value(_ bytes: UnsafeRawBufferPointer,
-                      _ state: @autoclosure () -> UnsafeMutablePointer<sp_ModuleState>?) -> PyObjectPointer? {
+    static func value(
+        _ bytes: UnsafeRawBufferPointer,
+        _ state: @autoclosure () -> UnsafeMutablePointer<sp_ModuleState>?
+    ) -> PyObjectPointer? {
         if ShareableCodec.holds(bytes) { return ShareableCodec.decode(bytes) }
         guard let state = state(), ModuleState.load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads)),
-              let loads = state.pointee.c_loads
+            let loads = state.pointee.c_loads
         else { return PyErr_Occurred() == nil ? Py.fail(PyExc_RuntimeError, "_native module state is missing") : nil }
-        guard let view = PyMemoryView_FromMemory(
-            UnsafeMutablePointer(mutating: bytes.baseAddress!.assumingMemoryBound(to: CChar.self)),
-            Py_ssize_t(bytes.count), PyBUF_READ)
+        guard
+            let view = PyMemoryView_FromMemory(
+                UnsafeMutablePointer(mutating: bytes.baseAddress!.assumingMemoryBound(to: CChar.self)),
+                Py_ssize_t(bytes.count), PyBUF_READ)
         else { return nil }
         defer { Py_DecRef(view) }
         return PyObject_CallOneArg(loads, view)
@@ -171,32 +179,38 @@ enum SharedMapType {
 
     /// `_native.SharedMap.__new__(cls, data)`: `data` is an exact dict (the Python layer makes
     /// one from other mappings and pairs).
-    static let new: @convention(c) (
-        UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
-    ) -> PyObjectPointer? = { type, args, kwargs in
-        guard let args, PyTuple_Size(args) == 1, kwargs == nil || PyDict_Size(kwargs) == 0 else {
-            return Py.fail(PyExc_TypeError, "_native.SharedMap() takes one dict")
-        }
-        let data = sp_Tuple_GET_ITEM(args, 0)!
-        guard sp_Dict_CheckExact(data) != 0 else { return Py.fail(PyExc_TypeError, "_native.SharedMap() takes a dict") }
-        guard let module = PyType_GetModuleByDef(type, NativeModule.definition), let state = ModuleState.of(module: module),
-              ModuleState.load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
-        else { return nil }
-        let pickle = { (value: PyObjectPointer) -> PyObjectPointer? in
-            if let data = Pickling.quickDumps(value, with: state.pointee.c_dumps!) { return data.take() }
-            // By value (functions and classes of `__main__`), or the error that says why not.
-            guard ModuleState.load(state, from: "subinterpreter_parallelism._pickling", ("dumps", \.dumps), ("loads", \.loads)),
-                  let data = PyObject_CallOneArg(state.pointee.dumps, value)
-            else { return nil }
-            guard sp_Bytes_Check(data) != 0 else {
-                Py_DecRef(data)
-                return Py.fail(PyExc_TypeError, "_pickling.dumps must return bytes")
+    static let new:
+        @convention(c) (
+            UnsafeMutablePointer<PyTypeObject>?, PyObjectPointer?, PyObjectPointer?
+        ) -> PyObjectPointer? = { type, args, kwargs in
+            guard let args, PyTuple_Size(args) == 1, kwargs == nil || PyDict_Size(kwargs) == 0 else {
+                return Py.fail(PyExc_TypeError, "_native.SharedMap() takes one dict")
             }
-            return data
+            let data = sp_Tuple_GET_ITEM(args, 0)!
+            guard sp_Dict_CheckExact(data) != 0 else {
+                return Py.fail(PyExc_TypeError, "_native.SharedMap() takes a dict")
+            }
+            guard let module = PyType_GetModuleByDef(type, NativeModule.definition),
+                let state = ModuleState.of(module: module),
+                ModuleState.load(state, from: "_pickle", ("dumps", \.c_dumps), ("loads", \.c_loads))
+            else { return nil }
+            let pickle = { (value: PyObjectPointer) -> PyObjectPointer? in
+                if let data = Pickling.quickDumps(value, with: state.pointee.c_dumps!) { return data.take() }
+                // By value (functions and classes of `__main__`), or the error that says why not.
+                guard
+                    ModuleState.load(
+                        state, from: "subinterpreter_parallelism._pickling", ("dumps", \.dumps), ("loads", \.loads)),
+                    let data = PyObject_CallOneArg(state.pointee.dumps, value)
+                else { return nil }
+                guard sp_Bytes_Check(data) != 0 else {
+                    Py_DecRef(data)
+                    return Py.fail(PyExc_TypeError, "_pickling.dumps must return bytes")
+                }
+                return data
+            }
+            guard let storage = SharedMapStorage.build(data, pickle: pickle) else { return nil }
+            return Box.wrap(storage, as: type!)
         }
-        guard let storage = SharedMapStorage.build(data, pickle: pickle) else { return nil }
-        return Box.wrap(storage, as: type!)
-    }
 
     private static func classArgument(_ cls: PyObjectPointer?) -> UnsafeMutablePointer<PyTypeObject> {
         UnsafeMutableRawPointer(cls!).assumingMemoryBound(to: PyTypeObject.self)
@@ -217,21 +231,31 @@ enum SharedMapType {
             case .failed: return nil
             }
         },
-        .noArgs("_iter_values", "_iter_values($self, /)\n--\n\nAn iterator over the values, in insertion order.") { me, _ in
+        .noArgs("_iter_values", "_iter_values($self, /)\n--\n\nAn iterator over the values, in insertion order.") {
+            me, _ in
             SharedMapCursor.make(storage(me), .values, for: me!)
         },
-        .noArgs("_iter_items", "_iter_items($self, /)\n--\n\nAn iterator over the (key, value) pairs, in insertion order.") { me, _ in
+        .noArgs(
+            "_iter_items", "_iter_items($self, /)\n--\n\nAn iterator over the (key, value) pairs, in insertion order."
+        ) { me, _ in
             SharedMapCursor.make(storage(me), .items, for: me!)
         },
-        .fast("_save", "_save($self, path, /)\n--\n\nWrites the map to the file path (replaced whole).") { me, args, n in
+        .fast("_save", "_save($self, path, /)\n--\n\nWrites the map to the file path (replaced whole).") {
+            me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_save", 1...1), let path = Py.swiftString(arguments[0]) else { return nil }
             return storage(me).save(to: path) ? Py.none() : nil
         },
-        .noArgs("_pin_in_transit", "_pin_in_transit($self, /)\n--\n\nWhether an encoding for another interpreter of this process runs on this thread; if so the bytes it makes retain this map (QueuePins).") { me, _ in
+        .noArgs(
+            "_pin_in_transit",
+            "_pin_in_transit($self, /)\n--\n\nWhether an encoding for another interpreter of this process runs on this thread; if so the bytes it makes retain this map (QueuePins)."
+        ) { me, _ in
             Py.bool(QueuePins.note(storage(me)))
         },
-        .fast("_file_for_processes", "_file_for_processes($self, candidate, /)\n--\n\nThe file another process can map: the one the map came from or was written to, else (candidate None) None, else one written at candidate now (deleted with the map).") { me, args, n in
+        .fast(
+            "_file_for_processes",
+            "_file_for_processes($self, candidate, /)\n--\n\nThe file another process can map: the one the map came from or was written to, else (candidate None) None, else one written at candidate now (deleted with the map)."
+        ) { me, args, n in
             let arguments = Arguments(args, n)
             guard arguments.expect("_file_for_processes", 1...1) else { return nil }
             let storage = storage(me)
@@ -251,7 +275,9 @@ enum SharedMapType {
         MethodEntry(
             name: "_attach", function: unsafeBitCast(attach, to: PyCFunction.self),
             flags: METH_FASTCALL | METH_CLASS,
-            doc: "_attach($type, id, /)\n--\n\nA handle in this interpreter on the live map id; LookupError when every handle is gone."),
+            doc:
+                "_attach($type, id, /)\n--\n\nA handle in this interpreter on the live map id; LookupError when every handle is gone."
+        ),
         MethodEntry(
             name: "_live", function: live,
             flags: METH_NOARGS | METH_STATIC,
@@ -270,16 +296,21 @@ enum SharedMapType {
         let arguments = Arguments(args, n)
         guard arguments.expect("_attach", 1...1), let id = Py.int64(arguments[0]) else { return nil }
         guard let storage = SharedMapStorage.lookup(id) else {
-            return Py.fail(PyExc_LookupError, "SharedMap \(id) no longer exists: every handle on it was released before this one arrived")
+            return Py.fail(
+                PyExc_LookupError,
+                "SharedMap \(id) no longer exists: every handle on it was released before this one arrived")
         }
         return Box.wrap(storage, as: classArgument(cls))
     }
 
     private static let live: NoArgsMethod = { _, _ in
         guard let count = Py.int(Int64(SharedMapStorage.liveCount.load(ordering: .relaxed))),
-              let bytes = Py.int(Int64(SharedMapStorage.liveBytes.load(ordering: .relaxed)))
+            let bytes = Py.int(Int64(SharedMapStorage.liveBytes.load(ordering: .relaxed)))
         else { return nil }
-        defer { Py_DecRef(count); Py_DecRef(bytes) }
+        defer {
+            Py_DecRef(count)
+            Py_DecRef(bytes)
+        }
         return Py.tuple([count, bytes])
     }
 
@@ -290,7 +321,8 @@ enum SharedMapType {
         let table = UnsafeMutablePointer<PyGetSetDef>.allocate(capacity: 3)
         table[0] = PyGetSetDef(
             name: ("nbytes" as StaticString).cString, get: nbytes, set: nil,
-            doc: ("The size of the map's native memory (or of its file), in bytes." as StaticString).cString, closure: nil)
+            doc: ("The size of the map's native memory (or of its file), in bytes." as StaticString).cString,
+            closure: nil)
         table[1] = PyGetSetDef(
             name: ("path" as StaticString).cString, get: path, set: nil,
             doc: ("The file the map is mapped from (from_file), or None." as StaticString).cString, closure: nil)
@@ -301,12 +333,12 @@ enum SharedMapType {
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(
         name: "subinterpreter_parallelism._native.SharedMap",
         doc: """
-        SharedMap(data, /)
-        --
+            SharedMap(data, /)
+            --
 
-        The native base of subinterpreter_parallelism.SharedMap: a read-only mapping stored once \
-        in native memory and read by every interpreter of the process (use the subclass).
-        """,
+            The native base of subinterpreter_parallelism.SharedMap: a read-only mapping stored once \
+            in native memory and read by every interpreter of the process (use the subclass).
+            """,
         methods: methods,
         extraSlots: [
             PyType_Slot(slot: sp_slot_tp_new, pfunc: unsafeBitCast(new, to: UnsafeMutableRawPointer.self)),
@@ -336,15 +368,18 @@ final class SharedMapCursor: NativeBacked {
     /// A new iterator object, of the iterator type of the interpreter that owns `map`.
     static func make(_ storage: SharedMapStorage, _ kind: Kind, for map: PyObjectPointer) -> PyObjectPointer? {
         guard let module = PyType_GetModuleByDef(Py_TYPE(map), NativeModule.definition),
-              let state = ModuleState.of(module: module), let type = state.pointee.shared_map_iterator_type
+            let state = ModuleState.of(module: module), let type = state.pointee.shared_map_iterator_type
         else { return nil }
-        return Box.wrap(SharedMapCursor(storage, kind), as: UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self))
+        return Box.wrap(
+            SharedMapCursor(storage, kind), as: UnsafeMutableRawPointer(type).assumingMemoryBound(to: PyTypeObject.self)
+        )
     }
 
     private func next(_ me: PyObjectPointer) -> PyObjectPointer? {
         guard index < storage.count else { return nil }  // the end: StopIteration, no error set
         guard let record = storage.record(index) else {
-            return Py.fail(PyExc_ValueError, "a SharedMap entry's bytes are damaged (a file changed after it was written?)")
+            return Py.fail(
+                PyExc_ValueError, "a SharedMap entry's bytes are damaged (a file changed after it was written?)")
         }
         index += 1
         switch kind {
@@ -354,7 +389,7 @@ final class SharedMapCursor: NativeBacked {
             return SharedMapType.value(record.value, ModuleState.of(instance: me))
         case .items:
             guard let key = OwnedObject(SharedMapType.key(record)),
-                  let value = OwnedObject(SharedMapType.value(record.value, ModuleState.of(instance: me)))
+                let value = OwnedObject(SharedMapType.value(record.value, ModuleState.of(instance: me)))
             else { return nil }
             return Py.tuple([key.borrowed, value.borrowed])
         }
@@ -373,7 +408,7 @@ final class SharedMapCursor: NativeBacked {
         .noArgs("__length_hint__", "__length_hint__($self, /)\n--\n\nHow many items are left.") { me, _ in
             let cursor = Box.unwrap(me, as: SharedMapCursor.self)
             return Py.int(Int64(cursor.storage.count - cursor.index))
-        },
+        }
     ]
 
     nonisolated(unsafe) static let spec = NativeTables.boxedTypeSpec(

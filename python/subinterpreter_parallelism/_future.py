@@ -91,7 +91,7 @@ class LightFuture(Future):  # type: ignore[type-arg]
     _sp_has_condition = False
 
     # No Future.__init__: the condition and the lists come from __getattr__ (C's init: no frame).
-    __init__ = object.__init__  # type: ignore[assignment]
+    __init__ = object.__init__
 
     def __getattr__(self, name: str) -> Any:
         # Called only for attributes not found: the lazy three before their first use.
@@ -100,7 +100,7 @@ class LightFuture(Future):  # type: ignore[type-arg]
         with _creation_lock:
             if not self._sp_has_condition:
                 self._waiters = _Waiters()
-                self._done_callbacks = []
+                self._done_callbacks: list[Any] = []
                 self._condition = threading.Condition()
                 self._sp_has_condition = True
         return object.__getattribute__(self, name)

@@ -14,6 +14,7 @@ import sys
 import threading
 import warnings
 from concurrent.futures import Future, InvalidStateError
+from types import FrameType
 from typing import Any
 
 from . import _native, _pickling, _wire
@@ -133,8 +134,10 @@ class ProcessFallback:
             # environment lock, so that no worker's os.putenv/os.unsetenv (numpy's import, refused
             # in the workers and so run again by each task) breaks the start (EnvironmentLock.swift).
             with self._lock:
+                # Checked again: close() may have run since the check above (mypy keeps the
+                # narrowing of that check across the calls in between).
                 if self._closed:
-                    return None
+                    return None  # type: ignore[unreachable]
                 if self._processes is None:
                     # Here, not at import: ~15 ms of imports (multiprocessing, its queues and
                     # connections) that parallel() and a pool pay only once a task falls back.
@@ -144,7 +147,9 @@ class ProcessFallback:
                     self._processes = _native.with_environment_lock(
                         ProcessPoolExecutor, self.max_workers, mp_context=multiprocessing.get_context("spawn")
                     )
-                moved = _native.with_environment_lock(self._processes.submit, _run_pickled_call, payload)
+                moved: Future[Any] = _native.with_environment_lock(
+                    self._processes.submit, _run_pickled_call, payload
+                )
         except Exception as error:  # cannot move it: the task fails, with the reason in a note
             exc.add_note(f'fallback="process" could not run the task in a process: {error!r}')
             return None
@@ -212,6 +217,7 @@ class _CallSite:
                 break
             frame = frame.f_back
         site = frame
+        walk: FrameType | None = frame
         main = sys.modules.get("__main__")
         main_lineno = None
         if hasattr(main, "__file__"):  # a script, which spawned processes would run again
@@ -219,10 +225,10 @@ class _CallSite:
             # of this thread; sys._current_frames() could find the main thread's, but reading
             # other threads' frames is unsafe while sub-interpreters run).
             main_dict = main.__dict__
-            while frame is not None:
-                if frame.f_globals is main_dict and frame.f_code.co_name == "<module>":
-                    main_lineno = frame.f_lineno
-                frame = frame.f_back
+            while walk is not None:
+                if walk.f_globals is main_dict and walk.f_code.co_name == "<module>":
+                    main_lineno = walk.f_lineno
+                walk = walk.f_back
         return cls(site.f_code.co_filename, site.f_lineno, site.f_globals, main_lineno)
 
     def warn(self, text: str, category: type[Warning]) -> None:

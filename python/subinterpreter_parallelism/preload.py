@@ -40,7 +40,7 @@ from .errors import BrokenInterpreterPool, RemoteTraceback
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
     from concurrent.futures import Future
     from typing import Any
 
@@ -73,7 +73,7 @@ PRELOAD_TIMEOUT = 300.0
 # ─── caller side ────────────────────────────────────────────────────────────────────────────
 
 
-def check_preload(preload: str | Iterable[str]) -> tuple[tuple[str, ...], bool]:
+def check_preload(preload: object) -> tuple[tuple[str, ...], bool]:
     """Caller side: ``preload`` as a tuple of module names (one name alone is allowed), and
     whether ``"auto"`` was among them (taken out of the names).
 
@@ -237,12 +237,16 @@ class PreloadWatch:
         if error is None and self._failure is None:
             return None  # the gate stays open, with its token, for interpreters started later
         self._close_gate()  # the workers still waiting must stop
-        return error if error is not None else _preload_error(self._failure)
+        if error is not None:
+            return error
+        assert self._failure is not None  # one of the two, by the check above
+        return _preload_error(self._failure)
 
 
 def _preload_error(data: bytes) -> BaseException:
     """The exception the constructor raises for a preload module that failed in a worker."""
     module, encoded = _pickling.loads(data)
+    error: BaseException
     try:
         _, error = _wire.decode_outcome(encoded)
     except Exception as exc:

@@ -23,7 +23,7 @@ later ``get_reusable_executor()`` calls with default arguments return.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypedDict, Unpack
 
 from . import _exit, _native
@@ -71,7 +71,7 @@ def option_names() -> set[str]:
     return {name for name in names if name != "max_workers"}
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def _same(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
     try:
         return bool(a == b)
     except Exception:  # an option whose __eq__ fails counts as different
